@@ -1,0 +1,19 @@
+import { Command } from 'commander';
+import { registerMigrate } from './migrate.js';
+import { registerStart } from './start.js';
+
+export function buildProgram(): Command {
+  const program = new Command('skeldir')
+    .description('Skeldir: multi-tenant marketing attribution and revenue ledger on PostgreSQL')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(text) })
+    .exitOverride((err) => {
+      // Usage errors (unknown command or option, missing argument) exit 2; --help and --version exit 0.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    });
+  registerStart(program);
+  registerMigrate(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

@@ -1,0 +1,110 @@
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import type { Database } from '../db/database.js';
+import { SchemaMigrator, type DataLoss, type MigrateResult } from '../migrations/migrator.js';
+import { stderrProgress } from './progress.js';
+import { CommandFailed, runCommand } from './run.js';
+
+export function migratorFor(db: Database): { migrator: SchemaMigrator; close(): Promise<void> } {
+  const pool = db.ownerPool({ max: 2, applicationName: 'skeldir-migrate' });
+  const migrator = new SchemaMigrator(pool, { roles: db.roles, progress: stderrProgress() });
+  return { migrator, close: async () => migrator.close() };
+}
+
+async function withMigrator<T>(db: Database, fn: (m: SchemaMigrator) => Promise<T>): Promise<T> {
+  const { migrator, close } = migratorFor(db);
+  try {
+    return await fn(migrator);
+  } finally {
+    await close();
+  }
+}
+
+export function registerMigrate(program: Command): void {
+  const migrate = program.command('migrate').description('show or move the database schema along its revision chain');
+
+  migrate
+    .command('current')
+    .description('print the current revision id (base when empty)')
+    .action(() =>
+      runCommand(async (ctx) => {
+        const current = await withMigrator(await ctx.database(), (m) => m.current());
+        process.stdout.write(current + '\n');
+      }),
+    );
+
+  migrate
+    .command('history')
+    .description('print the revision chain, newest first, marking head and the current revision')
+    .action(() =>
+      runCommand(async (ctx) => {
+        const history = await withMigrator(await ctx.database(), (m) => m.history());
+        const head = history[history.length - 1]?.id;
+        for (const r of [...history].reverse()) {
+          const marks = `${r.id === head ? ' (head)' : ''}${r.current ? ' (current)' : ''}`;
+          process.stdout.write(`${r.previous ?? 'base'} -> ${r.id}${marks}, ${r.title}\n`);
+        }
+      }),
+    );
+
+  migrate
+    .command('upgrade')
+    .description('upgrade to REV (default head)')
+    .argument('[rev]', 'target revision id, or head', 'head')
+    .action((rev: string) =>
+      runCommand(async (ctx) => {
+        const result = await withMigrator(await ctx.database(), (m) => m.upgrade(rev));
+        report(result);
+      }),
+    );
+
+  migrate
+    .command('downgrade')
+    .description('downgrade to REV (a revision id, or base); warns first when it drops data')
+    .argument('<rev>', 'target revision id, or base')
+    .option('-y, --yes', 'proceed without asking even when data will be dropped')
+    .action((rev: string, options: { yes?: boolean }) =>
+      runCommand(async (ctx) => {
+        const result = await withMigrator(await ctx.database(), async (m) => {
+          const losses = await m.dataLoss(rev);
+          if (losses.length > 0) {
+            process.stderr.write(describeLoss(losses));
+            if (!options.yes && !(await confirm('Drop this data and downgrade?'))) {
+              throw new CommandFailed('downgrade not performed: it would drop data (pass --yes to proceed)');
+            }
+          }
+          return m.downgrade(rev);
+        });
+        report(result);
+      }),
+    );
+}
+
+function report(result: MigrateResult): void {
+  if (result.applied.length === 0) {
+    process.stdout.write(`already at ${result.to}\n`);
+    return;
+  }
+  for (const a of result.applied) process.stderr.write(`${a.direction === 'up' ? 'applied' : 'reverted'} ${a.revision}\n`);
+  process.stdout.write(`${result.from} -> ${result.to} (${result.applied.length} revision${result.applied.length === 1 ? '' : 's'})\n`);
+}
+
+export function describeLoss(losses: DataLoss[]): string {
+  const lines = ['WARNING: this downgrade permanently deletes data:'];
+  for (const l of losses) {
+    const what = l.columns ? `columns ${l.columns.join(', ')} of ${l.table}` : `table ${l.table}`;
+    lines.push(`  - ${what}: ${l.rows} row${l.rows === 1 ? '' : 's'} hold data (dropped by reverting ${l.revision})`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}

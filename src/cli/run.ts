@@ -1,0 +1,59 @@
+import { loadConfig, type Config } from '../config.js';
+import { openDatabase, type Database } from '../db/database.js';
+
+/** Errors a command reports as a usage problem (exit 2) rather than a failure (exit 1). */
+export class UsageError extends Error {
+  readonly code = 'usage';
+}
+
+export class CommandFailed extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+const USAGE_CODES = new Set(['usage', 'revision_unknown', 'revision_wrong_direction', 'config_invalid']);
+/** Could not run at all: no database, roles missing. */
+const UNAVAILABLE_CODES = new Set(['database_unavailable', 'roles_unavailable']);
+
+export interface CommandContext {
+  config: Config;
+  /** Opens the database (embedded unless DATABASE_URL) on first use; closed when the command ends. */
+  database(): Promise<Database>;
+}
+
+/**
+ * Runs a command body and turns its outcome into an exit code: operations return results
+ * or throw typed errors; only this edge prints them and picks the code.
+ * 0 success; 1 the operation failed; 2 usage error or could not run.
+ */
+export async function runCommand(body: (ctx: CommandContext) => Promise<number | void>): Promise<void> {
+  let db: Database | undefined;
+  let code = 0;
+  try {
+    const config = loadConfig();
+    const ctx: CommandContext = {
+      config,
+      database: async () => (db ??= await openDatabase(config)),
+    };
+    code = (await body(ctx)) ?? 0;
+  } catch (error) {
+    code = exitCodeFor(error);
+    process.stderr.write(`skeldir: ${describe(error)}\n`);
+  } finally {
+    await db?.close().catch(() => {});
+  }
+  process.exitCode = code;
+}
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof CommandFailed) return error.exitCode;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (USAGE_CODES.has(code) || UNAVAILABLE_CODES.has(code))) return 2;
+  return 1;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

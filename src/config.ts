@@ -1,0 +1,41 @@
+import { resolve } from 'node:path';
+
+/** Everything Skeldir reads from the environment, read in one place. */
+export interface Config {
+  /** PostgreSQL URL; when absent an embedded PostgreSQL 15 is started in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** HTTP port of the API. */
+  port: number;
+  /** Where the embedded PostgreSQL keeps its cluster (and its generated password). */
+  dataDir: string;
+  /** Role that owns the schema; migrations `SET ROLE` to it when the login user is a superuser. */
+  ownerRole: string;
+  /** Role the API and worker act as: owns nothing, is not a superuser, so row-level security always applies. */
+  appRole: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'config_invalid';
+}
+
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = env.PORT === undefined || env.PORT === '' ? 8080 : Number(env.PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`PORT must be an integer between 0 and 65535, got ${JSON.stringify(env.PORT)}`);
+  }
+  const ownerRole = env.SKELDIR_OWNER_ROLE || 'skeldir_owner';
+  const appRole = env.SKELDIR_APP_ROLE || 'skeldir_app';
+  for (const [name, value] of [['SKELDIR_OWNER_ROLE', ownerRole], ['SKELDIR_APP_ROLE', appRole]] as const) {
+    if (!ROLE_NAME.test(value)) throw new ConfigError(`${name} must be a lower-case SQL identifier, got ${JSON.stringify(value)}`);
+  }
+  if (ownerRole === appRole) throw new ConfigError('SKELDIR_OWNER_ROLE and SKELDIR_APP_ROLE must differ');
+  return {
+    databaseUrl: env.DATABASE_URL || undefined,
+    port,
+    dataDir: resolve(env.SKELDIR_DATA_DIR || '.skeldir'),
+    ownerRole,
+    appRole,
+  };
+}

@@ -1,0 +1,93 @@
+import pg from 'pg';
+import type { Config } from '../config.js';
+import { isConnectionError } from './errors.js';
+import { startEmbedded, type EmbeddedServer } from './embedded.js';
+import { createPool, ident } from './pool.js';
+import { ensureRoles, grantSchemaToOwner, type Roles } from './roles.js';
+
+/** The database Skeldir runs on: where it is, which roles to act as, and how to let it go. */
+export interface Database {
+  /** Connection URL of the login user. */
+  readonly url: string;
+  readonly roles: Roles;
+  readonly embedded: EmbeddedServer | undefined;
+  /** A pool acting as the schema owner: for migrations and administrative commands. */
+  ownerPool(options?: { max?: number; applicationName?: string }): pg.Pool;
+  /** A pool acting as the application role: row-level security always applies. */
+  appPool(options?: { max?: number; applicationName?: string }): pg.Pool;
+  /** Stops the embedded cluster when this process started it. */
+  close(): Promise<void>;
+}
+
+export const EMBEDDED_DATABASE = 'skeldir';
+
+export class DatabaseUnavailableError extends Error {
+  readonly code = 'database_unavailable';
+}
+
+export async function openDatabase(config: Config, options: { ephemeral?: boolean } = {}): Promise<Database> {
+  let embedded: EmbeddedServer | undefined;
+  let url: string;
+  try {
+    if (config.databaseUrl) {
+      url = config.databaseUrl;
+      await withClient(url, async (client) => {
+        const roles = await ensureRoles(client, config);
+        await grantSchemaToOwner(client, roles);
+      });
+    } else {
+      embedded = await startEmbedded({ dataDir: config.dataDir, ephemeral: options.ephemeral });
+      const server = embedded;
+      await withClient(server.url('postgres'), async (client) => {
+        const roles = await ensureRoles(client, config);
+        await createDatabaseIfMissing(client, EMBEDDED_DATABASE, roles.owner);
+      });
+      url = server.url(EMBEDDED_DATABASE);
+    }
+    const roles = await withClient(url, (client) => ensureRoles(client, config));
+    return databaseAt(url, roles, embedded);
+  } catch (error) {
+    await embedded?.stop().catch(() => {});
+    if (isConnectionError(error)) throw new DatabaseUnavailableError(`cannot reach PostgreSQL: ${(error as Error).message}`);
+    throw error;
+  }
+}
+
+/** A Database for a URL whose roles are already known (tests clone databases this way). */
+export function databaseAt(url: string, roles: Roles, embedded?: EmbeddedServer): Database {
+  return {
+    url,
+    roles,
+    embedded,
+    ownerPool: (o = {}) => createPool(url, { role: roles.ownerSetRole, ...o }),
+    appPool: (o = {}) => createPool(url, { role: roles.app, ...o }),
+    close: async () => {
+      if (embedded?.owned) await embedded.stop();
+    },
+  };
+}
+
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, application_name: 'skeldir' });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export async function createDatabaseIfMissing(client: pg.ClientBase, name: string, owner: string, template?: string): Promise<boolean> {
+  const exists = (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+  if (exists) return false;
+  try {
+    await client.query(
+      `CREATE DATABASE ${ident(name)} OWNER ${ident(owner)}${template ? ` TEMPLATE ${ident(template)}` : ''} ENCODING 'UTF8'`,
+    );
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === '42P04') return false; // created meanwhile by another process
+    throw error;
+  }
+}

@@ -1,0 +1,32 @@
+import pg from 'pg';
+
+export interface PoolOptions {
+  /** Role to act as for the whole session, given at connection start-up (`-c role=…`). */
+  role?: string | undefined;
+  max?: number;
+  applicationName?: string;
+}
+
+/**
+ * A pg pool whose every connection acts as `role`. The role is a start-up parameter, not a
+ * `SET ROLE` sent after connecting, so no query can ever run before it takes effect.
+ */
+export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'skeldir',
+    ...(options.role ? { options: `-c role=${options.role}` } : {}),
+  });
+  // An idle client's connection dropping (e.g. a server restart) must not crash the process;
+  // the pool discards the client and the next checkout reconnects.
+  pool.on('error', () => {});
+  return pool;
+}
+
+export type Queryable = Pick<pg.PoolClient, 'query'>;
+
+/** Quote an SQL identifier. */
+export function ident(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}

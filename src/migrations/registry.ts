@@ -1,0 +1,43 @@
+import type { Revision } from './revision.js';
+import { revision as r202511141300 } from './revisions/202511141300_legacy_core.js';
+import { revision as r202511141311 } from './revisions/202511141311_legacy_event_tables.js';
+import { revision as r202511151400 } from './revisions/202511151400_add_tenants_auth_columns.js';
+import { revision as r202511151410 } from './revisions/202511151410_realign_attribution_events.js';
+import { revision as r202511151420 } from './revisions/202511151420_add_allocations_statistical_fields.js';
+import { revision as r202511151430 } from './revisions/202511151430_realign_revenue_ledger.js';
+import { revision as r202511151440 } from './revisions/202511151440_add_dead_events_retry_tracking.js';
+import { revision as r202511151450 } from './revisions/202511151450_create_revenue_state_transitions.js';
+
+/**
+ * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
+ * previous one; `checkChain` (run at start-up and by the tests) refuses anything else.
+ */
+export const REVISIONS: readonly Revision[] = [
+  r202511141300,
+  r202511141311,
+  r202511151400,
+  r202511151410,
+  r202511151420,
+  r202511151430,
+  r202511151440,
+  r202511151450,
+];
+
+/** The last revision of the legacy schema, SPEC §1.1. */
+export const LEGACY_HEAD = '202511141311';
+/** The six migrations of the design document (phases 4, 5, 6, 7, 8a, 8b). */
+export const DOCUMENT_REVISIONS = ['202511151400', '202511151410', '202511151420', '202511151430', '202511151440', '202511151450'] as const;
+
+export function checkChain(revisions: readonly Revision[] = REVISIONS): void {
+  let previous: string | null = null;
+  for (const r of revisions) {
+    if (!/^\d{12}$/.test(r.id)) throw new Error(`revision id ${r.id} is not 12 digits`);
+    if (r.previous !== previous) throw new Error(`revision ${r.id} follows ${r.previous ?? 'base'}, but the chain has ${previous ?? 'base'} before it`);
+    if (previous !== null && r.id <= previous) throw new Error(`revision ${r.id} does not sort after ${previous}`);
+    previous = r.id;
+  }
+}
+
+export function headRevision(revisions: readonly Revision[] = REVISIONS): string {
+  return revisions[revisions.length - 1]!.id;
+}
