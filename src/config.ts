@@ -12,6 +12,8 @@ export interface Config {
   ownerRole: string;
   /** Role the API and worker act as: owns nothing, is not a superuser, so row-level security always applies. */
   appRole: string;
+  /** Rows per backfill batch in migrations (each batch is one short transaction). */
+  migrationBatchSize: number;
 }
 
 export class ConfigError extends Error {
@@ -31,7 +33,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!ROLE_NAME.test(value)) throw new ConfigError(`${name} must be a lower-case SQL identifier, got ${JSON.stringify(value)}`);
   }
   if (ownerRole === appRole) throw new ConfigError('SKELDIR_OWNER_ROLE and SKELDIR_APP_ROLE must differ');
+  const batch = env.SKELDIR_MIGRATION_BATCH_SIZE ? Number(env.SKELDIR_MIGRATION_BATCH_SIZE) : 5000;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1_000_000) {
+    throw new ConfigError(`SKELDIR_MIGRATION_BATCH_SIZE must be an integer between 1 and 1000000, got ${JSON.stringify(env.SKELDIR_MIGRATION_BATCH_SIZE)}`);
+  }
   return {
+    migrationBatchSize: batch,
     databaseUrl: env.DATABASE_URL || undefined,
     port,
     dataDir: resolve(env.SKELDIR_DATA_DIR || '.skeldir'),

@@ -1,18 +1,19 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
+import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { SchemaMigrator, type DataLoss, type MigrateResult } from '../migrations/migrator.js';
 import { stderrProgress } from './progress.js';
-import { CommandFailed, runCommand } from './run.js';
+import { CommandFailed, runCommand, type CommandContext } from './run.js';
 
-export function migratorFor(db: Database): { migrator: SchemaMigrator; close(): Promise<void> } {
+export function migratorFor(db: Database, config: Config): { migrator: SchemaMigrator; close(): Promise<void> } {
   const pool = db.ownerPool({ max: 2, applicationName: 'skeldir-migrate' });
-  const migrator = new SchemaMigrator(pool, { roles: db.roles, progress: stderrProgress() });
+  const migrator = new SchemaMigrator(pool, { roles: db.roles, progress: stderrProgress(), batchSize: config.migrationBatchSize });
   return { migrator, close: async () => migrator.close() };
 }
 
-async function withMigrator<T>(db: Database, fn: (m: SchemaMigrator) => Promise<T>): Promise<T> {
-  const { migrator, close } = migratorFor(db);
+async function withMigrator<T>(ctx: CommandContext, fn: (m: SchemaMigrator) => Promise<T>): Promise<T> {
+  const { migrator, close } = migratorFor(await ctx.database(), ctx.config);
   try {
     return await fn(migrator);
   } finally {
@@ -28,7 +29,7 @@ export function registerMigrate(program: Command): void {
     .description('print the current revision id (base when empty)')
     .action(() =>
       runCommand(async (ctx) => {
-        const current = await withMigrator(await ctx.database(), (m) => m.current());
+        const current = await withMigrator(ctx, (m) => m.current());
         process.stdout.write(current + '\n');
       }),
     );
@@ -38,7 +39,7 @@ export function registerMigrate(program: Command): void {
     .description('print the revision chain, newest first, marking head and the current revision')
     .action(() =>
       runCommand(async (ctx) => {
-        const history = await withMigrator(await ctx.database(), (m) => m.history());
+        const history = await withMigrator(ctx, (m) => m.history());
         const head = history[history.length - 1]?.id;
         for (const r of [...history].reverse()) {
           const marks = `${r.id === head ? ' (head)' : ''}${r.current ? ' (current)' : ''}`;
@@ -53,7 +54,7 @@ export function registerMigrate(program: Command): void {
     .argument('[rev]', 'target revision id, or head', 'head')
     .action((rev: string) =>
       runCommand(async (ctx) => {
-        const result = await withMigrator(await ctx.database(), (m) => m.upgrade(rev));
+        const result = await withMigrator(ctx, (m) => m.upgrade(rev));
         report(result);
       }),
     );
@@ -65,7 +66,7 @@ export function registerMigrate(program: Command): void {
     .option('-y, --yes', 'proceed without asking even when data will be dropped')
     .action((rev: string, options: { yes?: boolean }) =>
       runCommand(async (ctx) => {
-        const result = await withMigrator(await ctx.database(), async (m) => {
+        const result = await withMigrator(ctx, async (m) => {
           const losses = await m.dataLoss(rev);
           if (losses.length > 0) {
             process.stderr.write(describeLoss(losses));

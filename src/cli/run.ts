@@ -20,6 +20,12 @@ export interface CommandContext {
   config: Config;
   /** Opens the database (embedded unless DATABASE_URL) on first use; closed when the command ends. */
   database(): Promise<Database>;
+  /**
+   * For long-running commands: resolves on the first SIGINT or SIGTERM, which the command then
+   * handles (stopping its services). Commands that never call it are interrupted instead: the
+   * embedded database is stopped and the process exits 130.
+   */
+  untilSignal(): Promise<NodeJS.Signals>;
 }
 
 /**
@@ -30,11 +36,20 @@ export interface CommandContext {
 export async function runCommand(body: (ctx: CommandContext) => Promise<number | void>): Promise<void> {
   let db: Database | undefined;
   let code = 0;
+  let signalled: ((signal: NodeJS.Signals) => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) return signalled(signal);
+    process.stderr.write(`skeldir: interrupted by ${signal}\n`);
+    void (db?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const config = loadConfig();
     const ctx: CommandContext = {
       config,
       database: async () => (db ??= await openDatabase(config)),
+      untilSignal: () => new Promise((resolve) => (signalled = resolve)),
     };
     code = (await body(ctx)) ?? 0;
   } catch (error) {
@@ -42,6 +57,8 @@ export async function runCommand(body: (ctx: CommandContext) => Promise<number |
     process.stderr.write(`skeldir: ${describe(error)}\n`);
   } finally {
     await db?.close().catch(() => {});
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
   process.exitCode = code;
 }

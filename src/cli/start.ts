@@ -20,7 +20,7 @@ export function registerStart(program: Command): void {
     .action(() =>
       runCommand(async (ctx) => {
         const db = await ctx.database();
-        const { migrator, close } = migratorFor(db);
+        const { migrator, close } = migratorFor(db, ctx.config);
         try {
           const result = await migrator.upgrade('head');
           process.stderr.write(
@@ -41,11 +41,8 @@ export function registerStart(program: Command): void {
           process.stderr.write(`${service.name}: ${handle.describe}\n`);
         }
         process.stderr.write('skeldir is running; Ctrl-C (SIGINT) or SIGTERM stops it\n');
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
-        process.stderr.write('stopping…\n');
+        const signal = await ctx.untilSignal();
+        process.stderr.write(`${signal}: stopping…\n`);
         for (const r of running.reverse()) await r.stop().catch((e) => process.stderr.write(`${r.name}: ${(e as Error).message}\n`));
       }),
     );

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { isConnectionError } from './errors.js';
+import { acquireAdvisoryLock } from './locks.js';
 import { startEmbedded, type EmbeddedServer } from './embedded.js';
 import { createPool, ident } from './pool.js';
 import { ensureRoles, grantSchemaToOwner, type Roles } from './roles.js';
@@ -20,6 +21,8 @@ export interface Database {
 }
 
 export const EMBEDDED_DATABASE = 'skeldir';
+/** Advisory lock key serialising role and schema set-up (released when the session ends). */
+const SETUP_LOCK = '495891501419';
 
 export class DatabaseUnavailableError extends Error {
   readonly code = 'database_unavailable';
@@ -32,6 +35,8 @@ export async function openDatabase(config: Config, options: { ephemeral?: boolea
     if (config.databaseUrl) {
       url = config.databaseUrl;
       await withClient(url, async (client) => {
+        // Serialise set-up between processes starting at once on the same database.
+        await acquireAdvisoryLock(client, SETUP_LOCK);
         const roles = await ensureRoles(client, config);
         await grantSchemaToOwner(client, roles);
       });

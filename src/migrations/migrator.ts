@@ -1,5 +1,6 @@
 import { Kysely, Migrator, NO_MIGRATIONS, PostgresDialect, type Migration } from 'kysely';
 import type pg from 'pg';
+import { acquireAdvisoryLock, releaseAdvisoryLock } from '../db/locks.js';
 import { ident } from '../db/pool.js';
 import { MigrationContext, silentProgress, type Progress } from './context.js';
 import { checkChain, REVISIONS } from './registry.js';
@@ -10,6 +11,8 @@ export const HEAD = 'head';
 /** Bookkeeping table (Kysely's): one row per applied revision. */
 export const MIGRATION_TABLE = 'skeldir_migration';
 export const MIGRATION_LOCK_TABLE = 'skeldir_migration_lock';
+/** Advisory lock key serialising migration runs on one database ("skeldir" in ASCII). */
+const MIGRATION_RUN_LOCK = '495891501420';
 
 /** Typed failures with stable codes; the CLI turns them into messages and exit codes. */
 export class UnknownRevisionError extends Error {
@@ -150,12 +153,26 @@ export class SchemaMigrator {
     return losses;
   }
 
+  /** Ends the pool (Kysely ends it only if it was used, so end it here either way). */
   async close(): Promise<void> {
     await this.db.destroy();
+    if (!this.pool.ended) await this.pool.end();
   }
 
   private async moveTo(from: string, to: string): Promise<MigrateResult> {
-    const { error, results } = await this.migrator.migrateTo(to === BASE ? NO_MIGRATIONS : to);
+    // Serialise runs with our own lock, taken by polling (see acquireAdvisoryLock): Kysely's
+    // blocks inside a statement, which deadlocks against a CREATE INDEX CONCURRENTLY of the
+    // run holding it. Kysely's lock is then always free when it asks for it.
+    const lock = await this.pool.connect();
+    let outcome: Awaited<ReturnType<Migrator['migrateTo']>>;
+    try {
+      await acquireAdvisoryLock(lock, MIGRATION_RUN_LOCK);
+      outcome = await this.migrator.migrateTo(to === BASE ? NO_MIGRATIONS : to);
+    } finally {
+      await releaseAdvisoryLock(lock, MIGRATION_RUN_LOCK).catch(() => {});
+      lock.release();
+    }
+    const { error, results } = outcome;
     const applied = (results ?? [])
       .filter((r) => r.status === 'Success')
       .map((r) => ({ revision: r.migrationName, direction: r.direction === 'Up' ? ('up' as const) : ('down' as const) }));

@@ -1,0 +1,147 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createDatabaseIfMissing, databaseAt, withClient, type Database } from '../db/database.js';
+import { startEmbedded, type EmbeddedServer } from '../db/embedded.js';
+import { acquireAdvisoryLock, releaseAdvisoryLock } from '../db/locks.js';
+import { ident } from '../db/pool.js';
+import { ensureRoles, type Roles } from '../db/roles.js';
+import { SchemaMigrator } from '../migrations/migrator.js';
+
+/**
+ * Test databases, graphile-worker style: one PostgreSQL server per test run (TEST_DATABASE_URL,
+ * or an embedded cluster `npm test` starts), a template database migrated to head once, and a
+ * fresh clone of it per test file, so files run in parallel without seeing each other.
+ * A file run on its own (no TEST_DATABASE_URL) starts its own embedded server.
+ */
+
+const ROLE_CONFIG = { ownerRole: 'skeldir_owner', appRole: 'skeldir_app' };
+const TEMPLATE = 'skeldir_test_template';
+const here = dirname(fileURLToPath(import.meta.url));
+
+let serverPromise: Promise<{ adminUrl: string; embedded?: EmbeddedServer; dataDir?: string }> | undefined;
+
+/** URL of the `postgres` database of the test server, as a superuser. */
+export async function testServer(): Promise<string> {
+  serverPromise ??= (async () => {
+    const url = process.env.TEST_DATABASE_URL;
+    if (url) return { adminUrl: url };
+    const dataDir = mkdtempSync(join(tmpdir(), 'skeldir-test-'));
+    const embedded = await startEmbedded({ dataDir, ephemeral: true });
+    process.env.TEST_DATABASE_URL = embedded.url('postgres');
+    return { adminUrl: embedded.url('postgres'), embedded, dataDir };
+  })();
+  return (await serverPromise).adminUrl;
+}
+
+/** Stops the embedded server this process started, if any (call from a top-level `after`). */
+export async function stopTestServer(): Promise<void> {
+  const s = await serverPromise;
+  await s?.embedded?.stop();
+  if (s?.dataDir) rmSync(s.dataDir, { recursive: true, force: true });
+}
+
+export function urlFor(adminUrl: string, database: string): string {
+  const u = new URL(adminUrl);
+  u.pathname = '/' + encodeURIComponent(database);
+  return u.toString();
+}
+
+/** Identifies the migration code: the template is rebuilt whenever it changes. */
+function migrationsFingerprint(): string {
+  const hash = createHash('sha256');
+  const dir = join(here, '..', 'migrations');
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) hash.update(entry.name).update(readFileSync(p));
+    }
+  };
+  walk(dir);
+  return hash.digest('hex').slice(0, 16);
+}
+
+async function ensureTemplate(adminUrl: string, roles: Roles): Promise<void> {
+  const fingerprint = `skeldir-template:${migrationsFingerprint()}`;
+  await withClient(adminUrl, async (client) => {
+    // Serialise template builds across the test files running in parallel.
+    await acquireAdvisoryLock(client, '8642001', { pollMs: 100 });
+    try {
+      const { rows } = await client.query<{ comment: string | null }>(
+        `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
+        [TEMPLATE],
+      );
+      if (rows[0]?.comment === fingerprint) return;
+      if (rows.length) {
+        await client.query(`ALTER DATABASE ${ident(TEMPLATE)} WITH IS_TEMPLATE false`);
+        await client.query(`DROP DATABASE ${ident(TEMPLATE)} WITH (FORCE)`);
+      }
+      await createDatabaseIfMissing(client, TEMPLATE, roles.owner, 'template0');
+      const db = databaseAt(urlFor(adminUrl, TEMPLATE), roles);
+      const pool = db.ownerPool({ max: 2 });
+      const migrator = new SchemaMigrator(pool, { roles });
+      try {
+        await migrator.upgrade('head');
+      } finally {
+        await migrator.close();
+      }
+      await client.query(`COMMENT ON DATABASE ${ident(TEMPLATE)} IS '${fingerprint}'`);
+      await client.query(`ALTER DATABASE ${ident(TEMPLATE)} WITH IS_TEMPLATE true`);
+    } finally {
+      await releaseAdvisoryLock(client, '8642001');
+    }
+  });
+}
+
+export interface TestDatabase extends Database {
+  readonly name: string;
+  /** Superuser URL of the `postgres` database of the same server. */
+  readonly adminUrl: string;
+  /** Drops the database. */
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh database for one test file: a clone of the migrated template (`head`), or an empty
+ * database (`empty`) for tests that walk the migration chain themselves.
+ */
+export async function createTestDatabase(from: 'head' | 'empty' = 'head'): Promise<TestDatabase> {
+  const adminUrl = await testServer();
+  const roles = await withClient(adminUrl, (c) => ensureRoles(c, ROLE_CONFIG));
+  if (from === 'head') await ensureTemplate(adminUrl, roles);
+  const name = `skeldir_t_${randomBytes(6).toString('hex')}`;
+  await withClient(adminUrl, async (client) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await createDatabaseIfMissing(client, name, roles.owner, from === 'head' ? TEMPLATE : 'template0');
+        return;
+      } catch (error) {
+        // 55006: the template is briefly in use by a concurrent clone; try again.
+        if ((error as { code?: string }).code !== '55006' || attempt > 20) throw error;
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+      }
+    }
+  });
+  const url = urlFor(adminUrl, name);
+  const db = databaseAt(url, roles);
+  return {
+    ...db,
+    name,
+    adminUrl,
+    drop: async () => {
+      await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+    },
+  };
+}
+
+/** A one-off client as the login superuser of a test database (for fixtures and catalogue checks). */
+export async function superClient(db: TestDatabase): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: db.url });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
