@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { registerMigrate } from './migrate.js';
 import { registerStart } from './start.js';
+import { registerTenant } from '../tenants/cli.js';
+import { registerServe } from '../http/server.js';
 
 export function buildProgram(): Command {
   const program = new Command('skeldir')
@@ -13,6 +15,8 @@ export function buildProgram(): Command {
     });
   registerStart(program);
   registerMigrate(program);
+  registerTenant(program);
+  registerServe(program);
   return program;
 }
 

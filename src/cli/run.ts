@@ -13,6 +13,8 @@ export class CommandFailed extends Error {
 }
 
 const USAGE_CODES = new Set(['usage', 'revision_unknown', 'revision_wrong_direction', 'config_invalid']);
+/** Domain input errors end in `_invalid` (e.g. tenant_email_invalid): the user's input is wrong. */
+const isInputCode = (code: string) => code.endsWith('_invalid');
 /** Could not run at all: no database, roles missing. */
 const UNAVAILABLE_CODES = new Set(['database_unavailable', 'roles_unavailable']);
 
@@ -66,7 +68,7 @@ export async function runCommand(body: (ctx: CommandContext) => Promise<number |
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommandFailed) return error.exitCode;
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && (USAGE_CODES.has(code) || UNAVAILABLE_CODES.has(code))) return 2;
+  if (typeof code === 'string' && (USAGE_CODES.has(code) || UNAVAILABLE_CODES.has(code) || isInputCode(code))) return 2;
   return 1;
 }
 

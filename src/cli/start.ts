@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { migratorFor } from './migrate.js';
 import { runCommand } from './run.js';
+import { apiService } from '../http/server.js';
 
 /** A long-running part of the system that `skeldir start` runs after migrating. */
 export interface Service {
@@ -11,7 +12,7 @@ export interface Service {
 }
 
 /** The services `skeldir start` runs, in start order (stopped in reverse). */
-export const SERVICES: Service[] = [];
+export const SERVICES: Service[] = [apiService];
 
 export function registerStart(program: Command): void {
   program

@@ -7,6 +7,7 @@ import { revision as r202511151420 } from './revisions/202511151420_add_allocati
 import { revision as r202511151430 } from './revisions/202511151430_realign_revenue_ledger.js';
 import { revision as r202511151440 } from './revisions/202511151440_add_dead_events_retry_tracking.js';
 import { revision as r202511151450 } from './revisions/202511151450_create_revenue_state_transitions.js';
+import { revision as r202611280012 } from './revisions/202611280012_api_key_authentication.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -21,6 +22,7 @@ export const REVISIONS: readonly Revision[] = [
   r202511151430,
   r202511151440,
   r202511151450,
+  r202611280012,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import { withTenant } from '../db/tenant-context.js';
+import { isConnectionError } from '../db/errors.js';
+import { DomainError } from '../errors.js';
+import { authenticateApiKey } from '../tenants/tenants.js';
+import { parseJsonBody } from './json-body.js';
+import { HttpProblem, sendProblem } from './problems.js';
+import { registerRoutes } from './routes.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated tenant (API routes only; from the API key alone, never the body). */
+    tenantId: string;
+    /** Runs `fn` in a transaction with this request's tenant context set (row-level security isolates). */
+    inTenant<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  }
+  interface FastifyInstance {
+    /** The application-role pool (row-level security always applies). */
+    appPool: pg.Pool;
+    skeldir: { db: Database; config: Config };
+  }
+}
+
+export type App = FastifyInstance;
+
+export interface AppOptions {
+  db: Database;
+  config: Config;
+  /** pino options or false; defaults to JSON logs at `info` with credentials redacted. */
+  logger?: boolean | Record<string, unknown>;
+  /** Largest accepted request body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Size of the application-role pool (default 20). */
+  poolSize?: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Log redaction: credentials never reach the logs. */
+export const REDACT = [
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers.cookie',
+  'headers.authorization',
+  '*.api_key',
+  '*.secret',
+  '*.password',
+];
+
+/**
+ * Body validation never coerces or strips: `"5"` is not a number and an unknown field is an
+ * error, not silently dropped. Query strings and path parameters are strings on the wire, so
+ * their validator coerces (`?limit=10` → 10).
+ */
+function validators() {
+  const body = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, coerceTypes: false, strict: false });
+  const params = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, coerceTypes: true, strict: false });
+  addFormats.default(body);
+  addFormats.default(params);
+  return { body, params };
+}
+
+export async function buildApp(options: AppOptions): Promise<App> {
+  const logger =
+    options.logger === false
+      ? false
+      : { level: process.env.LOG_LEVEL || 'info', redact: { paths: REDACT, censor: '[redacted]' }, ...(typeof options.logger === 'object' ? options.logger : {}) };
+  const app = Fastify({
+    logger,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const { body, params } = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? body : params).compile(schema));
+
+  const appPool = options.db.appPool({ max: options.poolSize ?? 20, applicationName: 'skeldir-api' });
+  app.decorate('appPool', appPool);
+  app.decorate('skeldir', { db: options.db, config: options.config });
+  app.decorateRequest('tenantId', '');
+  app.decorateRequest('inTenant', function <T>(this: FastifyRequest, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (!this.tenantId) throw new Error('inTenant called on an unauthenticated request');
+    return withTenant(appPool, this.tenantId, fn);
+  });
+  app.addHook('onClose', async () => {
+    await appPool.end();
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, raw: Buffer | string, done) => {
+    try {
+      done(null, parseJsonBody(Buffer.isBuffer(raw) ? raw : Buffer.from(raw)));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', String(request.id));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, new HttpProblem('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const mapped = toDomainError(error);
+    if (mapped.code === 'internal') request.log.error({ err: error }, 'unhandled error');
+    else if (mapped.code === 'database_unavailable') request.log.warn({ err: error }, 'database unavailable');
+    return sendProblem(request, reply, mapped.code === 'internal' ? error : mapped);
+  });
+
+  await registerRoutes(app);
+  return app;
+}
+
+/** Bearer-token authentication for API routes: the tenant comes from the key alone. */
+export async function authenticate(request: FastifyRequest): Promise<void> {
+  const header = request.headers.authorization;
+  const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
+  const tenantId = match ? await authenticateApiKey(request.server.appPool, match[1]!) : null;
+  if (!tenantId) {
+    // One answer for every cause (missing, malformed, unknown, revoked, expired): nothing to learn from it.
+    throw new HttpProblem('unauthorized', 'a valid API key is required: Authorization: Bearer <key>');
+  }
+  request.tenantId = tenantId;
+}
+
+/** Turns framework and driver errors into domain errors with registered codes. */
+function toDomainError(error: FastifyError): DomainError | { code: 'internal' } {
+  if (error instanceof DomainError) return error;
+  if (error.validation) {
+    const part = error.validationContext ?? 'body';
+    const errors = error.validation.map((v) => {
+      const params = v.params as Record<string, unknown>;
+      const extra = (params.missingProperty ?? params.additionalProperty) as string | undefined;
+      const field = `${part}${v.instancePath}${extra ? `/${extra}` : ''}`;
+      const message = params.additionalProperty
+        ? `unknown field ${JSON.stringify(params.additionalProperty)} is not allowed`
+        : params.missingProperty
+          ? `required field ${JSON.stringify(params.missingProperty)} is missing`
+          : `${field} ${v.message ?? 'is invalid'}`;
+      return { field, message };
+    });
+    return new HttpProblem('validation_failed', errors[0]!.message, { field: errors[0]!.field, details: { errors } });
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new HttpProblem('unsupported_media_type', `content type ${JSON.stringify(error.message.split(': ').pop())} is not supported; send application/json`);
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new HttpProblem('payload_too_large', 'the request body exceeds the size limit');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new HttpProblem('empty_body', 'the request body is empty; send a JSON document');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new HttpProblem('validation_failed', 'the Content-Length header does not match the body');
+  }
+  if (isConnectionError(error)) return new HttpProblem('database_unavailable', 'the database is unavailable; retry later');
+  const status = error.statusCode ?? 500;
+  if (status === 429) return new HttpProblem('rate_limited', error.message);
+  if (status === 404) return new HttpProblem('not_found', 'not found');
+  if (status === 405) return new HttpProblem('method_not_allowed', error.message);
+  if (status >= 400 && status < 500) return new HttpProblem('validation_failed', error.message);
+  return { code: 'internal' };
+}

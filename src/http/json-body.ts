@@ -1,0 +1,59 @@
+import secureJson from 'secure-json-parse';
+import { HttpProblem } from './problems.js';
+
+/** Deepest nesting of objects/arrays a request body may have (an event is 2 levels deep). */
+export const MAX_JSON_DEPTH = 8;
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses a JSON request body strictly: valid UTF-8 (a lenient decoder would silently turn
+ * bad bytes into U+FFFD), valid JSON, no prototype-pollution keys, bounded depth, and no NUL
+ * characters (PostgreSQL text and jsonb cannot store them; letting one through would fail
+ * in the database). Each failure is a specific 400 problem naming where it is.
+ */
+export function parseJsonBody(raw: Buffer): unknown {
+  if (raw.length === 0) throw new HttpProblem('empty_body', 'the request body is empty; send a JSON document');
+  let text: string;
+  try {
+    text = utf8.decode(raw);
+  } catch {
+    throw new HttpProblem('invalid_utf8', 'the request body is not valid UTF-8');
+  }
+  if (text.trim() === '') throw new HttpProblem('empty_body', 'the request body is empty; send a JSON document');
+  let value: unknown;
+  try {
+    // Rejects __proto__ and constructor.prototype before any object is built.
+    value = secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/prototype|__proto__|constructor/i.test(message)) {
+      throw new HttpProblem('forbidden_key', 'the body uses a forbidden property name (__proto__, constructor or prototype)');
+    }
+    throw new HttpProblem('malformed_json', `the request body is not valid JSON: ${message.slice(0, 200)}`);
+  }
+  inspect(value, '', 0);
+  return value;
+}
+
+function inspect(value: unknown, path: string, depth: number): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) throw new HttpProblem('nul_character', `${path || 'the body'} contains a NUL character (\\u0000)`, { field: path || '/' });
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  if (depth >= MAX_JSON_DEPTH) {
+    throw new HttpProblem('too_deep', `the body is nested more than ${MAX_JSON_DEPTH} levels deep at ${path}`, { field: path });
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => inspect(item, `${path}/${i}`, depth + 1));
+    return;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    const here = `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    if (FORBIDDEN_KEYS.has(key)) throw new HttpProblem('forbidden_key', `property name ${JSON.stringify(key)} is not allowed`, { field: here });
+    if (key.includes('\u0000')) throw new HttpProblem('nul_character', `a property name contains a NUL character`, { field: path || '/' });
+    inspect(item, here, depth + 1);
+  }
+}

@@ -1,0 +1,87 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from '../errors.js';
+
+/**
+ * The one registry of error codes the HTTP API can answer with, rendered as RFC 9457
+ * problem details (`application/problem+json`). Domain errors carry a stable `code`; this
+ * table alone decides its status and title. A code missing here is a bug, answered as 500
+ * without leaking anything.
+ */
+export const PROBLEMS = {
+  // request shape
+  validation_failed: { status: 400, title: 'The request is not valid' },
+  malformed_json: { status: 400, title: 'The body is not valid JSON' },
+  invalid_utf8: { status: 400, title: 'The body is not valid UTF-8' },
+  empty_body: { status: 400, title: 'The body is empty' },
+  forbidden_key: { status: 400, title: 'The body uses a forbidden property name' },
+  too_deep: { status: 400, title: 'The body is nested too deeply' },
+  nul_character: { status: 400, title: 'The body contains a NUL character' },
+  unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  payload_too_large: { status: 413, title: 'The body is too large' },
+  // authentication and limits
+  unauthorized: { status: 401, title: 'Missing or invalid credentials' },
+  rate_limited: { status: 429, title: 'Too many requests' },
+  // resources
+  not_found: { status: 404, title: 'Not found' },
+  route_not_found: { status: 404, title: 'No such route' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  conflict: { status: 409, title: 'Conflict' },
+  // service
+  not_ready: { status: 503, title: 'The service is not ready' },
+  database_unavailable: { status: 503, title: 'The database is unavailable' },
+  internal: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+/** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */
+export type ProblemCode = keyof typeof PROBLEMS;
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  instance?: string;
+  request_id?: string;
+  /** The input that is wrong, as a JSON pointer into the body or a parameter name. */
+  field?: string;
+  errors?: { field: string; message: string }[];
+  [extra: string]: unknown;
+}
+
+/** An error the HTTP layer raises itself (domain modules throw DomainError). */
+export class HttpProblem extends DomainError {}
+
+export function problemFor(error: unknown): { status: number; body: Omit<Problem, 'instance' | 'request_id'> } {
+  const code = error instanceof DomainError ? error.code : undefined;
+  const spec = code !== undefined ? (PROBLEMS as Record<string, { status: number; title: string }>)[code] : undefined;
+  if (!spec || !(error instanceof DomainError)) {
+    return {
+      status: 500,
+      body: { type: typeFor('internal'), title: PROBLEMS.internal.title, status: 500, detail: 'An unexpected error occurred; it has been logged.', code: 'internal' },
+    };
+  }
+  const body: Omit<Problem, 'instance' | 'request_id'> = {
+    type: typeFor(error.code),
+    title: spec.title,
+    status: spec.status,
+    detail: error.message,
+    code: error.code,
+  };
+  if (error.field !== undefined) body.field = error.field;
+  const details = error.options.details;
+  if (details) for (const [k, v] of Object.entries(details)) if (!(k in body)) body[k] = v;
+  return { status: spec.status, body };
+}
+
+export function typeFor(code: string): string {
+  return `/problems/${code}`;
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+  const { status, body } = problemFor(error);
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({ ...body, instance: request.url.split('?')[0], request_id: String(request.id) });
+}

@@ -1,0 +1,44 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { authenticate } from './app.js';
+import { metaRoutes } from './meta-routes.js';
+import { tenantRoutes } from '../tenants/routes.js';
+
+/**
+ * Every route of the HTTP API, registered in one place.
+ * - API_ROUTES are mounted under /api/v1 behind Bearer API-key authentication; their handlers
+ *   read the tenant from `request.tenantId` and touch data only inside `request.inTenant(…)`.
+ * - PUBLIC_ROUTES authenticate themselves (webhooks verify a provider signature) or are public
+ *   (health); they are mounted at the root, so give their paths in full.
+ * To add a capability: write `src/<area>/routes.ts` exporting a FastifyPluginAsync with TypeBox
+ * schemas (tags + summary: they become the OpenAPI document), and add it to a list below.
+ */
+export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes];
+
+export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes];
+
+export async function registerRoutes(app: FastifyInstance): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Skeldir API',
+        version: '1',
+        description: 'Multi-tenant marketing attribution and revenue ledger. Errors are RFC 9457 application/problem+json.',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key (skd_…)' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  for (const plugin of PUBLIC_ROUTES) await app.register(plugin);
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', authenticate);
+      for (const plugin of API_ROUTES) await api.register(plugin);
+    },
+    { prefix: '/api/v1' },
+  );
+}
