@@ -1,0 +1,71 @@
+import type { ClientBase } from 'pg';
+import { AttributionError } from './errors.js';
+import { heuristicAllocations } from './heuristics.js';
+import { loadConversionForUpdate, loadPath } from './journeys.js';
+import { DAY_MS, DEFAULT_HALF_LIFE_DAYS, DEFAULT_LOOKBACK_DAYS, DEFAULT_MODELS, isHeuristic, MODEL_VERSIONS, type HeuristicModel, type ModelType } from './models.js';
+import { fixed, replaceAllocations, type AllocationRow } from './store.js';
+
+/**
+ * The worker's entry point: attributes one processed conversion with the tenant's configured
+ * models, inside the CALLER's transaction (tenant context already set), so the allocations and
+ * the event's status change commit or roll back together.
+ *
+ * - Writes the conversion's allocations for every configured per-conversion model (the
+ *   deterministic heuristics), replacing that conversion's existing rows of each model; a
+ *   recompute with the same inputs changes nothing (rows stay byte-identical).
+ * - Population models (markov, shapley, bayesian) need the whole window's journeys and are
+ *   written by `skeldir attribution run` and the scheduler, not here.
+ * - Throws AttributionError with a stable `code` for data problems (not found, not a
+ *   conversion, no value): these are permanent; retrying cannot fix them.
+ *
+ * Returns the models written and the number of allocation rows they hold for this conversion.
+ */
+export async function attributeConversion(
+  client: ClientBase,
+  tenantId: string,
+  conversionEventId: string,
+): Promise<{ models: string[]; allocations: number }> {
+  const ctx = await client.query<{ t: string | null }>(`SELECT NULLIF(current_setting('app.current_tenant_id', true), '') AS t`);
+  if (ctx.rows[0]?.t !== tenantId) {
+    throw new AttributionError('attribution_tenant_context_mismatch', `the transaction's tenant context is ${ctx.rows[0]?.t ?? 'unset'}, not ${tenantId}`);
+  }
+  const settings = { models: DEFAULT_MODELS as readonly ModelType[], lookbackDays: DEFAULT_LOOKBACK_DAYS, halfLifeDays: DEFAULT_HALF_LIFE_DAYS };
+  const conversion = await loadConversionForUpdate(client, conversionEventId);
+  const models = settings.models.filter(isHeuristic) as HeuristicModel[];
+  if (models.length === 0) return { models: [], allocations: 0 };
+  const touches = await loadPath(client, tenantId, conversion, settings.lookbackDays);
+  const allocations = heuristicAllocations(models, touches, conversion.at, conversion.channel, conversion.valueCents, settings.halfLifeDays * DAY_MS);
+  let written = 0;
+  for (const model of models) {
+    const rows: AllocationRow[] = allocations
+      .filter((a) => a.model === model)
+      .map((a) => ({
+        eventId: conversion.id,
+        channel: a.channel,
+        cents: a.cents,
+        ratio: fixed(a.ratioUnits, 5),
+        confidence: fixed(a.confidenceMilli, 3),
+        metadata: heuristicMetadata(model, settings, touches.length),
+        ciLowerCents: null,
+        ciUpperCents: null,
+        rHat: null,
+        ess: null,
+        conversionAt: conversion.atText,
+      }));
+    await replaceAllocations(client, tenantId, model, MODEL_VERSIONS[model], [conversion.id], rows);
+    written += rows.length;
+  }
+  return { models: [...models], allocations: written };
+}
+
+function heuristicMetadata(model: HeuristicModel, s: { lookbackDays: number; halfLifeDays: number }, touches: number): Record<string, unknown> {
+  return {
+    parameters: {
+      lookback_days: s.lookbackDays,
+      ...(model === 'time_decay' ? { half_life_days: s.halfLifeDays } : {}),
+      ...(model === 'position_based' ? { first: 0.4, middle: 0.2, last: 0.4 } : {}),
+    },
+    path_touches: touches,
+    confidence: 'rule_agreement',
+  };
+}

@@ -1,0 +1,130 @@
+import { allocate, allocateNumber } from '../money/allocate.js';
+import { HEURISTIC_MODELS, type HeuristicModel } from './models.js';
+
+/** One touchpoint of a journey: its channel code and time (ms since the epoch). */
+export interface Touch {
+  readonly channel: string;
+  readonly at: number;
+}
+
+/**
+ * Per-touch credit of a deterministic rule, for touches in time order (ties already broken
+ * by the caller). Returned weights are relative (not normalised); where the rule's shares are
+ * rational they are small integers, so the money split takes its exact integer path.
+ *
+ * - first_touch / last_touch: the first / last touch gets everything.
+ * - linear: every touch the same (a channel touched twice gets twice the credit).
+ * - time_decay: 2^(−Δt / half-life), Δt = conversion time − touch time in continuous time
+ *   (milliseconds, not whole days). Weights are taken relative to the most recent touch, so
+ *   they never underflow to zero however old the touches.
+ * - position_based: 40 % first, 40 % last, 20 % shared by the touches between; one touch gets
+ *   100 %, two get 50/50. As integers: 2(n−2), 1 each in the middle, 2(n−2).
+ */
+export function touchWeights(model: HeuristicModel, touches: readonly Touch[], conversionAt: number, halfLifeMs: number): number[] {
+  const n = touches.length;
+  const w = new Array<number>(n).fill(0);
+  if (n === 0) return w;
+  switch (model) {
+    case 'first_touch':
+      w[0] = 1;
+      return w;
+    case 'last_touch':
+      w[n - 1] = 1;
+      return w;
+    case 'linear':
+      return w.fill(1);
+    case 'time_decay': {
+      let newest = Infinity;
+      for (const t of touches) newest = Math.min(newest, conversionAt - t.at);
+      for (let i = 0; i < n; i++) w[i] = Math.pow(2, -(conversionAt - touches[i]!.at - newest) / halfLifeMs);
+      return w;
+    }
+    case 'position_based': {
+      if (n === 1) return [1];
+      if (n === 2) return [1, 1];
+      // 0.4 : 0.2/(n−2) each : 0.4  ==  2(n−2) : 1 : 2(n−2), integers so the split is exact.
+      const ends = 2 * (n - 2);
+      w.fill(1);
+      w[0] = ends;
+      w[n - 1] = ends;
+      return w;
+    }
+  }
+}
+
+/** Credit of a rule summed per distinct channel, channels in code order (the canonical order). */
+export interface ChannelCredit {
+  readonly channels: string[];
+  readonly weights: number[];
+}
+
+export function creditByChannel(touches: readonly Touch[], perTouch: readonly number[]): ChannelCredit {
+  const sums = new Map<string, number>();
+  for (let i = 0; i < touches.length; i++) sums.set(touches[i]!.channel, (sums.get(touches[i]!.channel) ?? 0) + perTouch[i]!);
+  const channels = [...sums.keys()].sort();
+  return { channels, weights: channels.map((c) => sums.get(c)!) };
+}
+
+/** Share of a conversion in units of 10⁻⁵ (allocation_ratio is numeric(6,5)); the units sum to exactly 100000. */
+export const RATIO_UNITS = 100_000;
+
+export interface HeuristicAllocation {
+  readonly model: HeuristicModel;
+  readonly channel: string;
+  readonly cents: bigint;
+  /** allocation_ratio in units of 10⁻⁵. */
+  readonly ratioUnits: number;
+  /** confidence_score in thousandths. */
+  readonly confidenceMilli: number;
+}
+
+/**
+ * The allocations of the requested rules for one conversion. The path is `touches` (time
+ * order); a conversion with no touchpoint in its window is credited to its own channel (the
+ * channel it arrived through), for every rule.
+ *
+ * confidence_score of a rule-based allocation = rule agreement: 1 − (max − min) of the share this
+ * channel gets under the five rules on this same path. 1 means every rule gives the channel the
+ * same share, so the choice of rule does not matter for it (always so for one-channel paths);
+ * 0 means one rule gives it everything and another nothing. It measures sensitivity to the rule,
+ * not whether the channel caused the conversion: no deterministic rule can say that.
+ */
+export function heuristicAllocations(
+  models: readonly HeuristicModel[],
+  touches: readonly Touch[],
+  conversionAt: number,
+  conversionChannel: string,
+  valueCents: bigint,
+  halfLifeMs: number,
+): HeuristicAllocation[] {
+  const path = touches.length > 0 ? touches : [{ channel: conversionChannel, at: conversionAt }];
+  const credits = new Map<HeuristicModel, ChannelCredit>();
+  for (const m of HEURISTIC_MODELS) credits.set(m, creditByChannel(path, touchWeights(m, path, conversionAt, halfLifeMs)));
+  const channels = credits.get('linear')!.channels;
+  // Rule agreement per channel, from exact shares of each rule.
+  const lo = new Array<number>(channels.length).fill(Infinity);
+  const hi = new Array<number>(channels.length).fill(-Infinity);
+  for (const credit of credits.values()) {
+    const total = credit.weights.reduce((a, b) => a + b, 0);
+    credit.weights.forEach((w, i) => {
+      const share = w / total;
+      lo[i] = Math.min(lo[i]!, share);
+      hi[i] = Math.max(hi[i]!, share);
+    });
+  }
+  const confidence = channels.map((_, i) => Math.min(1000, Math.max(0, Math.round((1 - (hi[i]! - lo[i]!)) * 1000))));
+  const out: HeuristicAllocation[] = [];
+  for (const model of models) {
+    const credit = credits.get(model)!;
+    const cents = allocate(valueCents, credit.weights);
+    const ratios = allocateNumber(RATIO_UNITS, credit.weights);
+    for (let i = 0; i < channels.length; i++) {
+      // Rules that give a channel nothing (first/last touch) still get no row for it: a row says
+      // "this channel was credited"; the shares of the rows written sum to 1.
+      if (credit.weights[i] === 0) continue;
+      out.push({ model, channel: channels[i]!, cents: cents[i]!, ratioUnits: ratios[i]!, confidenceMilli: confidence[i]! });
+    }
+  }
+  return out;
+}
+

@@ -1,0 +1,91 @@
+import type { Queryable } from '../db/pool.js';
+import { AttributionError } from './errors.js';
+import type { Touch } from './heuristics.js';
+
+/** A conversion as the engine needs it. */
+export interface Conversion {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly userId: string | null;
+  /** Channel the conversion arrived through, mapped onto the taxonomy (unknown codes ⇒ 'unknown'). */
+  readonly channel: string;
+  /** Event time in ms since the epoch, with the microseconds as a fraction. */
+  readonly at: number;
+  /** Event time as PostgreSQL text, exact to the microsecond. */
+  readonly atText: string;
+  readonly valueCents: bigint;
+  readonly currency: string;
+}
+
+/**
+ * Loads one conversion (visible in the transaction's tenant context) and locks it against
+ * concurrent recomputes (FOR NO KEY UPDATE: a second writer of the same conversion waits; other
+ * work on the row, e.g. foreign keys, does not). Throws typed errors for data problems.
+ */
+export async function loadConversionForUpdate(client: Queryable, conversionEventId: string): Promise<Conversion> {
+  const r = await client.query<{
+    id: string;
+    event_type: string;
+    session_id: string;
+    channel: string;
+    at_ms: string;
+    at_text: string;
+    value: string | null;
+    currency: string;
+  }>(
+    `SELECT e.id, e.event_type, e.session_id, coalesce(ct.code, 'unknown') AS channel,
+            (extract(epoch FROM e.event_timestamp) * 1000)::text AS at_ms, e.event_timestamp::text AS at_text,
+            e.conversion_value_cents::text AS value, e.currency
+     FROM attribution_events e LEFT JOIN channel_taxonomy ct ON ct.code = e.channel
+     WHERE e.id = $1
+     FOR NO KEY UPDATE OF e`,
+    [conversionEventId],
+  );
+  const row = r.rows[0];
+  if (!row) throw new AttributionError('attribution_conversion_not_found', `event ${conversionEventId} does not exist for this tenant`, { eventId: conversionEventId });
+  if (row.event_type !== 'conversion') {
+    throw new AttributionError('attribution_not_a_conversion', `event ${conversionEventId} is a ${row.event_type}, not a conversion`, {
+      eventId: conversionEventId,
+      eventType: row.event_type,
+    });
+  }
+  if (row.value === null) {
+    throw new AttributionError('attribution_conversion_without_value', `conversion ${conversionEventId} has no conversion_value_cents`, { eventId: conversionEventId });
+  }
+  const valueCents = BigInt(row.value);
+  if (valueCents < 0n) {
+    throw new AttributionError('attribution_conversion_without_value', `conversion ${conversionEventId} has a negative value (${row.value})`, { eventId: conversionEventId });
+  }
+  return {
+    id: row.id,
+    sessionId: row.session_id,
+    userId: null,
+    channel: row.channel,
+    at: Number(row.at_ms),
+    atText: row.at_text,
+    valueCents,
+    currency: row.currency,
+  };
+}
+
+/**
+ * The conversion's path: the tenant's touchpoints of the same session in the lookback window
+ * [conversion − lookback, conversion] (a touch at the conversion's own instant counts), in time
+ * order, ties broken by event id. Channels outside the taxonomy are read as 'unknown'.
+ */
+export async function loadPath(client: Queryable, tenantId: string, conversion: Conversion, lookbackDays: number): Promise<Touch[]> {
+  const r = await client.query<{ channel: string; at_ms: string }>(
+    `SELECT coalesce(ct.code, 'unknown') AS channel, (extract(epoch FROM t.event_timestamp) * 1000)::text AS at_ms
+     FROM attribution_events c
+     JOIN attribution_events t
+       ON t.tenant_id = c.tenant_id AND t.session_id = c.session_id
+      AND t.event_type = 'touchpoint'
+      AND t.event_timestamp <= c.event_timestamp
+      AND t.event_timestamp >= c.event_timestamp - make_interval(days => $3)
+     LEFT JOIN channel_taxonomy ct ON ct.code = t.channel
+     WHERE c.tenant_id = $1 AND c.id = $2
+     ORDER BY t.event_timestamp, t.id`,
+    [tenantId, conversion.id, lookbackDays],
+  );
+  return r.rows.map((x) => ({ channel: x.channel, at: Number(x.at_ms) }));
+}

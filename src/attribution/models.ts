@@ -1,0 +1,48 @@
+/**
+ * The attribution models, their versions and default parameters. `model_type` values are
+ * exactly these names (SPEC §2, issue 6). A model's version changes whenever its output for the
+ * same input could change; it is stored on every allocation row and every run.
+ */
+export const HEURISTIC_MODELS = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] as const;
+export const POPULATION_MODELS = ['markov', 'shapley', 'bayesian'] as const;
+export const MODEL_TYPES = [...HEURISTIC_MODELS, ...POPULATION_MODELS] as const;
+
+export type HeuristicModel = (typeof HEURISTIC_MODELS)[number];
+export type PopulationModel = (typeof POPULATION_MODELS)[number];
+export type ModelType = (typeof MODEL_TYPES)[number];
+
+export const MODEL_VERSIONS: Record<ModelType, string> = {
+  first_touch: 'first_touch/1',
+  last_touch: 'last_touch/1',
+  linear: 'linear/1',
+  time_decay: 'time_decay/1',
+  position_based: 'position_based/1',
+  markov: 'markov/1',
+  shapley: 'shapley/1',
+  bayesian: 'bayesian/1',
+};
+
+/**
+ * Models a tenant gets when it has configured none: the five deterministic heuristics, which
+ * need only the conversion's own path and so are computed by the worker as each conversion is
+ * processed. The population models (markov, shapley, bayesian) need the whole window's journeys;
+ * they are computed by `skeldir attribution run` and by the scheduler for tenants that enable them.
+ */
+export const DEFAULT_MODELS: readonly ModelType[] = HEURISTIC_MODELS;
+
+export const DEFAULT_LOOKBACK_DAYS = 30;
+export const DEFAULT_HALF_LIFE_DAYS = 7;
+/** position_based: share of the first and of the last touch; the middle touches share the rest. */
+export const POSITION_ENDS = 0.4;
+
+export function isModelType(s: string): s is ModelType {
+  return (MODEL_TYPES as readonly string[]).includes(s);
+}
+export function isHeuristic(m: ModelType): m is HeuristicModel {
+  return (HEURISTIC_MODELS as readonly string[]).includes(m);
+}
+export function isPopulation(m: ModelType): m is PopulationModel {
+  return (POPULATION_MODELS as readonly string[]).includes(m);
+}
+
+export const DAY_MS = 86_400_000;
