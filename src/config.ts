@@ -12,6 +12,12 @@ export interface Config {
   ownerRole: string;
   /** Role the API and worker act as: owns nothing, is not a superuser, so row-level security always applies. */
   appRole: string;
+  /**
+   * Role that owns the few SECURITY DEFINER functions which must look across tenants (claiming
+   * queued work, resolving a webhook endpoint to its tenant). It has no login and only the
+   * narrow policies those functions need; the application reaches it only through them.
+   */
+  systemRole: string;
   /** Rows per backfill batch in migrations (each batch is one short transaction). */
   migrationBatchSize: number;
 }
@@ -29,10 +35,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const ownerRole = env.SKELDIR_OWNER_ROLE || 'skeldir_owner';
   const appRole = env.SKELDIR_APP_ROLE || 'skeldir_app';
-  for (const [name, value] of [['SKELDIR_OWNER_ROLE', ownerRole], ['SKELDIR_APP_ROLE', appRole]] as const) {
+  const systemRole = env.SKELDIR_SYSTEM_ROLE || 'skeldir_system';
+  for (const [name, value] of [['SKELDIR_OWNER_ROLE', ownerRole], ['SKELDIR_APP_ROLE', appRole], ['SKELDIR_SYSTEM_ROLE', systemRole]] as const) {
     if (!ROLE_NAME.test(value)) throw new ConfigError(`${name} must be a lower-case SQL identifier, got ${JSON.stringify(value)}`);
   }
-  if (ownerRole === appRole) throw new ConfigError('SKELDIR_OWNER_ROLE and SKELDIR_APP_ROLE must differ');
+  if (new Set([ownerRole, appRole, systemRole]).size !== 3) {
+    throw new ConfigError('SKELDIR_OWNER_ROLE, SKELDIR_APP_ROLE and SKELDIR_SYSTEM_ROLE must all differ');
+  }
   const batch = env.SKELDIR_MIGRATION_BATCH_SIZE ? Number(env.SKELDIR_MIGRATION_BATCH_SIZE) : 5000;
   if (!Number.isInteger(batch) || batch < 1 || batch > 1_000_000) {
     throw new ConfigError(`SKELDIR_MIGRATION_BATCH_SIZE must be an integer between 1 and 1000000, got ${JSON.stringify(env.SKELDIR_MIGRATION_BATCH_SIZE)}`);
@@ -44,5 +53,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(env.SKELDIR_DATA_DIR || '.skeldir'),
     ownerRole,
     appRole,
+    systemRole,
   };
 }

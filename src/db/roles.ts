@@ -14,6 +14,8 @@ export interface Roles {
   owner: string;
   /** The application's role. */
   app: string;
+  /** Owner of the cross-tenant SECURITY DEFINER functions (see Config.systemRole). */
+  system: string;
 }
 
 export class RoleSetupError extends Error {
@@ -24,41 +26,49 @@ export class RoleSetupError extends Error {
  * Makes sure the owner and application roles exist and the login user may act as them.
  * Idempotent and safe to run concurrently (a role created meanwhile by another process counts).
  */
-export async function ensureRoles(client: pg.ClientBase, wanted: { ownerRole: string; appRole: string }): Promise<Roles> {
+export async function ensureRoles(
+  client: pg.ClientBase,
+  wanted: { ownerRole: string; appRole: string; systemRole: string },
+): Promise<Roles> {
   const me = (await client.query<{ user: string; superuser: boolean }>(
     'SELECT current_user AS "user", rolsuper AS superuser FROM pg_roles WHERE rolname = current_user',
   )).rows[0]!;
   if (me.superuser) {
     await createRoleIfMissing(client, wanted.ownerRole);
     await createRoleIfMissing(client, wanted.appRole);
-    return { ownerSetRole: wanted.ownerRole, owner: wanted.ownerRole, app: wanted.appRole };
+    await createRoleIfMissing(client, wanted.systemRole);
+    // The owner creates the cross-tenant functions and hands them to the system role.
+    await grantMembership(client, wanted.systemRole, wanted.ownerRole);
+    return { ownerSetRole: wanted.ownerRole, owner: wanted.ownerRole, app: wanted.appRole, system: wanted.systemRole };
   }
-  const app = wanted.appRole;
-  const exists = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [app])).rowCount === 1;
-  if (!exists) {
-    try {
-      await createRoleIfMissing(client, app);
-    } catch (error) {
-      throw new RoleSetupError(
-        `role ${app} does not exist and ${me.user} cannot create it (${(error as Error).message}); ` +
-          `as a superuser run: CREATE ROLE ${app} NOLOGIN; GRANT ${app} TO ${me.user};`,
-      );
+  for (const role of [wanted.appRole, wanted.systemRole]) {
+    const exists = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role])).rowCount === 1;
+    if (!exists) {
+      try {
+        await createRoleIfMissing(client, role);
+      } catch (error) {
+        throw new RoleSetupError(
+          `role ${role} does not exist and ${me.user} cannot create it (${(error as Error).message}); ` +
+            `as a superuser run: CREATE ROLE ${role} NOLOGIN; GRANT ${role} TO ${me.user};`,
+        );
+      }
     }
+    await grantMembership(client, role, me.user);
   }
-  const member = (await client.query<{ ok: boolean }>("SELECT pg_has_role(current_user, $1, 'SET') AS ok", [app]).catch(
-    // PostgreSQL 15 has no 'SET' privilege kind; membership is what SET ROLE needs there.
-    () => client.query<{ ok: boolean }>("SELECT pg_has_role(current_user, $1, 'MEMBER') AS ok", [app]),
-  )).rows[0]!.ok;
-  if (!member) {
-    try {
-      await client.query(`GRANT ${ident(app)} TO ${ident(me.user)}`);
-    } catch (error) {
-      throw new RoleSetupError(
-        `${me.user} may not act as ${app} (${(error as Error).message}); as a superuser run: GRANT ${app} TO ${me.user};`,
-      );
-    }
+  return { ownerSetRole: undefined, owner: me.user, app: wanted.appRole, system: wanted.systemRole };
+}
+
+/** Makes `member` able to SET ROLE to `role` (idempotent). */
+async function grantMembership(client: pg.ClientBase, role: string, member: string): Promise<void> {
+  const has = (await client.query<{ ok: boolean }>("SELECT pg_has_role($2, $1, 'MEMBER') AS ok", [role, member])).rows[0]!.ok;
+  if (has) return;
+  try {
+    await client.query(`GRANT ${ident(role)} TO ${ident(member)}`);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === '23505' || code === 'XX000') return; // granted meanwhile by another process
+    throw new RoleSetupError(`${member} may not act as ${role} (${(error as Error).message}); as a superuser run: GRANT ${role} TO ${member};`);
   }
-  return { ownerSetRole: undefined, owner: me.user, app };
 }
 
 async function createRoleIfMissing(client: pg.ClientBase, role: string): Promise<void> {

@@ -21,7 +21,7 @@ export class MigrationContext {
     private readonly db: Kysely<unknown>,
     readonly progress: Progress,
     /** Roles the schema grants to. */
-    readonly roles: { owner: string; app: string },
+    readonly roles: { owner: string; app: string; system: string },
     readonly batchSize = 5000,
   ) {}
 

@@ -58,7 +58,7 @@ export interface DataLoss {
 
 export interface MigratorOptions {
   progress?: Progress;
-  roles: { owner: string; app: string };
+  roles: { owner: string; app: string; system: string };
   revisions?: readonly Revision[];
   batchSize?: number;
 }

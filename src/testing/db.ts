@@ -18,7 +18,7 @@ import { SchemaMigrator } from '../migrations/migrator.js';
  * A file run on its own (no TEST_DATABASE_URL) starts its own embedded server.
  */
 
-const ROLE_CONFIG = { ownerRole: 'skeldir_owner', appRole: 'skeldir_app' };
+const ROLE_CONFIG = { ownerRole: 'skeldir_owner', appRole: 'skeldir_app', systemRole: 'skeldir_system' };
 const TEMPLATE = 'skeldir_test_template';
 const here = dirname(fileURLToPath(import.meta.url));
 
