@@ -3,6 +3,7 @@ import { registerMigrate } from './migrate.js';
 import { registerStart } from './start.js';
 import { registerTenant } from '../tenants/cli.js';
 import { registerServe } from '../http/server.js';
+import { registerForensics } from '../forensics/cli.js';
 
 export function buildProgram(): Command {
   const program = new Command('skeldir')
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerTenant(program);
   registerServe(program);
+  registerForensics(program);
   return program;
 }
 

@@ -1,0 +1,105 @@
+import type { Phase } from '../migrations/document.js';
+
+/** PASS / FAIL, or NOT RUN when an earlier phase failed or the phase's revision is not applied. */
+export type Verdict = 'PASS' | 'FAIL' | 'NOT RUN';
+
+/** One line of evidence inside a test: what was looked at, what the document wants, what the database has. */
+export interface Check {
+  label: string;
+  expected: string;
+  actual: string;
+  pass: boolean;
+}
+
+export interface TestResult {
+  /** e.g. T5.4.2 */
+  id: string;
+  /** e.g. G5.4 */
+  gate: string;
+  phase: Phase;
+  title: string;
+  /** catalogue: reads pg_catalog only; behaviour: inserts fixtures and provokes violations, then rolls back. */
+  kind: 'catalogue' | 'behaviour';
+  /** Lines of the design document this test proves. */
+  lines: number[];
+  /** Every statement the test sent, in order, parameters inlined. */
+  sql: string;
+  expected: string;
+  actual: string;
+  verdict: Verdict;
+  durationMs: number;
+}
+
+export interface GateResult {
+  id: string;
+  phase: Phase;
+  /** The document's wording of the exit gate. */
+  title: string;
+  /** Line of the document that defines the gate. */
+  line: number;
+  /** Other lines whose checks this gate also carries (the folded "migration file created" gate). */
+  foldedLines: number[];
+  verdict: Verdict;
+  tests: TestResult[];
+}
+
+export interface PhaseResult {
+  phase: Phase;
+  revision: string;
+  previous: string;
+  title: string;
+  verdict: Verdict;
+  /** Why the phase is NOT RUN or FAIL without tests (migration failed). */
+  reason?: string;
+  /** Set when `--apply` upgraded the database to this phase's revision. */
+  migration?: { from: string; to: string; durationMs: number; error?: string };
+  gates: GateResult[];
+  durationMs: number;
+}
+
+export interface Count {
+  passed: number;
+  failed: number;
+  notRun: number;
+  total: number;
+}
+
+export interface LintFinding {
+  severity: 'error' | 'warning';
+  rule: string;
+  /** table, table.column, or constraint/index name */
+  object: string;
+  message: string;
+}
+
+export interface LintSection {
+  rules: { id: string; severity: 'error' | 'warning'; description: string }[];
+  findings: LintFinding[];
+  summary: { errors: number; warnings: number; tables: number; columns: number; line: string };
+}
+
+export interface ForensicReport {
+  tool: 'skeldir forensics';
+  /** Design document the protocol comes from. */
+  document: string;
+  mode: 'validate' | 'apply';
+  generatedAt: string;
+  durationMs: number;
+  server: { version: string; versionNum: number };
+  database: string;
+  /** Role the probes ran as. */
+  role: string;
+  startRevision: string;
+  currentRevision: string;
+  phases: PhaseResult[];
+  summary: {
+    verdict: 'PASS' | 'FAIL';
+    gates: Count;
+    tests: Count;
+    /** e.g. "24/24 gates, 51/51 tests passed" */
+    line: string;
+  };
+  /** How to undo the phase that failed under --apply. */
+  rollback?: { revision: string; command: string; message: string };
+  lint?: LintSection;
+}
