@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { catalogueSnapshot } from '../db/catalogue.js';
-import { runCli, ROOT } from '../testing/cli.js';
+import { runCli, ROOT, spawnCli } from '../testing/cli.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import {
   expectedIdempotencyKey,
@@ -320,6 +320,57 @@ describe('upgrading a populated legacy database', () => {
       assert.deepEqual(await catalogueSnapshot(client), await catalogueSnapshot(freshClient));
     } finally {
       await freshClient.end();
+    }
+  });
+});
+
+describe('an upgrade killed part-way', () => {
+  test('is finished by running it again, with the same result', async () => {
+    const data = generateLegacyData({ tenants: 3, events: 6000, ledger: 3000, allocations: 3000, dead: 1000, seed: 7 });
+    const db = await emptyDatabase();
+    const m = migrator(db);
+    await m.upgrade(LEGACY_HEAD);
+    await m.close();
+    const client = await superClient(db);
+    try {
+      await insertLegacyData(client, data);
+      // Tiny batches make the backfill slow enough to kill in the middle of it.
+      const child = spawnCli(['migrate', 'upgrade', 'head'], { env: { DATABASE_URL: db.url, SKELDIR_MIGRATION_BATCH_SIZE: '20' } });
+      let stderr = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`never reached the events backfill: ${stderr}`)), 60_000);
+        child.stderr!.on('data', (d) => {
+          stderr += d;
+          if (/attribution_events: idempotency keys, timestamps, sessions: \d+\/6000 \(/.test(stderr)) {
+            clearTimeout(timer);
+            child.kill('SIGKILL');
+            resolve();
+          }
+        });
+      });
+      await new Promise((resolve) => child.on('close', resolve));
+      const half = await client.query(`SELECT count(*) FILTER (WHERE idempotency_key IS NULL)::int AS todo, count(*)::int AS n FROM attribution_events`);
+      assert.ok(half.rows[0].todo > 0 && half.rows[0].todo < 6000, `killed mid-backfill (${half.rows[0].todo} rows left)`);
+      assert.equal((await cli(db, ['current'])).stdout.trim(), '202511151400', 'phase 5 is not recorded as applied');
+
+      const again = await cli(db, ['upgrade', 'head']);
+      assert.equal(again.code, 0, again.stderr);
+      const { rows } = await client.query(`SELECT id, idempotency_key, session_id FROM attribution_events`);
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      for (const e of data.events) {
+        assert.equal(byId.get(e.id).idempotency_key, expectedIdempotencyKey(e));
+        assert.equal(byId.get(e.id).session_id, e.session_id ?? expectedSyntheticSession(e.id));
+      }
+      const fresh = await createTestDatabase('head');
+      cleanup.push(fresh);
+      const freshClient = await superClient(fresh);
+      try {
+        assert.deepEqual(await catalogueSnapshot(client), await catalogueSnapshot(freshClient), 'same schema as a clean upgrade');
+      } finally {
+        await freshClient.end();
+      }
+    } finally {
+      await client.end();
     }
   });
 });
