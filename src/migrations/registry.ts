@@ -8,6 +8,7 @@ import { revision as r202511151430 } from './revisions/202511151430_realign_reve
 import { revision as r202511151440 } from './revisions/202511151440_add_dead_events_retry_tracking.js';
 import { revision as r202511151450 } from './revisions/202511151450_create_revenue_state_transitions.js';
 import { revision as r202611280012 } from './revisions/202611280012_api_key_authentication.js';
+import { revision as r202611280016 } from './revisions/202611280016_attribution_settings_and_runs.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -23,6 +24,7 @@ export const REVISIONS: readonly Revision[] = [
   r202511151440,
   r202511151450,
   r202611280012,
+  r202611280016,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */
