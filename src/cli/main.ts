@@ -3,7 +3,11 @@ import { registerMigrate } from './migrate.js';
 import { registerStart } from './start.js';
 import { registerTenant } from '../tenants/cli.js';
 import { registerServe } from '../http/server.js';
+import { registerWorker } from '../worker/cli.js';
+import { registerDlq } from '../dlq/cli.js';
 import { registerForensics } from '../forensics/cli.js';
+import { registerWebhook } from '../webhooks/cli.js';
+import { registerFx } from '../money/cli.js';
 
 export function buildProgram(): Command {
   const program = new Command('skeldir')
@@ -18,7 +22,11 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerTenant(program);
   registerServe(program);
+  registerWorker(program);
+  registerDlq(program);
   registerForensics(program);
+  registerWebhook(program);
+  registerFx(program);
   return program;
 }
 

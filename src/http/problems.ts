@@ -30,6 +30,32 @@ export const PROBLEMS = {
   not_ready: { status: 503, title: 'The service is not ready' },
   database_unavailable: { status: 503, title: 'The database is unavailable' },
   internal: { status: 500, title: 'Internal error' },
+  // revenue ledger, webhooks, currency, reconciliation (src/ledger, src/webhooks, src/money, src/reconciliation)
+  webhook_signature_invalid: { status: 401, title: 'The webhook signature could not be verified' },
+  transaction_not_found: { status: 404, title: 'No such transaction' },
+  transaction_ambiguous: { status: 409, title: 'The transaction id names several transactions' },
+  reconciliation_window_invalid: { status: 400, title: 'The reconciliation period is not valid' },
+  reconciliation_model_invalid: { status: 400, title: 'Unknown attribution model' },
+  reconciliation_overflow: { status: 422, title: 'The reconciliation sums are too large' },
+  fx_rate_missing: { status: 422, title: 'No exchange rate for a conversion' },
+  // tenants and ingestion (src/tenants, src/ingestion)
+  idempotency_key_missing: { status: 400, title: 'An idempotency key is required' },
+  idempotency_key_invalid: { status: 400, title: 'The idempotency key is not valid' },
+  idempotency_key_mismatch: { status: 400, title: 'The Idempotency-Key header and the idempotency_key field differ' },
+  idempotency_header_on_batch: { status: 400, title: 'A batch takes idempotency keys per event' },
+  idempotency_key_reused: { status: 409, title: 'The idempotency key was used with a different body' },
+  timestamp_invalid: { status: 422, title: 'The timestamp is not a real date and time' },
+  timestamp_out_of_range: { status: 422, title: 'The timestamp is outside the accepted range' },
+  currency_required: { status: 422, title: 'A value needs a currency' },
+  currency_invalid: { status: 422, title: 'Unknown or unusable currency' },
+  // worker and dead-letter queue (src/worker, src/dlq)
+  dead_event_not_found: { status: 404, title: 'No such dead event' },
+  dead_event_transition_not_allowed: { status: 409, title: 'The dead event cannot make this remediation move' },
+  dead_event_not_retryable: { status: 409, title: 'The dead event has no event left to re-queue' },
+  dead_event_retry_in_flight: { status: 409, title: 'The dead event is being retried' },
+  dead_event_notes_invalid: { status: 400, title: 'The remediation notes are not valid' },
+  dead_event_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
+  dead_event_limit_invalid: { status: 400, title: 'The page size is not valid' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */

@@ -2,8 +2,15 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { authenticate } from './app.js';
+import { registerRateLimit } from './rate-limit.js';
+import { ingestionRoutes } from '../ingestion/routes.js';
 import { metaRoutes } from './meta-routes.js';
 import { tenantRoutes } from '../tenants/routes.js';
+import { deadEventRoutes } from '../dlq/routes.js';
+import { metricsRoutes } from '../worker/metrics-routes.js';
+import { webhookRoutes } from '../webhooks/routes.js';
+import { ledgerRoutes } from '../ledger/routes.js';
+import { reconciliationRoutes } from '../reconciliation/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -14,9 +21,9 @@ import { tenantRoutes } from '../tenants/routes.js';
  * To add a capability: write `src/<area>/routes.ts` exporting a FastifyPluginAsync with TypeBox
  * schemas (tags + summary: they become the OpenAPI document), and add it to a list below.
  */
-export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes];
+export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes];
 
-export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes];
+export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
@@ -37,6 +44,7 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate);
+      await registerRateLimit(api, app.skeldir.rateLimit);
       for (const plugin of API_ROUTES) await api.register(plugin);
     },
     { prefix: '/api/v1' },

@@ -1,0 +1,248 @@
+import type { Queryable } from '../db/pool.js';
+import { findRate, type FxQuote } from '../money/fx.js';
+import { LedgerError } from './errors.js';
+import { derive, EMPTY, fromJson, join, path, type Knowledge, type LedgerState } from './lattice.js';
+
+export type Provider = 'stripe' | 'shopify' | 'paypal' | 'woocommerce';
+export const PROVIDERS: readonly Provider[] = ['stripe', 'shopify', 'paypal', 'woocommerce'];
+
+/**
+ * One thing a provider event says about one payment. `target` is the provider's id of the
+ * payment (the ledger key when it creates the row), `aliases` other ids naming the same payment.
+ * A fact whose knowledge has an `amount` can create the ledger row; one without (a bare refund
+ * or dispute) waits for its payment when the row does not exist yet.
+ */
+export interface Fact {
+  target: string;
+  aliases: string[];
+  knowledge: Knowledge;
+}
+
+/** The tenant-scoped form every provider id is stored in (SPEC §1.2): no tenant can collide with another. */
+export function scopedId(tenantId: string, provider: Provider, id: string): string {
+  return `${tenantId}:${provider}:${id}`;
+}
+
+export function unscopedId(stored: string): string {
+  const m = /^[0-9a-f-]{36}:[a-z]+:(.*)$/s.exec(stored);
+  return m ? m[1]! : stored;
+}
+
+const PROVIDER_ID = /^[\x21-\x7e]{1,200}$/;
+
+export function checkProviderId(id: unknown, field: string): string {
+  if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return String(id);
+  if (typeof id !== 'string' || !PROVIDER_ID.test(id)) {
+    throw new LedgerError('ledger_fact_invalid', `${field} must be a provider id of 1-200 printable characters, got ${JSON.stringify(id)?.slice(0, 60)}`, { field });
+  }
+  return id;
+}
+
+export interface ApplyContext {
+  tenantId: string;
+  provider: Provider;
+  /** Why (recorded as each transition's reason), e.g. "stripe charge.refunded evt_123". */
+  reason: string;
+  /** The tenant's reporting currency (FX rate recorded in metadata when it differs). */
+  reportingCurrency: string;
+}
+
+export type ApplyResult =
+  | { status: 'applied'; transactionId: string; ledgerId: string; state: LedgerState; changed: boolean; appliedPending: string[] }
+  | { status: 'pending'; reference: string };
+
+interface LedgerRow {
+  id: string;
+  transaction_id: string;
+  state: LedgerState;
+  amount_cents: number;
+  currency: string;
+  order_id: string | null;
+  refunded_cents: number;
+  chargeback_cents: number;
+  verification_timestamp: Date;
+  metadata: Record<string, unknown> | null;
+}
+
+/**
+ * Applies one fact to the ledger inside the caller's transaction (tenant context set):
+ * serialises on the fact's ids (transaction-scoped advisory locks, in sorted order), finds the
+ * row any of them names, creates it when the fact can, joins the knowledge, walks the state
+ * machine one legal step at a time (the database writes each transition), registers new ids,
+ * applies facts that were waiting for any of the row's ids, and marks the allocations of the
+ * order's conversions verified.
+ */
+export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact): Promise<ApplyResult> {
+  const ids = [...new Set([fact.target, ...fact.aliases])];
+  const refs = ids.map((id) => scopedId(ctx.tenantId, ctx.provider, id)).sort();
+  for (const ref of refs) await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7))', [ref]);
+
+  const found = await client.query<{ ledger_id: string }>(
+    `SELECT DISTINCT ledger_id FROM revenue_ledger_references WHERE reference = ANY($1::text[])`,
+    [refs],
+  );
+  if (found.rows.length > 1) {
+    throw new LedgerError('ledger_reference_conflict', `the ids ${ids.join(', ')} name ${found.rows.length} different ledger rows`);
+  }
+  let row: LedgerRow;
+  let created = false;
+  if (found.rows.length === 0) {
+    if (fact.knowledge.amount === null) return { status: 'pending', reference: scopedId(ctx.tenantId, ctx.provider, fact.target) };
+    row = await insertRow(client, ctx, fact);
+    created = true;
+  } else {
+    const r = await client.query<LedgerRow>(`SELECT ${ROW_COLUMNS} FROM revenue_ledger WHERE id = $1 FOR UPDATE`, [found.rows[0]!.ledger_id]);
+    row = r.rows[0]!;
+  }
+  const known = new Set(
+    (await client.query<{ reference: string }>(`SELECT reference FROM revenue_ledger_references WHERE ledger_id = $1`, [row.id])).rows.map((r) => r.reference),
+  );
+  const newRefs = refs.filter((r) => !known.has(r));
+  if (newRefs.length) {
+    await client.query(
+      `INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id) SELECT unnest($1::text[]), $2, $3`,
+      [newRefs, ctx.tenantId, row.id],
+    );
+    // A new id may be the one a waiting fact names: lock it like the others (already held) and look.
+  }
+  const allRefs = [...new Set([...known, ...refs])];
+
+  let knowledge = join(fromJson(row.metadata?.knowledge), fact.knowledge);
+  checkCurrency(row, fact.knowledge);
+  const pending = await client.query<{ id: string; pending_fact: Knowledge; event_type: string; provider_event_id: string }>(
+    `SELECT id, pending_fact, event_type, provider_event_id FROM webhook_deliveries
+      WHERE status = 'pending' AND pending_reference = ANY($1::text[]) ORDER BY received_at, id FOR UPDATE`,
+    [allRefs],
+  );
+  for (const p of pending.rows) {
+    const k = fromJson(p.pending_fact);
+    checkCurrency(row, k);
+    knowledge = join(knowledge, k);
+  }
+  // The row's amount and currency are authoritative (immutable in the database).
+  knowledge = { ...knowledge, amount: row.amount_cents, currency: row.currency };
+
+  const changed = await writeKnowledge(client, ctx, row, knowledge, created);
+  if (pending.rows.length) {
+    await client.query(
+      `UPDATE webhook_deliveries SET status = 'applied', applied_at = now(), transaction_id = $2, pending_reference = NULL, pending_fact = NULL,
+              detail = 'applied when its payment arrived'
+        WHERE id = ANY($1::uuid[])`,
+      [pending.rows.map((p) => p.id), row.transaction_id],
+    );
+  }
+  const after = (await client.query<LedgerRow>(`SELECT ${ROW_COLUMNS} FROM revenue_ledger WHERE id = $1`, [row.id])).rows[0]!;
+  if (after.order_id && after.state !== 'authorized') await verifyOrderAllocations(client, after);
+  return {
+    status: 'applied',
+    transactionId: after.transaction_id,
+    ledgerId: after.id,
+    state: after.state,
+    changed: changed || created,
+    appliedPending: pending.rows.map((p) => `${p.event_type} ${p.provider_event_id}`),
+  };
+}
+
+const ROW_COLUMNS = `id, transaction_id, state, amount_cents, currency, order_id, refunded_cents, chargeback_cents, verification_timestamp, metadata`;
+
+function checkCurrency(row: LedgerRow, k: Knowledge): void {
+  if (k.currency !== null && k.currency !== row.currency) {
+    throw new LedgerError('ledger_currency_mismatch', `the event is in ${k.currency} but its payment ${row.transaction_id} is in ${row.currency}`);
+  }
+}
+
+async function insertRow(client: Queryable, ctx: ApplyContext, fact: Fact): Promise<LedgerRow> {
+  const k = fact.knowledge;
+  const initial = path(null, derive(k).state)![0]!;
+  const transactionId = scopedId(ctx.tenantId, ctx.provider, fact.target);
+  const occurredAt = k.occurredAt ?? new Date().toISOString();
+  await setReason(client, ctx.reason);
+  const { rows } = await client.query<LedgerRow>(
+    `INSERT INTO revenue_ledger (tenant_id, transaction_id, order_id, state, amount_cents, currency, revenue_cents,
+                                 verification_source, verification_timestamp, metadata)
+     VALUES ($1, $2, $3, $4, $5, $6, $5, $7, $8, $9)
+     RETURNING ${ROW_COLUMNS}`,
+    [ctx.tenantId, transactionId, k.orderId, initial, k.amount, k.currency, ctx.provider, occurredAt, { provider: ctx.provider, provider_transaction_id: fact.target, knowledge: EMPTY }],
+  );
+  await client.query(`INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id) VALUES ($1, $2, $3)`, [transactionId, ctx.tenantId, rows[0]!.id]);
+  return rows[0]!;
+}
+
+async function setReason(client: Queryable, reason: string): Promise<void> {
+  await client.query(`SELECT set_config('skeldir.transition_reason', $1, true)`, [reason.slice(0, 500)]);
+}
+
+/** Writes the derived figures, stepping the state one legal transition per UPDATE. */
+async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerRow, k: Knowledge, created: boolean): Promise<boolean> {
+  const d = derive(k);
+  const steps = path(row.state, d.state);
+  const conflict = steps === null ? `${row.state} is final; the provider now reports ${d.state}` : null;
+  const occurredAt = k.occurredAt && k.occurredAt < row.verification_timestamp.toISOString() ? k.occurredAt : row.verification_timestamp.toISOString();
+  const metadata: Record<string, unknown> = {
+    ...(row.metadata ?? {}),
+    provider: ctx.provider,
+    knowledge: k,
+    ...(k.voided && !k.captured ? { voided: true } : {}),
+    ...(conflict ? { state_conflict: conflict } : {}),
+  };
+  const fx = await fxFor(client, row.currency, ctx.reportingCurrency, occurredAt.slice(0, 10), metadata.fx as FxQuote | undefined);
+  if (fx !== undefined) metadata.fx = fx;
+  const orderId = row.order_id ?? k.orderId;
+  const same =
+    (steps === null || steps.length === 0) &&
+    row.refunded_cents === d.refundedCents &&
+    row.chargeback_cents === d.chargebackCents &&
+    row.order_id === orderId &&
+    row.verification_timestamp.toISOString() === occurredAt &&
+    JSON.stringify(row.metadata) === JSON.stringify(metadata);
+  if (same && !created) return false;
+  await setReason(client, ctx.reason);
+  // Figures first (in the current state), then one UPDATE per state step: the database checks
+  // each step and writes its transition.
+  await client.query(
+    `UPDATE revenue_ledger SET refunded_cents = GREATEST(refunded_cents, $2), chargeback_cents = GREATEST(chargeback_cents, $3),
+            order_id = COALESCE(order_id, $4), verification_timestamp = $5, metadata = $6
+      WHERE id = $1`,
+    [row.id, d.refundedCents, d.chargebackCents, orderId, occurredAt, metadata],
+  );
+  for (const state of steps ?? []) {
+    await client.query(`UPDATE revenue_ledger SET state = $2 WHERE id = $1`, [row.id, state]);
+  }
+  return true;
+}
+
+/**
+ * The FX quote to record: kept when already recorded for this currency pair and date (so a
+ * report is reproducible), looked up otherwise; null when no rate is known yet (reports look
+ * it up again), undefined when nothing needs recording (same currency).
+ */
+async function fxFor(client: Queryable, currency: string, reporting: string, date: string, recorded: FxQuote | undefined): Promise<FxQuote | null | undefined> {
+  if (currency === reporting) return recorded === undefined ? undefined : null;
+  if (recorded && recorded.base === currency && recorded.quote === reporting && recorded.rate_date <= date && recorded.method !== 'identity') {
+    // Keep the recorded quote unless a rate for a later date (still on or before the transaction date) is now known.
+    const now = await findRate(client, currency, reporting, date);
+    if (!now || now.rate_date <= recorded.rate_date) return recorded;
+    return now;
+  }
+  return findRate(client, currency, reporting, date);
+}
+
+/** Marks the allocations of the order's conversions verified (those not yet marked). */
+export async function verifyOrderAllocations(
+  client: Queryable,
+  row: { tenant_id?: string; order_id: string | null; verification_timestamp: Date; state: LedgerState; metadata: Record<string, unknown> | null },
+): Promise<number> {
+  const r = await client.query(
+    `UPDATE attribution_allocations a
+        SET verified = true, verification_source = $2, verification_timestamp = $3
+       FROM attribution_events e
+      WHERE e.id = a.event_id AND e.tenant_id = a.tenant_id AND e.event_type = 'conversion' AND e.order_id = $1 AND NOT a.verified`,
+    [row.order_id, (row.metadata?.provider as string | undefined) ?? 'ledger', row.verification_timestamp],
+  );
+  return r.rowCount ?? 0;
+}
+
+/** Stores a fact that waits for its payment (refund or dispute delivered before the payment). */
+export function pendingKnowledge(fact: Fact): Knowledge {
+  return fact.knowledge;
+}

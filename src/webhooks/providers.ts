@@ -1,0 +1,405 @@
+import { createHash } from 'node:crypto';
+import { AmountError, MAX_LEDGER_MINOR, parseDecimalAmount, parseMinorInteger } from '../money/amount.js';
+import { currency } from '../money/currencies.js';
+import { checkProviderId, type Fact, type Provider } from '../ledger/apply.js';
+import { LedgerError } from '../ledger/errors.js';
+import { EMPTY, type Knowledge } from '../ledger/lattice.js';
+
+/**
+ * Providers' payment lifecycle events → ledger facts. Each function reads one provider's real
+ * payload shapes (documented in docs/ledger.md with the field each fact comes from) and throws
+ * a typed error (LedgerError / AmountError / CurrencyError) for a payload it cannot use: the
+ * webhook then dead-letters it. Events that are not about money are `ignored`.
+ */
+export interface ParsedEvent {
+  eventId: string;
+  eventType: string;
+  facts: Fact[];
+  /** Why the event changes nothing (not a payment lifecycle event). */
+  ignored?: string;
+}
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown, field: string): Json => {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new LedgerError('ledger_fact_invalid', `${field} must be an object`, { field });
+  return v as Json;
+};
+const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
+const idOf = (v: unknown): string | null => (typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as Json).id === 'string' ? ((v as Json).id as string) : null);
+
+function toNumber(minor: bigint, field: string): number {
+  if (minor > MAX_LEDGER_MINOR || minor < -MAX_LEDGER_MINOR) {
+    throw new AmountError('amount_out_of_range', `${field} ${minor} minor units exceeds the ledger's range (2^31 - 1)`, { field });
+  }
+  return Number(minor);
+}
+
+function decimal(value: unknown, cur: string, field: string, allowNegative = false): number {
+  return toNumber(parseDecimalAmount(value, currency(cur).exponent, { field, allowNegative }), field);
+}
+
+function isoTime(v: unknown): string | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return new Date(v * 1000).toISOString();
+  if (typeof v === 'string' && !Number.isNaN(Date.parse(v))) return new Date(v).toISOString();
+  return null;
+}
+
+function orderIdOf(v: unknown): string | null {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  if (typeof v === 'string' && v.trim() !== '' && v.length <= 255) return v.trim();
+  return null;
+}
+
+function knowledge(k: Partial<Knowledge>): Knowledge {
+  return { ...EMPTY, ...k };
+}
+
+/** Event id of last resort: the body's SHA-256 (an exact replay is then still a duplicate). */
+export function bodyId(body: Buffer): string {
+  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+// --- Stripe ------------------------------------------------------------------------------------
+
+/**
+ * Stripe's amounts are integers in the currency's smallest unit, which is ISO 4217's minor unit
+ * except for Stripe's documented special cases: MGA is zero-decimal at Stripe (ISO: 2) and ISK
+ * is sent as a two-decimal amount (ISO: 0; the amount is a multiple of 100).
+ */
+const STRIPE_EXPONENT: Record<string, number> = { MGA: 0, ISK: 2 };
+
+export function stripeAmount(value: unknown, cur: string, field: string): number {
+  const c = currency(cur);
+  const raw = parseMinorInteger(value, { field });
+  const se = STRIPE_EXPONENT[c.code] ?? c.exponent;
+  if (se === c.exponent) return toNumber(raw, field);
+  if (se < c.exponent) return toNumber(raw * 10n ** BigInt(c.exponent - se), field);
+  const f = 10n ** BigInt(se - c.exponent);
+  if (raw % f !== 0n) throw new AmountError('amount_precision_invalid', `${field} ${raw} ${c.code} is not a whole number of ISO minor units`, { field });
+  return toNumber(raw / f, field);
+}
+
+export function parseStripe(event: unknown): ParsedEvent {
+  const e = obj(event, 'event');
+  const eventId = checkProviderId(e.id, 'id');
+  const eventType = typeof e.type === 'string' ? e.type : '';
+  const o = obj(obj(e.data, 'data').object, 'data.object');
+  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId, eventType, facts, ...(ignored ? { ignored } : {}) });
+
+  if (o.object === 'charge' && eventType.startsWith('charge.') && !eventType.startsWith('charge.dispute.')) {
+    if (o.status === 'failed' || o.status === 'pending') return result([], `charge status ${String(o.status)} is no revenue`);
+    const cur = currency(o.currency).code;
+    const amount = stripeAmount(o.amount, cur, 'data.object.amount');
+    const pi = idOf(o.payment_intent);
+    const refunds: Record<string, number> = {};
+    const list = o.refunds && typeof o.refunds === 'object' ? (o.refunds as Json).data : undefined;
+    if (Array.isArray(list)) {
+      for (const r of list) {
+        const rr = obj(r, 'data.object.refunds.data[]');
+        if (rr.status === 'succeeded') refunds[checkProviderId(rr.id, 'refund id')] = stripeAmount(rr.amount, cur, 'refund amount');
+      }
+    }
+    return result([
+      {
+        target: checkProviderId(o.id, 'data.object.id'),
+        aliases: pi ? [checkProviderId(pi, 'data.object.payment_intent')] : [],
+        knowledge: knowledge({
+          amount,
+          currency: cur,
+          occurredAt: isoTime(o.created),
+          captured: o.captured === true,
+          refundedTotal: o.amount_refunded === undefined ? 0 : stripeAmount(o.amount_refunded, cur, 'data.object.amount_refunded'),
+          fullyRefunded: o.refunded === true,
+          refunds,
+          voided: eventType === 'charge.expired',
+          orderId: orderIdOf((o.metadata as Json | undefined)?.order_id),
+          details: pi ? { payment_intent: pi } : {},
+        }),
+      },
+    ]);
+  }
+  if (o.object === 'refund') {
+    const charge = idOf(o.charge);
+    if (!charge) return result([], 'refund without a charge');
+    if (o.status !== 'succeeded') return result([], `refund status ${String(o.status)}`);
+    const cur = currency(o.currency).code;
+    return result([
+      {
+        target: checkProviderId(charge, 'data.object.charge'),
+        aliases: [],
+        knowledge: knowledge({ currency: cur, refunds: { [checkProviderId(o.id, 'data.object.id')]: stripeAmount(o.amount, cur, 'data.object.amount') } }),
+      },
+    ]);
+  }
+  if (o.object === 'dispute') {
+    const charge = checkProviderId(idOf(o.charge), 'data.object.charge');
+    const cur = currency(o.currency).code;
+    const id = checkProviderId(o.id, 'data.object.id');
+    const status = typeof o.status === 'string' ? o.status : 'unknown';
+    return result([
+      {
+        target: charge,
+        aliases: [],
+        knowledge: knowledge({
+          currency: cur,
+          disputes: { [id]: status },
+          chargebacks: status === 'lost' ? { [id]: stripeAmount(o.amount, cur, 'data.object.amount') } : {},
+        }),
+      },
+    ]);
+  }
+  if (o.object === 'payment_intent') {
+    const charge = idOf(o.latest_charge) ?? idOf(((o.charges as Json | undefined)?.data as unknown[] | undefined)?.[0]);
+    if (!charge) return result([], 'payment intent without a charge');
+    const cur = currency(o.currency).code;
+    const status = o.status;
+    const captured = status === 'succeeded';
+    if (!captured && status !== 'requires_capture' && status !== 'canceled') return result([], `payment intent status ${String(status)}`);
+    return result([
+      {
+        target: checkProviderId(charge, 'data.object.latest_charge'),
+        aliases: [checkProviderId(o.id, 'data.object.id')],
+        knowledge: knowledge({
+          amount: stripeAmount(o.amount, cur, 'data.object.amount'),
+          currency: cur,
+          occurredAt: isoTime(o.created),
+          captured,
+          voided: status === 'canceled',
+          orderId: orderIdOf((o.metadata as Json | undefined)?.order_id),
+          details: { payment_intent: o.id as string },
+        }),
+      },
+    ]);
+  }
+  return result([], `event type ${eventType || '(none)'} is not a payment lifecycle event`);
+}
+
+// --- Shopify -------------------------------------------------------------------------------------
+
+const SHOPIFY_CAPTURED = new Set(['paid', 'partially_paid', 'partially_refunded', 'refunded']);
+
+function shopifyRefunds(transactions: unknown, cur: string | null, field: string): { refunds: Record<string, number>; currency: string | null } {
+  const refunds: Record<string, number> = {};
+  let c = cur;
+  if (!Array.isArray(transactions)) return { refunds, currency: c };
+  for (const t of transactions) {
+    const tx = obj(t, field);
+    if (tx.kind !== 'refund' || tx.status !== 'success') continue;
+    const tc = c ?? currency(tx.currency).code;
+    c = tc;
+    refunds[`transaction:${checkProviderId(tx.id, `${field}.id`)}`] = decimal(tx.amount, tc, `${field}.amount`);
+  }
+  return { refunds, currency: c };
+}
+
+export function parseShopify(topic: string, webhookId: string, event: unknown): ParsedEvent {
+  const o = obj(event, 'body');
+  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId: webhookId, eventType: topic, facts, ...(ignored ? { ignored } : {}) });
+  if (topic.startsWith('orders/')) {
+    const status = String(o.financial_status ?? '');
+    const target = checkProviderId(o.id, 'id');
+    const cur = currency(o.currency).code;
+    const refunds: Record<string, number> = {};
+    if (Array.isArray(o.refunds)) for (const r of o.refunds) Object.assign(refunds, shopifyRefunds(obj(r, 'refunds[]').transactions, cur, 'refunds[].transactions[]').refunds);
+    if (!SHOPIFY_CAPTURED.has(status) && status !== 'authorized' && status !== 'voided') {
+      return result([], `order financial_status ${status || '(none)'} is no payment yet`);
+    }
+    return result([
+      {
+        target,
+        aliases: [],
+        knowledge: knowledge({
+          amount: decimal(o.total_price, cur, 'total_price'),
+          currency: cur,
+          occurredAt: isoTime(o.processed_at) ?? isoTime(o.created_at),
+          captured: SHOPIFY_CAPTURED.has(status),
+          fullyRefunded: status === 'refunded',
+          voided: status === 'voided',
+          refunds,
+          orderId: target,
+          details: typeof o.name === 'string' ? { name: o.name } : {},
+        }),
+      },
+    ]);
+  }
+  if (topic === 'refunds/create') {
+    const target = checkProviderId(o.order_id, 'order_id');
+    const { refunds, currency: c } = shopifyRefunds(o.transactions, null, 'transactions[]');
+    if (Object.keys(refunds).length === 0) return result([], 'refund without a successful refund transaction (restock only)');
+    return result([{ target, aliases: [], knowledge: knowledge({ currency: c, refunds }) }]);
+  }
+  if (topic === 'order_transactions/create') {
+    if (o.status !== 'success') return result([], `transaction status ${String(o.status)}`);
+    const target = checkProviderId(o.order_id, 'order_id');
+    const kind = o.kind;
+    const cur = currency(o.currency).code;
+    if (kind === 'refund') {
+      return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, refunds: { [`transaction:${checkProviderId(o.id, 'id')}`]: decimal(o.amount, cur, 'amount') } }) }]);
+    }
+    if (kind === 'capture' || kind === 'sale') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, captured: true }) }]);
+    if (kind === 'void') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, voided: true }) }]);
+    return result([], `transaction kind ${String(kind)} changes nothing`);
+  }
+  if (topic === 'disputes/create' || topic === 'disputes/update') {
+    if (o.order_id === null || o.order_id === undefined) return result([], 'dispute without an order');
+    const target = checkProviderId(o.order_id, 'order_id');
+    const id = checkProviderId(o.id, 'id');
+    const status = String(o.status ?? 'unknown');
+    const cur = currency(o.currency).code;
+    const lost = o.type === 'chargeback' && (status === 'lost' || status === 'accepted');
+    return result([
+      { target, aliases: [], knowledge: knowledge({ currency: cur, disputes: { [id]: status }, chargebacks: lost ? { [id]: decimal(o.amount, cur, 'amount') } : {} }) },
+    ]);
+  }
+  return result([], `topic ${topic || '(none)'} is not a payment lifecycle event`);
+}
+
+// --- WooCommerce ------------------------------------------------------------------------------------
+
+export function parseWooCommerce(topic: string, deliveryId: string, event: unknown): ParsedEvent {
+  const o = obj(event, 'body');
+  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId: deliveryId, eventType: topic, facts, ...(ignored ? { ignored } : {}) });
+  if (topic !== 'order.created' && topic !== 'order.updated' && topic !== 'order.restored') {
+    return result([], `topic ${topic || '(none)'} is not a payment lifecycle event`);
+  }
+  const status = String(o.status ?? '');
+  const captured = status === 'processing' || status === 'completed' || status === 'refunded';
+  if (!captured && status !== 'on-hold' && status !== 'cancelled') return result([], `order status ${status || '(none)'} is no payment`);
+  const target = checkProviderId(o.id, 'id');
+  const cur = currency(o.currency).code;
+  const refunds: Record<string, number> = {};
+  if (Array.isArray(o.refunds)) {
+    for (const r of o.refunds) {
+      const rr = obj(r, 'refunds[]');
+      const v = decimal(rr.total, cur, 'refunds[].total', true);
+      refunds[`refund:${checkProviderId(rr.id, 'refunds[].id')}`] = Math.abs(v);
+    }
+  }
+  return result([
+    {
+      target,
+      aliases: [],
+      knowledge: knowledge({
+        amount: decimal(o.total, cur, 'total'),
+        currency: cur,
+        occurredAt: isoTime(o.date_paid_gmt ? `${o.date_paid_gmt}Z` : null) ?? isoTime(o.date_created_gmt ? `${o.date_created_gmt}Z` : null),
+        captured,
+        fullyRefunded: status === 'refunded',
+        voided: status === 'cancelled',
+        refunds,
+        orderId: target,
+        details: o.number !== undefined ? { number: String(o.number) } : {},
+      }),
+    },
+  ]);
+}
+
+/** WooCommerce's creation ping: `webhook_id=<n>`, form-encoded and unsigned. */
+export function isWooCommercePing(body: Buffer): boolean {
+  return body.length < 64 && /^webhook_id=\d+$/.test(body.toString('latin1'));
+}
+
+// --- PayPal -------------------------------------------------------------------------------------------
+
+function paypalMoney(m: unknown, field: string): { amount: number; currency: string } {
+  const money = obj(m, field);
+  const cur = currency(money.currency_code, `${field}.currency_code`).code;
+  return { amount: decimal(money.value, cur, `${field}.value`), currency: cur };
+}
+
+function upLink(resource: Json, kind: string): string | null {
+  if (!Array.isArray(resource.links)) return null;
+  for (const l of resource.links) {
+    const link = l as Json;
+    const href = typeof link.href === 'string' ? link.href : '';
+    const m = new RegExp(`/${kind}/([^/?#]+)$`).exec(href);
+    if (link.rel === 'up' && m) return m[1]!;
+  }
+  return null;
+}
+
+export function parsePayPal(event: unknown): ParsedEvent {
+  const e = obj(event, 'body');
+  const eventId = checkProviderId(e.id, 'id');
+  const eventType = typeof e.event_type === 'string' ? e.event_type : '';
+  const r = obj(e.resource, 'resource');
+  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId, eventType, facts, ...(ignored ? { ignored } : {}) });
+  const related = ((r.supplementary_data as Json | undefined)?.related_ids ?? {}) as Json;
+  const orderId = orderIdOf(r.invoice_id) ?? orderIdOf(r.custom_id) ?? orderIdOf(related.order_id);
+  const when = isoTime(r.create_time) ?? isoTime(e.create_time);
+
+  switch (eventType) {
+    case 'PAYMENT.AUTHORIZATION.CREATED':
+    case 'PAYMENT.AUTHORIZATION.VOIDED': {
+      const money = paypalMoney(r.amount, 'resource.amount');
+      return result([
+        {
+          target: checkProviderId(r.id, 'resource.id'),
+          aliases: [],
+          knowledge: knowledge({ ...money, occurredAt: when, voided: eventType.endsWith('VOIDED'), orderId }),
+        },
+      ]);
+    }
+    case 'PAYMENT.CAPTURE.COMPLETED': {
+      const money = paypalMoney(r.amount, 'resource.amount');
+      const capture = checkProviderId(r.id, 'resource.id');
+      const auth = str(related.authorization_id);
+      return result([
+        {
+          target: auth ? checkProviderId(auth, 'resource.supplementary_data.related_ids.authorization_id') : capture,
+          aliases: auth ? [capture] : [],
+          knowledge: knowledge({ ...money, occurredAt: when, captured: true, orderId }),
+        },
+      ]);
+    }
+    case 'PAYMENT.CAPTURE.REFUNDED':
+    case 'PAYMENT.CAPTURE.REVERSED': {
+      const capture = upLink(r, 'captures');
+      if (!capture) throw new LedgerError('ledger_fact_invalid', 'the refund has no "up" link to its capture', { field: 'resource.links' });
+      const money = paypalMoney(r.amount, 'resource.amount');
+      const id = checkProviderId(r.id, 'resource.id');
+      const total = (r.seller_payable_breakdown as Json | undefined)?.total_refunded_amount;
+      const k: Partial<Knowledge> = { currency: money.currency };
+      if (eventType.endsWith('REVERSED')) k.chargebacks = { [id]: money.amount };
+      else {
+        if (r.status !== 'COMPLETED') return result([], `refund status ${String(r.status)}`);
+        k.refunds = { [id]: money.amount };
+        if (total) k.refundedTotal = paypalMoney(total, 'resource.seller_payable_breakdown.total_refunded_amount').amount;
+      }
+      return result([{ target: checkProviderId(capture, 'resource.links[up]'), aliases: [], knowledge: knowledge(k) }]);
+    }
+    case 'CUSTOMER.DISPUTE.CREATED':
+    case 'CUSTOMER.DISPUTE.UPDATED':
+    case 'CUSTOMER.DISPUTE.RESOLVED': {
+      const txs = Array.isArray(r.disputed_transactions) ? r.disputed_transactions : [];
+      const capture = str((txs[0] as Json | undefined)?.seller_transaction_id);
+      if (!capture) return result([], 'dispute without a seller transaction');
+      const id = checkProviderId(r.dispute_id, 'resource.dispute_id');
+      const money = paypalMoney(r.dispute_amount, 'resource.dispute_amount');
+      const outcome = str((r.dispute_outcome as Json | undefined)?.outcome_code);
+      const status = (outcome ?? str(r.status) ?? 'unknown').toLowerCase();
+      const lost = outcome === 'RESOLVED_BUYER_FAVOUR';
+      return result([
+        {
+          target: checkProviderId(capture, 'resource.disputed_transactions[0].seller_transaction_id'),
+          aliases: [],
+          knowledge: knowledge({ currency: money.currency, disputes: { [id]: status }, chargebacks: lost ? { [id]: money.amount } : {} }),
+        },
+      ]);
+    }
+  }
+  return result([], `event type ${eventType || '(none)'} is not a payment lifecycle event`);
+}
+
+export function parseEvent(provider: Provider, body: unknown, headers: { topic: string; eventId: string }): ParsedEvent {
+  switch (provider) {
+    case 'stripe':
+      return parseStripe(body);
+    case 'shopify':
+      return parseShopify(headers.topic, headers.eventId, body);
+    case 'woocommerce':
+      return parseWooCommerce(headers.topic, headers.eventId, body);
+    case 'paypal':
+      return parsePayPal(body);
+  }
+}

@@ -1,0 +1,61 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Provider } from '../ledger/apply.js';
+import { deliverWebhook, type DeliveryDeps } from './deliver.js';
+import { PayPalVerifier, paypalOptionsFromEnv } from './paypal.js';
+import { loadSecretKey } from './secret-key.js';
+
+/** Largest webhook body accepted; larger ones get a 413 before any signature work. */
+export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
+
+const Outcome = Type.Object({
+  status: Type.Union(['applied', 'duplicate', 'ignored', 'pending', 'dead_lettered', 'ping'].map((s) => Type.Literal(s))),
+  event_id: Type.Optional(Type.String()),
+  event_type: Type.Optional(Type.String()),
+  transaction_id: Type.Optional(Type.String()),
+  state: Type.Optional(Type.String()),
+  dead_event_id: Type.Optional(Type.String()),
+  detail: Type.Optional(Type.String()),
+});
+
+/**
+ * POST /api/v1/webhooks/{provider}/{endpoint_id}: a PUBLIC route (no API key: providers cannot
+ * send one). The body is taken as raw bytes by this plugin's own content-type parser (any
+ * content type), so the signature is checked over exactly what the provider signed; it is
+ * parsed only afterwards. The tenant comes from the endpoint.
+ */
+export const webhookRoutes: FastifyPluginAsync = async (app) => {
+  const key = loadSecretKey(process.env, app.skeldir.config.dataDir);
+  const deps: DeliveryDeps = {
+    pool: app.appPool,
+    key,
+    paypal: new PayPalVerifier(paypalOptionsFromEnv(process.env)),
+    warn: (message, detail) => app.log.warn(detail ?? {}, message),
+  };
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) => done(null, body));
+
+  app.post<{ Params: { provider: Provider; endpoint_id: string } }>(
+    '/api/v1/webhooks/:provider/:endpoint_id',
+    {
+      bodyLimit: WEBHOOK_BODY_LIMIT,
+      schema: {
+        tags: ['webhooks'],
+        summary: "A payment provider's webhook (signature-verified; the tenant comes from the endpoint)",
+        description:
+          'Stripe (Stripe-Signature), Shopify (X-Shopify-Hmac-Sha256), WooCommerce (X-WC-Webhook-Signature) and PayPal ' +
+          '(PAYPAL-TRANSMISSION-* certificate signature). Any verification failure is the same 401 problem; nothing is written.',
+        params: Type.Object({
+          provider: Type.Union([Type.Literal('stripe'), Type.Literal('shopify'), Type.Literal('paypal'), Type.Literal('woocommerce')]),
+          endpoint_id: Type.String({ maxLength: 64 }),
+        }),
+        response: { 200: Outcome, 202: Outcome },
+      },
+    },
+    async (request, reply) => {
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const outcome = await deliverWebhook(deps, request.params.provider, request.params.endpoint_id.toLowerCase(), body, request.headers);
+      return reply.code(outcome.status === 'pending' ? 202 : 200).send(outcome);
+    },
+  );
+};
