@@ -242,6 +242,7 @@ export function summarise(phases: PhaseResult[]): ForensicReport['summary'] {
   const verdict = gates.passed === gates.total && !failedPhase ? 'PASS' : 'FAIL';
   let line = `${gates.passed}/${gates.total} gates, ${tests.passed}/${tests.total} tests passed`;
   const extra = [
+    ...phases.filter((p) => p.migration?.error).map((p) => `phase ${p.phase} upgrade failed`),
     gates.failed ? `${gates.failed} gate${gates.failed === 1 ? '' : 's'} failed` : '',
     gates.notRun ? `${gates.notRun} not run` : '',
   ].filter(Boolean);
