@@ -9,6 +9,7 @@ import { revision as r202511151440 } from './revisions/202511151440_add_dead_eve
 import { revision as r202511151450 } from './revisions/202511151450_create_revenue_state_transitions.js';
 import { revision as r202611280012 } from './revisions/202611280012_api_key_authentication.js';
 import { revision as r202611280016 } from './revisions/202611280016_attribution_settings_and_runs.js';
+import { revision as r202611280017 } from './revisions/202611280017_ingestion_event_columns.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -25,6 +26,7 @@ export const REVISIONS: readonly Revision[] = [
   r202511151450,
   r202611280012,
   r202611280016,
+  r202611280017,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */
