@@ -20,6 +20,8 @@ export interface Config {
   systemRole: string;
   /** Rows per backfill batch in migrations (each batch is one short transaction). */
   migrationBatchSize: number;
+  /** API requests each tenant may make per minute (per API process); 0 = unlimited. */
+  rateLimitPerMinute: number;
 }
 
 export class ConfigError extends Error {
@@ -46,7 +48,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!Number.isInteger(batch) || batch < 1 || batch > 1_000_000) {
     throw new ConfigError(`SKELDIR_MIGRATION_BATCH_SIZE must be an integer between 1 and 1000000, got ${JSON.stringify(env.SKELDIR_MIGRATION_BATCH_SIZE)}`);
   }
+  const rate = env.SKELDIR_RATE_LIMIT_PER_MINUTE ? Number(env.SKELDIR_RATE_LIMIT_PER_MINUTE) : 6000;
+  if (!Number.isInteger(rate) || rate < 0) {
+    throw new ConfigError(`SKELDIR_RATE_LIMIT_PER_MINUTE must be a non-negative integer (0 = unlimited), got ${JSON.stringify(env.SKELDIR_RATE_LIMIT_PER_MINUTE)}`);
+  }
   return {
+    rateLimitPerMinute: rate,
     migrationBatchSize: batch,
     databaseUrl: env.DATABASE_URL || undefined,
     port,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
@@ -9,7 +10,8 @@ import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../errors.js';
-import { authenticateApiKey } from '../tenants/tenants.js';
+import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
+import type { RateLimitOptions } from './rate-limit.js';
 import { parseJsonBody } from './json-body.js';
 import { HttpProblem, sendProblem } from './problems.js';
 import { registerRoutes } from './routes.js';
@@ -24,7 +26,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The application-role pool (row-level security always applies). */
     appPool: pg.Pool;
-    skeldir: { db: Database; config: Config };
+    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions };
+    /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
+    authenticator: ApiKeyAuthenticator;
+    /** Every route registered, for tests that must cover them all (the isolation matrix). */
+    routeList: { method: string; url: string }[];
   }
 }
 
@@ -39,13 +45,19 @@ export interface AppOptions {
   bodyLimit?: number;
   /** Size of the application-role pool (default 20). */
   poolSize?: number;
+  /** How long a successful key lookup is remembered (default 5 s; 0 disables), and the clock it uses. */
+  authCacheTtlMs?: number;
+  clock?: () => number;
+  /** Per-tenant rate limit; default `config.rateLimitPerMinute` per minute (0 = none). */
+  rateLimit?: RateLimitOptions;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-/** Log redaction: credentials never reach the logs. */
+/** Log redaction: credentials never reach the logs (src/http/logging.test.ts proves it). */
 export const REDACT = [
   'req.headers.authorization',
+  'req.headers["idempotency-key"]',
   'req.headers["x-api-key"]',
   'req.headers.cookie',
   'headers.authorization',
@@ -71,7 +83,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const logger =
     options.logger === false
       ? false
-      : { level: process.env.LOG_LEVEL || 'info', redact: { paths: REDACT, censor: '[redacted]' }, ...(typeof options.logger === 'object' ? options.logger : {}) };
+      : {
+          level: process.env.LOG_LEVEL || 'info',
+          redact: { paths: REDACT, censor: '[redacted]' },
+          serializers: { req: serializeRequest },
+          ...(typeof options.logger === 'object' ? options.logger : {}),
+        };
   const app = Fastify({
     logger,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
@@ -89,7 +106,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
 
   const appPool = options.db.appPool({ max: options.poolSize ?? 20, applicationName: 'skeldir-api' });
   app.decorate('appPool', appPool);
-  app.decorate('skeldir', { db: options.db, config: options.config });
+  const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
+  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit });
+  app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
+  const routeList: { method: string; url: string }[] = [];
+  app.decorate('routeList', routeList);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routeList.push({ method, url: route.url });
+  });
   app.decorateRequest('tenantId', '');
   app.decorateRequest('inTenant', function <T>(this: FastifyRequest, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (!this.tenantId) throw new Error('inTenant called on an unauthenticated request');
@@ -130,7 +154,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
 export async function authenticate(request: FastifyRequest): Promise<void> {
   const header = request.headers.authorization;
   const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
-  const tenantId = match ? await authenticateApiKey(request.server.appPool, match[1]!) : null;
+  const tenantId = match ? await request.server.authenticator.authenticate(match[1]!) : null;
   if (!tenantId) {
     // One answer for every cause (missing, malformed, unknown, revoked, expired): nothing to learn from it.
     throw new HttpProblem('unauthorized', 'a valid API key is required: Authorization: Bearer <key>');
@@ -141,21 +165,7 @@ export async function authenticate(request: FastifyRequest): Promise<void> {
 /** Turns framework and driver errors into domain errors with registered codes. */
 function toDomainError(error: FastifyError): DomainError | { code: 'internal' } {
   if (error instanceof DomainError) return error;
-  if (error.validation) {
-    const part = error.validationContext ?? 'body';
-    const errors = error.validation.map((v) => {
-      const params = v.params as Record<string, unknown>;
-      const extra = (params.missingProperty ?? params.additionalProperty) as string | undefined;
-      const field = `${part}${v.instancePath}${extra ? `/${extra}` : ''}`;
-      const message = params.additionalProperty
-        ? `unknown field ${JSON.stringify(params.additionalProperty)} is not allowed`
-        : params.missingProperty
-          ? `required field ${JSON.stringify(params.missingProperty)} is missing`
-          : `${field} ${v.message ?? 'is invalid'}`;
-      return { field, message };
-    });
-    return new HttpProblem('validation_failed', errors[0]!.message, { field: errors[0]!.field, details: { errors } });
-  }
+  if (error.validation) return validationProblem(error.validation as ErrorObject[], error.validationContext ?? 'body');
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new HttpProblem('unsupported_media_type', `content type ${JSON.stringify(error.message.split(': ').pop())} is not supported; send application/json`);
@@ -173,4 +183,37 @@ function toDomainError(error: FastifyError): DomainError | { code: 'internal' } 
   if (status === 405) return new HttpProblem('method_not_allowed', error.message);
   if (status >= 400 && status < 500) return new HttpProblem('validation_failed', error.message);
   return { code: 'internal' };
+}
+
+/**
+ * A 400 `validation_failed` problem from validator errors: `field` is a JSON pointer prefixed
+ * with the part of the request (`body/events/3/currency`, `params/id`); `errors` lists them all.
+ */
+export function validationProblem(validation: Pick<ErrorObject, 'instancePath' | 'params' | 'message'>[], part: string): HttpProblem {
+  const errors = validation.map((v) => {
+    const params = v.params as Record<string, unknown>;
+    const extra = (params.missingProperty ?? params.additionalProperty) as string | undefined;
+    const field = `${part}${v.instancePath}${extra ? `/${extra}` : ''}`;
+    const message = params.additionalProperty
+      ? `unknown field ${JSON.stringify(params.additionalProperty)} is not allowed`
+      : params.missingProperty
+        ? `required field ${JSON.stringify(params.missingProperty)} is missing`
+        : `${field} ${v.message ?? 'is invalid'}`;
+    return { field, message };
+  });
+  if (errors.length === 0) return new HttpProblem('validation_failed', `${part} is not valid`, { field: part });
+  return new HttpProblem('validation_failed', errors[0]!.message, { field: errors[0]!.field, details: { errors } });
+}
+
+/**
+ * What a request log line says about the request: method, path (no query string), client
+ * address and headers. Credentials among the headers are censored by REDACT.
+ */
+function serializeRequest(request: FastifyRequest) {
+  return {
+    method: request.method,
+    url: request.url.split('?')[0],
+    remoteAddress: request.ip,
+    headers: { ...request.headers },
+  };
 }

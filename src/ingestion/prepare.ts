@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { DomainError } from '../errors.js';
+import { isCurrency } from '../money/currencies.js';
+import { normaliseChannel } from './channels.js';
+import type { EventInput } from './schema.js';
+
+export class IngestionError extends DomainError {}
+
+/** Events may be at most this far ahead of the server's clock (senders' clocks drift). */
+export const MAX_FUTURE_MS = 24 * 3600_000;
+/** Nothing Skeldir attributes happened before this. */
+export const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
+
+/** An event checked and normalised, ready to insert. */
+export interface PreparedEvent {
+  /** The client's key, as given. */
+  clientKey: string;
+  /** The stored, tenant-scoped form: `<tenant_id>:ext:<client key>` (SPEC §1.2). */
+  scopedKey: string;
+  eventType: 'touchpoint' | 'conversion';
+  /** The timestamp text as given (PostgreSQL parses it, keeping microseconds). */
+  timestamp: string;
+  sessionId: string;
+  userId: string | null;
+  channel: string;
+  campaignId: string | null;
+  valueCents: number | null;
+  currency: string;
+  orderId: string | null;
+  /** The event exactly as received (JSON text), for raw_payload. */
+  raw: string;
+  /** SHA-256 (hex) of the canonical event without its key: tells a replay from a reused key. */
+  requestHash: string;
+}
+
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+
+/** Milliseconds since the epoch of an RFC 3339 timestamp, or null when it names no real instant. */
+export function parseTimestamp(text: string): number | null {
+  const m = TIMESTAMP.exec(text);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return null;
+  let offset = 0;
+  if (m[8]) {
+    const oh = Number(m[9]);
+    const om = Number(m[10]);
+    // PostgreSQL accepts offsets up to ±15:59.
+    if (oh > 15 || om > 59) return null;
+    offset = (m[8] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
+  }
+  const fraction = m[7] ? Math.floor(Number(m[7]) * 1000) : 0;
+  const utc = new Date(0);
+  utc.setUTCFullYear(year, month - 1, day);
+  utc.setUTCHours(hour, minute, second, fraction);
+  return utc.getTime() - offset;
+}
+
+/** JSON with object keys sorted at every level: equal data, equal text. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.keys(value as object)
+    .sort()
+    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+    .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`);
+  return `{${entries.join(',')}}`;
+}
+
+export function requestHash(input: EventInput): string {
+  const { idempotency_key: _key, ...rest } = input;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+}
+
+export function scopedKey(tenantId: string, clientKey: string): string {
+  return `${tenantId}:ext:${clientKey}`;
+}
+
+/**
+ * Checks what the schema cannot (which key applies, calendar and range of the timestamp,
+ * the currency) and normalises the channel. `pointer` locates the event in the request
+ * (`body`, or `body/events/3` in a batch) so every problem names its field.
+ */
+export function prepareEvent(
+  tenantId: string,
+  input: EventInput,
+  options: { headerKey?: string | undefined; pointer: string; channels: ReadonlySet<string>; now: number },
+): PreparedEvent {
+  const { pointer } = options;
+  const fieldKey = input.idempotency_key;
+  if (options.headerKey !== undefined && fieldKey !== undefined && options.headerKey !== fieldKey) {
+    throw new IngestionError('idempotency_key_mismatch', 'the Idempotency-Key header and the idempotency_key field differ; send one, or the same in both', {
+      field: `${pointer}/idempotency_key`,
+    });
+  }
+  const clientKey = options.headerKey ?? fieldKey;
+  if (clientKey === undefined) {
+    throw new IngestionError('idempotency_key_missing', 'an idempotency key is required: the Idempotency-Key header or the idempotency_key field', {
+      field: `${pointer}/idempotency_key`,
+    });
+  }
+
+  const at = parseTimestamp(input.event_timestamp);
+  if (at === null) {
+    throw new IngestionError('timestamp_invalid', `event_timestamp ${JSON.stringify(input.event_timestamp)} is not a real date and time`, {
+      field: `${pointer}/event_timestamp`,
+    });
+  }
+  if (at < MIN_TIMESTAMP_MS || at > options.now + MAX_FUTURE_MS) {
+    throw new IngestionError(
+      'timestamp_out_of_range',
+      `event_timestamp ${JSON.stringify(input.event_timestamp)} is outside the accepted range (2000-01-01 to 24 hours from now)`,
+      { field: `${pointer}/event_timestamp` },
+    );
+  }
+
+  if (input.currency !== undefined && !isCurrency(input.currency)) {
+    throw new IngestionError('currency_invalid', `currency ${JSON.stringify(input.currency)} is not an ISO 4217 currency with minor units`, {
+      field: `${pointer}/currency`,
+    });
+  }
+  if (input.conversion_value_cents !== undefined && input.currency === undefined) {
+    throw new IngestionError('currency_required', 'conversion_value_cents needs a currency (ISO 4217)', { field: `${pointer}/currency` });
+  }
+
+  return {
+    clientKey,
+    scopedKey: scopedKey(tenantId, clientKey),
+    eventType: input.event_type,
+    timestamp: input.event_timestamp.toUpperCase(),
+    sessionId: input.session_id.toLowerCase(),
+    userId: input.user_id ?? null,
+    channel: normaliseChannel(input, options.channels),
+    campaignId: input.campaign_id ?? input.utm_campaign ?? null,
+    valueCents: input.conversion_value_cents ?? null,
+    // The column is NOT NULL DEFAULT 'USD'; without a value the currency means nothing and is shown as null.
+    currency: input.currency ?? 'USD',
+    orderId: input.order_id ?? null,
+    raw: JSON.stringify(input),
+    requestHash: requestHash(input),
+  };
+}

@@ -1,0 +1,159 @@
+import { Type } from '@sinclair/typebox';
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { validationProblem } from '../http/app.js';
+import { HttpProblem, problemFor } from '../http/problems.js';
+import { ChannelTaxonomy } from './channels.js';
+import { ingestEvents, keyReusedError } from './ingest.js';
+import { IngestionError, prepareEvent, type PreparedEvent } from './prepare.js';
+import { BatchEnvelope, BatchInput, BatchOutput, EventInput, EventOutput, KEY_PATTERN } from './schema.js';
+import { findById, toOutput } from './store.js';
+
+/** A single event is small; a 1,000-event batch of long fields stays under 4 MiB. */
+export const EVENT_BODY_LIMIT = 64 * 1024;
+export const BATCH_BODY_LIMIT = 4 * 1024 * 1024;
+
+const keyPattern = new RegExp(KEY_PATTERN);
+const security = [{ apiKey: [] }];
+
+/** The Idempotency-Key header, if sent (and well-formed). */
+function headerKey(request: FastifyRequest): string | undefined {
+  const value = request.headers['idempotency-key'];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !keyPattern.test(value)) {
+    throw new IngestionError('idempotency_key_invalid', 'the Idempotency-Key header must be 1-200 visible ASCII characters (no spaces)', {
+      field: 'headers/idempotency-key',
+    });
+  }
+  return value;
+}
+
+/** One event validator for batch items, configured like the app's body validator (no coercion, no stripping). */
+function itemValidator(): ValidateFunction {
+  const ajv = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: false, coerceTypes: false, strict: false });
+  addFormats.default(ajv);
+  return ajv.compile(EventInput);
+}
+
+/** POST /events, POST /events/batch, GET /events/{id} (issue 4; docs/ingestion.md). */
+export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const taxonomy = new ChannelTaxonomy(app.appPool);
+  const validateItem = itemValidator();
+
+  app.post(
+    '/events',
+    {
+      bodyLimit: EVENT_BODY_LIMIT,
+      schema: {
+        tags: ['events'],
+        summary: 'Ingest one event (idempotent: Idempotency-Key header or idempotency_key field)',
+        description:
+          '201 with the event on first receipt; 200 with the same event when the key is replayed with the same body; ' +
+          '409 idempotency_key_reused when the key was used with a different body. Events land pending for the worker.',
+        security,
+        headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ description: 'The idempotency key (1–200 visible ASCII characters).' })) }),
+        body: EventInput,
+        response: { 200: EventOutput, 201: EventOutput },
+      },
+    },
+    async (request, reply) => {
+      const channels = await taxonomy.active();
+      const prepared = prepareEvent(request.tenantId, request.body, {
+        headerKey: headerKey(request),
+        pointer: 'body',
+        channels,
+        now: Date.now(),
+      });
+      const [outcome] = await request.inTenant((client) => ingestEvents(client, request.tenantId, [prepared]));
+      if (outcome!.status === 409) throw keyReusedError(outcome!.clientKey, outcome!.eventId, 'body');
+      return reply.code(outcome!.status).send(outcome!.event);
+    },
+  );
+
+  app.post(
+    '/events/batch',
+    {
+      bodyLimit: BATCH_BODY_LIMIT,
+      // The documented schema is the full one; only the envelope is checked up front, each item
+      // is then validated on its own so that one bad item does not sink the others.
+      validatorCompiler: ({ httpPart }) => envelopeValidator(httpPart),
+      schema: {
+        tags: ['events'],
+        summary: 'Ingest up to 1,000 events; per-item results',
+        description:
+          'Each item carries its own idempotency_key field and gets its own result (201, 200, 409 or a 4xx problem). ' +
+          'Not atomic: valid items are stored even when others are refused. The stored items are written in one transaction.',
+        security,
+        body: BatchInput,
+        response: { 200: BatchOutput },
+      },
+    },
+    async (request) => {
+      if (request.headers['idempotency-key'] !== undefined) {
+        throw new IngestionError('idempotency_header_on_batch', 'a batch takes one idempotency_key field per event, not an Idempotency-Key header', {
+          field: 'headers/idempotency-key',
+        });
+      }
+      const items = (request.body as { events: unknown[] }).events;
+      const channels = await taxonomy.active();
+      const now = Date.now();
+      const results: BatchOutput['results'] = new Array(items.length);
+      const valid: { index: number; event: PreparedEvent }[] = [];
+      items.forEach((item, index) => {
+        const pointer = `body/events/${index}`;
+        try {
+          if (!validateItem(item)) throw validationProblem(validateItem.errors ?? [], pointer);
+          valid.push({ index, event: prepareEvent(request.tenantId, item as EventInput, { pointer, channels, now }) });
+        } catch (error) {
+          results[index] = itemProblem(index, error);
+        }
+      });
+      const outcomes = valid.length
+        ? await request.inTenant((client) => ingestEvents(client, request.tenantId, valid.map((v) => v.event)))
+        : [];
+      outcomes.forEach((outcome, i) => {
+        const { index, event } = valid[i]!;
+        results[index] =
+          outcome.status === 409
+            ? itemProblem(index, keyReusedError(event.clientKey, outcome.eventId, `body/events/${index}`))
+            : { index, status: outcome.status, event: outcome.event };
+      });
+      const count = (f: (s: number) => boolean) => results.filter((r) => f(r.status)).length;
+      return { results, created: count((s) => s === 201), replayed: count((s) => s === 200), failed: count((s) => s >= 400) };
+    },
+  );
+
+  app.get(
+    '/events/:id',
+    {
+      schema: {
+        tags: ['events'],
+        summary: 'One event of the tenant',
+        security,
+        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        response: { 200: EventOutput },
+      },
+    },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      const row = await request.inTenant((client) => findById(client, id));
+      // Another tenant's event is indistinguishable from one that does not exist.
+      if (!row) throw new HttpProblem('not_found', `no event ${id}`);
+      return toOutput(row, request.tenantId);
+    },
+  );
+};
+
+const envelopeAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, strict: false });
+const batchEnvelope = envelopeAjv.compile(BatchEnvelope);
+const anything = envelopeAjv.compile({});
+function envelopeValidator(httpPart: string | undefined): ValidateFunction {
+  return httpPart === 'body' ? batchEnvelope : anything;
+}
+
+function itemProblem(index: number, error: unknown): BatchOutput['results'][number] {
+  const { status, body } = problemFor(error);
+  return { index, status, problem: body as NonNullable<BatchOutput['results'][number]['problem']> };
+}

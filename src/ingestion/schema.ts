@@ -1,0 +1,118 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+/** Most events per batch request. */
+export const MAX_BATCH = 1000;
+/** Longest client idempotency key: `<tenant_id>:ext:` (41 characters) + 200 fits varchar(255). */
+export const MAX_KEY_LENGTH = 200;
+/** Idempotency keys: visible ASCII, no spaces (UUIDs, hashes, order numbers, ULIDs …). */
+export const KEY_PATTERN = `^[\\x21-\\x7E]{1,${MAX_KEY_LENGTH}}$`;
+/** RFC 3339 date-time with an explicit offset, up to microseconds (PostgreSQL's precision). */
+export const TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d{1,6})?(?:[Zz]|[+-]\\d{2}:\\d{2})$';
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+/** Identifiers and labels: no control characters, no leading or trailing white space. */
+const TEXT_PATTERN = '^[^\\s\\x00-\\x1F\\x7F](?:[^\\x00-\\x1F\\x7F]*[^\\s\\x00-\\x1F\\x7F])?$';
+/** Largest value of the integer columns (conversion_value_cents, revenue_cents). */
+export const MAX_VALUE_CENTS = 2_147_483_647;
+
+const text = (maxLength: number, description: string) => Type.String({ minLength: 1, maxLength, pattern: TEXT_PATTERN, description });
+
+export const EventInput = Type.Object(
+  {
+    idempotency_key: Type.Optional(
+      Type.String({ pattern: KEY_PATTERN, description: 'Idempotency key (or the Idempotency-Key header): 1–200 visible ASCII characters.' }),
+    ),
+    event_type: Type.Unsafe<'touchpoint' | 'conversion'>({ type: 'string', enum: ['touchpoint', 'conversion'], description: 'touchpoint or conversion' }),
+    event_timestamp: Type.String({
+      pattern: TIMESTAMP_PATTERN,
+      maxLength: 35,
+      description: 'When it happened: RFC 3339 with an offset (2026-03-01T12:00:00Z, …+01:00); from 2000-01-01 to 24 hours ahead.',
+    }),
+    session_id: Type.String({ pattern: UUID_PATTERN, description: 'Visitor session (UUID): the journey key.' }),
+    user_id: Type.Optional(text(255, "The sender's id of the person: stitches their sessions into one journey.")),
+    channel: Type.Optional(text(100, 'Marketing channel (a taxonomy code or alias); wins over utm_*.')),
+    utm_source: Type.Optional(text(255, 'utm_source, used for the channel when `channel` is absent.')),
+    utm_medium: Type.Optional(text(255, 'utm_medium, used for the channel when `channel` is absent.')),
+    utm_campaign: Type.Optional(text(255, 'utm_campaign, stored as campaign_id when campaign_id is absent.')),
+    campaign_id: Type.Optional(text(255, 'Campaign identifier.')),
+    conversion_value_cents: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: MAX_VALUE_CENTS, description: 'Value in minor units of `currency` (cents for USD, yen for JPY).' }),
+    ),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code; required with conversion_value_cents.' })),
+    order_id: Type.Optional(text(255, 'Merchant order the conversion belongs to (links it to the payment ledger).')),
+  },
+  { additionalProperties: false },
+);
+export type EventInput = Static<typeof EventInput>;
+
+export const BatchInput = Type.Object(
+  {
+    events: Type.Array(EventInput, {
+      minItems: 1,
+      maxItems: MAX_BATCH,
+      description: `1–${MAX_BATCH} events, each with its own idempotency_key field. Items are validated one by one: a bad item is reported in its result and does not sink the others.`,
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** The envelope of a batch alone: items are validated one by one in the handler. */
+export const BatchEnvelope = Type.Object(
+  { events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) },
+  { additionalProperties: false },
+);
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+
+export const EventOutput = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    idempotency_key: Type.String(),
+    event_type: Type.String(),
+    event_timestamp: Type.String({ format: 'date-time' }),
+    session_id: Type.String({ format: 'uuid' }),
+    user_id: Nullable(Type.String()),
+    channel: Type.String({ description: 'The channel_taxonomy code the event was normalised to.' }),
+    campaign_id: Nullable(Type.String()),
+    conversion_value_cents: Type.Union([Type.Integer(), Type.Null()]),
+    currency: Nullable(Type.String({ description: 'ISO 4217 code of the value; null when the event carries none.' })),
+    order_id: Nullable(Type.String()),
+    processing_status: Type.String({ description: 'pending until the worker has processed the event, then processed (or failed).' }),
+    received_at: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);
+export type EventOutput = Static<typeof EventOutput>;
+
+const ProblemOutput = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String(),
+    field: Type.Optional(Type.String()),
+    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { additionalProperties: true },
+);
+
+export const BatchOutput = Type.Object(
+  {
+    results: Type.Array(
+      Type.Object(
+        {
+          index: Type.Integer({ description: 'Position of the item in the request.' }),
+          status: Type.Integer({ description: '201 created, 200 replay, 409 key reused with a different body, 4xx invalid.' }),
+          event: Type.Optional(EventOutput),
+          problem: Type.Optional(ProblemOutput),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    created: Type.Integer(),
+    replayed: Type.Integer(),
+    failed: Type.Integer(),
+  },
+  { additionalProperties: false },
+);
+export type BatchOutput = Static<typeof BatchOutput>;
