@@ -11,7 +11,7 @@
 // held an ACCESS EXCLUSIVE lock on a table. Run: node --import tsx bench/migrations.bench.ts
 import pg from 'pg';
 import { SchemaMigrator } from '../src/migrations/migrator.js';
-import { LEGACY_HEAD } from '../src/migrations/registry.js';
+import { DOCUMENT_REVISIONS, LEGACY_HEAD } from '../src/migrations/registry.js';
 import { createTestDatabase, stopTestServer, superClient, urlFor, type TestDatabase } from '../src/testing/db.js';
 import { createDatabaseIfMissing, databaseAt, withClient } from '../src/db/database.js';
 
@@ -189,11 +189,16 @@ async function main() {
     drop: () => withClient(source.adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${naiveName}" WITH (FORCE)`)).then(() => {}) };
 
   const results = [];
+  const phases = { skeldir: [] as string[], naive: [] as string[] };
   results.push(
     await measure('skeldir (batched, lock-light)', source, source.adminUrl, async () => {
       const m = new SchemaMigrator(source.ownerPool({ max: 2 }), { roles: source.roles });
       try {
-        await m.upgrade('202511151450');
+        for (const revision of DOCUMENT_REVISIONS) {
+          const t = performance.now();
+          await m.upgrade(revision);
+          phases.skeldir.push(((performance.now() - t) / 1000).toFixed(1));
+        }
       } finally {
         await m.close();
       }
@@ -204,9 +209,11 @@ async function main() {
       const c = await superClient(naive);
       try {
         for (const script of NAIVE) {
+          const t = performance.now();
           await c.query('BEGIN');
           await c.query(script);
           await c.query('COMMIT');
+          phases.naive.push(((performance.now() - t) / 1000).toFixed(1));
         }
       } finally {
         await c.end();
@@ -219,6 +226,7 @@ async function main() {
   for (const r of results) {
     console.log(r.name.padEnd(60), r.seconds.toFixed(1).padStart(8), `${r.longestMs.toFixed(0)} ms on ${r.table}`.padStart(32));
   }
+  console.log(`\nseconds per phase (4, 5, 6, 7, 8a, 8b): skeldir ${phases.skeldir.join(' / ')}; naive ${phases.naive.join(' / ')}`);
   const [ours, theirs] = results;
   console.log(`\nratio of longest exclusive hold, skeldir / naive: ${(ours!.longestMs / theirs!.longestMs).toFixed(4)}`);
   console.log(`ratio of total time, skeldir / naive: ${(ours!.seconds / theirs!.seconds).toFixed(2)}`);

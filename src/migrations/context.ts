@@ -7,6 +7,10 @@ export interface Progress {
   start(label: string, total: number): { tick(n: number): void; stop(): void };
 }
 
+/** SKELDIR_MIGRATION_TRACE=1 prints every migration statement slower than 50 ms (for diagnosing slow upgrades). */
+const TRACE = process.env.SKELDIR_MIGRATION_TRACE === '1';
+const TRACE_MIN_MS = 50;
+
 export const silentProgress: Progress = { start: () => ({ tick() {}, stop() {} }) };
 
 /**
@@ -27,7 +31,12 @@ export class MigrationContext {
 
   /** One statement, committed on its own. */
   async exec<R = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<R[]> {
+    const started = TRACE ? performance.now() : 0;
     const result = await this.db.executeQuery<R>(CompiledQuery.raw(text, params));
+    if (TRACE) {
+      const ms = performance.now() - started;
+      if (ms >= TRACE_MIN_MS) process.stderr.write(`[migration trace] ${ms.toFixed(0)} ms  ${text.replace(/\s+/g, ' ').slice(0, 120)}\n`);
+    }
     return result.rows as R[];
   }
 
@@ -171,19 +180,24 @@ export class MigrationContext {
     const { table } = spec;
     const t = ident(table);
     const tenants = await this.tenantIds();
-    let total = 0;
+    // The walk visits every row of each tenant once; counting them is an index-only scan of
+    // (tenant_id, id), far cheaper than counting the rows still to do (a filtered table scan
+    // per tenant: 20 tenants × 1M rows cost seconds in the benchmark).
+    const sizes: number[] = [];
     for (const tenant of tenants) {
       await this.transaction(async () => {
         await this.exec(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
-        const [row] = await this.exec<{ n: string }>(`SELECT count(*) AS n FROM ${t} WHERE ${spec.where}`);
-        total += Number(row!.n);
+        const [row] = await this.exec<{ n: string }>(`SELECT count(*) AS n FROM ${t}`);
+        sizes.push(Number(row!.n));
       });
     }
+    const total = sizes.reduce((a, b) => a + b, 0);
     if (total === 0) return 0;
     const bar = this.progress.start(spec.label, total);
-    let done = 0;
+    let updated = 0;
     try {
-      for (const tenant of tenants) {
+      for (const [i, tenant] of tenants.entries()) {
+        if (sizes[i] === 0) continue;
         let last = '00000000-0000-0000-0000-000000000000';
         for (;;) {
           let seen = 0;
@@ -202,8 +216,8 @@ export class MigrationContext {
             );
             seen = Number(r!.seen);
             if (r!.last) last = r!.last;
-            done += Number(r!.updated);
-            bar.tick(Number(r!.updated));
+            updated += Number(r!.updated);
+            bar.tick(seen);
           });
           if (seen < this.batchSize) break;
         }
@@ -211,7 +225,7 @@ export class MigrationContext {
     } finally {
       bar.stop();
     }
-    return done;
+    return updated;
   }
 
   /** Updates a table that is not tenant-scoped (tenants itself) in primary-key batches. */
