@@ -197,7 +197,10 @@ export function parseShopify(topic: string, webhookId: string, event: unknown): 
   const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId: webhookId, eventType: topic, facts, ...(ignored ? { ignored } : {}) });
   if (topic.startsWith('orders/')) {
     const status = String(o.financial_status ?? '');
-    const target = checkProviderId(o.id, 'id');
+    // Shopify ids are JSON numbers; the GraphQL id string carries the same id without the
+    // precision a JavaScript number loses beyond 2^53.
+    const gid = typeof o.admin_graphql_api_id === 'string' ? /^gid:\/\/shopify\/Order\/(\d+)$/.exec(o.admin_graphql_api_id)?.[1] : undefined;
+    const target = gid ?? checkProviderId(o.id, 'id');
     const cur = currency(o.currency).code;
     const refunds: Record<string, number> = {};
     if (Array.isArray(o.refunds)) for (const r of o.refunds) Object.assign(refunds, shopifyRefunds(obj(r, 'refunds[]').transactions, cur, 'refunds[].transactions[]').refunds);

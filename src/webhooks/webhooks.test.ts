@@ -1,0 +1,414 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../config.js';
+import { buildApp, type App } from '../http/app.js';
+import { createTenant } from '../tenants/tenants.js';
+import { runCli } from '../testing/cli.js';
+import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { createEndpoint, rotateEndpoint } from './endpoints.js';
+import { PayPalVerifier } from './paypal.js';
+import { loadSecretKey } from './secret-key.js';
+import {
+  makePki, PAYPAL_CERT_URL, paypalHeaders, shopifyHeaders, stripeCharge, stripeEvent, stripeHeaders, TEST_SECRET_KEY, wooHeaders, type TestPki,
+} from './test-support.js';
+
+process.env.SKELDIR_SECRET_KEY = TEST_SECRET_KEY;
+const key = loadSecretKey(process.env, '/nonexistent');
+
+let db: TestDatabase;
+let app: App;
+let pki: TestPki;
+let tenant: string;
+let apiKey: string;
+const ep: Record<string, { id: string; secret: string }> = {};
+
+async function endpoint(provider: string, tenantId = tenant, secret?: string) {
+  const owner = db.ownerPool({ max: 1 });
+  try {
+    const e = await createEndpoint(owner, key, { tenantId, provider, ...(secret ? { secret } : {}) });
+    return { id: e.endpoint_id, secret: e.secret };
+  } finally {
+    await owner.end();
+  }
+}
+
+async function count(table: string, tenantId = tenant): Promise<number> {
+  const c = await superClient(db);
+  try {
+    const where = table === 'revenue_state_transitions' ? `ledger_id IN (SELECT id FROM revenue_ledger WHERE tenant_id = $1)` : `tenant_id = $1`;
+    return (await c.query(`SELECT count(*)::int AS n FROM ${table} WHERE ${where}`, [tenantId])).rows[0].n;
+  } finally {
+    await c.end();
+  }
+}
+
+const post = (provider: string, id: string, body: string | Buffer, headers: Record<string, string>) =>
+  app.inject({ method: 'POST', url: `/api/v1/webhooks/${provider}/${id}`, payload: body, headers });
+
+before(async () => {
+  db = await createTestDatabase('head');
+  pki = makePki();
+  const pinned = join(pki.dir, 'pinned.pem');
+  writeFileSync(pinned, pki.leafPem);
+  process.env.SKELDIR_PAYPAL_CERTS = pinned;
+  const owner = db.ownerPool({ max: 1 });
+  ({ tenant_id: tenant, api_key: apiKey } = await createTenant(owner, { name: 'Webhooks', email: 'ops@webhooks.example' }));
+  await owner.end();
+  ep.stripe = await endpoint('stripe', tenant, 'whsec_test_stripe_secret');
+  ep.shopify = await endpoint('shopify', tenant, 'shpss_test_shopify_secret');
+  ep.woocommerce = await endpoint('woocommerce');
+  ep.paypal = await endpoint('paypal', tenant, 'WH-9XL90610J3647323C');
+  app = await buildApp({ db, config: loadConfig({}), logger: false });
+});
+after(async () => {
+  await app?.close();
+  await db?.drop();
+});
+
+function assertUnauthorized(res: { statusCode: number; json(): any; headers: Record<string, unknown> }) {
+  assert.equal(res.statusCode, 401);
+  assert.match(String(res.headers['content-type']), /application\/problem\+json/);
+  const body = res.json();
+  assert.equal(body.code, 'webhook_signature_invalid');
+  delete body.request_id;
+  delete body.instance; // the request's own path
+  return JSON.stringify(body);
+}
+
+describe('signature vectors', () => {
+  test('stripe: valid, tampered body, wrong secret, stale and future timestamps, several v1, rotated secret', async () => {
+    const bodies = new Set<string>();
+    const s = ep.stripe!;
+    const body = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_sig_1', amount: 1000 }));
+    const before = await count('webhook_deliveries');
+    const now = Math.floor(Date.now() / 1000);
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body.replace('1000', '9000'), stripeHeaders(body, s.secret))));
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, 'whsec_wrong'))));
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, s.secret, now - 301))));
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, s.secret, now + 310))));
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body, { 'content-type': 'application/json' })));
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body, { 'content-type': 'application/json', 'stripe-signature': 't=abc,v1=zz' })));
+    bodies.add(assertUnauthorized(await post('shopify', s.id, body, stripeHeaders(body, s.secret))), 'endpoint of another provider');
+    bodies.add(assertUnauthorized(await post('stripe', '00000000-0000-4000-8000-000000000000', body, stripeHeaders(body, s.secret))));
+    bodies.add(assertUnauthorized(await post('stripe', 'not-a-uuid', body, stripeHeaders(body, s.secret))));
+    assert.equal(bodies.size, 1, 'one identical problem for every cause');
+    assert.equal(await count('webhook_deliveries'), before, 'nothing written');
+    assert.equal(await count('revenue_ledger'), 0);
+
+    const good = stripeHeaders(body, s.secret, now - 299);
+    const sig = good['stripe-signature'];
+    const multi = `${sig.split(',')[0]},v1=${'0'.repeat(64)},${sig.split(',')[1]},v0=${'1'.repeat(64)}`;
+    const ok = await post('stripe', s.id, body, { ...good, 'stripe-signature': multi });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().status, 'applied');
+    assert.equal(ok.json().transaction_id, 'ch_sig_1');
+
+    // Rotation: the previous secret is accepted during the grace period, the new one at once.
+    const owner = db.ownerPool({ max: 1 });
+    const rotated = await rotateEndpoint(owner, key, { tenantId: tenant, endpointId: s.id, secret: 'whsec_rotated', graceHours: 1 });
+    const b2 = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_sig_2', amount: 500 }));
+    assert.equal((await post('stripe', s.id, b2, stripeHeaders(b2, 'whsec_test_stripe_secret'))).statusCode, 200, 'old secret within the window');
+    const b3 = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_sig_3', amount: 500 }));
+    assert.equal((await post('stripe', s.id, b3, stripeHeaders(b3, 'whsec_rotated'))).statusCode, 200, 'new secret');
+    assert.ok(rotated.previous_secret_valid_until);
+    await rotateEndpoint(owner, key, { tenantId: tenant, endpointId: s.id, secret: 'whsec_rotated_again', graceHours: 0 });
+    await owner.end();
+    const b4 = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_sig_4', amount: 500 }));
+    assertUnauthorized(await post('stripe', s.id, b4, stripeHeaders(b4, 'whsec_rotated')));
+    assert.equal((await post('stripe', s.id, b4, stripeHeaders(b4, 'whsec_rotated_again'))).statusCode, 200);
+    ep.stripe!.secret = 'whsec_rotated_again';
+  });
+
+  test('shopify: valid, tampered body, wrong secret, rotated secret (no signed timestamp: replays are caught by the event id)', async () => {
+    const s = ep.shopify!;
+    const order = JSON.stringify({ id: 5123456789012, name: '#9999', total_price: '199.99', currency: 'USD', financial_status: 'paid', processed_at: '2024-06-01T10:00:00-04:00', refunds: [] });
+    const before = await count('webhook_deliveries');
+    assertUnauthorized(await post('shopify', s.id, order.replace('199.99', '1.99'), shopifyHeaders(order, s.secret, 'orders/paid')));
+    assertUnauthorized(await post('shopify', s.id, order, shopifyHeaders(order, 'wrong-secret', 'orders/paid')));
+    assertUnauthorized(await post('shopify', s.id, order, { 'content-type': 'application/json', 'x-shopify-topic': 'orders/paid' }));
+    assert.equal(await count('webhook_deliveries'), before);
+    const webhookId = 'b54557e4-bdd9-4b37-8a5f-bf7d70bcd043';
+    const ok = await post('shopify', s.id, order, shopifyHeaders(order, s.secret, 'orders/paid', webhookId));
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual([ok.json().status, ok.json().transaction_id, ok.json().state], ['applied', '5123456789012', 'captured']);
+    const replay = await post('shopify', s.id, order, shopifyHeaders(order, s.secret, 'orders/paid', webhookId));
+    assert.equal(replay.json().status, 'duplicate');
+
+    const owner = db.ownerPool({ max: 1 });
+    await rotateEndpoint(owner, key, { tenantId: tenant, endpointId: s.id, secret: 'shpss_new_secret', graceHours: 2 });
+    await owner.end();
+    const refund = JSON.stringify({ id: 509562969, order_id: 5123456789012, transactions: [{ id: 179259969, kind: 'refund', status: 'success', amount: '50.00', currency: 'USD' }] });
+    assert.equal((await post('shopify', s.id, refund, shopifyHeaders(refund, 'shpss_test_shopify_secret', 'refunds/create'))).statusCode, 200, 'old secret in the window');
+    const tx = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/5123456789012', headers: { authorization: `Bearer ${apiKey}` } });
+    assert.equal(tx.statusCode, 200, tx.body);
+    assert.deepEqual([tx.json().amount_cents, tx.json().refunded_cents, tx.json().net_cents, tx.json().order_id], [19999, 5000, 14999, '5123456789012']);
+    ep.shopify!.secret = 'shpss_new_secret';
+  });
+
+  test('woocommerce: the unsigned creation ping; valid, tampered body, wrong secret, rotated secret', async () => {
+    const s = ep.woocommerce!;
+    const ping = await post('woocommerce', s.id, 'webhook_id=12', { 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(ping.statusCode, 200, ping.body);
+    assert.equal(ping.json().status, 'ping');
+    assertUnauthorized(await post('woocommerce', '00000000-0000-4000-8000-000000000000', 'webhook_id=12', { 'content-type': 'application/x-www-form-urlencoded' }));
+    const order = JSON.stringify({ id: 727, number: '727', status: 'processing', currency: 'EUR', total: '29.35', date_created_gmt: '2024-06-02T09:00:00', date_paid_gmt: '2024-06-02T09:01:00', refunds: [] });
+    assertUnauthorized(await post('woocommerce', s.id, order.replace('29.35', '0.35'), wooHeaders(order, s.secret, 'order.updated')));
+    assertUnauthorized(await post('woocommerce', s.id, order, wooHeaders(order, 'nope-nope-nope', 'order.updated')));
+    const ok = await post('woocommerce', s.id, order, wooHeaders(order, s.secret, 'order.updated'));
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual([ok.json().status, ok.json().state], ['applied', 'captured']);
+    const owner = db.ownerPool({ max: 1 });
+    const r = await rotateEndpoint(owner, key, { tenantId: tenant, endpointId: s.id, graceHours: 24 });
+    await owner.end();
+    const refunded = JSON.stringify({ ...JSON.parse(order), refunds: [{ id: 730, reason: '', total: '-5.00' }] });
+    assert.equal((await post('woocommerce', s.id, refunded, wooHeaders(refunded, s.secret, 'order.updated'))).statusCode, 200, 'old secret');
+    const full = JSON.stringify({ ...JSON.parse(order), status: 'refunded', refunds: [{ id: 730, total: '-5.00' }, { id: 731, total: '-24.35' }] });
+    const res = await post('woocommerce', s.id, full, wooHeaders(full, r.secret, 'order.updated'));
+    assert.deepEqual([res.statusCode, res.json().state], [200, 'refunded']);
+  });
+
+  test('paypal: certificate signature — valid, tampered body, wrong webhook id, stale time, foreign cert URL host, rotated webhook id', async () => {
+    const s = ep.paypal!;
+    const capture = JSON.stringify({
+      id: 'WH-2WR32451HC0233532-67976317FL4543714',
+      event_type: 'PAYMENT.CAPTURE.COMPLETED',
+      resource_type: 'capture',
+      create_time: '2024-06-03T12:00:00Z',
+      resource: {
+        id: '2GG279541U471931P',
+        status: 'COMPLETED',
+        amount: { currency_code: 'USD', value: '10.00' },
+        final_capture: true,
+        invoice_id: 'INV-77',
+        create_time: '2024-06-03T11:59:58Z',
+        supplementary_data: { related_ids: { order_id: '5O190127TN364715T', authorization_id: '0VF52814937998046' } },
+      },
+    });
+    assertUnauthorized(await post('paypal', s.id, capture.replace('10.00', '99.00'), paypalHeaders(capture, s.secret, pki.leafKey)));
+    assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, 'WH-OTHER', pki.leafKey)));
+    assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.leafKey, { time: new Date(Date.now() - 3600_000) })));
+    assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.leafKey, { certUrl: 'https://evil.example/cert.pem' })));
+    assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.strangerKey)));
+    const ok = await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.leafKey));
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual([ok.json().status, ok.json().state, ok.json().transaction_id], ['applied', 'captured', '0VF52814937998046']);
+
+    const owner = db.ownerPool({ max: 1 });
+    await rotateEndpoint(owner, key, { tenantId: tenant, endpointId: s.id, secret: 'WH-NEWHOOK0001', graceHours: 1 });
+    await owner.end();
+    const refund = JSON.stringify({
+      id: 'WH-1GE84257G0350133W-6RW800890C634293G',
+      event_type: 'PAYMENT.CAPTURE.REFUNDED',
+      create_time: '2024-06-04T12:00:00Z',
+      resource: {
+        id: '1JU08902781691411',
+        status: 'COMPLETED',
+        amount: { currency_code: 'USD', value: '2.50' },
+        seller_payable_breakdown: { total_refunded_amount: { currency_code: 'USD', value: '2.50' } },
+        links: [
+          { href: 'https://api.paypal.com/v2/payments/refunds/1JU08902781691411', rel: 'self', method: 'GET' },
+          { href: 'https://api.paypal.com/v2/payments/captures/2GG279541U471931P', rel: 'up', method: 'GET' },
+        ],
+      },
+    });
+    for (const id of ['WH-9XL90610J3647323C', 'WH-NEWHOOK0001']) {
+      const body = refund.replace('WH-1GE84257G0350133W', `WH-${id.slice(3, 10)}`);
+      const res = await post('paypal', s.id, body, paypalHeaders(body, id, pki.leafKey));
+      assert.equal(res.statusCode, 200, `${id}: ${res.body}`);
+    }
+    const tx = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/2GG279541U471931P', headers: { authorization: `Bearer ${apiKey}` } });
+    assert.equal(tx.statusCode, 200, 'found by its capture id');
+    assert.deepEqual([tx.json().transaction_id, tx.json().refunded_cents, tx.json().order_id], ['0VF52814937998046', 250, 'INV-77']);
+  });
+
+  test('paypal certificate download path: chain to a trusted root, PayPal subject, allow-listed host, cached', async () => {
+    const fetched: string[] = [];
+    const verifier = new PayPalVerifier({
+      allowedHosts: ['api.paypal.com'],
+      pinned: [],
+      extraRoots: [new X509Certificate(pki.caPem)],
+      toleranceSeconds: 300,
+      fetchText: async (url) => {
+        fetched.push(url);
+        return url.endsWith('stranger') ? pki.strangerPem + pki.caPem : pki.leafPem + pki.caPem;
+      },
+    });
+    const body = Buffer.from('{"id":"WH-1"}');
+    const h = (k: string, certUrl = PAYPAL_CERT_URL) => {
+      const x = paypalHeaders(body.toString(), 'WH-X', k, { certUrl });
+      return { transmissionId: x['paypal-transmission-id'], transmissionTime: x['paypal-transmission-time'], transmissionSig: x['paypal-transmission-sig'], certUrl: x['paypal-cert-url'], authAlgo: x['paypal-auth-algo'] };
+    };
+    assert.equal(await verifier.verify(body, h(pki.leafKey), 'WH-X', Date.now()), true);
+    assert.equal(await verifier.verify(body, h(pki.leafKey), 'WH-X', Date.now()), true);
+    assert.equal(fetched.length, 1, 'the certificate is cached');
+    assert.equal(await verifier.verify(body, h(pki.strangerKey, `${PAYPAL_CERT_URL}stranger`), 'WH-X', Date.now()), false, 'not PayPal\'s subject');
+    assert.equal(await verifier.verify(body, h(pki.leafKey, 'http://api.paypal.com/cert'), 'WH-X', Date.now()), false, 'https only');
+    assert.equal(await verifier.verify(body, h(pki.leafKey, 'https://api.paypal.com.evil.example/cert'), 'WH-X', Date.now()), false, 'host not allowed');
+    const untrusted = new PayPalVerifier({ allowedHosts: ['api.paypal.com'], pinned: [], extraRoots: [], toleranceSeconds: 300, fetchText: async () => pki.leafPem + pki.caPem });
+    assert.equal(await untrusted.verify(body, h(pki.leafKey), 'WH-X', Date.now()), false, 'a chain to an unknown root is refused');
+  });
+});
+
+describe('limits and unusable payloads', () => {
+  test('an oversized body is a 413 before any signature work (even on an unknown endpoint)', async () => {
+    const big = Buffer.alloc(1024 * 1024 + 1, 0x20);
+    const res = await post('stripe', '00000000-0000-4000-8000-000000000000', big, { 'content-type': 'application/json' });
+    assert.equal(res.statusCode, 413);
+    assert.equal(res.json().code, 'payload_too_large');
+  });
+
+  test('signed but unusable payloads are dead-lettered with a 2xx; events that are not payments are ignored', async () => {
+    const s = ep.stripe!;
+    const deadBefore = await count('dead_events');
+    const bad = stripeEvent('charge.succeeded', { ...stripeCharge({ id: 'ch_bad', amount: 100 }), amount: 12.5 });
+    const r1 = await post('stripe', s.id, bad, stripeHeaders(bad, s.secret));
+    assert.equal(r1.statusCode, 200);
+    assert.equal(r1.json().status, 'dead_lettered');
+    const notJson = '{"id": "evt_broken", ';
+    const r2 = await post('stripe', s.id, notJson, stripeHeaders(notJson, s.secret));
+    assert.equal(r2.json().status, 'dead_lettered');
+    const badCurrency = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_xau', amount: 100, currency: 'xau' }));
+    assert.equal((await post('stripe', s.id, badCurrency, stripeHeaders(badCurrency, s.secret))).json().status, 'dead_lettered');
+    assert.equal(await count('dead_events'), deadBefore + 3);
+    const c = await superClient(db);
+    const rows = (await c.query(`SELECT source, error_code, error_type FROM dead_events WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 3`, [tenant])).rows.reverse();
+    await c.end();
+    assert.deepEqual(rows.map((r) => [r.source, r.error_code]), [['webhook', 'amount_invalid'], ['webhook', 'malformed_json'], ['webhook', 'currency_invalid']]);
+    const ignored = stripeEvent('customer.created', { id: 'cus_1', object: 'customer' });
+    const r3 = await post('stripe', s.id, ignored, stripeHeaders(ignored, s.secret));
+    assert.deepEqual([r3.statusCode, r3.json().status], [200, 'ignored']);
+    const tx = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_bad', headers: { authorization: `Bearer ${apiKey}` } });
+    assert.equal(tx.statusCode, 404);
+  });
+
+  test('a refund delivered before its charge waits, and is applied when the charge arrives', async () => {
+    const s = ep.stripe!;
+    const refund = stripeEvent('refund.created', { id: 're_early', object: 'refund', amount: 300, charge: 'ch_late', currency: 'usd', status: 'succeeded' });
+    const r1 = await post('stripe', s.id, refund, stripeHeaders(refund, s.secret));
+    assert.deepEqual([r1.statusCode, r1.json().status], [202, 'pending']);
+    const charge = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_late', amount: 1000 }));
+    const r2 = await post('stripe', s.id, charge, stripeHeaders(charge, s.secret));
+    assert.deepEqual([r2.json().status, r2.json().state], ['applied', 'captured']);
+    const tx = (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_late', headers: { authorization: `Bearer ${apiKey}` } })).json();
+    assert.deepEqual([tx.refunded_cents, tx.net_cents], [300, 700]);
+  });
+});
+
+describe('idempotency and convergence', () => {
+  test('50 concurrent deliveries of the same event: one ledger row, one transition', async () => {
+    const s = ep.stripe!;
+    const body = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_concurrent', amount: 4200 }), 'evt_concurrent_1');
+    const headers = stripeHeaders(body, s.secret);
+    const results = await Promise.all(Array.from({ length: 50 }, () => post('stripe', s.id, body, headers)));
+    const statuses = results.map((r) => `${r.statusCode} ${r.json().status}`).sort();
+    assert.equal(statuses.filter((x) => x === '200 applied').length, 1, statuses.join(','));
+    assert.equal(statuses.filter((x) => x === '200 duplicate').length, 49);
+    const c = await superClient(db);
+    const rows = (await c.query(`SELECT id FROM revenue_ledger WHERE transaction_id = $1`, [`${tenant}:stripe:ch_concurrent`])).rows;
+    assert.equal(rows.length, 1);
+    const transitions = (await c.query(`SELECT from_state, to_state FROM revenue_state_transitions WHERE ledger_id = $1`, [rows[0].id])).rows;
+    assert.deepEqual(transitions, [{ from_state: null, to_state: 'captured' }]);
+    const deliveries = (await c.query(`SELECT count(*)::int AS n FROM webhook_deliveries WHERE provider_event_id = 'evt_concurrent_1'`)).rows[0].n;
+    await c.end();
+    assert.equal(deliveries, 1);
+  });
+
+  test('every permutation of capture / partial refund / full refund converges to the same row', async () => {
+    const events = {
+      capture: stripeEvent('charge.captured', stripeCharge({ id: 'ch_perm', amount: 2000, orderId: 'ORD-PERM' }), 'evt_perm_capture'),
+      partial: stripeEvent('charge.refunded', stripeCharge({ id: 'ch_perm', amount: 2000, refunded: 500, orderId: 'ORD-PERM' }), 'evt_perm_partial'),
+      full: stripeEvent('charge.refunded', stripeCharge({ id: 'ch_perm', amount: 2000, refunded: 2000, orderId: 'ORD-PERM' }), 'evt_perm_full'),
+    };
+    const orders: (keyof typeof events)[][] = [
+      ['capture', 'partial', 'full'], ['capture', 'full', 'partial'], ['partial', 'capture', 'full'],
+      ['partial', 'full', 'capture'], ['full', 'capture', 'partial'], ['full', 'partial', 'capture'],
+    ];
+    const finals = new Set<string>();
+    const owner = db.ownerPool({ max: 1 });
+    for (const [i, order] of orders.entries()) {
+      const t = (await createTenant(owner, { name: `Perm ${i}`, email: `perm${i}@x.example` })).tenant_id;
+      const e = await endpoint('stripe', t, 'whsec_perm_secret');
+      for (const name of [...order, order[0]!]) {
+        const res = await post('stripe', e.id, events[name], stripeHeaders(events[name], e.secret));
+        assert.equal(res.statusCode, 200, res.body);
+      }
+      const c = await superClient(db);
+      const row = (await c.query(
+        `SELECT state, previous_state, amount_cents, refunded_cents, chargeback_cents, revenue_cents, is_verified, order_id, currency,
+                verification_source, verification_timestamp, metadata - 'fx' AS metadata
+           FROM revenue_ledger WHERE tenant_id = $1`,
+        [t],
+      )).rows;
+      await c.end();
+      assert.equal(row.length, 1);
+      finals.add(JSON.stringify(row[0]));
+    }
+    await owner.end();
+    assert.equal(finals.size, 1, [...finals].join('\n'));
+    const final = JSON.parse([...finals][0]!);
+    assert.deepEqual([final.state, final.previous_state, final.refunded_cents, final.revenue_cents], ['refunded', 'captured', 2000, 0]);
+  });
+});
+
+describe('isolation and the CLI', () => {
+  test("another tenant's key does not see the transaction (404 as for a missing one)", async () => {
+    const owner = db.ownerPool({ max: 1 });
+    const other = await createTenant(owner, { name: 'Other', email: 'other@x.example' });
+    await owner.end();
+    const res = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_sig_1', headers: { authorization: `Bearer ${other.api_key}` } });
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.json().code, 'transaction_not_found');
+    const mine = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_sig_1', headers: { authorization: `Bearer ${apiKey}` } });
+    assert.equal(mine.statusCode, 200);
+    assert.deepEqual(mine.json().transitions.map((t: { to_state: string }) => t.to_state), ['captured']);
+    assert.match(mine.json().transitions[0].reason, /^stripe charge\.succeeded evt_/);
+  });
+
+  test('skeldir webhook create | list | rotate | delete; secrets are encrypted at rest', async () => {
+    const env = { DATABASE_URL: db.url, SKELDIR_SECRET_KEY: TEST_SECRET_KEY };
+    const created = await runCli(['webhook', 'create', '--tenant', tenant, '--provider', 'stripe', '--secret', 'whsec_cli_secret_1'], { env });
+    assert.equal(created.code, 0, created.stderr);
+    const c1 = JSON.parse(created.stdout);
+    assert.deepEqual(Object.keys(c1).sort(), ['endpoint_id', 'provider', 'secret', 'url_path']);
+    assert.equal(c1.url_path, `/api/v1/webhooks/stripe/${c1.endpoint_id}`);
+    assert.equal(c1.secret, 'whsec_cli_secret_1');
+    const sc = await superClient(db);
+    const stored = (await sc.query(`SELECT secret_ciphertext FROM webhook_endpoints WHERE id = $1`, [c1.endpoint_id])).rows[0].secret_ciphertext;
+    await sc.end();
+    assert.ok(!stored.includes('whsec_cli_secret_1') && !Buffer.from(stored).toString('base64').includes('whsec'), 'not stored in plaintext');
+    assert.match(stored, /^v1\.[0-9a-f]{12}\./);
+
+    const body = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_cli', amount: 100 }));
+    assert.equal((await post('stripe', c1.endpoint_id, body, stripeHeaders(body, 'whsec_cli_secret_1'))).statusCode, 200, 'the API decrypts what the CLI encrypted');
+
+    const list = await runCli(['webhook', 'list', '--tenant', tenant], { env });
+    assert.equal(list.code, 0, list.stderr);
+    const listed = JSON.parse(list.stdout).find((e: { endpoint_id: string }) => e.endpoint_id === c1.endpoint_id);
+    assert.equal(listed.deliveries, 1);
+    assert.ok(!list.stdout.includes('whsec_'), 'list never shows secrets');
+
+    const rotated = await runCli(['webhook', 'rotate', '--tenant', tenant, c1.endpoint_id, '--grace-hours', '0'], { env });
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const r = JSON.parse(rotated.stdout);
+    assert.match(r.secret, /^skd_whsec_/);
+    assert.equal(r.previous_secret_valid_until, null);
+
+    const wrongKey = await runCli(['webhook', 'create', '--tenant', tenant, '--provider', 'bitcoin'], { env });
+    assert.equal(wrongKey.code, 2);
+    assert.match(wrongKey.stderr, /provider must be one of/);
+    const paypalNoId = await runCli(['webhook', 'create', '--tenant', tenant, '--provider', 'paypal'], { env });
+    assert.equal(paypalNoId.code, 2);
+    const otherTenant = await runCli(['webhook', 'delete', '--tenant', '00000000-0000-4000-8000-000000000000', c1.endpoint_id], { env });
+    assert.equal(otherTenant.code, 1);
+
+    const deleted = await runCli(['webhook', 'delete', '--tenant', tenant, c1.endpoint_id], { env });
+    assert.equal(deleted.code, 0, deleted.stderr);
+    assertUnauthorized(await post('stripe', c1.endpoint_id, body, stripeHeaders(body, r.secret)));
+    const again = await runCli(['webhook', 'delete', '--tenant', tenant, c1.endpoint_id], { env });
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /no endpoint/);
+  });
+});
