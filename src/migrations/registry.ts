@@ -10,6 +10,7 @@ import { revision as r202511151450 } from './revisions/202511151450_create_reven
 import { revision as r202611280012 } from './revisions/202611280012_api_key_authentication.js';
 import { revision as r202611280016 } from './revisions/202611280016_attribution_settings_and_runs.js';
 import { revision as r202611280017 } from './revisions/202611280017_ingestion_event_columns.js';
+import { revision as r202611280020 } from './revisions/202611280020_revenue_ledger_webhooks_fx.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -27,6 +28,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280012,
   r202611280016,
   r202611280017,
+  r202611280020,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */
