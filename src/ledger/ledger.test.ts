@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import type pg from 'pg';
+import { withTenant } from '../db/tenant-context.js';
+import { createTenant } from '../tenants/tenants.js';
+import { createTestDatabase, type TestDatabase } from '../testing/db.js';
+import { applyFact } from './apply.js';
+import { derive, EMPTY, join, path, type Knowledge } from './lattice.js';
+
+const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
+console.log(`# fast-check seed ${seed} (FC_SEED=${seed} to replay)`);
+
+const ids = fc.constantFrom('a', 'b', 'c', 'd');
+const knowledgeArb: fc.Arbitrary<Knowledge> = fc.record({
+  amount: fc.constantFrom(null, 1000),
+  currency: fc.constantFrom(null, 'USD'),
+  occurredAt: fc.option(fc.constantFrom('2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z'), { nil: null }),
+  captured: fc.boolean(),
+  refunds: fc.dictionary(ids, fc.integer({ min: 1, max: 600 })),
+  refundedTotal: fc.integer({ min: 0, max: 1200 }),
+  fullyRefunded: fc.boolean(),
+  chargebacks: fc.dictionary(ids, fc.integer({ min: 1, max: 1000 })),
+  disputes: fc.dictionary(ids, fc.constantFrom('needs_response', 'under_review', 'won', 'lost')),
+  voided: fc.boolean(),
+  orderId: fc.option(fc.constantFrom('o1', 'o2'), { nil: null }),
+  details: fc.dictionary(fc.constantFrom('x', 'y'), fc.constantFrom('1', '2')),
+}).map((k) => ({ ...k, currency: k.amount === null ? null : 'USD' }));
+
+describe('what the ledger knows is a semilattice (order and repetition of deliveries do not matter)', () => {
+  test('join is commutative, associative and idempotent; EMPTY is its identity', () => {
+    fc.assert(
+      fc.property(knowledgeArb, knowledgeArb, knowledgeArb, (a, b, c) => {
+        assert.deepEqual(join(a, b), join(b, a));
+        assert.deepEqual(join(join(a, b), c), join(a, join(b, c)));
+        assert.deepEqual(join(a, a), join(a, EMPTY));
+        assert.deepEqual(join(join(a, b), b), join(a, b));
+      }),
+      { seed, numRuns: 500 },
+    );
+  });
+
+  test('any order of any multiset of snapshots derives the same row; figures stay within the amount', () => {
+    fc.assert(
+      fc.property(fc.array(knowledgeArb, { minLength: 1, maxLength: 6 }), fc.integer(), (facts, shuffleSeed) => {
+        const withAmount = facts.map((f) => ({ ...f, amount: 1000, currency: 'USD' }));
+        const shuffled = [...withAmount].sort((x, y) => ((JSON.stringify(x).length * 31 + shuffleSeed) % 7) - ((JSON.stringify(y).length * 31 + shuffleSeed) % 7));
+        const a = derive(withAmount.reduce(join, EMPTY));
+        const b = derive([...shuffled, ...shuffled].reduce(join, EMPTY));
+        assert.deepEqual(a, b);
+        assert.ok(a.refundedCents >= 0 && a.refundedCents <= 1000 && a.chargebackCents <= 1000 && a.netCents >= 0 && a.netCents <= 1000);
+        if (a.state === 'authorized') assert.equal(a.netCents, 0);
+      }),
+      { seed, numRuns: 500 },
+    );
+  });
+
+  test('paths follow authorized → captured → refunded | chargeback and never leave a final state', () => {
+    assert.deepEqual(path(null, 'refunded'), ['captured', 'refunded']);
+    assert.deepEqual(path('authorized', 'chargeback'), ['captured', 'chargeback']);
+    assert.deepEqual(path('captured', 'authorized'), []);
+    assert.equal(path('refunded', 'chargeback'), null);
+    assert.deepEqual(path('chargeback', 'chargeback'), []);
+  });
+});
+
+describe('the state machine is enforced by the database (direct SQL as the application role)', () => {
+  let db: TestDatabase;
+  let appPool: pg.Pool;
+  let tenant: string;
+  let other: string;
+  before(async () => {
+    db = await createTestDatabase('head');
+    const owner = db.ownerPool({ max: 1 });
+    tenant = (await createTenant(owner, { name: 'Ledger', email: 'ops@ledger.example' })).tenant_id;
+    other = (await createTenant(owner, { name: 'Other', email: 'ops@other.example' })).tenant_id;
+    await owner.end();
+    appPool = db.appPool({ max: 4 });
+  });
+  after(async () => {
+    await appPool?.end();
+    await db?.drop();
+  });
+
+  const inTenant = <T>(fn: (c: pg.PoolClient) => Promise<T>, t = tenant) => withTenant(appPool, t, fn);
+  let n = 0;
+  async function insert(c: pg.PoolClient, state = 'authorized', amount = 1000): Promise<string> {
+    const { rows } = await c.query(
+      `INSERT INTO revenue_ledger (tenant_id, transaction_id, state, previous_state, amount_cents, currency, revenue_cents, verification_source, verification_timestamp)
+       VALUES ($1, $2, $3, 'forged', $4, 'USD', 0, 'test', now()) RETURNING id`,
+      [tenant, `${tenant}:stripe:sql_${++n}`, state, amount],
+    );
+    return rows[0].id;
+  }
+  const rejected = async (fn: (c: pg.PoolClient) => Promise<unknown>, constraint: string) => {
+    await assert.rejects(inTenant(fn), (e: { code?: string; constraint?: string; message: string }) => {
+      assert.equal(e.code, '23514', e.message);
+      assert.equal(e.constraint, constraint, e.message);
+      return true;
+    });
+  };
+  const transitions = (c: pg.PoolClient, id: string) =>
+    c.query(`SELECT from_state, to_state, reason FROM revenue_state_transitions WHERE ledger_id = $1 ORDER BY transitioned_at, id`, [id]).then((r) => r.rows);
+
+  test('legal moves: previous_state and the transition row are written by the database, in the same transaction', async () => {
+    await inTenant(async (c) => {
+      const id = await insert(c);
+      let row = (await c.query(`SELECT previous_state, revenue_cents, is_verified, verified_at FROM revenue_ledger WHERE id = $1`, [id])).rows[0];
+      assert.deepEqual([row.previous_state, row.revenue_cents, row.is_verified, row.verified_at], [null, 1000, false, null], 'previous_state cannot be forged on insert');
+      await c.query(`SELECT set_config('skeldir.transition_reason', 'manual capture', true)`);
+      await c.query(`UPDATE revenue_ledger SET state = 'captured' WHERE id = $1`, [id]);
+      await c.query(`UPDATE revenue_ledger SET refunded_cents = 250, previous_state = 'forged' WHERE id = $1`, [id]);
+      row = (await c.query(`SELECT state, previous_state, revenue_cents, is_verified, verified_at FROM revenue_ledger WHERE id = $1`, [id])).rows[0];
+      assert.deepEqual([row.state, row.previous_state, row.revenue_cents, row.is_verified], ['captured', 'authorized', 750, true], 'legacy columns follow; a forged previous_state is ignored');
+      assert.ok(row.verified_at instanceof Date);
+      await c.query(`UPDATE revenue_ledger SET state = 'refunded' WHERE id = $1`, [id]);
+      row = (await c.query(`SELECT state, previous_state, refunded_cents, revenue_cents FROM revenue_ledger WHERE id = $1`, [id])).rows[0];
+      assert.deepEqual([row.state, row.previous_state, row.refunded_cents, row.revenue_cents], ['refunded', 'captured', 1000, 0], 'refunded means fully refunded');
+      assert.deepEqual(await transitions(c, id), [
+        { from_state: null, to_state: 'authorized', reason: null },
+        { from_state: 'authorized', to_state: 'captured', reason: 'manual capture' },
+        { from_state: 'captured', to_state: 'refunded', reason: 'manual capture' },
+      ]);
+    });
+  });
+
+  test('every illegal transition is rejected, and nothing of it is written', async () => {
+    const illegal: [string, string][] = [
+      ['captured', 'authorized'], ['authorized', 'refunded'], ['authorized', 'chargeback'], ['refunded', 'captured'], ['refunded', 'authorized'],
+      ['refunded', 'chargeback'], ['chargeback', 'refunded'], ['chargeback', 'captured'], ['chargeback', 'authorized'],
+    ];
+    for (const [from, to] of illegal) {
+      const id = await inTenant((c) => insert(c, from));
+      await rejected((c) => c.query(`UPDATE revenue_ledger SET state = $2 WHERE id = $1`, [id, to]), 'revenue_ledger_state_machine');
+      const after = await inTenant(async (c) => ({ state: (await c.query(`SELECT state FROM revenue_ledger WHERE id = $1`, [id])).rows[0].state, t: await transitions(c, id) }));
+      assert.equal(after.state, from, `${from} -> ${to}`);
+      assert.equal(after.t.length, 1, `${from} -> ${to}: only the initial transition`);
+    }
+    // An unknown state is still refused by the document's CHECK, under its own name.
+    const id = await inTenant((c) => insert(c, 'captured'));
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET state = 'settled' WHERE id = $1`, [id]), 'ck_revenue_ledger_state_valid');
+  });
+
+  test('amount, currency and transaction id never change; cumulative refunds never shrink', async () => {
+    const id = await inTenant((c) => insert(c, 'captured'));
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET amount_cents = 999 WHERE id = $1`, [id]), 'revenue_ledger_immutable_columns');
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET transaction_id = 'x' WHERE id = $1`, [id]), 'revenue_ledger_immutable_columns');
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET currency = 'EUR' WHERE id = $1`, [id]), 'revenue_ledger_immutable_columns');
+    await inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 400 WHERE id = $1`, [id]));
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 300 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
+    await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_refunded_cents_range' });
+  });
+
+  test('the application role cannot write the audit trail itself, nor see or touch another tenant', async () => {
+    const id = await inTenant((c) => insert(c, 'captured'));
+    await assert.rejects(
+      inTenant((c) => c.query(`INSERT INTO revenue_state_transitions (ledger_id, from_state, to_state) VALUES ($1, 'captured', 'refunded')`, [id])),
+      { code: '42501' },
+    );
+    await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_state_transitions SET to_state = 'x' WHERE ledger_id = $1`, [id])), { code: '42501' });
+    const seen = await inTenant((c) => c.query(`UPDATE revenue_ledger SET state = 'refunded' WHERE id = $1`, [id]), other);
+    assert.equal(seen.rowCount, 0, 'the other tenant updates nothing');
+  });
+
+  test('applyFact walks the machine: a refund snapshot of an unseen payment is captured then refunded', async () => {
+    const r = await inTenant((c) =>
+      applyFact(c, { tenantId: tenant, provider: 'stripe', reason: 'test', reportingCurrency: 'USD' }, {
+        target: 'ch_walk',
+        aliases: [],
+        knowledge: { ...EMPTY, amount: 700, currency: 'USD', captured: true, refundedTotal: 700, fullyRefunded: true },
+      }),
+    );
+    assert.equal(r.status, 'applied');
+    const t = await inTenant(async (c) => transitions(c, r.status === 'applied' ? r.ledgerId : ''));
+    assert.deepEqual(t.map((x) => `${x.from_state}->${x.to_state}`), ['null->captured', 'captured->refunded']);
+  });
+});
