@@ -15,6 +15,7 @@ import { createTestDatabase, superClient, type TestDatabase } from '../testing/d
 import { generateLegacyData, insertLegacyData } from '../testing/legacy-fixtures.js';
 import { LEGACY_INDEX_SOURCES } from './ddl.js';
 import { render } from './formats/index.js';
+import { mappingTable } from './formats/mapping.js';
 import { EXPECTED_COUNTS, PHASES } from './protocol.js';
 import { ReferenceRenderer } from './reference.js';
 import { runForensics } from './runner.js';
@@ -86,6 +87,13 @@ describe('the protocol catalogue', () => {
         for (const t of g.tests) for (const l of t.lines) assert.ok(l >= 1 && l <= lines.length && lines[l - 1]!.trim() !== '', `${t.id} line ${l} is a line of the document`);
       }
     }
+  });
+});
+
+describe('documentation', () => {
+  test('docs/forensics.md carries the current gate → tests → document lines mapping', () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'forensics.md'), 'utf8');
+    assert.ok(doc.includes(mappingTable()), 'regenerate the mapping table in docs/forensics.md from mappingTable()');
   });
 });
 
