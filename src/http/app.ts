@@ -30,11 +30,18 @@ declare module 'fastify' {
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
-    routeList: { method: string; url: string }[];
+    routeList: RouteRecord[];
   }
 }
 
 export type App = FastifyInstance;
+
+/** A registered route: method, full URL pattern and its schema. */
+export interface RouteRecord {
+  method: string;
+  url: string;
+  schema?: unknown;
+}
 
 export interface AppOptions {
   db: Database;
@@ -109,10 +116,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
   app.decorate('skeldir', { db: options.db, config: options.config, rateLimit });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
-  const routeList: { method: string; url: string }[] = [];
+  const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
   app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) if (method !== 'HEAD') routeList.push({ method, url: route.url });
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routeList.push({ method, url: route.url, schema: route.schema });
   });
   app.decorateRequest('tenantId', '');
   app.decorateRequest('inTenant', function <T>(this: FastifyRequest, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
