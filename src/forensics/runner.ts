@@ -60,6 +60,10 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
     }
     // Pin the search path: pg_get_constraintdef prints referenced tables unqualified only when visible.
     await client.query('SET search_path TO public');
+    // On a live database never queue for long behind DDL (a catalogue probe's scratch table takes
+    // ACCESS SHARE on the real one); behavioural probes also set these per transaction.
+    await client.query(`SET lock_timeout = '5s'`);
+    await client.query(`SET statement_timeout = '60s'`);
     const info = (await client.query<{ version: string; num: string; db: string; role: string }>(
       `SELECT current_setting('server_version') AS version, current_setting('server_version_num') AS num,
               current_database() AS db, current_user AS role`,
