@@ -4,6 +4,7 @@ import type { Database } from '../db/database.js';
 import { migratorFor } from './migrate.js';
 import { runCommand } from './run.js';
 import { apiService } from '../http/server.js';
+import { workerService } from '../worker/cli.js';
 
 /** A long-running part of the system that `skeldir start` runs after migrating. */
 export interface Service {
@@ -12,7 +13,7 @@ export interface Service {
 }
 
 /** The services `skeldir start` runs, in start order (stopped in reverse). */
-export const SERVICES: Service[] = [apiService];
+export const SERVICES: Service[] = [apiService, workerService];
 
 export function registerStart(program: Command): void {
   program

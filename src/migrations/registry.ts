@@ -11,6 +11,8 @@ import { revision as r202611280012 } from './revisions/202611280012_api_key_auth
 import { revision as r202611280016 } from './revisions/202611280016_attribution_settings_and_runs.js';
 import { revision as r202611280017 } from './revisions/202611280017_ingestion_event_columns.js';
 import { revision as r202611280020 } from './revisions/202611280020_revenue_ledger_webhooks_fx.js';
+import { revision as r202611280021 } from './revisions/202611280021_worker_queue.js';
+import { revision as r202611280023 } from './revisions/202611280023_api_key_rotation.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -29,6 +31,8 @@ export const REVISIONS: readonly Revision[] = [
   r202611280016,
   r202611280017,
   r202611280020,
+  r202611280021,
+  r202611280023,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

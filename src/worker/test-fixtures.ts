@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import assert from 'node:assert/strict';
+import type pg from 'pg';
+import { withTenant } from '../db/tenant-context.js';
+import type { Queryable } from '../db/pool.js';
+
+/** Test and benchmark fixtures of the worker: tenants, pending events, and an audit of what committed. */
+
+export async function insertTenants(q: Queryable, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = randomUUID();
+    await q.query(
+      `INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1::uuid, $2, 'unset:' || $1::text, 'tenant-' || $1::text || '@skeldir.invalid')`,
+      [id, `worker test ${i}`],
+    );
+    ids.push(id);
+  }
+  return ids;
+}
+
+export interface PendingEvent {
+  id?: string;
+  type: string;
+  channel: string;
+  session: string;
+  at: Date;
+  value?: number | null;
+}
+
+const CHANNELS = ['facebook_paid', 'google_search_paid', 'google_display_paid', 'tiktok_paid', 'email', 'organic', 'referral', 'direct'];
+
+/** A small deterministic PRNG (mulberry32) so fixtures are reproducible from a seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Exactly `events` events in sessions of `touches` touchpoints, a share `conversionRate` of
+ * which end in a conversion (value 1..99999 cents), spread over the 20 days before `end`.
+ * Reproducible from `seed` (except the random UUIDs).
+ */
+export function journeys(o: { events: number; touches: number; conversionRate: number; seed?: number; end?: Date }): PendingEvent[] {
+  const rnd = prng(o.seed ?? 1);
+  const end = (o.end ?? new Date('2026-11-01T00:00:00Z')).getTime();
+  const out: PendingEvent[] = [];
+  while (out.length < o.events) {
+    const session = randomUUID();
+    const convAt = end - Math.floor(rnd() * 10 * 86_400_000);
+    for (let t = o.touches; t >= 1 && out.length < o.events; t--) {
+      out.push({ type: 'touchpoint', channel: CHANNELS[Math.floor(rnd() * CHANNELS.length)]!, session, at: new Date(convAt - t * Math.floor(1 + rnd() * 86_400_000)) });
+    }
+    if (out.length < o.events && rnd() < o.conversionRate) {
+      out.push({ type: 'conversion', channel: CHANNELS[Math.floor(rnd() * CHANNELS.length)]!, session, at: new Date(convAt), value: 1 + Math.floor(rnd() * 99_999) });
+    }
+  }
+  return out;
+}
+
+/** Inserts pending events as the application role in the tenant's context, the way ingestion stores them. Returns their ids. */
+export async function insertPendingEvents(appPool: pg.Pool, tenantId: string, events: readonly PendingEvent[]): Promise<string[]> {
+  const ids = events.map((e) => e.id ?? randomUUID());
+  await withTenant(appPool, tenantId, async (c) => {
+    for (let from = 0; from < events.length; from += 5000) {
+      const chunk = events.slice(from, from + 5000);
+      await c.query(
+        `INSERT INTO attribution_events
+           (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents, revenue_cents,
+            currency, idempotency_key, raw_payload)
+         SELECT i.id, $1::uuid, i.type, i.channel, i.session, i.at, i.at, i.value, coalesce(i.value, 0), 'USD',
+                $1::text || ':ext:' || i.id::text, jsonb_build_object('event_type', i.type, 'channel', i.channel, 'value', i.value)
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[]) AS i(id, type, channel, session, at, value)`,
+        [
+          tenantId,
+          ids.slice(from, from + 5000),
+          chunk.map((e) => e.type),
+          chunk.map((e) => e.channel),
+          chunk.map((e) => e.session),
+          chunk.map((e) => e.at.toISOString()),
+          chunk.map((e) => e.value ?? null),
+        ],
+      );
+    }
+  });
+  return ids;
+}
+
+/**
+ * Audit triggers (test-only, installed by a superuser): every committed transition of an event
+ * to 'processed' and every committed allocation insert leaves a row. Rolled-back work leaves
+ * none, so these tables show exactly what the workers' committed transactions did.
+ */
+export async function installAudit(superuser: Queryable, appRole = 'skeldir_app'): Promise<void> {
+  await superuser.query(`
+    CREATE TABLE test_processed_log (event_id uuid NOT NULL, logged_at timestamptz NOT NULL DEFAULT clock_timestamp());
+    CREATE TABLE test_allocation_log (event_id uuid NOT NULL, model_type text, channel_code text NOT NULL);
+    GRANT INSERT ON test_processed_log, test_allocation_log TO ${appRole};
+    CREATE FUNCTION test_log_processed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO test_processed_log (event_id) VALUES (NEW.id); RETURN NULL; END $$;
+    CREATE FUNCTION test_log_allocation() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO test_allocation_log (event_id, model_type, channel_code) VALUES (NEW.event_id, NEW.model_type, NEW.channel_code); RETURN NULL; END $$;
+    CREATE TRIGGER trg_test_processed_log AFTER UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.processing_status = 'processed') EXECUTE FUNCTION test_log_processed();
+    CREATE TRIGGER trg_test_allocation_log AFTER INSERT ON attribution_allocations
+      FOR EACH ROW EXECUTE FUNCTION test_log_allocation();`);
+}
+
+/**
+ * Asserts the end state after workers ran over `expected` events: every one processed, each
+ * exactly once (one committed transition), and every conversion's allocations present once per
+ * model and channel, inserted once, summing to its value. Returns the model set seen.
+ */
+export async function assertProcessedExactlyOnce(superuser: Queryable, expected: number): Promise<{ models: string[]; conversions: number }> {
+  const statuses = (await superuser.query<{ processing_status: string; n: string }>(
+    `SELECT processing_status, count(*) AS n FROM attribution_events GROUP BY 1 ORDER BY 1`,
+  )).rows;
+  assert.deepEqual(statuses.map((r) => [r.processing_status, Number(r.n)]), [['processed', expected]], 'every event processed');
+  const log = (await superuser.query<{ events: string; transitions: string; twice: string }>(
+    `SELECT count(DISTINCT event_id) AS events, count(*) AS transitions,
+            (SELECT count(*) FROM (SELECT event_id FROM test_processed_log GROUP BY 1 HAVING count(*) > 1) x) AS twice
+       FROM test_processed_log`,
+  )).rows[0]!;
+  assert.equal(Number(log.twice), 0, 'no event processed twice');
+  assert.equal(Number(log.events), expected, 'every event has a committed transition to processed');
+  assert.equal(Number(log.transitions), expected, 'exactly one transition per event');
+
+  const dup = (await superuser.query<{ n: string }>(
+    `SELECT count(*) AS n FROM (SELECT 1 FROM attribution_allocations GROUP BY event_id, model_type, channel_code HAVING count(*) > 1) x`,
+  )).rows[0]!;
+  assert.equal(Number(dup.n), 0, 'no allocation duplicated');
+  const inserts = (await superuser.query<{ n: string }>(
+    `SELECT count(*) AS n FROM (SELECT 1 FROM test_allocation_log GROUP BY event_id, model_type, channel_code HAVING count(*) > 1) x`,
+  )).rows[0]!;
+  assert.equal(Number(inserts.n), 0, 'no allocation inserted twice');
+  const conv = (await superuser.query<{ conversions: string; missing: string; wrong_sum: string; model_sets: string; models: string[] | null }>(`
+    WITH per AS (
+      SELECT c.id, c.conversion_value_cents AS value, a.model_type, sum(a.allocated_revenue_cents) AS cents
+        FROM attribution_events c LEFT JOIN attribution_allocations a ON a.event_id = c.id
+       WHERE c.event_type = 'conversion' GROUP BY c.id, c.conversion_value_cents, a.model_type
+    ), sets AS (SELECT id, array_agg(model_type ORDER BY model_type) AS models FROM per GROUP BY id)
+    SELECT (SELECT count(*) FROM sets) AS conversions,
+           (SELECT count(*) FROM per WHERE model_type IS NULL) AS missing,
+           (SELECT count(*) FROM per WHERE model_type IS NOT NULL AND cents <> value) AS wrong_sum,
+           (SELECT count(DISTINCT models) FROM sets) AS model_sets,
+           (SELECT models FROM sets LIMIT 1) AS models`)).rows[0]!;
+  assert.equal(Number(conv.missing), 0, 'every conversion has allocations');
+  assert.equal(Number(conv.wrong_sum), 0, 'each model\'s allocations sum to the conversion value');
+  assert.ok(Number(conv.model_sets) <= 1, 'every conversion has the same models');
+  return { models: conv.models ?? [], conversions: Number(conv.conversions) };
+}

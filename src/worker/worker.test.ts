@@ -1,0 +1,446 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import type pg from 'pg';
+import { loadConfig } from '../config.js';
+import { buildApp } from '../http/app.js';
+import { withTenant } from '../db/tenant-context.js';
+import { runCli, spawnCli } from '../testing/cli.js';
+import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import type { FailureReport } from './batch.js';
+import { retryCeilingMs, retryDelayMs } from './backoff.js';
+import { DEFAULT_WORKER_OPTIONS, workerOptions, type WorkerOptions } from './options.js';
+import { assertProcessedExactlyOnce, insertPendingEvents, insertTenants, installAudit, journeys } from './test-fixtures.js';
+import { Worker } from './worker.js';
+
+const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
+console.log(`# fast-check seed ${seed} (FC_SEED=${seed} to replay)`);
+
+let db: TestDatabase;
+let su: pg.Client;
+let app: pg.Pool;
+let tenantA: string;
+let tenantB: string;
+
+before(async () => {
+  db = await createTestDatabase('head');
+  su = await superClient(db);
+  await installAudit(su);
+  [tenantA, tenantB] = await insertTenants(su, 2) as [string, string];
+  app = db.appPool({ max: 4 });
+});
+after(async () => {
+  await app?.end();
+  await su?.end();
+  await db?.drop();
+});
+
+const FAST: WorkerOptions = { ...DEFAULT_WORKER_OPTIONS, concurrency: 2, batchSize: 50, pollMs: 50, retryBaseMs: 200, retryMaxMs: 5_000 };
+
+/** Polls the database until `sql` returns true (a bounded wait: the test fails rather than hangs). */
+async function until(sql: string, params: unknown[] = [], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await su.query<{ ok: boolean }>(sql, params);
+    if (rows[0]?.ok) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${sql}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function withWorker<T>(options: Partial<WorkerOptions>, fn: (w: Worker) => Promise<T>): Promise<T> {
+  const w = new Worker(db, { ...FAST, ...options });
+  await w.start();
+  try {
+    return await fn(w);
+  } finally {
+    await w.stop();
+  }
+}
+
+const queueEmpty = `SELECT NOT EXISTS (SELECT 1 FROM attribution_events WHERE processing_status = 'pending') AS ok`;
+
+describe('options and backoff', () => {
+  test('options come from the environment, flags override it, bad values are refused naming their source', () => {
+    const o = workerOptions({ SKELDIR_WORKER_BATCH_SIZE: '25', SKELDIR_WORKER_MAX_RETRIES: '7' }, { batchSize: '40', concurrency: '3' });
+    assert.equal(o.batchSize, 40);
+    assert.equal(o.maxRetries, 7);
+    assert.equal(o.concurrency, 3);
+    assert.equal(o.pollMs, DEFAULT_WORKER_OPTIONS.pollMs);
+    assert.equal(workerOptions({}).maxRetries, 5, 'default max retries');
+    for (const [env, flags, source] of [
+      [{ SKELDIR_WORKER_BATCH_SIZE: '0' }, {}, 'SKELDIR_WORKER_BATCH_SIZE'],
+      [{}, { concurrency: '2.5' }, '--concurrency'],
+      [{}, { maxRetries: '-1' }, '--max-retries'],
+      [{ SKELDIR_WORKER_POLL_MS: 'soon' }, {}, 'SKELDIR_WORKER_POLL_MS'],
+    ] as const) {
+      assert.throws(() => workerOptions(env, flags), (e: { code?: string; message: string }) => e.code === 'worker_option_invalid' && e.message.includes(source));
+    }
+    assert.throws(() => workerOptions({}, { retryBaseMs: '5000', retryMaxMs: '1000' }), /below the base delay/);
+  });
+
+  test('retry delays: equal jitter within [ceiling/2, ceiling], ceilings doubling to the cap, delays growing until it', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 100_000 }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.array(fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), { minLength: 40, maxLength: 40 }),
+        (base, capFactor, randoms) => {
+          const max = base * capFactor;
+          let previous = 0;
+          for (let n = 1; n <= 40; n++) {
+            const ceiling = retryCeilingMs(n, base, max);
+            assert.equal(ceiling, Math.min(max, base * 2 ** (n - 1)));
+            const d = retryDelayMs(n, base, max, () => randoms[n - 1]!);
+            assert.ok(d >= Math.floor(ceiling / 2) && d <= ceiling, `delay ${d} within [${ceiling / 2}, ${ceiling}]`);
+            if (base * 2 ** (n - 1) <= max) assert.ok(d >= previous, `delay ${n} (${d}) >= delay ${n - 1} (${previous})`);
+            previous = d;
+          }
+        },
+      ),
+      { seed },
+    );
+  });
+});
+
+describe('the claim', () => {
+  test('locks due pending events through idx_events_processing_status (EXPLAIN of the function body)', async () => {
+    // A realistic table: most rows processed, a few pending; statistics up to date.
+    await insertPendingEvents(app, tenantA, journeys({ events: 3000, touches: 5, conversionRate: 0, seed: 3 }));
+    await su.query(`UPDATE attribution_events SET processing_status = 'processed'`);
+    await insertPendingEvents(app, tenantA, journeys({ events: 20, touches: 5, conversionRate: 0, seed: 4 }));
+    await su.query('ANALYZE attribution_events');
+    const fn = (await su.query<{ prosrc: string; config: string[] }>(`SELECT prosrc, proconfig AS config FROM pg_proc WHERE proname = 'skeldir_claim_events'`)).rows[0]!;
+    const src = fn.prosrc;
+    await su.query('BEGIN');
+    try {
+      await su.query('SET LOCAL ROLE skeldir_system'); // the function runs as its owner, with its own settings
+      for (const setting of fn.config) {
+        const [name, value] = setting.split(/=(.*)/s) as [string, string];
+        await su.query(`SELECT set_config($1, $2, true)`, [name, value]);
+      }
+      await su.query(`PREPARE claim_plan(integer) AS ${src}`);
+      const plan = (await su.query<{ 'QUERY PLAN': string }>('EXPLAIN EXECUTE claim_plan(100)')).rows.map((r) => r['QUERY PLAN']).join('\n');
+      assert.match(plan, /LockRows/, plan);
+      assert.match(plan, /Index Scan using idx_events_processing_status on attribution_events/, plan);
+      assert.doesNotMatch(plan, /Seq Scan/, plan);
+      assert.match(src, /FOR UPDATE SKIP LOCKED/);
+    } finally {
+      await su.query('ROLLBACK');
+    }
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+
+  test('the system role sees and locks pending rows only, reads only the claim columns, and can change nothing', async () => {
+    const [pending] = await insertPendingEvents(app, tenantA, [{ type: 'touchpoint', channel: 'email', session: randomUUID(), at: new Date() }]);
+    const [done] = await insertPendingEvents(app, tenantB, [{ type: 'touchpoint', channel: 'email', session: randomUUID(), at: new Date() }]);
+    await su.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE id = $1`, [done]);
+    const fn = (await su.query<{ owner: string; definer: boolean; acl: string }>(
+      `SELECT pg_get_userbyid(proowner) AS owner, prosecdef AS definer, array_to_string(proacl, ',') AS acl FROM pg_proc WHERE proname = 'skeldir_claim_events'`,
+    )).rows[0]!;
+    assert.equal(fn.owner, 'skeldir_system');
+    assert.equal(fn.definer, true);
+    assert.doesNotMatch(fn.acl, /(^|,)=X/, 'PUBLIC may not execute it');
+    await su.query('BEGIN');
+    try {
+      await su.query('SET LOCAL ROLE skeldir_system');
+      const seen = (await su.query<{ id: string }>('SELECT id FROM attribution_events')).rows.map((r) => r.id);
+      assert.deepEqual(seen, [pending], 'only the pending row, of any tenant');
+      const refused = async (sql: string, why: RegExp) => {
+        await su.query('SAVEPOINT s');
+        await assert.rejects(su.query(sql), why, sql);
+        await su.query('ROLLBACK TO SAVEPOINT s');
+      };
+      await refused('SELECT raw_payload FROM attribution_events', /permission denied/);
+      await refused(`UPDATE attribution_events SET processing_status = 'processed'`, /row-level security/);
+      await refused(`UPDATE attribution_events SET retry_count = 9`, /permission denied/);
+      await refused(`DELETE FROM attribution_events`, /permission denied/);
+      await refused(`INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
+        VALUES ('${tenantA}', 'x', 'x', '{}', '{}', 'x', 'x', 'x')`, /permission denied/);
+      const locked = (await su.query<{ id: string }>('SELECT id FROM attribution_events FOR UPDATE SKIP LOCKED')).rows.map((r) => r.id);
+      assert.deepEqual(locked, [pending], 'it may lock the pending row');
+    } finally {
+      await su.query('ROLLBACK');
+    }
+    // The application role without a tenant context sees nothing, even pending rows.
+    assert.equal((await app.query('SELECT count(*)::int AS n FROM attribution_events')).rows[0].n, 0);
+    await su.query(`DELETE FROM attribution_events`);
+    await su.query(`DELETE FROM test_processed_log`);
+  });
+});
+
+describe('processing', () => {
+  test('touchpoints and conversions of several tenants: processed once each, allocations committed with them', async () => {
+    await insertPendingEvents(app, tenantA, journeys({ events: 600, touches: 4, conversionRate: 0.3, seed: 11 }));
+    await insertPendingEvents(app, tenantB, journeys({ events: 400, touches: 3, conversionRate: 0.3, seed: 12 }));
+    const batches: number[] = [];
+    await withWorker({}, async (w) => {
+      w.on('batch', (b) => batches.push(b.claimed));
+      await until(queueEmpty);
+    });
+    const { models, conversions } = await assertProcessedExactlyOnce(su, 1000);
+    assert.ok(conversions > 50, `${conversions} conversions`);
+    assert.ok(models.length > 0, 'the attribution engine wrote its models');
+    assert.ok(Math.max(...batches) <= FAST.batchSize, 'batches of at most batchSize');
+    const nullTimes = (await su.query(`SELECT count(*)::int AS n FROM attribution_events WHERE processed_at IS NULL OR retry_count <> 0`)).rows[0].n;
+    assert.equal(nullTimes, 0, 'processed_at set, no retries counted');
+    const counted = (await su.query(`SELECT sum(processed)::int AS n FROM worker_throughput`)).rows[0].n;
+    assert.equal(counted, 1000, 'the throughput counters match, exactly');
+  });
+
+  test('a conversion without a value is a permanent data error: dead-lettered at once with every field', async () => {
+    const session = randomUUID();
+    const [id] = await insertPendingEvents(app, tenantA, [{ type: 'conversion', channel: 'email', session, at: new Date('2026-10-01T00:00:00Z'), value: null }]);
+    const failures: FailureReport[] = [];
+    await withWorker({}, async (w) => {
+      w.on('failure', (f) => failures.push(f));
+      await until(queueEmpty);
+    });
+    assert.equal(failures.length, 1, 'one attempt only');
+    assert.equal(failures[0]!.outcome, 'dead');
+    const dead = await withTenant(app, tenantA, async (c) => (await c.query(`SELECT * FROM dead_events WHERE event_id = $1`, [id])).rows);
+    assert.equal(dead.length, 1);
+    const d = dead[0]!;
+    const event = await withTenant(app, tenantA, async (c) => (await c.query(`SELECT * FROM attribution_events WHERE id = $1`, [id])).rows[0]);
+    assert.equal(d.tenant_id, tenantA);
+    assert.equal(d.source, 'worker');
+    assert.equal(d.event_type, 'conversion');
+    assert.equal(d.error_type, 'data');
+    assert.equal(d.error_code, 'attribution_conversion_without_value');
+    assert.match(d.error_message, /no conversion_value_cents/);
+    assert.match(d.error_traceback, /AttributionError/);
+    assert.equal(d.error_detail.code, 'attribution_conversion_without_value');
+    assert.equal(d.error_detail.attempts, 1);
+    assert.equal(d.retry_count, 1);
+    assert.deepEqual(d.raw_payload, event.raw_payload);
+    assert.equal(d.remediation_status, 'pending');
+    assert.equal(d.resolved_at, null);
+    assert.equal(event.processing_status, 'failed');
+    assert.equal(event.retry_count, 1);
+    assert.equal(event.last_error_type, 'data');
+    assert.equal((await su.query(`SELECT count(*)::int AS n FROM attribution_allocations WHERE event_id = $1`, [id])).rows[0].n, 0, 'no allocations');
+  });
+
+  test('an unknown event type is a validation error, dead-lettered at once', async () => {
+    const [id] = await insertPendingEvents(app, tenantB, [{ type: 'pageview', channel: 'email', session: randomUUID(), at: new Date() }]);
+    await withWorker({}, () => until(queueEmpty));
+    const d = await withTenant(app, tenantB, async (c) => (await c.query(`SELECT * FROM dead_events WHERE event_id = $1`, [id])).rows[0]);
+    assert.equal(d.error_type, 'validation');
+    assert.equal(d.error_code, 'event_type_unknown');
+    assert.equal(d.event_type, 'pageview');
+    assert.equal(d.retry_count, 1);
+  });
+
+  test('a poison event retries with growing delays, dies after the last retry, and `dlq retry` after the fix resolves it', async () => {
+    const events = journeys({ events: 30, touches: 5, conversionRate: 0, seed: 21 });
+    const ids = await insertPendingEvents(app, tenantA, events);
+    const poison = ids[7]!;
+    // A fault in the database for this one event (a bug a deploy will fix): the bulk update of its
+    // batch fails, the worker isolates it, the 29 others are processed.
+    await su.query(`CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'poisoned event %', NEW.id; END $$`);
+    await su.query(`CREATE TRIGGER trg_test_poison BEFORE UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.id = '${poison}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_poison()`);
+    const failures: FailureReport[] = [];
+    const maxRetries = 3;
+    const options = { maxRetries, retryBaseMs: 300, retryMaxMs: 60_000 };
+    await withWorker(options, async (w) => {
+      w.on('failure', (f) => f.eventId === poison && failures.push(f));
+      await until(`SELECT processing_status = 'failed' AS ok FROM attribution_events WHERE id = $1`, [poison]);
+    });
+    assert.deepEqual(failures.map((f) => [f.attempt, f.outcome]), [[1, 'retry'], [2, 'retry'], [3, 'retry'], [4, 'dead']]);
+    for (let i = 0; i < failures.length; i++) {
+      const f = failures[i]!;
+      assert.equal(f.failure.type, 'internal');
+      assert.equal(f.failure.code, 'sqlstate_P0001');
+      if (f.outcome === 'retry') {
+        const ceiling = retryCeilingMs(f.attempt, options.retryBaseMs, options.retryMaxMs);
+        assert.ok(f.delayMs! >= ceiling / 2 && f.delayMs! <= ceiling, `delay ${f.delayMs} within [${ceiling / 2}, ${ceiling}]`);
+        if (i > 0) assert.ok(f.delayMs! >= failures[i - 1]!.delayMs!, 'delays grow');
+        // By the database's clock: the next attempt was not claimed before it was due.
+        assert.ok(failures[i + 1]!.claimedAt.getTime() >= f.nextAttemptAt!.getTime(), `attempt ${f.attempt + 1} claimed after its due time`);
+      }
+    }
+    const statuses = (await su.query(`SELECT processing_status AS s, count(*)::int AS n FROM attribution_events WHERE id = ANY($1) GROUP BY 1 ORDER BY 1`, [ids])).rows;
+    assert.deepEqual(statuses, [{ s: 'failed', n: 1 }, { s: 'processed', n: 29 }], 'the others were processed');
+    const d = await withTenant(app, tenantA, async (c) => (await c.query(`SELECT * FROM dead_events WHERE event_id = $1`, [poison])).rows[0]);
+    assert.equal(d.error_type, 'internal');
+    assert.equal(d.error_code, 'sqlstate_P0001');
+    assert.match(d.error_message, /poisoned event/);
+    assert.ok(d.error_traceback);
+    assert.equal(d.retry_count, maxRetries + 1);
+    assert.equal(d.event_type, 'touchpoint');
+    assert.equal(d.remediation_status, 'pending');
+
+    // A retry before the fix fails again: the same dead event is reopened (pending), not duplicated.
+    let r = await runCli(['dlq', 'retry', d.id, '--tenant', tenantA, '--notes', 'trying once more'], { env: { DATABASE_URL: db.url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /pending -> in_progress; event .* re-queued/);
+    await withWorker(options, () => until(`SELECT remediation_status = 'pending' AS ok FROM dead_events WHERE id = $1`, [d.id]));
+    let after = (await su.query(`SELECT * FROM dead_events WHERE event_id = $1`, [poison])).rows;
+    assert.equal(after.length, 1, 'one dead event per event');
+    assert.equal(after[0].retry_count, maxRetries + 2, 'one more attempt counted');
+    assert.match(after[0].remediation_notes, /cli: retry: trying once more\n.*worker: failed again/);
+
+    // The fix, then a retry: processed and resolved.
+    await su.query('DROP TRIGGER trg_test_poison ON attribution_events');
+    r = await runCli(['dlq', 'retry', d.id, '--tenant', tenantA, '--notes', 'trigger removed'], { env: { DATABASE_URL: db.url } });
+    assert.equal(r.code, 0, r.stderr);
+    await withWorker(options, () => until(`SELECT remediation_status = 'resolved' AS ok FROM dead_events WHERE id = $1`, [d.id]));
+    after = (await su.query(`SELECT d.*, e.processing_status AS event_status, e.retry_count AS event_retries
+      FROM dead_events d JOIN attribution_events e ON e.id = d.event_id WHERE d.id = $1`, [d.id])).rows;
+    assert.equal(after[0].event_status, 'processed');
+    assert.ok(after[0].resolved_at instanceof Date);
+    assert.ok(after[0].last_retry_at instanceof Date);
+    assert.equal(after[0].retry_count, maxRetries + 3, 'retry_count counts the retry');
+    assert.match(after[0].remediation_notes, /cli: retry: trigger removed\n.*worker: retry succeeded/);
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
+  });
+
+  test('transient errors are repeated in place and burn no retry; a lost connection rolls the batch back and it is redone', async () => {
+    const ids = await insertPendingEvents(app, tenantB, journeys({ events: 40, touches: 4, conversionRate: 0.25, seed: 31 }));
+    // Two serialization failures, then success (a sequence ignores rollbacks).
+    await su.query(`CREATE SEQUENCE test_flaky_seq; GRANT USAGE ON SEQUENCE test_flaky_seq TO skeldir_app`);
+    await su.query(`CREATE FUNCTION test_flaky() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF nextval('test_flaky_seq') <= 2 THEN RAISE EXCEPTION 'could not serialize' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$`);
+    await su.query(`CREATE TRIGGER trg_test_flaky BEFORE UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.id = '${ids[9]}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_flaky()`);
+    // Once, the connection of the worker processing event 20 is killed mid-batch.
+    await su.query(`CREATE SEQUENCE test_kill_seq`);
+    await su.query(`CREATE FUNCTION test_kill() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+      BEGIN IF nextval('test_kill_seq') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$`);
+    await su.query(`GRANT EXECUTE ON FUNCTION test_kill() TO skeldir_app`);
+    await su.query(`CREATE TRIGGER trg_test_kill BEFORE UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.id = '${ids[20]}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_kill()`);
+    const failures: FailureReport[] = [];
+    let lost = 0;
+    await withWorker({ concurrency: 1 }, async (w) => {
+      w.on('failure', (f) => failures.push(f));
+      w.on('connection-lost', () => lost++);
+      await until(queueEmpty);
+    });
+    assert.deepEqual(failures, [], 'no attempt failed');
+    assert.equal(lost, 1, 'the connection was lost once');
+    assert.ok((await su.query(`SELECT nextval('test_flaky_seq')::int AS n`)).rows[0].n >= 4, 'failed twice, then passed');
+    const rows = (await su.query(`SELECT count(*) FILTER (WHERE processing_status = 'processed' AND retry_count = 0)::int AS ok FROM attribution_events`)).rows[0];
+    assert.equal(rows.ok, 40, 'all processed, none with a retry counted');
+    await assertProcessedExactlyOnce(su, 40);
+    await su.query(`DROP TRIGGER trg_test_flaky ON attribution_events; DROP TRIGGER trg_test_kill ON attribution_events`);
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
+  });
+
+  test('NOTIFY skeldir_events wakes an idle worker (polling is an hour away)', async () => {
+    await withWorker({ pollMs: 3_600_000, concurrency: 1 }, async (w) => {
+      const idle = once(w, 'idle');
+      await idle; // it has looked once and found nothing
+      const [id] = await withTenant(app, tenantA, async (c) => {
+        const r = await c.query(
+          `INSERT INTO attribution_events (tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, revenue_cents, idempotency_key, raw_payload)
+           VALUES ($1::uuid, 'touchpoint', 'email', gen_random_uuid(), now(), now(), 0, $1::text || ':ext:notify-test', '{}') RETURNING id`,
+          [tenantA],
+        );
+        await c.query(`SELECT pg_notify('skeldir_events', $1)`, [tenantA]);
+        return [r.rows[0].id as string];
+      });
+      await until(`SELECT processing_status = 'processed' AS ok FROM attribution_events WHERE id = $1`, [id], 20_000);
+    });
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+});
+
+describe('observability', () => {
+  test('worker --status and /metrics show depth, oldest age, counters and rates, and no tenant data', async () => {
+    await insertPendingEvents(app, tenantA, journeys({ events: 3, touches: 3, conversionRate: 0, seed: 41 }));
+    await su.query(`UPDATE attribution_events SET created_at = now() - interval '90 seconds'`);
+    await insertPendingEvents(app, tenantB, journeys({ events: 2, touches: 2, conversionRate: 0, seed: 42 }));
+    await su.query(`UPDATE attribution_events SET retry_count = 1, next_attempt_at = now() + interval '1 hour' WHERE tenant_id = $1`, [tenantB]);
+
+    const json = await runCli(['worker', '--status', '--json'], { env: { DATABASE_URL: db.url } });
+    assert.equal(json.code, 0, json.stderr);
+    const s = JSON.parse(json.stdout);
+    assert.equal(s.queue.pending, 5);
+    assert.equal(s.queue.due, 3);
+    assert.equal(s.queue.retrying, 2);
+    assert.ok(s.queue.oldestPendingAgeSeconds >= 90, `oldest ${s.queue.oldestPendingAgeSeconds} s`);
+    assert.ok(s.totals.processed >= 1000, 'processed totals of the earlier tests');
+    assert.ok(s.totals.deadLettered >= 3);
+    assert.ok(s.totals.failed >= 3);
+    assert.ok(s.dead.pending >= 2);
+    const text = await runCli(['worker', '--status'], { env: { DATABASE_URL: db.url } });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^queue: 5 pending \(3 due now, 2 waiting for a retry; 2 failed before\)$/m);
+    assert.match(text.stdout, /^oldest pending: 1\.\d min old|^oldest pending: \d+\.\d s old/m);
+    assert.match(text.stdout, /^workers alive: 0$/m);
+
+    const server = await buildApp({ db, config: loadConfig({}), logger: false });
+    try {
+      const res = await server.inject({ method: 'GET', url: '/metrics' });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      const body = res.body;
+      assert.match(body, /^# TYPE skeldir_queue_pending_events gauge\nskeldir_queue_pending_events 5$/m);
+      assert.match(body, /^skeldir_queue_due_events 3$/m);
+      assert.match(body, /^skeldir_queue_oldest_pending_age_seconds (9\d|1\d\d)(\.\d+)?$/m);
+      assert.match(body, /^# TYPE skeldir_worker_events_processed_total counter\nskeldir_worker_events_processed_total \d{4,}$/m);
+      assert.match(body, /^skeldir_worker_events_processed_per_second\{window="1m"\} [\d.]+$/m);
+      assert.match(body, /^skeldir_dead_events\{remediation_status="pending"\} \d+$/m);
+      for (const line of body.trim().split('\n')) assert.match(line, /^(# (HELP|TYPE) \w+ .+|\w+(\{\w+="[^"]*"(,\w+="[^"]*")*\})? -?[\d.e+]+|NaN)$/, line);
+      for (const t of [tenantA, tenantB]) assert.ok(!body.includes(t), 'no tenant id');
+    } finally {
+      await server.close();
+    }
+    process.env.SKELDIR_METRICS_TOKEN = 'scrape-secret';
+    const guarded = await buildApp({ db, config: loadConfig({}), logger: false });
+    delete process.env.SKELDIR_METRICS_TOKEN;
+    try {
+      assert.equal((await guarded.inject({ method: 'GET', url: '/metrics' })).statusCode, 401);
+      assert.equal((await guarded.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
+      assert.equal((await guarded.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer scrape-secret' } })).statusCode, 200);
+    } finally {
+      await guarded.close();
+    }
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+});
+
+describe('the worker command', () => {
+  test('bad options exit 2 naming them', async () => {
+    const r = await runCli(['worker', '--batch-size', '0'], { env: { DATABASE_URL: db.url } });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--batch-size must be an integer from 1 to 10000, got "0"/);
+  });
+
+  test('SIGTERM lets the batch in flight commit, then exits 0', async () => {
+    const ids = await insertPendingEvents(app, tenantA, journeys({ events: 300, touches: 5, conversionRate: 0, seed: 51 }));
+    // One slow event keeps a batch in flight for a while.
+    await su.query(`CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$`);
+    await su.query(`CREATE TRIGGER trg_test_slow BEFORE UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.id = '${ids[0]}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_slow()`);
+    await su.query(`UPDATE attribution_events SET processed_at = processed_at - interval '1 hour' WHERE id = $1`, [ids[0]]); // first in line
+    const child = spawnCli(['worker', '--batch-size', '10', '--concurrency', '1', '--poll-ms', '50'], { env: { DATABASE_URL: db.url, LOG_LEVEL: 'warn' } });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    try {
+      // The slow event is in the first batch: wait until its statement is running.
+      await until(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%UPDATE attribution_events%' AND wait_event = 'PgSleep') AS ok`);
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'close')) as [number | null];
+      assert.equal(code, 0, stderr);
+      assert.match(stderr, /SIGTERM: finishing the batches in flight/);
+      assert.match(stderr, /worker: stopped/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const first = (await su.query(`SELECT processing_status FROM attribution_events WHERE id = $1`, [ids[0]])).rows[0];
+    assert.equal(first.processing_status, 'processed', 'the batch in flight was finished and committed');
+    const left = (await su.query(`SELECT count(*) FILTER (WHERE processing_status = 'processed')::int AS done, count(*)::int AS n FROM attribution_events`)).rows[0];
+    assert.ok(left.done >= 10 && left.done < left.n, `stopped part-way: ${left.done}/${left.n}`);
+    const instance = (await su.query(`SELECT stopped_at FROM worker_instances ORDER BY started_at DESC LIMIT 1`)).rows[0];
+    assert.ok(instance.stopped_at instanceof Date, 'it said goodbye');
+    const twice = (await su.query(`SELECT count(*)::int AS n FROM (SELECT event_id FROM test_processed_log GROUP BY 1 HAVING count(*) > 1) x`)).rows[0].n;
+    assert.equal(twice, 0);
+    await su.query(`DROP TRIGGER trg_test_slow ON attribution_events`);
+  });
+});
