@@ -2,7 +2,8 @@ import type { ClientBase } from 'pg';
 import { AttributionError } from './errors.js';
 import { heuristicAllocations } from './heuristics.js';
 import { loadConversionForUpdate, loadPath } from './journeys.js';
-import { DAY_MS, DEFAULT_HALF_LIFE_DAYS, DEFAULT_LOOKBACK_DAYS, DEFAULT_MODELS, isHeuristic, MODEL_VERSIONS, type HeuristicModel, type ModelType } from './models.js';
+import { DAY_MS, isHeuristic, MODEL_VERSIONS, type HeuristicModel } from './models.js';
+import { readSettings } from './settings.js';
 import { fixed, replaceAllocations, type AllocationRow } from './store.js';
 
 /**
@@ -29,7 +30,7 @@ export async function attributeConversion(
   if (ctx.rows[0]?.t !== tenantId) {
     throw new AttributionError('attribution_tenant_context_mismatch', `the transaction's tenant context is ${ctx.rows[0]?.t ?? 'unset'}, not ${tenantId}`);
   }
-  const settings = { models: DEFAULT_MODELS as readonly ModelType[], lookbackDays: DEFAULT_LOOKBACK_DAYS, halfLifeDays: DEFAULT_HALF_LIFE_DAYS };
+  const settings = await readSettings(client);
   const conversion = await loadConversionForUpdate(client, conversionEventId);
   const models = settings.models.filter(isHeuristic) as HeuristicModel[];
   if (models.length === 0) return { models: [], allocations: 0 };

@@ -1,3 +1,5 @@
+import { DomainError } from '../errors.js';
+
 /**
  * Typed errors of the attribution engine. `code` is stable: the worker classifies failures by
  * it (data problems are permanent: retrying cannot fix them), the CLI maps `*_invalid` codes to
@@ -21,13 +23,10 @@ export type AttributionErrorCode =
   /** An MCMC run did not converge (R-hat > 1.01 or bulk ESS < 400): nothing was stored as good. */
   | 'attribution_not_converged';
 
-export class AttributionError extends Error {
-  constructor(
-    readonly code: AttributionErrorCode,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-  ) {
-    super(message);
+export class AttributionError extends DomainError {
+  declare readonly code: AttributionErrorCode;
+  constructor(code: AttributionErrorCode, message: string, details: Record<string, unknown> = {}, field?: string) {
+    super(code, message, { details, ...(field !== undefined ? { field } : {}) });
     this.name = 'AttributionError';
   }
 

@@ -27,13 +27,14 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
     id: string;
     event_type: string;
     session_id: string;
+    user_id: string | null;
     channel: string;
     at_ms: string;
     at_text: string;
     value: string | null;
     currency: string;
   }>(
-    `SELECT e.id, e.event_type, e.session_id, coalesce(ct.code, 'unknown') AS channel,
+    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel,
             (extract(epoch FROM e.event_timestamp) * 1000)::text AS at_ms, e.event_timestamp::text AS at_text,
             e.conversion_value_cents::text AS value, e.currency
      FROM attribution_events e LEFT JOIN channel_taxonomy ct ON ct.code = e.channel
@@ -59,7 +60,7 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
   return {
     id: row.id,
     sessionId: row.session_id,
-    userId: null,
+    userId: row.user_id,
     channel: row.channel,
     at: Number(row.at_ms),
     atText: row.at_text,
@@ -69,23 +70,25 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
 }
 
 /**
- * The conversion's path: the tenant's touchpoints of the same session in the lookback window
- * [conversion − lookback, conversion] (a touch at the conversion's own instant counts), in time
- * order, ties broken by event id. Channels outside the taxonomy are read as 'unknown'.
+ * The conversion's path: the tenant's touchpoints of the same session — or of the same user_id
+ * when the conversion has one (the person's other sessions too) — with time in the lookback
+ * window [conversion − lookback, conversion] (a touch at the conversion's own instant counts),
+ * in time order, ties broken by event id. Channels outside the taxonomy are read as 'unknown'.
+ * Served by idx_attribution_events_journey (tenant, session, time) and
+ * idx_attribution_events_user_journey (tenant, user, time).
  */
 export async function loadPath(client: Queryable, tenantId: string, conversion: Conversion, lookbackDays: number): Promise<Touch[]> {
   const r = await client.query<{ channel: string; at_ms: string }>(
     `SELECT coalesce(ct.code, 'unknown') AS channel, (extract(epoch FROM t.event_timestamp) * 1000)::text AS at_ms
-     FROM attribution_events c
-     JOIN attribution_events t
-       ON t.tenant_id = c.tenant_id AND t.session_id = c.session_id
-      AND t.event_type = 'touchpoint'
-      AND t.event_timestamp <= c.event_timestamp
-      AND t.event_timestamp >= c.event_timestamp - make_interval(days => $3)
+     FROM attribution_events t
      LEFT JOIN channel_taxonomy ct ON ct.code = t.channel
-     WHERE c.tenant_id = $1 AND c.id = $2
+     WHERE t.tenant_id = $1
+       AND (t.session_id = $2 OR ($3::varchar IS NOT NULL AND t.user_id = $3))
+       AND t.event_type = 'touchpoint'
+       AND t.event_timestamp <= $4::timestamptz
+       AND t.event_timestamp >= $4::timestamptz - make_interval(days => $5)
      ORDER BY t.event_timestamp, t.id`,
-    [tenantId, conversion.id, lookbackDays],
+    [tenantId, conversion.sessionId, conversion.userId, conversion.atText, lookbackDays],
   );
   return r.rows.map((x) => ({ channel: x.channel, at: Number(x.at_ms) }));
 }

@@ -33,7 +33,9 @@ export function fixed(units: number, digits: number): string {
  * new ones (same channels, cents, ratios, confidence, intervals, diagnostics, metadata, version
  * and time) is left untouched, so recomputing the same inputs leaves byte-identical rows (same
  * ids, same updated_at); any difference replaces that conversion's rows as a whole. Conversions
- * listed in `eventIds` with no new rows lose their rows of this model.
+ * listed in `eventIds` with no new rows lose their rows of this model. `model_metadata.run_id`
+ * is left out of the comparison: it names the run that computed the values, and a later run
+ * that computes the same values leaves them (and that run_id) as they are.
  *
  * Callers lock the conversions first (`lockConversions`) so two writers of the same conversion
  * serialise instead of both inserting.
@@ -54,12 +56,12 @@ export async function replaceAllocations(
          AS i(event_id, channel_code, cents, ratio, confidence, metadata, ci_lower, ci_upper, r_hat, ess, at)
      ),
      new_sets AS (
-       SELECT event_id, array_agg(ROW(channel_code, cents, ratio, confidence, metadata, ci_lower, ci_upper, r_hat, ess, at)::text
+       SELECT event_id, array_agg(ROW(channel_code, cents, ratio, confidence, metadata - 'run_id', ci_lower, ci_upper, r_hat, ess, at)::text
                                   ORDER BY channel_code) AS rows
        FROM input GROUP BY event_id
      ),
      old_sets AS (
-       SELECT event_id, array_agg(ROW(channel_code, allocated_revenue_cents, allocation_ratio, confidence_score, model_metadata,
+       SELECT event_id, array_agg(ROW(channel_code, allocated_revenue_cents, allocation_ratio, confidence_score, model_metadata - 'run_id',
                                       credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat,
                                       effective_sample_size, created_at)::text ORDER BY channel_code) AS rows,
               bool_and(model_version = $3) AS same_version

@@ -1,0 +1,196 @@
+import type pg from 'pg';
+import { withTenant } from '../db/tenant-context.js';
+import { silentProgress, type Progress } from '../migrations/context.js';
+import { allocate, allocateNumber } from '../money/allocate.js';
+import { BAYESIAN_DEFAULTS, fitBayesianModel, type BayesianParameters } from './bayesian-model.js';
+import { AttributionError } from './errors.js';
+import { heuristicAllocations, RATIO_UNITS } from './heuristics.js';
+import { channelMask, type JourneySet } from './journey-set.js';
+import { fitMarkovModel, MARKOV_DEFAULTS, type MarkovParameters } from './markov-model.js';
+import { DAY_MS, isHeuristic, MODEL_VERSIONS, type HeuristicModel, type ModelType } from './models.js';
+import type { PopulationFit } from './population.js';
+import { finishRun, insertRun, type RunTrigger } from './runs.js';
+import { readSettings } from './settings.js';
+import { fitShapleyModel, SHAPLEY_DEFAULTS, type ShapleyParameters } from './shapley-model.js';
+import { fixed, replaceAllocations, type AllocationRow } from './store.js';
+import { loadWindow, type WindowConversion } from './window.js';
+
+export interface RunOptions {
+  readonly model: ModelType;
+  readonly from: Date;
+  readonly to: Date;
+  readonly trigger: RunTrigger;
+  /** Overrides the tenant's setting for this run. */
+  readonly lookbackDays?: number;
+  readonly halfLifeDays?: number;
+  readonly markov?: Partial<MarkovParameters>;
+  readonly shapley?: Partial<ShapleyParameters>;
+  readonly bayesian?: Partial<BayesianParameters>;
+  readonly progress?: Progress;
+  /** Conversions per write transaction. */
+  readonly chunkSize?: number;
+}
+
+export interface RunSummary {
+  readonly runId: string;
+  readonly model: ModelType;
+  readonly status: 'succeeded' | 'not_converged';
+  readonly conversions: number;
+  readonly journeys: number;
+  readonly allocations: number;
+  readonly skippedWithoutValue: number;
+  readonly results: Record<string, unknown>;
+  readonly diagnostics: Record<string, unknown>;
+}
+
+/**
+ * Runs one model over the conversions of [from, to) for a tenant (as the application role, with
+ * row-level security): records the run, loads the window's journeys, fits the model, and writes
+ * every conversion's allocations — each chunk of conversions in its own short transaction, each
+ * conversion's rows replaced as a whole (so readers never see half a conversion). A bayesian run
+ * that does not converge writes nothing and is recorded as not_converged.
+ */
+export async function runModel(pool: pg.Pool, tenantId: string, options: RunOptions): Promise<RunSummary> {
+  const { model, from, to } = options;
+  if (!(from.getTime() < to.getTime())) throw new AttributionError('attribution_window_invalid', `the window must end after it starts (from ${from.toISOString()}, to ${to.toISOString()})`);
+  const settings = await withTenant(pool, tenantId, (c) => readSettings(c));
+  const lookbackDays = options.lookbackDays ?? settings.lookbackDays;
+  const halfLifeDays = options.halfLifeDays ?? settings.halfLifeDays;
+  const parameters = runParameters(model, lookbackDays, halfLifeDays, options);
+  const runId = await withTenant(pool, tenantId, (c) =>
+    insertRun(c, { tenantId, model, modelVersion: MODEL_VERSIONS[model], from, to, trigger: options.trigger, parameters }),
+  );
+  try {
+    const window = await withTenant(pool, tenantId, (c) => loadWindow(c, tenantId, from, to, lookbackDays));
+    const journeys = window.journeys.converted.length;
+    let fit: PopulationFit | undefined;
+    if (model === 'markov') fit = fitMarkovModel(window.journeys, parameters.markov as MarkovParameters);
+    if (model === 'shapley') fit = fitShapleyModel(window.journeys, parameters.shapley as ShapleyParameters);
+    if (model === 'bayesian') fit = window.conversions.length > 0 ? fitBayesianModel(window.journeys, parameters.bayesian as BayesianParameters) : undefined;
+    const results = fit?.results ?? {};
+    const diagnostics = { ...(fit?.diagnostics ?? {}), skipped_without_value: window.skippedWithoutValue };
+    if (fit && !fit.converged) {
+      await withTenant(pool, tenantId, (c) =>
+        finishRun(c, runId, { status: 'not_converged', results, diagnostics, conversions: window.conversions.length, journeys, allocations: 0 }),
+      );
+      return { runId, model, status: 'not_converged', conversions: window.conversions.length, journeys, allocations: 0, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
+    }
+    const rowMeta = { run_id: runId, window: { from: from.toISOString(), to: to.toISOString() }, parameters: compactParameters(parameters), confidence: CONFIDENCE_MEANING[model] };
+    // Conversion i of the window is journey i of its population.
+    const rowsOf = (conv: WindowConversion, index: number): AllocationRow[] =>
+      isHeuristic(model) ? heuristicRows(model, conv, halfLifeDays, rowMeta) : populationRows(window.journeys, index, conv, fit!, rowMeta);
+    const progress = (options.progress ?? silentProgress).start(`${model} allocations`, window.conversions.length);
+    const chunk = options.chunkSize ?? 1000;
+    let allocations = 0;
+    try {
+      for (let at = 0; at < window.conversions.length; at += chunk) {
+        const part = window.conversions.slice(at, at + chunk);
+        const rows = part.flatMap((conv, i) => rowsOf(conv, at + i));
+        await withTenant(pool, tenantId, async (c) => {
+          // Lock the chunk's conversions (in id order: no deadlock between two runs) so a
+          // concurrent writer of the same conversion waits; conversions deleted since the load
+          // are skipped.
+          const locked = await c.query<{ id: string }>(
+            `SELECT id FROM attribution_events WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`,
+            [part.map((p) => p.id)],
+          );
+          const present = new Set(locked.rows.map((x) => x.id));
+          const mine = rows.filter((row) => present.has(row.eventId));
+          await replaceAllocations(c, tenantId, model, MODEL_VERSIONS[model], [...present], mine);
+          allocations += mine.length;
+        });
+        progress.tick(part.length);
+      }
+    } finally {
+      progress.stop();
+    }
+    await withTenant(pool, tenantId, (c) =>
+      finishRun(c, runId, { status: 'succeeded', results, diagnostics, conversions: window.conversions.length, journeys, allocations }),
+    );
+    return { runId, model, status: 'succeeded', conversions: window.conversions.length, journeys, allocations, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
+  } catch (error) {
+    await withTenant(pool, tenantId, (c) => finishRun(c, runId, { status: 'failed', error: (error as Error).message })).catch(() => {});
+    throw error;
+  }
+}
+
+/** What confidence_score means, per model (stored in every row's metadata). */
+export const CONFIDENCE_MEANING: Record<ModelType, string> = {
+  first_touch: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
+  last_touch: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
+  linear: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
+  time_decay: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
+  position_based: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
+  markov: 'bootstrap_stability: 1 - width of the 90% Poisson-bootstrap interval of the share',
+  shapley: 'bootstrap_stability: 1 - width of the 90% Poisson-bootstrap interval of the share',
+  bayesian: 'credible_width: 1 - width of the 94% central credible interval of the share',
+};
+
+function runParameters(model: ModelType, lookbackDays: number, halfLifeDays: number, o: RunOptions): Record<string, unknown> {
+  const base: Record<string, unknown> = { model, model_version: MODEL_VERSIONS[model], lookback_days: lookbackDays };
+  if (model === 'time_decay') base.half_life_days = halfLifeDays;
+  if (model === 'position_based') Object.assign(base, { first: 0.4, middle: 0.2, last: 0.4 });
+  if (model === 'markov') base.markov = { ...MARKOV_DEFAULTS, ...o.markov };
+  if (model === 'shapley') base.shapley = { ...SHAPLEY_DEFAULTS, ...o.shapley };
+  if (model === 'bayesian') base.bayesian = { ...BAYESIAN_DEFAULTS, ...o.bayesian };
+  return base;
+}
+
+function compactParameters(p: Record<string, unknown>): Record<string, unknown> {
+  const { model: _m, model_version: _v, ...rest } = p;
+  return rest;
+}
+
+function heuristicRows(model: HeuristicModel, conv: WindowConversion, halfLifeDays: number, meta: Record<string, unknown>): AllocationRow[] {
+  return heuristicAllocations([model], conv.touches, conv.at, conv.channel, conv.valueCents, halfLifeDays * DAY_MS).map((a) => ({
+    eventId: conv.id,
+    channel: a.channel,
+    cents: a.cents,
+    ratio: fixed(a.ratioUnits, 5),
+    confidence: fixed(a.confidenceMilli, 3),
+    metadata: { ...meta, path_touches: conv.touches.length },
+    ciLowerCents: null,
+    ciUpperCents: null,
+    rHat: null,
+    ess: null,
+    conversionAt: conv.atText,
+  }));
+}
+
+function populationRows(js: JourneySet, journey: number, conv: WindowConversion, fit: PopulationFit, meta: Record<string, unknown>): AllocationRow[] {
+  const mask = channelMask(js, journey);
+  const attr = fit.byMask.get(mask);
+  if (!attr) throw new Error(`internal: no attribution for channel set ${mask}`);
+  const share = [...attr.share];
+  if (share.some((x) => !Number.isFinite(x) || x < 0)) throw new Error(`internal: invalid shares ${share.join(',')} for channel set ${mask}`);
+  const cents = allocate(conv.valueCents, share);
+  const ratios = allocateNumber(RATIO_UNITS, share);
+  const extra = fit.maskMetadata?.(mask) ?? {};
+  const value = Number(conv.valueCents);
+  return attr.channels.map((c, i) => {
+    let lower: bigint | null = null;
+    let upper: bigint | null = null;
+    if (attr.shareLower && attr.shareUpper) {
+      // The interval of the allocated value, widened by at most the rounding to contain the allocation.
+      lower = BigInt(Math.floor(value * attr.shareLower[i]!));
+      upper = BigInt(Math.ceil(value * attr.shareUpper[i]!));
+      if (lower > cents[i]!) lower = cents[i]!;
+      if (upper < cents[i]!) upper = cents[i]!;
+    }
+    const rHat = attr.rHat ? Math.min(9.9999, Math.max(0, attr.rHat[i]!)) : null;
+    const ess = attr.ess ? Math.min(2_147_483_647, Math.floor(attr.ess[i]!)) : null;
+    return {
+      eventId: conv.id,
+      channel: js.channels[c]!,
+      cents: cents[i]!,
+      ratio: fixed(ratios[i]!, 5),
+      confidence: fixed(Math.round(attr.confidence[i]! * 1000), 3),
+      metadata: { ...meta, ...extra, path_touches: conv.touches.length },
+      ciLowerCents: lower,
+      ciUpperCents: upper,
+      rHat: rHat === null || Number.isNaN(rHat) ? null : rHat.toFixed(4),
+      ess: ess === null || Number.isNaN(ess) ? null : ess,
+      conversionAt: conv.atText,
+    };
+  });
+}

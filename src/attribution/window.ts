@@ -1,0 +1,156 @@
+import type { Queryable } from '../db/pool.js';
+import { AttributionError } from './errors.js';
+import type { Touch } from './heuristics.js';
+import { MAX_POPULATION_CHANNELS, type JourneySet } from './journey-set.js';
+
+/** A conversion of the window, with the index of its journey in `journeys`. */
+export interface WindowConversion {
+  readonly id: string;
+  readonly channel: string;
+  readonly at: number;
+  readonly atText: string;
+  readonly valueCents: bigint;
+  readonly currency: string;
+  /** Its path (touchpoints in the lookback window, time order); empty ⇒ credited to `channel`. */
+  readonly touches: Touch[];
+}
+
+export interface WindowData {
+  readonly conversions: WindowConversion[];
+  /** Conversions in the window that have no value: skipped (they cannot be allocated). */
+  readonly skippedWithoutValue: number;
+  /** Converting journeys first (journey i = conversions[i]), then the non-converting journeys. */
+  readonly journeys: JourneySet;
+}
+
+/**
+ * Loads the window [from, to) of the tenant in the transaction's context and builds its journeys.
+ *
+ * - Converting journeys: for each conversion with a value, its path = the touchpoints of the same
+ *   session, or of the same user_id when the conversion has one, with time in
+ *   [conversion − lookback, conversion], in time order (ties: event id). An empty path is the
+ *   conversion's own channel (the channel it arrived through).
+ * - Non-converting journeys: the window's touchpoints (time in [from, to)) that are on no
+ *   converting path, grouped by person (user_id, else session), in time order.
+ *
+ * The same rule as the worker's per-conversion path (journeys.ts), applied to the whole window.
+ */
+export async function loadWindow(client: Queryable, tenantId: string, from: Date, to: Date, lookbackDays: number): Promise<WindowData> {
+  const r = await client.query<{
+    id: string;
+    event_type: string;
+    session_id: string;
+    user_id: string | null;
+    channel: string;
+    at_ms: string;
+    at_text: string;
+    value: string | null;
+    currency: string;
+  }>(
+    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel,
+            (extract(epoch FROM e.event_timestamp) * 1000)::text AS at_ms, e.event_timestamp::text AS at_text,
+            e.conversion_value_cents::text AS value, e.currency
+     FROM attribution_events e LEFT JOIN channel_taxonomy ct ON ct.code = e.channel
+     WHERE e.tenant_id = $1
+       AND e.event_timestamp >= $2::timestamptz - make_interval(days => $4) AND e.event_timestamp < $3
+       AND (e.event_type = 'touchpoint' OR (e.event_type = 'conversion' AND e.event_timestamp >= $2))
+     ORDER BY e.event_timestamp, e.id`,
+    [tenantId, from.toISOString(), to.toISOString(), lookbackDays],
+  );
+  const lookbackMs = lookbackDays * 86_400_000;
+  const fromMs = from.getTime();
+  // Touches in time order; index = order.
+  const tChannel: string[] = [];
+  const tAt: number[] = [];
+  const tKey: string[] = [];
+  const bySession = new Map<string, number[]>();
+  const byUser = new Map<string, number[]>();
+  const convRows: typeof r.rows = [];
+  for (const row of r.rows) {
+    if (row.event_type !== 'touchpoint') {
+      convRows.push(row);
+      continue;
+    }
+    const i = tChannel.length;
+    tChannel.push(row.channel);
+    tAt.push(Number(row.at_ms));
+    tKey.push(row.user_id !== null ? `u:${row.user_id}` : `s:${row.session_id}`);
+    push(bySession, row.session_id, i);
+    if (row.user_id !== null) push(byUser, row.user_id, i);
+  }
+  const used = new Uint8Array(tChannel.length);
+  const conversions: WindowConversion[] = [];
+  let skipped = 0;
+  for (const row of convRows) {
+    if (row.value === null || BigInt(row.value) < 0n) {
+      skipped++;
+      continue;
+    }
+    const at = Number(row.at_ms);
+    const picked = new Set<number>();
+    for (const i of inWindow(bySession.get(row.session_id), tAt, at - lookbackMs, at)) picked.add(i);
+    if (row.user_id !== null) for (const i of inWindow(byUser.get(row.user_id), tAt, at - lookbackMs, at)) picked.add(i);
+    const order = [...picked].sort((a, b) => a - b);
+    for (const i of order) used[i] = 1;
+    conversions.push({
+      id: row.id,
+      channel: row.channel,
+      at,
+      atText: row.at_text,
+      valueCents: BigInt(row.value),
+      currency: row.currency,
+      touches: order.map((i) => ({ channel: tChannel[i]!, at: tAt[i]! })),
+    });
+  }
+  // Non-converting journeys: unused touches inside [from, to), grouped by person.
+  const nonConverting = new Map<string, number[]>();
+  for (let i = 0; i < tChannel.length; i++) if (!used[i] && tAt[i]! >= fromMs) push(nonConverting, tKey[i]!, i);
+
+  const codes = new Set<string>();
+  for (const c of conversions) {
+    if (c.touches.length === 0) codes.add(c.channel);
+    for (const t of c.touches) codes.add(t.channel);
+  }
+  for (const list of nonConverting.values()) for (const i of list) codes.add(tChannel[i]!);
+  const channels = [...codes].sort();
+  if (channels.length > MAX_POPULATION_CHANNELS) {
+    throw new AttributionError('attribution_window_invalid', `the window has ${channels.length} distinct channels; population models handle at most ${MAX_POPULATION_CHANNELS}`);
+  }
+  const id = new Map(channels.map((c, i) => [c, i]));
+  const paths: number[][] = conversions.map((c) => (c.touches.length ? c.touches.map((t) => id.get(t.channel)!) : [id.get(c.channel)!]));
+  for (const list of nonConverting.values()) paths.push(list.map((i) => id.get(tChannel[i]!)!));
+  const total = paths.reduce((a, p) => a + p.length, 0);
+  const pathStart = new Int32Array(paths.length + 1);
+  const pathChannels = new Int32Array(total);
+  let at = 0;
+  paths.forEach((p, j) => {
+    pathStart[j] = at;
+    for (const c of p) pathChannels[at++] = c;
+  });
+  pathStart[paths.length] = at;
+  const converted = new Uint8Array(paths.length);
+  converted.fill(1, 0, conversions.length);
+  return { conversions, skippedWithoutValue: skipped, journeys: { channels, pathStart, pathChannels, converted } };
+}
+
+function push<K>(m: Map<K, number[]>, k: K, v: number): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
+
+/** Touch indices of `list` (time-ordered) with time in [lo, hi]. */
+function inWindow(list: number[] | undefined, at: number[], lo: number, hi: number): number[] {
+  if (!list) return [];
+  // Binary search for the first touch at or after lo.
+  let a = 0;
+  let b = list.length;
+  while (a < b) {
+    const mid = (a + b) >>> 1;
+    if (at[list[mid]!]! < lo) a = mid + 1;
+    else b = mid;
+  }
+  const out: number[] = [];
+  for (let i = a; i < list.length && at[list[i]!]! <= hi; i++) out.push(list[i]!);
+  return out;
+}
