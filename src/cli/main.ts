@@ -8,6 +8,7 @@ import { registerDlq } from '../dlq/cli.js';
 import { registerForensics } from '../forensics/cli.js';
 import { registerWebhook } from '../webhooks/cli.js';
 import { registerFx } from '../money/cli.js';
+import { registerAttribution } from '../attribution/cli.js';
 
 export function buildProgram(): Command {
   const program = new Command('skeldir')
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerForensics(program);
   registerWebhook(program);
   registerFx(program);
+  registerAttribution(program);
   return program;
 }
 

@@ -5,6 +5,7 @@ import { migratorFor } from './migrate.js';
 import { runCommand } from './run.js';
 import { apiService } from '../http/server.js';
 import { workerService } from '../worker/cli.js';
+import { attributionSchedulerService } from '../attribution/cli.js';
 
 /** A long-running part of the system that `skeldir start` runs after migrating. */
 export interface Service {
@@ -13,7 +14,7 @@ export interface Service {
 }
 
 /** The services `skeldir start` runs, in start order (stopped in reverse). */
-export const SERVICES: Service[] = [apiService, workerService];
+export const SERVICES: Service[] = [apiService, workerService, attributionSchedulerService];
 
 export function registerStart(program: Command): void {
   program

@@ -34,6 +34,10 @@ export const PROBLEMS = {
   webhook_signature_invalid: { status: 401, title: 'The webhook signature could not be verified' },
   transaction_not_found: { status: 404, title: 'No such transaction' },
   transaction_ambiguous: { status: 409, title: 'The transaction id names several transactions' },
+  // attribution (src/attribution)
+  attribution_model_invalid: { status: 400, title: 'Unknown attribution model' },
+  attribution_window_invalid: { status: 400, title: 'The attribution period is not valid' },
+  attribution_settings_invalid: { status: 400, title: 'The attribution settings are not valid' },
   reconciliation_window_invalid: { status: 400, title: 'The reconciliation period is not valid' },
   reconciliation_model_invalid: { status: 400, title: 'Unknown attribution model' },
   reconciliation_overflow: { status: 422, title: 'The reconciliation sums are too large' },

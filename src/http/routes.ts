@@ -11,6 +11,7 @@ import { metricsRoutes } from '../worker/metrics-routes.js';
 import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
+import { attributionRoutes } from '../attribution/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -21,7 +22,7 @@ import { reconciliationRoutes } from '../reconciliation/routes.js';
  * To add a capability: write `src/<area>/routes.ts` exporting a FastifyPluginAsync with TypeBox
  * schemas (tags + summary: they become the OpenAPI document), and add it to a list below.
  */
-export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes];
+export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes, attributionRoutes];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
 

@@ -1,0 +1,121 @@
+import type { Queryable } from '../db/pool.js';
+import { AttributionError } from './errors.js';
+import type { ModelType } from './models.js';
+
+/**
+ * Read side: per-channel figures of the allocations whose conversion happened in [from, to)
+ * (engine rows carry the conversion time in created_at). One lateral lookup per taxonomy channel
+ * gives PostgreSQL an exact range of idx_allocations_channel_performance (tenant_id,
+ * channel_code, created_at DESC) to scan; the tests check the plan with EXPLAIN.
+ */
+export const CHANNELS_SQL = `
+  SELECT ct.code AS channel, ct.display_name, agg.currency, agg.cents, agg.attributed_conversions, agg.conversions,
+         agg.mean_confidence, agg.ci_lower, agg.ci_upper, agg.with_interval
+  FROM channel_taxonomy ct
+  CROSS JOIN LATERAL (
+    SELECT e.currency,
+           sum(a.allocated_revenue_cents)::text AS cents,
+           sum(a.allocation_ratio)::text AS attributed_conversions,
+           count(DISTINCT a.event_id)::int AS conversions,
+           avg(a.confidence_score)::float8 AS mean_confidence,
+           sum(a.credible_interval_lower_cents)::text AS ci_lower,
+           sum(a.credible_interval_upper_cents)::text AS ci_upper,
+           count(a.credible_interval_lower_cents)::int AS with_interval
+    FROM attribution_allocations a
+    JOIN attribution_events e ON e.id = a.event_id
+    WHERE a.tenant_id = $1 AND a.channel_code = ct.code AND a.model_type = $2
+      AND a.created_at >= $3 AND a.created_at < $4
+    GROUP BY e.currency
+  ) agg
+  ORDER BY ct.code, agg.currency`;
+
+export interface ChannelFigure {
+  channel: string;
+  display_name: string;
+  currency: string;
+  attributed_cents: number;
+  attributed_conversions: number;
+  conversions: number;
+  mean_confidence: number | null;
+  credible_interval: { lower_cents: number; upper_cents: number; allocations_with_interval: number } | null;
+}
+
+export function checkPeriod(from: Date, to: Date): void {
+  if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) throw new AttributionError('attribution_window_invalid', 'from and to must be timestamps', {}, 'from');
+  if (from.getTime() >= to.getTime()) throw new AttributionError('attribution_window_invalid', `to (${to.toISOString()}) must be after from (${from.toISOString()})`, {}, 'to');
+}
+
+function money(text: string | null): number {
+  const n = Number(text ?? 0);
+  // Sums of int32 allocations; beyond 2^53 minor units a JSON number would lose units.
+  if (!Number.isSafeInteger(n)) throw new AttributionError('attribution_window_invalid', 'the attributed sum is too large to return exactly; narrow the period');
+  return n;
+}
+
+export async function channelReport(client: Queryable, tenantId: string, model: ModelType, from: Date, to: Date): Promise<ChannelFigure[]> {
+  checkPeriod(from, to);
+  const r = await client.query<{
+    channel: string;
+    display_name: string;
+    currency: string;
+    cents: string;
+    attributed_conversions: string;
+    conversions: number;
+    mean_confidence: number | null;
+    ci_lower: string | null;
+    ci_upper: string | null;
+    with_interval: number;
+  }>(CHANNELS_SQL, [tenantId, model, from.toISOString(), to.toISOString()]);
+  return r.rows.map((x) => ({
+    channel: x.channel,
+    display_name: x.display_name,
+    currency: x.currency,
+    attributed_cents: money(x.cents),
+    attributed_conversions: Number(x.attributed_conversions),
+    conversions: x.conversions,
+    mean_confidence: x.mean_confidence === null ? null : Math.round(x.mean_confidence * 1000) / 1000,
+    credible_interval: x.with_interval > 0 ? { lower_cents: money(x.ci_lower), upper_cents: money(x.ci_upper), allocations_with_interval: x.with_interval } : null,
+  }));
+}
+
+/** All models side by side: per channel and currency, each model's attributed value and conversions. */
+export const COMPARISON_SQL = `
+  SELECT ct.code AS channel, agg.currency, agg.model_type, agg.cents, agg.attributed_conversions, agg.mean_confidence
+  FROM channel_taxonomy ct
+  CROSS JOIN LATERAL (
+    SELECT e.currency, a.model_type,
+           sum(a.allocated_revenue_cents)::text AS cents,
+           sum(a.allocation_ratio)::text AS attributed_conversions,
+           avg(a.confidence_score)::float8 AS mean_confidence
+    FROM attribution_allocations a
+    JOIN attribution_events e ON e.id = a.event_id
+    WHERE a.tenant_id = $1 AND a.channel_code = ct.code AND a.created_at >= $2 AND a.created_at < $3
+    GROUP BY e.currency, a.model_type
+  ) agg
+  ORDER BY ct.code, agg.currency, agg.model_type`;
+
+export interface ComparisonLine {
+  channel: string;
+  currency: string;
+  models: Record<string, { attributed_cents: number; attributed_conversions: number; mean_confidence: number | null }>;
+}
+
+export async function comparisonReport(client: Queryable, tenantId: string, from: Date, to: Date): Promise<ComparisonLine[]> {
+  checkPeriod(from, to);
+  const r = await client.query<{ channel: string; currency: string; model_type: string; cents: string; attributed_conversions: string; mean_confidence: number | null }>(
+    COMPARISON_SQL,
+    [tenantId, from.toISOString(), to.toISOString()],
+  );
+  const lines = new Map<string, ComparisonLine>();
+  for (const x of r.rows) {
+    const key = `${x.channel}\u0000${x.currency}`;
+    const line = lines.get(key) ?? { channel: x.channel, currency: x.currency, models: {} };
+    line.models[x.model_type] = {
+      attributed_cents: money(x.cents),
+      attributed_conversions: Number(x.attributed_conversions),
+      mean_confidence: x.mean_confidence === null ? null : Math.round(x.mean_confidence * 1000) / 1000,
+    };
+    lines.set(key, line);
+  }
+  return [...lines.values()];
+}

@@ -1,0 +1,252 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import { BAYESIAN_DEFAULTS } from './bayesian-model.js';
+import { MARKOV_DEFAULTS } from './markov-model.js';
+import { HEURISTIC_MODELS, isPopulation, MODEL_TYPES, MODEL_VERSIONS, type ModelType } from './models.js';
+import { channelReport, comparisonReport } from './reports.js';
+import { CONFIDENCE_MEANING } from './run.js';
+import { latestRuns } from './runs.js';
+import { readSettings, writeSettings, type AttributionSettings } from './settings.js';
+import { SHAPLEY_DEFAULTS } from './shapley-model.js';
+
+const ModelName = Type.Union(MODEL_TYPES.map((m) => Type.Literal(m)), { description: 'Attribution model' });
+const Period = {
+  from: Type.String({ format: 'date-time', description: 'Start of the period of conversion times (inclusive)' }),
+  to: Type.String({ format: 'date-time', description: 'End of the period (exclusive)' }),
+};
+
+const ChannelLine = Type.Object({
+  channel: Type.String(),
+  display_name: Type.String(),
+  currency: Type.String({ description: 'ISO 4217 code; a channel with conversions in several currencies has one line per currency' }),
+  attributed_cents: Type.Integer({ description: 'Value credited to the channel, minor units of the currency' }),
+  attributed_conversions: Type.Number({ description: 'Sum of the allocation ratios: conversions credited, fractionally' }),
+  conversions: Type.Integer({ description: 'Conversions that credit the channel at all' }),
+  mean_confidence: Type.Union([Type.Number(), Type.Null()], { description: 'Mean confidence_score of the allocations (meaning per model: GET /attribution/models)' }),
+  credible_interval: Type.Union(
+    [
+      Type.Object({
+        lower_cents: Type.Integer({ description: 'Sum of the allocations\' lower bounds (bayesian: 94 % central intervals)' }),
+        upper_cents: Type.Integer({ description: 'Sum of the allocations\' upper bounds' }),
+        allocations_with_interval: Type.Integer(),
+      }),
+      Type.Null(),
+    ],
+    { description: 'Only for models with intervals (bayesian). Summed bounds, not the interval of the sum: conservative.' },
+  ),
+});
+
+const SettingsBody = Type.Object(
+  {
+    models: Type.Optional(Type.Array(ModelName, { minItems: 1, maxItems: 8, uniqueItems: true })),
+    lookback_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 })),
+    half_life_days: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 365 })),
+    recompute_interval_minutes: Type.Optional(Type.Integer({ minimum: 5, maximum: 10080 })),
+    recompute_window_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 366 })),
+  },
+  { additionalProperties: false },
+);
+
+const Settings = Type.Object({
+  configured: Type.Boolean({ description: 'False: the tenant has not configured attribution and gets these defaults' }),
+  models: Type.Array(Type.String()),
+  lookback_days: Type.Integer(),
+  half_life_days: Type.Number(),
+  recompute_interval_minutes: Type.Integer(),
+  recompute_window_days: Type.Integer(),
+});
+
+function settingsJson(s: AttributionSettings) {
+  return {
+    configured: s.configured,
+    models: [...s.models],
+    lookback_days: s.lookbackDays,
+    half_life_days: s.halfLifeDays,
+    recompute_interval_minutes: s.recomputeIntervalMinutes,
+    recompute_window_days: s.recomputeWindowDays,
+  };
+}
+
+function modelParameters(model: ModelType, s: AttributionSettings): Record<string, unknown> {
+  const p: Record<string, unknown> = { lookback_days: s.lookbackDays };
+  if (model === 'time_decay') Object.assign(p, { half_life_days: s.halfLifeDays, weight: '2^(-dt / half_life), dt in continuous time' });
+  if (model === 'position_based') Object.assign(p, { first: 0.4, middle: 0.2, last: 0.4, one_touch: 1, two_touches: [0.5, 0.5] });
+  if (model === 'markov') Object.assign(p, { order: 1, solver: 'exact linear solve (Gaussian elimination)', ...MARKOV_DEFAULTS });
+  if (model === 'shapley') Object.assign(p, { characteristic_function: 'v(T) = sum over U subset of T of conversion_rate(U)', exact_up_to_channels: 12, ...SHAPLEY_DEFAULTS });
+  if (model === 'bayesian') Object.assign(p, { ...BAYESIAN_DEFAULTS, rhat_max: 1.01, ess_min: 400 });
+  return p;
+}
+
+/** GET /attribution/channels, GET /attribution/models, GET /attribution/comparison, GET|PUT /attribution/settings. */
+export const attributionRoutes: FastifyPluginAsync = async (app) => {
+  app.get<{ Querystring: { model: ModelType; from: string; to: string } }>(
+    '/attribution/channels',
+    {
+      schema: {
+        tags: ['attribution'],
+        summary: 'Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, summed credible interval',
+        security: [{ apiKey: [] }],
+        querystring: Type.Object({ model: ModelName, ...Period }, { additionalProperties: false }),
+        response: { 200: Type.Object({ model: Type.String(), model_version: Type.String(), from: Type.String(), to: Type.String(), channels: Type.Array(ChannelLine) }) },
+      },
+    },
+    async (request) => {
+      const { model, from, to } = request.query;
+      const channels = await request.inTenant((c) => channelReport(c, request.tenantId, model, new Date(from), new Date(to)));
+      return { model, model_version: MODEL_VERSIONS[model], from: new Date(from).toISOString(), to: new Date(to).toISOString(), channels };
+    },
+  );
+
+  app.get(
+    '/attribution/models',
+    {
+      schema: {
+        tags: ['attribution'],
+        summary: 'The attribution models: parameters, what confidence_score means, whether the tenant has them configured, their latest run',
+        security: [{ apiKey: [] }],
+        response: {
+          200: Type.Object({
+            settings: Settings,
+            models: Type.Array(
+              Type.Object({
+                model: Type.String(),
+                version: Type.String(),
+                kind: Type.Union([Type.Literal('per_conversion'), Type.Literal('population')]),
+                computed_by: Type.String(),
+                configured: Type.Boolean(),
+                parameters: Type.Record(Type.String(), Type.Unknown()),
+                confidence_score: Type.String(),
+                latest_run: Type.Union([
+                  Type.Object({
+                    id: Type.String(),
+                    status: Type.String(),
+                    trigger: Type.String(),
+                    window_from: Type.String(),
+                    window_to: Type.String(),
+                    started_at: Type.String(),
+                    finished_at: Type.Union([Type.String(), Type.Null()]),
+                    conversions: Type.Union([Type.Integer(), Type.Null()]),
+                    allocations: Type.Union([Type.Integer(), Type.Null()]),
+                    results: Type.Unknown(),
+                    diagnostics: Type.Unknown(),
+                    error: Type.Union([Type.String(), Type.Null()]),
+                  }),
+                  Type.Null(),
+                ]),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async (request) =>
+      request.inTenant(async (c) => {
+        const settings = await readSettings(c);
+        const runs = new Map((await latestRuns(c)).map((r) => [r.model_type, r]));
+        return {
+          settings: settingsJson(settings),
+          models: MODEL_TYPES.map((model) => {
+            const run = runs.get(model);
+            return {
+              model,
+              version: MODEL_VERSIONS[model],
+              kind: isPopulation(model) ? ('population' as const) : ('per_conversion' as const),
+              computed_by: isPopulation(model)
+                ? 'skeldir attribution run, and the scheduler when configured'
+                : (HEURISTIC_MODELS as readonly string[]).includes(model) && settings.models.includes(model)
+                  ? 'the worker, as each conversion is processed (and skeldir attribution run)'
+                  : 'skeldir attribution run (configure it for the worker to compute it per conversion)',
+              configured: settings.models.includes(model),
+              parameters: modelParameters(model, settings),
+              confidence_score: CONFIDENCE_MEANING[model],
+              latest_run: run
+                ? {
+                    id: run.id,
+                    status: run.status,
+                    trigger: run.trigger,
+                    window_from: run.window_from.toISOString(),
+                    window_to: run.window_to.toISOString(),
+                    started_at: run.started_at.toISOString(),
+                    finished_at: run.finished_at?.toISOString() ?? null,
+                    conversions: run.conversions,
+                    allocations: run.allocations,
+                    results: run.results,
+                    diagnostics: run.diagnostics,
+                    error: run.error,
+                  }
+                : null,
+            };
+          }),
+        };
+      }),
+  );
+
+  app.get<{ Querystring: { from: string; to: string } }>(
+    '/attribution/comparison',
+    {
+      schema: {
+        tags: ['attribution'],
+        summary: 'Every model side by side for one period of conversion times: per channel and currency, each model\'s attributed value',
+        security: [{ apiKey: [] }],
+        querystring: Type.Object(Period, { additionalProperties: false }),
+        response: {
+          200: Type.Object({
+            from: Type.String(),
+            to: Type.String(),
+            models: Type.Array(Type.String()),
+            channels: Type.Array(
+              Type.Object({
+                channel: Type.String(),
+                currency: Type.String(),
+                models: Type.Record(
+                  Type.String(),
+                  Type.Object({ attributed_cents: Type.Integer(), attributed_conversions: Type.Number(), mean_confidence: Type.Union([Type.Number(), Type.Null()]) }),
+                ),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const { from, to } = request.query;
+      const channels = await request.inTenant((c) => comparisonReport(c, request.tenantId, new Date(from), new Date(to)));
+      return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), models: [...MODEL_TYPES], channels };
+    },
+  );
+
+  app.get(
+    '/attribution/settings',
+    {
+      schema: { tags: ['attribution'], summary: "The tenant's attribution settings (defaults when unconfigured)", security: [{ apiKey: [] }], response: { 200: Settings } },
+    },
+    async (request) => request.inTenant(async (c) => settingsJson(await readSettings(c))),
+  );
+
+  app.put<{ Body: { models?: string[]; lookback_days?: number; half_life_days?: number; recompute_interval_minutes?: number; recompute_window_days?: number } }>(
+    '/attribution/settings',
+    {
+      schema: {
+        tags: ['attribution'],
+        summary: "Change the tenant's models and parameters (fields not given keep their value)",
+        security: [{ apiKey: [] }],
+        body: SettingsBody,
+        response: { 200: Settings },
+      },
+    },
+    async (request) => {
+      const b = request.body;
+      return request.inTenant(async (c) =>
+        settingsJson(
+          await writeSettings(c, request.tenantId, {
+            ...(b.models !== undefined ? { models: b.models } : {}),
+            ...(b.lookback_days !== undefined ? { lookbackDays: b.lookback_days } : {}),
+            ...(b.half_life_days !== undefined ? { halfLifeDays: b.half_life_days } : {}),
+            ...(b.recompute_interval_minutes !== undefined ? { recomputeIntervalMinutes: b.recompute_interval_minutes } : {}),
+            ...(b.recompute_window_days !== undefined ? { recomputeWindowDays: b.recompute_window_days } : {}),
+          }),
+        ),
+      );
+    },
+  );
+};
