@@ -75,8 +75,13 @@ interface LedgerRow {
 export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact): Promise<ApplyResult> {
   const ids = [...new Set([fact.target, ...fact.aliases])];
   const refs = ids.map((id) => scopedId(ctx.tenantId, ctx.provider, id)).sort();
-  for (const ref of refs) await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7))', [ref]);
-
+  // One round trip: the locks are taken in sorted order (no deadlock between two facts sharing ids),
+  // and the transition reason is set for the triggers of this transaction.
+  await client.query(
+    `SELECT set_config('skeldir.transition_reason', $2, true), (SELECT count(pg_advisory_xact_lock(hashtextextended(r, 7)))
+       FROM (SELECT r FROM unnest($1::text[]) AS r ORDER BY r) AS s)`,
+    [refs, ctx.reason.slice(0, 500)],
+  );
   const found = await client.query<{ ledger_id: string }>(
     `SELECT DISTINCT ledger_id FROM revenue_ledger_references WHERE reference = ANY($1::text[])`,
     [refs],
@@ -94,26 +99,23 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     const r = await client.query<LedgerRow>(`SELECT ${ROW_COLUMNS} FROM revenue_ledger WHERE id = $1 FOR UPDATE`, [found.rows[0]!.ledger_id]);
     row = r.rows[0]!;
   }
-  const known = new Set(
-    (await client.query<{ reference: string }>(`SELECT reference FROM revenue_ledger_references WHERE ledger_id = $1`, [row.id])).rows.map((r) => r.reference),
+  // Every id of the fact now names this row (all are locked: none can name another meanwhile);
+  // then the facts that waited for any id of the row are taken.
+  const pending = await client.query<{ id: string; pending_fact: Knowledge; event_type: string; provider_event_id: string }>(
+    `WITH added AS (
+       INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id)
+       SELECT unnest($1::text[]), $2, $3 ON CONFLICT (reference) DO NOTHING RETURNING reference
+     )
+     SELECT id, pending_fact, event_type, provider_event_id FROM webhook_deliveries
+      WHERE status = 'pending'
+        AND (pending_reference = ANY($1::text[])
+             OR pending_reference IN (SELECT reference FROM revenue_ledger_references WHERE ledger_id = $3))
+      ORDER BY received_at, id FOR UPDATE`,
+    [refs, ctx.tenantId, row.id],
   );
-  const newRefs = refs.filter((r) => !known.has(r));
-  if (newRefs.length) {
-    await client.query(
-      `INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id) SELECT unnest($1::text[]), $2, $3`,
-      [newRefs, ctx.tenantId, row.id],
-    );
-    // A new id may be the one a waiting fact names: lock it like the others (already held) and look.
-  }
-  const allRefs = [...new Set([...known, ...refs])];
 
   let knowledge = join(fromJson(row.metadata?.knowledge), fact.knowledge);
   checkCurrency(row, fact.knowledge);
-  const pending = await client.query<{ id: string; pending_fact: Knowledge; event_type: string; provider_event_id: string }>(
-    `SELECT id, pending_fact, event_type, provider_event_id FROM webhook_deliveries
-      WHERE status = 'pending' AND pending_reference = ANY($1::text[]) ORDER BY received_at, id FOR UPDATE`,
-    [allRefs],
-  );
   for (const p of pending.rows) {
     const k = fromJson(p.pending_fact);
     checkCurrency(row, k);
@@ -122,7 +124,7 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
   // The row's amount and currency are authoritative (immutable in the database).
   knowledge = { ...knowledge, amount: row.amount_cents, currency: row.currency };
 
-  const changed = await writeKnowledge(client, ctx, row, knowledge, created);
+  const after = await writeKnowledge(client, ctx, row, knowledge, created);
   if (pending.rows.length) {
     await client.query(
       `UPDATE webhook_deliveries SET status = 'applied', applied_at = now(), transaction_id = $2, pending_reference = NULL, pending_fact = NULL,
@@ -131,14 +133,15 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
       [pending.rows.map((p) => p.id), row.transaction_id],
     );
   }
-  const after = (await client.query<LedgerRow>(`SELECT ${ROW_COLUMNS} FROM revenue_ledger WHERE id = $1`, [row.id])).rows[0]!;
-  if (after.order_id && after.state !== 'authorized') await verifyOrderAllocations(client, after);
+  if (after.changed && after.order_id && after.state !== 'authorized') {
+    await verifyOrderAllocations(client, { order_id: after.order_id, verification_timestamp: after.verification_timestamp, provider: ctx.provider });
+  }
   return {
     status: 'applied',
-    transactionId: after.transaction_id,
-    ledgerId: after.id,
+    transactionId: row.transaction_id,
+    ledgerId: row.id,
     state: after.state,
-    changed: changed || created,
+    changed: after.changed,
     appliedPending: pending.rows.map((p) => `${p.event_type} ${p.provider_event_id}`),
   };
 }
@@ -156,7 +159,6 @@ async function insertRow(client: Queryable, ctx: ApplyContext, fact: Fact): Prom
   const initial = path(null, derive(k).state)![0]!;
   const transactionId = scopedId(ctx.tenantId, ctx.provider, fact.target);
   const occurredAt = k.occurredAt ?? new Date().toISOString();
-  await setReason(client, ctx.reason);
   const { rows } = await client.query<LedgerRow>(
     `INSERT INTO revenue_ledger (tenant_id, transaction_id, order_id, state, amount_cents, currency, revenue_cents,
                                  verification_source, verification_timestamp, metadata)
@@ -164,16 +166,18 @@ async function insertRow(client: Queryable, ctx: ApplyContext, fact: Fact): Prom
      RETURNING ${ROW_COLUMNS}`,
     [ctx.tenantId, transactionId, k.orderId, initial, k.amount, k.currency, ctx.provider, occurredAt, { provider: ctx.provider, provider_transaction_id: fact.target, knowledge: EMPTY }],
   );
-  await client.query(`INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id) VALUES ($1, $2, $3)`, [transactionId, ctx.tenantId, rows[0]!.id]);
   return rows[0]!;
 }
 
-async function setReason(client: Queryable, reason: string): Promise<void> {
-  await client.query(`SELECT set_config('skeldir.transition_reason', $1, true)`, [reason.slice(0, 500)]);
+interface Written {
+  changed: boolean;
+  state: LedgerState;
+  order_id: string | null;
+  verification_timestamp: Date;
 }
 
 /** Writes the derived figures, stepping the state one legal transition per UPDATE. */
-async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerRow, k: Knowledge, created: boolean): Promise<boolean> {
+async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerRow, k: Knowledge, created: boolean): Promise<Written> {
   const d = derive(k);
   const steps = path(row.state, d.state);
   const conflict = steps === null ? `${row.state} is final; the provider now reports ${d.state}` : null;
@@ -194,9 +198,14 @@ async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerR
     row.chargeback_cents === d.chargebackCents &&
     row.order_id === orderId &&
     row.verification_timestamp.toISOString() === occurredAt &&
-    JSON.stringify(row.metadata) === JSON.stringify(metadata);
-  if (same && !created) return false;
-  await setReason(client, ctx.reason);
+    canonical(row.metadata) === canonical(metadata);
+  const result = (changed: boolean): Written => ({
+    changed,
+    state: steps && steps.length ? steps[steps.length - 1]! : row.state,
+    order_id: orderId,
+    verification_timestamp: new Date(occurredAt),
+  });
+  if (same && !created) return result(false);
   // Figures first (in the current state), then one UPDATE per state step: the database checks
   // each step and writes its transition.
   await client.query(
@@ -208,7 +217,12 @@ async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerR
   for (const state of steps ?? []) {
     await client.query(`UPDATE revenue_ledger SET state = $2 WHERE id = $1`, [row.id, state]);
   }
-  return true;
+  return result(true);
+}
+
+/** JSON with object keys sorted (jsonb does not keep key order). */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
 }
 
 /**
@@ -230,19 +244,14 @@ async function fxFor(client: Queryable, currency: string, reporting: string, dat
 /** Marks the allocations of the order's conversions verified (those not yet marked). */
 export async function verifyOrderAllocations(
   client: Queryable,
-  row: { tenant_id?: string; order_id: string | null; verification_timestamp: Date; state: LedgerState; metadata: Record<string, unknown> | null },
+  row: { order_id: string; verification_timestamp: Date; provider: Provider },
 ): Promise<number> {
   const r = await client.query(
     `UPDATE attribution_allocations a
         SET verified = true, verification_source = $2, verification_timestamp = $3
        FROM attribution_events e
       WHERE e.id = a.event_id AND e.tenant_id = a.tenant_id AND e.event_type = 'conversion' AND e.order_id = $1 AND NOT a.verified`,
-    [row.order_id, (row.metadata?.provider as string | undefined) ?? 'ledger', row.verification_timestamp],
+    [row.order_id, row.provider, row.verification_timestamp],
   );
   return r.rowCount ?? 0;
-}
-
-/** Stores a fact that waits for its payment (refund or dispute delivered before the payment). */
-export function pendingKnowledge(fact: Fact): Knowledge {
-  return fact.knowledge;
 }

@@ -35,8 +35,8 @@ const SUBJECT_HOSTS = ['messageverificationcerts.paypal.com', 'messageverificati
 export function paypalOptionsFromEnv(env: NodeJS.ProcessEnv): PayPalOptions {
   const pinned = env.SKELDIR_PAYPAL_CERTS ? splitPem(readFileSync(env.SKELDIR_PAYPAL_CERTS, 'utf8')).map((p) => new X509Certificate(p)) : [];
   const hosts = env.SKELDIR_PAYPAL_CERT_HOSTS ? env.SKELDIR_PAYPAL_CERT_HOSTS.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean) : DEFAULT_PAYPAL_HOSTS;
-  const tolerance = env.SKELDIR_PAYPAL_TOLERANCE_SECONDS ? Number(env.SKELDIR_PAYPAL_TOLERANCE_SECONDS) : 3600;
-  return { allowedHosts: hosts, pinned, extraRoots: [], toleranceSeconds: Number.isFinite(tolerance) && tolerance > 0 ? tolerance : 3600 };
+  const tolerance = env.SKELDIR_PAYPAL_TOLERANCE_SECONDS ? Number(env.SKELDIR_PAYPAL_TOLERANCE_SECONDS) : 300;
+  return { allowedHosts: hosts, pinned, extraRoots: [], toleranceSeconds: Number.isFinite(tolerance) && tolerance > 0 ? tolerance : 300 };
 }
 
 export function splitPem(text: string): string[] {

@@ -84,21 +84,20 @@ describe('signature vectors', () => {
     const s = ep.stripe!;
     const body = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_sig_1', amount: 1000 }));
     const before = await count('webhook_deliveries');
-    const now = Math.floor(Date.now() / 1000);
     bodies.add(assertUnauthorized(await post('stripe', s.id, body.replace('1000', '9000'), stripeHeaders(body, s.secret))));
     bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, 'whsec_wrong'))));
-    bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, s.secret, now - 301))));
-    bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, s.secret, now + 310))));
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, s.secret, Math.floor(Date.now() / 1000) - 301))));
+    bodies.add(assertUnauthorized(await post('stripe', s.id, body, stripeHeaders(body, s.secret, Math.floor(Date.now() / 1000) + 310))));
     bodies.add(assertUnauthorized(await post('stripe', s.id, body, { 'content-type': 'application/json' })));
     bodies.add(assertUnauthorized(await post('stripe', s.id, body, { 'content-type': 'application/json', 'stripe-signature': 't=abc,v1=zz' })));
-    bodies.add(assertUnauthorized(await post('shopify', s.id, body, stripeHeaders(body, s.secret))), 'endpoint of another provider');
+    bodies.add(assertUnauthorized(await post('shopify', s.id, body, stripeHeaders(body, s.secret)))); // an endpoint of another provider
     bodies.add(assertUnauthorized(await post('stripe', '00000000-0000-4000-8000-000000000000', body, stripeHeaders(body, s.secret))));
     bodies.add(assertUnauthorized(await post('stripe', 'not-a-uuid', body, stripeHeaders(body, s.secret))));
     assert.equal(bodies.size, 1, 'one identical problem for every cause');
     assert.equal(await count('webhook_deliveries'), before, 'nothing written');
     assert.equal(await count('revenue_ledger'), 0);
 
-    const good = stripeHeaders(body, s.secret, now - 299);
+    const good = stripeHeaders(body, s.secret, Math.floor(Date.now() / 1000) - 290);
     const sig = good['stripe-signature'];
     const multi = `${sig.split(',')[0]},v1=${'0'.repeat(64)},${sig.split(',')[1]},v0=${'1'.repeat(64)}`;
     const ok = await post('stripe', s.id, body, { ...good, 'stripe-signature': multi });
@@ -189,7 +188,7 @@ describe('signature vectors', () => {
     });
     assertUnauthorized(await post('paypal', s.id, capture.replace('10.00', '99.00'), paypalHeaders(capture, s.secret, pki.leafKey)));
     assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, 'WH-OTHER', pki.leafKey)));
-    assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.leafKey, { time: new Date(Date.now() - 3600_000) })));
+    assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.leafKey, { time: new Date(Date.now() - 600_000) })));
     assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.leafKey, { certUrl: 'https://evil.example/cert.pem' })));
     assertUnauthorized(await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.strangerKey)));
     const ok = await post('paypal', s.id, capture, paypalHeaders(capture, s.secret, pki.leafKey));
