@@ -15,8 +15,8 @@ export interface Touch {
  * - first_touch / last_touch: the first / last touch gets everything.
  * - linear: every touch the same (a channel touched twice gets twice the credit).
  * - time_decay: 2^(−Δt / half-life), Δt = conversion time − touch time in continuous time
- *   (milliseconds, not whole days). Weights are taken relative to the most recent touch, so
- *   they never underflow to zero however old the touches.
+ *   (milliseconds, not whole days). Weights are taken relative to the most recent touch (which
+ *   weighs 1), so the total never underflows to zero however old the path.
  * - position_based: 40 % first, 40 % last, 20 % shared by the touches between; one touch gets
  *   100 %, two get 50/50. As integers: 2(n−2), 1 each in the middle, 2(n−2).
  */
