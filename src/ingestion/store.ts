@@ -44,8 +44,11 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
   if (events.length === 0) return [];
   const sorted = [...events].sort((a, b) => (a.scopedKey < b.scopedKey ? -1 : a.scopedKey > b.scopedKey ? 1 : 0));
   const col = <T>(f: (e: PreparedEvent) => T) => sorted.map(f);
-  const { rows } = await client.query<StoredEvent>(
-    `WITH ins AS (
+  const { rows } = await client.query<StoredEvent>({
+    // A named statement is parsed and planned once per connection (the text never varies: the
+    // events travel as arrays, whatever their number).
+    name: 'skeldir_ingest_events',
+    text: `WITH ins AS (
        INSERT INTO attribution_events (tenant_id, idempotency_key, event_type, event_timestamp, occurred_at, session_id, user_id,
          channel, campaign_id, conversion_value_cents, currency, order_id, raw_payload, revenue_cents, request_hash,
          processing_status, processed_at)
@@ -61,7 +64,7 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
      -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once).
      notified AS (SELECT pg_notify('${EVENTS_CHANNEL}', $1::text) FROM (SELECT 1 FROM ins LIMIT 1) AS one)
      SELECT ins.* FROM ins LEFT JOIN notified ON true`,
-    [
+    values: [
       tenantId,
       col((e) => e.scopedKey),
       col((e) => e.eventType),
@@ -76,14 +79,18 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
       col((e) => e.raw),
       col((e) => e.requestHash),
     ],
-  );
+  });
   return rows;
 }
 
 /** The stored events with these (tenant-scoped) keys. */
 export async function findByKeys(client: Queryable, keys: readonly string[]): Promise<StoredEvent[]> {
   if (keys.length === 0) return [];
-  const { rows } = await client.query<StoredEvent>(`SELECT ${COLUMNS} FROM attribution_events WHERE idempotency_key = ANY($1::text[])`, [keys]);
+  const { rows } = await client.query<StoredEvent>({
+    name: 'skeldir_ingest_find_keys',
+    text: `SELECT ${COLUMNS} FROM attribution_events WHERE idempotency_key = ANY($1::text[])`,
+    values: [keys],
+  });
   return rows;
 }
 
