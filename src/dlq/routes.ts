@@ -117,6 +117,10 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
           body: ActionBody,
           response: { 200: DeadEvent },
         },
+        // The body is optional: a bare POST (no Content-Type, no body) means "no notes".
+        preValidation: async (request) => {
+          if (request.body === undefined || request.body === null) request.body = {};
+        },
       },
       async (request) =>
         request.inTenant((client) =>

@@ -147,8 +147,8 @@ export async function applyRemediation(
     await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, dead.tenant_id]);
   } else {
     await client.query(
-      `UPDATE dead_events SET remediation_status = $2,
-              resolved_at = CASE WHEN $2 IN ('resolved', 'ignored') THEN clock_timestamp() ELSE resolved_at END,
+      `UPDATE dead_events SET remediation_status = $2::text,
+              resolved_at = CASE WHEN $2::text IN ('resolved', 'ignored') THEN clock_timestamp() ELSE resolved_at END,
               remediation_notes = concat_ws(E'\\n', remediation_notes, $3::text)
         WHERE id = $1`,
       [id, to, note],

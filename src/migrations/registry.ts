@@ -13,6 +13,7 @@ import { revision as r202611280017 } from './revisions/202611280017_ingestion_ev
 import { revision as r202611280020 } from './revisions/202611280020_revenue_ledger_webhooks_fx.js';
 import { revision as r202611280021 } from './revisions/202611280021_worker_queue.js';
 import { revision as r202611280023 } from './revisions/202611280023_api_key_rotation.js';
+import { revision as r202611280052 } from './revisions/202611280052_worker_policies_system_only.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -33,6 +34,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280020,
   r202611280021,
   r202611280023,
+  r202611280052,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

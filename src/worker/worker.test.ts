@@ -166,6 +166,22 @@ describe('the claim', () => {
     }
     // The application role without a tenant context sees nothing, even pending rows.
     assert.equal((await app.query('SELECT count(*)::int AS n FROM attribution_events')).rows[0].n, 0);
+    // The owner is a member of the system role (it hands functions to it), yet the system policies
+    // do not widen its view: in tenant B's context it sees B's rows only, none of A's pending ones.
+    const owner = db.ownerPool({ max: 1 });
+    try {
+      await su.query(`INSERT INTO dead_events (tenant_id, source, event_type, error_type, error_code, error_message, error_detail, raw_payload)
+        VALUES ($1, 'worker', 'x', 'x', 'x', 'x', '{}', '{}')`, [tenantA]);
+      const seen = await withTenant(owner, tenantB, async (c) => ({
+        events: (await c.query('SELECT id FROM attribution_events')).rows.map((r) => r.id),
+        dead: (await c.query('SELECT count(*)::int AS n FROM dead_events')).rows[0].n,
+      }));
+      assert.deepEqual(seen, { events: [done], dead: 0 });
+      assert.equal((await owner.query('SELECT count(*)::int AS n FROM attribution_events')).rows[0].n, 0, 'no context, no rows');
+    } finally {
+      await owner.end();
+      await su.query('DELETE FROM dead_events');
+    }
     await su.query(`DELETE FROM attribution_events`);
     await su.query(`DELETE FROM test_processed_log`);
   });
