@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/http/app.js';
+import { withTenant } from '../src/db/tenant-context.js';
 import { createTenant } from '../src/tenants/tenants.js';
 import { createTestDatabase, stopTestServer } from '../src/testing/db.js';
 import { deliverWebhook } from '../src/webhooks/deliver.js';
@@ -91,6 +92,12 @@ const dupMs = await run([...dups, ...dups, ...dups, ...dups, ...dups], CONCURREN
   if (r.json().status !== 'duplicate') throw new Error(r.body);
 });
 
+// 5. Ceiling: the cheapest tenant-scoped transaction (BEGIN, set tenant, one SELECT, COMMIT) at the same concurrency.
+const ceilMs = await run(Array.from({ length: N }, () => 0), CONCURRENCY, async () => {
+  await withTenant(app.appPool, tenant_id, (c) => c.query('SELECT 1'));
+});
+const ceiling = N / (ceilMs / 1000);
+
 const perSeq = seqMs / seqN;
 const perCon = conMs / N;
 console.log(`Stripe deliveries (charge.succeeded, ~${Buffer.byteLength(sigItems[0]!.body)} bytes), N=${N}, concurrency ${CONCURRENCY}`);
@@ -99,6 +106,7 @@ console.log(`HTTP route, sequential:             ${(1000 / perSeq).toFixed(0)} v
 console.log(`HTTP route, ${CONCURRENCY} concurrent:            ${(1000 / perCon).toFixed(0)} verified deliveries/s`);
 console.log(`deliverWebhook, ${CONCURRENCY} concurrent:        ${(N / (directMs / 1000)).toFixed(0)} verified deliveries/s`);
 console.log(`duplicates (redeliveries):          ${(dups.length * 5 / (dupMs / 1000)).toFixed(0)} /s`);
+console.log(`ceiling (empty tenant transaction): ${ceiling.toFixed(0)} /s; deliverWebhook reaches ${((N / (directMs / 1000)) / ceiling * 100).toFixed(1)} % of it`);
 console.log(`share of time in the signature check: ${((sigMs / perSeq) * 100).toFixed(2)} % of a sequential delivery`);
 
 await app.close();
