@@ -4,7 +4,7 @@ import type { EventOutput } from './schema.js';
 import { findByKeys, insertEvents, toOutput, type StoredEvent } from './store.js';
 
 /** What became of one event: created (201), a replay of the same body (200), or its key reused with another body (409). */
-export type Outcome = { status: 201 | 200; event: EventOutput } | { status: 409; eventId: string; clientKey: string };
+export type Outcome = { status: 201 | 200; event: EventOutput } | { status: 409; eventId: string; clientKey: string; keyField: string };
 
 /**
  * Stores prepared events of one tenant in the caller's transaction, idempotently, and says what
@@ -41,15 +41,15 @@ export async function ingestEvents(client: Queryable, tenantId: string, events: 
     const row = (createdRow ?? existing.get(e.scopedKey))!;
     // Rows stored before request hashes existed (legacy imports) cannot be compared: a replay.
     if (row.request_hash === null || row.request_hash === e.requestHash) return { status: 200, event: toOutput(row, tenantId) };
-    return { status: 409, eventId: row.id, clientKey: e.clientKey };
+    return { status: 409, eventId: row.id, clientKey: e.clientKey, keyField: e.keyField };
   });
 }
 
-/** The 409 problem of a key reused with a different body; `pointer` locates the event in the request. */
-export function keyReusedError(clientKey: string, eventId: string, pointer: string): IngestionError {
+/** The 409 problem of a key reused with a different body; `field` is where the key was in the request. */
+export function keyReusedError(clientKey: string, eventId: string, field: string): IngestionError {
   return new IngestionError(
     'idempotency_key_reused',
     `idempotency key ${JSON.stringify(clientKey)} was already used for event ${eventId} with a different body; use a new key for a new event`,
-    { field: `${pointer}/idempotency_key`, details: { event_id: eventId } },
+    { field, details: { event_id: eventId } },
   );
 }

@@ -123,6 +123,8 @@ describe('POST /api/v1/events', () => {
     assert.equal(await countEvents(), before);
     const again = await app.inject({ method: 'GET', url: `/api/v1/events/${first.json().id}`, headers: auth() });
     assert.equal(again.json().conversion_value_cents, 4999);
+    const { idempotency_key: k, ...rest } = body;
+    assertProblem(await post({ ...rest, order_id: 'other' }, { 'idempotency-key': String(k) }), 409, 'idempotency_key_reused', 'headers/idempotency-key');
   });
 
   test('keys are tenant-scoped: another tenant may use the same client key', async () => {

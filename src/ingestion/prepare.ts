@@ -15,6 +15,8 @@ export const MIN_TIMESTAMP_MS = Date.UTC(2000, 0, 1);
 export interface PreparedEvent {
   /** The client's key, as given. */
   clientKey: string;
+  /** Where the key came from, for problems about it: `headers/idempotency-key` or `<pointer>/idempotency_key`. */
+  keyField: string;
   /** The stored, tenant-scoped form: `<tenant_id>:ext:<client key>` (SPEC §1.2). */
   scopedKey: string;
   eventType: 'touchpoint' | 'conversion';
@@ -126,6 +128,7 @@ export function prepareEvent(
 
   return {
     clientKey,
+    keyField: options.headerKey !== undefined ? 'headers/idempotency-key' : `${pointer}/idempotency_key`,
     scopedKey: scopedKey(tenantId, clientKey),
     eventType: input.event_type,
     timestamp: input.event_timestamp.toUpperCase(),

@@ -67,7 +67,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         now: Date.now(),
       });
       const [outcome] = await request.inTenant((client) => ingestEvents(client, request.tenantId, [prepared]));
-      if (outcome!.status === 409) throw keyReusedError(outcome!.clientKey, outcome!.eventId, 'body');
+      if (outcome!.status === 409) throw keyReusedError(outcome!.clientKey, outcome!.eventId, outcome!.keyField);
       return reply.code(outcome!.status).send(outcome!.event);
     },
   );
@@ -117,7 +117,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const { index, event } = valid[i]!;
         results[index] =
           outcome.status === 409
-            ? itemProblem(index, keyReusedError(event.clientKey, outcome.eventId, `body/events/${index}`))
+            ? itemProblem(index, keyReusedError(event.clientKey, outcome.eventId, event.keyField))
             : { index, status: outcome.status, event: outcome.event };
       });
       const count = (f: (s: number) => boolean) => results.filter((r) => f(r.status)).length;
