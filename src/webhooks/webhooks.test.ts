@@ -8,7 +8,7 @@ import { buildApp, type App } from '../http/app.js';
 import { createTenant } from '../tenants/tenants.js';
 import { runCli } from '../testing/cli.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
-import { createEndpoint, rotateEndpoint } from './endpoints.js';
+import { createEndpoint, listEndpoints, rotateEndpoint } from './endpoints.js';
 import { PayPalVerifier } from './paypal.js';
 import { loadSecretKey } from './secret-key.js';
 import {
@@ -364,6 +364,20 @@ describe('isolation and the CLI', () => {
     assert.equal(mine.statusCode, 200);
     assert.deepEqual(mine.json().transitions.map((t: { to_state: string }) => t.to_state), ['captured']);
     assert.match(mine.json().transitions[0].reason, /^stripe charge\.succeeded evt_/);
+  });
+
+  test("listing a tenant's endpoints as the schema owner shows no other tenant's (the system lookup policy is the system role's alone)", async () => {
+    const owner = db.ownerPool({ max: 1 });
+    try {
+      const other = await createTenant(owner, { name: 'Neighbour', email: 'n@x.example' });
+      const theirs = await createEndpoint(owner, key, { tenantId: other.tenant_id, provider: 'stripe' });
+      const mine = await listEndpoints(owner, tenant);
+      assert.ok(mine.length >= 4);
+      assert.ok(!mine.some((e) => e.endpoint_id === theirs.endpoint_id));
+      assert.deepEqual((await listEndpoints(owner, other.tenant_id)).map((e) => e.endpoint_id), [theirs.endpoint_id]);
+    } finally {
+      await owner.end();
+    }
   });
 
   test('skeldir webhook create | list | rotate | delete; secrets are encrypted at rest', async () => {
