@@ -1,8 +1,10 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import type { Queryable } from '../db/pool.js';
+import { spawnCli } from '../testing/cli.js';
 
 /** Test and benchmark fixtures of the worker: tenants, pending events, and an audit of what committed. */
 
@@ -154,4 +156,42 @@ export async function assertProcessedExactlyOnce(superuser: Queryable, expected:
   assert.equal(Number(conv.wrong_sum), 0, 'each model\'s allocations sum to the conversion value');
   assert.ok(Number(conv.model_sets) <= 1, 'every conversion has the same models');
   return { models: conv.models ?? [], conversions: Number(conv.conversions) };
+}
+
+export interface WorkerProcess {
+  readonly child: ChildProcess;
+  /** Everything it wrote on stderr so far. */
+  stderr(): string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** A real `skeldir worker` process against `databaseUrl` (warnings and errors logged only). */
+export function spawnWorker(databaseUrl: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): WorkerProcess {
+  const child = spawnCli(['worker', ...args], { env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', ...env } });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  child.stdout!.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, stderr: () => err, exited };
+}
+
+/** Polls `check` until it holds; a bounded wait that fails the test instead of hanging it. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000, everyMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function countByStatus(q: Queryable): Promise<{ pending: number; processed: number; failed: number }> {
+  const { rows } = await q.query<{ pending: number; processed: number; failed: number }>(
+    `SELECT count(*) FILTER (WHERE processing_status = 'pending')::int AS pending,
+            count(*) FILTER (WHERE processing_status = 'processed')::int AS processed,
+            count(*) FILTER (WHERE processing_status = 'failed')::int AS failed
+       FROM attribution_events`,
+  );
+  return rows[0]!;
 }

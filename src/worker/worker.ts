@@ -182,7 +182,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         continue;
       }
       if (outage > 0) {
-        this.log.info({ slot }, 'database reachable again; carrying on');
+        // At the level of the failure it ends, so that a log filtered to warnings shows both.
+        this.log.warn({ slot, failed_attempts: outage }, 'database reachable again; carrying on');
         this.emit('reconnected', { slot });
         outage = 0;
       }
@@ -259,6 +260,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     connected = true;
     this.listener = client;
+    if (this.listenerFailures > 0) this.log.warn({}, 'LISTEN connection back');
     this.listenerFailures = 0;
     this.wake(); // events may have arrived while nobody listened
     this.emit('listening');

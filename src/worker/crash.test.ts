@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type pg from 'pg';
+import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import {
+  assertProcessedExactlyOnce,
+  countByStatus,
+  insertPendingEvents,
+  insertTenants,
+  installAudit,
+  journeys,
+  prng,
+  spawnWorker,
+  waitFor,
+} from './test-fixtures.js';
+
+const EVENTS = 20_000;
+const KILLS = 10;
+const seed = Number(process.env.CRASH_SEED ?? Date.now() % 2 ** 31);
+console.log(`# crash test seed ${seed} (CRASH_SEED=${seed} to replay the kill delays)`);
+
+let db: TestDatabase;
+let su: pg.Client;
+
+before(async () => {
+  db = await createTestDatabase('head');
+  su = await superClient(db);
+  await installAudit(su);
+});
+after(async () => {
+  await su?.end();
+  await db?.drop();
+});
+
+test(`a worker killed with SIGKILL ${KILLS} times at random moments while processing ${EVENTS} events loses nothing and doubles nothing`, async () => {
+  const [a, b] = (await insertTenants(su, 2)) as [string, string];
+  const app = db.appPool({ max: 2 });
+  try {
+    await insertPendingEvents(app, a, journeys({ events: EVENTS / 2, touches: 4, conversionRate: 0.02, seed: 201 }));
+    await insertPendingEvents(app, b, journeys({ events: EVENTS / 2, touches: 3, conversionRate: 0.02, seed: 202 }));
+  } finally {
+    await app.end();
+  }
+  const random = prng(seed);
+  const args = ['--concurrency', '2', '--batch-size', '25', '--poll-ms', '50'];
+  const lives: { processedBefore: number; processedAfter: number; delayMs: number }[] = [];
+  while (lives.length < KILLS) {
+    const before = (await countByStatus(su)).processed;
+    assert.ok(before < EVENTS, `the queue ran dry after ${lives.length} kills; process fewer events per life`);
+    const w = spawnWorker(db.url, args);
+    try {
+      // Kill it at a random moment once it is working: mid-batch, mid-commit, between batches.
+      await waitFor('the worker to make progress', async () => (await countByStatus(su)).processed > before, 60_000, 10);
+      const delayMs = Math.floor(random() * 250);
+      await new Promise((r) => setTimeout(r, delayMs));
+      w.child.kill('SIGKILL');
+      const { signal } = await w.exited;
+      assert.equal(signal, 'SIGKILL', w.stderr());
+      lives.push({ processedBefore: before, processedAfter: (await countByStatus(su)).processed, delayMs });
+    } finally {
+      w.child.kill('SIGKILL');
+    }
+  }
+  console.log(`# processed after each kill: ${lives.map((l) => l.processedAfter).join(', ')}`);
+  assert.ok(lives.every((l) => l.processedAfter < EVENTS), 'every kill interrupted unfinished work');
+
+  // A last, undisturbed life finishes the queue.
+  const last = spawnWorker(db.url, args);
+  try {
+    await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 150_000, 100);
+    last.child.kill('SIGTERM');
+    assert.equal((await last.exited).code, 0, last.stderr());
+  } finally {
+    last.child.kill('SIGKILL');
+  }
+  await assertProcessedExactlyOnce(su, EVENTS);
+  const retried = (await su.query(`SELECT count(*)::int AS n FROM attribution_events WHERE retry_count <> 0`)).rows[0].n;
+  assert.equal(retried, 0, 'a crash burns no attempt');
+  const counted = (await su.query(`SELECT sum(processed)::int AS n FROM worker_throughput`)).rows[0].n;
+  assert.equal(counted, EVENTS, 'the counters, committed with the work, are exact across crashes');
+  // The server notices a killed client's closed socket and ends its session (and transaction).
+  await waitFor('no worker session left behind', async () =>
+    (await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'skeldir-worker%'`)).rows[0].n === 0,
+    10_000);
+});
