@@ -4,13 +4,14 @@ import type { Command } from 'commander';
 import { runCommand } from '../cli/run.js';
 import { FxError, importFxRates, parseFxCsv } from './fx.js';
 import { reportingCurrency } from './reporting.js';
+import { stampLedgerFx } from '../ledger/fx-stamp.js';
 
 /** `skeldir fx import FILE.csv` and `skeldir fx reporting-currency`. */
 export function registerFx(program: Command): void {
   const fx = program.command('fx').description('foreign-exchange rates and reporting currencies');
 
   fx.command('import')
-    .description('import rates from a CSV of date,base,quote,rate (1 base = rate quote); all lines are checked first, nothing is imported if one is bad')
+    .description('import rates from a CSV of date,base,quote,rate (1 base = rate quote); all lines are checked first, nothing is imported if one is bad; then records the rate on ledger payments that had none')
     .argument('<file>', 'the CSV file')
     .option('--source <name>', 'where the rates come from, recorded with each conversion (default: the file name)')
     .action((file: string, o: { source?: string }) =>
@@ -28,7 +29,9 @@ export function registerFx(program: Command): void {
         const pool = db.ownerPool({ max: 1 });
         try {
           const r = await importFxRates(pool, rows, source);
-          process.stdout.write(JSON.stringify({ rates: rows.length, ...r, source }) + '\n');
+          // Payments that arrived before their date's rate get it recorded now.
+          const ledger = await stampLedgerFx(pool);
+          process.stdout.write(JSON.stringify({ rates: rows.length, ...r, source, ledger_rows_stamped: ledger.stamped, ledger_rows_without_rate: ledger.without_rate }) + '\n');
         } finally {
           await pool.end();
         }

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { createTestDatabase, type TestDatabase } from '../testing/db.js';
 import { runCli } from '../testing/cli.js';
+import { createTenant } from '../tenants/tenants.js';
 import { AmountError, formatMinor, parseDecimalAmount, parseMinorInteger } from './amount.js';
 import { CURRENCY_EXPONENTS, currency, NO_MINOR_UNIT } from './currencies.js';
 import { convertMinor, convertWithQuote, findRate, importFxRates, parseFxCsv, parseRate, parseRateExpression } from './fx.js';
@@ -160,6 +161,20 @@ describe('FX rates in the database', () => {
     }
   });
 
+  test('skeldir fx reporting-currency: shows, sets, refuses a non-ISO code', async () => {
+    const owner = db.ownerPool({ max: 1 });
+    const { tenant_id } = await createTenant(owner, { name: 'FX', email: 'fx@x.example' });
+    await owner.end();
+    const env = { DATABASE_URL: db.url };
+    const show = await runCli(['fx', 'reporting-currency', '--tenant', tenant_id], { env });
+    assert.deepEqual(JSON.parse(show.stdout), { tenant_id, reporting_currency: 'USD' });
+    const set = await runCli(['fx', 'reporting-currency', '--tenant', tenant_id, '--set', 'eur'], { env });
+    assert.deepEqual(JSON.parse(set.stdout), { tenant_id, reporting_currency: 'EUR' });
+    const bad = await runCli(['fx', 'reporting-currency', '--tenant', tenant_id, '--set', 'XAU'], { env });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /no minor unit/);
+  });
+
   test('skeldir fx import: imports a file, refuses a bad one with exit 2 and writes nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'skeldir-fx-'));
     const good = join(dir, 'ecb.csv');
@@ -169,7 +184,7 @@ describe('FX rates in the database', () => {
     const env = { DATABASE_URL: db.url };
     const ok = await runCli(['fx', 'import', good, '--source', 'ecb'], { env });
     assert.equal(ok.code, 0, ok.stderr);
-    assert.deepEqual(JSON.parse(ok.stdout), { rates: 2, inserted: 2, updated: 0, unchanged: 0, source: 'ecb' });
+    assert.deepEqual(JSON.parse(ok.stdout), { rates: 2, inserted: 2, updated: 0, unchanged: 0, source: 'ecb', ledger_rows_stamped: 0, ledger_rows_without_rate: 0 });
     const no = await runCli(['fx', 'import', bad], { env });
     assert.equal(no.code, 2);
     assert.match(no.stderr, /line 2: expected 4 fields/);

@@ -9,6 +9,7 @@ import { buildApp, type App } from '../http/app.js';
 import { allocate } from '../money/allocate.js';
 import { importFxRates, parseFxCsv } from '../money/fx.js';
 import { createTenant } from '../tenants/tenants.js';
+import { stampLedgerFx } from '../ledger/fx-stamp.js';
 import { createTestDatabase, type TestDatabase } from '../testing/db.js';
 import { createEndpoint } from '../webhooks/endpoints.js';
 import { loadSecretKey } from '../webhooks/secret-key.js';
@@ -225,6 +226,18 @@ describe('end to end: touchpoints, a conversion with an order id, a signed captu
     const res = await app.inject({ method: 'GET', url: `/api/v1/reconciliation?from=${at(-30).toISOString()}&to=${at(30).toISOString()}`, headers: { authorization: `Bearer ${other.api_key}` } });
     assert.equal(res.statusCode, 200);
     assert.deepEqual([res.json().total.conversions, res.json().total.claimed_cents, res.json().total.unmatched_ledger_cents, res.json().channels], [0, 0, 0, []]);
+  });
+
+  test('a payment that arrives before its rate gets the rate recorded when rates are imported', async () => {
+    await deliver(stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_gbp', amount: 2000, currency: 'gbp', created: Math.floor(at(3).getTime() / 1000) })));
+    const get = async () => (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_gbp', headers: { authorization: `Bearer ${apiKey}` } })).json();
+    assert.equal((await get()).metadata.fx, null, 'no GBP rate yet');
+    const owner = db.ownerPool({ max: 1 });
+    await importFxRates(owner, parseFxCsv('2024-05-12,GBP,USD,1.25\n'), 'late-rates');
+    const stamped = await stampLedgerFx(owner);
+    await owner.end();
+    assert.ok(stamped.stamped >= 1);
+    assert.deepEqual([(await get()).metadata.fx.rate, (await get()).metadata.fx.rate_date], ['1.25', '2024-05-12']);
   });
 
   test('a reporting currency without a rate for a date is a 422 naming the pair and date', async () => {
