@@ -2,12 +2,12 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
-import { SchemaMigrator, type DataLoss, type MigrateResult } from '../migrations/migrator.js';
+import { SchemaMigrator, type DataLoss, type Inflight, type MigrateResult } from '../migrations/migrator.js';
 import { stderrProgress } from './progress.js';
 import { CommandFailed, runCommand, type CommandContext } from './run.js';
 
 export function migratorFor(db: Database, config: Config): { migrator: SchemaMigrator; close(): Promise<void> } {
-  const pool = db.ownerPool({ max: 2, applicationName: 'skeldir-migrate' });
+  const pool = db.ownerPool({ max: 3, applicationName: 'skeldir-migrate' });
   const migrator = new SchemaMigrator(pool, { roles: db.roles, progress: stderrProgress(), batchSize: config.migrationBatchSize });
   return { migrator, close: async () => migrator.close() };
 }
@@ -29,8 +29,9 @@ export function registerMigrate(program: Command): void {
     .description('print the current revision id (base when empty)')
     .action(() =>
       runCommand(async (ctx) => {
-        const current = await withMigrator(ctx, (m) => m.current());
+        const [current, inflight] = await withMigrator(ctx, async (m) => [await m.current(), await m.inflight()] as const);
         process.stdout.write(current + '\n');
+        warnInflight(inflight);
       }),
     );
 
@@ -39,7 +40,8 @@ export function registerMigrate(program: Command): void {
     .description('print the revision chain, newest first, marking head and the current revision')
     .action(() =>
       runCommand(async (ctx) => {
-        const history = await withMigrator(ctx, (m) => m.history());
+        const [history, inflight] = await withMigrator(ctx, async (m) => [await m.history(), await m.inflight()] as const);
+        warnInflight(inflight);
         const head = history[history.length - 1]?.id;
         for (const r of [...history].reverse()) {
           const marks = `${r.id === head ? ' (head)' : ''}${r.current ? ' (current)' : ''}`;
@@ -67,6 +69,7 @@ export function registerMigrate(program: Command): void {
     .action((rev: string, options: { yes?: boolean }) =>
       runCommand(async (ctx) => {
         const result = await withMigrator(ctx, async (m) => {
+          const from = await m.current();
           const losses = await m.dataLoss(rev);
           if (losses.length > 0) {
             process.stderr.write(describeLoss(losses));
@@ -74,14 +77,27 @@ export function registerMigrate(program: Command): void {
               throw new CommandFailed('downgrade not performed: it would drop data (pass --yes to proceed)');
             }
           }
-          return m.downgrade(rev);
+          // Refuses if another run moved the schema after the warning was computed.
+          return m.downgrade(rev, { expectedFrom: from });
         });
         report(result);
       }),
     );
 }
 
+function warnInflight(inflight: Inflight | undefined): void {
+  if (!inflight) return;
+  process.stderr.write(
+    `warning: the ${inflight.direction === 'up' ? 'upgrade' : 'downgrade'} of revision ${inflight.revision} started ` +
+      `${inflight.started_at.toISOString()} did not finish; the next \`skeldir migrate upgrade\` or \`downgrade\` finishes it first\n`,
+  );
+}
+
 function report(result: MigrateResult): void {
+  if (result.resumed) {
+    const r = result.resumed;
+    process.stderr.write(`finished the interrupted ${r.interrupted === 'up' ? 'upgrade' : 'downgrade'} of ${r.revision} (${r.finished === 'up' ? 'applied' : 'reverted'})\n`);
+  }
   if (result.applied.length === 0) {
     process.stdout.write(`already at ${result.to}\n`);
     return;

@@ -13,6 +13,7 @@ export class CommandFailed extends Error {
 }
 
 const USAGE_CODES = new Set(['usage', 'revision_unknown', 'revision_wrong_direction', 'config_invalid']);
+// (schema_changed and migration_failed are failures: exit 1.)
 /** Domain input errors end in `_invalid` (e.g. tenant_email_invalid): the user's input is wrong. */
 const isInputCode = (code: string) => code.endsWith('_invalid');
 /** Could not run at all: no database, roles missing. */

@@ -8,10 +8,13 @@ import type { Queryable } from './pool.js';
  * schema give the same lines whatever order their objects were created in, so it serves
  * to compare schemas (migration reversibility) and as the committed head snapshot.
  */
+/** The migrator's bookkeeping tables (kept here, not imported, so this module stays below migrations/). */
+export const BOOKKEEPING_TABLES: readonly string[] = ['skeldir_migration', 'skeldir_migration_lock', 'skeldir_migration_inflight'];
+
 export async function catalogueSnapshot(db: Queryable, options: { exclude?: readonly string[] } = {}): Promise<string[]> {
-  const exclude = options.exclude ?? ['skeldir_migration', 'skeldir_migration_lock'];
+  const exclude = options.exclude ?? BOOKKEEPING_TABLES;
   const lines: string[] = [];
-  const q = async <T extends Record<string, unknown>>(text: string) => (await db.query<T>(text, [exclude])).rows;
+  const q = async <T extends Record<string, unknown>>(text: string) => (await db.query<T>(text, [[...exclude]])).rows;
 
   for (const t of await q<{ name: string; rls: boolean; forced: boolean; comment: string | null; acl: string | null }>(`
     SELECT c.relname AS name, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,

@@ -86,6 +86,23 @@ describe('--apply with a sabotaged migration', () => {
     assert.equal(report.phases[3]!.migration?.error !== undefined, true);
     assert.equal(report.currentRevision, '202511151420');
     assert.match(report.rollback!.message, /still recorded at 202511151420/);
+    assert.equal(report.rollback!.command, 'skeldir migrate downgrade 202511151420');
     assert.equal(report.summary.line, '13/24 gates, 29/51 tests passed (phase 7 upgrade failed, 11 not run)');
+    // The advised rollback really undoes the half-applied revision.
+    const m = new SchemaMigrator(db.ownerPool({ max: 3 }), { roles: db.roles, revisions });
+    try {
+      const result = await m.downgrade('202511151420');
+      assert.deepEqual(result.resumed, { revision: '202511151430', interrupted: 'up', finished: 'down' });
+      const client = await superClient(db);
+      try {
+        const col = await client.query(`SELECT 1 FROM information_schema.columns WHERE table_name = 'revenue_ledger' AND column_name = 'transaction_id'`);
+        assert.equal(col.rowCount, 0, 'the column the failed upgrade added is gone');
+      } finally {
+        await client.end();
+      }
+      assert.equal(await m.inflight(), undefined);
+    } finally {
+      await m.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { COLUMNS, REVISION_LINES } from '../migrations/document.js';
-import { MIGRATION_LOCK_TABLE, MIGRATION_TABLE } from '../migrations/migrator.js';
+import { BOOKKEEPING_TABLES } from '../db/catalogue.js';
+import { MIGRATION_TABLE } from '../migrations/migrator.js';
 import type { Revision } from '../migrations/revision.js';
 import { invariantTags } from './probes.js';
 import type { Session } from './session.js';
@@ -31,7 +32,7 @@ export const LINT_RULES: LintSection['rules'] = [
   { id: 'invariant-format', severity: 'warning', description: 'an INVARIANT tag is written "INVARIANT: lower_snake_case"' },
 ];
 
-const EXCLUDED = [MIGRATION_TABLE, MIGRATION_LOCK_TABLE];
+const EXCLUDED = BOOKKEEPING_TABLES;
 const MONEY_NAME = /(^|_)(cents|minor|amount|price|revenue|cost|spend|fee|tax|balance|total|value)$/;
 const INTEGER_TYPES = new Set(['smallint', 'integer', 'bigint']);
 const CONSTRAINT_PREFIX: Record<string, { pattern: RegExp; says: string }> = {

@@ -52,16 +52,16 @@ interface LiveColumn {
   comment: string | null;
 }
 
-/** PostgreSQL 18 added pg_attribute.attnotnullvalid (NOT NULL … NOT VALID); earlier versions have no invalid NOT NULL. */
-function hasAttnotnullvalid(session: Session): Promise<boolean> {
-  return session.hasCatalogColumn('pg_attribute', 'attnotnullvalid');
-}
-
 export async function liveColumns(session: Session, table: string, names: string[]): Promise<Map<string, LiveColumn>> {
-  const valid = (await hasAttnotnullvalid(session)) ? 'a.attnotnullvalid' : 'true';
+  // PostgreSQL 18 records NOT NULL as pg_constraint rows (contype 'n'), which may be NOT VALID:
+  // attnotnull is then true but the constraint is not validated. Before 18 there are no such
+  // rows, and a NOT NULL is always valid.
   const { rows } = await session.query<LiveColumn>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-            a.attnotnull AS not_null, ${valid} AS not_null_valid,
+            a.attnotnull AS not_null,
+            COALESCE((SELECT n.convalidated FROM pg_constraint n
+                       WHERE n.conrelid = a.attrelid AND n.contype = 'n' AND n.conkey = ARRAY[a.attnum]::int2[]
+                       LIMIT 1), true) AS not_null_valid,
             pg_get_expr(d.adbin, d.adrelid) AS default, a.attidentity::text AS identity, a.attgenerated::text AS generated,
             col_description(a.attrelid, a.attnum) AS comment
        FROM pg_attribute a

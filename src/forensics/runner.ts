@@ -116,11 +116,12 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
           stop = `phase ${spec.phase} failed`;
           rollback = {
             revision: spec.previous,
-            command: 'skeldir forensics --apply',
+            command: `skeldir migrate downgrade ${spec.previous}`,
             message:
               `The upgrade to ${spec.revision} failed part-way; the database is still recorded at ${await migrator.current()}. ` +
-              `Each step of a revision is idempotent: fix the cause and run \`skeldir forensics --apply\` again ` +
-              `(or undo the steps it completed by hand).`,
+              `\`skeldir migrate downgrade ${spec.previous}\` reverts the steps it completed (the next migrate run finishes ` +
+              `an interrupted revision first, in the direction its target needs); or fix the cause and run ` +
+              `\`skeldir forensics --apply\` again, which completes it.`,
           };
           continue;
         }

@@ -9,32 +9,10 @@ export class Session {
   private log: string[] = [];
   /** Columns of each table, read once per phase (the schema changes only between phases). */
   readonly columnCache = new Map<string, TableColumn[]>();
-
-  private readonly catalogColumns = new Map<string, Promise<boolean>>();
   /** True inside a behavioural test's transaction (nested work then uses savepoints). */
   inTransaction = false;
 
   constructor(readonly client: pg.ClientBase, readonly serverVersionNum: number) {}
-
-  /**
-   * Whether a system catalogue has a column (asked once, not recorded as evidence): how the
-   * probes adapt to catalogue additions of later PostgreSQL versions without guessing from
-   * version numbers.
-   */
-  hasCatalogColumn(catalog: string, column: string): Promise<boolean> {
-    const key = `${catalog}.${column}`;
-    let known = this.catalogColumns.get(key);
-    if (!known) {
-      known = this.client
-        .query<{ ok: boolean }>(
-          `SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped) AS ok`,
-          [`pg_catalog.${catalog}`, column],
-        )
-        .then((r) => r.rows[0]!.ok);
-      this.catalogColumns.set(key, known);
-    }
-    return known;
-  }
 
   async query<R extends pg.QueryResultRow = Record<string, any>>(text: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
     this.log.push(inline(text, params));

@@ -7,6 +7,21 @@ export interface Progress {
   start(label: string, total: number): { tick(n: number): void; stop(): void };
 }
 
+/** How long a migration statement waits for a lock before it gives up (and is retried). */
+const LOCK_TIMEOUT = '3s';
+
+async function retryOnLockTimeout<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      // 55P03 lock_not_available: lock_timeout expired; give the blocker a moment and retry.
+      if ((error as { code?: string }).code !== '55P03' || attempt >= 10) throw error;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
+
 /** SKELDIR_MIGRATION_TRACE=1 prints every migration statement slower than 50 ms (for diagnosing slow upgrades). */
 const TRACE = process.env.SKELDIR_MIGRATION_TRACE === '1';
 const TRACE_MIN_MS = 50;
@@ -21,6 +36,9 @@ export const silentProgress: Progress = { start: () => ({ tick() {}, stop() {} }
  * interrupted part-way is finished by running it again.
  */
 export class MigrationContext {
+  private inTransaction = false;
+  private lockTimeoutSet = false;
+
   constructor(
     private readonly db: Kysely<unknown>,
     readonly progress: Progress,
@@ -29,8 +47,21 @@ export class MigrationContext {
     readonly batchSize = 5000,
   ) {}
 
-  /** One statement, committed on its own. */
+  /**
+   * One statement, committed on its own (or part of the enclosing `transaction`). Every
+   * statement waits at most LOCK_TIMEOUT for a lock, so DDL never queues behind a long
+   * transaction while every other query queues behind it; outside a transaction a statement
+   * that timed out is retried a few times, inside one the whole transaction is.
+   */
   async exec<R = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<R[]> {
+    if (!this.lockTimeoutSet) {
+      this.lockTimeoutSet = true;
+      await this.raw(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
+    }
+    return this.inTransaction ? this.raw<R>(text, params) : retryOnLockTimeout(() => this.raw<R>(text, params));
+  }
+
+  private async raw<R>(text: string, params: unknown[] = []): Promise<R[]> {
     const started = TRACE ? performance.now() : 0;
     const result = await this.db.executeQuery<R>(CompiledQuery.raw(text, params));
     if (TRACE) {
@@ -40,35 +71,40 @@ export class MigrationContext {
     return result.rows as R[];
   }
 
-  /** Several statements in one transaction. */
+  /** Several statements in one transaction, retried as a whole when a lock wait times out. */
   async transaction(fn: () => Promise<void>): Promise<void> {
-    await this.exec('BEGIN');
-    try {
-      await fn();
-      await this.exec('COMMIT');
-    } catch (error) {
-      await this.exec('ROLLBACK').catch(() => {});
-      throw error;
-    }
+    if (this.inTransaction) return fn();
+    await retryOnLockTimeout(async () => {
+      await this.exec('BEGIN');
+      this.inTransaction = true;
+      try {
+        await fn();
+        await this.raw('COMMIT');
+      } catch (error) {
+        await this.raw('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        this.inTransaction = false;
+      }
+    });
+  }
+
+  /** A DDL statement that needs a strong lock (an alias of `exec`, for readers). */
+  async ddl(text: string): Promise<void> {
+    await this.exec(text);
   }
 
   /**
-   * A DDL statement that needs a strong lock. `lock_timeout` keeps it from queueing behind a
-   * long transaction (and every other query from queueing behind it); it is retried a few
-   * times before giving up.
+   * Runs `fn` with no lock timeout: for CREATE/DROP INDEX CONCURRENTLY and VALIDATE CONSTRAINT,
+   * whose locks block neither reads nor writes, and which legitimately wait for older
+   * transactions to finish.
    */
-  async ddl(text: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.exec(`SET lock_timeout = '3s'`);
-        await this.exec(text);
-        return;
-      } catch (error) {
-        if ((error as { code?: string }).code !== '55P03' || attempt >= 10) throw error;
-        await new Promise((r) => setTimeout(r, 200 * attempt));
-      } finally {
-        await this.exec('RESET lock_timeout').catch(() => {});
-      }
+  async withoutLockTimeout<T>(fn: () => Promise<T>): Promise<T> {
+    await this.exec('SET lock_timeout = 0');
+    try {
+      return await fn();
+    } finally {
+      await this.raw(`SET lock_timeout = '${LOCK_TIMEOUT}'`);
     }
   }
 
@@ -96,7 +132,7 @@ export class MigrationContext {
     if (!(await this.constraintExists(table, name))) {
       await this.ddl(`ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(name)} CHECK (${expression}) NOT VALID`);
     }
-    await this.exec(`ALTER TABLE ${ident(table)} VALIDATE CONSTRAINT ${ident(name)}`);
+    await this.withoutLockTimeout(() => this.exec(`ALTER TABLE ${ident(table)} VALIDATE CONSTRAINT ${ident(name)}`));
   }
 
   async dropConstraint(table: string, name: string): Promise<void> {
@@ -119,8 +155,9 @@ export class MigrationContext {
       if (rows.length === 0) throw new Error(`column ${table}.${column} does not exist`);
       if (!rows[0]!.attnotnull) nullable.push(column);
     }
-    if (nullable.length === 0) return;
     const helper = `ck_${table}_not_null_backfill`.slice(0, 63);
+    // A run that died after SET NOT NULL may have left the helper CHECK behind.
+    if (nullable.length === 0) return this.dropConstraint(table, helper);
     await this.addCheck(table, helper, nullable.map((c) => `${ident(c)} IS NOT NULL`).join(' AND '));
     await this.ddl(`ALTER TABLE ${ident(table)} ${nullable.map((c) => `ALTER COLUMN ${ident(c)} SET NOT NULL`).join(', ')}`);
     await this.dropConstraint(table, helper);
@@ -136,12 +173,14 @@ export class MigrationContext {
       [`public.${name}`],
     );
     if (rows.length > 0 && rows[0]!.indisvalid) return;
-    if (rows.length > 0) await this.exec(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(name)}`);
-    await this.exec(`CREATE ${options.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${ident(name)} ON ${definition}`);
+    await this.withoutLockTimeout(async () => {
+      if (rows.length > 0) await this.exec(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(name)}`);
+      await this.exec(`CREATE ${options.unique ? 'UNIQUE ' : ''}INDEX CONCURRENTLY ${ident(name)} ON ${definition}`);
+    });
   }
 
   async dropIndex(name: string): Promise<void> {
-    await this.exec(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(name)}`);
+    await this.withoutLockTimeout(() => this.exec(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(name)}`));
   }
 
   async comment(table: string, tableComment: string | null, columns: Record<string, string> = {}): Promise<void> {

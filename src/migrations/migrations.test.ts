@@ -351,10 +351,13 @@ describe('an upgrade killed part-way', () => {
       await new Promise((resolve) => child.on('close', resolve));
       const half = await client.query(`SELECT count(*) FILTER (WHERE idempotency_key IS NULL)::int AS todo, count(*)::int AS n FROM attribution_events`);
       assert.ok(half.rows[0].todo > 0 && half.rows[0].todo < 6000, `killed mid-backfill (${half.rows[0].todo} rows left)`);
-      assert.equal((await cli(db, ['current'])).stdout.trim(), '202511151400', 'phase 5 is not recorded as applied');
+      const current = await cli(db, ['current']);
+      assert.equal(current.stdout.trim(), '202511151400', 'phase 5 is not recorded as applied');
+      assert.match(current.stderr, /the upgrade of revision 202511151410 .* did not finish/);
 
       const again = await cli(db, ['upgrade', 'head']);
       assert.equal(again.code, 0, again.stderr);
+      assert.doesNotMatch((await cli(db, ['current'])).stderr, /did not finish/);
       const { rows } = await client.query(`SELECT id, idempotency_key, session_id FROM attribution_events`);
       const byId = new Map(rows.map((r) => [r.id, r]));
       for (const e of data.events) {
@@ -398,7 +401,8 @@ describe('concurrency and safety', () => {
     }
     // Exactly one of the two did the work; the other found the schema at head.
     const outputs = [a.stdout, b.stdout];
-    assert.equal(outputs.filter((o) => /^base -> /.test(o)).length + outputs.filter((o) => /already at/.test(o)).length, 2);
+    assert.equal(outputs.filter((o) => /^base -> /.test(o)).length, 1, 'one run did the work');
+    assert.equal(outputs.filter((o) => /^already at /.test(o)).length, 1, 'the other found it done');
   });
 
   test('a downgrade that drops data says so and needs --yes', async () => {
@@ -414,8 +418,10 @@ describe('concurrency and safety', () => {
       assert.match(refused.stderr, /pass --yes/);
       assert.equal((await cli(db, ['current'])).stdout.trim(), REVISIONS[REVISIONS.length - 1]!.id, 'nothing was reverted');
 
-      const refusedAnswer = await cli(db, ['downgrade', LEGACY_HEAD], 'n\n');
-      assert.equal(refusedAnswer.code, 1);
+      // Without a terminal there is nobody to ask: refused even when an answer is piped in.
+      const piped = await cli(db, ['downgrade', LEGACY_HEAD], 'y\n');
+      assert.equal(piped.code, 1);
+      assert.equal((await cli(db, ['current'])).stdout.trim(), REVISIONS[REVISIONS.length - 1]!.id);
 
       const done = await cli(db, ['downgrade', LEGACY_HEAD, '--yes']);
       assert.equal(done.code, 0, done.stderr);
@@ -425,6 +431,50 @@ describe('concurrency and safety', () => {
       assert.equal(cols.rows[0].n, 0);
     } finally {
       await client.end();
+    }
+  });
+
+  test('a downgrade refuses when the schema moved after its data-loss warning', async () => {
+    const db = await emptyDatabase();
+    const m = migrator(db);
+    try {
+      await m.upgrade('202511151400');
+      await assert.rejects(m.downgrade(LEGACY_HEAD, { expectedFrom: '202511141300' }), { code: 'schema_changed' });
+      assert.equal(await m.current(), '202511151400', 'nothing was done');
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('a downgrade that failed part-way is re-applied by the next upgrade', async () => {
+    const db = await emptyDatabase();
+    const head = REVISIONS[REVISIONS.length - 1]!.id;
+    // Phase 4's downgrade drops its index, then fails before dropping the columns.
+    const broken = REVISIONS.map((r) =>
+      r.id !== '202511151400' ? r : { ...r, async down(m: Parameters<typeof r.down>[0]) { await m.dropIndex('idx_tenants_api_key_hash'); throw new Error('crash (simulated)'); } },
+    );
+    const m = new SchemaMigrator(db.ownerPool({ max: 3 }), { roles: db.roles, revisions: broken });
+    try {
+      await m.upgrade('head');
+      await assert.rejects(m.downgrade(LEGACY_HEAD), { code: 'migration_failed' });
+      assert.equal(await m.current(), '202511151400', 'still recorded, though half reverted');
+      assert.deepEqual(await m.inflight().then((i) => i && [i.revision, i.direction]), ['202511151400', 'down']);
+      const result = await m.upgrade('head');
+      assert.deepEqual(result.resumed, { revision: '202511151400', interrupted: 'down', finished: 'up' });
+      assert.equal(result.to, head);
+      assert.equal(await m.inflight(), undefined);
+      const client = await superClient(db);
+      const fresh = await createTestDatabase('head');
+      cleanup.push(fresh);
+      const freshClient = await superClient(fresh);
+      try {
+        assert.deepEqual(await catalogueSnapshot(client), await catalogueSnapshot(freshClient), 'the index is back');
+      } finally {
+        await client.end();
+        await freshClient.end();
+      }
+    } finally {
+      await m.close();
     }
   });
 
