@@ -34,11 +34,11 @@ export async function insertEvents(appPool: pg.Pool, tenantId: string, events: r
       await c.query(
         `INSERT INTO attribution_events
            (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents, revenue_cents,
-            currency, idempotency_key, raw_payload, processing_status)
+            currency, idempotency_key, raw_payload, processing_status, user_id)
          SELECT i.id, $1::uuid, i.type, i.channel, i.session, i.at, i.at, i.value, coalesce(i.value, 0), i.currency,
-                $1::text || ':ext:' || i.id::text, '{}'::jsonb, 'processed'
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[], $8::text[])
-           AS i(id, type, channel, session, at, value, currency)`,
+                $1::text || ':ext:' || i.id::text, '{}'::jsonb, 'processed', i.user_id
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[], $8::text[], $9::text[])
+           AS i(id, type, channel, session, at, value, currency, user_id)`,
         [
           tenantId,
           chunkIds,
@@ -48,6 +48,7 @@ export async function insertEvents(appPool: pg.Pool, tenantId: string, events: r
           chunk.map((e) => (typeof e.at === 'string' ? e.at : e.at.toISOString())),
           chunk.map((e) => e.value ?? null),
           chunk.map((e) => e.currency ?? 'USD'),
+          chunk.map((e) => e.userId ?? null),
         ],
       );
     }

@@ -1,0 +1,292 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type pg from 'pg';
+import { withTenant } from '../db/tenant-context.js';
+import { runCli } from '../testing/cli.js';
+import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { attributeConversion } from './entry.js';
+import { MODEL_TYPES } from './models.js';
+import { runModel } from './run.js';
+import { schedulePass } from './scheduler.js';
+import { validateSettingsChange, writeSettings } from './settings.js';
+import { parseInstant } from './cli.js';
+import { createTenant, insertEvents, type FixtureEvent } from './test-fixtures.js';
+
+let db: TestDatabase;
+let app: pg.Pool;
+let owner: pg.Pool;
+let tenant: string;
+let other: string;
+
+const T0 = new Date('2026-03-01T00:00:00Z');
+const DAY = 86_400_000;
+const at = (days: number) => new Date(T0.getTime() + days * DAY);
+const FROM = at(0);
+const TO = at(10);
+const CHANNELS = ['email', 'facebook_paid', 'google_search_paid', 'organic', 'referral'];
+
+/** A deterministic population: 60 converting sessions and 40 non-converting ones, spread over ten days. */
+function population(): FixtureEvent[] {
+  const events: FixtureEvent[] = [];
+  let k = 0;
+  for (let s = 0; s < 100; s++) {
+    const session = randomUUID();
+    const touches = 1 + (s % 4);
+    const start = 0.5 + (s % 9);
+    for (let t = 0; t < touches; t++) events.push({ type: 'touchpoint', channel: CHANNELS[(s * 7 + t * 3) % CHANNELS.length]!, session, at: at(start + t * 0.05) });
+    if (s < 60) events.push({ type: 'conversion', channel: 'direct', session, at: at(start + touches * 0.05), value: 1000 + ((k++ * 37) % 5000) });
+  }
+  return events;
+}
+
+interface Row {
+  id: string;
+  event_id: string;
+  model_type: string;
+  channel_code: string;
+  cents: number;
+  ratio: string;
+  confidence: string;
+  lower: number | null;
+  upper: number | null;
+  r_hat: string | null;
+  ess: number | null;
+  model_version: string;
+  model_metadata: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+async function allocations(tenantId = tenant, model?: string): Promise<Row[]> {
+  return withTenant(app, tenantId, async (c) =>
+    (
+      await c.query<Row>(
+        `SELECT id, event_id, model_type, channel_code, allocated_revenue_cents AS cents, allocation_ratio::text AS ratio,
+                confidence_score::text AS confidence, credible_interval_lower_cents AS lower, credible_interval_upper_cents AS upper,
+                convergence_r_hat::text AS r_hat, effective_sample_size AS ess, model_version, model_metadata, created_at, updated_at
+         FROM attribution_allocations WHERE ($1::text IS NULL OR model_type = $1) ORDER BY model_type, event_id, channel_code`,
+        [model ?? null],
+      )
+    ).rows,
+  );
+}
+
+async function conversionValues(tenantId = tenant): Promise<Map<string, number>> {
+  return withTenant(app, tenantId, async (c) => {
+    const r = await c.query<{ id: string; v: number }>(`SELECT id, conversion_value_cents AS v FROM attribution_events WHERE event_type = 'conversion'`);
+    return new Map(r.rows.map((x) => [x.id, x.v]));
+  });
+}
+
+function assertExactSums(rows: Row[], values: Map<string, number>, model: string, expectConversions: number) {
+  const sums = new Map<string, number>();
+  const ratios = new Map<string, number>();
+  for (const r of rows.filter((x) => x.model_type === model)) {
+    assert.ok(r.cents >= 0);
+    sums.set(r.event_id, (sums.get(r.event_id) ?? 0) + r.cents);
+    ratios.set(r.event_id, (ratios.get(r.event_id) ?? 0) + Math.round(Number(r.ratio) * 100000));
+    const c = Number(r.confidence);
+    assert.ok(c >= 0 && c <= 1);
+  }
+  assert.equal(sums.size, expectConversions, `${model}: conversions with allocations`);
+  for (const [event, sum] of sums) {
+    assert.equal(sum, values.get(event), `${model}: allocations of ${event} sum to its value`);
+    assert.equal(ratios.get(event), 100000, `${model}: ratios of ${event} sum to 1`);
+  }
+}
+
+before(async () => {
+  db = await createTestDatabase('head');
+  app = db.appPool({ max: 4 });
+  owner = db.ownerPool({ max: 1 });
+  const su = await superClient(db);
+  tenant = await createTenant(su, 'engine');
+  other = await createTenant(su, 'other');
+  await su.end();
+  await insertEvents(app, tenant, population());
+});
+after(async () => {
+  await app?.end();
+  await owner?.end();
+  await db?.drop();
+});
+
+const cli = (args: string[]) => runCli(['attribution', ...args], { env: { DATABASE_URL: db.url } });
+
+describe('skeldir attribution run', () => {
+  test('markov through the CLI: progress on stderr, summary on stdout, exact sums, removal effects stored with the run', async () => {
+    const res = await cli(['run', '--tenant', tenant, '--model', 'markov', '--from', '2026-03-01', '--to', '2026-03-11', '--bootstrap', '20']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stderr, /markov allocations: 0\/60/);
+    assert.match(res.stderr, /markov allocations: 60\/60 done/);
+    const out = JSON.parse(res.stdout);
+    assert.equal(out.status, 'succeeded');
+    assert.equal(out.conversions, 60);
+    assert.equal(out.journeys, 100);
+    assertExactSums(await allocations(tenant, 'markov'), await conversionValues(), 'markov', 60);
+    const run = await withTenant(app, tenant, async (c) => (await c.query(`SELECT * FROM attribution_model_runs WHERE id = $1`, [out.run_id])).rows[0]);
+    assert.equal(run.status, 'succeeded');
+    assert.equal(run.parameters.markov.bootstrap, 20);
+    const re = run.results.removal_effects as Record<string, number>;
+    assert.deepEqual(Object.keys(re).sort(), CHANNELS);
+    for (const v of Object.values(re)) assert.ok(v > 0 && v <= 1);
+  });
+
+  test('every model over the window: exact sums, ratios summing to 1, each row records its version and parameters', async () => {
+    for (const model of MODEL_TYPES) {
+      if (model === 'markov') continue;
+      const summary = await runModel(app, tenant, {
+        model,
+        from: FROM,
+        to: TO,
+        trigger: 'cli',
+        shapley: { bootstrap: 20 },
+      });
+      assert.equal(summary.status, 'succeeded', `${model}: ${JSON.stringify(summary.diagnostics)}`);
+    }
+    const rows = await allocations();
+    const values = await conversionValues();
+    for (const model of MODEL_TYPES) assertExactSums(rows, values, model, 60);
+    for (const r of rows) {
+      assert.equal(r.model_version, `${r.model_type}/1`);
+      assert.ok(r.model_metadata.parameters && r.model_metadata.confidence && r.model_metadata.run_id);
+      if (r.model_type === 'bayesian') {
+        assert.ok(r.lower !== null && r.upper !== null && r.lower <= r.cents && r.cents <= r.upper);
+        assert.ok(r.r_hat !== null && Number(r.r_hat) <= 1.01 && r.ess !== null && r.ess >= 400);
+      } else {
+        assert.ok(r.lower === null && r.upper === null && r.r_hat === null && r.ess === null);
+      }
+    }
+  });
+
+  test('recomputing with the same inputs leaves byte-identical rows (same ids, same updated_at)', async () => {
+    const before = await allocations();
+    for (const model of ['linear', 'markov', 'shapley'] as const) {
+      await runModel(app, tenant, { model, from: FROM, to: TO, trigger: 'cli', markov: { bootstrap: 20 }, shapley: { bootstrap: 20 } });
+    }
+    assert.deepEqual(await allocations(), before);
+  });
+
+  test('the population matters: non-converting journeys change Markov credit; a changed parameter rewrites the rows', async () => {
+    const before = await allocations(tenant, 'markov');
+    // More journeys that touch email and do not convert: email's removal effect must drop.
+    const extra: FixtureEvent[] = [];
+    for (let i = 0; i < 30; i++) extra.push({ type: 'touchpoint', channel: 'email', session: randomUUID(), at: at(5 + i * 0.01) });
+    const ids = await insertEvents(app, tenant, extra);
+    const s1 = await runModel(app, tenant, { model: 'markov', from: FROM, to: TO, trigger: 'cli', markov: { bootstrap: 20 } });
+    const s0 = await withTenant(app, tenant, async (c) => (await c.query(`SELECT results FROM attribution_model_runs WHERE model_type = 'markov' ORDER BY started_at LIMIT 1`)).rows[0].results);
+    assert.ok((s1.results.removal_effects as Record<string, number>).email! < (s0.removal_effects as Record<string, number>).email!);
+    const after = await allocations(tenant, 'markov');
+    assert.notDeepEqual(after.map((r) => [r.event_id, r.channel_code, r.cents]), before.map((r) => [r.event_id, r.channel_code, r.cents]));
+    assertExactSums(after, await conversionValues(), 'markov', 60);
+    await withTenant(app, tenant, (c) => c.query(`DELETE FROM attribution_events WHERE id = ANY($1)`, [ids]));
+  });
+
+  test('a bayesian run that does not converge stores nothing, is recorded as not_converged, and the CLI exits 1', async () => {
+    const kept = await allocations(tenant, 'bayesian');
+    const res = await cli(['run', '--tenant', tenant, '--model', 'bayesian', '--from', '2026-03-01', '--to', '2026-03-11', '--warmup', '100', '--draws', '100', '--seed', '7']);
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, /did not converge/);
+    assert.equal(JSON.parse(res.stdout).status, 'not_converged');
+    assert.deepEqual(await allocations(tenant, 'bayesian'), kept);
+    const statuses = await withTenant(app, tenant, async (c) => (await c.query(`SELECT status FROM attribution_model_runs WHERE model_type = 'bayesian' ORDER BY started_at`)).rows.map((r) => r.status));
+    assert.deepEqual(statuses, ['succeeded', 'not_converged']);
+  });
+
+  test('bad input: a clear message, exit 2, nothing written', async () => {
+    const count = async () => (await allocations()).length;
+    const n = await count();
+    // Through the CLI (each spawn costs seconds: a few representative cases) …
+    const cases: Array<[string[], RegExp]> = [
+      [['run', '--tenant', tenant, '--model', 'magic', '--from', '2026-03-01', '--to', '2026-03-02'], /--model must be one of/],
+      [['run', '--tenant', randomUUID(), '--model', 'linear', '--from', '2026-03-01', '--to', '2026-03-02'], /no tenant/],
+    ];
+    for (const [args, message] of cases) {
+      const res = await cli(args);
+      assert.equal(res.code, 2, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(res.stderr, message);
+    }
+    // … and the same validation in-process for the rest.
+    const code = (f: () => unknown) => {
+      try {
+        f();
+        return 'ok';
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+    };
+    assert.equal(code(() => parseInstant('--from', '2026-02-30')), 'attribution_window_invalid');
+    assert.equal(code(() => parseInstant('--from', '2026-03-01T10:00')), 'attribution_window_invalid'); // no offset
+    assert.equal(code(() => parseInstant('--from', '2026-03-01T10:00:00+02:00')), 'ok');
+    assert.equal(code(() => validateSettingsChange({ lookbackDays: 0 })), 'attribution_settings_invalid');
+    assert.equal(code(() => validateSettingsChange({ halfLifeDays: 0.0001 })), 'attribution_settings_invalid');
+    assert.equal(code(() => validateSettingsChange({ models: [] })), 'attribution_settings_invalid');
+    assert.equal(code(() => validateSettingsChange({ models: ['linear', 'nope'] })), 'attribution_settings_invalid');
+    await assert.rejects(runModel(app, tenant, { model: 'linear', from: TO, to: FROM, trigger: 'cli' }), { code: 'attribution_window_invalid' });
+    assert.equal(await count(), n);
+  });
+});
+
+describe('journeys', () => {
+  test('session or user_id stitching within the lookback window; later touches, other users and other tenants excluded', async () => {
+    const session = randomUUID();
+    const otherSession = randomUUID();
+    const conv = randomUUID();
+    const c = at(40);
+    await insertEvents(app, tenant, [
+      { type: 'touchpoint', channel: 'email', session, at: new Date(c.getTime() - 30 * DAY) }, // exactly 30 days: in
+      { type: 'touchpoint', channel: 'organic', session, at: new Date(c.getTime() - 30 * DAY - 1) }, // just outside
+      { type: 'touchpoint', channel: 'referral', session: otherSession, at: new Date(c.getTime() - DAY), userId: 'u-1' }, // same user, other session: in
+      { type: 'touchpoint', channel: 'tiktok_paid', session: randomUUID(), at: new Date(c.getTime() - DAY), userId: 'u-2' }, // other user
+      { type: 'touchpoint', channel: 'facebook_paid', session, at: new Date(c.getTime() + 1) }, // after the conversion
+      { type: 'conversion', channel: 'direct', session, at: c, value: 900, userId: 'u-1', id: conv },
+    ]);
+    // Another tenant with the same session id must not leak into the path.
+    await insertEvents(app, other, [{ type: 'touchpoint', channel: 'google_display_paid', session, at: new Date(c.getTime() - DAY) }]);
+    await withTenant(app, tenant, (cl) => attributeConversion(cl, tenant, conv));
+    const linear = (await allocations(tenant, 'linear')).filter((r) => r.event_id === conv);
+    assert.deepEqual(linear.map((r) => [r.channel_code, r.cents]), [['email', 450], ['referral', 450]]);
+    // The same rule over a window (population models use it).
+    await runModel(app, tenant, { model: 'first_touch', from: at(39), to: at(41), trigger: 'cli' });
+    const first = (await allocations(tenant, 'first_touch')).filter((r) => r.event_id === conv);
+    assert.deepEqual(first.map((r) => [r.channel_code, r.cents]), [['email', 900]]);
+  });
+
+  test("the worker entry point follows the tenant's settings (models, lookback, half-life)", async () => {
+    await withTenant(app, other, (c) => writeSettings(c, other, { models: ['time_decay', 'markov'], lookbackDays: 2, halfLifeDays: 1 }));
+    const session = randomUUID();
+    const conv = randomUUID();
+    const c = at(50);
+    await insertEvents(app, other, [
+      { type: 'touchpoint', channel: 'email', session, at: new Date(c.getTime() - 3 * DAY) }, // outside 2 days
+      { type: 'touchpoint', channel: 'organic', session, at: new Date(c.getTime() - DAY) },
+      { type: 'touchpoint', channel: 'referral', session, at: c },
+      { type: 'conversion', channel: 'direct', session, at: c, value: 300, id: conv },
+    ]);
+    const result = await withTenant(app, other, (cl) => attributeConversion(cl, other, conv));
+    assert.deepEqual(result, { models: ['time_decay'], allocations: 2 }); // markov is computed by runs, not per conversion
+    const rows = await allocations(other);
+    assert.deepEqual(rows.map((r) => [r.model_type, r.channel_code, r.cents]), [['time_decay', 'organic', 100], ['time_decay', 'referral', 200]]);
+    // Isolation: the first tenant sees none of it, and vice versa.
+    assert.equal((await allocations(tenant)).filter((r) => r.event_id === conv).length, 0);
+    assert.equal(rows.filter((r) => r.event_id !== conv).length, 0);
+  });
+});
+
+describe('scheduler', () => {
+  test('recomputes configured population models when due, once per interval', async () => {
+    await withTenant(app, tenant, (c) => writeSettings(c, tenant, { models: ['linear', 'markov'], recomputeIntervalMinutes: 60, recomputeWindowDays: 30 }));
+    const now = at(12);
+    const first = await schedulePass(owner, app, { now });
+    // `other` has markov configured too (previous test) with default interval: both tenants run.
+    assert.deepEqual(first.map((r) => r.model).sort(), ['markov', 'markov']);
+    assert.ok(first.every((r) => r.status === 'succeeded'));
+    const again = await schedulePass(owner, app, { now: new Date(now.getTime() + 30 * 60_000) });
+    assert.deepEqual(again, []);
+    const later = await schedulePass(owner, app, { now: new Date(Date.now() + 2 * DAY) });
+    assert.ok(later.some((r) => r.model === 'markov'));
+    const triggers = await withTenant(app, tenant, async (c) => (await c.query(`SELECT trigger FROM attribution_model_runs WHERE trigger = 'schedule'`)).rowCount);
+    assert.ok((triggers ?? 0) >= 2);
+  });
+});
