@@ -25,10 +25,14 @@ const Outcome = Type.Object({
  * parsed only afterwards. The tenant comes from the endpoint.
  */
 export const webhookRoutes: FastifyPluginAsync = async (app) => {
-  const key = loadSecretKey(process.env, app.skeldir.config.dataDir);
+  // SKELDIR_SECRET_KEY is checked now (a bad key fails start-up); the key file in the data
+  // directory is read (or created) on the first delivery only, so building the app touches no file.
+  let key = process.env.SKELDIR_SECRET_KEY ? loadSecretKey(process.env, app.skeldir.config.dataDir) : undefined;
   const deps: DeliveryDeps = {
     pool: app.appPool,
-    key,
+    get key() {
+      return (key ??= loadSecretKey(process.env, app.skeldir.config.dataDir));
+    },
     paypal: new PayPalVerifier(paypalOptionsFromEnv(process.env)),
     warn: (message, detail) => app.log.warn(detail ?? {}, message),
   };
