@@ -66,7 +66,10 @@ export function journeys(o: { events: number; touches: number; conversionRate: n
   return out;
 }
 
-/** Inserts pending events as the application role in the tenant's context, the way ingestion stores them. Returns their ids. */
+/**
+ * Inserts pending events as the application role in the tenant's context, the way ingestion
+ * stores them (processing_status 'pending', processed_at NULL). Returns their ids.
+ */
 export async function insertPendingEvents(appPool: pg.Pool, tenantId: string, events: readonly PendingEvent[]): Promise<string[]> {
   const ids = events.map((e) => e.id ?? randomUUID());
   await withTenant(appPool, tenantId, async (c) => {
@@ -75,9 +78,10 @@ export async function insertPendingEvents(appPool: pg.Pool, tenantId: string, ev
       await c.query(
         `INSERT INTO attribution_events
            (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents, revenue_cents,
-            currency, idempotency_key, raw_payload)
+            currency, idempotency_key, raw_payload, processing_status, processed_at)
          SELECT i.id, $1::uuid, i.type, i.channel, i.session, i.at, i.at, i.value, coalesce(i.value, 0), 'USD',
-                $1::text || ':ext:' || i.id::text, jsonb_build_object('event_type', i.type, 'channel', i.channel, 'value', i.value)
+                $1::text || ':ext:' || i.id::text, jsonb_build_object('event_type', i.type, 'channel', i.channel, 'value', i.value),
+                'pending', NULL
          FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[]) AS i(id, type, channel, session, at, value)`,
         [
           tenantId,

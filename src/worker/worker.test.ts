@@ -434,7 +434,7 @@ describe('the worker command', () => {
     await su.query(`CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$`);
     await su.query(`CREATE TRIGGER trg_test_slow BEFORE UPDATE OF processing_status ON attribution_events
       FOR EACH ROW WHEN (NEW.id = '${ids[0]}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_slow()`);
-    await su.query(`UPDATE attribution_events SET processed_at = processed_at - interval '1 hour' WHERE id = $1`, [ids[0]]); // first in line
+    await su.query(`UPDATE attribution_events SET processed_at = now() - interval '1 hour' WHERE id = $1`, [ids[0]]); // first in line (before the NULLs)
     const child = spawnCli(['worker', '--batch-size', '10', '--concurrency', '1', '--poll-ms', '50'], { env: { DATABASE_URL: db.url, LOG_LEVEL: 'warn' } });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
