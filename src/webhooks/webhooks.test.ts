@@ -352,6 +352,50 @@ describe('idempotency and convergence', () => {
   });
 });
 
+describe('lifecycles through the route', () => {
+  test('authorized by a payment intent, captured, then lost to a dispute: transitions written by the database', async () => {
+    const s = ep.stripe!;
+    const pi = (event: string, status: string) => stripeEvent(`payment_intent.${event}`, { id: 'pi_life', object: 'payment_intent', amount: 8000, currency: 'usd', status, latest_charge: 'ch_life', created: 1717000000, metadata: { order_id: 'O-LIFE' } });
+    const send = async (body: string) => {
+      const r = await post('stripe', s.id, body, stripeHeaders(body, s.secret));
+      assert.equal(r.statusCode, 200, r.body);
+      return r.json();
+    };
+    assert.equal((await send(pi('amount_capturable_updated', 'requires_capture'))).state, 'authorized');
+    assert.equal((await send(pi('succeeded', 'succeeded'))).state, 'captured');
+    const dispute = stripeEvent('charge.dispute.closed', { id: 'dp_life', object: 'dispute', amount: 8000, charge: 'ch_life', currency: 'usd', status: 'lost' });
+    assert.equal((await send(dispute)).state, 'chargeback');
+    const tx = (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/pi_life', headers: { authorization: `Bearer ${apiKey}` } })).json();
+    assert.equal(tx.transaction_id, 'ch_life', 'found by the payment intent too');
+    assert.deepEqual(tx.transitions.map((t: { from_state: string | null; to_state: string }) => `${t.from_state}->${t.to_state}`), ['null->authorized', 'authorized->captured', 'captured->chargeback']);
+    assert.deepEqual([tx.previous_state, tx.chargeback_cents, tx.net_cents, tx.order_id], ['captured', 8000, 0, 'O-LIFE']);
+  });
+
+  test('secrets never reach the logs, whatever happens to a delivery', async () => {
+    const lines: string[] = [];
+    const logged = await buildApp({ db, config: loadConfig({}), logger: { level: 'trace', stream: { write: (l: string) => lines.push(l) } } });
+    try {
+      const s = ep.stripe!;
+      const body = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_logs', amount: 100 }));
+      for (const headers of [stripeHeaders(body, s.secret), stripeHeaders(body, 'whsec_wrong_for_logs')]) {
+        await logged.inject({ method: 'POST', url: `/api/v1/webhooks/stripe/${s.id}`, payload: body, headers });
+      }
+      // A secret that no longer decrypts (as after a change of server key) is logged by endpoint id only.
+      const c = await superClient(db);
+      const broken = await endpoint('shopify', tenant, 'shpss_secret_for_logs');
+      await c.query(`UPDATE webhook_endpoints SET secret_ciphertext = replace(secret_ciphertext, 'v1.', 'v1.x') WHERE id = $1`, [broken.id]);
+      await c.end();
+      await logged.inject({ method: 'POST', url: `/api/v1/webhooks/shopify/${broken.id}`, payload: '{}', headers: shopifyHeaders('{}', 'shpss_secret_for_logs', 'orders/paid') });
+    } finally {
+      await logged.close();
+    }
+    const all = lines.join('\n');
+    assert.ok(lines.length > 0);
+    assert.match(all, /secret cannot be decrypted/);
+    for (const secret of [ep.stripe!.secret, 'shpss_secret_for_logs', TEST_SECRET_KEY]) assert.ok(!all.includes(secret), 'no secret in the logs');
+  });
+});
+
 describe('isolation and the CLI', () => {
   test("another tenant's key does not see the transaction (404 as for a missing one)", async () => {
     const owner = db.ownerPool({ max: 1 });

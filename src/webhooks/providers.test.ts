@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { derive, EMPTY, join } from '../ledger/lattice.js';
+import { isWooCommercePing, parsePayPal, parseShopify, parseStripe, parseWooCommerce, stripeAmount } from './providers.js';
+import { stripeCharge, stripeEvent } from './test-support.js';
+
+/** Each provider's real payload shapes → the facts the ledger joins. */
+const one = (p: { facts: { target: string; aliases: string[]; knowledge: typeof EMPTY }[] }) => {
+  assert.equal(p.facts.length, 1);
+  return p.facts[0]!;
+};
+
+describe('Stripe', () => {
+  test('charge snapshots: amount, capture, cumulative refunds, order id, payment intent alias', () => {
+    const f = one(parseStripe(JSON.parse(stripeEvent('charge.refunded', stripeCharge({ id: 'ch_1', amount: 5000, refunded: 1200, orderId: 'O-1' })))));
+    assert.equal(f.target, 'ch_1');
+    assert.deepEqual(f.aliases, ['pi_ch_1']);
+    assert.deepEqual([f.knowledge.amount, f.knowledge.currency, f.knowledge.captured, f.knowledge.refundedTotal, f.knowledge.orderId], [5000, 'USD', true, 1200, 'O-1']);
+    const auth = one(parseStripe(JSON.parse(stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_2', amount: 5000, captured: false })))));
+    assert.equal(derive(auth.knowledge).state, 'authorized');
+    assert.equal(parseStripe(JSON.parse(stripeEvent('charge.failed', { ...stripeCharge({ id: 'ch_3', amount: 1 }), status: 'failed' }))).facts.length, 0);
+  });
+
+  test('payment intents key on their charge; canceled is a void', () => {
+    const pi = (status: string) => JSON.parse(stripeEvent(`payment_intent.${status}`, { id: 'pi_9', object: 'payment_intent', amount: 2500, currency: 'eur', status, latest_charge: 'ch_9', created: 1717000000, metadata: { order_id: 'O-9' } }));
+    const ok = one(parseStripe(pi('succeeded')));
+    assert.deepEqual([ok.target, ok.aliases, ok.knowledge.captured, ok.knowledge.currency, ok.knowledge.orderId], ['ch_9', ['pi_9'], true, 'EUR', 'O-9']);
+    assert.equal(derive(one(parseStripe(pi('requires_capture'))).knowledge).state, 'authorized');
+    assert.equal(one(parseStripe(pi('canceled'))).knowledge.voided, true);
+    const noCharge = JSON.parse(stripeEvent('payment_intent.created', { id: 'pi_0', object: 'payment_intent', amount: 1, currency: 'usd', status: 'requires_payment_method', latest_charge: null }));
+    assert.equal(parseStripe(noCharge).facts.length, 0);
+  });
+
+  test('refund and dispute objects; a lost dispute is a chargeback', () => {
+    const refund = one(parseStripe(JSON.parse(stripeEvent('refund.created', { id: 're_1', object: 'refund', amount: 300, charge: 'ch_1', currency: 'usd', status: 'succeeded' }))));
+    assert.deepEqual([refund.target, refund.knowledge.amount, refund.knowledge.refunds], ['ch_1', null, { re_1: 300 }]);
+    const dispute = (status: string) => one(parseStripe(JSON.parse(stripeEvent(`charge.dispute.${status === 'lost' ? 'closed' : 'created'}`, { id: 'dp_1', object: 'dispute', amount: 5000, charge: 'ch_1', currency: 'usd', status }))));
+    assert.deepEqual(dispute('needs_response').knowledge.chargebacks, {});
+    assert.deepEqual(dispute('lost').knowledge.chargebacks, { dp_1: 5000 });
+    const k = join(join(one(parseStripe(JSON.parse(stripeEvent('charge.captured', stripeCharge({ id: 'ch_1', amount: 5000 }))))).knowledge, dispute('lost').knowledge), dispute('needs_response').knowledge);
+    assert.deepEqual(derive(k), { state: 'chargeback', refundedCents: 0, chargebackCents: 5000, netCents: 0 });
+    assert.equal(k.disputes.dp_1, 'lost', 'a final dispute status outranks an earlier open one');
+  });
+
+  test("Stripe's currency special cases against ISO exponents", () => {
+    assert.equal(stripeAmount(500, 'JPY', 'a'), 500);
+    assert.equal(stripeAmount(1234, 'KWD', 'a'), 1234);
+    assert.equal(stripeAmount(50000, 'ISK', 'a'), 500, 'ISK is sent with two decimals; ISO has none');
+    assert.equal(stripeAmount(500, 'MGA', 'a'), 50000, 'MGA is zero-decimal at Stripe; ISO has two');
+    assert.throws(() => stripeAmount(50050, 'ISK', 'a'), { code: 'amount_precision_invalid' });
+    assert.throws(() => stripeAmount(2 ** 31, 'USD', 'a'), { code: 'amount_out_of_range' });
+  });
+});
+
+describe('Shopify', () => {
+  const order = (financial_status: string, extra: Record<string, unknown> = {}) => ({
+    id: 450789469, admin_graphql_api_id: 'gid://shopify/Order/450789469', name: '#1001', total_price: '409.94', currency: 'USD',
+    financial_status, processed_at: '2024-06-01T12:00:00-04:00', refunds: [], ...extra,
+  });
+  test('orders: total_price exactly, financial_status to state, refunds by transaction', () => {
+    const paid = one(parseShopify('orders/paid', 'w1', order('paid')));
+    assert.deepEqual([paid.target, paid.knowledge.amount, paid.knowledge.orderId, paid.knowledge.occurredAt], ['450789469', 40994, '450789469', '2024-06-01T16:00:00.000Z']);
+    assert.equal(derive(one(parseShopify('orders/create', 'w2', order('authorized'))).knowledge).state, 'authorized');
+    const partly = one(parseShopify('orders/updated', 'w3', order('partially_refunded', {
+      refunds: [{ id: 1, transactions: [{ id: 77, kind: 'refund', status: 'success', amount: '9.94', currency: 'USD' }, { id: 78, kind: 'refund', status: 'failure', amount: '5.00' }] }],
+    })));
+    assert.deepEqual(partly.knowledge.refunds, { 'transaction:77': 994 });
+    assert.equal(parseShopify('orders/create', 'w4', order('pending')).facts.length, 0);
+    assert.equal(one(parseShopify('orders/cancelled', 'w5', order('voided'))).knowledge.voided, true);
+  });
+  test('refunds, transactions and disputes name the order; the same refund transaction is not counted twice', () => {
+    const refund = one(parseShopify('refunds/create', 'w6', { id: 9, order_id: 450789469, transactions: [{ id: 77, kind: 'refund', status: 'success', amount: '9.94', currency: 'USD' }] }));
+    assert.deepEqual([refund.target, refund.knowledge.refunds], ['450789469', { 'transaction:77': 994 }]);
+    const tx = one(parseShopify('order_transactions/create', 'w7', { id: 77, order_id: 450789469, kind: 'refund', status: 'success', amount: '9.94', currency: 'USD' }));
+    const snapshot = one(parseShopify('orders/updated', 'w8', order('partially_refunded', { refunds: [{ id: 9, transactions: [{ id: 77, kind: 'refund', status: 'success', amount: '9.94' }] }] })));
+    assert.equal(derive([refund, tx, snapshot].map((f) => f.knowledge).reduce(join, EMPTY)).refundedCents, 994);
+    assert.equal(one(parseShopify('order_transactions/create', 'w9', { id: 5, order_id: 450789469, kind: 'capture', status: 'success', amount: '409.94', currency: 'USD' })).knowledge.captured, true);
+    const lost = one(parseShopify('disputes/update', 'w10', { id: 3, order_id: 450789469, type: 'chargeback', amount: '409.94', currency: 'USD', status: 'lost' }));
+    assert.deepEqual(lost.knowledge.chargebacks, { '3': 40994 });
+    const inquiry = one(parseShopify('disputes/create', 'w11', { id: 4, order_id: 450789469, type: 'inquiry', amount: '1.00', currency: 'USD', status: 'needs_response' }));
+    assert.deepEqual(inquiry.knowledge.chargebacks, {});
+  });
+  test('amounts finer than the minor unit and unknown currencies are refused', () => {
+    assert.throws(() => parseShopify('orders/paid', 'w', order('paid', { total_price: '1.005' })), { code: 'amount_precision_invalid' });
+    assert.throws(() => parseShopify('orders/paid', 'w', order('paid', { currency: 'ZZZ' })), { code: 'currency_invalid' });
+    assert.throws(() => parseShopify('orders/paid', 'w', order('paid', { admin_graphql_api_id: undefined, id: 2 ** 60 })), { code: 'ledger_fact_invalid' });
+  });
+});
+
+describe('WooCommerce', () => {
+  const order = (status: string, refunds: unknown[] = []) => ({ id: 727, number: '727', status, currency: 'KWD', total: '12.500', date_paid_gmt: '2024-06-02T09:01:00', refunds });
+  test('statuses: processing/completed captured, on-hold authorized, refunded, cancelled; pending ignored', () => {
+    const paid = one(parseWooCommerce('order.updated', 'd1', order('completed')));
+    assert.deepEqual([paid.knowledge.amount, paid.knowledge.currency, paid.knowledge.occurredAt], [12500, 'KWD', '2024-06-02T09:01:00.000Z']);
+    assert.equal(derive(one(parseWooCommerce('order.created', 'd2', order('on-hold'))).knowledge).state, 'authorized');
+    assert.equal(derive(one(parseWooCommerce('order.updated', 'd3', order('refunded'))).knowledge).state, 'refunded');
+    assert.equal(one(parseWooCommerce('order.updated', 'd4', order('cancelled'))).knowledge.voided, true);
+    assert.equal(parseWooCommerce('order.updated', 'd5', order('pending')).facts.length, 0);
+    assert.equal(parseWooCommerce('product.updated', 'd6', { id: 1 }).facts.length, 0);
+    const partial = one(parseWooCommerce('order.updated', 'd7', order('processing', [{ id: 9, total: '-2.250' }])));
+    assert.deepEqual(partial.knowledge.refunds, { 'refund:9': 2250 });
+  });
+  test('the creation ping is recognised exactly', () => {
+    assert.equal(isWooCommercePing(Buffer.from('webhook_id=15')), true);
+    assert.equal(isWooCommercePing(Buffer.from('webhook_id=15&x=1')), false);
+    assert.equal(isWooCommercePing(Buffer.from('{"webhook_id":15}')), false);
+  });
+});
+
+describe('PayPal', () => {
+  const ev = (event_type: string, resource: Record<string, unknown>) => ({ id: 'WH-1', event_type, create_time: '2024-06-03T12:00:00Z', resource });
+  test('an authorization and its capture are one payment; refunds and reversals find it by the capture', () => {
+    const auth = one(parsePayPal(ev('PAYMENT.AUTHORIZATION.CREATED', { id: 'AUTH1', status: 'CREATED', amount: { currency_code: 'JPY', value: '1500' }, invoice_id: 'INV-1' })));
+    assert.deepEqual([auth.target, auth.knowledge.amount, auth.knowledge.currency, auth.knowledge.orderId, derive(auth.knowledge).state], ['AUTH1', 1500, 'JPY', 'INV-1', 'authorized']);
+    const cap = one(parsePayPal(ev('PAYMENT.CAPTURE.COMPLETED', { id: 'CAP1', status: 'COMPLETED', amount: { currency_code: 'JPY', value: '1500' }, supplementary_data: { related_ids: { authorization_id: 'AUTH1', order_id: 'ORDER1' } } })));
+    assert.deepEqual([cap.target, cap.aliases, cap.knowledge.captured, cap.knowledge.orderId], ['AUTH1', ['CAP1'], true, 'ORDER1']);
+    const direct = one(parsePayPal(ev('PAYMENT.CAPTURE.COMPLETED', { id: 'CAP2', status: 'COMPLETED', amount: { currency_code: 'USD', value: '5.00' } })));
+    assert.deepEqual([direct.target, direct.aliases], ['CAP2', []]);
+    const up = [{ rel: 'up', href: 'https://api.paypal.com/v2/payments/captures/CAP1' }];
+    const refund = one(parsePayPal(ev('PAYMENT.CAPTURE.REFUNDED', { id: 'R1', status: 'COMPLETED', amount: { currency_code: 'JPY', value: '500' }, seller_payable_breakdown: { total_refunded_amount: { currency_code: 'JPY', value: '500' } }, links: up })));
+    assert.deepEqual([refund.target, refund.knowledge.refunds, refund.knowledge.refundedTotal], ['CAP1', { R1: 500 }, 500]);
+    const reversed = one(parsePayPal(ev('PAYMENT.CAPTURE.REVERSED', { id: 'R2', status: 'COMPLETED', amount: { currency_code: 'JPY', value: '1500' }, links: up })));
+    assert.deepEqual(reversed.knowledge.chargebacks, { R2: 1500 });
+    assert.equal(one(parsePayPal(ev('PAYMENT.AUTHORIZATION.VOIDED', { id: 'AUTH1', amount: { currency_code: 'JPY', value: '1500' } }))).knowledge.voided, true);
+    assert.throws(() => parsePayPal(ev('PAYMENT.CAPTURE.REFUNDED', { id: 'R3', status: 'COMPLETED', amount: { currency_code: 'JPY', value: '5' }, links: [] })), { code: 'ledger_fact_invalid' });
+  });
+  test('disputes: a buyer-favour outcome is a chargeback of the disputed amount', () => {
+    const d = (outcome?: string) => one(parsePayPal(ev('CUSTOMER.DISPUTE.RESOLVED', {
+      dispute_id: 'PP-D-1', status: 'RESOLVED', dispute_amount: { currency_code: 'USD', value: '3.00' },
+      disputed_transactions: [{ seller_transaction_id: 'CAP2' }], ...(outcome ? { dispute_outcome: { outcome_code: outcome } } : {}),
+    })));
+    assert.deepEqual(d('RESOLVED_BUYER_FAVOUR').knowledge.chargebacks, { 'PP-D-1': 300 });
+    assert.deepEqual(d('RESOLVED_SELLER_FAVOUR').knowledge.chargebacks, {});
+    assert.equal(d('RESOLVED_SELLER_FAVOUR').target, 'CAP2');
+    assert.equal(parsePayPal(ev('BILLING.SUBSCRIPTION.CREATED', {})).facts.length, 0);
+  });
+});
