@@ -311,6 +311,18 @@ describe('retry end to end', () => {
   });
 });
 
+describe('OpenAPI', () => {
+  test('documents the dead-event routes with their security scheme', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    for (const path of ['/api/v1/dead-events', '/api/v1/dead-events/{id}', ...REMEDIATION_ACTIONS.map((a) => `/api/v1/dead-events/{id}/${a}`)]) {
+      const op = doc.paths[path]?.get ?? doc.paths[path]?.post;
+      assert.ok(op, path);
+      assert.deepEqual(op.security, [{ apiKey: [] }], path);
+    }
+    assert.ok(doc.paths['/metrics']?.get, '/metrics is documented too');
+  });
+});
+
 describe('the dlq command', () => {
   test('list across tenants or for one, show, start; moves refused with exit 1; usage errors exit 2', async () => {
     const env = { DATABASE_URL: db.url };

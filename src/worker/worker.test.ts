@@ -428,6 +428,30 @@ describe('the worker command', () => {
     assert.match(r.stderr, /--batch-size must be an integer from 1 to 10000, got "0"/);
   });
 
+  test('skeldir start runs the worker next to the API', async () => {
+    const child = spawnCli(['start'], { env: { DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'warn', SKELDIR_WORKER_POLL_MS: '50' } });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.resume();
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!/skeldir is running/.test(stderr)) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`start did not come up: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(stderr, /^api: listening on /m);
+      assert.match(stderr, /^worker: instance [0-9a-f-]{36}: 2 loop\(s\) x 100 events, up to 5 retries/m);
+      const [id] = await insertPendingEvents(app, tenantB, [{ type: 'touchpoint', channel: 'email', session: randomUUID(), at: new Date() }]);
+      await until(`SELECT processing_status = 'processed' AS ok FROM attribution_events WHERE id = $1`, [id]);
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'close')) as [number | null];
+      assert.equal(code, 0, stderr);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+
   test('SIGTERM lets the batch in flight commit, then exits 0', async () => {
     const ids = await insertPendingEvents(app, tenantA, journeys({ events: 300, touches: 5, conversionRate: 0, seed: 51 }));
     // One slow event keeps a batch in flight for a while.
