@@ -42,6 +42,9 @@ interface Result {
   events: number;
   seconds: number;
   latencies: number[];
+  /** CPU seconds spent by the API process (or, for the ceiling, the pg client) and by PostgreSQL backends. */
+  nodeCpu: number;
+  pgCpu: number;
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -84,6 +87,29 @@ const pct = (xs: number[], p: number) => {
 };
 const fmt = (r: Result, unit: string) =>
   `${Math.round(r.events / r.seconds).toLocaleString('en-US').padStart(8)} events/s   p50 ${pct(r.latencies, 50).toFixed(2).padStart(7)} ms   p99 ${pct(r.latencies, 99).toFixed(2).padStart(7)} ms per ${unit}   (${r.events.toLocaleString('en-US')} events in ${r.seconds.toFixed(1)} s)`;
+/** CPU per event, and what two otherwise idle cores could sustain at that cost (load-independent). */
+const cpuLine = (r: Result) => {
+  const perEvent = (r.nodeCpu + r.pgCpu) / r.events;
+  return `cpu per 1,000 events: node ${((1000 * r.nodeCpu) / r.events * 1000).toFixed(0)} ms + postgres ${((1000 * r.pgCpu) / r.events * 1000).toFixed(0)} ms  →  ≈ ${Math.round(2 / perEvent).toLocaleString('en-US')} events/s on 2 idle cores`;
+};
+
+/** CPU seconds used so far by each backend connected to the current database (Linux /proc; empty elsewhere). */
+async function backendCpu(client: pg.Client): Promise<Map<number, number>> {
+  const { readFileSync } = await import('node:fs');
+  const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      out.set(pid, (Number(fields[11]) + Number(fields[12])) / 100); // utime + stime (fields 14, 15), USER_HZ
+    } catch {
+      // the backend ended meanwhile
+    }
+  }
+  return out;
+}
+/** CPU the backends spent between two readings (a backend that connected meanwhile counts from 0). */
+const cpuBetween = (a: Map<number, number>, b: Map<number, number>) => [...b].reduce((sum, [pid, t]) => sum + t - (a.get(pid) ?? 0), 0);
 
 async function main(): Promise<void> {
   const { createTestDatabase, stopTestServer, superClient } = await import('../src/testing/db.js');
@@ -97,11 +123,26 @@ async function main(): Promise<void> {
   const { tenant_id: tenant, api_key: key } = await createTenant(owner, { name: 'Bench', email: 'ops@bench.example' });
   await owner.end();
   const server = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(process.env.BENCH_SERVER_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_SERVER_PROF}`] : [])],
     env: { ...process.env, BENCH_ROLE: 'server', BENCH_DATABASE_URL: db.url, BENCH_ROLES: JSON.stringify(db.roles) },
   });
   const address = new URL(await new Promise<string>((resolve) => server.once('message', (m: { address: string }) => resolve(m.address))));
   const reset = () => su.query('TRUNCATE attribution_events CASCADE');
+  const serverCpu = () =>
+    new Promise<number>((resolve) => {
+      server.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve((m.cpu.user + m.cpu.system) / 1e6));
+      server.send('cpu');
+    });
+  /** Runs a phase and measures the CPU it cost: the API process (or this process for the ceiling) and PostgreSQL. */
+  const measured = async (events: number, local: boolean, run: () => Promise<{ seconds: number; latencies: number[] }>): Promise<Result> => {
+    const node0 = local ? process.cpuUsage() : await serverCpu();
+    const pg0 = await backendCpu(su);
+    const r = await run();
+    const pg1 = await backendCpu(su);
+    const node1 = local ? process.cpuUsage(node0 as NodeJS.CpuUsage) : await serverCpu();
+    const nodeCpu = local ? ((node1 as NodeJS.CpuUsage).user + (node1 as NodeJS.CpuUsage).system) / 1e6 : (node1 as number) - (node0 as number);
+    return { events, ...r, nodeCpu, pgCpu: cpuBetween(pg0, pg1) };
+  };
   try {
     console.log(`ingestion benchmark: ${SINGLE.toLocaleString('en-US')} single events (concurrency ${SINGLE_CONCURRENCY}), ${BATCH_EVENTS.toLocaleString('en-US')} events in batches of ${BATCH_SIZE} (concurrency ${BATCH_CONCURRENCY}) and the same through pg; server ${address.host}`);
 
@@ -111,28 +152,30 @@ async function main(): Promise<void> {
 
     // single
     const singles = Array.from({ length: SINGLE }, (_, i) => JSON.stringify(event(i)));
-    const s = await drive(
-      singles.map((body) => async () => {
-        const r = await post(address, '/api/v1/events', key, body);
-        if (r.status !== 201) throw new Error(`single: ${r.status} ${r.body}`);
-      }),
-      SINGLE_CONCURRENCY,
+    const single = await measured(SINGLE, false, () =>
+      drive(
+        singles.map((body) => async () => {
+          const r = await post(address, '/api/v1/events', key, body);
+          if (r.status !== 201) throw new Error(`single: ${r.status} ${r.body}`);
+        }),
+        SINGLE_CONCURRENCY,
+      ),
     );
-    const single: Result = { events: SINGLE, ...s };
     await reset();
 
     // batch
     const batches = Array.from({ length: Math.ceil(BATCH_EVENTS / BATCH_SIZE) }, (_, b) =>
       JSON.stringify({ events: Array.from({ length: BATCH_SIZE }, (_, i) => event(b * BATCH_SIZE + i)) }),
     );
-    const b = await drive(
-      batches.map((body) => async () => {
-        const r = await post(address, '/api/v1/events/batch', key, body);
-        if (r.status !== 200 || JSON.parse(r.body).created !== BATCH_SIZE) throw new Error(`batch: ${r.status} ${r.body.slice(0, 300)}`);
-      }),
-      BATCH_CONCURRENCY,
+    const batch = await measured(batches.length * BATCH_SIZE, false, () =>
+      drive(
+        batches.map((body) => async () => {
+          const r = await post(address, '/api/v1/events/batch', key, body);
+          if (r.status !== 200 || JSON.parse(r.body).created !== BATCH_SIZE) throw new Error(`batch: ${r.status} ${r.body.slice(0, 300)}`);
+        }),
+        BATCH_CONCURRENCY,
+      ),
     );
-    const batch: Result = { events: batches.length * BATCH_SIZE, ...b };
     const stored = Number((await su.query('SELECT count(*) AS n FROM attribution_events')).rows[0].n);
     if (stored !== batch.events) throw new Error(`batch stored ${stored} rows, expected ${batch.events}`);
     await reset();
@@ -146,8 +189,9 @@ async function main(): Promise<void> {
       }),
     );
     const pool = db.appPool({ max: BATCH_CONCURRENCY });
+    await Promise.all(Array.from({ length: BATCH_CONCURRENCY }, () => pool.query('SELECT 1'))); // connect before measuring
     const COLS = 15;
-    const c = await drive(
+    const ceiling = await measured(rows.length * BATCH_SIZE, true, () => drive(
       rows.map((chunk) => async () => {
         const values: unknown[] = [];
         const tuples = chunk.map((e, i) => {
@@ -165,14 +209,16 @@ async function main(): Promise<void> {
         );
       }),
       BATCH_CONCURRENCY,
-    );
+    ));
     await pool.end();
-    const ceiling: Result = { events: rows.length * BATCH_SIZE, ...c };
 
     const rate = (r: Result) => r.events / r.seconds;
     console.log(`single   ${fmt(single, 'request')}`);
     console.log(`batch    ${fmt(batch, 'request of 100')}`);
     console.log(`ceiling  ${fmt(ceiling, 'INSERT of 100')}`);
+    console.log(`single   ${cpuLine(single)}`);
+    console.log(`batch    ${cpuLine(batch)}`);
+    console.log(`ceiling  ${cpuLine(ceiling)}   (node here = the pg client)`);
     console.log(`ratios: batch/ceiling ${(100 * rate(batch) / rate(ceiling)).toFixed(0)} % (goal ≥ 50 %), single/ceiling ${(100 * rate(single) / rate(ceiling)).toFixed(0)} %, batch/single ${(rate(batch) / rate(single)).toFixed(1)}x`);
     console.log(`goals: single ${Math.round(rate(single)) >= 2000 ? 'meets' : 'MISSES'} 2,000 events/s; batch ${rate(batch) >= 0.5 * rate(ceiling) ? 'meets' : 'MISSES'} 50 % of the ceiling`);
   } finally {
@@ -197,6 +243,7 @@ async function serve(): Promise<void> {
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   process.send!({ address });
   process.on('message', async (m) => {
+    if (m === 'cpu') process.send!({ cpu: process.cpuUsage() });
     if (m === 'stop') {
       await app.close();
       process.exit(0);

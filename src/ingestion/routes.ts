@@ -3,9 +3,10 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { validationProblem } from '../http/app.js';
+import { inTenantTransaction, validationProblem } from '../http/app.js';
 import { HttpProblem, problemFor } from '../http/problems.js';
 import { ChannelTaxonomy } from './channels.js';
+import { IngestCoalescer } from './coalescer.js';
 import { ingestEvents, keyReusedError } from './ingest.js';
 import { IngestionError, prepareEvent, type PreparedEvent } from './prepare.js';
 import { BatchEnvelope, BatchInput, BatchOutput, EventInput, EventOutput, KEY_PATTERN } from './schema.js';
@@ -41,6 +42,11 @@ function itemValidator(): ValidateFunction {
 export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const taxonomy = new ChannelTaxonomy(app.appPool);
   const validateItem = itemValidator();
+  // Single events of one tenant arriving together are written together (group commit); each
+  // group is one transaction with the tenant's context set, like request.inTenant.
+  const coalescer = new IngestCoalescer((tenantId, events) =>
+    inTenantTransaction(app.appPool, tenantId, (client) => ingestEvents(client, tenantId, events)),
+  );
 
   app.post(
     '/events',
@@ -66,9 +72,9 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         channels,
         now: Date.now(),
       });
-      const [outcome] = await request.inTenant((client) => ingestEvents(client, request.tenantId, [prepared]));
-      if (outcome!.status === 409) throw keyReusedError(outcome!.clientKey, outcome!.eventId, outcome!.keyField);
-      return reply.code(outcome!.status).send(outcome!.event);
+      const outcome = await coalescer.submit(request.tenantId, prepared);
+      if (outcome.status === 409) throw keyReusedError(outcome.clientKey, outcome.eventId, outcome.keyField);
+      return reply.code(outcome.status).send(outcome.event);
     },
   );
 
