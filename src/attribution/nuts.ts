@@ -2,10 +2,13 @@ import { Rng } from './rng.js';
 
 /**
  * The No-U-Turn Sampler (Hoffman & Gelman 2014, Algorithm 6: slice variable, recursive tree
- * doubling, dual-averaging step size) with a diagonal metric adapted as Stan does (windowed
- * warmup: initial fast interval, doubling slow windows estimating the posterior variances with
- * Welford's algorithm and Stan's regularisation, final fast interval). Pure TypeScript over
- * Float64Arrays; dimensions here are small (channels + 3).
+ * doubling, dual-averaging step size) with a dense metric adapted as Stan's dense_e does
+ * (windowed warmup: initial fast interval, doubling slow windows estimating the posterior
+ * covariance with Welford's algorithm and Stan's regularisation, final fast interval). Dense
+ * rather than diagonal because the hazards of channels that appear together are correlated
+ * (measured: a diagonal metric gave R-hat 1.013 and bulk ESS 424 of 4000 draws on a 4-channel
+ * population). Pure TypeScript over Float64Arrays; dimensions are small (channels + 1), so the
+ * O(d²) metric products cost little next to a gradient.
  */
 export interface Target {
   readonly dim: number;
@@ -47,7 +50,9 @@ export function sampleNuts(target: Target, options: NutsOptions): ChainResult {
   const rng = new Rng(options.seed);
   const delta = options.targetAccept ?? 0.8;
   const maxDepth = options.maxDepth ?? 10;
-  const invM = new Float64Array(d).fill(1);
+  // Inverse metric Σ (the posterior covariance estimate) and its Cholesky factor L (Σ = L Lᵀ).
+  let invM = identity(d);
+  let chol = identity(d);
   let leapfrogs = 0;
 
   const evaluate = (theta: Float64Array): State => {
@@ -55,9 +60,20 @@ export function sampleNuts(target: Target, options: NutsOptions): ChainResult {
     const logp = target.logDensityGradient(theta, grad);
     return { theta, r: new Float64Array(d), grad, logp };
   };
+  /** Velocity Σ r. */
+  const velocity = (r: Float64Array) => {
+    const v = new Float64Array(d);
+    for (let i = 0; i < d; i++) {
+      let x = 0;
+      for (let j = 0; j < d; j++) x += invM[i * d + j]! * r[j]!;
+      v[i] = x;
+    }
+    return v;
+  };
   const kinetic = (r: Float64Array) => {
+    const v = velocity(r);
     let k = 0;
-    for (let i = 0; i < d; i++) k += invM[i]! * r[i]! * r[i]!;
+    for (let i = 0; i < d; i++) k += v[i]! * r[i]!;
     return 0.5 * k;
   };
   const leapfrog = (s: State, eps: number): State => {
@@ -65,25 +81,35 @@ export function sampleNuts(target: Target, options: NutsOptions): ChainResult {
     const r = new Float64Array(d);
     const theta = new Float64Array(d);
     for (let i = 0; i < d; i++) r[i] = s.r[i]! + 0.5 * eps * s.grad[i]!;
-    for (let i = 0; i < d; i++) theta[i] = s.theta[i]! + eps * invM[i]! * r[i]!;
+    const v = velocity(r);
+    for (let i = 0; i < d; i++) theta[i] = s.theta[i]! + eps * v[i]!;
     const grad = new Float64Array(d);
     const logp = target.logDensityGradient(theta, grad);
     for (let i = 0; i < d; i++) r[i]! += 0.5 * eps * grad[i]!;
     return { theta, r, grad, logp };
   };
+  /** r ~ N(0, Σ⁻¹): solve Lᵀ r = z for standard normal z. */
   const momentum = () => {
+    const z = new Float64Array(d);
+    for (let i = 0; i < d; i++) z[i] = rng.normal();
     const r = new Float64Array(d);
-    for (let i = 0; i < d; i++) r[i] = rng.normal() / Math.sqrt(invM[i]!);
+    for (let i = d - 1; i >= 0; i--) {
+      let x = z[i]!;
+      for (let j = i + 1; j < d; j++) x -= chol[j * d + i]! * r[j]!;
+      r[i] = x / chol[i * d + i]!;
+    }
     return r;
   };
-  /** No U-turn between the two ends (velocities M⁻¹r). */
+  /** No U-turn between the two ends (velocities Σ r). */
   const noUturn = (minus: State, plus: State) => {
+    const vm = velocity(minus.r);
+    const vp = velocity(plus.r);
     let a = 0;
     let b = 0;
     for (let i = 0; i < d; i++) {
       const dt = plus.theta[i]! - minus.theta[i]!;
-      a += dt * invM[i]! * minus.r[i]!;
-      b += dt * invM[i]! * plus.r[i]!;
+      a += dt * vm[i]!;
+      b += dt * vp[i]!;
     }
     return a >= 0 && b >= 0;
   };
@@ -152,7 +178,7 @@ export function sampleNuts(target: Target, options: NutsOptions): ChainResult {
   }
   let wN = 0;
   let wMean = new Float64Array(d);
-  let wM2 = new Float64Array(d);
+  let wM2 = new Float64Array(d * d);
 
   const draws = new Float64Array(options.draws * d);
   let divergences = 0;
@@ -232,20 +258,27 @@ export function sampleNuts(target: Target, options: NutsOptions): ChainResult {
       // Slow windows: accumulate variances, update the metric at each window's end.
       if (iter >= initBuffer && iter < W - termBuffer) {
         wN++;
+        const dlt = new Float64Array(d);
         for (let i = 0; i < d; i++) {
-          const x = current.theta[i]!;
-          const dlt = x - wMean[i]!;
-          wMean[i]! += dlt / wN;
-          wM2[i]! += dlt * (x - wMean[i]!);
+          dlt[i] = current.theta[i]! - wMean[i]!;
+          wMean[i]! += dlt[i]! / wN;
         }
+        for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) wM2[i * d + j]! += dlt[i]! * (current.theta[j]! - wMean[j]!);
         if (windowEnds.includes(iter + 1)) {
+          // Stan's regularisation: shrink the sample covariance towards 1e-3 · I.
+          const next = new Float64Array(d * d);
           for (let i = 0; i < d; i++) {
-            const variance = wM2[i]! / (wN - 1);
-            invM[i] = (wN / (wN + 5)) * variance + 1e-3 * (5 / (wN + 5));
+            for (let j = 0; j < d; j++) next[i * d + j] = (wN / (wN + 5)) * (wM2[i * d + j]! / (wN - 1));
+            next[i * d + i]! += 1e-3 * (5 / (wN + 5));
+          }
+          const L = cholesky(next, d);
+          if (L) {
+            invM = next;
+            chol = L;
           }
           wN = 0;
           wMean = new Float64Array(d);
-          wM2 = new Float64Array(d);
+          wM2 = new Float64Array(d * d);
           eps = reasonableStepSize(current, eps);
           restartDualAveraging();
         }
@@ -267,4 +300,26 @@ export function sampleNuts(target: Target, options: NutsOptions): ChainResult {
     meanAcceptStat: options.draws > 0 ? acceptSum / options.draws : 0,
     leapfrogs,
   };
+}
+
+function identity(d: number): Float64Array {
+  const m = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) m[i * d + i] = 1;
+  return m;
+}
+
+/** Lower Cholesky factor of a symmetric positive-definite matrix, or null if it is not one. */
+export function cholesky(a: Float64Array, d: number): Float64Array | null {
+  const L = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = a[i * d + j]!;
+      for (let k = 0; k < j; k++) s -= L[i * d + k]! * L[j * d + k]!;
+      if (i === j) {
+        if (!(s > 0)) return null;
+        L[i * d + i] = Math.sqrt(s);
+      } else L[i * d + j] = s / L[j * d + j]!;
+    }
+  }
+  return L;
 }

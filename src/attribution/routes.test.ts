@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type pg from 'pg';
+import { loadConfig } from '../config.js';
+import { withTenant } from '../db/tenant-context.js';
+import { buildApp, type App } from '../http/app.js';
+import { createTenant } from '../tenants/tenants.js';
+import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { MODEL_TYPES } from './models.js';
+import { CHANNELS_SQL } from './reports.js';
+import { runModel } from './run.js';
+import { insertEvents, type FixtureEvent } from './test-fixtures.js';
+
+let db: TestDatabase;
+let app: App;
+let pool: pg.Pool;
+let tenant: string;
+let key: string;
+let otherKey: string;
+
+const T0 = new Date('2026-04-01T00:00:00Z');
+const at = (days: number) => new Date(T0.getTime() + days * 86_400_000);
+const FROM = at(0).toISOString();
+const TO = at(10).toISOString();
+
+const get = (url: string, apiKey = key) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${apiKey}` } });
+
+before(async () => {
+  db = await createTestDatabase('head');
+  const owner = db.ownerPool({ max: 1 });
+  ({ tenant_id: tenant, api_key: key } = await createTenant(owner, { name: 'Routes', email: 'ops@routes.example' }));
+  ({ api_key: otherKey } = await createTenant(owner, { name: 'Other', email: 'ops@other.example' }));
+  await owner.end();
+  pool = db.appPool({ max: 4 });
+  const events: FixtureEvent[] = [];
+  const channels = ['email', 'facebook_paid', 'google_search_paid', 'organic'];
+  for (let s = 0; s < 40; s++) {
+    const session = randomUUID();
+    for (let t = 0; t < 1 + (s % 3); t++) events.push({ type: 'touchpoint', channel: channels[(s + t) % 4]!, session, at: at(1 + (s % 8) + t * 0.1) });
+    if (s < 25) events.push({ type: 'conversion', channel: 'direct', session, at: at(1.5 + (s % 8)), value: 1000 + s, currency: s === 0 ? 'EUR' : 'USD' });
+  }
+  // One conversion outside the period: never counted.
+  const late = randomUUID();
+  events.push({ type: 'touchpoint', channel: 'email', session: late, at: at(20) }, { type: 'conversion', channel: 'direct', session: late, at: at(20.5), value: 77777 });
+  await insertEvents(pool, tenant, events);
+  for (const model of ['linear', 'first_touch', 'markov', 'bayesian'] as const) {
+    const s = await runModel(pool, tenant, { model, from: at(0), to: at(30), trigger: 'cli', markov: { bootstrap: 20 } });
+    assert.equal(s.status, 'succeeded', model);
+  }
+  app = await buildApp({ db, config: loadConfig({}), logger: false });
+});
+after(async () => {
+  await app?.close();
+  await pool?.end();
+  await db?.drop();
+});
+
+describe('GET /api/v1/attribution/channels', () => {
+  test('per channel and currency: attributed value, conversions, mean confidence; sums equal the period\'s conversion values', async () => {
+    const res = await get(`/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}`);
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    assert.equal(body.model, 'linear');
+    const usd = body.channels.filter((c: { currency: string }) => c.currency === 'USD');
+    const eur = body.channels.filter((c: { currency: string }) => c.currency === 'EUR');
+    const sum = (xs: Array<{ attributed_cents: number }>) => xs.reduce((a, x) => a + x.attributed_cents, 0);
+    // Conversions 1..24 in USD (values 1001..1024), conversion 0 in EUR (1000); the late one excluded.
+    assert.equal(sum(usd), Array.from({ length: 24 }, (_, i) => 1001 + i).reduce((a, b) => a + b, 0));
+    assert.equal(sum(eur), 1000);
+    const attributed = body.channels.reduce((a: number, c: { attributed_conversions: number }) => a + c.attributed_conversions, 0);
+    assert.ok(Math.abs(attributed - 25) < 1e-9);
+    for (const c of body.channels) {
+      assert.ok(c.mean_confidence >= 0 && c.mean_confidence <= 1);
+      assert.equal(c.credible_interval, null);
+      assert.ok(c.conversions > 0 && typeof c.display_name === 'string');
+    }
+  });
+
+  test('bayesian lines carry the summed credible interval around the attributed value', async () => {
+    const body = (await get(`/api/v1/attribution/channels?model=bayesian&from=${FROM}&to=${TO}`)).json();
+    assert.ok(body.channels.length > 0);
+    for (const c of body.channels) {
+      assert.ok(c.credible_interval && c.credible_interval.lower_cents <= c.attributed_cents && c.attributed_cents <= c.credible_interval.upper_cents);
+    }
+  });
+
+  test('bad input is a problem+json 400; no key is a 401; another tenant sees nothing', async () => {
+    const cases: Array<[string, number, string]> = [
+      [`/api/v1/attribution/channels?model=magic&from=${FROM}&to=${TO}`, 400, 'validation_failed'],
+      [`/api/v1/attribution/channels?model=linear&to=${TO}`, 400, 'validation_failed'],
+      [`/api/v1/attribution/channels?model=linear&from=yesterday&to=${TO}`, 400, 'validation_failed'],
+      [`/api/v1/attribution/channels?model=linear&from=${TO}&to=${FROM}`, 400, 'attribution_window_invalid'],
+      [`/api/v1/attribution/comparison?from=${TO}&to=${TO}`, 400, 'attribution_window_invalid'],
+    ];
+    for (const [url, status, code] of cases) {
+      const res = await get(url);
+      assert.equal(res.statusCode, status, `${url}: ${res.body}`);
+      assert.match(String(res.headers['content-type']), /application\/problem\+json/);
+      assert.equal(res.json().code, code);
+    }
+    const anonymous = await app.inject({ method: 'GET', url: `/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}` });
+    assert.equal(anonymous.statusCode, 401);
+    const other = await get(`/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}`, otherKey);
+    assert.equal(other.statusCode, 200);
+    assert.deepEqual(other.json().channels, []);
+  });
+
+  test('the query is served by idx_allocations_channel_performance (EXPLAIN)', async () => {
+    // Enough rows of another tenant for the planner to prefer the index over a scan, then statistics.
+    const su = await superClient(db);
+    try {
+      const bulk = randomUUID();
+      await su.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1::uuid, 'bulk', 'unset:' || $1::text, 'bulk@skeldir.invalid')`, [bulk]);
+      await su.query(
+        `INSERT INTO attribution_events (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents,
+                                         revenue_cents, currency, idempotency_key, raw_payload, processing_status)
+         SELECT gen_random_uuid(), $1::uuid, 'conversion', 'email', gen_random_uuid(), ts, ts, 100, 100, 'USD', $1::text || ':ext:' || g, '{}', 'processed'
+         FROM generate_series(1, 20000) g, LATERAL (SELECT timestamptz '2025-01-01' + g * interval '5 minutes' AS ts) t`,
+        [bulk],
+      );
+      await su.query(
+        `INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_version,
+                                              model_type, confidence_score, created_at)
+         SELECT tenant_id, id, c, 50, 0.5, 'linear/1', 'linear', 0.5, event_timestamp
+         FROM attribution_events, unnest(ARRAY['email', 'organic', 'referral']) c WHERE tenant_id = $1`,
+        [bulk],
+      );
+      await su.query('ANALYZE attribution_allocations');
+      await su.query('ANALYZE attribution_events');
+    } finally {
+      await su.end();
+    }
+    const plan = await withTenant(pool, tenant, async (c) => {
+      const r = await c.query(`EXPLAIN (FORMAT JSON) ${CHANNELS_SQL}`, [tenant, 'linear', FROM, TO]);
+      return JSON.stringify(r.rows[0]['QUERY PLAN']);
+    });
+    if (process.env.SHOW_PLAN) console.log(plan);
+    assert.match(plan, /idx_allocations_channel_performance/, plan);
+    assert.doesNotMatch(plan, /"Relation Name":"attribution_allocations","Alias":"a"[^}]*"Node Type":"Seq Scan"/);
+    // The figures are unchanged by the other tenant's rows.
+    const body = (await get(`/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}`)).json();
+    assert.equal(body.channels.reduce((a: number, c: { attributed_cents: number }) => a + c.attributed_cents, 0), 1000 + Array.from({ length: 24 }, (_, i) => 1001 + i).reduce((a, b) => a + b, 0));
+  });
+});
+
+describe('GET /api/v1/attribution/models, /comparison, GET|PUT /settings', () => {
+  test('models: all eight, their parameters, the meaning of confidence_score, the latest run', async () => {
+    const body = (await get('/api/v1/attribution/models')).json();
+    assert.deepEqual(body.models.map((m: { model: string }) => m.model), [...MODEL_TYPES]);
+    const markov = body.models.find((m: { model: string }) => m.model === 'markov');
+    assert.equal(markov.kind, 'population');
+    assert.equal(markov.latest_run.status, 'succeeded');
+    assert.ok(markov.latest_run.results.removal_effects.email > 0);
+    assert.match(markov.confidence_score, /bootstrap/);
+    const td = body.models.find((m: { model: string }) => m.model === 'time_decay');
+    assert.equal(td.parameters.half_life_days, 7);
+    assert.equal(td.configured, true);
+    assert.equal(td.latest_run, null);
+    assert.equal(body.settings.configured, false);
+  });
+
+  test('comparison: every computed model side by side per channel', async () => {
+    const res = await get(`/api/v1/attribution/comparison?from=${FROM}&to=${TO}`);
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    const usdTotal = (model: string) =>
+      body.channels.filter((l: { currency: string }) => l.currency === 'USD').reduce((a: number, l: { models: Record<string, { attributed_cents: number }> }) => a + (l.models[model]?.attributed_cents ?? 0), 0);
+    for (const model of ['linear', 'first_touch', 'markov', 'bayesian']) assert.equal(usdTotal(model), Array.from({ length: 24 }, (_, i) => 1001 + i).reduce((a, b) => a + b, 0), model);
+  });
+
+  test('settings: PUT validates and stores, GET reads back; bad bodies are 400s', async () => {
+    const put = await app.inject({
+      method: 'PUT',
+      url: '/api/v1/attribution/settings',
+      headers: { authorization: `Bearer ${key}` },
+      payload: { models: ['linear', 'shapley'], lookback_days: 14, half_life_days: 3.5 },
+    });
+    assert.equal(put.statusCode, 200, put.body);
+    assert.deepEqual(put.json(), { configured: true, models: ['linear', 'shapley'], lookback_days: 14, half_life_days: 3.5, recompute_interval_minutes: 1440, recompute_window_days: 30 });
+    assert.deepEqual((await get('/api/v1/attribution/settings')).json(), put.json());
+    for (const payload of [{ models: ['linear', 'nope'] }, { lookback_days: 0 }, { half_life_days: 'seven' }, { extra: true }, { models: [] }]) {
+      const res = await app.inject({ method: 'PUT', url: '/api/v1/attribution/settings', headers: { authorization: `Bearer ${key}` }, payload });
+      assert.equal(res.statusCode, 400, JSON.stringify(payload));
+    }
+    assert.equal((await get('/api/v1/attribution/settings', otherKey)).json().configured, false);
+  });
+});
