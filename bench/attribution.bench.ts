@@ -1,0 +1,160 @@
+// Benchmark of the attribution engine (issue 6). Prints each figure; all compute is single-threaded.
+// - heuristics: the five rules over 1,000,000 conversions (paths of 1–6 touches, 12 channels);
+// - markov: exact absorbing-chain solve over 100,000 journeys × 12 channels (goal < 0.5 s; the issue
+//   quotes 4.3 s for an exact solver in R on one core — not run here), then with the 100 bootstrap
+//   replicates production uses for confidence_score;
+// - shapley: 100,000 conversions × 12 channels (exact, ≤ 12 channels), without and with bootstrap;
+// - bayesian: 12 channels, 4 chains × 1000 draws (+1000 warmup) on 100,000 journeys (goal < 10 s with
+//   R-hat < 1.01);
+// - end to end on its own embedded PostgreSQL: `runModel` (load window, fit, write allocations) for
+//   20,000 conversions, and the worker entry point per conversion.
+// Run: node --import tsx bench/attribution.bench.ts
+//      (BENCH_HEURISTIC_CONVERSIONS, BENCH_JOURNEYS, BENCH_DB_CONVERSIONS, BENCH_SKIP_DB=1 to change it)
+import { randomUUID } from 'node:crypto';
+import { withTenant } from '../src/db/tenant-context.js';
+import { fitBayesianModel, BAYESIAN_DEFAULTS } from '../src/attribution/bayesian-model.js';
+import { attributeConversion } from '../src/attribution/entry.js';
+import { heuristicAllocations, type Touch } from '../src/attribution/heuristics.js';
+import { fitMarkov, pathTable } from '../src/attribution/markov.js';
+import { fitMarkovModel } from '../src/attribution/markov-model.js';
+import { DAY_MS, HEURISTIC_MODELS } from '../src/attribution/models.js';
+import { Rng } from '../src/attribution/rng.js';
+import { runModel } from '../src/attribution/run.js';
+import { fitShapleyModel } from '../src/attribution/shapley-model.js';
+import { syntheticJourneys } from '../src/attribution/synthetic.js';
+import { createTenant, insertEvents, type FixtureEvent } from '../src/attribution/test-fixtures.js';
+import { createTestDatabase, stopTestServer, superClient } from '../src/testing/db.js';
+
+const HEURISTIC_CONVERSIONS = Number(process.env.BENCH_HEURISTIC_CONVERSIONS ?? 1_000_000);
+const JOURNEYS = Number(process.env.BENCH_JOURNEYS ?? 100_000);
+const DB_CONVERSIONS = Number(process.env.BENCH_DB_CONVERSIONS ?? 20_000);
+const CHANNELS = 12;
+
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+const line = (name: string, figure: string) => console.log(`${name.padEnd(58)} ${figure}`);
+const cpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+function heuristics(): void {
+  const rng = new Rng(1);
+  const codes = Array.from({ length: CHANNELS }, (_, i) => `ch${i}`);
+  const T = Date.UTC(2026, 0, 31);
+  let rows = 0;
+  let cents = 0n;
+  const c0 = cpu();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < HEURISTIC_CONVERSIONS; i++) {
+    const n = 1 + rng.int(6);
+    const path: Touch[] = [];
+    let at = T - rng.uniform() * 30 * DAY_MS;
+    for (let k = 0; k < n; k++) {
+      path.push({ channel: codes[rng.int(CHANNELS)]!, at });
+      at += rng.uniform() * (T - at);
+    }
+    const out = heuristicAllocations(HEURISTIC_MODELS, path, T, 'direct', BigInt(100 + rng.int(100_000)), 7 * DAY_MS);
+    rows += out.length;
+    for (const o of out) cents += o.cents;
+  }
+  const elapsed = ms(t0);
+  line(`heuristics (5 rules) over ${HEURISTIC_CONVERSIONS.toLocaleString('en')} conversions`, `${(elapsed / 1000).toFixed(2)} s wall, ${((cpu() - c0) / 1000).toFixed(2)} s CPU, ${Math.round(HEURISTIC_CONVERSIONS / (elapsed / 1000)).toLocaleString('en')} conversions/s, ${rows.toLocaleString('en')} allocations`);
+  void cents;
+}
+
+function markov(): void {
+  const { js } = syntheticJourneys({ journeys: JOURNEYS, channels: CHANNELS, seed: 2, maxTouches: 6 });
+  let t0 = process.hrtime.bigint();
+  const table = pathTable(js);
+  const fit = fitMarkov(table);
+  const solve = ms(t0);
+  line(`markov exact solve, ${JOURNEYS.toLocaleString('en')} journeys × ${CHANNELS} channels`, `${(solve / 1000).toFixed(3)} s (goal < 0.5 s: ${(solve / 500).toFixed(2)}× the goal; the issue's R figure 4.3 s is ${(4300 / solve).toFixed(1)}× this); ${table.count.length.toLocaleString('en')} distinct paths, P(conv) ${fit.pConversion.toFixed(4)}`);
+  t0 = process.hrtime.bigint();
+  const model = fitMarkovModel(js, { bootstrap: 100, seed: 1 });
+  line(`markov with 100 bootstrap replicates (production default)`, `${(ms(t0) / 1000).toFixed(3)} s, ${model.byMask.size.toLocaleString('en')} channel sets`);
+}
+
+function shapley(): void {
+  const { js } = syntheticJourneys({ journeys: JOURNEYS, channels: CHANNELS, seed: 3, maxTouches: 6 });
+  const conversions = js.converted.reduce((a, b) => a + b, 0);
+  let t0 = process.hrtime.bigint();
+  const exact = fitShapleyModel(js, { bootstrap: 0, permutations: 2000, seed: 1 });
+  line(`shapley exact, ${JOURNEYS.toLocaleString('en')} journeys (${conversions.toLocaleString('en')} conversions) × ${CHANNELS} channels`, `${(ms(t0) / 1000).toFixed(3)} s, ${exact.byMask.size.toLocaleString('en')} channel sets`);
+  // The issue asks for 100,000 conversions: a population with that many converting journeys.
+  const big = syntheticJourneys({ journeys: JOURNEYS, channels: CHANNELS, seed: 4, maxTouches: 6, baseline: 2, hazards: Array(CHANNELS).fill(0.5) }).js;
+  const bigConversions = big.converted.reduce((a, b) => a + b, 0);
+  t0 = process.hrtime.bigint();
+  fitShapleyModel(big, { bootstrap: 0, permutations: 2000, seed: 1 });
+  line(`shapley exact, ${bigConversions.toLocaleString('en')} conversions × ${CHANNELS} channels`, `${(ms(t0) / 1000).toFixed(3)} s`);
+  t0 = process.hrtime.bigint();
+  fitShapleyModel(js, { bootstrap: 100, permutations: 2000, seed: 1 });
+  line(`shapley with 100 bootstrap replicates (production default)`, `${(ms(t0) / 1000).toFixed(3)} s`);
+}
+
+function bayesian(): void {
+  const { js } = syntheticJourneys({ journeys: JOURNEYS, channels: CHANNELS, seed: 7 });
+  const c0 = cpu();
+  const t0 = process.hrtime.bigint();
+  const fit = fitBayesianModel(js, BAYESIAN_DEFAULTS);
+  const elapsed = ms(t0);
+  const d = fit.diagnostics;
+  line(
+    `bayesian ${CHANNELS} channels, 4 chains × 1000 draws, ${JOURNEYS.toLocaleString('en')} journeys`,
+    `${(elapsed / 1000).toFixed(2)} s wall, ${((cpu() - c0) / 1000).toFixed(2)} s CPU (goal < 10 s: ${(elapsed / 10000).toFixed(2)}×), max R-hat ${(d.max_rhat as number).toFixed(4)}, min bulk ESS ${Math.round(d.min_ess_bulk as number)}, converged ${fit.converged}, ${d.divergences} divergences, ${fit.byMask.size} channel sets, ${d.leapfrog_steps} leapfrog steps`,
+  );
+}
+
+async function endToEnd(): Promise<void> {
+  const db = await createTestDatabase('head');
+  const su = await superClient(db);
+  const app = db.appPool({ max: 4 });
+  try {
+    const tenant = await createTenant(su, 'bench');
+    const rng = new Rng(9);
+    const channels = ['email', 'facebook_paid', 'google_search_paid', 'google_display_paid', 'tiktok_paid', 'organic', 'referral', 'direct'];
+    const T0 = Date.UTC(2026, 0, 1);
+    const events: FixtureEvent[] = [];
+    const conversions: string[] = [];
+    for (let i = 0; i < DB_CONVERSIONS * 2; i++) {
+      const session = randomUUID();
+      const start = T0 + rng.uniform() * 28 * DAY_MS;
+      const n = 1 + rng.int(5);
+      for (let k = 0; k < n; k++) events.push({ type: 'touchpoint', channel: channels[rng.int(channels.length)]!, session, at: new Date(start + k * 3_600_000) });
+      if (i % 2 === 0) {
+        const id = randomUUID();
+        conversions.push(id);
+        events.push({ id, type: 'conversion', channel: 'direct', session, at: new Date(start + n * 3_600_000), value: 100 + rng.int(50_000) });
+      }
+    }
+    let t0 = process.hrtime.bigint();
+    await insertEvents(app, tenant, events);
+    line(`end to end: inserted ${events.length.toLocaleString('en')} events`, `${(ms(t0) / 1000).toFixed(1)} s`);
+    await su.query('ANALYZE attribution_events');
+    for (const model of ['linear', 'markov', 'shapley'] as const) {
+      t0 = process.hrtime.bigint();
+      const s = await runModel(app, tenant, { model, from: new Date(T0), to: new Date(T0 + 31 * DAY_MS), trigger: 'cli' });
+      const e = ms(t0);
+      line(`end to end: runModel ${model}, ${s.conversions.toLocaleString('en')} conversions`, `${(e / 1000).toFixed(2)} s (${Math.round(s.conversions / (e / 1000)).toLocaleString('en')} conversions/s, ${s.allocations.toLocaleString('en')} rows)`);
+    }
+    t0 = process.hrtime.bigint();
+    const again = await runModel(app, tenant, { model: 'linear', from: new Date(T0), to: new Date(T0 + 31 * DAY_MS), trigger: 'cli' });
+    line(`end to end: runModel linear again (nothing changes)`, `${(ms(t0) / 1000).toFixed(2)} s for ${again.conversions.toLocaleString('en')} conversions`);
+    const sample = conversions.slice(0, 1000);
+    t0 = process.hrtime.bigint();
+    for (const id of sample) await withTenant(app, tenant, (c) => attributeConversion(c, tenant, id));
+    const e = ms(t0);
+    line(`worker entry point: attributeConversion, ${sample.length} conversions one by one`, `${(e / sample.length).toFixed(2)} ms per conversion (5 models, own transaction each)`);
+  } finally {
+    await app.end();
+    await su.end();
+    await db.drop();
+    await stopTestServer();
+  }
+}
+
+console.log(`attribution benchmark (node ${process.version}; figures are noisy when other work shares the CPU)`);
+heuristics();
+markov();
+shapley();
+bayesian();
+if (!process.env.BENCH_SKIP_DB) await endToEnd();
