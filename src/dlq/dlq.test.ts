@@ -259,6 +259,33 @@ describe('remediation moves', () => {
     assert.deepEqual(row, { remediation_status: 'pending', remediation_notes: null });
   });
 
+  test('a move racing the worker\'s batch waits for it and sees its outcome (no deadlock, no 500)', async () => {
+    const { id, eventId } = await deadEvent(A.tenant_id);
+    assert.equal((await act(id, 'retry')).statusCode, 200);
+    // A worker's batch in flight: it holds the event (its claim), and will resolve the dead event.
+    const worker = await appPool.connect();
+    try {
+      await worker.query('BEGIN');
+      await worker.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [A.tenant_id]);
+      await worker.query(`SELECT 1 FROM attribution_events WHERE id = $1 FOR UPDATE`, [eventId]);
+      const pending = act(id, 'resolve');
+      for (let i = 0; ; i++) {
+        const waiting = (await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n;
+        if (waiting > 0) break;
+        assert.ok(i < 400, 'the action waits for the batch');
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await worker.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE id = $1`, [eventId]);
+      await worker.query(`UPDATE dead_events SET remediation_status = 'resolved', resolved_at = now() WHERE event_id = $1`, [eventId]);
+      await worker.query('COMMIT');
+      problem(await pending, 409, 'dead_event_transition_not_allowed');
+    } finally {
+      await worker.query('ROLLBACK').catch(() => {});
+      worker.release();
+    }
+    assert.equal((await su.query(`SELECT remediation_status FROM dead_events WHERE id = $1`, [id])).rows[0].remediation_status, 'resolved');
+  });
+
   test('a dead event without an event (legacy source) cannot be retried', async () => {
     const { id } = await deadEvent(A.tenant_id, { withEvent: false, source: 'ingestion' });
     const body = problem(await act(id, 'retry'), 409, 'dead_event_not_retryable');

@@ -112,15 +112,23 @@ export async function applyRemediation(
   options: { notes?: string; actor: string },
 ): Promise<DeadEvent> {
   const notes = options.notes === undefined ? undefined : validateNotes(options.notes);
+  const peek = (await client.query<{ event_id: string | null }>(`SELECT event_id FROM dead_events WHERE id = $1`, [id])).rows[0];
+  if (!peek) throw notFound(id);
+  // Lock order: the event, then its dead event, as the worker does (its claim locks the event,
+  // then it resolves or reopens the dead event), so a move racing a worker waits for its batch
+  // instead of deadlocking with it.
+  const event = peek.event_id
+    ? (await client.query<{ processing_status: string }>(`SELECT processing_status FROM attribution_events WHERE id = $1 FOR UPDATE`, [peek.event_id])).rows[0]
+    : undefined;
   const { rows } = await client.query<{ tenant_id: string; event_id: string | null; remediation_status: RemediationStatus; source: string }>(
     `SELECT tenant_id, event_id, remediation_status, source FROM dead_events WHERE id = $1 FOR UPDATE`,
     [id],
   );
   const dead = rows[0];
   if (!dead) throw notFound(id);
-  const event = dead.event_id
-    ? (await client.query<{ processing_status: string }>(`SELECT processing_status FROM attribution_events WHERE id = $1 FOR UPDATE`, [dead.event_id])).rows[0]
-    : undefined;
+  if (dead.event_id !== peek.event_id) {
+    throw new DeadEventError('dead_event_retry_in_flight', `dead event ${id} changed while this action started; try again`);
+  }
   if (event?.processing_status === 'pending') {
     throw new DeadEventError('dead_event_retry_in_flight', `dead event ${id} is being retried: its event is back in the queue; wait for the worker's outcome`, {
       details: { remediation_status: dead.remediation_status },

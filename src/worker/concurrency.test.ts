@@ -49,7 +49,7 @@ test(`${WORKERS} worker processes share ${EVENTS} events: every event processed 
     } finally {
       await app.end();
     }
-    await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 150_000, 100);
+    await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 240_000, 100);
     for (const w of workers) w.child.kill('SIGTERM');
     for (const w of workers) assert.equal((await w.exited).code, 0, w.stderr());
   } finally {

@@ -50,7 +50,10 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
     const w = spawnWorker(db.url, args);
     try {
       // Kill it at a random moment once it is working: mid-batch, mid-commit, between batches.
-      await waitFor('the worker to make progress', async () => (await countByStatus(su)).processed > before, 60_000, 10);
+      await waitFor('the worker to make progress', async () => {
+        if (w.child.exitCode !== null) throw new Error(`the worker exited: ${w.stderr()}`);
+        return (await countByStatus(su)).processed > before;
+      }, 180_000, 10);
       const delayMs = Math.floor(random() * 250);
       await new Promise((r) => setTimeout(r, delayMs));
       w.child.kill('SIGKILL');
@@ -67,7 +70,7 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
   // A last, undisturbed life finishes the queue.
   const last = spawnWorker(db.url, args);
   try {
-    await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 150_000, 100);
+    await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 240_000, 100);
     last.child.kill('SIGTERM');
     assert.equal((await last.exited).code, 0, last.stderr());
   } finally {

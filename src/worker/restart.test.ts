@@ -76,7 +76,7 @@ test('PostgreSQL restarted twice while the worker runs: it reconnects and carrie
   try {
     for (let restart = 1; restart <= 2; restart++) {
       const before = (await countByStatus(su)).processed;
-      await waitFor('progress before the restart', async () => (await countByStatus(su)).processed > before + 200, 90_000, 20);
+      await waitFor('progress before the restart', async () => (await countByStatus(su)).processed > before + 200, 180_000, 20);
       await su.end().catch(() => {});
       await server.stop(); // fast shutdown: the transactions in flight are rolled back
       await new Promise((r) => setTimeout(r, 1000)); // the worker finds nobody home for a while
