@@ -30,26 +30,29 @@ export class DatabaseUnavailableError extends Error {
 
 export async function openDatabase(config: Config, options: { ephemeral?: boolean } = {}): Promise<Database> {
   let embedded: EmbeddedServer | undefined;
-  let url: string;
   try {
+    let url: string;
+    let roles: Roles;
     if (config.databaseUrl) {
       url = config.databaseUrl;
-      await withClient(url, async (client) => {
+      roles = await withClient(url, async (client) => {
         // Serialise set-up between processes starting at once on the same database.
         await acquireAdvisoryLock(client, SETUP_LOCK);
-        const roles = await ensureRoles(client, config);
-        await grantSchemaToOwner(client, roles);
+        const r = await ensureRoles(client, config);
+        await grantSchemaToOwner(client, r);
+        return r;
       });
     } else {
       embedded = await startEmbedded({ dataDir: config.dataDir, ephemeral: options.ephemeral });
       const server = embedded;
-      await withClient(server.url('postgres'), async (client) => {
-        const roles = await ensureRoles(client, config);
-        await createDatabaseIfMissing(client, EMBEDDED_DATABASE, roles.owner);
+      // The same superuser logs in to both databases, so the roles found here hold for both.
+      roles = await withClient(server.url('postgres'), async (client) => {
+        const r = await ensureRoles(client, config);
+        await createDatabaseIfMissing(client, EMBEDDED_DATABASE, r.owner);
+        return r;
       });
       url = server.url(EMBEDDED_DATABASE);
     }
-    const roles = await withClient(url, (client) => ensureRoles(client, config));
     return databaseAt(url, roles, embedded);
   } catch (error) {
     await embedded?.stop().catch(() => {});
@@ -92,7 +95,10 @@ export async function createDatabaseIfMissing(client: pg.ClientBase, name: strin
     );
     return true;
   } catch (error) {
-    if ((error as { code?: string }).code === '42P04') return false; // created meanwhile by another process
+    // Created meanwhile by another process: 42P04 duplicate_database, or 23505 when both
+    // inserted into pg_database at the same moment.
+    const code = (error as { code?: string }).code;
+    if (code === '42P04' || code === '23505') return false;
     throw error;
   }
 }

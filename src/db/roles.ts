@@ -58,12 +58,18 @@ export async function ensureRoles(
   return { ownerSetRole: undefined, owner: me.user, app: wanted.appRole, system: wanted.systemRole };
 }
 
-/** Makes `member` able to SET ROLE to `role` (idempotent). */
+/**
+ * Makes `member` able to SET ROLE to `role` (idempotent). PostgreSQL 16 split membership into
+ * INHERIT / SET / ADMIN options: a CREATEROLE user who creates a role is only its ADMIN, so
+ * there the SET option is what is checked and granted.
+ */
 async function grantMembership(client: pg.ClientBase, role: string, member: string): Promise<void> {
-  const has = (await client.query<{ ok: boolean }>("SELECT pg_has_role($2, $1, 'MEMBER') AS ok", [role, member])).rows[0]!.ok;
+  const version = Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+  const privilege = version >= 160000 ? 'SET' : 'MEMBER';
+  const has = (await client.query<{ ok: boolean }>(`SELECT pg_has_role($2, $1, '${privilege}') AS ok`, [role, member])).rows[0]!.ok;
   if (has) return;
   try {
-    await client.query(`GRANT ${ident(role)} TO ${ident(member)}`);
+    await client.query(`GRANT ${ident(role)} TO ${ident(member)}${version >= 160000 ? ' WITH SET TRUE' : ''}`);
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === '23505' || code === 'XX000') return; // granted meanwhile by another process

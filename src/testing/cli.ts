@@ -17,11 +17,13 @@ export interface CliResult {
  * TypeScript sources (SKELDIR_FROM_SOURCE=1) so a test never exercises a stale dist/;
  * `{ compiled: true }` runs the compiled build instead.
  */
-export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; compiled?: boolean } = {}): ChildProcess {
+export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; compiled?: boolean; detached?: boolean } = {}): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, SKELDIR_FROM_SOURCE: options.compiled ? '0' : '1', ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group, as a command started from a terminal has.
+    detached: options.detached ?? false,
   });
 }
 
