@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import { AttributionError } from './errors.js';
 import { heuristicAllocations } from './heuristics.js';
 import { loadConversionForUpdate, loadPath } from './journeys.js';
-import { DAY_MS, isHeuristic, MODEL_VERSIONS, type HeuristicModel } from './models.js';
+import { DAY_MS, isHeuristic, type HeuristicModel } from './models.js';
 import { readSettings } from './settings.js';
 import { fixed, replaceAllocations, type AllocationRow } from './store.js';
 
@@ -36,26 +36,24 @@ export async function attributeConversion(
   if (models.length === 0) return { models: [], allocations: 0 };
   const touches = await loadPath(client, tenantId, conversion, settings.lookbackDays);
   const allocations = heuristicAllocations(models, touches, conversion.at, conversion.channel, conversion.valueCents, settings.halfLifeDays * DAY_MS);
-  let written = 0;
-  for (const model of models) {
-    const rows: AllocationRow[] = allocations
-      .filter((a) => a.model === model)
-      .map((a) => ({
-        eventId: conversion.id,
-        channel: a.channel,
-        cents: a.cents,
-        ratio: fixed(a.ratioUnits, 5),
-        confidence: fixed(a.confidenceMilli, 3),
-        metadata: heuristicMetadata(model, settings, touches.length),
-        ciLowerCents: null,
-        ciUpperCents: null,
-        rHat: null,
-        ess: null,
-        conversionAt: conversion.atText,
-      }));
-    await replaceAllocations(client, tenantId, model, MODEL_VERSIONS[model], [conversion.id], rows);
-    written += rows.length;
-  }
+  const rows: AllocationRow[] = allocations.map((a) => ({
+    model: a.model,
+    eventId: conversion.id,
+    channel: a.channel,
+    cents: a.cents,
+    ratio: fixed(a.ratioUnits, 5),
+    confidence: fixed(a.confidenceMilli, 3),
+    metadata: heuristicMetadata(a.model, settings, touches.length),
+    ciLowerCents: null,
+    ciUpperCents: null,
+    rHat: null,
+    ess: null,
+    conversionAt: conversion.atText,
+  }));
+  // One statement for every configured model rather than one per model: fewer round trips in the
+  // worker's transaction.
+  await replaceAllocations(client, tenantId, models, [conversion.id], rows);
+  const written = rows.length;
   return { models: [...models], allocations: written };
 }
 

@@ -75,12 +75,12 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
       );
       return { runId, model, status: 'not_converged', conversions: window.conversions.length, journeys, allocations: 0, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
     }
-    const rowMeta = { run_id: runId, window: { from: from.toISOString(), to: to.toISOString() }, parameters: compactParameters(parameters), confidence: CONFIDENCE_MEANING[model] };
+    const rowMeta = { run_id: runId, window: { from: from.toISOString(), to: to.toISOString() }, parameters: compactParameters(parameters), confidence: confidenceKind(model) };
     // Conversion i of the window is journey i of its population.
     const rowsOf = (conv: WindowConversion, index: number): AllocationRow[] =>
       isHeuristic(model) ? heuristicRows(model, conv, halfLifeDays, rowMeta) : populationRows(window.journeys, index, conv, fit!, rowMeta);
     const progress = (options.progress ?? silentProgress).start(`${model} allocations`, window.conversions.length);
-    const chunk = options.chunkSize ?? 1000;
+    const chunk = options.chunkSize ?? 2000;
     let allocations = 0;
     try {
       for (let at = 0; at < window.conversions.length; at += chunk) {
@@ -96,7 +96,7 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
           );
           const present = new Set(locked.rows.map((x) => x.id));
           const mine = rows.filter((row) => present.has(row.eventId));
-          await replaceAllocations(c, tenantId, model, MODEL_VERSIONS[model], [...present], mine);
+          await replaceAllocations(c, tenantId, model, [...present], mine);
           allocations += mine.length;
         });
         progress.tick(part.length);
@@ -125,6 +125,9 @@ export const CONFIDENCE_MEANING: Record<ModelType, string> = {
   shapley: 'bootstrap_stability: 1 - width of the 90% Poisson-bootstrap interval of the share',
   bayesian: 'credible_width: 1 - width of the 94% central credible interval of the share',
 };
+
+/** The short name of CONFIDENCE_MEANING stored on every row (the full sentence is in the docs and GET /attribution/models). */
+export const confidenceKind = (model: ModelType) => CONFIDENCE_MEANING[model].split(':')[0]!;
 
 function runParameters(model: ModelType, lookbackDays: number, halfLifeDays: number, o: RunOptions): Record<string, unknown> {
   const base: Record<string, unknown> = { model, model_version: MODEL_VERSIONS[model], lookback_days: lookbackDays };

@@ -1,9 +1,11 @@
 import type { Queryable } from '../db/pool.js';
-import type { ModelType } from './models.js';
+import { MODEL_VERSIONS, type ModelType } from './models.js';
 
 /** One attribution_allocations row as the engine writes it. */
 export interface AllocationRow {
   readonly eventId: string;
+  /** Set by callers replacing several models at once (replaceAllocations' `models`). */
+  readonly model?: ModelType;
   readonly channel: string;
   readonly cents: bigint;
   /** allocation_ratio, exactly as stored (numeric(6,5) text, e.g. "0.25000"). */
@@ -28,57 +30,66 @@ export function fixed(units: number, digits: number): string {
 }
 
 /**
- * Replaces the allocations of `model` for the conversions in `rows` (grouped by event), in one
- * statement, inside the caller's transaction. A conversion whose stored rows already equal the
- * new ones (same channels, cents, ratios, confidence, intervals, diagnostics, metadata, version
- * and time) is left untouched, so recomputing the same inputs leaves byte-identical rows (same
- * ids, same updated_at); any difference replaces that conversion's rows as a whole. Conversions
- * listed in `eventIds` with no new rows lose their rows of this model. `model_metadata.run_id`
- * is left out of the comparison: it names the run that computed the values, and a later run
- * that computes the same values leaves them (and that run_id) as they are.
+ * Replaces the allocations of the given models for the conversions `eventIds`, in one statement,
+ * inside the caller's transaction (one statement for all models: the worker writes five per
+ * conversion). For each (conversion, model) whose stored rows already equal the new ones (same
+ * channels, cents, ratios, confidence, intervals, diagnostics, metadata, version and time) nothing
+ * is written, so recomputing the same inputs leaves byte-identical rows (same ids, same
+ * updated_at); any difference replaces that conversion's rows of that model as a whole; a
+ * (conversion, model) with no new rows loses its rows. `model_metadata.run_id` is left out of the
+ * comparison: it names the run that computed the values, and a later run that computes the same
+ * values leaves them (and that run_id) as they are.
  *
- * Callers lock the conversions first (`lockConversions`) so two writers of the same conversion
- * serialise instead of both inserting.
+ * Callers lock the conversions first so two writers of the same conversion serialise instead of
+ * both inserting.
  */
 export async function replaceAllocations(
   client: Queryable,
   tenantId: string,
-  model: ModelType,
-  modelVersion: string,
+  models: ModelType | readonly ModelType[],
   eventIds: readonly string[],
   rows: readonly AllocationRow[],
-): Promise<{ replacedConversions: number; inserted: number }> {
-  if (eventIds.length === 0) return { replacedConversions: 0, inserted: 0 };
+): Promise<{ replaced: number; inserted: number }> {
+  const modelList = typeof models === 'string' ? [models] : [...models];
+  if (eventIds.length === 0 || modelList.length === 0) return { replaced: 0, inserted: 0 };
+  const single = typeof models === 'string' ? models : undefined;
   const r = await client.query<{ changed: string; inserted: string }>(
     `WITH input AS (
-       SELECT * FROM unnest($4::uuid[], $5::text[], $6::int[], $7::numeric(6,5)[], $8::numeric(4,3)[], $9::jsonb[],
+       SELECT * FROM unnest($3::text[], $4::uuid[], $5::text[], $6::int[], $7::numeric(6,5)[], $8::numeric(4,3)[], $9::jsonb[],
                             $10::int[], $11::int[], $12::numeric(5,4)[], $13::int[], $14::timestamptz[])
-         AS i(event_id, channel_code, cents, ratio, confidence, metadata, ci_lower, ci_upper, r_hat, ess, at)
+         AS i(model_type, event_id, channel_code, cents, ratio, confidence, metadata, ci_lower, ci_upper, r_hat, ess, at)
+     ),
+     targets AS (
+       SELECT e.id AS event_id, m.model_type
+       FROM unnest($15::uuid[]) AS e(id) CROSS JOIN unnest($2::text[]) AS m(model_type)
      ),
      new_sets AS (
-       SELECT event_id, array_agg(ROW(channel_code, cents, ratio, confidence, metadata - 'run_id', ci_lower, ci_upper, r_hat, ess, at)::text
-                                  ORDER BY channel_code) AS rows
-       FROM input GROUP BY event_id
+       SELECT event_id, model_type,
+              array_agg(ROW(channel_code, cents, ratio, confidence, metadata - 'run_id', ci_lower, ci_upper, r_hat, ess, at)::text
+                        ORDER BY channel_code) AS rows
+       FROM input GROUP BY event_id, model_type
      ),
      old_sets AS (
-       SELECT event_id, array_agg(ROW(channel_code, allocated_revenue_cents, allocation_ratio, confidence_score, model_metadata - 'run_id',
-                                      credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat,
-                                      effective_sample_size, created_at)::text ORDER BY channel_code) AS rows,
-              bool_and(model_version = $3) AS same_version
+       SELECT event_id, model_type,
+              array_agg(ROW(channel_code, allocated_revenue_cents, allocation_ratio, confidence_score, model_metadata - 'run_id',
+                            credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat,
+                            effective_sample_size, created_at)::text ORDER BY channel_code) AS rows,
+              array_agg(DISTINCT model_version) AS versions
        FROM attribution_allocations
-       WHERE tenant_id = $1 AND event_id = ANY($15::uuid[]) AND model_type = $2
-       GROUP BY event_id
+       WHERE tenant_id = $1 AND event_id = ANY($15::uuid[]) AND model_type = ANY($2::text[])
+       GROUP BY event_id, model_type
      ),
      changed AS (
-       SELECT e.id AS event_id
-       FROM unnest($15::uuid[]) AS e(id)
-       LEFT JOIN new_sets n ON n.event_id = e.id
-       LEFT JOIN old_sets o ON o.event_id = e.id
-       WHERE n.rows IS DISTINCT FROM o.rows OR NOT coalesce(o.same_version, true)
+       SELECT t.event_id, t.model_type
+       FROM targets t
+       LEFT JOIN new_sets n ON n.event_id = t.event_id AND n.model_type = t.model_type
+       LEFT JOIN old_sets o ON o.event_id = t.event_id AND o.model_type = t.model_type
+       WHERE n.rows IS DISTINCT FROM o.rows
+          OR (o.versions IS NOT NULL AND o.versions <> ARRAY[$16::jsonb ->> t.model_type])
      ),
      deleted AS (
        DELETE FROM attribution_allocations a USING changed c
-       WHERE a.tenant_id = $1 AND a.event_id = c.event_id AND a.model_type = $2
+       WHERE a.tenant_id = $1 AND a.event_id = c.event_id AND a.model_type = c.model_type
        RETURNING 1
      ),
      inserted AS (
@@ -86,16 +97,16 @@ export async function replaceAllocations(
          (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_version, model_metadata, model_type,
           confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size,
           created_at, updated_at)
-       SELECT $1, i.event_id, i.channel_code, i.cents, i.ratio, $3, i.metadata, $2,
+       SELECT $1, i.event_id, i.channel_code, i.cents, i.ratio, $16::jsonb ->> i.model_type, i.metadata, i.model_type,
               i.confidence, i.ci_lower, i.ci_upper, i.r_hat, i.ess, i.at, now()
-       FROM input i JOIN changed c ON c.event_id = i.event_id
+       FROM input i JOIN changed c ON c.event_id = i.event_id AND c.model_type = i.model_type
        RETURNING 1
      )
      SELECT (SELECT count(*) FROM changed) AS changed, (SELECT count(*) FROM inserted) AS inserted`,
     [
       tenantId,
-      model,
-      modelVersion,
+      modelList,
+      rows.map((x) => x.model ?? single ?? fail()),
       rows.map((x) => x.eventId),
       rows.map((x) => x.channel),
       rows.map((x) => x.cents.toString()),
@@ -108,7 +119,12 @@ export async function replaceAllocations(
       rows.map((x) => x.ess),
       rows.map((x) => x.conversionAt),
       eventIds,
+      JSON.stringify(MODEL_VERSIONS),
     ],
   );
-  return { replacedConversions: Number(r.rows[0]!.changed), inserted: Number(r.rows[0]!.inserted) };
+  return { replaced: Number(r.rows[0]!.changed), inserted: Number(r.rows[0]!.inserted) };
+}
+
+function fail(): never {
+  throw new Error('replaceAllocations: a row without a model while replacing several models');
 }

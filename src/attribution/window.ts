@@ -42,14 +42,16 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     session_id: string;
     user_id: string | null;
     channel: string;
-    at_ms: string;
-    at_text: string;
-    value: string | null;
+    at_ms: number;
+    at_text: string | null;
+    value: number | null;
     currency: string;
   }>(
+    // Only conversions need the exact text of their time (it becomes their allocations' created_at).
     `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel,
-            (extract(epoch FROM e.event_timestamp) * 1000)::text AS at_ms, e.event_timestamp::text AS at_text,
-            e.conversion_value_cents::text AS value, e.currency
+            (extract(epoch FROM e.event_timestamp) * 1000)::float8 AS at_ms,
+            CASE WHEN e.event_type = 'conversion' THEN e.event_timestamp::text END AS at_text,
+            e.conversion_value_cents AS value, e.currency
      FROM attribution_events e LEFT JOIN channel_taxonomy ct ON ct.code = e.channel
      WHERE e.tenant_id = $1
        AND e.event_timestamp >= $2::timestamptz - make_interval(days => $4) AND e.event_timestamp < $3
@@ -82,7 +84,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
   const conversions: WindowConversion[] = [];
   let skipped = 0;
   for (const row of convRows) {
-    if (row.value === null || BigInt(row.value) < 0n) {
+    if (row.value === null || row.value < 0) {
       skipped++;
       continue;
     }
@@ -96,7 +98,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
       id: row.id,
       channel: row.channel,
       at,
-      atText: row.at_text,
+      atText: row.at_text!,
       valueCents: BigInt(row.value),
       currency: row.currency,
       touches: order.map((i) => ({ channel: tChannel[i]!, at: tAt[i]! })),
