@@ -61,17 +61,28 @@ export const ESS_MIN = 400;
 
 /** The model's log posterior over (θ_1..θ_k, β₀) and its gradient. */
 export function hazardTarget(k: number, groups: ReadonlyArray<{ channels: readonly number[]; n: number; y: number }>, priors: BayesianParameters['priors']): Target {
-  // Flattened groups for a tight loop: channel ids, offsets, counts.
-  const offsets = new Int32Array(groups.length + 1);
+  // The non-converting part of the likelihood, −Σ_S (n_S − y_S)·Λ_S, is linear in the hazards:
+  // −Σ_c λ_c·N_c − λ₀·N with N_c the non-converting journeys exposed to c. Precomputed, so only
+  // the groups with conversions are visited per gradient (measured: ~40 % fewer group visits on
+  // the benchmark population, where every gradient is dominated by these loops).
+  const nonConvByChannel = new Float64Array(k);
+  let nonConvTotal = 0;
+  const converting = groups.filter((g) => g.y > 0);
+  for (const g of groups) {
+    const nc = g.n - g.y;
+    nonConvTotal += nc;
+    for (const c of g.channels) nonConvByChannel[c]! += nc;
+  }
+  // Flattened converting groups for a tight loop: channel ids, offsets, conversion counts.
+  const offsets = new Int32Array(converting.length + 1);
   const ids: number[] = [];
-  groups.forEach((g, i) => {
+  converting.forEach((g, i) => {
     offsets[i] = ids.length;
     ids.push(...g.channels);
   });
-  offsets[groups.length] = ids.length;
+  offsets[converting.length] = ids.length;
   const gid = Int32Array.from(ids);
-  const ns = Float64Array.from(groups.map((g) => g.n));
-  const ys = Float64Array.from(groups.map((g) => g.y));
+  const ys = Float64Array.from(converting.map((g) => g.y));
   const lambda = new Float64Array(k);
   const [hMean, hSd] = priors.hazard;
   const [b0Mean, b0Sd] = priors.baseline;
@@ -81,24 +92,22 @@ export function hazardTarget(k: number, groups: ReadonlyArray<{ channels: readon
       g.fill(0);
       const beta0 = t[k]!;
       const lambda0 = Math.exp(beta0);
-      for (let c = 0; c < k; c++) lambda[c] = Math.exp(t[c]!);
-      let lp = 0;
-      let dLambda0 = 0;
-      for (let s = 0; s < ns.length; s++) {
+      let lp = -nonConvTotal * lambda0;
+      let dLambda0 = -nonConvTotal;
+      for (let c = 0; c < k; c++) {
+        lambda[c] = Math.exp(t[c]!);
+        lp -= nonConvByChannel[c]! * lambda[c]!;
+        g[c] = -nonConvByChannel[c]!;
+      }
+      for (let s = 0; s < ys.length; s++) {
         let L = lambda0;
         for (let i = offsets[s]!; i < offsets[s + 1]!; i++) L += lambda[gid[i]!]!;
         const y = ys[s]!;
-        const nonConv = ns[s]! - y;
-        // y·log(1 − e^−Λ) − (n − y)·Λ; d/dΛ = y·e^−Λ/(1 − e^−Λ) − (n − y). One exp and one log
-        // per group (the measured cost of a gradient is these transcendental calls).
-        let dL = -nonConv;
-        lp -= nonConv * L;
-        if (y > 0) {
-          const e = Math.exp(-L);
-          const oneMinus = L < 1e-5 ? L * (1 - L * (0.5 - L / 6)) : 1 - e; // 1 − e^−Λ without cancellation
-          lp += y * Math.log(oneMinus);
-          dL += (y * e) / oneMinus;
-        }
+        // y·log(1 − e^−Λ); d/dΛ = y·e^−Λ/(1 − e^−Λ). One exp and one log per converting group.
+        const e = Math.exp(-L);
+        const oneMinus = L < 1e-5 ? L * (1 - L * (0.5 - L / 6)) : 1 - e; // 1 − e^−Λ without cancellation
+        lp += y * Math.log(oneMinus);
+        const dL = (y * e) / oneMinus;
         dLambda0 += dL;
         for (let i = offsets[s]!; i < offsets[s + 1]!; i++) g[gid[i]!]! += dL;
       }
@@ -151,7 +160,7 @@ function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParame
   const names = [...js.channels.map((c) => `theta[${c}]`), 'beta0'];
   const paramDiag = names.map((name, i) => {
     const x = paramChains(i);
-    const pooled = Float64Array.from(x.flatMap((c) => [...c])).sort();
+    const pooled = concat(x).sort();
     const diag = rhatAndEssBulk(x);
     return { name, mean: pooled.reduce((a, b) => a + b, 0) / pooled.length, q03: quantileSorted(pooled, 0.03), q97: quantileSorted(pooled, 0.97), rhat: diag.rhat, essBulk: diag.essBulk };
   });
@@ -184,7 +193,7 @@ function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParame
     const rh = new Float64Array(m);
     const es = new Float64Array(m);
     for (let i = 0; i < m; i++) {
-      const pooled = Float64Array.from(shares[i]!.flatMap((c) => [...c]));
+      const pooled = concat(shares[i]!);
       share[i] = pooled.reduce((a, b) => a + b, 0) / pooled.length;
       pooled.sort();
       lower[i] = quantileSorted(pooled, lo);
@@ -238,6 +247,17 @@ function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParame
     },
     converged,
   };
+}
+
+/** The chains' draws in one array (typed-array copies; spreading them into JS arrays was the summary's main cost). */
+function concat(chains: readonly Float64Array[]): Float64Array {
+  const out = new Float64Array(chains.reduce((a, c) => a + c.length, 0));
+  let at = 0;
+  for (const c of chains) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 function mean(chains: Float64Array[]): number {
