@@ -156,7 +156,7 @@ function checkCurrency(row: LedgerRow, k: Knowledge): void {
 
 async function insertRow(client: Queryable, ctx: ApplyContext, fact: Fact): Promise<LedgerRow> {
   const k = fact.knowledge;
-  const initial = path(null, derive(k).state)![0]!;
+  const initial = k.authorized ? 'authorized' : path(null, derive(k).state)![0]!;
   const transactionId = scopedId(ctx.tenantId, ctx.provider, fact.target);
   const occurredAt = k.occurredAt ?? new Date().toISOString();
   const { rows } = await client.query<LedgerRow>(
@@ -191,7 +191,8 @@ async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerR
   };
   const fx = await fxFor(client, row.currency, ctx.reportingCurrency, occurredAt.slice(0, 10), metadata.fx as FxQuote | undefined);
   if (fx !== undefined) metadata.fx = fx;
-  const orderId = row.order_id ?? k.orderId;
+  // The joined knowledge decides (deterministic whatever the order of deliveries).
+  const orderId = k.orderId ?? row.order_id;
   const same =
     (steps === null || steps.length === 0) &&
     row.refunded_cents === d.refundedCents &&
@@ -210,7 +211,7 @@ async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerR
   // each step and writes its transition.
   await client.query(
     `UPDATE revenue_ledger SET refunded_cents = GREATEST(refunded_cents, $2), chargeback_cents = GREATEST(chargeback_cents, $3),
-            order_id = COALESCE(order_id, $4), verification_timestamp = $5, metadata = $6
+            order_id = $4, verification_timestamp = $5, metadata = $6
       WHERE id = $1`,
     [row.id, d.refundedCents, d.chargebackCents, orderId, occurredAt, metadata],
   );

@@ -17,6 +17,12 @@ export interface Knowledge {
   /** Earliest time a provider reported for the payment (the transaction date). */
   occurredAt: string | null;
   captured: boolean;
+  /**
+   * The payment went through a separate authorization before its capture (so a row first seen
+   * captured is still born `authorized` and stepped to `captured`: its row does not depend on
+   * which of the two events arrived first).
+   */
+  authorized: boolean;
   /** Individual refunds by provider refund id → amount. */
   refunds: Record<string, number>;
   /** Largest cumulative refunded figure a snapshot reported. */
@@ -37,6 +43,7 @@ export const EMPTY: Knowledge = {
   currency: null,
   occurredAt: null,
   captured: false,
+  authorized: false,
   refunds: {},
   refundedTotal: 0,
   fullyRefunded: false,
@@ -81,6 +88,7 @@ export function join(a: Knowledge, b: Knowledge): Knowledge {
     ...pickPayment(a, b),
     occurredAt: minOf(a.occurredAt, b.occurredAt),
     captured: a.captured || b.captured,
+    authorized: a.authorized || b.authorized,
     refunds: unionMax(a.refunds, b.refunds),
     refundedTotal: Math.max(a.refundedTotal, b.refundedTotal),
     fullyRefunded: a.fullyRefunded || b.fullyRefunded,

@@ -17,6 +17,7 @@ const knowledgeArb: fc.Arbitrary<Knowledge> = fc.record({
   currency: fc.constantFrom(null, 'USD'),
   occurredAt: fc.option(fc.constantFrom('2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z'), { nil: null }),
   captured: fc.boolean(),
+  authorized: fc.boolean(),
   refunds: fc.dictionary(ids, fc.integer({ min: 1, max: 600 })),
   refundedTotal: fc.integer({ min: 0, max: 1200 }),
   fullyRefunded: fc.boolean(),

@@ -108,6 +108,8 @@ export function parseStripe(event: unknown): ParsedEvent {
           currency: cur,
           occurredAt: isoTime(o.created),
           captured: o.captured === true,
+          // charge.captured is sent only for a charge captured after a separate authorization.
+          authorized: o.captured !== true || eventType === 'charge.captured',
           refundedTotal: o.amount_refunded === undefined ? 0 : stripeAmount(o.amount_refunded, cur, 'data.object.amount_refunded'),
           fullyRefunded: o.refunded === true,
           refunds,
@@ -164,6 +166,7 @@ export function parseStripe(event: unknown): ParsedEvent {
           currency: cur,
           occurredAt: isoTime(o.created),
           captured,
+          authorized: status === 'requires_capture',
           voided: status === 'canceled',
           orderId: orderIdOf((o.metadata as Json | undefined)?.order_id),
           details: { payment_intent: o.id as string },
@@ -216,6 +219,7 @@ export function parseShopify(topic: string, webhookId: string, event: unknown): 
           currency: cur,
           occurredAt: isoTime(o.processed_at) ?? isoTime(o.created_at),
           captured: SHOPIFY_CAPTURED.has(status),
+          authorized: status === 'authorized',
           fullyRefunded: status === 'refunded',
           voided: status === 'voided',
           refunds,
@@ -239,7 +243,8 @@ export function parseShopify(topic: string, webhookId: string, event: unknown): 
     if (kind === 'refund') {
       return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, refunds: { [`transaction:${checkProviderId(o.id, 'id')}`]: decimal(o.amount, cur, 'amount') } }) }]);
     }
-    if (kind === 'capture' || kind === 'sale') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, captured: true }) }]);
+    if (kind === 'capture' || kind === 'sale') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, captured: true, authorized: kind === 'capture' }) }]);
+    if (kind === 'authorization') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, authorized: true }) }]);
     if (kind === 'void') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, voided: true }) }]);
     return result([], `transaction kind ${String(kind)} changes nothing`);
   }
@@ -287,6 +292,7 @@ export function parseWooCommerce(topic: string, deliveryId: string, event: unkno
         currency: cur,
         occurredAt: isoTime(o.date_paid_gmt ? `${o.date_paid_gmt}Z` : null) ?? isoTime(o.date_created_gmt ? `${o.date_created_gmt}Z` : null),
         captured,
+        authorized: status === 'on-hold',
         fullyRefunded: status === 'refunded',
         voided: status === 'cancelled',
         refunds,
@@ -339,7 +345,7 @@ export function parsePayPal(event: unknown): ParsedEvent {
         {
           target: checkProviderId(r.id, 'resource.id'),
           aliases: [],
-          knowledge: knowledge({ ...money, occurredAt: when, voided: eventType.endsWith('VOIDED'), orderId }),
+          knowledge: knowledge({ ...money, occurredAt: when, authorized: true, voided: eventType.endsWith('VOIDED'), orderId }),
         },
       ]);
     }
@@ -351,7 +357,7 @@ export function parsePayPal(event: unknown): ParsedEvent {
         {
           target: auth ? checkProviderId(auth, 'resource.supplementary_data.related_ids.authorization_id') : capture,
           aliases: auth ? [capture] : [],
-          knowledge: knowledge({ ...money, occurredAt: when, captured: true, orderId }),
+          knowledge: knowledge({ ...money, occurredAt: when, captured: true, authorized: auth !== null, orderId }),
         },
       ]);
     }

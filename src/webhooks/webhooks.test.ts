@@ -396,6 +396,53 @@ describe('lifecycles through the route', () => {
   });
 });
 
+describe('PayPal convergence', () => {
+  test('authorization, capture and refund in every order: one row keyed by the authorization, the refund waits if early', async () => {
+    const ev = (id: string, type: string, resource: Record<string, unknown>) => JSON.stringify({ id, event_type: type, create_time: '2024-06-03T12:00:00Z', resource });
+    const events = {
+      auth: ev('WH-A9', 'PAYMENT.AUTHORIZATION.CREATED', { id: 'AUTH9', status: 'CREATED', amount: { currency_code: 'EUR', value: '10.00' }, invoice_id: 'INV-9', create_time: '2024-06-03T11:00:00Z' }),
+      capture: ev('WH-C9', 'PAYMENT.CAPTURE.COMPLETED', {
+        id: 'CAP9', status: 'COMPLETED', amount: { currency_code: 'EUR', value: '10.00' }, invoice_id: 'INV-9', create_time: '2024-06-03T11:05:00Z',
+        supplementary_data: { related_ids: { authorization_id: 'AUTH9' } },
+      }),
+      refund: ev('WH-R9', 'PAYMENT.CAPTURE.REFUNDED', {
+        id: 'R9', status: 'COMPLETED', amount: { currency_code: 'EUR', value: '2.50' },
+        seller_payable_breakdown: { total_refunded_amount: { currency_code: 'EUR', value: '2.50' } },
+        links: [{ rel: 'up', href: 'https://api.paypal.com/v2/payments/captures/CAP9' }],
+      }),
+    };
+    const orders: (keyof typeof events)[][] = [
+      ['auth', 'capture', 'refund'], ['auth', 'refund', 'capture'], ['capture', 'auth', 'refund'],
+      ['capture', 'refund', 'auth'], ['refund', 'auth', 'capture'], ['refund', 'capture', 'auth'],
+    ];
+    const finals = new Set<string>();
+    const owner = db.ownerPool({ max: 1 });
+    for (const [i, order] of orders.entries()) {
+      const t = await createTenant(owner, { name: `PayPal ${i}`, email: `pp${i}@x.example` });
+      const e = await endpoint('paypal', t.tenant_id, 'WH-CONVERGE');
+      for (const name of order) {
+        const res = await post('paypal', e.id, events[name], paypalHeaders(events[name], e.secret, pki.leafKey));
+        assert.ok(res.statusCode === 200 || res.statusCode === 202, res.body);
+      }
+      const c = await superClient(db);
+      const rows = (await c.query(
+        `SELECT split_part(transaction_id, ':', 3) AS key, state, previous_state, amount_cents, refunded_cents, currency, order_id, verification_timestamp
+           FROM revenue_ledger WHERE tenant_id = $1`, [t.tenant_id])).rows;
+      const pending = (await c.query(`SELECT count(*)::int AS n FROM webhook_deliveries WHERE tenant_id = $1 AND status = 'pending'`, [t.tenant_id])).rows[0].n;
+      await c.end();
+      assert.equal(rows.length, 1, order.join(' → '));
+      assert.equal(pending, 0, 'nothing left waiting');
+      finals.add(JSON.stringify(rows[0]));
+      const tx = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/CAP9', headers: { authorization: `Bearer ${t.api_key}` } });
+      assert.equal(tx.json().transaction_id, 'AUTH9');
+    }
+    await owner.end();
+    assert.equal(finals.size, 1, [...finals].join('\n'));
+    const f = JSON.parse([...finals][0]!);
+    assert.deepEqual([f.key, f.state, f.amount_cents, f.refunded_cents, f.currency, f.order_id], ['AUTH9', 'captured', 1000, 250, 'EUR', 'INV-9']);
+  });
+});
+
 describe('isolation and the CLI', () => {
   test("another tenant's key does not see the transaction (404 as for a missing one)", async () => {
     const owner = db.ownerPool({ max: 1 });
