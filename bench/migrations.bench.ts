@@ -2,7 +2,7 @@
 //
 // 1,000,000 legacy events and 200,000 ledger rows (plus 200,000 allocations and 20,000 dead
 // events) are seeded once and cloned, so both contenders get identical data on the same server
-// in the same run:
+// in the same run (skeldir goes on from 202511151450 to head; the naive one stops there):
 //   - skeldir: the real migrations (short DDL steps, NOT VALID + VALIDATE, CHECK-backed SET NOT
 //     NULL, CREATE INDEX CONCURRENTLY, per-tenant batched backfills with RLS forced);
 //   - naive: the same changes the way a straightforward migration does them, each revision one
@@ -11,9 +11,8 @@
 // held an ACCESS EXCLUSIVE lock on a table. Run: node --import tsx bench/migrations.bench.ts
 import pg from 'pg';
 import { SchemaMigrator } from '../src/migrations/migrator.js';
-import { DOCUMENT_REVISIONS, LEGACY_HEAD } from '../src/migrations/registry.js';
-import { createTestDatabase, stopTestServer, superClient, urlFor, type TestDatabase } from '../src/testing/db.js';
-import { createDatabaseIfMissing, databaseAt, withClient } from '../src/db/database.js';
+import { DOCUMENT_REVISIONS, headRevision, LEGACY_HEAD } from '../src/migrations/registry.js';
+import { cloneDatabase, createTestDatabase, stopTestServer, superClient, urlFor, type TestDatabase } from '../src/testing/db.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const LEDGER = Number(process.env.BENCH_LEDGER ?? 200_000);
@@ -183,13 +182,11 @@ async function main() {
   console.log(`seeded ${EVENTS} events, ${LEDGER} ledger rows, ${ALLOCATIONS} allocations, ${DEAD} dead events, ${TENANTS} tenants in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
   // Clone the seeded database for the naive contender (identical data, same server).
-  const naiveName = `${source.name}_naive`;
-  await withClient(source.adminUrl, (c) => createDatabaseIfMissing(c, naiveName, source.roles.owner, source.name));
-  const naive: TestDatabase = { ...databaseAt(urlFor(source.adminUrl, naiveName), source.roles), name: naiveName, adminUrl: source.adminUrl,
-    drop: () => withClient(source.adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${naiveName}" WITH (FORCE)`)).then(() => {}) };
+  const naive = await cloneDatabase(source.adminUrl, source.roles, source.name);
 
   const results = [];
   const phases = { skeldir: [] as string[], naive: [] as string[] };
+  let laterSeconds = 0;
   results.push(
     await measure('skeldir (batched, lock-light)', source, source.adminUrl, async () => {
       const m = new SchemaMigrator(source.ownerPool({ max: 2 }), { roles: source.roles });
@@ -199,6 +196,10 @@ async function main() {
           await m.upgrade(revision);
           phases.skeldir.push(((performance.now() - t) / 1000).toFixed(1));
         }
+        // Then Skeldir's own later revisions, to head (what `skeldir start` does on a legacy database).
+        const t = performance.now();
+        await m.upgrade('head');
+        laterSeconds = (performance.now() - t) / 1000;
       } finally {
         await m.close();
       }
@@ -221,15 +222,17 @@ async function main() {
     }),
   );
 
-  console.log('\nupgrade 202511141311 → 202511151450');
+  console.log('\nupgrade 202511141311 → 202511151450 (the document\'s six revisions; skeldir then continues to head)');
   console.log('contender'.padEnd(60), 'total s'.padStart(8), 'longest ACCESS EXCLUSIVE hold'.padStart(32));
   for (const r of results) {
     console.log(r.name.padEnd(60), r.seconds.toFixed(1).padStart(8), `${r.longestMs.toFixed(0)} ms on ${r.table}`.padStart(32));
   }
   console.log(`\nseconds per phase (4, 5, 6, 7, 8a, 8b): skeldir ${phases.skeldir.join(' / ')}; naive ${phases.naive.join(' / ')}`);
   const [ours, theirs] = results;
-  console.log(`\nratio of longest exclusive hold, skeldir / naive: ${(ours!.longestMs / theirs!.longestMs).toFixed(4)}`);
-  console.log(`ratio of total time, skeldir / naive: ${(ours!.seconds / theirs!.seconds).toFixed(2)}`);
+  const documentSeconds = ours!.seconds - laterSeconds;
+  console.log(`\nskeldir: ${documentSeconds.toFixed(1)} s for the six document revisions + ${laterSeconds.toFixed(1)} s for the later revisions = ${ours!.seconds.toFixed(1)} s to head (${headRevision()})`);
+  console.log(`ratio of longest exclusive hold, skeldir / naive: ${(ours!.longestMs / theirs!.longestMs).toFixed(4)}`);
+  console.log(`ratio of time for the six document revisions, skeldir / naive: ${(documentSeconds / theirs!.seconds).toFixed(2)}`);
   console.log(`goals: total < 60 s (${ours!.seconds < 60 ? 'met' : 'NOT met'}), no exclusive hold > 1000 ms (${ours!.longestMs <= 1000 ? 'met' : 'NOT met'})`);
 
   await naive.drop();

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { databaseAt, withClient } from '../db/database.js';
-import { ident } from '../db/pool.js';
 import { SchemaMigrator } from '../migrations/migrator.js';
-import { createTestDatabase, superClient, urlFor, type TestDatabase } from '../testing/db.js';
+import { cloneDatabase, createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { runForensics } from './runner.js';
 import type { ForensicReport } from './types.js';
 
@@ -177,26 +174,8 @@ before(async () => {
   await migrator.close();
 });
 
-async function cloneTemplate(): Promise<TestDatabase> {
-  const name = `skeldir_t_${randomBytes(6).toString('hex')}`;
-  await withClient(template.adminUrl, async (client) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await client.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(template.name)} OWNER ${ident(template.roles.owner)}`);
-        return;
-      } catch (error) {
-        // 55006: another clone is being made from the template at this moment.
-        if ((error as { code?: string }).code !== '55006' || attempt > 50) throw error;
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 150));
-      }
-    }
-  });
-  return {
-    ...databaseAt(urlFor(template.adminUrl, name), template.roles),
-    name,
-    adminUrl: template.adminUrl,
-    drop: () => withClient(template.adminUrl, async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`))),
-  };
+function cloneTemplate(): Promise<TestDatabase> {
+  return cloneDatabase(template.adminUrl, template.roles, template.name);
 }
 
 async function sabotaged(sql: string[]): Promise<ForensicReport> {
