@@ -44,10 +44,12 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
   const random = prng(seed);
   const args = ['--concurrency', '2', '--batch-size', '25', '--poll-ms', '50'];
   const lives: { processedBefore: number; processedAfter: number; delayMs: number }[] = [];
+  const lifeLogs: (() => string)[] = [];
   while (lives.length < KILLS) {
     const before = (await countByStatus(su)).processed;
     assert.ok(before < EVENTS, `the queue ran dry after ${lives.length} kills; process fewer events per life`);
     const w = spawnWorker(db.url, args);
+    lifeLogs.push(w.stderr);
     try {
       // Kill it at a random moment once it is working: mid-batch, mid-commit, between batches.
       await waitFor('the worker to make progress', async () => {
@@ -69,6 +71,7 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
 
   // A last, undisturbed life finishes the queue.
   const last = spawnWorker(db.url, args);
+  lifeLogs.push(last.stderr);
   try {
     await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 240_000, 100);
     last.child.kill('SIGTERM');
@@ -77,8 +80,9 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
     last.child.kill('SIGKILL');
   }
   await assertProcessedExactlyOnce(su, EVENTS);
-  const retried = (await su.query(`SELECT count(*)::int AS n FROM attribution_events WHERE retry_count <> 0`)).rows[0].n;
-  assert.equal(retried, 0, 'a crash burns no attempt');
+  const retried = (await su.query(`SELECT id, event_type, retry_count, last_error_type, last_error_message FROM attribution_events WHERE retry_count <> 0`)).rows;
+  const failures = lifeLogs.flatMap((log) => log().split('\n').filter((l) => /event failed|dead-lettered|batch failed/.test(l)));
+  assert.deepEqual(retried, [], `a crash burns no attempt; the workers logged:\n${failures.join('\n')}`);
   const counted = (await su.query(`SELECT sum(processed)::int AS n FROM worker_throughput`)).rows[0].n;
   assert.equal(counted, EVENTS, 'the counters, committed with the work, are exact across crashes');
   // The server notices a killed client's closed socket and ends its session (and transaction).

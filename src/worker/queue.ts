@@ -33,13 +33,13 @@ export async function setTenant(client: Queryable, tenantId: string): Promise<vo
 /**
  * Marks claimed events processed. Deliberately no `AND processing_status = 'pending'`: the
  * claim's lock guarantees it, and a bug processing an event twice must show (tests log every
- * transition to processed) rather than be silently filtered.
+ * transition to processed) rather than be silently filtered. last_error_* stay: with
+ * retry_count they tell that, and why, an event failed before it went through.
  */
 export async function markProcessed(client: Queryable, ids: readonly string[]): Promise<number> {
   const r = await client.query(
     `UPDATE attribution_events
-        SET processing_status = 'processed', processed_at = clock_timestamp(),
-            next_attempt_at = NULL, last_error_type = NULL, last_error_message = NULL
+        SET processing_status = 'processed', processed_at = clock_timestamp(), next_attempt_at = NULL
       WHERE id = ANY($1::uuid[])`,
     [ids],
   );
