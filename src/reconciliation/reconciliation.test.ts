@@ -240,6 +240,14 @@ describe('end to end: touchpoints, a conversion with an order id, a signed captu
     assert.deepEqual([(await get()).metadata.fx.rate, (await get()).metadata.fx.rate_date], ['1.25', '2024-05-12']);
   });
 
+  test('the OpenAPI document describes the webhook, transaction and reconciliation routes', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    assert.ok(doc.paths['/api/v1/webhooks/{provider}/{endpoint_id}'].post);
+    assert.equal(doc.paths['/api/v1/webhooks/{provider}/{endpoint_id}'].post.security, undefined, 'public: signature-authenticated');
+    assert.deepEqual(doc.paths['/api/v1/revenue/transactions/{transaction_id}'].get.security, [{ apiKey: [] }]);
+    assert.deepEqual(doc.paths['/api/v1/reconciliation'].get.security, [{ apiKey: [] }]);
+  });
+
   test('a reporting currency without a rate for a date is a 422 naming the pair and date', async () => {
     const owner = db.ownerPool({ max: 1 });
     await owner.query(`UPDATE tenants SET reporting_currency = 'JPY' WHERE id = $1`, [tenant]);
