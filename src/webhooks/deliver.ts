@@ -91,13 +91,19 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
   const eventType = typeof eventTypeGuess === 'string' && eventTypeGuess ? eventTypeGuess.slice(0, 100) : 'unknown';
 
   return withTenant(deps.pool, endpoint.tenant_id, async (client) => {
-    const inserted = await client.query<{ id: string }>(
-      `INSERT INTO webhook_deliveries (tenant_id, endpoint_id, provider, provider_event_id, event_type, status)
-       VALUES ($1, $2, $3, $4, $5, 'applied')
-       ON CONFLICT (tenant_id, provider, provider_event_id) DO NOTHING RETURNING id`,
+    // The dedup row first: a concurrent delivery of the same event waits here for this
+    // transaction, then finds the row and answers `duplicate`.
+    const inserted = await client.query<{ id: string | null; reporting: string }>(
+      `WITH ins AS (
+         INSERT INTO webhook_deliveries (tenant_id, endpoint_id, provider, provider_event_id, event_type, status)
+         VALUES ($1, $2, $3, $4, $5, 'applied')
+         ON CONFLICT (tenant_id, provider, provider_event_id) DO NOTHING RETURNING id
+       )
+       SELECT (SELECT id FROM ins) AS id, (SELECT reporting_currency FROM tenants WHERE id = $1) AS reporting`,
       [endpoint.tenant_id, endpointId, provider, eventId, eventType],
     );
     const deliveryId = inserted.rows[0]?.id;
+    const reporting = inserted.rows[0]!.reporting;
     if (!deliveryId) return { status: 'duplicate', event_id: eventId, event_type: eventType, detail: 'this event was already received' };
 
     const dead = async (error: DomainError): Promise<DeliveryOutcome> => {
@@ -123,7 +129,6 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
       await client.query(`UPDATE webhook_deliveries SET status = 'ignored', detail = $2 WHERE id = $1`, [deliveryId, parsed.ignored ?? 'nothing to record']);
       return { status: 'ignored', event_id: eventId, event_type: eventType, detail: parsed.ignored };
     }
-    const reporting = (await client.query<{ reporting_currency: string }>(`SELECT reporting_currency FROM tenants`)).rows[0]!.reporting_currency;
     const reason = `${provider} ${eventType} ${eventId}`;
     let outcome: DeliveryOutcome = { status: 'applied', event_id: eventId, event_type: eventType };
     for (const fact of parsed.facts) {
