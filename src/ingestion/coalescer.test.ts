@@ -45,11 +45,14 @@ test('concurrent single events of a tenant share transactions; each gets its own
   }, 2);
   const events = Array.from({ length: 40 }, () => prepared());
   const duplicate = { ...events[0]! }; // same key, same body, another request
-  const outcomes = await Promise.all([...events, duplicate].map((e) => coalescer.submit(tenant, e)));
+  const settled = await Promise.allSettled([...events, duplicate].map((e) => coalescer.submit(tenant, e)));
+  const failures = settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+  assert.deepEqual(failures, [], `groups ${groups.join(',')}`);
+  const outcomes = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<IngestCoalescer['submit']>>>).value);
   assert.equal(groups.reduce((a, b) => a + b, 0), 41);
   assert.ok(groups.length < 41 && groups.length >= 2, `groups: ${groups.join(',')}`);
-  assert.deepEqual(outcomes.slice(0, 40).map((o) => o.status), Array(40).fill(201));
-  assert.equal(outcomes[40]!.status, 200);
+  assert.deepEqual(outcomes.slice(0, 40).map((o) => o.status), Array(40).fill(201), `groups ${groups.join(',')}`);
+  assert.equal(outcomes[40]!.status, 200, `groups ${groups.join(',')}: ${JSON.stringify(outcomes[40])}`);
   assert.equal((outcomes[40] as { event: { id: string } }).event.id, (outcomes[0] as { event: { id: string } }).event.id);
   const { rows } = await su.query('SELECT count(*)::int AS n FROM attribution_events');
   assert.equal(rows[0].n, 40);
