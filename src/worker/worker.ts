@@ -7,7 +7,6 @@ import { DomainError } from '../errors.js';
 import { processBatch, type BatchResult, type FailureReport } from './batch.js';
 import { heartbeat, housekeeping, markStopped, registerInstance } from './instances.js';
 import type { WorkerOptions } from './options.js';
-
 import { EVENTS_CHANNEL } from './channel.js';
 
 export { EVENTS_CHANNEL };
