@@ -17,7 +17,8 @@ const USAGE_CODES = new Set(['usage', 'revision_unknown', 'revision_wrong_direct
 /** Domain input errors end in `_invalid` (e.g. tenant_email_invalid): the user's input is wrong. */
 const isInputCode = (code: string) => code.endsWith('_invalid');
 /** Could not run at all: no database, roles missing. */
-const UNAVAILABLE_CODES = new Set(['database_unavailable', 'roles_unavailable']);
+// 42P01 undefined_table / 42883 undefined_function: the schema is not (fully) migrated.
+const UNAVAILABLE_CODES = new Set(['database_unavailable', 'roles_unavailable', '42P01', '42883']);
 
 export interface CommandContext {
   config: Config;
@@ -74,6 +75,10 @@ export function exitCodeFor(error: unknown): number {
 }
 
 function describe(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  if (code === '42P01' || code === '42883') {
+    return `${error.message}: the database schema is not at head; run \`skeldir migrate upgrade\` (or \`skeldir start\`) first`;
+  }
+  return error.message;
 }
