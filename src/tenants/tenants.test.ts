@@ -120,20 +120,27 @@ describe('skeldir tenant (CLI)', () => {
   test('bad input: a message on stderr, a non-zero exit, nothing written', async () => {
     const count = async () => Number((await su.query('SELECT count(*) AS n FROM tenants')).rows[0].n);
     const before = await count();
-    for (const [args, code, message] of [
-      [['create', '--name', 'X', '--email', 'not-an-address'], 2, /not a valid e-mail address/],
-      [['create', '--name', 'X', '--email', 'a@localhost'], 2, /not a valid e-mail address/],
-      [['create', '--name', '   ', '--email', 'ops@x.example'], 2, /must not be blank/],
-      [['rotate-key', 'nope'], 2, /not a tenant id/],
-      [['rotate-key', '00000000-0000-4000-8000-000000000000'], 1, /no tenant/],
-      [['revoke-key', '00000000-0000-4000-8000-000000000000'], 1, /no tenant/],
-      [['rotate-key', '00000000-0000-4000-8000-000000000000', '--grace', '1y'], 2, /--grace/],
-    ] as const) {
-      const res = await cli([...args]);
+    // Through the command (exit codes and messages), in parallel to keep the suite quick …
+    const runs = await Promise.all(
+      ([
+        [['create', '--name', 'X', '--email', 'not-an-address'], 2, /not a valid e-mail address/],
+        [['rotate-key', '00000000-0000-4000-8000-000000000000'], 1, /no tenant/],
+        [['revoke-key', 'nope'], 2, /not a tenant id/],
+        [['rotate-key', '00000000-0000-4000-8000-000000000000', '--grace', '1y'], 2, /--grace/],
+      ] as const).map(async ([args, code, message]) => ({ args, code, message, res: await cli([...args]) })),
+    );
+    for (const { args, code, message, res } of runs) {
       assert.equal(res.code, code, `${args.join(' ')}: ${res.stderr}`);
       assert.match(res.stderr, message);
       assert.equal(res.stdout, '');
     }
+    // … and the rest of the rules through the functions the commands call.
+    await assert.rejects(createTenant(owner, { name: 'X', email: 'a@localhost' }), { code: 'tenant_email_invalid' });
+    await assert.rejects(createTenant(owner, { name: 'X', email: `${'a'.repeat(65)}@x.example` }), { code: 'tenant_email_invalid' });
+    await assert.rejects(createTenant(owner, { name: '   ', email: 'ops@x.example' }), { code: 'tenant_name_invalid' });
+    await assert.rejects(createTenant(owner, { name: 'a\u0007b', email: 'ops@x.example' }), { code: 'tenant_name_invalid' });
+    await assert.rejects(rotateApiKey(owner, 'nope'), { code: 'tenant_id_invalid' });
+    await assert.rejects(revokeApiKeys(owner, '00000000-0000-4000-8000-000000000000'), { code: 'tenant_not_found' });
     assert.equal(await count(), before);
   });
 });
