@@ -390,6 +390,23 @@ describe('isolation matrix through the application role', () => {
     });
   }
 
+  test('the schema owner, in one tenant\'s context (maintenance, tenant CLI commands), sees only that tenant\'s rows where RLS is forced', async () => {
+    const owner = db.ownerPool({ max: 1 });
+    try {
+      for (const t of tables) {
+        const forced = (await su.query('SELECT relforcerowsecurity AS f FROM pg_class WHERE oid = $1', [t.oid])).rows[0].f;
+        if (!forced) continue;
+        const owners = await rowsByOwner(t);
+        for (const tag of ['A', 'B'] as const) {
+          const seen = await withTenant(owner, tenants[tag].id, async (c) => (await c.query(`SELECT ${pkText(t)} AS pk FROM ${t.name} t`)).rows.map((r) => r.pk).sort());
+          assert.deepEqual(seen, (owners.get(tenants[tag].id) ?? []).sort(), `${t.name}: the owner in ${tag}'s context`);
+        }
+      }
+    } finally {
+      await owner.end();
+    }
+  });
+
   test('without a tenant context the application role sees no row of any table', async () => {
     for (const t of tables) {
       const r = await asApp(null, `SELECT count(*)::int AS n FROM ${t.name}`);
