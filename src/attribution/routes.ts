@@ -3,6 +3,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import { BAYESIAN_DEFAULTS } from './bayesian-model.js';
 import { MARKOV_DEFAULTS } from './markov-model.js';
 import { HEURISTIC_MODELS, isPopulation, MODEL_TYPES, MODEL_VERSIONS, type ModelType } from './models.js';
+import type pg from 'pg';
+import { reconciliation } from '../reconciliation/report.js';
+import { DomainError } from '../errors.js';
 import { channelReport, comparisonReport } from './reports.js';
 import { CONFIDENCE_MEANING } from './run.js';
 import { latestRuns } from './runs.js';
@@ -14,6 +17,25 @@ const Period = {
   from: Type.String({ format: 'date-time', description: 'Start of the period of conversion times (inclusive)' }),
   to: Type.String({ format: 'date-time', description: 'End of the period (exclusive)' }),
 };
+
+const Verified = Type.Union(
+  [
+    Type.Object({
+      currency: Type.String({ description: "The tenant's reporting currency" }),
+      channels: Type.Array(
+        Type.Object({
+          channel: Type.String(),
+          claimed_cents: Type.Integer({ description: 'Conversion value credited to the channel, converted at each conversion date' }),
+          verified_cents: Type.Integer({ description: 'Ledger-verified revenue credited to the channel: captured minus refunded and charged back' }),
+          gap_cents: Type.Integer(),
+        }),
+      ),
+      total_verified_cents: Type.Integer(),
+    }),
+    Type.Object({ unavailable: Type.String({ description: 'Why verified figures cannot be given (e.g. a missing FX rate)' }) }),
+  ],
+  { description: 'Verified revenue of the same conversions, as GET /reconciliation computes it, per channel of this model' },
+);
 
 const ChannelLine = Type.Object({
   channel: Type.String(),
@@ -77,6 +99,28 @@ function modelParameters(model: ModelType, s: AttributionSettings): Record<strin
   return p;
 }
 
+/**
+ * The verified side of the channel report: the reconciliation of the same period and model
+ * (refunds and chargebacks reduce it), so both reports agree by construction. A missing FX rate
+ * makes the verified figures unavailable, not the channel report.
+ */
+async function verifiedByChannel(client: pg.PoolClient, tenantId: string, model: ModelType, from: Date, to: Date) {
+  await client.query('SAVEPOINT verified');
+  try {
+    const r = await reconciliation(client, tenantId, from, to, model);
+    await client.query('RELEASE SAVEPOINT verified');
+    return {
+      currency: r.currency,
+      channels: r.channels.map((c) => ({ channel: c.channel, claimed_cents: c.claimed_cents, verified_cents: c.verified_cents, gap_cents: c.gap_cents })),
+      total_verified_cents: r.total.verified_cents,
+    };
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT verified');
+    if (error instanceof DomainError) return { unavailable: error.message };
+    throw error;
+  }
+}
+
 /** GET /attribution/channels, GET /attribution/models, GET /attribution/comparison, GET|PUT /attribution/settings. */
 export const attributionRoutes: FastifyPluginAsync = async (app) => {
   app.get<{ Querystring: { model: ModelType; from: string; to: string } }>(
@@ -87,13 +131,26 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
         summary: 'Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, summed credible interval',
         security: [{ apiKey: [] }],
         querystring: Type.Object({ model: ModelName, ...Period }, { additionalProperties: false }),
-        response: { 200: Type.Object({ model: Type.String(), model_version: Type.String(), from: Type.String(), to: Type.String(), channels: Type.Array(ChannelLine) }) },
+        response: {
+          200: Type.Object({
+            model: Type.String(),
+            model_version: Type.String(),
+            from: Type.String(),
+            to: Type.String(),
+            channels: Type.Array(ChannelLine),
+            verified: Verified,
+          }),
+        },
       },
     },
     async (request) => {
       const { model, from, to } = request.query;
-      const channels = await request.inTenant((c) => channelReport(c, request.tenantId, model, new Date(from), new Date(to)));
-      return { model, model_version: MODEL_VERSIONS[model], from: new Date(from).toISOString(), to: new Date(to).toISOString(), channels };
+      const [start, end] = [new Date(from), new Date(to)];
+      const [channels, verified] = await request.inTenant(async (c) => [
+        await channelReport(c, request.tenantId, model, start, end),
+        await verifiedByChannel(c, request.tenantId, model, start, end),
+      ] as const);
+      return { model, model_version: MODEL_VERSIONS[model], from: start.toISOString(), to: end.toISOString(), channels, verified };
     },
   );
 

@@ -172,21 +172,27 @@ describe('end to end: touchpoints, a conversion with an order id, a signed captu
     const email = r.channels.find((c: { channel: string }) => c.channel === 'email');
     assert.deepEqual([email.claimed_cents, email.verified_cents, email.gap_bps], [5000, 0, 10000], 'no order: nothing verified');
 
-    // The attribution engine's channel report shows the attributed (claimed) value per channel:
-    // it agrees with the reconciliation's claimed figures; the verified, reduced revenue per
-    // channel is the reconciliation's verified_cents (the channel report has no verified column).
+    // The attribution engine's channel report shows the attributed (claimed) value per channel,
+    // agreeing with the reconciliation's claimed figures, and next to it the verified,
+    // refund-reduced revenue per channel.
     const ch = await app.inject({
       method: 'GET',
       url: `/api/v1/attribution/channels?model=linear&from=${at(-30).toISOString()}&to=${at(30).toISOString()}`,
       headers: { authorization: `Bearer ${apiKey}` },
     });
     assert.equal(ch.statusCode, 200, ch.body);
+    const verified = ch.json().verified;
     for (const code of ['google_search_paid', 'facebook_paid']) {
       const attributed = ch.json().channels.find((c: { channel: string; currency: string }) => c.channel === code && c.currency === 'USD');
       const reconciled = r.channels.find((c: { channel: string }) => c.channel === code);
       assert.equal(attributed.attributed_cents, reconciled.claimed_cents, code);
       assert.ok(reconciled.verified_cents < reconciled.claimed_cents, `${code}: the refund reduced its verified revenue`);
+      // The channel report shows the same verified, refund-reduced revenue.
+      const line = verified.channels.find((c: { channel: string }) => c.channel === code);
+      assert.deepEqual(line, { channel: code, claimed_cents: reconciled.claimed_cents, verified_cents: reconciled.verified_cents, gap_cents: reconciled.gap_cents });
     }
+    assert.equal(verified.currency, 'USD');
+    assert.equal(verified.total_verified_cents, r.total.verified_cents);
 
     const tx = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_e2e_eur', headers: { authorization: `Bearer ${apiKey}` } });
     const fx = tx.json().metadata.fx;
