@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import { isConnectionError } from './errors.js';
 import { acquireAdvisoryLock } from './locks.js';
 import { startEmbedded, type EmbeddedServer } from './embedded.js';
-import { createPool, ident } from './pool.js';
+import { clientConfig, createPool, ident } from './pool.js';
 import { ensureRoles, grantSchemaToOwner, type Roles } from './roles.js';
 
 /** The database Skeldir runs on: where it is, which roles to act as, and how to let it go. */
@@ -16,6 +16,8 @@ export interface Database {
   ownerPool(options?: { max?: number; applicationName?: string }): pg.Pool;
   /** A pool acting as the application role: row-level security always applies. */
   appPool(options?: { max?: number; applicationName?: string }): pg.Pool;
+  /** Settings for one client acting as the application role (e.g. a LISTEN connection). */
+  appClientConfig(options?: { applicationName?: string }): pg.ClientConfig;
   /** Stops the embedded cluster when this process started it. */
   close(): Promise<void>;
 }
@@ -52,6 +54,10 @@ export async function openDatabase(config: Config, options: { ephemeral?: boolea
         return r;
       });
       url = server.url(EMBEDDED_DATABASE);
+      // The application logs in as its own role: a session whose login user is the superuser
+      // could leave the role it was given (RESET ROLE); a session of skeldir_app cannot.
+      await withClient(url, (client) => client.query(`ALTER ROLE ${ident(roles.app)} WITH LOGIN PASSWORD '${server.appPassword}'`));
+      return databaseAt(url, roles, embedded, server.url(EMBEDDED_DATABASE, roles.app));
     }
     return databaseAt(url, roles, embedded);
   } catch (error) {
@@ -61,14 +67,20 @@ export async function openDatabase(config: Config, options: { ephemeral?: boolea
   }
 }
 
-/** A Database for a URL whose roles are already known (tests clone databases this way). */
-export function databaseAt(url: string, roles: Roles, embedded?: EmbeddedServer): Database {
+/**
+ * A Database for a URL whose roles are already known (tests clone databases this way). With
+ * `appUrl` (a login of the application role itself) the application connects with it;
+ * otherwise it connects as the login of `url` acting as the application role.
+ */
+export function databaseAt(url: string, roles: Roles, embedded?: EmbeddedServer, appUrl?: string): Database {
+  const app = appUrl ? { url: appUrl, role: undefined } : { url, role: roles.app };
   return {
     url,
     roles,
     embedded,
     ownerPool: (o = {}) => createPool(url, { role: roles.ownerSetRole, ...o }),
-    appPool: (o = {}) => createPool(url, { role: roles.app, ...o }),
+    appPool: (o = {}) => createPool(app.url, { role: app.role, ...o }),
+    appClientConfig: (o = {}) => clientConfig(app.url, { role: app.role, ...o }),
     close: async () => {
       if (embedded?.owned) await embedded.stop();
     },

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import pg from 'pg';
 import { runCli, spawnCli } from '../testing/cli.js';
 import { startEmbedded } from './embedded.js';
 
@@ -26,9 +27,11 @@ function alive(pid: number | undefined): boolean {
   }
 }
 
-async function waitFor(what: string, check: () => boolean, ms = 60_000): Promise<void> {
+async function waitFor(what: string, check: () => boolean, ms = 60_000, refresh?: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  for (;;) {
+    await refresh?.();
+    if (check()) return;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -54,6 +57,19 @@ describe('the embedded PostgreSQL', () => {
     await waitFor('skeldir start', () => /skeldir is running/.test(stderr), 120_000);
     const pid = postmasterPid();
     assert.ok(alive(pid));
+    // The services log in as the application role itself, not as the superuser acting as it.
+    const state = JSON.parse(readFileSync(join(dataDir, 'embedded.json'), 'utf8'));
+    const su = new pg.Client({ host: '127.0.0.1', port: state.port, user: 'postgres', password: state.password, database: 'skeldir' });
+    await su.connect();
+    try {
+      let logins: string[] = [];
+      await waitFor('the worker\'s connections', () => logins.length > 0, 30_000, async () => {
+        logins = (await su.query(`SELECT DISTINCT usename FROM pg_stat_activity WHERE application_name LIKE 'skeldir-worker%' OR application_name = 'skeldir-api'`)).rows.map((r) => r.usename);
+      });
+      assert.deepEqual(logins, ['skeldir_app']);
+    } finally {
+      await su.end();
+    }
     // A terminal's Ctrl-C signals every process of the foreground group: here the CLI's group.
     process.kill(-child.pid!, 'SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));

@@ -20,8 +20,10 @@ import pg from 'pg';
  */
 export interface EmbeddedServer {
   readonly port: number;
-  /** URL of `database` as the cluster's superuser. */
-  url(database: string): string;
+  /** URL of `database` as the cluster's superuser, or as `user` (with the application password). */
+  url(database: string, user?: string): string;
+  /** Generated password for the application role's login (kept with the cluster's state). */
+  readonly appPassword: string;
   /** True when this process started the cluster. */
   readonly owned: boolean;
   /** Leaves the cluster; stops it when no other live process uses it. */
@@ -40,6 +42,8 @@ export interface EmbeddedOptions {
 interface State {
   port: number;
   password: string;
+  /** Added later: clusters created before have none until their next start. */
+  appPassword?: string;
 }
 
 const SUPERUSER = 'postgres';
@@ -64,9 +68,13 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
     let state: State | undefined = existsSync(files.state) ? (JSON.parse(readFileSync(files.state, 'utf8')) as State) : undefined;
     const initialised = existsSync(join(files.pgDir, 'PG_VERSION'));
     let started = false;
+    if (state && !state.appPassword) {
+      state = { ...state, appPassword: randomBytes(18).toString('base64url') };
+      writeFileSync(files.state, JSON.stringify(state), { mode: 0o600 });
+    }
     if (!(initialised && state && (await canConnect(state)))) {
       if (!state || !initialised) {
-        state = { port: await freePort(), password: randomBytes(18).toString('base64url') };
+        state = { port: await freePort(), password: randomBytes(18).toString('base64url'), appPassword: randomBytes(18).toString('base64url') };
       } else if (!(await portIsFree(state.port))) {
         state = { ...state, port: await freePort() };
       }
@@ -273,11 +281,13 @@ function appendLog(logFile: string, message: string): void {
 }
 
 function handle(state: State, isOwner: boolean, stop: () => Promise<void>): EmbeddedServer {
+  const appPassword = state.appPassword!;
   return {
     port: state.port,
     owned: isOwner,
-    url: (database: string) =>
-      `postgres://${SUPERUSER}:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`,
+    appPassword,
+    url: (database: string, user?: string) =>
+      `postgres://${encodeURIComponent(user ?? SUPERUSER)}:${encodeURIComponent(user ? appPassword : state.password)}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`,
     stop,
   };
 }

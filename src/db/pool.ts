@@ -12,16 +12,20 @@ export interface PoolOptions {
  * `SET ROLE` sent after connecting, so no query can ever run before it takes effect.
  */
 export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: options.max ?? 10,
-    application_name: options.applicationName ?? 'skeldir',
-    ...(options.role ? { options: `-c role=${options.role}` } : {}),
-  });
+  const pool = new pg.Pool({ ...clientConfig(url, options), max: options.max ?? 10 });
   // An idle client's connection dropping (e.g. a server restart) must not crash the process;
   // the pool discards the client and the next checkout reconnects.
   pool.on('error', () => {});
   return pool;
+}
+
+/** Connection settings of one client of `url` acting as `options.role`. */
+export function clientConfig(url: string, options: Omit<PoolOptions, 'max'> = {}): pg.ClientConfig {
+  return {
+    connectionString: url,
+    application_name: options.applicationName ?? 'skeldir',
+    ...(options.role ? { options: `-c role=${options.role}` } : {}),
+  };
 }
 
 export type Queryable = Pick<pg.PoolClient, 'query'>;

@@ -65,7 +65,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private beats = 0;
 
   constructor(
-    private readonly db: Pick<Database, 'url' | 'roles' | 'appPool'>,
+    private readonly db: Pick<Database, 'appPool' | 'appClientConfig'>,
     readonly options: WorkerOptions,
     private readonly log: WorkerLogger = silentLogger,
   ) {
@@ -225,11 +225,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private async connectListener(): Promise<void> {
     if (this.stopping) return;
-    const client = new pg.Client({
-      connectionString: this.db.url,
-      application_name: 'skeldir-worker-listen',
-      options: `-c role=${this.db.roles.app}`,
-    });
+    const client = new pg.Client(this.db.appClientConfig({ applicationName: 'skeldir-worker-listen' }));
     let connected = false;
     const lost = (error?: Error) => {
       if (!connected || this.listener !== client) return;
