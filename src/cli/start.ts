@@ -37,6 +37,12 @@ export function registerStart(program: Command): void {
             ? `embedded PostgreSQL on 127.0.0.1:${db.embedded.port} (data in ${ctx.config.dataDir})\n`
             : `PostgreSQL at ${redact(db.url)}\n`,
         );
+        if (!db.embedded && db.roles.ownerSetRole) {
+          process.stderr.write(
+            `note: DATABASE_URL logs in as a superuser; the services act as ${db.roles.app}, but a login without superuser ` +
+              `rights (owner of the database) is safer: see "Roles" in the README\n`,
+          );
+        }
         const running: { name: string; stop(): Promise<void> }[] = [];
         for (const service of SERVICES) {
           const handle = await service.start(db, ctx.config);
