@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
-import { inTenantTransaction } from '../http/app.js';
+import { withTenant } from '../db/tenant-context.js';
 import { createTenant } from '../tenants/tenants.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { IngestCoalescer } from './coalescer.js';
@@ -35,7 +35,7 @@ const prepared = (key: string = randomUUID(), overrides: Record<string, unknown>
     { idempotency_key: key, event_type: 'touchpoint', event_timestamp: '2026-01-01T00:00:00Z', session_id: randomUUID(), channel: 'email', ...overrides } as never,
     { pointer: 'body', channels, now: Date.now() },
   );
-const realWrite = (tenantId: string, events: PreparedEvent[]) => inTenantTransaction(pool, tenantId, (c) => ingestEvents(c, tenantId, events));
+const realWrite = (tenantId: string, events: PreparedEvent[]) => withTenant(pool, tenantId, (c) => ingestEvents(c, tenantId, events));
 
 test('concurrent single events of a tenant share transactions; each gets its own outcome', async () => {
   const groups: number[] = [];

@@ -3,7 +3,8 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { inTenantTransaction, validationProblem } from '../http/app.js';
+import { validationProblem } from '../http/app.js';
+import { withTenant } from '../db/tenant-context.js';
 import { HttpProblem, problemFor } from '../http/problems.js';
 import { ChannelTaxonomy } from './channels.js';
 import { IngestCoalescer } from './coalescer.js';
@@ -45,7 +46,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Single events of one tenant arriving together are written together (group commit); each
   // group is one transaction with the tenant's context set, like request.inTenant.
   const coalescer = new IngestCoalescer((tenantId, events) =>
-    inTenantTransaction(app.appPool, tenantId, (client) => ingestEvents(client, tenantId, events)),
+    withTenant(app.appPool, tenantId, (client) => ingestEvents(client, tenantId, events)),
   );
 
   app.post(

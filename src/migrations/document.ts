@@ -1,5 +1,5 @@
 /**
- * What the design document (shared/seed/000_eb3e904667a5ea19.txt) says the six migrations
+ * What the design document (docs/design/000_eb3e904667a5ea19.txt, a copy of shared/seed/…) says the six migrations
  * create, as data, each item with the document line it comes from. Types, defaults and
  * definitions are written the way PostgreSQL's catalogue prints them (format_type,
  * pg_get_expr, pg_get_indexdef, pg_get_constraintdef), so a live schema can be compared

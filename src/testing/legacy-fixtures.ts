@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { rng } from './rng.js';
 
 /**
  * Legacy rows of every shape SPEC §1.2 distinguishes, generated in JS so the test knows,
@@ -49,18 +50,6 @@ export interface LegacyData {
   ledger: LegacyLedger[];
   allocations: LegacyAllocation[];
   dead: LegacyDead[];
-}
-
-/** A deterministic pseudo-random sequence (mulberry32), so a failure reproduces. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const CHANNELS = ['facebook_paid', 'google_search_paid', 'email', 'direct', 'unknown'];

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { rng } from '../testing/rng.js';
 import {
   assertProcessedExactlyOnce,
   countByStatus,
@@ -9,7 +10,6 @@ import {
   insertTenants,
   installAudit,
   journeys,
-  prng,
   spawnWorker,
   waitFor,
 } from './test-fixtures.js';
@@ -41,7 +41,7 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
   } finally {
     await app.end();
   }
-  const random = prng(seed);
+  const random = rng(seed);
   const args = ['--concurrency', '2', '--batch-size', '25', '--poll-ms', '50'];
   const lives: { processedBefore: number; processedAfter: number; delayMs: number }[] = [];
   const lifeLogs: (() => string)[] = [];

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import type { Queryable } from '../db/pool.js';
 import { spawnCli } from '../testing/cli.js';
+import { rng } from '../testing/rng.js';
 
 /** Test and benchmark fixtures of the worker: tenants, pending events, and an audit of what committed. */
 
@@ -32,25 +33,13 @@ export interface PendingEvent {
 
 const CHANNELS = ['facebook_paid', 'google_search_paid', 'google_display_paid', 'tiktok_paid', 'email', 'organic', 'referral', 'direct'];
 
-/** A small deterministic PRNG (mulberry32) so fixtures are reproducible from a seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Exactly `events` events in sessions of `touches` touchpoints, a share `conversionRate` of
  * which end in a conversion (value 1..99999 cents), spread over the 20 days before `end`.
  * Reproducible from `seed` (except the random UUIDs).
  */
 export function journeys(o: { events: number; touches: number; conversionRate: number; seed?: number; end?: Date }): PendingEvent[] {
-  const rnd = prng(o.seed ?? 1);
+  const rnd = rng(o.seed ?? 1);
   const end = (o.end ?? new Date('2026-11-01T00:00:00Z')).getTime();
   const out: PendingEvent[] = [];
   while (out.length < o.events) {
