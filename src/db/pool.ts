@@ -19,12 +19,16 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   return pool;
 }
 
-/** Connection settings of one client of `url` acting as `options.role`. */
+/**
+ * Connection settings of one client of `url` acting as `options.role`. Every session runs in
+ * UTC, whatever the server's default: date arithmetic in SQL (intervals of days, dates of
+ * timestamps) must not depend on where the database happens to be.
+ */
 export function clientConfig(url: string, options: Omit<PoolOptions, 'max'> = {}): pg.ClientConfig {
   return {
     connectionString: url,
     application_name: options.applicationName ?? 'skeldir',
-    ...(options.role ? { options: `-c role=${options.role}` } : {}),
+    options: `-c TimeZone=UTC${options.role ? ` -c role=${options.role}` : ''}`,
   };
 }
 
