@@ -91,18 +91,22 @@ async function createRoleIfMissing(client: pg.ClientBase, role: string): Promise
 
 /**
  * Grants the owner role what it needs in the current database when migrations SET ROLE to it
- * (PostgreSQL 15 no longer lets PUBLIC create in schema public).
+ * (PostgreSQL 15 no longer lets PUBLIC create in schema public). With the grant option: handing
+ * a SECURITY DEFINER function to the system role needs that role to hold CREATE on the schema
+ * for a moment, which the owner grants and revokes itself (see the system-role revisions). A
+ * database owned by the owner role has all of this already.
  */
 export async function grantSchemaToOwner(client: pg.ClientBase, roles: Roles): Promise<void> {
   if (!roles.ownerSetRole) return;
   for (let attempt = 0; ; attempt++) {
     const has = (await client.query<{ ok: boolean }>(
-      "SELECT has_schema_privilege($1, 'public', 'CREATE') AND has_schema_privilege($1, 'public', 'USAGE') AS ok",
+      `SELECT has_schema_privilege($1, 'public', 'CREATE WITH GRANT OPTION')
+          AND has_schema_privilege($1, 'public', 'USAGE WITH GRANT OPTION') AS ok`,
       [roles.owner],
     )).rows[0]!.ok;
     if (has) return;
     try {
-      await client.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${ident(roles.owner)}`);
+      await client.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${ident(roles.owner)} WITH GRANT OPTION`);
       return;
     } catch (error) {
       // "tuple concurrently updated": another process granted at the same moment; look again.
