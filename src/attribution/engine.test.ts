@@ -12,6 +12,7 @@ import { schedulePass } from './scheduler.js';
 import { validateSettingsChange, writeSettings } from './settings.js';
 import { parseInstant } from './cli.js';
 import { createTenant, insertEvents, type FixtureEvent } from './test-fixtures.js';
+import { loadWindow } from './window.js';
 
 let db: TestDatabase;
 let app: pg.Pool;
@@ -271,6 +272,32 @@ describe('journeys', () => {
     // Isolation: the first tenant sees none of it, and vice versa.
     assert.equal((await allocations(tenant)).filter((r) => r.event_id === conv).length, 0);
     assert.equal(rows.filter((r) => r.event_id !== conv).length, 0);
+  });
+  test('the lookback is days × 24 h whatever the session time zone (Europe/Berlin across the DST change), in the worker and in window runs', async () => {
+    // Berlin moves to summer time on 2026-03-29. Counted in calendar days of that zone, "30 days
+    // before 2026-04-15 12:00Z" would be 2026-03-16 13:00Z; the engine's rule (and window.ts's
+    // in-memory filter) is 30 × 86,400,000 ms: 2026-03-16 12:00Z.
+    const session = randomUUID();
+    const conv = randomUUID();
+    const c = new Date('2026-04-15T12:00:00Z');
+    await insertEvents(app, tenant, [
+      { type: 'touchpoint', channel: 'email', session, at: new Date(c.getTime() - 30 * DAY) }, // exactly 30 × 24 h: in
+      { type: 'touchpoint', channel: 'organic', session, at: new Date(c.getTime() - 30 * DAY - 1) }, // 1 ms earlier: out
+      { type: 'conversion', channel: 'direct', session, at: c, value: 700, id: conv },
+    ]);
+    const berlin = <T>(fn: (cl: pg.PoolClient) => Promise<T>) =>
+      withTenant(app, tenant, async (cl) => {
+        await cl.query(`SET LOCAL TimeZone = 'Europe/Berlin'`);
+        return fn(cl);
+      });
+    await berlin((cl) => attributeConversion(cl, tenant, conv));
+    const linear = (await allocations(tenant, 'linear')).filter((r) => r.event_id === conv);
+    assert.deepEqual(linear.map((r) => [r.channel_code, r.cents]), [['email', 700]]);
+    // A window starting at the conversion: the SQL pre-filter must fetch the same touches the
+    // in-memory rule keeps.
+    const window = await berlin((cl) => loadWindow(cl, tenant, c, new Date(c.getTime() + 1), 30));
+    assert.deepEqual(window.conversions.map((x) => [x.id, x.touches.map((t) => t.channel)]), [[conv, ['email']]]);
+    await withTenant(app, tenant, (cl) => cl.query(`DELETE FROM attribution_events WHERE session_id = $1`, [session]));
   });
 });
 

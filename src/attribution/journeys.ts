@@ -74,6 +74,8 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
  * when the conversion has one (the person's other sessions too) — with time in the lookback
  * window [conversion − lookback, conversion] (a touch at the conversion's own instant counts),
  * in time order, ties broken by event id. Channels outside the taxonomy are read as 'unknown'.
+ * The lookback is days × 24 h (hours, not calendar days: `make_interval(days => n)` would follow
+ * the session time zone's DST changes, and window.ts counts n × 86,400,000 ms).
  * Served by idx_attribution_events_journey (tenant, session, time) and
  * idx_attribution_events_user_journey (tenant, user, time).
  */
@@ -86,7 +88,7 @@ export async function loadPath(client: Queryable, tenantId: string, conversion: 
        AND (t.session_id = $2 OR ($3::varchar IS NOT NULL AND t.user_id = $3))
        AND t.event_type = 'touchpoint'
        AND t.event_timestamp <= $4::timestamptz
-       AND t.event_timestamp >= $4::timestamptz - make_interval(days => $5)
+       AND t.event_timestamp >= $4::timestamptz - make_interval(hours => 24 * $5)
      ORDER BY t.event_timestamp, t.id`,
     [tenantId, conversion.sessionId, conversion.userId, conversion.atText, lookbackDays],
   );

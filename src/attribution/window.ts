@@ -54,11 +54,12 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
             e.conversion_value_cents AS value, e.currency
      FROM attribution_events e LEFT JOIN channel_taxonomy ct ON ct.code = e.channel
      WHERE e.tenant_id = $1
-       AND e.event_timestamp >= $2::timestamptz - make_interval(days => $4) AND e.event_timestamp < $3
+       AND e.event_timestamp >= $2::timestamptz - make_interval(hours => 24 * $4) AND e.event_timestamp < $3
        AND (e.event_type = 'touchpoint' OR (e.event_type = 'conversion' AND e.event_timestamp >= $2))
      ORDER BY e.event_timestamp, e.id`,
     [tenantId, from.toISOString(), to.toISOString(), lookbackDays],
   );
+  // The same lookback as the SQL above and journeys.ts: days × 24 h, whatever the session's zone.
   const lookbackMs = lookbackDays * 86_400_000;
   const fromMs = from.getTime();
   // Touches in time order; index = order.
