@@ -8,6 +8,7 @@ import { stderrProgress } from '../cli/progress.js';
 import type { Service } from '../cli/start.js';
 import { AttributionError } from './errors.js';
 import { isModelType, MODEL_TYPES, type ModelType } from './models.js';
+import { checkInstant } from './reports.js';
 import { runModel } from './run.js';
 import { latestRuns } from './runs.js';
 import { AttributionScheduler, schedulePass } from './scheduler.js';
@@ -23,6 +24,7 @@ export function parseInstant(flag: string, value: string): Date {
   if (!ok || Number.isNaN(d.getTime()) || (/^\d{4}-\d{2}-\d{2}$/.test(value) && d.toISOString().slice(0, 10) !== value)) {
     throw new AttributionError('attribution_window_invalid', `${flag} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with offset, got ${JSON.stringify(value)}`, {}, flag);
   }
+  checkInstant(flag, d);
   return d;
 }
 

@@ -220,6 +220,12 @@ describe('skeldir attribution run', () => {
     assert.equal(code(() => parseInstant('--from', '2026-02-30')), 'attribution_window_invalid');
     assert.equal(code(() => parseInstant('--from', '2026-03-01T10:00')), 'attribution_window_invalid'); // no offset
     assert.equal(code(() => parseInstant('--from', '2026-03-01T10:00:00+02:00')), 'ok');
+    // Outside years 0001–9999 UTC: valid syntax and a valid JS Date, but not a storable window.
+    assert.equal(code(() => parseInstant('--from', '0000-01-01')), 'attribution_window_invalid');
+    assert.equal(code(() => parseInstant('--from', '0001-01-01T00:30:00+01:00')), 'attribution_window_invalid');
+    assert.equal(code(() => parseInstant('--to', '9999-12-31T23:59:59-23:59')), 'attribution_window_invalid');
+    assert.equal(code(() => parseInstant('--from', '0001-01-01')), 'ok');
+    assert.equal(code(() => parseInstant('--to', '9999-12-31T23:59:59Z')), 'ok');
     assert.equal(code(() => validateSettingsChange({ lookbackDays: 0 })), 'attribution_settings_invalid');
     assert.equal(code(() => validateSettingsChange({ halfLifeDays: 0.0001 })), 'attribution_settings_invalid');
     assert.equal(code(() => validateSettingsChange({ models: [] })), 'attribution_settings_invalid');

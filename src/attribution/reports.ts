@@ -40,8 +40,26 @@ export interface ChannelFigure {
   credible_interval: { lower_cents: number; upper_cents: number; allocations_with_interval: number } | null;
 }
 
+/**
+ * Instants a window may start or end at: years 0001–9999 in UTC. A valid RFC 3339 text can name
+ * a JS Date outside them (`0000-01-01T00:00:00Z`; `9999-12-31T23:59:59-23:59` is year 10000 in
+ * UTC), which PostgreSQL rejects or toISOString() prints as `+010000-…`.
+ */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+
+/** Throws attribution_window_invalid unless `d` is a valid instant in years 0001–9999 UTC. */
+export function checkInstant(field: string, d: Date): void {
+  const t = d.getTime();
+  if (Number.isNaN(t)) throw new AttributionError('attribution_window_invalid', `${field} must be a timestamp`, {}, field);
+  if (t < FIRST_INSTANT || t > LAST_INSTANT) {
+    throw new AttributionError('attribution_window_invalid', `${field} must be in years 0001–9999 (UTC), got ${d.toISOString()}`, {}, field);
+  }
+}
+
 export function checkPeriod(from: Date, to: Date): void {
-  if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) throw new AttributionError('attribution_window_invalid', 'from and to must be timestamps', {}, 'from');
+  checkInstant('from', from);
+  checkInstant('to', to);
   if (from.getTime() >= to.getTime()) throw new AttributionError('attribution_window_invalid', `to (${to.toISOString()}) must be after from (${from.toISOString()})`, {}, 'to');
 }
 

@@ -92,12 +92,27 @@ describe('GET /api/v1/attribution/channels', () => {
       [`/api/v1/attribution/channels?model=linear&from=yesterday&to=${TO}`, 400, 'validation_failed'],
       [`/api/v1/attribution/channels?model=linear&from=${TO}&to=${FROM}`, 400, 'attribution_window_invalid'],
       [`/api/v1/attribution/comparison?from=${TO}&to=${TO}`, 400, 'attribution_window_invalid'],
+      // Valid date-time syntax and a valid JS Date, but outside years 0001–9999 UTC (PostgreSQL
+      // would reject the timestamp, or JS would print it as +010000-…).
+      [`/api/v1/attribution/channels?model=linear&from=0000-01-01T00:00:00Z&to=${TO}`, 400, 'attribution_window_invalid'],
+      [`/api/v1/attribution/channels?model=linear&from=0001-01-01T00:30:00%2B01:00&to=${TO}`, 400, 'attribution_window_invalid'],
+      [`/api/v1/attribution/channels?model=linear&from=${FROM}&to=9999-12-31T23:59:59-23:59`, 400, 'attribution_window_invalid'],
+      [`/api/v1/attribution/comparison?from=0000-01-01T00:00:00Z&to=${TO}`, 400, 'attribution_window_invalid'],
+      [`/api/v1/attribution/comparison?from=${FROM}&to=9999-12-31T23:59:59-23:59`, 400, 'attribution_window_invalid'],
     ];
     for (const [url, status, code] of cases) {
       const res = await get(url);
       assert.equal(res.statusCode, status, `${url}: ${res.body}`);
       assert.match(String(res.headers['content-type']), /application\/problem\+json/);
       assert.equal(res.json().code, code);
+    }
+    // The extremes of the supported range are fine.
+    for (const url of [
+      `/api/v1/attribution/channels?model=linear&from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z`,
+      `/api/v1/attribution/comparison?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z`,
+    ]) {
+      const res = await get(url);
+      assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
     }
     const anonymous = await app.inject({ method: 'GET', url: `/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}` });
     assert.equal(anonymous.statusCode, 401);

@@ -3,13 +3,13 @@ import { withTenant } from '../db/tenant-context.js';
 import { silentProgress, type Progress } from '../migrations/context.js';
 import { allocate, allocateNumber } from '../money/allocate.js';
 import { BAYESIAN_DEFAULTS, fitBayesianModel, type BayesianParameters } from './bayesian-model.js';
-import { AttributionError } from './errors.js';
 import { heuristicAllocations, RATIO_UNITS } from './heuristics.js';
 import { channelMask, type JourneySet } from './journey-set.js';
 import { fitMarkovModel, MARKOV_DEFAULTS, type MarkovParameters } from './markov-model.js';
 import { DAY_MS, isHeuristic, MODEL_VERSIONS, type HeuristicModel, type ModelType } from './models.js';
 import type { PopulationFit } from './population.js';
 import { finishRun, insertRun, type RunTrigger } from './runs.js';
+import { checkPeriod } from './reports.js';
 import { readSettings } from './settings.js';
 import { fitShapleyModel, SHAPLEY_DEFAULTS, type ShapleyParameters } from './shapley-model.js';
 import { fixed, replaceAllocations, type AllocationRow } from './store.js';
@@ -52,7 +52,7 @@ export interface RunSummary {
  */
 export async function runModel(pool: pg.Pool, tenantId: string, options: RunOptions): Promise<RunSummary> {
   const { model, from, to } = options;
-  if (!(from.getTime() < to.getTime())) throw new AttributionError('attribution_window_invalid', `the window must end after it starts (from ${from.toISOString()}, to ${to.toISOString()})`);
+  checkPeriod(from, to);
   const settings = await withTenant(pool, tenantId, (c) => readSettings(c));
   const lookbackDays = options.lookbackDays ?? settings.lookbackDays;
   const halfLifeDays = options.halfLifeDays ?? settings.halfLifeDays;
