@@ -8,7 +8,8 @@
 //              4 connections: what the database alone can take, no HTTP, no validation.
 // The API server runs in a child process (so the load generator does not share its event loop),
 // listening on 127.0.0.1; the client is node's http with keep-alive. The table is emptied between
-// contenders. Figures on a shared 2-core machine are noisy: compare the ratios, not absolutes.
+// contenders. The server logs every request as in production (to /dev/null); its per-tenant rate
+// limit is off (see serve()). Figures on a shared 2-core machine are noisy: compare the ratios, not absolutes.
 // Run: node --import tsx bench/ingestion.bench.ts   (BENCH_SINGLE, BENCH_BATCH_EVENTS to resize)
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -238,8 +239,12 @@ async function serve(): Promise<void> {
   const { buildApp } = await import('../src/http/app.js');
   const { loadConfig } = await import('../src/config.js');
   const db = databaseAt(process.env.BENCH_DATABASE_URL!, JSON.parse(process.env.BENCH_ROLES!));
-  // No rate limit: the benchmark is one tenant pushing as hard as it can.
-  const app = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
+  const { default: pino } = await import('pino');
+  // Production logging (one JSON line per request, redaction on), written to /dev/null instead of
+  // stdout so the figure is the server's cost, not the terminal's. No rate limit: the benchmark is
+  // one tenant pushing as hard as it can, and the default budget (SKELDIR_RATE_LIMIT_PER_MINUTE,
+  // 6,000 requests a minute per tenant) would cap it at 100 requests/s.
+  const app = await buildApp({ db, config: loadConfig({}), logger: { stream: pino.destination({ dest: '/dev/null', sync: true }) }, rateLimit: { max: 0 } });
   const address = await app.listen({ port: 0, host: '127.0.0.1' });
   process.send!({ address });
   process.on('message', async (m) => {
