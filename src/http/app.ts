@@ -26,7 +26,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The application-role pool (row-level security always applies). */
     appPool: pg.Pool;
-    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions };
+    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; readyTimeoutMs: number };
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
@@ -57,7 +57,12 @@ export interface AppOptions {
   clock?: () => number;
   /** Per-tenant rate limit; default `config.rateLimitPerMinute` per minute (0 = none). */
   rateLimit?: RateLimitOptions;
+  /** How long `/ready` waits for the database (to connect, then to answer) before it says 503 (default 2 s). */
+  readyTimeoutMs?: number;
 }
+
+/** Default bound of the `/ready` probe: orchestrators' probes time out after 1–10 s. */
+export const READY_TIMEOUT_MS = 2_000;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
@@ -114,7 +119,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const appPool = options.db.appPool({ max: options.poolSize ?? 20, applicationName: 'skeldir-api' });
   app.decorate('appPool', appPool);
   const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
-  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit });
+  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
