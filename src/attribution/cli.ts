@@ -211,8 +211,8 @@ export function registerAttribution(program: Command): void {
 
   attribution
     .command('schedule')
-    .description("recompute every tenant's configured population models when due (by its recompute interval); with --once one pass then exit (for cron), else keep checking until SIGTERM/SIGINT")
-    .option('--once', 'one pass, then exit')
+    .description("recompute every tenant's configured population models when due (by its recompute interval); with --once one pass then exit (for cron; exit 1 if any run failed or did not converge), else keep checking until SIGTERM/SIGINT")
+    .option('--once', 'one pass, then exit: prints the runs as JSON; exit 1 if any failed or did not converge')
     .action((o: { once?: boolean }) =>
       runCommand(async (ctx) => {
         const db = await ctx.database();
@@ -221,7 +221,18 @@ export function registerAttribution(program: Command): void {
           const app = db.appPool({ max: 2 });
           try {
             const runs = await schedulePass(owner, app, { logger: schedulerLogger() });
-            print(runs.map((r) => ({ run_id: r.runId, model: r.model, status: r.status, conversions: r.conversions, allocations: r.allocations })));
+            print(
+              runs.map((r) => ({
+                tenant_id: r.tenantId,
+                run_id: r.runId,
+                model: r.model,
+                status: r.status,
+                conversions: r.conversions,
+                allocations: r.allocations,
+                ...(r.error !== undefined ? { error: r.error } : {}),
+              })),
+            );
+            // Exit 1 when any run failed or did not converge (cron sees it); the others still ran.
             return runs.some((r) => r.status !== 'succeeded') ? 1 : 0;
           } finally {
             await Promise.all([owner.end(), app.end()]);

@@ -323,3 +323,59 @@ describe('scheduler', () => {
     assert.ok((triggers ?? 0) >= 2);
   });
 });
+
+describe('skeldir attribution schedule --once', () => {
+  test('a run that fails is reported and the pass exits 1; the other tenants still run', async () => {
+    // An operator extended channel_taxonomy; one tenant's window then has 31 distinct channels,
+    // more than population models handle (30): its markov run throws.
+    const su = await superClient(db);
+    let failing: string;
+    let fine: string;
+    try {
+      await su.query(
+        `INSERT INTO channel_taxonomy (code, family, is_paid, display_name)
+         SELECT 'extra_' || i, 'unknown', false, 'Extra ' || i FROM generate_series(1, 21) i ON CONFLICT (code) DO NOTHING`,
+      );
+      failing = await createTenant(su, 'schedule failing');
+      fine = await createTenant(su, 'schedule fine');
+    } finally {
+      await su.end();
+    }
+    const codes = [...CHANNELS, 'direct', 'facebook_brand', 'google_display_paid', 'tiktok_paid', 'unknown', ...Array.from({ length: 21 }, (_, i) => `extra_${i + 1}`)];
+    assert.equal(new Set(codes).size, 31);
+    const now = Date.now();
+    const session = randomUUID();
+    await insertEvents(app, failing, [
+      ...codes.map((channel, i) => ({ type: 'touchpoint' as const, channel, session, at: new Date(now - DAY + i * 1000) })),
+      { type: 'conversion', channel: 'direct', session, at: new Date(now - DAY / 2), value: 5000 },
+    ]);
+    const s2 = randomUUID();
+    await insertEvents(app, fine, [
+      { type: 'touchpoint', channel: 'email', session: s2, at: new Date(now - DAY) },
+      { type: 'conversion', channel: 'direct', session: s2, at: new Date(now - DAY / 2), value: 900 },
+    ]);
+    for (const t of [failing, fine]) await withTenant(app, t, (c) => writeSettings(c, t, { models: ['markov'], recomputeWindowDays: 7 }));
+
+    const res = await cli(['schedule', '--once']);
+    assert.equal(res.code, 1, res.stderr);
+    const out = JSON.parse(res.stdout) as Array<{ tenant_id: string; run_id: string | null; model: string; status: string; error?: string }>;
+    const bad = out.find((r) => r.tenant_id === failing);
+    const good = out.find((r) => r.tenant_id === fine);
+    assert.equal(bad?.status, 'failed');
+    assert.match(bad?.error ?? '', /31 distinct channels/);
+    assert.equal(good?.status, 'succeeded');
+    assert.match(res.stderr, /scheduled attribution run failed/);
+    const row = await withTenant(app, failing, async (c) => (await c.query<{ status: string; error: string; trigger: string }>(`SELECT status, error, trigger FROM attribution_model_runs WHERE id = $1`, [bad!.run_id])).rows[0]);
+    assert.equal(row?.status, 'failed');
+    assert.equal(row?.trigger, 'schedule');
+    assert.match(row?.error ?? '', /31 distinct channels/);
+
+    // Once the failing tenant is fixed (here: its extra-channel touches removed), the next pass exits 0.
+    await withTenant(app, failing, (c) => c.query(`DELETE FROM attribution_events WHERE channel LIKE 'extra_%'`));
+    await withTenant(app, failing, (c) => writeSettings(c, failing, { recomputeIntervalMinutes: 5 }));
+    await withTenant(owner, failing, (c) => c.query(`UPDATE attribution_model_runs SET started_at = started_at - interval '1 hour'`));
+    const again = await cli(['schedule', '--once']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok((JSON.parse(again.stdout) as Array<{ tenant_id: string; status: string }>).some((r) => r.tenant_id === failing && r.status === 'succeeded'));
+  });
+});

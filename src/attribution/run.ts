@@ -29,6 +29,8 @@ export interface RunOptions {
   readonly progress?: Progress;
   /** Conversions per write transaction. */
   readonly chunkSize?: number;
+  /** Told the run's id as soon as its row exists (so a caller can name a run that then throws). */
+  readonly onRunRecorded?: (runId: string) => void;
 }
 
 export interface RunSummary {
@@ -60,6 +62,7 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
   const runId = await withTenant(pool, tenantId, (c) =>
     insertRun(c, { tenantId, model, modelVersion: MODEL_VERSIONS[model], from, to, trigger: options.trigger, parameters }),
   );
+  options.onRunRecorded?.(runId);
   try {
     const window = await withTenant(pool, tenantId, (c) => loadWindow(c, tenantId, from, to, lookbackDays));
     const journeys = window.journeys.converted.length;

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { isPopulation, type PopulationModel } from './models.js';
-import { runModel, type RunSummary } from './run.js';
+import { runModel } from './run.js';
 import { lastScheduledStart } from './runs.js';
 import { readSettings } from './settings.js';
 
@@ -9,6 +9,18 @@ export interface SchedulerLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+}
+
+/** One scheduled run's outcome. A run that threw is `failed` (its run row says so too, with the error). */
+export interface ScheduledRun {
+  readonly tenantId: string;
+  readonly model: PopulationModel;
+  /** null only when the run failed before its run row was written. */
+  readonly runId: string | null;
+  readonly status: 'succeeded' | 'not_converged' | 'failed';
+  readonly conversions: number | null;
+  readonly allocations: number | null;
+  readonly error?: string;
 }
 
 /**
@@ -25,10 +37,10 @@ export async function schedulePass(
   owner: pg.Pool,
   app: pg.Pool,
   options: { now?: Date; logger?: SchedulerLogger; stopped?: () => boolean } = {},
-): Promise<RunSummary[]> {
+): Promise<ScheduledRun[]> {
   const now = options.now ?? new Date();
   const tenants = (await owner.query<{ id: string }>('SELECT id FROM tenants ORDER BY id')).rows.map((r) => r.id);
-  const done: RunSummary[] = [];
+  const done: ScheduledRun[] = [];
   for (const tenantId of tenants) {
     if (options.stopped?.()) break;
     const due = await withTenant(app, tenantId, async (c) => {
@@ -48,14 +60,18 @@ export async function schedulePass(
         const key = `attribution-schedule:${tenantId}:${model}`;
         const got = await lockClient.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok`, [key]);
         if (!got.rows[0]!.ok) continue;
+        let runId: string | null = null;
         try {
           const from = new Date(now.getTime() - due.windowDays * 86_400_000);
-          const summary = await runModel(app, tenantId, { model, from, to: now, trigger: 'schedule' });
-          done.push(summary);
+          const summary = await runModel(app, tenantId, { model, from, to: now, trigger: 'schedule', onRunRecorded: (id) => (runId = id) });
+          done.push({ tenantId, model, runId: summary.runId, status: summary.status, conversions: summary.conversions, allocations: summary.allocations });
           const log = summary.status === 'succeeded' ? options.logger?.info : options.logger?.warn;
           log?.call(options.logger, { tenantId, model, runId: summary.runId, status: summary.status, conversions: summary.conversions, allocations: summary.allocations }, 'scheduled attribution run');
         } catch (error) {
-          options.logger?.error({ tenantId, model, err: (error as Error).message }, 'scheduled attribution run failed');
+          // One tenant's failure does not stop the pass, but it is returned (`schedule --once` exits 1).
+          const message = (error as Error).message;
+          done.push({ tenantId, model, runId, status: 'failed', conversions: null, allocations: null, error: message });
+          options.logger?.error({ tenantId, model, runId, err: message }, 'scheduled attribution run failed');
         } finally {
           await lockClient.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [key]).catch(() => {});
         }
