@@ -6,12 +6,15 @@ export const MAX_JSON_DEPTH = 8;
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** A UTF-16 surrogate that is not half of a pair (in `u` mode a pair is one code point, so only lone halves match). */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * Parses a JSON request body strictly: valid UTF-8 (a lenient decoder would silently turn
- * bad bytes into U+FFFD), valid JSON, no prototype-pollution keys, bounded depth, and no NUL
- * characters (PostgreSQL text and jsonb cannot store them; letting one through would fail
- * in the database). Each failure is a specific 400 problem naming where it is.
+ * bad bytes into U+FFFD), valid JSON, no prototype-pollution keys, bounded depth, no NUL
+ * characters and no lone UTF-16 surrogates (`"\ud800"` is a valid JSON escape but no
+ * character: PostgreSQL text and jsonb cannot store either, so letting one through would
+ * fail in the database). Each failure is a specific 400 problem naming where it is.
  */
 export function parseJsonBody(raw: Buffer): unknown {
   if (raw.length === 0) throw new HttpProblem('empty_body', 'the request body is empty; send a JSON document');
@@ -40,6 +43,7 @@ export function parseJsonBody(raw: Buffer): unknown {
 function inspect(value: unknown, path: string, depth: number): void {
   if (typeof value === 'string') {
     if (value.includes('\u0000')) throw new HttpProblem('nul_character', `${path || 'the body'} contains a NUL character (\\u0000)`, { field: path || '/' });
+    if (LONE_SURROGATE.test(value)) throw new HttpProblem('invalid_unicode', `${path || 'the body'} contains a lone UTF-16 surrogate (\\ud800–\\udfff not part of a pair)`, { field: path || '/' });
     return;
   }
   if (value === null || typeof value !== 'object') return;
@@ -54,6 +58,7 @@ function inspect(value: unknown, path: string, depth: number): void {
     const here = `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
     if (FORBIDDEN_KEYS.has(key)) throw new HttpProblem('forbidden_key', `property name ${JSON.stringify(key)} is not allowed`, { field: here });
     if (key.includes('\u0000')) throw new HttpProblem('nul_character', `a property name contains a NUL character`, { field: path || '/' });
+    if (LONE_SURROGATE.test(key)) throw new HttpProblem('invalid_unicode', 'a property name contains a lone UTF-16 surrogate', { field: path || '/' });
     inspect(item, here, depth + 1);
   }
 }

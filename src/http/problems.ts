@@ -16,6 +16,7 @@ export const PROBLEMS = {
   forbidden_key: { status: 400, title: 'The body uses a forbidden property name' },
   too_deep: { status: 400, title: 'The body is nested too deeply' },
   nul_character: { status: 400, title: 'The body contains a NUL character' },
+  invalid_unicode: { status: 400, title: 'The body contains a lone UTF-16 surrogate' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   payload_too_large: { status: 413, title: 'The body is too large' },
   // authentication and limits
