@@ -260,6 +260,28 @@ describe('journeys', () => {
     assert.deepEqual(first.map((r) => [r.channel_code, r.cents]), [['email', 900]]);
   });
 
+  test('a window run skips a conversion without a value (legacy / direct SQL): no allocations, counted, its touches become a non-converting journey', async () => {
+    const su = await superClient(db);
+    const t = await createTenant(su, 'valueless').finally(() => su.end());
+    const [a, b] = [randomUUID(), randomUUID()];
+    const [paid, unpaid] = [randomUUID(), randomUUID()];
+    await insertEvents(app, t, [
+      { type: 'touchpoint', channel: 'email', session: a, at: at(1) },
+      { type: 'conversion', channel: 'direct', session: a, at: at(1.5), value: 1000, id: paid },
+      { type: 'touchpoint', channel: 'organic', session: b, at: at(2) },
+      { type: 'conversion', channel: 'direct', session: b, at: at(2.5), value: null, id: unpaid },
+    ]);
+    const run = await runModel(app, t, { model: 'markov', from: FROM, to: TO, trigger: 'cli', markov: { bootstrap: 10 } });
+    assert.equal(run.status, 'succeeded');
+    assert.equal(run.conversions, 1);
+    assert.equal(run.skippedWithoutValue, 1);
+    // One converting journey (email) and one non-converting journey (organic, the valueless conversion's path).
+    assert.equal(run.journeys, 2);
+    const rows = await allocations(t, 'markov');
+    assert.deepEqual(rows.map((r) => [r.event_id, r.channel_code, r.cents]), [[paid, 'email', 1000]]);
+    const stored = await withTenant(app, t, async (c) => (await c.query<{ d: { skipped_without_value: number } }>(`SELECT diagnostics AS d FROM attribution_model_runs WHERE id = $1`, [run.runId])).rows[0]!.d);
+    assert.equal(stored.skipped_without_value, 1);
+  });
   test("the worker entry point follows the tenant's settings (models, lookback, half-life)", async () => {
     await withTenant(app, other, (c) => writeSettings(c, other, { models: ['time_decay', 'markov'], lookbackDays: 2, halfLifeDays: 1 }));
     const session = randomUUID();
