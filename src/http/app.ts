@@ -79,16 +79,32 @@ export const REDACT = [
 ];
 
 /**
- * Body validation never coerces or strips: `"5"` is not a number and an unknown field is an
- * error, not silently dropped. Query strings and path parameters are strings on the wire, so
- * their validator coerces (`?limit=10` → 10).
+ * The canonical textual form of a UUID, in either case. ajv-formats' `uuid` also accepts a
+ * `urn:uuid:` prefix, which PostgreSQL's uuid type does not: such an id reached the database
+ * and came back as a 500. Every validator uses this one.
  */
-function validators() {
-  const body = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, coerceTypes: false, strict: false });
-  const params = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: true, coerceTypes: true, strict: false });
-  addFormats.default(body);
-  addFormats.default(params);
-  return { body, params };
+export const UUID_FORMAT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const AJV_OPTIONS = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false } as const;
+
+function withFormats(ajv: Ajv): Ajv {
+  addFormats.default(ajv);
+  ajv.addFormat('uuid', UUID_FORMAT);
+  return ajv;
+}
+
+/**
+ * A validator for request bodies: never coerces or strips (`"5"` is not a number and an
+ * unknown field is an error, not silently dropped). Routes that validate parts of a body
+ * themselves (batch items) use this too, so every body is judged by the same rules.
+ */
+export function bodyAjv(): Ajv {
+  return withFormats(new Ajv({ ...AJV_OPTIONS, coerceTypes: false }));
+}
+
+/** Query strings and path parameters are strings on the wire: their validator coerces (`?limit=10` → 10). */
+function paramsAjv(): Ajv {
+  return withFormats(new Ajv({ ...AJV_OPTIONS, coerceTypes: true }));
 }
 
 export async function buildApp(options: AppOptions): Promise<App> {
@@ -113,7 +129,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     forceCloseConnections: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const { body, params } = validators();
+  const body = bodyAjv();
+  const params = paramsAjv();
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? body : params).compile(schema));
 
   const appPool = options.db.appPool({ max: options.poolSize ?? 20, applicationName: 'skeldir-api' });

@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { validationProblem } from '../http/app.js';
+import { bodyAjv, validationProblem } from '../http/app.js';
 import { withTenant } from '../db/tenant-context.js';
 import { HttpProblem, problemFor } from '../http/problems.js';
 import { ChannelTaxonomy } from './channels.js';
@@ -32,17 +31,15 @@ function headerKey(request: FastifyRequest): string | undefined {
   return value;
 }
 
-/** One event validator for batch items, configured like the app's body validator (no coercion, no stripping). */
-function itemValidator(): ValidateFunction {
-  const ajv = new Ajv({ allErrors: true, removeAdditional: false, useDefaults: false, coerceTypes: false, strict: false });
-  addFormats.default(ajv);
-  return ajv.compile(EventInput);
-}
-
 /** POST /events, POST /events/batch, GET /events/{id} (issue 4; docs/ingestion.md). */
 export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const taxonomy = new ChannelTaxonomy(app.appPool);
-  const validateItem = itemValidator();
+  // A batch's envelope is checked up front, then its items one by one; both by the app's body rules.
+  const ajv = bodyAjv();
+  const validateItem = ajv.compile(EventInput);
+  const batchEnvelope = ajv.compile(BatchEnvelope);
+  const anything = ajv.compile({});
+  const envelopeValidator = (httpPart: string | undefined): ValidateFunction => (httpPart === 'body' ? batchEnvelope : anything);
   // Single events of one tenant arriving together are written together (group commit); each
   // group is one transaction with the tenant's context set, like request.inTenant.
   const coalescer = new IngestCoalescer((tenantId, events) =>
@@ -152,13 +149,6 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 };
-
-const envelopeAjv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, strict: false });
-const batchEnvelope = envelopeAjv.compile(BatchEnvelope);
-const anything = envelopeAjv.compile({});
-function envelopeValidator(httpPart: string | undefined): ValidateFunction {
-  return httpPart === 'body' ? batchEnvelope : anything;
-}
 
 function itemProblem(index: number, error: unknown): BatchOutput['results'][number] {
   const { status, body } = problemFor(error);
