@@ -125,6 +125,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
+    // Errors the router raises before any route or hook runs (a malformed percent-escape, an
+    // over-long path parameter) are problems like any other, not Fastify's own JSON.
+    frameworkErrors: (error, request, reply) => {
+      const problem = frameworkProblem(error);
+      if (!(problem instanceof HttpProblem)) request.log.error({ err: error }, 'router error');
+      // No route, so no onSend hook: echo the request id here.
+      return sendProblem(request, reply.header('x-request-id', String(request.id)), problem);
+    },
     return503OnClosing: true,
     forceCloseConnections: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -189,6 +197,17 @@ export async function authenticate(request: FastifyRequest): Promise<void> {
     throw new HttpProblem('unauthorized', 'a valid API key is required: Authorization: Bearer <key>');
   }
   request.tenantId = tenantId;
+}
+
+/** What the router's own errors mean to a client: the URL is not one Skeldir can read. */
+function frameworkProblem(error: FastifyError): HttpProblem | FastifyError {
+  switch (error.code) {
+    case 'FST_ERR_BAD_URL':
+      return new HttpProblem('validation_failed', 'the URL is not valid: a percent-escape is malformed or does not encode UTF-8', { field: 'url' });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new HttpProblem('validation_failed', 'a path parameter of the URL is longer than 100 characters', { field: 'url' });
+  }
+  return error;
 }
 
 /** Turns framework and driver errors into domain errors with registered codes. */
