@@ -52,19 +52,6 @@ export function touchWeights(model: HeuristicModel, touches: readonly Touch[], c
   }
 }
 
-/** Credit of a rule summed per distinct channel, channels in code order (the canonical order). */
-export interface ChannelCredit {
-  readonly channels: string[];
-  readonly weights: number[];
-}
-
-export function creditByChannel(touches: readonly Touch[], perTouch: readonly number[]): ChannelCredit {
-  const sums = new Map<string, number>();
-  for (let i = 0; i < touches.length; i++) sums.set(touches[i]!.channel, (sums.get(touches[i]!.channel) ?? 0) + perTouch[i]!);
-  const channels = [...sums.keys()].sort();
-  return { channels, weights: channels.map((c) => sums.get(c)!) };
-}
-
 /** Share of a conversion in units of 10⁻⁵ (allocation_ratio is numeric(6,5)); the units sum to exactly 100000. */
 export const RATIO_UNITS = 100_000;
 
