@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { DomainError } from '../errors.js';
-import { parseJsonBody } from '../http/json-body.js';
 import { applyFact, unscopedId, type Provider } from '../ledger/apply.js';
 import { PayPalVerifier } from './paypal.js';
+import { parseWebhookJson, printable, storableJson } from './json.js';
 import { bodyId, isWooCommercePing, parseEvent, type ParsedEvent } from './providers.js';
 import { decryptSecret, secretAad, type SecretKey } from './secret-key.js';
 import { verifyBase64Hmac, verifyStripe } from './signatures.js';
@@ -75,7 +75,7 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
   let parsedBody: unknown;
   let bodyProblem: DomainError | undefined;
   try {
-    parsedBody = parseJsonBody(body);
+    parsedBody = parseWebhookJson(body);
   } catch (error) {
     bodyProblem = error as DomainError;
   }
@@ -88,7 +88,7 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
   const eventId = typeof rawEventId === 'string' && /^[\x21-\x7e]{1,200}$/.test(rawEventId) ? rawEventId : bodyId(body);
   const eventTypeGuess =
     (provider === 'stripe' ? (parsedBody as { type?: unknown })?.type : provider === 'paypal' ? (parsedBody as { event_type?: unknown })?.event_type : topic) ?? '';
-  const eventType = typeof eventTypeGuess === 'string' && eventTypeGuess ? eventTypeGuess.slice(0, 100) : 'unknown';
+  const eventType = (typeof eventTypeGuess === 'string' && printable(eventTypeGuess, 100)) || 'unknown';
 
   return withTenant(deps.pool, endpoint.tenant_id, async (client) => {
     // The dedup row first: a concurrent delivery of the same event waits here for this
@@ -107,14 +107,17 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
     if (!deliveryId) return { status: 'duplicate', event_id: eventId, event_type: eventType, detail: 'this event was already received' };
 
     const dead = async (error: DomainError): Promise<DeliveryOutcome> => {
-      const raw = parsedBody !== undefined && !bodyProblem ? parsedBody : { raw_base64: body.toString('base64') };
+      const raw = storableJson(bodyProblem ? undefined : parsedBody, body);
+      // Messages may quote payload text: stored without control characters (jsonb and text refuse NUL).
+      const message = printable(error.message, 1000);
+      const field = error.field === undefined ? null : printable(error.field, 200);
       const { rows } = await client.query<{ id: string }>(
         `INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
          VALUES ($1, 'webhook', $2, $3, $4, $5, 'webhook_payload', $6) RETURNING id`,
-        [endpoint.tenant_id, error.code, { provider, endpoint_id: endpointId, event_id: eventId, event_type: eventType, field: error.field ?? null, message: error.message }, raw, eventType.slice(0, 50), error.message],
+        [endpoint.tenant_id, error.code, { provider, endpoint_id: endpointId, event_id: eventId, event_type: eventType, field, message }, raw, eventType.slice(0, 50), message],
       );
-      await client.query(`UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = $2, detail = $3 WHERE id = $1`, [deliveryId, rows[0]!.id, error.message]);
-      return { status: 'dead_lettered', event_id: eventId, event_type: eventType, dead_event_id: rows[0]!.id, detail: error.message };
+      await client.query(`UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = $2, detail = $3 WHERE id = $1`, [deliveryId, rows[0]!.id, message]);
+      return { status: 'dead_lettered', event_id: eventId, event_type: eventType, dead_event_id: rows[0]!.id, detail: message };
     };
     if (bodyProblem) return dead(bodyProblem);
 
@@ -126,8 +129,9 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
       throw error;
     }
     if (parsed.facts.length === 0) {
-      await client.query(`UPDATE webhook_deliveries SET status = 'ignored', detail = $2 WHERE id = $1`, [deliveryId, parsed.ignored ?? 'nothing to record']);
-      return { status: 'ignored', event_id: eventId, event_type: eventType, detail: parsed.ignored };
+      const detail = printable(parsed.ignored ?? 'nothing to record', 1000);
+      await client.query(`UPDATE webhook_deliveries SET status = 'ignored', detail = $2 WHERE id = $1`, [deliveryId, detail]);
+      return { status: 'ignored', event_id: eventId, event_type: eventType, detail };
     }
     const reason = `${provider} ${eventType} ${eventId}`;
     let outcome: DeliveryOutcome = { status: 'applied', event_id: eventId, event_type: eventType };

@@ -4,6 +4,7 @@ import { currency } from '../money/currencies.js';
 import { checkProviderId, type Fact, type Provider } from '../ledger/apply.js';
 import { LedgerError } from '../ledger/errors.js';
 import { EMPTY, type Knowledge } from '../ledger/lattice.js';
+import { printable } from './json.js';
 
 /**
  * Providers' payment lifecycle events → ledger facts. Each function reads one provider's real
@@ -46,9 +47,16 @@ function isoTime(v: unknown): string | null {
 
 function orderIdOf(v: unknown): string | null {
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
-  if (typeof v === 'string' && v.trim() !== '' && v.length <= 255) return v.trim();
+  if (typeof v === 'string' && v.trim() !== '' && v.length <= 255) {
+    // PostgreSQL text cannot hold NUL: such an order id cannot be recorded (the event is dead-lettered).
+    if (v.includes('\u0000')) throw new LedgerError('ledger_fact_invalid', 'the order id contains a NUL character', { field: 'order_id' });
+    return v.trim();
+  }
   return null;
 }
+
+/** A provider label (status, order name) as stored in metadata: printable, bounded. */
+const label = (v: unknown, max = 100): string => printable(String(v ?? ''), max);
 
 function knowledge(k: Partial<Knowledge>): Knowledge {
   return { ...EMPTY, ...k };
@@ -137,7 +145,7 @@ export function parseStripe(event: unknown): ParsedEvent {
     const charge = checkProviderId(idOf(o.charge), 'data.object.charge');
     const cur = currency(o.currency).code;
     const id = checkProviderId(o.id, 'data.object.id');
-    const status = typeof o.status === 'string' ? o.status : 'unknown';
+    const status = typeof o.status === 'string' ? label(o.status, 50) || 'unknown' : 'unknown';
     return result([
       {
         target: charge,
@@ -224,7 +232,7 @@ export function parseShopify(topic: string, webhookId: string, event: unknown): 
           voided: status === 'voided',
           refunds,
           orderId: target,
-          details: typeof o.name === 'string' ? { name: o.name } : {},
+          details: typeof o.name === 'string' ? { name: label(o.name) } : {},
         }),
       },
     ]);
@@ -252,7 +260,7 @@ export function parseShopify(topic: string, webhookId: string, event: unknown): 
     if (o.order_id === null || o.order_id === undefined) return result([], 'dispute without an order');
     const target = checkProviderId(o.order_id, 'order_id');
     const id = checkProviderId(o.id, 'id');
-    const status = String(o.status ?? 'unknown');
+    const status = label(o.status, 50) || 'unknown';
     const cur = currency(o.currency).code;
     const lost = o.type === 'chargeback' && (status === 'lost' || status === 'accepted');
     return result([
@@ -297,7 +305,7 @@ export function parseWooCommerce(topic: string, deliveryId: string, event: unkno
         voided: status === 'cancelled',
         refunds,
         orderId: target,
-        details: o.number !== undefined ? { number: String(o.number) } : {},
+        details: o.number !== undefined ? { number: label(o.number) } : {},
       }),
     },
   ]);
@@ -327,10 +335,18 @@ function upLink(resource: Json, kind: string): string | null {
   return null;
 }
 
+const PAYPAL_EVENTS = new Set([
+  'PAYMENT.AUTHORIZATION.CREATED', 'PAYMENT.AUTHORIZATION.VOIDED', 'PAYMENT.CAPTURE.COMPLETED', 'PAYMENT.CAPTURE.REFUNDED',
+  'PAYMENT.CAPTURE.REVERSED', 'CUSTOMER.DISPUTE.CREATED', 'CUSTOMER.DISPUTE.UPDATED', 'CUSTOMER.DISPUTE.RESOLVED',
+]);
+
 export function parsePayPal(event: unknown): ParsedEvent {
   const e = obj(event, 'body');
   const eventId = checkProviderId(e.id, 'id');
   const eventType = typeof e.event_type === 'string' ? e.event_type : '';
+  // Only these events move money on a payment; the rest (CHECKOUT.ORDER.* among them: an order's
+  // captures arrive as PAYMENT.CAPTURE.* events of their own) are ignored before anything is read.
+  if (!PAYPAL_EVENTS.has(eventType)) return { eventId, eventType, facts: [], ignored: `event type ${label(eventType) || '(none)'} is not a payment lifecycle event` };
   const r = obj(e.resource, 'resource');
   const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId, eventType, facts, ...(ignored ? { ignored } : {}) });
   const related = ((r.supplementary_data as Json | undefined)?.related_ids ?? {}) as Json;
@@ -386,7 +402,7 @@ export function parsePayPal(event: unknown): ParsedEvent {
       const id = checkProviderId(r.dispute_id, 'resource.dispute_id');
       const money = paypalMoney(r.dispute_amount, 'resource.dispute_amount');
       const outcome = str((r.dispute_outcome as Json | undefined)?.outcome_code);
-      const status = (outcome ?? str(r.status) ?? 'unknown').toLowerCase();
+      const status = label(outcome ?? str(r.status) ?? 'unknown', 50).toLowerCase();
       const lost = outcome === 'RESOLVED_BUYER_FAVOUR';
       return result([
         {

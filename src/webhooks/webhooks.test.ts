@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../config.js';
@@ -293,6 +293,72 @@ describe('limits and unusable payloads', () => {
     assert.deepEqual([r2.json().status, r2.json().state], ['applied', 'captured']);
     const tx = (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_late', headers: { authorization: `Bearer ${apiKey}` } })).json();
     assert.deepEqual([tx.refunded_cents, tx.net_cents], [300, 700]);
+  });
+});
+
+describe('real provider payloads (full size, deeply nested)', () => {
+  const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
+  const deadCount = async () => count('dead_events');
+
+  test('a Shopify order with fulfillments and refunds, and its refunds/create, are applied (nested 10 levels deep)', async () => {
+    const s = ep.shopify!;
+    const before = await deadCount();
+    const order = fixture('shopify-order-with-fulfillments.json');
+    const r1 = await post('shopify', s.id, order, shopifyHeaders(order, s.secret, 'orders/paid'));
+    assert.equal(r1.statusCode, 200, r1.body);
+    assert.deepEqual([r1.json().status, r1.json().state, r1.json().transaction_id], ['applied', 'captured', '820982911946154508']);
+    const refund = fixture('shopify-refund-create.json'); // the order's refund, as refunds/create sends it
+    const r2 = await post('shopify', s.id, refund, shopifyHeaders(refund, s.secret, 'refunds/create'));
+    assert.equal(r2.statusCode, 200, r2.body);
+    assert.equal(r2.json().status, 'applied');
+    const tx = (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/820982911946154508', headers: { authorization: `Bearer ${apiKey}` } })).json();
+    assert.deepEqual([tx.amount_cents, tx.refunded_cents, tx.currency, tx.order_id], [59894, 20900, 'USD', '820982911946154508']);
+    assert.equal(await deadCount(), before, 'nothing dead-lettered');
+  });
+
+  test('a Stripe payment intent of API version 2020-08-27 (charges embedded, 9 levels deep) is applied', async () => {
+    const s = ep.stripe!;
+    const body = fixture('stripe-payment-intent-succeeded-2020-08-27.json');
+    const res = await post('stripe', s.id, body, stripeHeaders(body, s.secret));
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual([res.json().status, res.json().state, res.json().transaction_id], ['applied', 'captured', 'ch_3LmoldDemo0001']);
+    const tx = (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/pi_3LmoldDemo0001', headers: { authorization: `Bearer ${apiKey}` } })).json();
+    assert.deepEqual([tx.amount_cents, tx.currency, tx.order_id], [4999, 'EUR', 'O-STRIPE-OLD']);
+  });
+
+  test('PayPal CHECKOUT.ORDER.COMPLETED is ignored, not dead-lettered (its capture comes as PAYMENT.CAPTURE.COMPLETED)', async () => {
+    const p = ep.paypal!;
+    const before = await deadCount();
+    const body = fixture('paypal-checkout-order-completed.json');
+    const res = await post('paypal', p.id, body, paypalHeaders(body, p.secret, pki.leafKey));
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().status, 'ignored');
+    assert.equal(await deadCount(), before);
+  });
+
+  test('depth: 64 levels are parsed, 65 are dead-lettered; NUL only matters in a field that is stored', async () => {
+    const s = ep.stripe!;
+    const nest = (n: number) => '['.repeat(n - 3) + ']'.repeat(n - 3); // inside event, data and object
+    const deep = (n: number, id: string) => stripeEvent('customer.updated', { id: 'cus_deep', object: 'customer', metadata: {}, deep: JSON.parse(nest(n)) }, id);
+    const ok = deep(64, 'evt_depth_64');
+    assert.equal((await post('stripe', s.id, ok, stripeHeaders(ok, s.secret))).json().status, 'ignored');
+    const tooDeep = deep(65, 'evt_depth_65');
+    const r = await post('stripe', s.id, tooDeep, stripeHeaders(tooDeep, s.secret));
+    assert.deepEqual([r.statusCode, r.json().status], [200, 'dead_lettered']);
+    const c = await superClient(db);
+    const dead = (await c.query(`SELECT error_code FROM dead_events WHERE id = $1`, [r.json().dead_event_id])).rows[0];
+    assert.equal(dead.error_code, 'too_deep');
+
+    // A NUL in a field Skeldir does not read is harmless; in the order id it cannot be stored: dead letter, raw bytes kept.
+    const harmless = stripeEvent('charge.succeeded', { ...stripeCharge({ id: 'ch_nul_ok', amount: 700 }), description: 'a\u0000b' });
+    assert.equal((await post('stripe', s.id, harmless, stripeHeaders(harmless, s.secret))).json().status, 'applied');
+    const nulOrder = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_nul_order', amount: 700, orderId: 'O\u0000-1' }));
+    const r2 = await post('stripe', s.id, nulOrder, stripeHeaders(nulOrder, s.secret));
+    assert.deepEqual([r2.statusCode, r2.json().status], [200, 'dead_lettered']);
+    const stored = (await c.query(`SELECT error_code, raw_payload FROM dead_events WHERE id = $1`, [r2.json().dead_event_id])).rows[0];
+    await c.end();
+    assert.equal(stored.error_code, 'ledger_fact_invalid');
+    assert.equal(Buffer.from(stored.raw_payload.raw_base64, 'base64').toString(), nulOrder);
   });
 });
 
