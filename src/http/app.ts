@@ -161,8 +161,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, raw: Buffer | string, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, raw: Buffer | string, done) => {
     try {
+      // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset would be misread, so it is refused.
+      const charset = charsetOf(req.headers['content-type']);
+      if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+        throw unsupportedMediaType(req.headers['content-type'], 'JSON bodies are UTF-8: send application/json or application/json; charset=utf-8');
+      }
       done(null, parseJsonBody(Buffer.isBuffer(raw) ? raw : Buffer.from(raw)));
     } catch (error) {
       done(error as Error, undefined);
@@ -177,7 +182,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     sendProblem(request, reply, new HttpProblem('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const mapped = toDomainError(error);
+    const mapped = toDomainError(error, request);
     if (mapped.code === 'internal') request.log.error({ err: error }, 'unhandled error');
     else if (mapped.code === 'database_unavailable') request.log.warn({ err: error }, 'database unavailable');
     return sendProblem(request, reply, mapped.code === 'internal' ? error : mapped);
@@ -199,6 +204,18 @@ export async function authenticate(request: FastifyRequest): Promise<void> {
   request.tenantId = tenantId;
 }
 
+/** The charset parameter of a Content-Type header, unquoted; undefined when there is none. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  const match = contentType === undefined ? null : /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType);
+  return match ? (match[1] ?? match[2]) : undefined;
+}
+
+/** A 415 naming the content type that was sent (Fastify's own message does not). */
+function unsupportedMediaType(sent: string | undefined, hint: string): HttpProblem {
+  const what = sent === undefined ? 'a body without a Content-Type header' : `content type ${JSON.stringify(sent.slice(0, 200))}`;
+  return new HttpProblem('unsupported_media_type', `${what} is not supported; ${hint}`, { field: 'headers/content-type' });
+}
+
 /** What the router's own errors mean to a client: the URL is not one Skeldir can read. */
 function frameworkProblem(error: FastifyError): HttpProblem | FastifyError {
   switch (error.code) {
@@ -211,18 +228,18 @@ function frameworkProblem(error: FastifyError): HttpProblem | FastifyError {
 }
 
 /** Turns framework and driver errors into domain errors with registered codes. */
-function toDomainError(error: FastifyError): DomainError | { code: 'internal' } {
+function toDomainError(error: FastifyError, request: FastifyRequest): DomainError | { code: 'internal' } {
   if (error instanceof DomainError) return error;
   if (error.validation) return validationProblem(error.validation as ErrorObject[], error.validationContext ?? 'body');
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new HttpProblem('unsupported_media_type', `content type ${JSON.stringify(error.message.split(': ').pop())} is not supported; send application/json`);
+      return unsupportedMediaType(request.headers['content-type'], 'send application/json');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new HttpProblem('payload_too_large', 'the request body exceeds the size limit');
+      return new HttpProblem('payload_too_large', 'the request body exceeds the size limit', { field: 'body' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new HttpProblem('empty_body', 'the request body is empty; send a JSON document');
+      return new HttpProblem('empty_body', 'the request body is empty; send a JSON document', { field: 'body' });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new HttpProblem('validation_failed', 'the Content-Length header does not match the body');
+      return new HttpProblem('validation_failed', 'the Content-Length header does not match the body', { field: 'headers/content-length' });
   }
   if (isConnectionError(error)) return new HttpProblem('database_unavailable', 'the database is unavailable; retry later');
   const status = error.statusCode ?? 500;

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { loadConfig } from '../config.js';
-import { createTenant } from '../tenants/tenants.js';
+import { createTenant, rotateApiKey } from '../tenants/tenants.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { buildApp, type App } from './app.js';
 
@@ -12,12 +12,15 @@ let db: TestDatabase;
 let su: pg.Client;
 let keyA: string;
 let keyB: string;
+let keyC: string;
+let tenantC: string;
 
 before(async () => {
   db = await createTestDatabase('head');
   const owner = db.ownerPool({ max: 1 });
   ({ api_key: keyA } = await createTenant(owner, { name: 'Alpha', email: 'ops@alpha.example' }));
   ({ api_key: keyB } = await createTenant(owner, { name: 'Beta', email: 'ops@beta.example' }));
+  ({ tenant_id: tenantC, api_key: keyC } = await createTenant(owner, { name: 'Gamma', email: 'ops@gamma.example' }));
   await owner.end();
   su = await superClient(db);
 });
@@ -60,9 +63,34 @@ describe('per-tenant rate limit', () => {
     assert.equal((await send(keyB)).statusCode, 201, 'another tenant has its own budget');
   });
 
-  test('limits apply per tenant, not per key string: unauthenticated requests are refused before counting', async () => {
-    const res = await app.inject({ method: 'GET', url: '/api/v1/tenant' });
-    assert.equal(res.statusCode, 401);
+  test('limits apply per tenant, not per key string: unauthenticated requests are not counted, invalid ones are', async () => {
+    const remaining = (res: { headers: Record<string, unknown> }) => Number(res.headers['x-ratelimit-remaining']);
+    const owner = db.ownerPool({ max: 1 });
+    const rotated = await rotateApiKey(owner, tenantC, 3600_000);
+    await owner.end();
+    const oldKey = keyC;
+    const newKey = rotated.api_key;
+    const first = await app.inject({ method: 'GET', url: '/api/v1/tenant', headers: { authorization: `Bearer ${oldKey}` } });
+    assert.equal(first.statusCode, 200, first.body);
+    assert.equal(remaining(first), 2);
+    // Without a valid key nothing is counted, against anyone.
+    for (const headers of [{}, { authorization: `Bearer ${oldKey}x` }, { authorization: `Basic ${newKey}` }]) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/events', headers, payload: event() });
+      assert.equal(res.statusCode, 401);
+      assert.equal(res.headers['x-ratelimit-remaining'], undefined, 'a refused request reveals no budget');
+    }
+    // The new key spends the same budget as the old one; an invalid request spends it too.
+    const invalid = await app.inject({ method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${newKey}` }, payload: { ...event(), colour: 'red' } });
+    assert.equal(invalid.statusCode, 400, invalid.body);
+    assert.equal(remaining(invalid), 1, 'unauthenticated requests did not count; the invalid one did, on the shared budget');
+    const bad = await app.inject({ method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${oldKey}`, 'content-type': 'application/json' }, payload: '{"event_type":' });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.equal(remaining(bad), 0);
+    for (const key of [oldKey, newKey]) {
+      const limited = await app.inject({ method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${key}` }, payload: { ...event(), colour: 'red' } });
+      assert.equal(limited.statusCode, 429, `${key === oldKey ? 'old' : 'new'} key: ${limited.body}`);
+      assert.equal(limited.json().code, 'rate_limited');
+    }
   });
 
   test('SKELDIR_RATE_LIMIT_PER_MINUTE configures it (0 = unlimited); bad values are refused', () => {
@@ -97,6 +125,57 @@ describe('body size limits', () => {
     });
     assert.equal(huge.statusCode, 413);
     assert.equal(await count(), before + 300);
+  });
+});
+
+describe('content types and body problems name their field', () => {
+  let app: App;
+  before(async () => {
+    app = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
+  });
+  after(async () => app?.close());
+  const send = (contentType: string | undefined, payload: string) =>
+    app.inject({ method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${keyA}`, ...(contentType === undefined ? {} : { 'content-type': contentType }) }, payload });
+
+  test('415 names the content type that was sent', async () => {
+    const res = await send('text/plain; charset=utf-8', JSON.stringify(event()));
+    assert.equal(res.statusCode, 415);
+    const body = res.json();
+    assert.equal(body.code, 'unsupported_media_type');
+    assert.equal(body.field, 'headers/content-type');
+    assert.match(body.detail, /"text\/plain; charset=utf-8"/);
+    assert.doesNotMatch(body.detail, /Unsupported Media Type/);
+  });
+
+  test('JSON in a charset other than UTF-8 is a 415; utf-8 in any spelling is fine', async () => {
+    const before = await count();
+    for (const ct of ['application/json; charset=iso-8859-1', 'application/json;charset="windows-1252"', 'application/json; charset=utf-16']) {
+      const res = await send(ct, JSON.stringify(event()));
+      assert.equal(res.statusCode, 415, `${ct}: ${res.body}`);
+      assert.equal(res.json().code, 'unsupported_media_type');
+      assert.equal(res.json().field, 'headers/content-type');
+      assert.match(res.json().detail, /UTF-8/);
+    }
+    assert.equal(await count(), before);
+    for (const ct of ['application/json', 'application/json; charset=utf-8', 'application/json;charset=UTF-8', 'application/json; charset="utf-8"', 'Application/JSON; Charset=utf8']) {
+      const res = await send(ct, JSON.stringify(event()));
+      assert.equal(res.statusCode, 201, `${ct}: ${res.body}`);
+    }
+  });
+
+  test('whole-body problems say field "body"', async () => {
+    const cases: [string | undefined, string, number, string][] = [
+      ['application/json', '', 400, 'empty_body'],
+      ['application/json', '{"event_type":', 400, 'malformed_json'],
+      ['application/json', '{"__proto__":{"x":1}}', 400, 'forbidden_key'],
+      ['application/json', JSON.stringify({ ...event(), campaign_id: 'x'.repeat(70_000) }), 413, 'payload_too_large'],
+    ];
+    for (const [ct, payload, status, code] of cases) {
+      const res = await send(ct, payload);
+      assert.equal(res.statusCode, status, `${code}: ${res.body}`);
+      assert.equal(res.json().code, code);
+      assert.equal(res.json().field, 'body', code);
+    }
   });
 });
 

@@ -17,14 +17,14 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * fail in the database). Each failure is a specific 400 problem naming where it is.
  */
 export function parseJsonBody(raw: Buffer): unknown {
-  if (raw.length === 0) throw new HttpProblem('empty_body', 'the request body is empty; send a JSON document');
+  if (raw.length === 0) throw new HttpProblem('empty_body', 'the request body is empty; send a JSON document', { field: 'body' });
   let text: string;
   try {
     text = utf8.decode(raw);
   } catch {
-    throw new HttpProblem('invalid_utf8', 'the request body is not valid UTF-8');
+    throw new HttpProblem('invalid_utf8', 'the request body is not valid UTF-8', { field: 'body' });
   }
-  if (text.trim() === '') throw new HttpProblem('empty_body', 'the request body is empty; send a JSON document');
+  if (text.trim() === '') throw new HttpProblem('empty_body', 'the request body is empty; send a JSON document', { field: 'body' });
   let value: unknown;
   try {
     // Rejects __proto__ and constructor.prototype before any object is built.
@@ -32,18 +32,20 @@ export function parseJsonBody(raw: Buffer): unknown {
   } catch (error) {
     const message = (error as Error).message;
     if (/prototype|__proto__|constructor/i.test(message)) {
-      throw new HttpProblem('forbidden_key', 'the body uses a forbidden property name (__proto__, constructor or prototype)');
+      // secure-json-parse does not say where: the whole body is named.
+      throw new HttpProblem('forbidden_key', 'the body uses a forbidden property name (__proto__, constructor or prototype)', { field: 'body' });
     }
-    throw new HttpProblem('malformed_json', `the request body is not valid JSON: ${message.slice(0, 200)}`);
+    throw new HttpProblem('malformed_json', `the request body is not valid JSON: ${message.slice(0, 200)}`, { field: 'body' });
   }
-  inspect(value, '', 0);
+  inspect(value, 'body', 0);
   return value;
 }
 
+/** Walks the parsed body; `path` is the JSON pointer of `value`, prefixed `body` like validation problems. */
 function inspect(value: unknown, path: string, depth: number): void {
   if (typeof value === 'string') {
-    if (value.includes('\u0000')) throw new HttpProblem('nul_character', `${path || 'the body'} contains a NUL character (\\u0000)`, { field: path || '/' });
-    if (LONE_SURROGATE.test(value)) throw new HttpProblem('invalid_unicode', `${path || 'the body'} contains a lone UTF-16 surrogate (\\ud800–\\udfff not part of a pair)`, { field: path || '/' });
+    if (value.includes('\u0000')) throw new HttpProblem('nul_character', `${path} contains a NUL character (\\u0000)`, { field: path });
+    if (LONE_SURROGATE.test(value)) throw new HttpProblem('invalid_unicode', `${path} contains a lone UTF-16 surrogate (\\ud800–\\udfff not part of a pair)`, { field: path });
     return;
   }
   if (value === null || typeof value !== 'object') return;
@@ -57,8 +59,9 @@ function inspect(value: unknown, path: string, depth: number): void {
   for (const [key, item] of Object.entries(value)) {
     const here = `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
     if (FORBIDDEN_KEYS.has(key)) throw new HttpProblem('forbidden_key', `property name ${JSON.stringify(key)} is not allowed`, { field: here });
-    if (key.includes('\u0000')) throw new HttpProblem('nul_character', `a property name contains a NUL character`, { field: path || '/' });
-    if (LONE_SURROGATE.test(key)) throw new HttpProblem('invalid_unicode', 'a property name contains a lone UTF-16 surrogate', { field: path || '/' });
+    // A bad property name cannot be written as a pointer: the object holding it is named.
+    if (key.includes('\u0000')) throw new HttpProblem('nul_character', `a property name in ${path} contains a NUL character`, { field: path });
+    if (LONE_SURROGATE.test(key)) throw new HttpProblem('invalid_unicode', `a property name in ${path} contains a lone UTF-16 surrogate`, { field: path });
     inspect(item, here, depth + 1);
   }
 }
