@@ -195,7 +195,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
 /** Bearer-token authentication for API routes: the tenant comes from the key alone. */
 export async function authenticate(request: FastifyRequest): Promise<void> {
   const header = request.headers.authorization;
-  const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/.exec(header) : null;
+  // The scheme is case-insensitive (RFC 9110 §11.1): bearer, BEARER … are Bearer.
+  const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
   const tenantId = match ? await request.server.authenticator.authenticate(match[1]!) : null;
   if (!tenantId) {
     // One answer for every cause (missing, malformed, unknown, revoked, expired): nothing to learn from it.
