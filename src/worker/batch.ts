@@ -27,7 +27,11 @@ export interface BatchSettings {
   /** Attempts of a transient error (deadlock, serialization failure…) repeated at once before it counts as a failed attempt. */
   inPlaceRetries?: number;
   random?: () => number;
+  /** Events the worker has set aside (their batches failed as a whole): not processed by this batch. */
+  skip?: ReadonlySet<string>;
 }
+
+const NO_SKIP: ReadonlySet<string> = new Set();
 
 /** One failed attempt, as the worker reports (and logs) it. */
 export interface FailureReport {
@@ -48,6 +52,8 @@ export interface FailureReport {
 
 export interface BatchResult {
   claimed: number;
+  /** The events of the batch (set-aside events it skipped not included). */
+  claimedIds: string[];
   processed: number;
   retried: number;
   deadLettered: number;
@@ -56,7 +62,7 @@ export interface BatchResult {
   failures: FailureReport[];
 }
 
-const EMPTY: BatchResult = { claimed: 0, processed: 0, retried: 0, deadLettered: 0, resolved: 0, failures: [] };
+const EMPTY: BatchResult = { claimed: 0, claimedIds: [], processed: 0, retried: 0, deadLettered: 0, resolved: 0, failures: [] };
 
 /**
  * One batch, in ONE transaction: claim (row locks), process every event with its tenant
@@ -69,22 +75,28 @@ const EMPTY: BatchResult = { claimed: 0, processed: 0, retried: 0, deadLettered:
  * work beyond being marked processed: journeys are read from the stored events) are marked in
  * one statement per tenant, falling back to one by one when that statement fails.
  *
- * Throws (after rolling back) only on batch-level trouble: a lost connection, or a failure to
- * record a failure. Per-event failures are recorded and reported in the result.
+ * Throws (after rolling back) only on batch-level trouble: a lost connection (the pg error
+ * itself), or a BatchError (an event whose failure could not be recorded even in minimal form,
+ * a failing COMMIT …). Per-event failures are recorded and reported in the result.
  */
 export async function processBatch(client: pg.ClientBase, s: BatchSettings): Promise<BatchResult> {
+  let claimedIds: string[] = [];
   await client.query(
     `BEGIN; SET LOCAL statement_timeout = ${Math.trunc(s.statementTimeoutMs)};` +
       // A worker stalled mid-batch (not crashed) must not hold its locks forever.
       ` SET LOCAL idle_in_transaction_session_timeout = ${Math.max(60_000, Math.trunc(s.statementTimeoutMs) * 2)}`,
   );
   try {
-    const claimed = await claimEvents(client, s.batchSize);
+    // Events set aside by the worker are claimed too (they may be at the head of the queue) but
+    // left alone: pending and untouched, their locks released at COMMIT.
+    const skip = s.skip ?? NO_SKIP;
+    const claimed = (await claimEvents(client, s.batchSize + skip.size)).filter((e) => !skip.has(e.id)).slice(0, s.batchSize);
+    claimedIds = claimed.map((e) => e.id);
     if (claimed.length === 0) {
       await client.query('COMMIT');
       return EMPTY;
     }
-    const result: BatchResult = { ...EMPTY, claimed: claimed.length, failures: [] };
+    const result: BatchResult = { ...EMPTY, claimed: claimed.length, claimedIds, failures: [] };
     for (const [tenantId, events] of byTenant(claimed)) {
       await setTenant(client, tenantId);
       const done: ClaimedEvent[] = [];
@@ -124,52 +136,109 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
       const retried = done.filter((e) => e.retry_count > 0).map((e) => e.id);
       if (retried.length > 0) result.resolved += (await resolveRetried(client, retried, noteLine('worker', 'retry succeeded; event processed'))).length;
 
-      for (const { event, error } of failed) {
-        const failure = classifyFailure(error);
-        const attempts = event.retry_count + 1;
-        if (failure.permanent || attempts > s.maxRetries) {
-          const why = failure.permanent ? 'permanent error' : `attempt ${attempts} of ${s.maxRetries + 1}`;
-          const dead = await deadLetter(client, event.id, attempts, failure, noteLine('worker', `failed again (${why}): ${failure.type}: ${failure.message}`));
-          result.deadLettered++;
-          result.failures.push({
-            eventId: event.id, tenantId, eventType: event.event_type, attempt: attempts, failure, outcome: 'dead',
-            delayMs: null, claimedAt: dead.claimed_at, nextAttemptAt: null, deadEventId: dead.dead_event_id,
-          });
-        } else {
-          const delayMs = retryDelayMs(attempts, s.retryBaseMs, s.retryMaxMs, s.random);
-          const at = await scheduleRetry(client, event.id, attempts, delayMs, failure);
-          result.retried++;
-          result.failures.push({
-            eventId: event.id, tenantId, eventType: event.event_type, attempt: attempts, failure, outcome: 'retry',
-            delayMs, claimedAt: at.claimed_at, nextAttemptAt: at.next_attempt_at, deadEventId: null,
-          });
-        }
-      }
+      for (const { event, error } of failed) result.failures.push(await recordFailure(client, s, tenantId, event, classifyFailure(error)));
+    }
+    for (const f of result.failures) {
+      if (f.outcome === 'dead') result.deadLettered++;
+      else result.retried++;
     }
     await recordThroughput(client, s.instanceId, s.slot, { processed: result.processed, failed: result.retried, deadLettered: result.deadLettered });
     await client.query('COMMIT');
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
-    throw error;
+    if (isConnectionError(error)) throw error;
+    if (error instanceof FailureNotRecorded) throw new BatchError(error.cause, claimedIds, error.eventId);
+    throw new BatchError(error, claimedIds, null);
   }
 }
 
-type Attempt = { ok: true } | { ok: false; error: unknown };
+type Attempt<T = unknown> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * A batch failed as a whole (anything but a lost connection) and was rolled back. `culpritId`
+ * is the event that caused it when known (its failure could not be recorded even in the minimal
+ * form); otherwise any of `eventIds` may be the cause (e.g. a deferred constraint failing at
+ * COMMIT): the worker then processes them one per batch to find it (see Worker).
+ */
+export class BatchError extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly eventIds: readonly string[],
+    readonly culpritId: string | null,
+  ) {
+    super(`batch of ${eventIds.length} event(s) rolled back: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'BatchError';
+  }
+}
+
+/** The recording of an event's failure was refused twice (in full, then in the minimal form). */
+class FailureNotRecorded extends Error {
+  constructor(readonly eventId: string, override readonly cause: unknown) {
+    super(`the failure of event ${eventId} could not be recorded: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+/**
+ * Records a failed attempt: back in the queue with a backoff delay, or dead-lettered after the
+ * last retry (or at once for a permanent error). Under a savepoint, so that a refused record
+ * (say, a value the database will not store) undoes only itself; it is then written again in a
+ * minimal form (ASCII message, no traceback), and only if that is refused too does the batch
+ * fail, naming the event (the worker sets it aside; see Worker).
+ */
+async function recordFailure(
+  client: pg.ClientBase,
+  s: BatchSettings,
+  tenantId: string,
+  event: ClaimedEvent,
+  failure: ClassifiedFailure,
+): Promise<FailureReport> {
+  const attempts = event.retry_count + 1;
+  const dead = failure.permanent || attempts > s.maxRetries;
+  const delayMs = dead ? null : retryDelayMs(attempts, s.retryBaseMs, s.retryMaxMs, s.random);
+  const write = async (f: ClassifiedFailure): Promise<FailureReport> => {
+    const base = { eventId: event.id, tenantId, eventType: event.event_type, attempt: attempts, failure: f };
+    if (dead) {
+      const why = f.permanent ? 'permanent error' : `attempt ${attempts} of ${s.maxRetries + 1}`;
+      const d = await deadLetter(client, event.id, attempts, f, noteLine('worker', `failed again (${why}): ${f.type}: ${f.message}`));
+      return { ...base, outcome: 'dead', delayMs: null, claimedAt: d.claimed_at, nextAttemptAt: null, deadEventId: d.dead_event_id };
+    }
+    const at = await scheduleRetry(client, event.id, attempts, delayMs!, f);
+    return { ...base, outcome: 'retry', delayMs, claimedAt: at.claimed_at, nextAttemptAt: at.next_attempt_at, deadEventId: null };
+  };
+  const full = await attempt(client, s, () => write(failure));
+  if (full.ok) return full.value;
+  const refused = full.error;
+  const minimal = await attempt(client, s, () => write(minimalFailure(failure, refused)));
+  if (minimal.ok) return minimal.value;
+  throw new FailureNotRecorded(event.id, minimal.error);
+}
+
+/** What is kept of a failure when its full record was refused: stable fields and plain ASCII. */
+function minimalFailure(failure: ClassifiedFailure, refused: unknown): ClassifiedFailure {
+  const ascii = (x: string, max: number) => x.replace(/[^\x20-\x7e]/g, '?').slice(0, max);
+  const why = refused instanceof Error ? `${(refused as { code?: string }).code ?? refused.name}: ${refused.message}` : String(refused);
+  return {
+    ...failure,
+    code: ascii(failure.code, 100),
+    message: `${ascii(failure.message, 1000)} [the full failure could not be recorded: ${ascii(why, 300)}]`,
+    traceback: null,
+  };
+}
 
 /**
  * Runs `fn` under a savepoint: on failure only its own work is undone. Transient errors
  * (deadlock, serialization failure, lock timeout, resources) are repeated in place a few times
  * before they count as a failed attempt; a lost connection aborts the whole batch.
  */
-async function attempt(client: pg.ClientBase, s: BatchSettings, fn: () => Promise<unknown>): Promise<Attempt> {
+async function attempt<T>(client: pg.ClientBase, s: BatchSettings, fn: () => Promise<T>): Promise<Attempt<T>> {
   const tries = 1 + (s.inPlaceRetries ?? 3);
   for (let i = 1; ; i++) {
     await client.query('SAVEPOINT skeldir_event');
     try {
-      await fn();
+      const value = await fn();
       await client.query('RELEASE SAVEPOINT skeldir_event');
-      return { ok: true };
+      return { ok: true, value };
     } catch (error) {
       if (isConnectionError(error)) throw error;
       await client.query('ROLLBACK TO SAVEPOINT skeldir_event');

@@ -69,6 +69,17 @@ export function isRetryableInPlace(error: unknown): boolean {
   return isTransientSqlError(error) || (typeof code === 'string' && code.startsWith('53'));
 }
 
-function truncate(s: string, max: number): string {
-  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+/**
+ * At most `max` code points of `s`, as text PostgreSQL accepts in text and jsonb columns: lone
+ * surrogates and NUL become U+FFFD, and a cut never splits a surrogate pair (a `slice` by UTF-16
+ * units did: `"\ud83d"` in error_detail made the jsonb cast fail and, before failures were
+ * recorded under a savepoint, blocked the queue).
+ */
+export function truncate(s: string, max: number): string {
+  const clean = s.replace(LONE_SURROGATE_OR_NUL, '\uFFFD');
+  if (clean.length <= max) return clean; // UTF-16 units ≥ code points
+  const points = Array.from(clean);
+  return points.length <= max ? clean : `${points.slice(0, max - 1).join('')}…`;
 }
+
+const LONE_SURROGATE_OR_NUL = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/g;

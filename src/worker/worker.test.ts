@@ -11,6 +11,7 @@ import { runCli, spawnCli } from '../testing/cli.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import type { FailureReport } from './batch.js';
 import { retryCeilingMs, retryDelayMs } from './backoff.js';
+import { truncate } from './classify.js';
 import { DEFAULT_WORKER_OPTIONS, workerOptions, type WorkerOptions } from './options.js';
 import { assertProcessedExactlyOnce, insertPendingEvents, insertTenants, installAudit, journeys } from './test-fixtures.js';
 import { Worker } from './worker.js';
@@ -363,6 +364,102 @@ describe('processing', () => {
       await until(`SELECT processing_status = 'processed' AS ok FROM attribution_events WHERE id = $1`, [id], 20_000);
     });
     await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+});
+
+describe('one bad event blocks nothing', () => {
+  test('error texts are cut by code point, lone surrogates and NUL replaced: always storable text (property)', () => {
+    const unit = fc.oneof(fc.constantFrom('a', '\u0000', '\ud83d', '\ude00', '😀', 'é', '\uFFFF'), fc.string({ unit: 'binary', maxLength: 3 }));
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 60 }), fc.integer({ min: 2, max: 40 }), (parts, max) => {
+        const s = parts.join('');
+        const t = truncate(s, max);
+        const points = Array.from(t);
+        assert.ok(points.length <= max, `${points.length} code points > ${max}`);
+        assert.ok(!/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/.test(t), JSON.stringify(t));
+        assert.equal(Buffer.from(t, 'utf8').toString('utf8'), t, 'survives UTF-8');
+        if (Array.from(s).length <= max) assert.equal(points.length, Array.from(s).length, 'short texts keep every code point');
+        else assert.equal(points[points.length - 1], '…');
+      }),
+      { seed },
+    );
+    assert.equal(truncate('a'.repeat(3998) + '😀b', 4000), 'a'.repeat(3998) + '😀b');
+    assert.equal(truncate('a'.repeat(3998) + '😀bc', 4000), 'a'.repeat(3998) + '😀…', 'the cut falls after the pair');
+    assert.equal(truncate('a'.repeat(3998) + 'b😀c', 4000), 'a'.repeat(3998) + 'b…', 'or before it, never inside');
+  });
+
+  test("the review's trigger: a 4,000-code-point message with a surrogate pair at the cut is stored whole, the queue goes on", async () => {
+    const ids = await insertPendingEvents(app, tenantA, journeys({ events: 30, touches: 5, conversionRate: 0, seed: 61 }));
+    const poison = ids[0]!;
+    await su.query(`UPDATE attribution_events SET processed_at = now() - interval '1 hour' WHERE id = $1`, [poison]); // head of the queue
+    await su.query(`CREATE FUNCTION test_long_error() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION '%', repeat('a', 3998) || '😀' || 'b'; END $$`);
+    await su.query(`CREATE TRIGGER trg_test_long_error BEFORE UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.id = '${poison}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_long_error()`);
+    const batchErrors: unknown[] = [];
+    await withWorker({ maxRetries: 0, batchSize: 10 }, async (w) => {
+      w.on('batch-error', ({ error }) => batchErrors.push(error));
+      await until(queueEmpty, [], 30_000);
+    });
+    assert.deepEqual(batchErrors, [], 'no batch failed');
+    const d = (await su.query(`SELECT error_message, error_detail FROM dead_events WHERE event_id = $1`, [poison])).rows[0];
+    assert.equal(d.error_message, 'a'.repeat(3998) + '😀b');
+    assert.equal(d.error_detail.message, 'a'.repeat(3998) + '😀b');
+    const statuses = (await su.query(`SELECT processing_status AS s, count(*)::int AS n FROM attribution_events GROUP BY 1 ORDER BY 1`)).rows;
+    assert.deepEqual(statuses, [{ s: 'failed', n: 1 }, { s: 'processed', n: 29 }]);
+    await su.query(`DROP TRIGGER trg_test_long_error ON attribution_events`);
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+
+  test('a failure record the database refuses is written again in minimal form (no traceback, ASCII message)', async () => {
+    const [id] = await insertPendingEvents(app, tenantB, [{ type: 'pageview', channel: 'email', session: randomUUID(), at: new Date() }]);
+    await su.query(`CREATE FUNCTION test_refuse_trace() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'no tracebacks here'; END $$`);
+    await su.query(`CREATE TRIGGER trg_test_refuse_trace BEFORE INSERT ON dead_events
+      FOR EACH ROW WHEN (NEW.error_traceback IS NOT NULL) EXECUTE FUNCTION test_refuse_trace()`);
+    try {
+      await withWorker({}, () => until(queueEmpty, [], 30_000));
+    } finally {
+      await su.query(`DROP TRIGGER trg_test_refuse_trace ON dead_events`);
+    }
+    const d = (await su.query(`SELECT * FROM dead_events WHERE event_id = $1`, [id])).rows[0];
+    assert.equal(d.error_type, 'validation');
+    assert.equal(d.error_code, 'event_type_unknown');
+    assert.equal(d.error_traceback, null);
+    assert.match(d.error_message, /^event type "pageview" is neither touchpoint nor conversion \[the full failure could not be recorded: P0001: no tracebacks here\]$/);
+    assert.equal(d.retry_count, 1);
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+
+  test('events whose batch fails as a whole (failure unrecordable; a COMMIT refused) are set aside, the rest is processed, they are tried again later', async () => {
+    const ids = await insertPendingEvents(app, tenantA, journeys({ events: 60, touches: 5, conversionRate: 0.2, seed: 62 }));
+    const [a, b] = [ids[0]!, ids[1]!];
+    // Both at the head of the queue: every first claim gets them.
+    await su.query(`UPDATE attribution_events SET processed_at = now() - interval '2 hours' WHERE id = $1`, [a]);
+    await su.query(`UPDATE attribution_events SET processed_at = now() - interval '1 hour' WHERE id = $1`, [b]);
+    // a: every change of the row fails, so neither processing nor recording the failure can succeed.
+    await su.query(`CREATE FUNCTION test_frozen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'row frozen'; END $$`);
+    await su.query(`CREATE TRIGGER trg_test_frozen BEFORE UPDATE ON attribution_events FOR EACH ROW WHEN (NEW.id = '${a}') EXECUTE FUNCTION test_frozen()`);
+    // b: its change fails only at COMMIT (a deferred constraint trigger): the batch cannot tell which event broke it.
+    await su.query(`CREATE CONSTRAINT TRIGGER trg_test_deferred AFTER UPDATE ON attribution_events DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW WHEN (NEW.id = '${b}') EXECUTE FUNCTION test_frozen()`);
+    const setAside: string[] = [];
+    let batchErrors = 0;
+    const options = { batchSize: 10, retryBaseMs: 200, retryMaxMs: 1_000 };
+    await withWorker(options, async (w) => {
+      w.on('set-aside', (e) => setAside.push(e.eventId));
+      w.on('batch-error', () => batchErrors++);
+      await until(`SELECT count(*) FILTER (WHERE processing_status = 'processed') = 58 AS ok FROM attribution_events`, [], 30_000);
+      assert.ok(batchErrors >= 2, `${batchErrors} batch errors`);
+      assert.deepEqual([...new Set(setAside)].sort(), [a, b].sort(), 'exactly the two bad events were set aside');
+      const left = (await su.query(`SELECT id, processing_status, retry_count FROM attribution_events WHERE processing_status <> 'processed' ORDER BY id`)).rows;
+      assert.deepEqual(left, [a, b].sort().map((id) => ({ id, processing_status: 'pending', retry_count: 0 })), 'left pending, untouched');
+      // Once the database is fixed, the same worker processes them when their time aside (1 s here) is over.
+      await su.query(`DROP TRIGGER trg_test_frozen ON attribution_events; DROP TRIGGER trg_test_deferred ON attribution_events`);
+      await until(queueEmpty, [], 30_000);
+    });
+    await assertProcessedExactlyOnce(su, 60);
+    await su.query(`DELETE FROM attribution_allocations; DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
   });
 });
 

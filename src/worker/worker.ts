@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { Database } from '../db/database.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../errors.js';
-import { processBatch, type BatchResult, type FailureReport } from './batch.js';
+import { BatchError, processBatch, type BatchResult, type FailureReport } from './batch.js';
 import { heartbeat, housekeeping, markStopped, registerInstance } from './instances.js';
 import type { WorkerOptions } from './options.js';
 import { EVENTS_CHANNEL } from './channel.js';
@@ -24,6 +24,10 @@ export const silentLogger: WorkerLogger = { debug: noop, info: noop, warn: noop,
 export class WorkerSetupError extends DomainError {}
 
 const HEARTBEAT_MS = 5_000;
+/** How long an event whose batch failed as a whole is left alone (at most; see setAside). */
+const SET_ASIDE_MAX_MS = 5 * 60_000;
+/** Events set aside at once, at most: each one is claimed (and skipped) by every batch. */
+const SET_ASIDE_LIMIT = 100;
 /** Housekeeping every 120 heartbeats (10 minutes). */
 const HOUSEKEEPING_EVERY = 120;
 
@@ -36,6 +40,8 @@ export interface WorkerEvents {
   'batch-error': [{ slot: number; error: unknown }];
   /** A loop found nothing to claim and goes to sleep. */
   idle: [{ slot: number }];
+  /** An event whose batch failed as a whole is left alone by this worker until `until` (see setAside). */
+  'set-aside': [{ slot: number; eventId: string; until: Date; error: unknown }];
 }
 
 /**
@@ -63,6 +69,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private listenerTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private beats = 0;
+  /** Event id → time (ms) until which the loops leave it alone. */
+  private readonly setAside = new Map<string, number>();
+  /** Events of a failed batch still to be processed one per batch, to find the one that broke it. */
+  private readonly suspects = new Set<string>();
+  /** Single-event batches left before the suspects are forgotten (another worker may have taken them). */
+  private isolationLeft = 0;
 
   constructor(
     private readonly db: Pick<Database, 'appPool' | 'appClientConfig'>,
@@ -154,7 +166,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
         }
         if (broken) throw broken;
         result = await processBatch(client, {
-          batchSize: this.options.batchSize,
+          batchSize: this.suspects.size > 0 ? 1 : this.options.batchSize,
+          skip: this.currentSetAside(),
           maxRetries: this.options.maxRetries,
           retryBaseMs: this.options.retryBaseMs,
           retryMaxMs: this.options.retryMaxMs,
@@ -175,6 +188,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         } else {
           this.log.error({ slot, err: error }, 'batch failed and was rolled back; retrying');
           this.emit('batch-error', { slot, error });
+          if (error instanceof BatchError) this.isolate(slot, error);
         }
         const delay = Math.min(5_000, 100 * 2 ** Math.min(outage - 1, 6));
         await this.sleep(delay * (0.5 + Math.random() / 2));
@@ -187,6 +201,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
         outage = 0;
       }
       if (result.claimed > 0) {
+        if (this.suspects.size > 0) {
+          for (const id of result.claimedIds) this.suspects.delete(id);
+          if (--this.isolationLeft <= 0) this.suspects.clear();
+        }
         this.report(slot, result);
         continue; // there may be more: claim again at once
       }
@@ -198,6 +216,40 @@ export class Worker extends EventEmitter<WorkerEvents> {
       client.off('error', onClientError);
       client.release(broken);
     }
+  }
+
+  /**
+   * After a batch failed as a whole, the events that one bad event must not block: the culprit,
+   * when known (its failure could not be recorded) or when it was alone in the batch, is set
+   * aside (claimed by later batches but left pending and untouched) for min(retryMaxMs, 5 min);
+   * otherwise the batch's events become suspects, processed one per batch until the failing
+   * one is alone. A transaction that fails as a whole records nothing, so this memory is the
+   * worker's (per process); every process finds the event the same way.
+   */
+  private isolate(slot: number, error: BatchError): void {
+    const culprit = error.culpritId ?? (error.eventIds.length === 1 ? error.eventIds[0]! : null);
+    if (culprit === null) {
+      for (const id of error.eventIds) this.suspects.add(id);
+      this.isolationLeft = Math.max(this.isolationLeft, 2 * error.eventIds.length);
+      return;
+    }
+    this.suspects.delete(culprit);
+    const ms = Math.min(this.options.retryMaxMs, SET_ASIDE_MAX_MS);
+    this.setAside.set(culprit, Date.now() + ms);
+    const until = new Date(Date.now() + ms);
+    this.log.error(
+      { slot, event_id: culprit, until, err: error.cause },
+      'event set aside: its batch failed as a whole and not even its failure could be recorded; it stays pending and is tried again later',
+    );
+    this.emit('set-aside', { slot, eventId: culprit, until, error: error.cause });
+  }
+
+  /** Events set aside and not yet due again (expired ones are dropped; the oldest beyond the limit too). */
+  private currentSetAside(): ReadonlySet<string> {
+    const now = Date.now();
+    for (const [id, until] of this.setAside) if (until <= now) this.setAside.delete(id);
+    while (this.setAside.size > SET_ASIDE_LIMIT) this.setAside.delete(this.setAside.keys().next().value!);
+    return new Set(this.setAside.keys());
   }
 
   private report(slot: number, result: BatchResult): void {
