@@ -221,15 +221,20 @@ function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParame
       if (Number.isNaN(v)) (attr.ess as Float64Array)[i] = Math.min(...paramDiag.map((p) => p.essBulk));
     });
   }
+  // Per channel, the hazard λ_c = exp(θ_c) itself: its mean and 3 %/97 % quantiles are all taken
+  // over the λ draws (the θ-scale summaries are in `parameters`).
   const hazards = Object.fromEntries(
-    js.channels.map((c, i) => [c, { mean: mean(paramChains(i, Math.exp)), q03: paramDiag[i]!.q03, q97: paramDiag[i]!.q97, rhat: paramDiag[i]!.rhat, ess_bulk: paramDiag[i]!.essBulk }]),
+    js.channels.map((c, i) => {
+      const lam = concat(paramChains(i, Math.exp)).sort();
+      return [c, { mean: lam.reduce((a, b) => a + b, 0) / lam.length, q03: quantileSorted(lam, 0.03), q97: quantileSorted(lam, 0.97), rhat: paramDiag[i]!.rhat, ess_bulk: paramDiag[i]!.essBulk }];
+    }),
   );
   return {
     byMask,
     results: {
       model: 'conversion ~ 1 - exp(-(lambda0 + sum_{c in S} lambda_c)); log lambda_c ~ N(-4, 1); log lambda0 ~ N(-4, 1)',
       credible_mass: params.credibleMass,
-      hazards_log_scale_quantiles_note: 'q03/q97 of theta_c = log lambda_c',
+      hazards_note: 'hazards: lambda_c = exp(theta_c) per channel (mean, q03, q97 of lambda_c); parameters: theta_c = log lambda_c and beta0 = log lambda0',
       hazards,
       parameters: paramDiag,
     },
@@ -258,11 +263,4 @@ function concat(chains: readonly Float64Array[]): Float64Array {
     at += c.length;
   }
   return out;
-}
-
-function mean(chains: Float64Array[]): number {
-  let s = 0;
-  let n = 0;
-  for (const c of chains) for (const x of c) (s += x), n++;
-  return s / n;
 }

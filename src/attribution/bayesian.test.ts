@@ -32,10 +32,16 @@ describe('bayesian model', () => {
     assert.equal(fit.converged, true, JSON.stringify(fit.diagnostics));
     assert.ok((fit.diagnostics.max_rhat as number) < 1.01);
     assert.ok((fit.diagnostics.min_ess_bulk as number) >= 400);
-    const h = fit.results.hazards as Record<string, { mean: number }>;
+    const h = fit.results.hazards as Record<string, { mean: number; q03: number; q97: number }>;
+    const theta = fit.results.parameters as Array<{ name: string; q03: number; q97: number }>;
     js.channels.forEach((c, i) => {
       const est = h[c]!.mean;
       assert.ok(Math.abs(est - hazards[i]!) < 0.25 * hazards[i]! + 0.003, `${c}: ${est} vs ${hazards[i]}`);
+      // The stored hazard interval is on the λ scale, like its mean (quantiles of exp(θ) = exp of θ's quantiles, up to
+      // the interpolation between two neighbouring draws).
+      assert.ok(h[c]!.q03 > 0 && h[c]!.q03 < est && est < h[c]!.q97, `${c}: ${h[c]!.q03} < ${est} < ${h[c]!.q97}`);
+      assert.equal(theta[i]!.name, `theta[${c}]`);
+      assert.ok(Math.abs(h[c]!.q03 / Math.exp(theta[i]!.q03) - 1) < 1e-3 && Math.abs(h[c]!.q97 / Math.exp(theta[i]!.q97) - 1) < 1e-3);
     });
     // Every allocated share carries its credible interval and diagnostics; shares sum to 1.
     for (const attr of fit.byMask.values()) {
