@@ -8,6 +8,7 @@ import { createTestDatabase, superClient, type TestDatabase } from '../testing/d
 import { attributeConversion } from './entry.js';
 import { MODEL_TYPES } from './models.js';
 import { runModel } from './run.js';
+import { finishRun, insertRun } from './runs.js';
 import { schedulePass } from './scheduler.js';
 import { validateSettingsChange, writeSettings } from './settings.js';
 import { parseInstant } from './cli.js';
@@ -232,6 +233,24 @@ describe('skeldir attribution run', () => {
     assert.equal(code(() => validateSettingsChange({ models: ['linear', 'nope'] })), 'attribution_settings_invalid');
     await assert.rejects(runModel(app, tenant, { model: 'linear', from: TO, to: FROM, trigger: 'cli' }), { code: 'attribution_window_invalid' });
     assert.equal(await count(), n);
+  });
+});
+
+describe('stored runs', () => {
+  test('NaN and ±Infinity in results and diagnostics are stored as strings, not null (a not_converged run keeps its reason)', async () => {
+    const runId = await withTenant(app, tenant, (c) =>
+      insertRun(c, { tenantId: tenant, model: 'bayesian', modelVersion: 'bayesian/1', from: FROM, to: TO, trigger: 'cli', parameters: {} }),
+    );
+    await withTenant(app, tenant, (c) =>
+      finishRun(c, runId, {
+        status: 'not_converged',
+        results: { hazards: { email: { mean: 0.01, rhat: Number.NaN } }, draws: Float64Array.from([1, Number.POSITIVE_INFINITY]) },
+        diagnostics: { converged: false, max_rhat: Number.POSITIVE_INFINITY, min_ess_bulk: 12.5, low: Number.NEGATIVE_INFINITY },
+      }),
+    );
+    const row = await withTenant(app, tenant, async (c) => (await c.query<{ results: unknown; diagnostics: unknown }>(`SELECT results, diagnostics FROM attribution_model_runs WHERE id = $1`, [runId])).rows[0]!);
+    assert.deepEqual(row.diagnostics, { converged: false, max_rhat: 'Infinity', min_ess_bulk: 12.5, low: '-Infinity' });
+    assert.deepEqual(row.results, { hazards: { email: { mean: 0.01, rhat: 'NaN' } }, draws: [1, 'Infinity'] });
   });
 });
 

@@ -8,7 +8,7 @@ import { channelMask, type JourneySet } from './journey-set.js';
 import { fitMarkovModel, MARKOV_DEFAULTS, type MarkovParameters } from './markov-model.js';
 import { DAY_MS, isHeuristic, MODEL_VERSIONS, type HeuristicModel, type ModelType } from './models.js';
 import type { PopulationFit } from './population.js';
-import { finishRun, insertRun, type RunTrigger } from './runs.js';
+import { finishRun, insertRun, jsonSafe, type RunTrigger } from './runs.js';
 import { checkPeriod } from './reports.js';
 import { readSettings } from './settings.js';
 import { fitShapleyModel, SHAPLEY_DEFAULTS, type ShapleyParameters } from './shapley-model.js';
@@ -70,8 +70,9 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
     if (model === 'markov') fit = fitMarkovModel(window.journeys, parameters.markov as MarkovParameters);
     if (model === 'shapley') fit = fitShapleyModel(window.journeys, parameters.shapley as ShapleyParameters);
     if (model === 'bayesian') fit = window.conversions.length > 0 ? fitBayesianModel(window.journeys, parameters.bayesian as BayesianParameters) : undefined;
-    const results = fit?.results ?? {};
-    const diagnostics = { ...(fit?.diagnostics ?? {}), skipped_without_value: window.skippedWithoutValue };
+    // NaN / Infinity kept as strings (JSON would make them null): the summary says what is stored.
+    const results = jsonSafe(fit?.results ?? {}) as Record<string, unknown>;
+    const diagnostics = jsonSafe({ ...(fit?.diagnostics ?? {}), skipped_without_value: window.skippedWithoutValue }) as Record<string, unknown>;
     if (fit && !fit.converged) {
       await withTenant(pool, tenantId, (c) =>
         finishRun(c, runId, { status: 'not_converged', results, diagnostics, conversions: window.conversions.length, journeys, allocations: 0 }),

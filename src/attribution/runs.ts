@@ -18,6 +18,19 @@ export async function insertRun(
   return r.rows[0]!.id;
 }
 
+/**
+ * A value as it can be stored in jsonb without losing anything: JSON has no NaN or ±Infinity
+ * (JSON.stringify writes null), yet they carry meaning in diagnostics — an R-hat of Infinity or NaN
+ * is why a run did not converge. They become the strings "NaN", "Infinity", "-Infinity".
+ */
+export function jsonSafe(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (Array.isArray(value)) return value.map(jsonSafe);
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return Array.from(value as unknown as ArrayLike<number>, jsonSafe);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonSafe(v)]));
+  return value;
+}
+
 export async function finishRun(
   client: Queryable,
   id: string,
@@ -38,8 +51,8 @@ export async function finishRun(
     [
       id,
       outcome.status,
-      outcome.results === undefined ? null : JSON.stringify(outcome.results),
-      outcome.diagnostics === undefined ? null : JSON.stringify(outcome.diagnostics),
+      outcome.results === undefined ? null : JSON.stringify(jsonSafe(outcome.results)),
+      outcome.diagnostics === undefined ? null : JSON.stringify(jsonSafe(outcome.diagnostics)),
       outcome.conversions ?? null,
       outcome.journeys ?? null,
       outcome.allocations ?? null,
