@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../config.js';
+import { databaseAt } from '../db/database.js';
 import { createTenant } from '../tenants/tenants.js';
 import { createTestDatabase, type TestDatabase } from '../testing/db.js';
 import { buildApp, type App } from './app.js';
 import { parseJsonBody } from './json-body.js';
 import { PROBLEMS } from './problems.js';
+import { API_ROUTES } from './routes.js';
 
 let db: TestDatabase;
 let app: App;
@@ -73,6 +77,63 @@ describe('meta routes', () => {
     }
   });
 
+  test('only registered codes are problem types: inherited property names are not', async () => {
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf']) {
+      assertProblem(await app.inject({ method: 'GET', url: `/problems/${name}` }), 404, 'not_found');
+    }
+  });
+
+  test('/ready answers with its own connection: an exhausted pool does not make it hang', { timeout: 20_000 }, async () => {
+    const small = await buildApp({ db, config: loadConfig({}), logger: false, poolSize: 1 });
+    const held = await small.appPool.connect();
+    try {
+      const res = await small.inject({ method: 'GET', url: '/ready' });
+      assert.equal(res.statusCode, 200, res.body);
+    } finally {
+      held.release();
+      await small.close();
+    }
+  });
+
+  test('/ready answers 503 when the database accepts connections but never replies', { timeout: 20_000 }, async () => {
+    // A TCP listener that takes the connection and stays silent: a host dropping packets after the handshake.
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => void sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    const nowhere = databaseAt(`postgres://nobody:nothing@127.0.0.1:${port}/none`, db.roles);
+    const blind = await buildApp({ db: nowhere, config: loadConfig({}), logger: false, readyTimeoutMs: 300 });
+    try {
+      assertProblem(await blind.inject({ method: 'GET', url: '/ready' }), 503, 'not_ready');
+    } finally {
+      await blind.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
+  test('OpenAPI: every API route documents its problem responses (application/problem+json)', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    let checked = 0;
+    for (const [path, ops] of Object.entries<Record<string, any>>(doc.paths)) {
+      if (!path.startsWith('/api/v1/') || path.startsWith('/api/v1/webhooks/')) continue;
+      for (const [method, op] of Object.entries<any>(ops)) {
+        for (const status of ['400', '401', '429', '503']) {
+          const schema = op.responses?.[status]?.content?.['application/problem+json']?.schema;
+          assert.ok(schema, `${method.toUpperCase()} ${path}: no ${status} problem response`);
+          assert.deepEqual([...schema.required].sort(), ['code', 'detail', 'status', 'title', 'type'], `${method} ${path} ${status}`);
+        }
+        if (path.includes('{')) assert.ok(op.responses['404'], `${method} ${path}: 404`);
+        if (op.requestBody) for (const s of ['413', '415']) assert.ok(op.responses[s], `${method} ${path}: ${s}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 10, `only ${checked} operations`);
+    const post = doc.paths['/api/v1/events'].post.responses;
+    assert.ok(post['201'] && post['200'] && post['409'] && post['422'], Object.keys(post).join(','));
+    assert.ok(API_ROUTES.length > 0);
+  });
+
   test('an unknown route is a 404 problem', async () => {
     assertProblem(await app.inject({ method: 'GET', url: '/nope?x=1' }), 404, 'route_not_found');
   });
@@ -113,6 +174,36 @@ describe('authentication', () => {
     }
     assert.equal(bodies.size, 1, 'identical bodies for every cause');
   });
+
+  test('the Bearer scheme is case-insensitive (RFC 9110 §11.1)', async () => {
+    for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+      const res = await app.inject({ method: 'GET', url: '/api/v1/tenant', headers: { authorization: `${scheme} ${keyA}` } });
+      assert.equal(res.statusCode, 200, `${scheme}: ${res.body}`);
+      assert.equal(res.json().id, tenantA);
+    }
+  });
+});
+
+describe('URLs and path parameters', () => {
+  const auth = () => ({ authorization: `Bearer ${keyA}` });
+  test('a uuid parameter is the canonical form only: urn:uuid: and braces are a 400, never a 500', async () => {
+    const id = randomUUID();
+    for (const base of ['/api/v1/events', '/api/v1/dead-events']) {
+      for (const bad of [`urn:uuid:${id}`, `URN:UUID:${id}`, `{${id}}`, id.replaceAll('-', '')]) {
+        const body = assertProblem(await app.inject({ method: 'GET', url: `${base}/${encodeURIComponent(bad)}`, headers: auth() }), 400, 'validation_failed');
+        assert.equal(body.field, 'params/id', `${base}/${bad}`);
+      }
+      // The canonical form, in either case, names nothing here: 404.
+      assert.equal((await app.inject({ method: 'GET', url: `${base}/${id.toUpperCase()}`, headers: auth() })).statusCode, 404);
+    }
+  });
+
+  test('a malformed percent-escape in the URL is a 400 problem naming the url', async () => {
+    for (const url of ['/api/v1/events/%E0%A4%A', '/api/v1/events/%zz', '/health%']) {
+      const body = assertProblem(await app.inject({ method: 'GET', url, headers: auth() }), 400, 'validation_failed');
+      assert.equal(body.field, 'url', url);
+    }
+  });
 });
 
 describe('request ids', () => {
@@ -150,5 +241,33 @@ describe('strict JSON bodies', () => {
     assert.equal(problem('{"a\\u0000":1}'), 'nul_character');
     assert.equal(problem('[[[[[[[[[1]]]]]]]]]'), 'too_deep');
     assert.equal(problem('[[[[[[[[1]]]]]]]]'), 'accepted');
+    // Lone UTF-16 surrogates are valid JSON escapes but not text (PostgreSQL's jsonb refuses them).
+    assert.equal(problem('{"a":"x\\ud800y"}'), 'invalid_unicode');
+    assert.equal(problem('{"a":"\\udfff"}'), 'invalid_unicode');
+    assert.equal(problem('{"a":["ok","\\ud83d"]}'), 'invalid_unicode');
+    assert.equal(problem('{"\\udc00":1}'), 'invalid_unicode');
+    assert.equal(problem('"\\ud800"'), 'invalid_unicode');
+    assert.equal(problem('{"a":"\\ud83d\\ude00 \u2028"}'), 'accepted', 'a surrogate pair is a character');
+  });
+
+  test('body problems name where they are: JSON pointers starting at body', () => {
+    const field = (raw: string) => {
+      try {
+        parseJsonBody(Buffer.from(raw));
+        return 'accepted';
+      } catch (error) {
+        return (error as { field?: string }).field;
+      }
+    };
+    assert.equal(field(''), 'body');
+    assert.equal(field('{"a":'), 'body');
+    assert.equal(field('{"__proto__":{"x":1}}'), 'body');
+    assert.equal(field('{"a":{"prototype":1}}'), 'body/a/prototype');
+    assert.equal(field('{"a":"x\\u0000y"}'), 'body/a');
+    assert.equal(field('{"a":{"b\\u0000":1}}'), 'body/a');
+    assert.equal(field('{"a/b":["\\ud800"]}'), 'body/a~1b/0');
+    assert.equal(field('{"x":{"\\ud800":1}}'), 'body/x');
+    assert.equal(field('"\\u0000"'), 'body');
+    assert.equal(field('{"d":[[[[[[[[1]]]]]]]]}'), 'body/d/0/0/0/0/0/0/0');
   });
 });

@@ -5,6 +5,7 @@ import { authenticate } from './app.js';
 import { registerRateLimit } from './rate-limit.js';
 import { ingestionRoutes } from '../ingestion/routes.js';
 import { metaRoutes } from './meta-routes.js';
+import { withProblemResponses } from './openapi.js';
 import { tenantRoutes } from '../tenants/routes.js';
 import { deadEventRoutes } from '../dlq/routes.js';
 import { metricsRoutes } from '../worker/metrics-routes.js';
@@ -27,7 +28,13 @@ export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
+  // Routes behind the API key, by method and URL: their OpenAPI entries list the problems they answer with.
+  const apiRoutes = new Set<string>();
   await app.register(swagger, {
+    transform: ({ schema, url, route }) =>
+      apiRoutes.has(`${[route.method].flat().join()} ${url}`) && schema
+        ? { schema: withProblemResponses(schema as Parameters<typeof withProblemResponses>[0], url, route.config?.problems), url }
+        : { schema, url },
     openapi: {
       openapi: '3.1.0',
       info: {
@@ -45,6 +52,7 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate);
+      api.addHook('onRoute', (route) => void apiRoutes.add(`${[route.method].flat().join()} ${route.url}`));
       await registerRateLimit(api, app.skeldir.rateLimit);
       for (const plugin of API_ROUTES) await api.register(plugin);
     },

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { bodyAjv, validationProblem } from '../http/app.js';
 import { withTenant } from '../db/tenant-context.js';
-import { HttpProblem, problemFor } from '../http/problems.js';
+import { HttpProblem, problemFor, type ProblemCode } from '../http/problems.js';
 import { ChannelTaxonomy } from './channels.js';
 import { IngestCoalescer } from './coalescer.js';
 import { ingestEvents, keyReusedError } from './ingest.js';
@@ -17,6 +17,15 @@ export const EVENT_BODY_LIMIT = 64 * 1024;
 export const BATCH_BODY_LIMIT = 4 * 1024 * 1024;
 
 const keyPattern = new RegExp(KEY_PATTERN);
+/** What prepareEvent refuses (src/ingestion/prepare.ts), for the OpenAPI document. */
+const EVENT_PROBLEMS: ProblemCode[] = [
+  'idempotency_key_missing',
+  'idempotency_key_mismatch',
+  'timestamp_invalid',
+  'timestamp_out_of_range',
+  'currency_invalid',
+  'currency_required',
+];
 const security = [{ apiKey: [] }];
 
 /** The Idempotency-Key header, if sent (and well-formed). */
@@ -50,6 +59,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/events',
     {
       bodyLimit: EVENT_BODY_LIMIT,
+      config: { problems: [...EVENT_PROBLEMS, 'idempotency_key_invalid', 'idempotency_key_reused'] },
       schema: {
         tags: ['events'],
         summary: 'Ingest one event (idempotent: Idempotency-Key header or idempotency_key field)',
@@ -80,6 +90,8 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/events/batch',
     {
       bodyLimit: BATCH_BODY_LIMIT,
+      // Item problems come back in the 200's results; the request as a whole fails only on these.
+      config: { problems: ['idempotency_header_on_batch'] },
       // The documented schema is the full one; only the envelope is checked up front, each item
       // is then validated on its own so that one bad item does not sink the others.
       validatorCompiler: ({ httpPart }) => envelopeValidator(httpPart),

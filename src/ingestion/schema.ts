@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { ProblemBody } from '../http/openapi.js';
 
 /** Most events per batch request. */
 export const MAX_BATCH = 1000;
@@ -83,19 +84,6 @@ export const EventOutput = Type.Object(
 );
 export type EventOutput = Static<typeof EventOutput>;
 
-const ProblemOutput = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.String(),
-    code: Type.String(),
-    field: Type.Optional(Type.String()),
-    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
-  },
-  { additionalProperties: true },
-);
-
 export const BatchOutput = Type.Object(
   {
     results: Type.Array(
@@ -104,7 +92,7 @@ export const BatchOutput = Type.Object(
           index: Type.Integer({ description: 'Position of the item in the request.' }),
           status: Type.Integer({ description: '201 created, 200 replay, 409 key reused with a different body, 4xx invalid.' }),
           event: Type.Optional(EventOutput),
-          problem: Type.Optional(ProblemOutput),
+          problem: Type.Optional(ProblemBody),
         },
         { additionalProperties: false },
       ),

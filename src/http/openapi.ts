@@ -1,0 +1,81 @@
+import { Type } from '@sinclair/typebox';
+import { PROBLEMS, type ProblemCode } from './problems.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Problem codes this route answers with beyond those every API route can give (see
+     * `problemResponses`); listed in its OpenAPI responses. Documentation only.
+     */
+    problems?: ProblemCode[];
+  }
+}
+
+/** An RFC 9457 problem body as Skeldir renders it (src/http/problems.ts). */
+export const ProblemBody = Type.Object(
+  {
+    type: Type.String({ description: '/problems/<code>: the problem type, documented at that path.' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String({ description: 'What is wrong with this request, for a human.' }),
+    code: Type.String({ description: 'The stable error code.' }),
+    instance: Type.Optional(Type.String({ description: 'The request path.' })),
+    request_id: Type.Optional(Type.String()),
+    field: Type.Optional(Type.String({ description: 'The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type.' })),
+    errors: Type.Optional(Type.Array(Type.Object({ field: Type.String(), message: Type.String() }))),
+  },
+  { additionalProperties: true },
+);
+
+/** What any authenticated API route can answer, whatever it does. */
+const EVERY_API_ROUTE: ProblemCode[] = ['validation_failed', 'unauthorized', 'rate_limited', 'database_unavailable'];
+/** …when it has path parameters. */
+const WITH_PARAMS: ProblemCode[] = ['not_found'];
+/** …when it takes a body (the strict JSON parser and the body limits, docs/http.md). */
+const WITH_BODY: ProblemCode[] = [
+  'malformed_json',
+  'invalid_utf8',
+  'empty_body',
+  'forbidden_key',
+  'too_deep',
+  'nul_character',
+  'invalid_unicode',
+  'payload_too_large',
+  'unsupported_media_type',
+];
+
+interface RouteSchema {
+  body?: unknown;
+  params?: unknown;
+  response?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/**
+ * The route's schema with its problem responses added, for the OpenAPI document only (the
+ * route keeps its own schema, so serialisation is unchanged): each status its problem codes
+ * can give, as `application/problem+json` with the codes listed in the description. A status
+ * the route already documents is left as it is.
+ */
+export function withProblemResponses(schema: RouteSchema, url: string, extra: readonly ProblemCode[] = []): RouteSchema {
+  const codes = new Set<ProblemCode>([
+    ...EVERY_API_ROUTE,
+    ...(schema.params !== undefined || url.includes(':') ? WITH_PARAMS : []),
+    ...(schema.body !== undefined ? WITH_BODY : []),
+    ...extra,
+  ]);
+  const byStatus = new Map<number, ProblemCode[]>();
+  for (const code of codes) {
+    const status = PROBLEMS[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  const response: Record<string, unknown> = { ...schema.response };
+  for (const [status, list] of [...byStatus].sort(([a], [b]) => a - b)) {
+    if (response[status] !== undefined) continue;
+    response[status] = {
+      description: list.map((code) => `${code}: ${PROBLEMS[code].title}`).join('; '),
+      content: { 'application/problem+json': { schema: ProblemBody } },
+    };
+  }
+  return { ...schema, response };
+}
