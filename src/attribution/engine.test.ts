@@ -236,6 +236,31 @@ describe('skeldir attribution run', () => {
   });
 });
 
+describe('settings', () => {
+  test('half_life_days takes up to 3 decimals as written (1.005 is valid although 1.005 × 1000 is not an integer in floating point)', async () => {
+    const code = (fn: () => void) => {
+      try {
+        fn();
+        return 'ok';
+      } catch (e) {
+        return (e as { code: string }).code;
+      }
+    };
+    for (const ok of [1.005, 0.001, 2.675, 0.3, 7, 364.999, 365]) assert.equal(code(() => validateSettingsChange({ halfLifeDays: ok })), 'ok', String(ok));
+    for (const bad of [0.0005, 1.0005, 0.1 + 0.2, 1e-7, 365.001, 0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.equal(code(() => validateSettingsChange({ halfLifeDays: bad })), 'attribution_settings_invalid', String(bad));
+    }
+    // Stored exactly: through the CLI, and read back.
+    const su = await superClient(db);
+    const t = await createTenant(su, 'half-life').finally(() => su.end());
+    const res = await cli(['configure', '--tenant', t, '--half-life-days', '1.005']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(JSON.parse(res.stdout).half_life_days, 1.005);
+    const stored = await withTenant(app, t, async (c) => (await c.query<{ h: string }>(`SELECT half_life_days::text AS h FROM attribution_settings`)).rows[0]!.h);
+    assert.equal(stored, '1.005');
+  });
+});
+
 describe('stored runs', () => {
   test('NaN and ±Infinity in results and diagnostics are stored as strings, not null (a not_converged run keeps its reason)', async () => {
     const runId = await withTenant(app, tenant, (c) =>

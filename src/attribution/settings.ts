@@ -63,7 +63,10 @@ export function validateSettingsChange(change: SettingsChange): void {
   intIn('recompute_interval_minutes', change.recomputeIntervalMinutes, 5, 10080);
   intIn('recompute_window_days', change.recomputeWindowDays, 1, 366);
   const h = change.halfLifeDays;
-  if (h !== undefined && !(Number.isFinite(h) && h > 0 && h <= 365 && Math.round(h * 1000) === h * 1000)) {
+  // "At most 3 decimals" is checked on the number's shortest decimal text (what the user wrote:
+  // 1.005), not by scaling the double (1.005 * 1000 = 1004.9999999999999); numeric(8,3) then
+  // stores exactly that text.
+  if (h !== undefined && !(Number.isFinite(h) && h > 0 && h <= 365 && /^\d+(\.\d{1,3})?$/.test(String(h)))) {
     throw bad('half_life_days', `half_life_days must be a number of days above 0 and at most 365 with at most 3 decimals, got ${h}`);
   }
 }
