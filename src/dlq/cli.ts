@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type pg from 'pg';
 import { UsageError, runCommand } from '../cli/run.js';
 import { withTenant } from '../db/tenant-context.js';
-import { applyRemediation, getDeadEvent, listDeadEvents, MAX_PAGE, type DeadEventFilter, type DeadEventSummary } from './store.js';
+import { applyRemediation, getDeadEvent, listDeadEvents, MAX_PAGE, parseInstant, type DeadEventFilter, type DeadEventSummary } from './store.js';
 import { isRemediationStatus, REMEDIATION_ACTIONS, type RemediationAction, type RemediationStatus } from './transitions.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -24,8 +24,8 @@ export function registerDlq(program: Command): void {
     .option('--error-type <type>', 'validation, data, transient, timeout or internal')
     .option('--event-type <type>', 'touchpoint, conversion, …')
     .option('--source <source>', 'worker, or a legacy source')
-    .option('--from <time>', 'created at or after (ISO 8601)')
-    .option('--to <time>', 'created before (ISO 8601)')
+    .option('--from <time>', 'created at or after (RFC 3339 with offset, e.g. 2026-11-01T00:00:00Z, or a date; years 0001-9999)')
+    .option('--to <time>', 'created before (same form as --from)')
     .option('--limit <n>', `page size, 1 to ${MAX_PAGE}`, '50')
     .option('--cursor <cursor>', 'next page (printed after a full page; with --tenant)')
     .option('--json', 'print {"items": [...], "next_cursor": ...} as JSON')
@@ -134,9 +134,11 @@ function listFilter(o: Record<string, string | boolean | undefined>): DeadEventF
   for (const key of ['from', 'to'] as const) {
     const v = str(key);
     if (v === undefined) continue;
-    const d = new Date(v);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(d.getTime())) throw new UsageError(`--${key} must be an ISO 8601 time, got ${JSON.stringify(v)}`);
-    f[key] = d;
+    try {
+      f[key] = parseInstant(`--${key}`, v);
+    } catch (error) {
+      throw new UsageError(error instanceof Error ? error.message : String(error));
+    }
   }
   const cursor = str('cursor');
   if (cursor !== undefined) f.cursor = cursor;

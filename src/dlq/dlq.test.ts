@@ -162,6 +162,48 @@ describe('listing', () => {
     assert.equal(bad.field, 'cursor');
   });
 
+  test('inputs that once gave 500s: leap second, years outside 0001-9999, out-of-range cursors, NUL in filters', async () => {
+    const leap = problem(await list('?from=2026-12-31T23:59:60Z'), 400, 'validation_failed');
+    assert.equal(leap.field, 'from');
+    assert.match(leap.detail, /leap seconds are not accepted/);
+    for (const q of ['?to=2026-06-30T23:59:60Z', '?from=0000-01-01T00:00:00Z', '?to=9999-12-31T23:59:59-23:59', '?from=0001-01-01T00:30:00+01:00']) {
+      const p = problem(await list(q), 400, 'validation_failed');
+      assert.ok(p.field.endsWith(q.slice(1, q.indexOf('='))), `${q}: field ${p.field}`);
+    }
+    const id = randomUUID();
+    for (const us of ['9999999999999999999', '-9000000000000000000', '253402300800000000', '-62135596800000001']) {
+      const cursor = Buffer.from(`${us}:${id}`).toString('base64url');
+      problem(await list(`?cursor=${cursor}`), 400, 'dead_event_cursor_invalid');
+    }
+    for (const q of ['?event_type=%00', '?source=a%00b', '?error_type=%00', '?error_type=data%00']) {
+      const p = problem(await list(q), 400, 'validation_failed');
+      assert.match(p.field, /error_type|event_type|source/, q);
+    }
+    // The bounds themselves are fine.
+    const edges = await list('?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z');
+    assert.equal(edges.statusCode, 200, edges.body);
+    assert.equal(edges.json().items.length, 5);
+    const lowest = Buffer.from(`-62135596800000000:${id}`).toString('base64url');
+    assert.equal((await list(`?cursor=${lowest}`)).statusCode, 200);
+  });
+
+  test('no query string gives a 500 (property: random values for every filter)', async () => {
+    const text = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 12 }),
+      fc.constantFrom('2026-12-31T23:59:60Z', '0000-01-01T00:00:00Z', '9999-12-31T23:59:59-23:59', '2026-02-30T00:00:00Z', '\u0000', '-1', '1e400'),
+    );
+    const field = fc.constantFrom('status', 'error_type', 'event_type', 'source', 'from', 'to', 'limit', 'cursor');
+    const cursorOf = fc.tuple(fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), fc.uuid()).map(([n, u]) => Buffer.from(`${n}:${u}`).toString('base64url'));
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(fc.tuple(field, text), fc.tuple(fc.constant('cursor'), cursorOf)), { minLength: 1, maxLength: 4 }), async (pairs) => {
+        const q = pairs.map(([k, v]) => `${k}=${encodeURIComponent(v).replace(/%(?![0-9A-F]{2})/g, '%25')}`).join('&');
+        const res = await list(`?${q}`);
+        assert.ok(res.statusCode === 200 || res.statusCode === 400, `?${q}: ${res.statusCode} ${res.body}`);
+      }),
+      { seed, numRuns: 150 },
+    );
+  });
+
   test('one dead event in full; another tenant\'s is simply not found', async () => {
     const res = await app.inject({ method: 'GET', url: `/api/v1/dead-events/${mine[0]}`, headers: auth(A) });
     assert.equal(res.statusCode, 200, res.body);
@@ -389,5 +431,23 @@ describe('the dlq command', () => {
     r = await runCli(['dlq', 'list', '--status', 'lost'], { env });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--status: "lost" is not one of/);
+
+    // --from/--to: the same instants as the API; refused before touching the database.
+    const bad = await Promise.all(
+      [
+        ['--from', '2026-12-31T23:59:60Z', /--from must be an RFC 3339 date-time.*leap seconds are not accepted/],
+        ['--to', '9999-12-31T23:59:59-23:59', /--to must be in years 0001–9999/],
+        ['--from', '0000-01-01', /--from must be in years 0001–9999/],
+        ['--from', '2026-02-30', /--from must be an RFC 3339 date-time/],
+        ['--to', '2026-11-01T10:00:00', /--to must be an RFC 3339 date-time with an offset/],
+      ].map(async ([flag, value, why]) => ({ why: why as RegExp, r: await runCli(['dlq', 'list', flag as string, value as string], { env }) })),
+    );
+    for (const { why, r } of bad) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, why);
+    }
+    r = await runCli(['dlq', 'list', '--from', '0001-01-01', '--to', '9999-12-31T23:59:59.999Z', '--error-type', 'timeout', '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).items.length, 2);
   });
 });

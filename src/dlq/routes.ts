@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { applyRemediation, getDeadEvent, listDeadEvents, MAX_NOTES, MAX_PAGE, type DeadEventFilter } from './store.js';
+import { applyRemediation, getDeadEvent, listDeadEvents, MAX_NOTES, MAX_PAGE, parseInstant, type DeadEventFilter } from './store.js';
 import { REMEDIATION_ACTIONS, REMEDIATION_STATUSES, type RemediationStatus } from './transitions.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -33,16 +33,18 @@ const DeadEvent = Type.Object(
   { additionalProperties: false },
 );
 
+/** No NUL: PostgreSQL text cannot hold it. */
+const NO_NUL = '^[^\\u0000]*$';
 const ListQuery = Type.Object(
   {
     status: Type.Optional(
       Type.String({ pattern: `^(${REMEDIATION_STATUSES.join('|')})(,(${REMEDIATION_STATUSES.join('|')}))*$`, description: 'remediation statuses, comma-separated' }),
     ),
-    error_type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-    event_type: Type.Optional(Type.String({ minLength: 1, maxLength: 50 })),
-    source: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-    from: Type.Optional(Type.String({ format: 'date-time', description: 'created at or after' })),
-    to: Type.Optional(Type.String({ format: 'date-time', description: 'created before' })),
+    error_type: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: NO_NUL })),
+    event_type: Type.Optional(Type.String({ minLength: 1, maxLength: 50, pattern: NO_NUL })),
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: NO_NUL })),
+    from: Type.Optional(Type.String({ format: 'date-time', description: 'created at or after; years 0001–9999, no leap second' })),
+    to: Type.Optional(Type.String({ format: 'date-time', description: 'created before; years 0001–9999, no leap second' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE, default: 50 })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 300, description: 'next_cursor of the previous page' })),
   },
@@ -83,8 +85,8 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
         ...(q.error_type !== undefined ? { errorType: q.error_type } : {}),
         ...(q.event_type !== undefined ? { eventType: q.event_type } : {}),
         ...(q.source !== undefined ? { source: q.source } : {}),
-        ...(q.from !== undefined ? { from: new Date(q.from) } : {}),
-        ...(q.to !== undefined ? { to: new Date(q.to) } : {}),
+        ...(q.from !== undefined ? { from: parseInstant('from', q.from) } : {}),
+        ...(q.to !== undefined ? { to: parseInstant('to', q.to) } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       };
       return request.inTenant((client) => listDeadEvents(client, filter));

@@ -56,10 +56,54 @@ const SUMMARY_COLUMNS = `d.id, d.tenant_id, d.event_id, d.source, d.event_type, 
 
 type Row = Record<string, unknown> & { created_us: string };
 
+/**
+ * Instants a filter may name: years 0001–9999 UTC. Syntactically valid date-times can still be
+ * no instant (the leap second `23:59:60`, which JS cannot represent) or one PostgreSQL refuses
+ * or reads differently (`0000-01-01`, `9999-12-31T23:59:59-23:59` = year 10000).
+ */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+/** Cursor microseconds since the epoch of the same years. */
+const FIRST_US = BigInt(FIRST_INSTANT) * 1000n;
+const LAST_US = BigInt(LAST_INSTANT) * 1000n + 999n;
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * Parses a `from`/`to` filter: an RFC 3339 date-time with its offset, or a date (midnight UTC),
+ * in years 0001–9999. Anything else is a `validation_failed` error naming the field.
+ */
+export function parseInstant(field: string, text: string): Date {
+  const m = DATE_TIME.exec(text);
+  const t = m ? Date.parse(text.replace(/[t ]/, 'T').toUpperCase()) : NaN;
+  const [y, mo, d, h, mi, sec] = (m ?? []).slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+  const calendar = m !== null && mo! >= 1 && mo! <= 12 && d! >= 1 && d! <= new Date(Date.UTC(y!, mo!, 0)).getUTCDate() && h! <= 23 && mi! <= 59 && sec! <= 59;
+  if (Number.isNaN(t) || !calendar) {
+    throw new DeadEventError(
+      'validation_failed',
+      `${field} must be an RFC 3339 date-time with an offset (or a date, UTC), e.g. 2026-11-01T00:00:00Z, got ${JSON.stringify(text)}` +
+        (sec === 60 ? ' (leap seconds are not accepted: use 23:59:59.999)' : ''),
+      { field },
+    );
+  }
+  if (t < FIRST_INSTANT || t > LAST_INSTANT) {
+    throw new DeadEventError('validation_failed', `${field} must be in years 0001–9999 (UTC), got ${JSON.stringify(text)}`, { field });
+  }
+  return new Date(t);
+}
+
 /** Newest first, keyset-paginated on (created_at, id) through idx_dead_events_tenant_created. */
 export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Promise<{ items: DeadEventSummary[]; next_cursor: string | null }> {
   if (!Number.isInteger(f.limit) || f.limit < 1 || f.limit > MAX_PAGE) {
     throw new DeadEventError('dead_event_limit_invalid', `limit must be an integer from 1 to ${MAX_PAGE}`, { field: 'limit' });
+  }
+  for (const [field, v] of [['error_type', f.errorType], ['event_type', f.eventType], ['source', f.source]] as const) {
+    // PostgreSQL text cannot hold NUL: the query would fail (22021) instead of finding nothing.
+    if (v?.includes('\u0000')) throw new DeadEventError('validation_failed', `${field} must not contain NUL characters`, { field });
+  }
+  for (const [field, v] of [['from', f.from], ['to', f.to]] as const) {
+    if (v !== undefined && !(v.getTime() >= FIRST_INSTANT && v.getTime() <= LAST_INSTANT)) {
+      throw new DeadEventError('validation_failed', `${field} must be a valid instant in years 0001–9999 (UTC)`, { field });
+    }
   }
   const where: string[] = [];
   const params: unknown[] = [];
@@ -187,7 +231,10 @@ function decodeCursor(cursor: string): { us: string; id: string } {
   const m = /^(-?\d{1,19}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/.exec(
     /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '',
   );
-  if (!m) throw new DeadEventError('dead_event_cursor_invalid', 'the cursor is not one this API returned', { field: 'cursor' });
+  // Bounded to the instants a dead event can have been created at: beyond them the bigint or the timestamp arithmetic would fail.
+  if (!m || BigInt(m[1]!) < FIRST_US || BigInt(m[1]!) > LAST_US) {
+    throw new DeadEventError('dead_event_cursor_invalid', 'the cursor is not one this API returned', { field: 'cursor' });
+  }
   return { us: m[1]!, id: m[2]! };
 }
 
