@@ -79,3 +79,15 @@ export async function catalogueSnapshot(db: Queryable, options: { exclude?: read
   // One object per line: fold the multi-line texts PostgreSQL returns (policy bodies).
   return lines.map((l) => l.replace(/\s*\n\s*/g, " ")).sort();
 }
+
+/**
+ * A snapshot as PostgreSQL 15 prints it, so one committed file (schema/head.txt, made on the
+ * embedded 15) holds on every supported server: 17 adds the MAINTAIN privilege (`m`) to an
+ * owner's table privileges, and 18 stores each NOT NULL as a `contype = 'n'` constraint row
+ * (nullability is already on the column lines). Nothing else differs from 15 to 18.
+ */
+export function asPostgres15(lines: readonly string[]): string[] {
+  return lines
+    .filter((l) => !/^constraint \S+ \[n\] NOT NULL /.test(l))
+    .map((l) => (l.startsWith('grant ') ? l.replace(/=([a-zA-Z*]+)\//g, (_, privileges: string) => `=${privileges.replace('m', '')}/`) : l));
+}
