@@ -134,11 +134,11 @@ async function endToEnd(): Promise<void> {
       t0 = process.hrtime.bigint();
       const s = await runModel(app, tenant, { model, from: new Date(T0), to: new Date(T0 + 31 * DAY_MS), trigger: 'cli' });
       const e = ms(t0);
-      line(`end to end: runModel ${model}, ${s.conversions.toLocaleString('en')} conversions`, `${(e / 1000).toFixed(2)} s (${Math.round(s.conversions / (e / 1000)).toLocaleString('en')} conversions/s, ${s.allocations.toLocaleString('en')} rows)`);
+      line(`end to end: runModel ${model}, ${s.conversions.toLocaleString('en')} conversions`, `${(e / 1000).toFixed(2)} s (${Math.round(s.conversions / (e / 1000)).toLocaleString('en')} conversions/s, ${s.allocations.toLocaleString('en')} rows written)`);
     }
     t0 = process.hrtime.bigint();
     const again = await runModel(app, tenant, { model: 'linear', from: new Date(T0), to: new Date(T0 + 31 * DAY_MS), trigger: 'cli' });
-    line(`end to end: runModel linear again (nothing changes)`, `${(ms(t0) / 1000).toFixed(2)} s for ${again.conversions.toLocaleString('en')} conversions`);
+    line(`end to end: runModel linear again (nothing changes)`, `${(ms(t0) / 1000).toFixed(2)} s for ${again.conversions.toLocaleString('en')} conversions, ${again.allocations.toLocaleString('en')} rows written`);
     const sample = conversions.slice(0, 1000);
     t0 = process.hrtime.bigint();
     for (const id of sample) await withTenant(app, tenant, (c) => attributeConversion(c, tenant, id));

@@ -126,9 +126,12 @@ describe('skeldir attribution run', () => {
     assert.equal(out.status, 'succeeded');
     assert.equal(out.conversions, 60);
     assert.equal(out.journeys, 100);
-    assertExactSums(await allocations(tenant, 'markov'), await conversionValues(), 'markov', 60);
+    const markovRows = await allocations(tenant, 'markov');
+    assertExactSums(markovRows, await conversionValues(), 'markov', 60);
+    assert.equal(out.allocations, markovRows.length);
     const run = await withTenant(app, tenant, async (c) => (await c.query(`SELECT * FROM attribution_model_runs WHERE id = $1`, [out.run_id])).rows[0]);
     assert.equal(run.status, 'succeeded');
+    assert.equal(run.allocations, markovRows.length);
     assert.equal(run.parameters.markov.bootstrap, 20);
     const re = run.results.removal_effects as Record<string, number>;
     assert.deepEqual(Object.keys(re).sort(), CHANNELS);
@@ -165,7 +168,11 @@ describe('skeldir attribution run', () => {
   test('recomputing with the same inputs leaves byte-identical rows (same ids, same updated_at)', async () => {
     const before = await allocations();
     for (const model of ['linear', 'markov', 'shapley'] as const) {
-      await runModel(app, tenant, { model, from: FROM, to: TO, trigger: 'cli', markov: { bootstrap: 20 }, shapley: { bootstrap: 20 } });
+      const s = await runModel(app, tenant, { model, from: FROM, to: TO, trigger: 'cli', markov: { bootstrap: 20 }, shapley: { bootstrap: 20 } });
+      // Nothing written, and the run says so (allocations = rows the run wrote).
+      assert.equal(s.allocations, 0, model);
+      const stored = await withTenant(app, tenant, async (c) => (await c.query<{ allocations: number }>(`SELECT allocations FROM attribution_model_runs WHERE id = $1`, [s.runId])).rows[0]!.allocations);
+      assert.equal(stored, 0, model);
     }
     assert.deepEqual(await allocations(), before);
   });
@@ -181,6 +188,10 @@ describe('skeldir attribution run', () => {
     assert.ok((s1.results.removal_effects as Record<string, number>).email! < (s0.removal_effects as Record<string, number>).email!);
     const after = await allocations(tenant, 'markov');
     assert.notDeepEqual(after.map((r) => [r.event_id, r.channel_code, r.cents]), before.map((r) => [r.event_id, r.channel_code, r.cents]));
+    // The run counts the rows it rewrote: those whose id changed.
+    const oldIds = new Set(before.map((r) => r.id));
+    assert.equal(s1.allocations, after.filter((r) => !oldIds.has(r.id)).length);
+    assert.ok(s1.allocations > 0);
     assertExactSums(after, await conversionValues(), 'markov', 60);
     await withTenant(app, tenant, (c) => c.query(`DELETE FROM attribution_events WHERE id = ANY($1)`, [ids]));
   });

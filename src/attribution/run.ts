@@ -39,6 +39,7 @@ export interface RunSummary {
   readonly status: 'succeeded' | 'not_converged';
   readonly conversions: number;
   readonly journeys: number;
+  /** Allocation rows the run wrote (inserted); a recompute that changes nothing writes 0. */
   readonly allocations: number;
   readonly skippedWithoutValue: number;
   readonly results: Record<string, unknown>;
@@ -100,8 +101,8 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
           );
           const present = new Set(locked.rows.map((x) => x.id));
           const mine = rows.filter((row) => present.has(row.eventId));
-          await replaceAllocations(c, tenantId, model, [...present], mine);
-          allocations += mine.length;
+          // Rows written: a conversion whose rows are unchanged is skipped and does not count.
+          allocations += (await replaceAllocations(c, tenantId, model, [...present], mine)).inserted;
         });
         progress.tick(part.length);
       }
