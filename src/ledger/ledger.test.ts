@@ -85,12 +85,13 @@ describe('the state machine is enforced by the database (direct SQL as the appli
 
   const inTenant = <T>(fn: (c: pg.PoolClient) => Promise<T>, t = tenant) => withTenant(appPool, t, fn);
   let n = 0;
+  const insertSql = `INSERT INTO revenue_ledger (tenant_id, transaction_id, state, previous_state, amount_cents, currency, revenue_cents, verification_source, verification_timestamp)
+       VALUES ($1, $2, $3, 'forged', $4, 'USD', 0, 'test', now()) RETURNING id`;
+  /** A row in `state`: born authorized or captured, a terminal state reached by its legal transition. */
   async function insert(c: pg.PoolClient, state = 'authorized', amount = 1000): Promise<string> {
-    const { rows } = await c.query(
-      `INSERT INTO revenue_ledger (tenant_id, transaction_id, state, previous_state, amount_cents, currency, revenue_cents, verification_source, verification_timestamp)
-       VALUES ($1, $2, $3, 'forged', $4, 'USD', 0, 'test', now()) RETURNING id`,
-      [tenant, `${tenant}:stripe:sql_${++n}`, state, amount],
-    );
+    const terminal = state === 'refunded' || state === 'chargeback';
+    const { rows } = await c.query(insertSql, [tenant, `${tenant}:stripe:sql_${++n}`, terminal ? 'captured' : state, amount]);
+    if (terminal) await c.query(`UPDATE revenue_ledger SET state = $2 WHERE id = $1`, [rows[0].id, state]);
     return rows[0].id;
   }
   const rejected = async (fn: (c: pg.PoolClient) => Promise<unknown>, constraint: string) => {
@@ -135,7 +136,8 @@ describe('the state machine is enforced by the database (direct SQL as the appli
       await rejected((c) => c.query(`UPDATE revenue_ledger SET state = $2 WHERE id = $1`, [id, to]), 'revenue_ledger_state_machine');
       const after = await inTenant(async (c) => ({ state: (await c.query(`SELECT state FROM revenue_ledger WHERE id = $1`, [id])).rows[0].state, t: await transitions(c, id) }));
       assert.equal(after.state, from, `${from} -> ${to}`);
-      assert.equal(after.t.length, 1, `${from} -> ${to}: only the initial transition`);
+      assert.equal(after.t[after.t.length - 1].to_state, from, `${from} -> ${to}: no transition written`);
+      assert.equal(after.t.length, from === 'refunded' || from === 'chargeback' ? 2 : 1, `${from} -> ${to}: only the transitions that made the row`);
     }
     // An unknown state is still refused by the document's CHECK, under its own name.
     const id = await inTenant((c) => insert(c, 'captured'));
@@ -150,6 +152,30 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     await inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 400 WHERE id = $1`, [id]));
     await rejected((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 300 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
     await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_refunded_cents_range' });
+  });
+
+  test('a row is born authorized or captured only: refunded and chargeback are reached by transitions', async () => {
+    for (const state of ['refunded', 'chargeback']) {
+      await rejected((c) => c.query(insertSql, [tenant, `${tenant}:stripe:born_${state}`, state, 1000]), 'revenue_ledger_initial_state');
+    }
+    for (const state of ['authorized', 'captured']) {
+      const id = await inTenant((c) => c.query(insertSql, [tenant, `${tenant}:stripe:born_${state}`, state, 1000]).then((r) => r.rows[0].id));
+      assert.deepEqual((await inTenant((c) => transitions(c, id))).map((t) => `${t.from_state}->${t.to_state}`), [`null->${state}`]);
+    }
+    // An unknown state is still the document's CHECK's to refuse, under its own name.
+    await rejected((c) => c.query(insertSql, [tenant, `${tenant}:stripe:born_settled`, 'settled', 1000]), 'ck_revenue_ledger_state_valid');
+  });
+
+  test('the application role cannot DELETE a ledger row (so a transaction id can never be re-inserted with another amount or state)', async () => {
+    const id = await inTenant((c) => insert(c, 'captured', 5000));
+    await assert.rejects(inTenant((c) => c.query(`DELETE FROM revenue_ledger WHERE id = $1`, [id])), { code: '42501' });
+    await assert.rejects(inTenant((c) => c.query(`DELETE FROM revenue_ledger`)), { code: '42501' });
+    const row = await inTenant(async (c) => ({
+      ledger: (await c.query(`SELECT transaction_id, state, amount_cents FROM revenue_ledger WHERE id = $1`, [id])).rows[0],
+      transitions: (await transitions(c, id)).length,
+    }));
+    assert.deepEqual([row.ledger.state, row.ledger.amount_cents, row.transitions], ['captured', 5000, 1]);
+    await assert.rejects(inTenant((c) => c.query(insertSql, [tenant, row.ledger.transaction_id, 'captured', 1])), { code: '23505' });
   });
 
   test('the application role cannot write the audit trail itself, nor see or touch another tenant', async () => {

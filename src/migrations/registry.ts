@@ -17,6 +17,7 @@ import { revision as r202611280052 } from './revisions/202611280052_worker_polic
 import { revision as r202611280059 } from './revisions/202611280059_webhook_endpoint_policy_system_only.js';
 import { revision as r202611280152 } from './revisions/202611280152_api_key_policies_system_only.js';
 import { revision as r202611280202 } from './revisions/202611280202_tenant_scoped_foreign_keys.js';
+import { revision as r202611280300 } from './revisions/202611280300_revenue_ledger_insert_guard.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -41,6 +42,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280059,
   r202611280152,
   r202611280202,
+  r202611280300,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */
