@@ -22,6 +22,13 @@ export interface Config {
   migrationBatchSize: number;
   /** API requests each tenant may make per minute (per API process); 0 = unlimited. */
   rateLimitPerMinute: number;
+  /**
+   * GET /metrics shows platform-wide totals (all tenants together, from which a tenant could
+   * subtract its own), so it is closed by default: it needs `Authorization: Bearer <metricsToken>`,
+   * or `metricsPublic` (SKELDIR_METRICS_PUBLIC=1) to open it on purpose, e.g. on a private network.
+   */
+  metricsToken: string | undefined;
+  metricsPublic: boolean;
 }
 
 export class ConfigError extends Error {
@@ -52,7 +59,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!Number.isInteger(rate) || rate < 0) {
     throw new ConfigError(`SKELDIR_RATE_LIMIT_PER_MINUTE must be a non-negative integer (0 = unlimited), got ${JSON.stringify(env.SKELDIR_RATE_LIMIT_PER_MINUTE)}`);
   }
+  const metricsToken = env.SKELDIR_METRICS_TOKEN || undefined;
+  const publicFlag = env.SKELDIR_METRICS_PUBLIC ?? '';
+  if (!['', '0', '1'].includes(publicFlag)) {
+    throw new ConfigError(`SKELDIR_METRICS_PUBLIC must be 1 (public /metrics) or 0/unset (closed), got ${JSON.stringify(publicFlag)}`);
+  }
+  if (metricsToken !== undefined && (metricsToken.length < 16 || !/^[\x21-\x7e]+$/.test(metricsToken))) {
+    throw new ConfigError('SKELDIR_METRICS_TOKEN must be at least 16 printable ASCII characters without spaces (e.g. `openssl rand -hex 32`)');
+  }
+  if (metricsToken !== undefined && publicFlag === '1') {
+    throw new ConfigError('SKELDIR_METRICS_TOKEN and SKELDIR_METRICS_PUBLIC=1 contradict each other: set only one');
+  }
   return {
+    metricsToken,
+    metricsPublic: publicFlag === '1',
     rateLimitPerMinute: rate,
     migrationBatchSize: batch,
     databaseUrl: env.DATABASE_URL || undefined,

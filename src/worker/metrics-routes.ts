@@ -7,24 +7,35 @@ import { PROMETHEUS_CONTENT_TYPE, queueStats, renderPrometheus } from './stats.j
 /**
  * GET /metrics in the Prometheus text format: queue depth, age of the oldest pending event,
  * processed/failed counters and rates, dead events by status, live workers. Aggregates over
- * all tenants only: no tenant id, no per-tenant label, no row, so it may be scraped without an
- * API key. Set SKELDIR_METRICS_TOKEN to require `Authorization: Bearer <token>` as well (e.g.
- * when the API is reachable from the internet and even platform-wide volumes are private).
+ * all tenants only (no tenant id, no per-tenant label, no row), but even those let a tenant
+ * infer the others' volumes by subtracting its own (SPEC §2), so the route is closed by default:
+ * it needs `Authorization: Bearer $SKELDIR_METRICS_TOKEN`, unless SKELDIR_METRICS_PUBLIC=1 opens
+ * it on purpose (a private network). Closed and unconfigured, it answers a 401 saying what to set.
  */
 export const metricsRoutes: FastifyPluginAsync = async (app) => {
-  const token = process.env.SKELDIR_METRICS_TOKEN || undefined;
-  const expected = token ? digest(token) : undefined;
+  const { metricsToken, metricsPublic } = app.skeldir.config;
+  const expected = metricsToken ? digest(metricsToken) : undefined;
   app.get(
     '/metrics',
     {
       schema: {
         tags: ['meta'],
         summary: 'Worker and queue metrics (Prometheus text format); aggregates over all tenants only',
+        description:
+          'Needs `Authorization: Bearer <SKELDIR_METRICS_TOKEN>`; public only when the server runs with SKELDIR_METRICS_PUBLIC=1. ' +
+          'Without either it answers 401.',
         response: { 200: Type.String() },
       },
     },
     async (request, reply) => {
-      if (expected) {
+      if (!metricsPublic) {
+        if (!expected) {
+          throw new HttpProblem(
+            'unauthorized',
+            'GET /metrics is closed: set SKELDIR_METRICS_TOKEN on the server and send Authorization: Bearer <token>, ' +
+              'or set SKELDIR_METRICS_PUBLIC=1 to make it public on purpose (e.g. behind a private network)',
+          );
+        }
         const header = request.headers.authorization;
         const given = typeof header === 'string' ? /^Bearer (\S+)$/.exec(header)?.[1] : undefined;
         if (!given || !timingSafeEqual(digest(given), expected)) {

@@ -82,6 +82,17 @@ describe('options and backoff', () => {
     assert.throws(() => workerOptions({}, { retryBaseMs: '5000', retryMaxMs: '1000' }), /below the base delay/);
   });
 
+  test('metrics configuration: closed by default, a token or SKELDIR_METRICS_PUBLIC=1 (not both), bad values refused', () => {
+    assert.deepEqual([loadConfig({}).metricsToken, loadConfig({}).metricsPublic], [undefined, false]);
+    assert.equal(loadConfig({ SKELDIR_METRICS_PUBLIC: '1' }).metricsPublic, true);
+    assert.equal(loadConfig({ SKELDIR_METRICS_PUBLIC: '0' }).metricsPublic, false);
+    assert.equal(loadConfig({ SKELDIR_METRICS_TOKEN: 'a'.repeat(16) }).metricsToken, 'a'.repeat(16));
+    assert.throws(() => loadConfig({ SKELDIR_METRICS_PUBLIC: 'yes' }), /SKELDIR_METRICS_PUBLIC must be 1/);
+    assert.throws(() => loadConfig({ SKELDIR_METRICS_TOKEN: 'short' }), /SKELDIR_METRICS_TOKEN must be at least 16/);
+    assert.throws(() => loadConfig({ SKELDIR_METRICS_TOKEN: 'sixteen chars with spaces' }), /without spaces/);
+    assert.throws(() => loadConfig({ SKELDIR_METRICS_TOKEN: 'a'.repeat(16), SKELDIR_METRICS_PUBLIC: '1' }), /contradict/);
+  });
+
   test('retry delays: equal jitter within [ceiling/2, ceiling], ceilings doubling to the cap, delays growing until it', () => {
     fc.assert(
       fc.property(
@@ -487,7 +498,21 @@ describe('observability', () => {
     assert.match(text.stdout, /^oldest pending: \d+\.\d (s|min) old \(arrived \d{4}-\d\d-\d\dT/m);
     assert.match(text.stdout, /^workers alive: 0$/m);
 
-    const server = await buildApp({ db, config: loadConfig({}), logger: false });
+    // Closed by default: a 401 problem that says what to set.
+    const closed = await buildApp({ db, config: loadConfig({}), logger: false });
+    try {
+      const res = await closed.inject({ method: 'GET', url: '/metrics' });
+      assert.equal(res.statusCode, 401, res.body);
+      assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
+      assert.equal(res.json().code, 'unauthorized');
+      assert.match(res.json().detail, /set SKELDIR_METRICS_TOKEN .*Authorization: Bearer <token>, or set SKELDIR_METRICS_PUBLIC=1/);
+      assert.ok(!res.body.includes('skeldir_queue'), 'no figure leaks');
+      assert.equal((await closed.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer anything-at-all-here' } })).statusCode, 401);
+    } finally {
+      await closed.close();
+    }
+
+    const server = await buildApp({ db, config: loadConfig({ SKELDIR_METRICS_PUBLIC: '1' }), logger: false });
     try {
       const res = await server.inject({ method: 'GET', url: '/metrics' });
       assert.equal(res.statusCode, 200, res.body);
@@ -505,13 +530,16 @@ describe('observability', () => {
     } finally {
       await server.close();
     }
-    process.env.SKELDIR_METRICS_TOKEN = 'scrape-secret';
-    const guarded = await buildApp({ db, config: loadConfig({}), logger: false });
-    delete process.env.SKELDIR_METRICS_TOKEN;
+    const guarded = await buildApp({ db, config: loadConfig({ SKELDIR_METRICS_TOKEN: 'scrape-secret-0123456789' }), logger: false });
     try {
-      assert.equal((await guarded.inject({ method: 'GET', url: '/metrics' })).statusCode, 401);
+      const none = await guarded.inject({ method: 'GET', url: '/metrics' });
+      assert.equal(none.statusCode, 401);
+      assert.match(none.json().detail, /Authorization: Bearer <SKELDIR_METRICS_TOKEN>/);
       assert.equal((await guarded.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer wrong' } })).statusCode, 401);
-      assert.equal((await guarded.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer scrape-secret' } })).statusCode, 200);
+      assert.equal((await guarded.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Basic scrape-secret-0123456789' } })).statusCode, 401);
+      const ok = await guarded.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer scrape-secret-0123456789' } });
+      assert.equal(ok.statusCode, 200);
+      assert.match(ok.body, /^skeldir_queue_pending_events 5$/m);
     } finally {
       await guarded.close();
     }
