@@ -66,7 +66,7 @@ export const READY_TIMEOUT_MS = 2_000;
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 
-/** Log redaction: credentials never reach the logs (src/http/logging.test.ts proves it). */
+/** Log redaction: credentials never reach the logs (src/http/hardening.test.ts proves it). */
 export const REDACT = [
   'req.headers.authorization',
   'req.headers["idempotency-key"]',

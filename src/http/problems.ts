@@ -53,6 +53,7 @@ export const PROBLEMS = {
   timestamp_out_of_range: { status: 422, title: 'The timestamp is outside the accepted range' },
   currency_required: { status: 422, title: 'A value needs a currency' },
   currency_invalid: { status: 422, title: 'Unknown or unusable currency' },
+  conversion_value_required: { status: 422, title: 'A conversion, or a currency, needs conversion_value_cents' },
   // worker and dead-letter queue (src/worker, src/dlq)
   dead_event_not_found: { status: 404, title: 'No such dead event' },
   dead_event_transition_not_allowed: { status: 409, title: 'The dead event cannot make this remediation move' },

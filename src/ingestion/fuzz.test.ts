@@ -89,6 +89,23 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.tuple(fc.constantFrom(...STRING_FIELDS), fc.constantFrom('\u0000', '\u0001', '\u001f', '\u007f', '\n', '\t')).map(
     ([f, c]): Mutation => (e) => void (e[f] = `a${c}b`),
   ),
+  // Characters that are not text: lone UTF-16 surrogates (JSON can escape them; PostgreSQL cannot store
+  // them), C1 controls, line and paragraph separators; spliced into a string field at any position.
+  fc.tuple(
+    fc.constantFrom(...STRING_FIELDS),
+    fc.oneof(fc.integer({ min: 0xd800, max: 0xdfff }), fc.integer({ min: 0x80, max: 0x9f }), fc.constantFrom(0x2028, 0x2029)).map((c) => String.fromCharCode(c)),
+    fc.nat(),
+  ).map(([f, c, at]): Mutation => (e) => {
+    const value = typeof e[f] === 'string' ? (e[f] as string) : 'ab';
+    const cut = at % (value.length + 1);
+    e[f] = value.slice(0, cut) + c + value.slice(cut);
+  }),
+  // A currency without its value is refused (a conversion needs one, a currency needs one). The currency is
+  // put back if an earlier mutation removed it, or a touchpoint would become valid.
+  fc.constant<Mutation>((e) => {
+    delete e.conversion_value_cents;
+    e.currency ??= 'USD';
+  }),
   fc.constantFrom(...Object.keys(LIMITS)).map((f): Mutation => (e) => void (e[f] = 'x'.repeat(LIMITS[f]! + 1))),
   fc.constantFrom(...STRING_FIELDS.filter((f) => f !== 'event_timestamp' && f !== 'session_id')).map((f): Mutation => (e) => void (e[f] = '')),
   fc.constantFrom('has space', '', 'ünïcode', 'tab\there').map((k): Mutation => (e) => void (e.idempotency_key = k)),
@@ -102,8 +119,18 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 // The currencies the ISO list knows (filled before the run).
 const KNOWN = new Set<string>();
 
-/** A request: a broken event (single or batch), or a broken body. */
+/** Path parameters that are not an event id of this tenant: junk, near-UUIDs, malformed escapes. */
+const junkId = fc.oneof(
+  junkString.map(encodeURIComponent),
+  fc.uuid().chain((u) => fc.constantFrom(`urn:uuid:${u}`, `URN:UUID:${u}`, `{${u}}`, u.replaceAll('-', ''), `${u}0`, ` ${u}`, u)).map(encodeURIComponent),
+  fc.stringMatching(/^(?:%[0-9A-Fa-f]{0,2}|[A-Za-z0-9._~:-]){1,24}$/),
+  // A surrogate encoded as if it were a character (CESU-8, %ED%A0%80 …): not UTF-8, so not a URL.
+  fc.tuple(fc.integer({ min: 0xd800, max: 0xdfff }), fc.uuid()).map(([c, u]) => `${u.slice(0, 8)}%ED%${(0x80 | ((c >> 6) & 0x3f)).toString(16)}%${(0x80 | (c & 0x3f)).toString(16)}`),
+);
+
+/** A request: a broken event (single or batch), a broken body, or a GET of something that is no event. */
 const request = fc.oneof(
+  { weight: 1, arbitrary: junkId.map((id) => ({ kind: 'get' as const, url: `/api/v1/events/${id}`, body: '', contentType: 'application/json' })) },
   { weight: 6, arbitrary: fc.tuple(validEvent, fc.array(mutation, { minLength: 1, maxLength: 3 }), fc.boolean()).map(([e, ms, batch]) => {
     const event: Record<string, unknown> = { ...e };
     for (const m of ms) m(event);
@@ -151,12 +178,15 @@ test(`${RUNS} generated bad requests: a 4xx problem every time, no 5xx, nothing 
   const statuses = new Map<number, number>();
   await fc.assert(
     fc.asyncProperty(request, async (r) => {
-      const res = await app.inject({
-        method: 'POST',
-        url: r.kind === 'batch' ? '/api/v1/events/batch' : '/api/v1/events',
-        headers: { authorization: `Bearer ${key}`, 'content-type': r.contentType },
-        payload: r.body,
-      });
+      const res =
+        r.kind === 'get'
+          ? await app.inject({ method: 'GET', url: r.url, headers: { authorization: `Bearer ${key}` } })
+          : await app.inject({
+              method: 'POST',
+              url: r.kind === 'batch' ? '/api/v1/events/batch' : '/api/v1/events',
+              headers: { authorization: `Bearer ${key}`, 'content-type': r.contentType },
+              payload: r.body,
+            });
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
       if (r.kind === 'batch' && res.statusCode === 200) {
         const out = res.json();

@@ -46,6 +46,8 @@ function event(overrides: Record<string, unknown> = {}): Record<string, unknown>
 }
 const post = (body: unknown, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), ...headers }, payload: body as object });
+const raw = (payload: string | Buffer, contentType = 'application/json') =>
+  app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), 'content-type': contentType }, payload });
 const postBatch = (events: unknown[], headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/api/v1/events/batch', headers: { ...auth(), ...headers }, payload: { events } });
 async function countEvents(): Promise<number> {
@@ -175,6 +177,19 @@ describe('POST /api/v1/events', () => {
     assert.equal(res.json().conversion_value_cents, null);
   });
 
+  test('a conversion of value 0 is accepted (with its currency)', async () => {
+    const res = await post(event({ conversion_value_cents: 0, currency: 'USD' }));
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.json().conversion_value_cents, 0);
+    assert.equal(res.json().currency, 'USD');
+  });
+
+  test('text fields take any printable Unicode, emoji and accents included', async () => {
+    const res = await post(event({ user_id: 'Zoë 🙂 李', campaign_id: 'été—2026' }));
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.json().user_id, 'Zoë 🙂 李');
+  });
+
   test('zero-decimal and three-decimal currencies are accepted as minor units', async () => {
     for (const [currency, value] of [['JPY', 1200], ['KWD', 1500]] as const) {
       const res = await post(event({ currency, conversion_value_cents: value }));
@@ -210,16 +225,25 @@ describe('bad input: a specific 4xx problem naming the field, and nothing writte
     ['over-long key', () => post(event({ idempotency_key: 'k'.repeat(201) })), 400, 'validation_failed', 'body/idempotency_key'],
     ['blank user id', () => post(event({ user_id: '  ' })), 400, 'validation_failed', 'body/user_id'],
     ['control character', () => post(event({ order_id: 'a\u0007b' })), 400, 'validation_failed', 'body/order_id'],
-    ['NUL byte', () => post(event({ order_id: 'a\u0000b' })), 400, 'nul_character', '/order_id'],
-    ['__proto__ key', () => app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), 'content-type': 'application/json' }, payload: JSON.stringify(event()).replace(/^\{/, '{"__proto__":{"x":1},') }), 400, 'forbidden_key', undefined],
-    ['constructor key', () => post(event({ constructor: { prototype: {} } })), 400, 'forbidden_key', undefined],
-    ['nesting too deep', () => post(event({ campaign_id: [[[[[[[[[1]]]]]]]]] })), 400, 'too_deep', undefined],
-    ['invalid UTF-8', () => app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), 'content-type': 'application/json' }, payload: Buffer.concat([Buffer.from('{"order_id":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]) }), 400, 'invalid_utf8', undefined],
-    ['empty body', () => app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), 'content-type': 'application/json' }, payload: '' }), 400, 'empty_body', undefined],
-    ['malformed JSON', () => app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), 'content-type': 'application/json' }, payload: '{"event_type":' }), 400, 'malformed_json', undefined],
-    ['not an object', () => app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), 'content-type': 'application/json' }, payload: '[1,2]' }), 400, 'validation_failed', 'body'],
-    ['wrong content type', () => app.inject({ method: 'POST', url: '/api/v1/events', headers: { ...auth(), 'content-type': 'text/plain' }, payload: JSON.stringify(event()) }), 415, 'unsupported_media_type', undefined],
-    ['body too large', () => post(event({ campaign_id: 'x'.repeat(70_000) })), 413, 'payload_too_large', undefined],
+    ['C1 control character', () => post(event({ user_id: 'a\u0085b' })), 400, 'validation_failed', 'body/user_id'],
+    ['line separator U+2028', () => post(event({ campaign_id: 'a\u2028b' })), 400, 'validation_failed', 'body/campaign_id'],
+    ['paragraph separator U+2029', () => post(event({ channel: 'a\u2029b' })), 400, 'validation_failed', 'body/channel'],
+    ['NUL byte', () => post(event({ order_id: 'a\u0000b' })), 400, 'nul_character', 'body/order_id'],
+    ['lone surrogate in a value', () => raw(JSON.stringify(event()).replace(/\}$/, ',"user_id":"u\\ud800"}')), 400, 'invalid_unicode', 'body/user_id'],
+    ['lone surrogate in a field name', () => raw(JSON.stringify(event()).replace(/\}$/, ',"\\udfff":1}')), 400, 'invalid_unicode', 'body'],
+    ['__proto__ key', () => raw(JSON.stringify(event()).replace(/^\{/, '{"__proto__":{"x":1},')), 400, 'forbidden_key', 'body'],
+    ['constructor key', () => post(event({ constructor: { prototype: {} } })), 400, 'forbidden_key', 'body'],
+    ['nesting too deep', () => post(event({ campaign_id: [[[[[[[[[1]]]]]]]]] })), 400, 'too_deep', 'body/campaign_id/0/0/0/0/0/0/0'],
+    ['invalid UTF-8', () => raw(Buffer.concat([Buffer.from('{"order_id":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])), 400, 'invalid_utf8', 'body'],
+    ['empty body', () => raw(''), 400, 'empty_body', 'body'],
+    ['malformed JSON', () => raw('{"event_type":'), 400, 'malformed_json', 'body'],
+    ['not an object', () => raw('[1,2]'), 400, 'validation_failed', 'body'],
+    ['wrong content type', () => raw(JSON.stringify(event()), 'text/plain'), 415, 'unsupported_media_type', 'headers/content-type'],
+    ['a charset other than UTF-8', () => raw(JSON.stringify(event()), 'application/json; charset=iso-8859-1'), 415, 'unsupported_media_type', 'headers/content-type'],
+    ['body too large', () => post(event({ campaign_id: 'x'.repeat(70_000) })), 413, 'payload_too_large', 'body'],
+    ['a conversion without a value', () => post(event({ conversion_value_cents: undefined, currency: undefined })), 422, 'conversion_value_required', 'body/conversion_value_cents'],
+    ['a conversion with a currency but no value', () => post(event({ conversion_value_cents: undefined })), 422, 'conversion_value_required', 'body/conversion_value_cents'],
+    ['a touchpoint with a currency but no value', () => post(event({ event_type: 'touchpoint', conversion_value_cents: undefined })), 422, 'conversion_value_required', 'body/conversion_value_cents'],
     ['no idempotency key', () => post(event({ idempotency_key: undefined })), 400, 'idempotency_key_missing', 'body/idempotency_key'],
     ['header and field differ', () => post(event(), { 'idempotency-key': 'other' }), 400, 'idempotency_key_mismatch', 'body/idempotency_key'],
     ['header key malformed', () => post(event({ idempotency_key: undefined }), { 'idempotency-key': 'has space' }), 400, 'idempotency_key_invalid', 'headers/idempotency-key'],
@@ -250,18 +274,21 @@ describe('POST /api/v1/events/batch', () => {
       { ...good }, // the same key twice in one batch: a replay of the first
       { ...good, order_id: 'x' }, // the same key, different body
       'not an object',
+      { ...event(), conversion_value_cents: undefined, currency: undefined },
     ]);
     assert.equal(res.statusCode, 200, res.body);
     const out = res.json();
-    assert.deepEqual(out.results.map((r: any) => r.status), [201, 422, 200, 409, 400, 200, 409, 400]);
-    assert.deepEqual(out.results.map((r: any) => r.index), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.deepEqual(out.results.map((r: any) => r.status), [201, 422, 200, 409, 400, 200, 409, 400, 422]);
+    assert.deepEqual(out.results.map((r: any) => r.index), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.equal(out.results[8].problem.code, 'conversion_value_required');
+    assert.equal(out.results[8].problem.field, 'body/events/8/conversion_value_cents');
     assert.equal(out.results[1].problem.code, 'currency_invalid');
     assert.equal(out.results[1].problem.field, 'body/events/1/currency');
     assert.equal(out.results[3].problem.code, 'idempotency_key_reused');
     assert.equal(out.results[4].problem.field, 'body/events/4/colour');
     assert.equal(out.results[7].problem.field, 'body/events/7');
     assert.equal(out.results[5].event.id, out.results[0].event.id);
-    assert.deepEqual([out.created, out.replayed, out.failed], [1, 2, 5]);
+    assert.deepEqual([out.created, out.replayed, out.failed], [1, 2, 6]);
     assert.equal(await countEvents(), before + 1);
   });
 
@@ -293,6 +320,15 @@ describe('POST /api/v1/events/batch', () => {
     assertProblem(await postBatch(Array.from({ length: 1001 }, () => event())), 400, 'validation_failed', 'body/events');
     assertProblem(await app.inject({ method: 'POST', url: '/api/v1/events/batch', headers: auth(), payload: { events: [event()], extra: 1 } }), 400, 'validation_failed', 'body/extra');
     assertProblem(await postBatch([event()], { 'idempotency-key': 'k' }), 400, 'idempotency_header_on_batch', 'headers/idempotency-key');
+    assert.equal(await countEvents(), before);
+  });
+
+  test('a lone surrogate anywhere in a batch is a 400 naming it; nothing is written', async () => {
+    const before = await countEvents();
+    const body = JSON.stringify({ events: [event(), event()] }).replace(/\}\]\}$/, ',"order_id":"\\udc00x"}]}');
+    assert.match(body, /udc00/);
+    const res = await app.inject({ method: 'POST', url: '/api/v1/events/batch', headers: { ...auth(), 'content-type': 'application/json' }, payload: body });
+    assertProblem(res, 400, 'invalid_unicode', 'body/events/1/order_id');
     assert.equal(await countEvents(), before);
   });
 

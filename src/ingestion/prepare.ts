@@ -125,6 +125,17 @@ export function prepareEvent(
   if (input.conversion_value_cents !== undefined && input.currency === undefined) {
     throw new IngestionError('currency_required', 'conversion_value_cents needs a currency (ISO 4217)', { field: `${pointer}/currency` });
   }
+  // A conversion without a value cannot be attributed (the worker would dead-letter it after a
+  // 201), and a currency without a value would be silently dropped: both are refused here.
+  if (input.conversion_value_cents === undefined && (input.event_type === 'conversion' || input.currency !== undefined)) {
+    throw new IngestionError(
+      'conversion_value_required',
+      input.event_type === 'conversion'
+        ? 'a conversion needs conversion_value_cents (integer minor units; 0 is allowed) and its currency'
+        : 'currency is given without conversion_value_cents: send the value with it, or neither',
+      { field: `${pointer}/conversion_value_cents` },
+    );
+  }
 
   return {
     clientKey,
@@ -137,7 +148,8 @@ export function prepareEvent(
     channel: normaliseChannel(input, options.channels),
     campaignId: input.campaign_id ?? input.utm_campaign ?? null,
     valueCents: input.conversion_value_cents ?? null,
-    // The column is NOT NULL DEFAULT 'USD'; without a value the currency means nothing and is shown as null.
+    // The column is NOT NULL DEFAULT 'USD'; only a touchpoint comes without a value (and then without a
+    // currency): the stored USD means nothing and is shown as null.
     currency: input.currency ?? 'USD',
     orderId: input.order_id ?? null,
     raw: JSON.stringify(input),

@@ -25,6 +25,7 @@ const EVENT_PROBLEMS: ProblemCode[] = [
   'timestamp_out_of_range',
   'currency_invalid',
   'currency_required',
+  'conversion_value_required',
 ];
 const security = [{ apiKey: [] }];
 

@@ -10,8 +10,12 @@ export const KEY_PATTERN = `^[\\x21-\\x7E]{1,${MAX_KEY_LENGTH}}$`;
 /** RFC 3339 date-time with an explicit offset, up to microseconds (PostgreSQL's precision). */
 export const TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d{1,6})?(?:[Zz]|[+-]\\d{2}:\\d{2})$';
 const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-/** Identifiers and labels: no control characters, no leading or trailing white space. */
-const TEXT_PATTERN = '^[^\\s\\x00-\\x1F\\x7F](?:[^\\x00-\\x1F\\x7F]*[^\\s\\x00-\\x1F\\x7F])?$';
+/**
+ * Identifiers and labels: no control characters (Unicode category Cc: C0, DEL and C1), no line
+ * or paragraph separators (U+2028, U+2029), no leading or trailing white space. Ajv compiles
+ * patterns with the `u` flag, so `\p{Cc}` is understood.
+ */
+const TEXT_PATTERN = '^[^\\s\\p{Cc}\\u2028\\u2029](?:[^\\p{Cc}\\u2028\\u2029]*[^\\s\\p{Cc}\\u2028\\u2029])?$';
 /** Largest value of the integer columns (conversion_value_cents, revenue_cents). */
 export const MAX_VALUE_CENTS = 2_147_483_647;
 
@@ -36,9 +40,13 @@ export const EventInput = Type.Object(
     utm_campaign: Type.Optional(text(255, 'utm_campaign, stored as campaign_id when campaign_id is absent.')),
     campaign_id: Type.Optional(text(255, 'Campaign identifier.')),
     conversion_value_cents: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: MAX_VALUE_CENTS, description: 'Value in minor units of `currency` (cents for USD, yen for JPY).' }),
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_VALUE_CENTS,
+        description: 'Value in minor units of `currency` (cents for USD, yen for JPY). Required on a conversion (0 is allowed); optional on a touchpoint.',
+      }),
     ),
-    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code; required with conversion_value_cents.' })),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code; required with conversion_value_cents, and only with it.' })),
     order_id: Type.Optional(text(255, 'Merchant order the conversion belongs to (links it to the payment ledger).')),
   },
   { additionalProperties: false },
