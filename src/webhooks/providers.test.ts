@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { derive, EMPTY, join } from '../ledger/lattice.js';
-import { isWooCommercePing, parsePayPal, parseShopify, parseStripe, parseWooCommerce, stripeAmount } from './providers.js';
+import { isoTime, isWooCommercePing, parsePayPal, parseShopify, parseStripe, parseWooCommerce, stripeAmount } from './providers.js';
 import { stripeCharge, stripeEvent } from './test-support.js';
 
 /** Each provider's real payload shapes → the facts the ledger joins. */
@@ -134,4 +134,13 @@ describe('PayPal', () => {
     assert.equal(d('RESOLVED_SELLER_FAVOUR').target, 'CAP2');
     assert.equal(parsePayPal(ev('BILLING.SUBSCRIPTION.CREATED', {})).facts.length, 0);
   });
+});
+
+test('provider times: Unix seconds or date-time strings within years 1970-9999, anything else unknown', () => {
+  assert.equal(isoTime(1717000000), '2024-05-29T16:26:40.000Z');
+  assert.equal(isoTime('2024-06-01T12:00:00-04:00'), '2024-06-01T16:00:00.000Z');
+  assert.equal(isoTime('9999-12-31T23:59:59.999Z'), '9999-12-31T23:59:59.999Z');
+  for (const bad of [9e12, 8.64e15 / 1000 + 1, -1, Infinity, '+010000-01-01T00:00:00Z', '-000001-01-01T00:00:00Z', 'soon', null, {}]) {
+    assert.equal(isoTime(bad), null, JSON.stringify(bad));
+  }
 });

@@ -39,10 +39,14 @@ function decimal(value: unknown, cur: string, field: string, allowNegative = fal
   return toNumber(parseDecimalAmount(value, currency(cur).exponent, { field, allowNegative }), field);
 }
 
-function isoTime(v: unknown): string | null {
-  if (typeof v === 'number' && Number.isFinite(v)) return new Date(v * 1000).toISOString();
-  if (typeof v === 'string' && !Number.isNaN(Date.parse(v))) return new Date(v).toISOString();
-  return null;
+/** 1970-01-01 and 10000-01-01 UTC in ms: a provider time outside is no usable time (and an ISO string cannot print it). */
+const EARLIEST_MS = 0;
+const AFTER_LATEST_MS = Date.UTC(10000, 0, 1);
+
+/** A provider time (Unix seconds, or a date-time string) as ISO 8601, or null when unusable or outside years 1970-9999. */
+export function isoTime(v: unknown): string | null {
+  const ms = typeof v === 'number' && Number.isFinite(v) ? v * 1000 : typeof v === 'string' ? Date.parse(v) : NaN;
+  return Number.isFinite(ms) && ms >= EARLIEST_MS && ms < AFTER_LATEST_MS ? new Date(ms).toISOString() : null;
 }
 
 function orderIdOf(v: unknown): string | null {

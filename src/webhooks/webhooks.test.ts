@@ -283,6 +283,26 @@ describe('limits and unusable payloads', () => {
     assert.equal(tx.statusCode, 404);
   });
 
+  test('signed oddities never give a 500: a body that is not an object is dead-lettered, times outside 1970-9999 are ignored', async () => {
+    const s = ep.stripe!;
+    for (const body of ['null', '5', '"text"', '[1,2]']) {
+      const r = await post('stripe', s.id, body, stripeHeaders(body, s.secret));
+      assert.deepEqual([r.statusCode, r.json().status], [200, 'dead_lettered'], body);
+      const c = await superClient(db);
+      const raw = (await c.query(`SELECT raw_payload FROM dead_events WHERE id = $1`, [r.json().dead_event_id])).rows[0].raw_payload;
+      await c.end();
+      assert.deepEqual(raw, { raw: JSON.parse(body) });
+    }
+    // Unix seconds far beyond year 9999 (Date would throw on printing it): the time is unknown, the payment is recorded.
+    const far = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_far_future', amount: 100, created: 9e12 }));
+    const r1 = await post('stripe', s.id, far, stripeHeaders(far, s.secret));
+    assert.deepEqual([r1.statusCode, r1.json().status], [200, 'applied'], r1.body);
+    const sh = ep.shopify!;
+    const order = JSON.stringify({ id: 5001, name: '#5001', total_price: '10.00', currency: 'USD', financial_status: 'paid', processed_at: '+010000-01-01T00:00:00Z', created_at: '-000001-01-01T00:00:00Z' });
+    const r2 = await post('shopify', sh.id, order, shopifyHeaders(order, sh.secret, 'orders/paid'));
+    assert.deepEqual([r2.statusCode, r2.json().status], [200, 'applied'], r2.body);
+  });
+
   test('a refund delivered before its charge waits, and is applied when the charge arrives', async () => {
     const s = ep.stripe!;
     const refund = stripeEvent('refund.created', { id: 're_early', object: 'refund', amount: 300, charge: 'ch_late', currency: 'usd', status: 'succeeded' });
