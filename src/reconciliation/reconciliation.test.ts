@@ -226,12 +226,42 @@ describe('end to end: touchpoints, a conversion with an order id, a signed captu
     assert.deepEqual([bad.statusCode, bad.json().code], [400, 'reconciliation_window_invalid']);
     const model = await app.inject({ method: 'GET', url: `/api/v1/reconciliation?from=${at(0).toISOString()}&to=${at(1).toISOString()}&model=magic`, headers: { authorization: `Bearer ${apiKey}` } });
     assert.equal(model.statusCode, 400);
+    // Valid RFC 3339 texts naming instants outside years 0001-9999 UTC: a 400 problem, never a 500.
+    for (const [from, to] of [['0000-01-01T00:00:00Z', '2024-01-01T00:00:00Z'], ['2024-01-01T00:00:00Z', '9999-12-31T23:59:59-23:59'], ['0001-01-01T00:30:00+01:00', '0001-01-02T00:00:00Z']]) {
+      const res = await app.inject({ method: 'GET', url: `/api/v1/reconciliation?from=${encodeURIComponent(from!)}&to=${encodeURIComponent(to!)}`, headers: { authorization: `Bearer ${apiKey}` } });
+      assert.equal(res.statusCode, 400, `${from} .. ${to}: ${res.body}`);
+      assert.match(String(res.headers['content-type']), /application\/problem\+json/);
+    }
+    const edges = await app.inject({ method: 'GET', url: `/api/v1/reconciliation?from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999Z`, headers: { authorization: `Bearer ${apiKey}` } });
+    assert.equal(edges.statusCode, 200, edges.body);
     const owner = db.ownerPool({ max: 1 });
     const other = await createTenant(owner, { name: 'Nosy', email: 'nosy@x.example' });
     await owner.end();
     const res = await app.inject({ method: 'GET', url: `/api/v1/reconciliation?from=${at(-30).toISOString()}&to=${at(30).toISOString()}`, headers: { authorization: `Bearer ${other.api_key}` } });
     assert.equal(res.statusCode, 200);
     assert.deepEqual([res.json().total.conversions, res.json().total.claimed_cents, res.json().total.unmatched_ledger_cents, res.json().channels], [0, 0, 0, []]);
+  });
+
+  test('an authorization alone does not verify its conversion; its capture does', async () => {
+    const s = randomUUID();
+    const [, conv] = await insertEvents([
+      { type: 'touchpoint', channel: 'email', session: s, at: at(40) },
+      { type: 'conversion', channel: 'email', session: s, at: at(40.1), value: 2500, orderId: 'ORD-AUTH-ONLY' },
+    ]);
+    await attribute(conv!);
+    const window = async () => {
+      const res = await app.inject({ method: 'GET', url: `/api/v1/reconciliation?from=${at(39).toISOString()}&to=${at(41).toISOString()}`, headers: { authorization: `Bearer ${apiKey}` } });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json().total;
+    };
+    const charge = (captured: boolean) => stripeCharge({ id: 'ch_auth_only', amount: 2500, captured, orderId: 'ORD-AUTH-ONLY', created: Math.floor(at(40.1).getTime() / 1000) });
+    assert.equal((await deliver(stripeEvent('charge.succeeded', charge(false)))).state, 'authorized');
+    let t = await window();
+    assert.deepEqual([t.conversions, t.verified_conversions, t.verified_cents], [1, 0, 0]);
+    assert.ok((await allocationsOf(conv!)).every((a) => !a.verified));
+    await deliver(stripeEvent('charge.captured', charge(true)));
+    t = await window();
+    assert.deepEqual([t.conversions, t.verified_conversions, t.verified_cents], [1, 1, 2500]);
   });
 
   test('a payment that arrives before its rate gets the rate recorded when rates are imported', async () => {

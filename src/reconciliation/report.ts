@@ -68,7 +68,26 @@ function safe(v: bigint): number {
  * - unmatched ledger revenue: verified transactions of the period whose order no conversion
  *   claims (or without an order id).
  */
+/**
+ * Instants a period may start or end at: years 0001–9999 in UTC, as for attribution windows. A
+ * valid RFC 3339 text can name a JS Date outside them (`0000-01-01T00:00:00Z`;
+ * `9999-12-31T23:59:59-23:59` is year 10000 in UTC) that PostgreSQL refuses or toISOString()
+ * prints as `+010000-…`.
+ */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+
+function checkInstant(field: 'from' | 'to', d: Date): void {
+  const t = d.getTime();
+  if (Number.isNaN(t)) throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be a timestamp`, { field });
+  if (t < FIRST_INSTANT || t > LAST_INSTANT) {
+    throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be in years 0001–9999 (UTC), got ${d.toISOString()}`, { field });
+  }
+}
+
 export async function reconciliation(client: Queryable, tenantId: string, from: Date, to: Date, model: string): Promise<Report> {
+  checkInstant('from', from);
+  checkInstant('to', to);
   if (!(from < to)) throw new ReconciliationError('reconciliation_window_invalid', '`from` must be before `to`', { field: 'from' });
   if (!(RECONCILIATION_MODELS as readonly string[]).includes(model)) {
     throw new ReconciliationError('reconciliation_model_invalid', `model must be one of ${RECONCILIATION_MODELS.join(', ')}`, { field: 'model' });
@@ -116,7 +135,7 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
     allocations.set(a.event_id, list);
   }
   const orders = [...new Set(conversions.map((c) => c.order_id).filter((o): o is string => o !== null))];
-  const ledger = new Map<string, { net: bigint; currency: string; at: Date; fx: FxQuote | null }[]>();
+  const ledger = new Map<string, { state: string; net: bigint; currency: string; at: Date; fx: FxQuote | null }[]>();
   for (const r of (
     await client.query<{ order_id: string; state: string; amount: number; refunded: number; chargeback: number; currency: string; at: Date; fx: FxQuote | null }>(
       `SELECT order_id, state, amount_cents AS amount, refunded_cents AS refunded, chargeback_cents AS chargeback, currency,
@@ -127,7 +146,7 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
   ).rows) {
     const net = r.state === 'authorized' ? 0n : BigInt(Math.max(0, r.amount - r.refunded - r.chargeback));
     const list = ledger.get(r.order_id) ?? [];
-    list.push({ net, currency: r.currency, at: r.at, fx: r.fx });
+    list.push({ state: r.state, net, currency: r.currency, at: r.at, fx: r.fx });
     ledger.set(r.order_id, list);
   }
 
@@ -142,7 +161,8 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
       seenOrders.add(c.order_id);
       for (const l of ledger.get(c.order_id) ?? []) {
         verified += await convert(l.net, l.currency, l.at, l.fx);
-        isVerified = true;
+        // An authorization alone verifies nothing: only a captured (or later) payment does.
+        if (l.state !== 'authorized') isVerified = true;
       }
     }
     total.conversions++;
