@@ -53,9 +53,4 @@ export class ApiKeyAuthenticator {
     }
     return tenantId;
   }
-
-  /** Forgets every cached success (e.g. after this process rotated or revoked a key). */
-  clear(): void {
-    this.cache.clear();
-  }
 }

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { DomainError } from '../errors.js';
 import type { Queryable } from '../db/pool.js';
 import { withTenant } from '../db/tenant-context.js';
-import { generateApiKey, hashApiKey, hashesEqual, looksLikeApiKey } from './api-keys.js';
+import { generateApiKey, hashApiKey, hashesEqual } from './api-keys.js';
 
 export class TenantInputError extends DomainError {}
 export class TenantNotFoundError extends DomainError {}
@@ -187,16 +187,11 @@ export async function listTenants(owner: pg.Pool): Promise<TenantSummary[]> {
 }
 
 /**
- * The tenant an API key belongs to, or null. A key of the wrong shape is refused before any
- * query. The lookup is by the key's SHA-256 (timing reveals nothing about the key itself),
- * and the stored hash is compared again in constant time. `skeldir_authenticate` answers for
- * the current key and for rotated-out keys still in their grace period (not revoked).
+ * The tenant whose key has this SHA-256, or null (ApiKeyAuthenticator checks the key's shape and
+ * hashes it first). The lookup is by hash (timing reveals nothing about the key itself), and the
+ * stored hash is compared again in constant time. `skeldir_authenticate` answers for the current
+ * key and for rotated-out keys still in their grace period (not revoked).
  */
-export async function authenticateApiKey(app: pg.Pool | Queryable, key: string): Promise<string | null> {
-  if (!looksLikeApiKey(key)) return null;
-  return lookupKeyHash(app, hashApiKey(key));
-}
-
 export async function lookupKeyHash(app: pg.Pool | Queryable, hash: string): Promise<string | null> {
   const { rows } = await app.query<{ tenant_id: string; key_hash: string }>('SELECT tenant_id, key_hash FROM skeldir_authenticate($1)', [hash]);
   const row = rows[0];
