@@ -36,13 +36,19 @@ describe('bayesian model', () => {
     const theta = fit.results.parameters as Array<{ name: string; q03: number; q97: number }>;
     js.channels.forEach((c, i) => {
       const est = h[c]!.mean;
-      assert.ok(Math.abs(est - hazards[i]!) < 0.25 * hazards[i]! + 0.003, `${c}: ${est} vs ${hazards[i]}`);
+      // The true hazard lies inside the stored 94 % interval, and the posterior mean is within 10 % of it (the
+      // recovery bayesian-model.ts states; on this population the worst channel, the 1 % one, is 9.8 % off).
+      assert.ok(h[c]!.q03 <= hazards[i]! && hazards[i]! <= h[c]!.q97, `${c}: true ${hazards[i]} outside [${h[c]!.q03}, ${h[c]!.q97}]`);
+      assert.ok(Math.abs(est - hazards[i]!) < 0.1 * hazards[i]!, `${c}: ${est} vs ${hazards[i]}`);
       // The stored hazard interval is on the λ scale, like its mean (quantiles of exp(θ) = exp of θ's quantiles, up to
       // the interpolation between two neighbouring draws).
       assert.ok(h[c]!.q03 > 0 && h[c]!.q03 < est && est < h[c]!.q97, `${c}: ${h[c]!.q03} < ${est} < ${h[c]!.q97}`);
       assert.equal(theta[i]!.name, `theta[${c}]`);
       assert.ok(Math.abs(h[c]!.q03 / Math.exp(theta[i]!.q03) - 1) < 1e-3 && Math.abs(h[c]!.q97 / Math.exp(theta[i]!.q97) - 1) < 1e-3);
     });
+    // The baseline too: λ₀ = exp(β₀) = 0.01 inside β₀'s 94 % interval.
+    const beta0 = theta.find((p) => p.name === 'beta0')!;
+    assert.ok(Math.exp(beta0.q03) <= 0.01 && 0.01 <= Math.exp(beta0.q97), `baseline outside [${Math.exp(beta0.q03)}, ${Math.exp(beta0.q97)}]`);
     // Every allocated share carries its credible interval and diagnostics; shares sum to 1.
     for (const attr of fit.byMask.values()) {
       assert.ok(Math.abs(attr.share.reduce((a, b) => a + b, 0) - 1) < 1e-9);

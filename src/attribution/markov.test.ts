@@ -56,8 +56,12 @@ function oracle(paths: Array<{ path: string[]; converted: boolean }>, removed?: 
 }
 
 describe('markov removal effects', () => {
-  test('the three-journey illustration of Anderl et al. (2016): P(conv) = 1/3, RE = 0.5 / 1 / 1', () => {
-    // C1 → C2 → C3 → conversion; C1 → null; C2 → C3 → null.
+  test("the three-journey example of Bryl's tutorial (analyzecore, 2016): P(conv) = 1/3, RE = 0.5 / 1 / 1", () => {
+    // Sergey Bryl, "Marketing Multi-Channel Attribution model with R (part 1: Markov chains concept)", analyzecore.com,
+    // 3 Aug 2016 (https://analyzecore.com/2016/08/03/attribution-model-r-part-1/): C1 → C2 → C3 → conversion;
+    // C1 → null; C2 → C3 → null. (Often credited to Anderl et al. 2016, the method's paper; the journeys are Bryl's.)
+    // By hand: start→C1 2/3, start→C2 1/3, C1→C2 1/2, C2→C3 1, C3→conv 1/2. P(conv) = (2/3·1/2 + 1/3)·1/2 = 1/3;
+    // without C1, 1/3·1/2 = 1/6 (RE 0.5); without C2 or C3 nothing converts (RE 1).
     const { f, re } = fit([['C1>C2>C3', true], ['C1', false], ['C2>C3', false]]);
     assert.ok(Math.abs(f.pConversion - 1 / 3) < 1e-15);
     assert.ok(Math.abs(re.C1! - 0.5) < 1e-15);
@@ -65,7 +69,12 @@ describe('markov removal effects', () => {
     assert.ok(Math.abs(re.C3! - 1) < 1e-15);
   });
 
-  test('the published two-channel example (Google Ads / Mailing): P(conv) = 0.8, RE 0.75 and 0.5', () => {
+  test("the two-channel example of Puzyrov's removal-effect explainer (Google Ads / Mailing): P(conv) = 0.8, RE 0.75 and 0.5", () => {
+    // Serhii Puzyrov, "Markov Chain Attribution – Simple Explanation Of Removal Effect", July 2019
+    // (https://serhiipuzyrov.com/2019/07/markov-chain-attribution-simple-explanation-of-removal-effect/): Google Ads
+    // alone 2 conversions, Mailing 1, Google Ads > Mailing 1, Google Ads without conversion. Its transitions:
+    // start→G 0.8, start→M 0.2, G→conv 0.5, G→M 0.25, G→null 0.25, M→conv 1. By hand: P(conv) = 0.8·(0.5 + 0.25) + 0.2
+    // = 0.8; without G 0.2 (RE 0.75); without M 0.8·0.5 = 0.4 (RE 0.5).
     const { f, re } = fit([['G', true], ['G', true], ['M', true], ['G>M', true], ['G', false]]);
     assert.ok(Math.abs(f.pConversion - 0.8) < 1e-15);
     assert.ok(Math.abs(re.G! - 0.75) < 1e-15);

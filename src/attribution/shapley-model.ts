@@ -135,9 +135,3 @@ function solveGame(game: Game, rates: Float64Array, params: Pick<ShapleyParamete
   };
   return shapley(s, v, { permutations: params.permutations, rng });
 }
-
-/** Shapley values of the channels of `mask` (ascending channel ids) under v built from rates per channel set. */
-export function shapleyForMask(mask: number, rates: Map<number, number>, params: Pick<ShapleyParameters, 'permutations'>, rng: Rng) {
-  const observed = [...rates.keys()].map((m) => ({ mask: m }));
-  return solveGame(gameOf(mask, observed), Float64Array.from(rates.values()), params, rng);
-}

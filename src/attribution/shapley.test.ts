@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { journeySetFrom } from './journey-set.js';
 import { Rng } from './rng.js';
-import { fitShapleyModel, shapleyForMask } from './shapley-model.js';
+import { fitShapleyModel } from './shapley-model.js';
 import { exactShapley, shapley, tabulate } from './shapley.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -68,9 +68,12 @@ describe('shapley solver', () => {
     });
   });
 
-  test('exactShapley on a tabulated game matches the solver', () => {
-    const v = (m: number) => popcount(m) ** 2;
-    assert.deepEqual([...exactShapley(4, tabulate(4, v))], [...shapley(4, v).values]);
+  test('exactShapley on the glove game: one left glove, two right gloves → 2/3, 1/6, 1/6 (worked by hand)', () => {
+    // v(S) = 1 when S holds player 0 (the left glove) and at least one of players 1, 2. Of the 3! orders, player 0
+    // completes a pair in the 4 where it is not first (φ₀ = 4/6); player 1 only in "0, 1, 2" (φ₁ = 1/6); likewise 2.
+    const v = (m: number) => (m & 1 && m & 0b110 ? 1 : 0);
+    const phi = exactShapley(3, tabulate(3, v));
+    [2 / 3, 1 / 6, 1 / 6].forEach((x, i) => assert.ok(Math.abs(phi[i]! - x) < 1e-15, `player ${i}: ${phi[i]} vs ${x}`));
   });
 });
 
@@ -91,7 +94,7 @@ describe('shapley attribution model', () => {
     assert.deepEqual([...fit.byMask.get(0b01)!.share], [1]);
   });
 
-  test('properties: shares ≥ 0 summing to 1, equal to the closed form, and independent of journey order', () => {
+  test('properties: shares ≥ 0 summing to 1, equal to the closed form Σ r(U)/|U|, and independent of journey order', () => {
     const journeys = fc.array(
       fc.record({ path: fc.array(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'), { minLength: 1, maxLength: 5 }), converted: fc.boolean() }),
       { minLength: 1, maxLength: 40 },
@@ -107,20 +110,47 @@ describe('shapley attribution model', () => {
           permutations: 100,
           seed: 3,
         });
+        // The oracle, from the journey list itself: r(U) = conversion rate of the journeys whose distinct channels are
+        // exactly U; φ_c = Σ_{U ⊆ S, c ∈ U} r(U)/|U| for the conversion's channel set S.
+        const bySet = new Map<string, { n: number; y: number; set: string[] }>();
+        for (const j of list) {
+          const set = [...new Set(j.path)].sort();
+          const e = bySet.get(set.join('+')) ?? { n: 0, y: 0, set };
+          e.n++;
+          e.y += j.converted ? 1 : 0;
+          bySet.set(set.join('+'), e);
+        }
         for (const [mask, attr] of fit.byMask) {
           const sum = attr.share.reduce((a, b) => a + b, 0);
           assert.ok(Math.abs(sum - 1) < 1e-12);
           attr.share.forEach((s) => assert.ok(s >= 0));
           assert.deepEqual([...attr.share], [...reversed.byMask.get(mask)!.share]);
+          const S = attr.channels.map((c) => js.channels[c]!);
+          const phi = S.map((c) => [...bySet.values()].filter((u) => u.set.includes(c) && u.set.every((x) => S.includes(x))).reduce((a, u) => a + u.y / u.n / u.set.length, 0));
+          const total = phi.reduce((a, b) => a + b, 0);
+          phi.forEach((x, i) => assert.ok(Math.abs(attr.share[i]! - x / total) < 1e-12, `${S[i]}: ${attr.share[i]} vs closed form ${x / total} (mask ${mask})`));
         }
       }),
       { seed, numRuns: 150 },
     );
   });
 
-  test('shapleyForMask uses the exact solver up to 12 channels', () => {
-    const rates = new Map([[0b1, 0.1], [0b11, 0.3]]);
-    assert.equal(shapleyForMask(0b11, rates, { permutations: 10 }, new Rng(1)).method, 'exact');
+  test('exact up to 12 distinct channels on a path, sampled (with standard errors) beyond', () => {
+    const channels = Array.from({ length: 13 }, (_, i) => `c${String(i).padStart(2, '0')}`);
+    const js = journeySetFrom([
+      { path: channels.slice(0, 12), converted: true },
+      { path: channels, converted: true },
+      { path: ['c00'], converted: false },
+    ]);
+    const fit = fitShapleyModel(js, { bootstrap: 0, permutations: 50, seed: 5 });
+    const twelve = (1 << 12) - 1;
+    const thirteen = (1 << 13) - 1;
+    assert.deepEqual(fit.maskMetadata!(twelve), { shapley: 'exact' });
+    const sampled = fit.maskMetadata!(thirteen) as { shapley: string; permutations: number; standard_errors: number[] };
+    assert.equal(sampled.shapley, 'sampled');
+    assert.equal(sampled.permutations, 50);
+    assert.equal(sampled.standard_errors.length, 13);
+    assert.deepEqual(fit.diagnostics, { channel_sets: 2, sampled_channel_sets: 1, bootstrap_replicates: 0 });
   });
 });
 
