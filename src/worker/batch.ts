@@ -6,6 +6,7 @@ import { classifyFailure, isRetryableInPlace, WorkerEventError, type ClassifiedF
 import {
   claimEvents,
   deadLetter,
+  hasDeadEvent,
   markProcessed,
   noteLine,
   recordThroughput,
@@ -194,12 +195,15 @@ async function recordFailure(
   failure: ClassifiedFailure,
 ): Promise<FailureReport> {
   const attempts = event.retry_count + 1;
-  const dead = failure.permanent || attempts > s.maxRetries;
+  // An event re-queued from the dead-letter queue (it has a dead event) gets exactly one more
+  // attempt, whatever its retry_count: a failure goes straight back to the engineer.
+  const requeued = !failure.permanent && attempts <= s.maxRetries && (await hasDeadEvent(client, event.id));
+  const dead = failure.permanent || attempts > s.maxRetries || requeued;
   const delayMs = dead ? null : retryDelayMs(attempts, s.retryBaseMs, s.retryMaxMs, s.random);
   const write = async (f: ClassifiedFailure): Promise<FailureReport> => {
     const base = { eventId: event.id, tenantId, eventType: event.event_type, attempt: attempts, failure: f };
     if (dead) {
-      const why = f.permanent ? 'permanent error' : `attempt ${attempts} of ${s.maxRetries + 1}`;
+      const why = f.permanent ? 'permanent error' : requeued ? 'the one attempt of a retry from the dead-letter queue' : `attempt ${attempts} of ${s.maxRetries + 1}`;
       const d = await deadLetter(client, event.id, attempts, f, noteLine('worker', `failed again (${why}): ${f.type}: ${f.message}`));
       return { ...base, outcome: 'dead', delayMs: null, claimedAt: d.claimed_at, nextAttemptAt: null, deadEventId: d.dead_event_id };
     }

@@ -103,6 +103,12 @@ export async function deadLetter(
   return rows[0];
 }
 
+/** The event has a dead event: it is pending again only because it was retried from the dead-letter queue. */
+export async function hasDeadEvent(client: Queryable, eventId: string): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM dead_events WHERE event_id = $1) AS ok`, [eventId]);
+  return rows[0]!.ok;
+}
+
 /**
  * Dead events whose retry (from the dead-letter queue) has just succeeded: in_progress →
  * resolved, in the same transaction as the event's processing.

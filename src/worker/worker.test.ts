@@ -327,6 +327,39 @@ describe('processing', () => {
     await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
   });
 
+  test('an event retried from the dead-letter queue gets exactly one more attempt, even with retries left', async () => {
+    // Dead at once (permanent: no value) with retry_count 1 of maxRetries 5.
+    const [id] = await insertPendingEvents(app, tenantA, [{ type: 'conversion', channel: 'email', session: randomUUID(), at: new Date('2026-10-01T00:00:00Z'), value: null }]);
+    const failures: FailureReport[] = [];
+    const options = { maxRetries: 5, retryBaseMs: 200 };
+    await withWorker(options, async (w) => {
+      w.on('failure', (f) => f.eventId === id && failures.push(f));
+      await until(`SELECT processing_status = 'failed' AS ok FROM attribution_events WHERE id = $1`, [id]);
+    });
+    const dead = (await su.query(`SELECT id, retry_count FROM dead_events WHERE event_id = $1`, [id])).rows[0];
+    // "Fixed" the value, but a (non-permanent) fault remains: the retry fails with attempts 2 <= 5.
+    await su.query(`UPDATE attribution_events SET conversion_value_cents = 700 WHERE id = $1`, [id]);
+    await su.query(`CREATE FUNCTION test_still_broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'still broken'; END $$`);
+    await su.query(`CREATE TRIGGER trg_test_still_broken BEFORE UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.id = '${id}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_still_broken()`);
+    const r = await runCli(['dlq', 'retry', dead.id, '--tenant', tenantA], { env: { DATABASE_URL: db.url } });
+    assert.equal(r.code, 0, r.stderr);
+    await withWorker(options, async (w) => {
+      w.on('failure', (f) => f.eventId === id && failures.push(f));
+      await until(`SELECT remediation_status = 'pending' AS ok FROM dead_events WHERE id = $1`, [dead.id], 20_000);
+    });
+    await su.query(`DROP TRIGGER trg_test_still_broken ON attribution_events`);
+    assert.deepEqual(failures.map((f) => [f.attempt, f.outcome, f.failure.type]), [[1, 'dead', 'data'], [2, 'dead', 'internal']], 'no backoff round after the retry');
+    const after = (await su.query(`SELECT d.remediation_status, d.error_message, d.remediation_notes, e.processing_status, e.retry_count, e.next_attempt_at
+      FROM dead_events d JOIN attribution_events e ON e.id = d.event_id WHERE d.id = $1`, [dead.id])).rows[0];
+    assert.equal(after.processing_status, 'failed');
+    assert.equal(after.retry_count, 2);
+    assert.equal(after.next_attempt_at, null);
+    assert.match(after.error_message, /still broken/);
+    assert.match(after.remediation_notes, /worker: failed again \(the one attempt of a retry from the dead-letter queue\)/);
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+
   test('transient errors are repeated in place and burn no retry; a lost connection rolls the batch back and it is redone', async () => {
     const ids = await insertPendingEvents(app, tenantB, journeys({ events: 40, touches: 4, conversionRate: 0.25, seed: 31 }));
     // Two serialization failures, then success (a sequence ignores rollbacks).
