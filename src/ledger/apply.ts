@@ -48,7 +48,7 @@ export interface ApplyContext {
 }
 
 export type ApplyResult =
-  | { status: 'applied'; transactionId: string; ledgerId: string; state: LedgerState; changed: boolean; appliedPending: string[] }
+  | { status: 'applied'; transactionId: string; ledgerId: string; state: LedgerState; changed: boolean }
   | { status: 'pending'; reference: string };
 
 interface LedgerRow {
@@ -101,12 +101,12 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
   }
   // Every id of the fact now names this row (all are locked: none can name another meanwhile);
   // then the facts that waited for any id of the row are taken.
-  const pending = await client.query<{ id: string; pending_fact: Knowledge; event_type: string; provider_event_id: string }>(
+  const pending = await client.query<{ id: string; pending_fact: Knowledge }>(
     `WITH added AS (
        INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id)
        SELECT unnest($1::text[]), $2, $3 ON CONFLICT (reference) DO NOTHING RETURNING reference
      )
-     SELECT id, pending_fact, event_type, provider_event_id FROM webhook_deliveries
+     SELECT id, pending_fact FROM webhook_deliveries
       WHERE status = 'pending'
         AND (pending_reference = ANY($1::text[])
              OR pending_reference IN (SELECT reference FROM revenue_ledger_references WHERE ledger_id = $3))
@@ -142,7 +142,6 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     ledgerId: row.id,
     state: after.state,
     changed: after.changed,
-    appliedPending: pending.rows.map((p) => `${p.event_type} ${p.provider_event_id}`),
   };
 }
 

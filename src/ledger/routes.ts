@@ -1,6 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Provider } from './apply.js';
+import { PROVIDERS, type Provider } from './apply.js';
+
+/** A provider path or query parameter (the one list, PROVIDERS). */
+export const ProviderParam = Type.Union(PROVIDERS.map((p) => Type.Literal(p)));
 import { getTransaction } from './transactions.js';
 
 const Transition = Type.Object({
@@ -41,7 +44,7 @@ export const ledgerRoutes: FastifyPluginAsync = async (app) => {
         security: [{ apiKey: [] }],
         params: Type.Object({ transaction_id: Type.String({ minLength: 1, maxLength: 200 }) }),
         querystring: Type.Object(
-          { provider: Type.Optional(Type.Union([Type.Literal('stripe'), Type.Literal('shopify'), Type.Literal('paypal'), Type.Literal('woocommerce')])) },
+          { provider: Type.Optional(ProviderParam) },
           { additionalProperties: false },
         ),
         response: { 200: Transaction },

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import type { PoolClient } from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { DomainError } from '../errors.js';
 import { applyFact, unscopedId, type Provider } from '../ledger/apply.js';
 import { PayPalVerifier } from './paypal.js';
+import { UUID } from './endpoints.js';
 import { parseWebhookJson, printable, storableJson } from './json.js';
 import { bodyId, isWooCommercePing, parseEvent, type ParsedEvent } from './providers.js';
 import { decryptSecret, secretAad, type SecretKey } from './secret-key.js';
@@ -37,7 +39,6 @@ export interface DeliveryOutcome {
   detail?: string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const header = (h: Headers, name: string): string | undefined => {
   const v = h[name];
   return Array.isArray(v) ? v[0] : v;
@@ -92,17 +93,25 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
 
   return withTenant(deps.pool, endpoint.tenant_id, async (client) => {
     // The dedup row first: a concurrent delivery of the same event waits here for this
-    // transaction, then finds the row and answers `duplicate`.
-    const inserted = await client.query<{ id: string | null; reporting: string }>(
+    // transaction, then finds the row and answers `duplicate`. A redelivery of an event that was
+    // dead-lettered takes its row over and is processed again (the provider's resend is the way
+    // back once the cause is gone, e.g. a parser that now reads the payload); its dead event is
+    // updated in place, or resolved when the event now goes through.
+    const inserted = await client.query<{ id: string | null; dead_event_id: string | null; reporting: string }>(
       `WITH ins AS (
          INSERT INTO webhook_deliveries (tenant_id, endpoint_id, provider, provider_event_id, event_type, status)
          VALUES ($1, $2, $3, $4, $5, 'applied')
-         ON CONFLICT (tenant_id, provider, provider_event_id) DO NOTHING RETURNING id
+         ON CONFLICT (tenant_id, provider, provider_event_id) DO UPDATE
+           SET status = 'applied', endpoint_id = EXCLUDED.endpoint_id, event_type = EXCLUDED.event_type, detail = NULL, received_at = now()
+           WHERE webhook_deliveries.status = 'dead_lettered'
+         RETURNING id, dead_event_id
        )
-       SELECT (SELECT id FROM ins) AS id, (SELECT reporting_currency FROM tenants WHERE id = $1) AS reporting`,
+       SELECT (SELECT id FROM ins) AS id, (SELECT dead_event_id FROM ins) AS dead_event_id,
+              (SELECT reporting_currency FROM tenants WHERE id = $1) AS reporting`,
       [endpoint.tenant_id, endpointId, provider, eventId, eventType],
     );
     const deliveryId = inserted.rows[0]?.id;
+    const previousDead = inserted.rows[0]?.dead_event_id ?? null;
     const reporting = inserted.rows[0]!.reporting;
     if (!deliveryId) return { status: 'duplicate', event_id: eventId, event_type: eventType, detail: 'this event was already received' };
 
@@ -111,55 +120,76 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
       // Messages may quote payload text: stored without control characters (jsonb and text refuse NUL).
       const message = printable(error.message, 1000);
       const field = error.field === undefined ? null : printable(error.field, 200);
-      const { rows } = await client.query<{ id: string }>(
-        `INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
-         VALUES ($1, 'webhook', $2, $3, $4, $5, 'webhook_payload', $6) RETURNING id`,
-        [endpoint.tenant_id, error.code, { provider, endpoint_id: endpointId, event_id: eventId, event_type: eventType, field, message }, raw, eventType.slice(0, 50), message],
-      );
+      const detail = { provider, endpoint_id: endpointId, event_id: eventId, event_type: eventType, field, message };
+      const again = previousDead
+        ? await client.query<{ id: string }>(
+            `UPDATE dead_events SET error_code = $2, error_detail = $3, raw_payload = $4, error_message = $5,
+                    retry_count = retry_count + 1, last_retry_at = now()
+              WHERE id = $1 RETURNING id`,
+            [previousDead, error.code, detail, raw, message],
+          )
+        : { rows: [] };
+      const { rows } = again.rows.length
+        ? again
+        : await client.query<{ id: string }>(
+            `INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
+             VALUES ($1, 'webhook', $2, $3, $4, $5, 'webhook_payload', $6) RETURNING id`,
+            [endpoint.tenant_id, error.code, detail, raw, eventType.slice(0, 50), message],
+          );
       await client.query(`UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = $2, detail = $3 WHERE id = $1`, [deliveryId, rows[0]!.id, message]);
       return { status: 'dead_lettered', event_id: eventId, event_type: eventType, dead_event_id: rows[0]!.id, detail: message };
     };
-    if (bodyProblem) return dead(bodyProblem);
 
+    const outcome = await process(client, deliveryId, reporting, dead);
+    if (previousDead && outcome.status !== 'dead_lettered') {
+      await client.query(
+        `UPDATE dead_events SET remediation_status = 'resolved', resolved_at = now(), retry_count = retry_count + 1, last_retry_at = now(),
+                remediation_notes = concat_ws(E'\n', remediation_notes, $2::text)
+          WHERE id = $1 AND remediation_status IN ('pending', 'in_progress')`,
+        [previousDead, `redelivered by ${provider} and ${outcome.status}`],
+      );
+    }
+    return outcome;
+  });
+
+  async function process(client: PoolClient, deliveryId: string, reporting: string, dead: (error: DomainError) => Promise<DeliveryOutcome>): Promise<DeliveryOutcome> {
+    if (bodyProblem) return dead(bodyProblem);
     let parsed: ParsedEvent;
     try {
-      parsed = parseEvent(provider, parsedBody, { topic, eventId });
+      parsed = parseEvent(provider, parsedBody, topic);
     } catch (error) {
       if (error instanceof DomainError) return dead(error);
       throw error;
     }
-    if (parsed.facts.length === 0) {
+    const fact = parsed.fact;
+    if (!fact) {
       const detail = printable(parsed.ignored ?? 'nothing to record', 1000);
       await client.query(`UPDATE webhook_deliveries SET status = 'ignored', detail = $2 WHERE id = $1`, [deliveryId, detail]);
       return { status: 'ignored', event_id: eventId, event_type: eventType, detail };
     }
     const reason = `${provider} ${eventType} ${eventId}`;
-    let outcome: DeliveryOutcome = { status: 'applied', event_id: eventId, event_type: eventType };
-    for (const fact of parsed.facts) {
-      await client.query('SAVEPOINT skeldir_fact');
-      try {
-        const r = await applyFact(client, { tenantId: endpoint.tenant_id, provider, reason, reportingCurrency: reporting }, fact);
-        await client.query('RELEASE SAVEPOINT skeldir_fact');
-        if (r.status === 'pending') {
-          await client.query(`UPDATE webhook_deliveries SET status = 'pending', pending_reference = $2, pending_fact = $3, detail = $4 WHERE id = $1`, [
-            deliveryId,
-            r.reference,
-            fact.knowledge,
-            `waits for payment ${fact.target}`,
-          ]);
-          outcome = { status: 'pending', event_id: eventId, event_type: eventType, transaction_id: fact.target, detail: `recorded; applied when payment ${fact.target} arrives` };
-        } else {
-          await client.query(`UPDATE webhook_deliveries SET status = 'applied', transaction_id = $2, applied_at = now() WHERE id = $1`, [deliveryId, r.transactionId]);
-          outcome = { status: 'applied', event_id: eventId, event_type: eventType, transaction_id: unscopedId(r.transactionId), state: r.state };
-        }
-      } catch (error) {
-        await client.query('ROLLBACK TO SAVEPOINT skeldir_fact');
-        if (error instanceof DomainError) return dead(error);
-        throw error;
+    await client.query('SAVEPOINT skeldir_fact');
+    try {
+      const r = await applyFact(client, { tenantId: endpoint!.tenant_id, provider, reason, reportingCurrency: reporting }, fact);
+      await client.query('RELEASE SAVEPOINT skeldir_fact');
+      if (r.status === 'pending') {
+        await client.query(`UPDATE webhook_deliveries SET status = 'pending', pending_reference = $2, pending_fact = $3, detail = $4 WHERE id = $1`, [
+          deliveryId,
+          r.reference,
+          fact.knowledge,
+          `waits for payment ${fact.target}`,
+        ]);
+        return { status: 'pending', event_id: eventId, event_type: eventType, transaction_id: fact.target, detail: `recorded; applied when payment ${fact.target} arrives` };
       }
+      await client.query(`UPDATE webhook_deliveries SET status = 'applied', transaction_id = $2, applied_at = now() WHERE id = $1`, [deliveryId, r.transactionId]);
+      return { status: 'applied', event_id: eventId, event_type: eventType, transaction_id: unscopedId(r.transactionId), state: r.state };
+    } catch (error) {
+      // The ledger work is undone; the dedup row stays and records the dead letter.
+      await client.query('ROLLBACK TO SAVEPOINT skeldir_fact');
+      if (error instanceof DomainError) return dead(error);
+      throw error;
     }
-    return outcome;
-  });
+  }
 }
 
 async function lookup(pool: pg.Pool, endpointId: string): Promise<Endpoint | null> {

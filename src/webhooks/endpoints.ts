@@ -7,7 +7,7 @@ import { encryptSecret, secretAad, type SecretKey } from './secret-key.js';
 
 export class WebhookInputError extends DomainError {}
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SECRET = /^[\x21-\x7e]{8,500}$/;
 
 export const urlPath = (provider: string, endpointId: string) => `/api/v1/webhooks/${provider}/${endpointId}`;

@@ -13,12 +13,13 @@ import { printable } from './json.js';
  * webhook then dead-letters it. Events that are not about money are `ignored`.
  */
 export interface ParsedEvent {
-  eventId: string;
-  eventType: string;
-  facts: Fact[];
+  /** What the event says about one payment (every provider event is about at most one), or null. */
+  fact: Fact | null;
   /** Why the event changes nothing (not a payment lifecycle event). */
   ignored?: string;
 }
+
+const result = (fact: Fact | null, ignored?: string): ParsedEvent => ({ fact, ...(ignored ? { ignored } : {}) });
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown, field: string): Json => {
@@ -93,13 +94,11 @@ export function stripeAmount(value: unknown, cur: string, field: string): number
 
 export function parseStripe(event: unknown): ParsedEvent {
   const e = obj(event, 'event');
-  const eventId = checkProviderId(e.id, 'id');
   const eventType = typeof e.type === 'string' ? e.type : '';
   const o = obj(obj(e.data, 'data').object, 'data.object');
-  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId, eventType, facts, ...(ignored ? { ignored } : {}) });
 
   if (o.object === 'charge' && eventType.startsWith('charge.') && !eventType.startsWith('charge.dispute.')) {
-    if (o.status === 'failed' || o.status === 'pending') return result([], `charge status ${String(o.status)} is no revenue`);
+    if (o.status === 'failed' || o.status === 'pending') return result(null, `charge status ${String(o.status)} is no revenue`);
     const cur = currency(o.currency).code;
     const amount = stripeAmount(o.amount, cur, 'data.object.amount');
     const pi = idOf(o.payment_intent);
@@ -111,7 +110,7 @@ export function parseStripe(event: unknown): ParsedEvent {
         if (rr.status === 'succeeded') refunds[checkProviderId(rr.id, 'refund id')] = stripeAmount(rr.amount, cur, 'refund amount');
       }
     }
-    return result([
+    return result(
       {
         target: checkProviderId(o.id, 'data.object.id'),
         aliases: pi ? [checkProviderId(pi, 'data.object.payment_intent')] : [],
@@ -130,27 +129,27 @@ export function parseStripe(event: unknown): ParsedEvent {
           details: pi ? { payment_intent: pi } : {},
         }),
       },
-    ]);
+    );
   }
   if (o.object === 'refund') {
     const charge = idOf(o.charge);
-    if (!charge) return result([], 'refund without a charge');
-    if (o.status !== 'succeeded') return result([], `refund status ${String(o.status)}`);
+    if (!charge) return result(null, 'refund without a charge');
+    if (o.status !== 'succeeded') return result(null, `refund status ${String(o.status)}`);
     const cur = currency(o.currency).code;
-    return result([
+    return result(
       {
         target: checkProviderId(charge, 'data.object.charge'),
         aliases: [],
         knowledge: knowledge({ currency: cur, refunds: { [checkProviderId(o.id, 'data.object.id')]: stripeAmount(o.amount, cur, 'data.object.amount') } }),
       },
-    ]);
+    );
   }
   if (o.object === 'dispute') {
     const charge = checkProviderId(idOf(o.charge), 'data.object.charge');
     const cur = currency(o.currency).code;
     const id = checkProviderId(o.id, 'data.object.id');
     const status = typeof o.status === 'string' ? label(o.status, 50) || 'unknown' : 'unknown';
-    return result([
+    return result(
       {
         target: charge,
         aliases: [],
@@ -160,16 +159,16 @@ export function parseStripe(event: unknown): ParsedEvent {
           chargebacks: status === 'lost' ? { [id]: stripeAmount(o.amount, cur, 'data.object.amount') } : {},
         }),
       },
-    ]);
+    );
   }
   if (o.object === 'payment_intent') {
     const charge = idOf(o.latest_charge) ?? idOf(((o.charges as Json | undefined)?.data as unknown[] | undefined)?.[0]);
-    if (!charge) return result([], 'payment intent without a charge');
+    if (!charge) return result(null, 'payment intent without a charge');
     const cur = currency(o.currency).code;
     const status = o.status;
     const captured = status === 'succeeded';
-    if (!captured && status !== 'requires_capture' && status !== 'canceled') return result([], `payment intent status ${String(status)}`);
-    return result([
+    if (!captured && status !== 'requires_capture' && status !== 'canceled') return result(null, `payment intent status ${String(status)}`);
+    return result(
       {
         target: checkProviderId(charge, 'data.object.latest_charge'),
         aliases: [checkProviderId(o.id, 'data.object.id')],
@@ -184,9 +183,9 @@ export function parseStripe(event: unknown): ParsedEvent {
           details: { payment_intent: o.id as string },
         }),
       },
-    ]);
+    );
   }
-  return result([], `event type ${eventType || '(none)'} is not a payment lifecycle event`);
+  return result(null, `event type ${eventType || '(none)'} is not a payment lifecycle event`);
 }
 
 // --- Shopify -------------------------------------------------------------------------------------
@@ -207,9 +206,8 @@ function shopifyRefunds(transactions: unknown, cur: string | null, field: string
   return { refunds, currency: c };
 }
 
-export function parseShopify(topic: string, webhookId: string, event: unknown): ParsedEvent {
+export function parseShopify(topic: string, event: unknown): ParsedEvent {
   const o = obj(event, 'body');
-  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId: webhookId, eventType: topic, facts, ...(ignored ? { ignored } : {}) });
   if (topic.startsWith('orders/')) {
     const status = String(o.financial_status ?? '');
     // Shopify ids are JSON numbers; the GraphQL id string carries the same id without the
@@ -220,9 +218,9 @@ export function parseShopify(topic: string, webhookId: string, event: unknown): 
     const refunds: Record<string, number> = {};
     if (Array.isArray(o.refunds)) for (const r of o.refunds) Object.assign(refunds, shopifyRefunds(obj(r, 'refunds[]').transactions, cur, 'refunds[].transactions[]').refunds);
     if (!SHOPIFY_CAPTURED.has(status) && status !== 'authorized' && status !== 'voided') {
-      return result([], `order financial_status ${status || '(none)'} is no payment yet`);
+      return result(null, `order financial_status ${status || '(none)'} is no payment yet`);
     }
-    return result([
+    return result(
       {
         target,
         aliases: [],
@@ -239,52 +237,51 @@ export function parseShopify(topic: string, webhookId: string, event: unknown): 
           details: typeof o.name === 'string' ? { name: label(o.name) } : {},
         }),
       },
-    ]);
+    );
   }
   if (topic === 'refunds/create') {
     const target = checkProviderId(o.order_id, 'order_id');
     const { refunds, currency: c } = shopifyRefunds(o.transactions, null, 'transactions[]');
-    if (Object.keys(refunds).length === 0) return result([], 'refund without a successful refund transaction (restock only)');
-    return result([{ target, aliases: [], knowledge: knowledge({ currency: c, refunds }) }]);
+    if (Object.keys(refunds).length === 0) return result(null, 'refund without a successful refund transaction (restock only)');
+    return result({ target, aliases: [], knowledge: knowledge({ currency: c, refunds }) });
   }
   if (topic === 'order_transactions/create') {
-    if (o.status !== 'success') return result([], `transaction status ${String(o.status)}`);
+    if (o.status !== 'success') return result(null, `transaction status ${String(o.status)}`);
     const target = checkProviderId(o.order_id, 'order_id');
     const kind = o.kind;
     const cur = currency(o.currency).code;
     if (kind === 'refund') {
-      return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, refunds: { [`transaction:${checkProviderId(o.id, 'id')}`]: decimal(o.amount, cur, 'amount') } }) }]);
+      return result({ target, aliases: [], knowledge: knowledge({ currency: cur, refunds: { [`transaction:${checkProviderId(o.id, 'id')}`]: decimal(o.amount, cur, 'amount') } }) });
     }
-    if (kind === 'capture' || kind === 'sale') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, captured: true, authorized: kind === 'capture' }) }]);
-    if (kind === 'authorization') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, authorized: true }) }]);
-    if (kind === 'void') return result([{ target, aliases: [], knowledge: knowledge({ currency: cur, voided: true }) }]);
-    return result([], `transaction kind ${String(kind)} changes nothing`);
+    if (kind === 'capture' || kind === 'sale') return result({ target, aliases: [], knowledge: knowledge({ currency: cur, captured: true, authorized: kind === 'capture' }) });
+    if (kind === 'authorization') return result({ target, aliases: [], knowledge: knowledge({ currency: cur, authorized: true }) });
+    if (kind === 'void') return result({ target, aliases: [], knowledge: knowledge({ currency: cur, voided: true }) });
+    return result(null, `transaction kind ${String(kind)} changes nothing`);
   }
   if (topic === 'disputes/create' || topic === 'disputes/update') {
-    if (o.order_id === null || o.order_id === undefined) return result([], 'dispute without an order');
+    if (o.order_id === null || o.order_id === undefined) return result(null, 'dispute without an order');
     const target = checkProviderId(o.order_id, 'order_id');
     const id = checkProviderId(o.id, 'id');
     const status = label(o.status, 50) || 'unknown';
     const cur = currency(o.currency).code;
     const lost = o.type === 'chargeback' && (status === 'lost' || status === 'accepted');
-    return result([
+    return result(
       { target, aliases: [], knowledge: knowledge({ currency: cur, disputes: { [id]: status }, chargebacks: lost ? { [id]: decimal(o.amount, cur, 'amount') } : {} }) },
-    ]);
+    );
   }
-  return result([], `topic ${topic || '(none)'} is not a payment lifecycle event`);
+  return result(null, `topic ${topic || '(none)'} is not a payment lifecycle event`);
 }
 
 // --- WooCommerce ------------------------------------------------------------------------------------
 
-export function parseWooCommerce(topic: string, deliveryId: string, event: unknown): ParsedEvent {
+export function parseWooCommerce(topic: string, event: unknown): ParsedEvent {
   const o = obj(event, 'body');
-  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId: deliveryId, eventType: topic, facts, ...(ignored ? { ignored } : {}) });
   if (topic !== 'order.created' && topic !== 'order.updated' && topic !== 'order.restored') {
-    return result([], `topic ${topic || '(none)'} is not a payment lifecycle event`);
+    return result(null, `topic ${topic || '(none)'} is not a payment lifecycle event`);
   }
   const status = String(o.status ?? '');
   const captured = status === 'processing' || status === 'completed' || status === 'refunded';
-  if (!captured && status !== 'on-hold' && status !== 'cancelled') return result([], `order status ${status || '(none)'} is no payment`);
+  if (!captured && status !== 'on-hold' && status !== 'cancelled') return result(null, `order status ${status || '(none)'} is no payment`);
   const target = checkProviderId(o.id, 'id');
   const cur = currency(o.currency).code;
   const refunds: Record<string, number> = {};
@@ -295,7 +292,7 @@ export function parseWooCommerce(topic: string, deliveryId: string, event: unkno
       refunds[`refund:${checkProviderId(rr.id, 'refunds[].id')}`] = Math.abs(v);
     }
   }
-  return result([
+  return result(
     {
       target,
       aliases: [],
@@ -312,7 +309,7 @@ export function parseWooCommerce(topic: string, deliveryId: string, event: unkno
         details: o.number !== undefined ? { number: label(o.number) } : {},
       }),
     },
-  ]);
+  );
 }
 
 /** WooCommerce's creation ping: `webhook_id=<n>`, form-encoded and unsigned. */
@@ -346,13 +343,11 @@ const PAYPAL_EVENTS = new Set([
 
 export function parsePayPal(event: unknown): ParsedEvent {
   const e = obj(event, 'body');
-  const eventId = checkProviderId(e.id, 'id');
   const eventType = typeof e.event_type === 'string' ? e.event_type : '';
   // Only these events move money on a payment; the rest (CHECKOUT.ORDER.* among them: an order's
   // captures arrive as PAYMENT.CAPTURE.* events of their own) are ignored before anything is read.
-  if (!PAYPAL_EVENTS.has(eventType)) return { eventId, eventType, facts: [], ignored: `event type ${label(eventType) || '(none)'} is not a payment lifecycle event` };
+  if (!PAYPAL_EVENTS.has(eventType)) return result(null, `event type ${label(eventType) || '(none)'} is not a payment lifecycle event`);
   const r = obj(e.resource, 'resource');
-  const result = (facts: Fact[], ignored?: string): ParsedEvent => ({ eventId, eventType, facts, ...(ignored ? { ignored } : {}) });
   const related = ((r.supplementary_data as Json | undefined)?.related_ids ?? {}) as Json;
   const orderId = orderIdOf(r.invoice_id) ?? orderIdOf(r.custom_id) ?? orderIdOf(related.order_id);
   const when = isoTime(r.create_time) ?? isoTime(e.create_time);
@@ -361,25 +356,25 @@ export function parsePayPal(event: unknown): ParsedEvent {
     case 'PAYMENT.AUTHORIZATION.CREATED':
     case 'PAYMENT.AUTHORIZATION.VOIDED': {
       const money = paypalMoney(r.amount, 'resource.amount');
-      return result([
+      return result(
         {
           target: checkProviderId(r.id, 'resource.id'),
           aliases: [],
           knowledge: knowledge({ ...money, occurredAt: when, authorized: true, voided: eventType.endsWith('VOIDED'), orderId }),
         },
-      ]);
+      );
     }
     case 'PAYMENT.CAPTURE.COMPLETED': {
       const money = paypalMoney(r.amount, 'resource.amount');
       const capture = checkProviderId(r.id, 'resource.id');
       const auth = str(related.authorization_id);
-      return result([
+      return result(
         {
           target: auth ? checkProviderId(auth, 'resource.supplementary_data.related_ids.authorization_id') : capture,
           aliases: auth ? [capture] : [],
           knowledge: knowledge({ ...money, occurredAt: when, captured: true, authorized: auth !== null, orderId }),
         },
-      ]);
+      );
     }
     case 'PAYMENT.CAPTURE.REFUNDED':
     case 'PAYMENT.CAPTURE.REVERSED': {
@@ -391,43 +386,43 @@ export function parsePayPal(event: unknown): ParsedEvent {
       const k: Partial<Knowledge> = { currency: money.currency };
       if (eventType.endsWith('REVERSED')) k.chargebacks = { [id]: money.amount };
       else {
-        if (r.status !== 'COMPLETED') return result([], `refund status ${String(r.status)}`);
+        if (r.status !== 'COMPLETED') return result(null, `refund status ${String(r.status)}`);
         k.refunds = { [id]: money.amount };
         if (total) k.refundedTotal = paypalMoney(total, 'resource.seller_payable_breakdown.total_refunded_amount').amount;
       }
-      return result([{ target: checkProviderId(capture, 'resource.links[up]'), aliases: [], knowledge: knowledge(k) }]);
+      return result({ target: checkProviderId(capture, 'resource.links[up]'), aliases: [], knowledge: knowledge(k) });
     }
     case 'CUSTOMER.DISPUTE.CREATED':
     case 'CUSTOMER.DISPUTE.UPDATED':
     case 'CUSTOMER.DISPUTE.RESOLVED': {
       const txs = Array.isArray(r.disputed_transactions) ? r.disputed_transactions : [];
       const capture = str((txs[0] as Json | undefined)?.seller_transaction_id);
-      if (!capture) return result([], 'dispute without a seller transaction');
+      if (!capture) return result(null, 'dispute without a seller transaction');
       const id = checkProviderId(r.dispute_id, 'resource.dispute_id');
       const money = paypalMoney(r.dispute_amount, 'resource.dispute_amount');
       const outcome = str((r.dispute_outcome as Json | undefined)?.outcome_code);
       const status = label(outcome ?? str(r.status) ?? 'unknown', 50).toLowerCase();
       const lost = outcome === 'RESOLVED_BUYER_FAVOUR';
-      return result([
+      return result(
         {
           target: checkProviderId(capture, 'resource.disputed_transactions[0].seller_transaction_id'),
           aliases: [],
           knowledge: knowledge({ currency: money.currency, disputes: { [id]: status }, chargebacks: lost ? { [id]: money.amount } : {} }),
         },
-      ]);
+      );
     }
   }
-  return result([], `event type ${eventType || '(none)'} is not a payment lifecycle event`);
+  return result(null, `event type ${eventType || '(none)'} is not a payment lifecycle event`);
 }
 
-export function parseEvent(provider: Provider, body: unknown, headers: { topic: string; eventId: string }): ParsedEvent {
+export function parseEvent(provider: Provider, body: unknown, topic: string): ParsedEvent {
   switch (provider) {
     case 'stripe':
       return parseStripe(body);
     case 'shopify':
-      return parseShopify(headers.topic, headers.eventId, body);
+      return parseShopify(topic, body);
     case 'woocommerce':
-      return parseWooCommerce(headers.topic, headers.eventId, body);
+      return parseWooCommerce(topic, body);
     case 'paypal':
       return parsePayPal(body);
   }

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Provider } from '../ledger/apply.js';
+import { ProviderParam } from '../ledger/routes.js';
 import { deliverWebhook, type DeliveryDeps } from './deliver.js';
 import { PayPalVerifier, paypalOptionsFromEnv } from './paypal.js';
 import { loadSecretKey } from './secret-key.js';
@@ -50,7 +51,7 @@ export const webhookRoutes: FastifyPluginAsync = async (app) => {
           'Stripe (Stripe-Signature), Shopify (X-Shopify-Hmac-Sha256), WooCommerce (X-WC-Webhook-Signature) and PayPal ' +
           '(PAYPAL-TRANSMISSION-* certificate signature). Any verification failure is the same 401 problem; nothing is written.',
         params: Type.Object({
-          provider: Type.Union([Type.Literal('stripe'), Type.Literal('shopify'), Type.Literal('paypal'), Type.Literal('woocommerce')]),
+          provider: ProviderParam,
           endpoint_id: Type.String({ maxLength: 64 }),
         }),
         response: { 200: Outcome, 202: Outcome },

@@ -303,6 +303,38 @@ describe('limits and unusable payloads', () => {
     assert.deepEqual([r2.statusCode, r2.json().status], [200, 'applied'], r2.body);
   });
 
+  test('a dead-lettered event is processed again when the provider resends it: its dead event is resolved, or updated in place', async () => {
+    const sh = ep.shopify!;
+    // As an earlier version left a payload it could not read (e.g. "too deep"): a dead-lettered delivery and its dead event.
+    const webhookId = 'b54557e4-resend-4f6b-9c39-000000000001';
+    const c = await superClient(db);
+    const deadId = (await c.query(
+      `INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
+       VALUES ($1, 'webhook', 'too_deep', '{}', '{}', 'orders/paid', 'webhook_payload', 'the body is nested more than 8 levels deep') RETURNING id`, [tenant])).rows[0].id;
+    await c.query(
+      `INSERT INTO webhook_deliveries (tenant_id, endpoint_id, provider, provider_event_id, event_type, status, dead_event_id, detail)
+       VALUES ($1, $2, 'shopify', $3, 'orders/paid', 'dead_lettered', $4, 'too deep')`, [tenant, sh.id, webhookId, deadId]);
+    const order = JSON.stringify({ id: 7001, admin_graphql_api_id: 'gid://shopify/Order/7001', name: '#7001', total_price: '25.00', currency: 'USD', financial_status: 'paid', processed_at: '2024-06-01T12:00:00Z' });
+    const r1 = await post('shopify', sh.id, order, shopifyHeaders(order, sh.secret, 'orders/paid', webhookId));
+    assert.deepEqual([r1.statusCode, r1.json().status, r1.json().transaction_id], [200, 'applied', '7001'], r1.body);
+    const resolved = (await c.query(`SELECT remediation_status, resolved_at IS NOT NULL AS resolved, retry_count, remediation_notes FROM dead_events WHERE id = $1`, [deadId])).rows[0];
+    assert.deepEqual(resolved, { remediation_status: 'resolved', resolved: true, retry_count: 1, remediation_notes: 'redelivered by shopify and applied' });
+    const r2 = await post('shopify', sh.id, order, shopifyHeaders(order, sh.secret, 'orders/paid', webhookId));
+    assert.equal(r2.json().status, 'duplicate', 'once through, a resend is a duplicate again');
+
+    // Still unusable when resent: the same dead event is updated, no new one.
+    const s = ep.stripe!;
+    const bad = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_resend_xau', amount: 100, currency: 'xau' }), 'evt_resend_bad');
+    const d1 = (await post('stripe', s.id, bad, stripeHeaders(bad, s.secret))).json();
+    const before = await count('dead_events');
+    const d2 = (await post('stripe', s.id, bad, stripeHeaders(bad, s.secret))).json();
+    assert.deepEqual([d1.status, d2.status, d2.dead_event_id], ['dead_lettered', 'dead_lettered', d1.dead_event_id]);
+    assert.equal(await count('dead_events'), before);
+    const again = (await c.query(`SELECT retry_count, remediation_status, last_retry_at IS NOT NULL AS retried FROM dead_events WHERE id = $1`, [d1.dead_event_id])).rows[0];
+    await c.end();
+    assert.deepEqual(again, { retry_count: 1, remediation_status: 'pending', retried: true });
+  });
+
   test('a refund delivered before its charge waits, and is applied when the charge arrives', async () => {
     const s = ep.stripe!;
     const refund = stripeEvent('refund.created', { id: 're_early', object: 'refund', amount: 300, charge: 'ch_late', currency: 'usd', status: 'succeeded' });
