@@ -116,21 +116,28 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
 
   let knowledge = join(fromJson(row.metadata?.knowledge), fact.knowledge);
   checkCurrency(row, fact.knowledge);
+  const taken: string[] = [];
   for (const p of pending.rows) {
     const k = fromJson(p.pending_fact);
-    checkCurrency(row, k);
+    if (k.currency !== null && k.currency !== row.currency) {
+      // A waiting fact that cannot apply to this payment is dead-lettered on its own: the payment
+      // (and every later event of it) still goes through.
+      await deadLetterPending(client, p.id, `the event is in ${k.currency} but its payment ${unscopedId(row.transaction_id)} is in ${row.currency}`);
+      continue;
+    }
     knowledge = join(knowledge, k);
+    taken.push(p.id);
   }
   // The row's amount and currency are authoritative (immutable in the database).
   knowledge = { ...knowledge, amount: row.amount_cents, currency: row.currency };
 
   const after = await writeKnowledge(client, ctx, row, knowledge, created);
-  if (pending.rows.length) {
+  if (taken.length) {
     await client.query(
       `UPDATE webhook_deliveries SET status = 'applied', applied_at = now(), transaction_id = $2, pending_reference = NULL, pending_fact = NULL,
               detail = 'applied when its payment arrived'
         WHERE id = ANY($1::uuid[])`,
-      [pending.rows.map((p) => p.id), row.transaction_id],
+      [taken, row.transaction_id],
     );
   }
   if (after.changed && after.order_id && after.state !== 'authorized') {
@@ -143,6 +150,24 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     state: after.state,
     changed: after.changed,
   };
+}
+
+/** A waiting delivery that turned out unusable when its payment arrived: its own dead event (source webhook). */
+async function deadLetterPending(client: Queryable, deliveryId: string, message: string): Promise<void> {
+  await client.query(
+    `WITH d AS (
+       INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
+       SELECT tenant_id, 'webhook', 'ledger_currency_mismatch',
+              jsonb_build_object('provider', provider, 'endpoint_id', endpoint_id, 'event_id', provider_event_id, 'event_type', event_type,
+                                 'field', NULL, 'message', $2::text),
+              jsonb_build_object('pending_fact', pending_fact), left(event_type, 50), 'webhook_payload', $2::text
+         FROM webhook_deliveries WHERE id = $1
+       RETURNING id
+     )
+     UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = (SELECT id FROM d), pending_reference = NULL, pending_fact = NULL, detail = $2
+      WHERE id = $1`,
+    [deliveryId, message],
+  );
 }
 
 const ROW_COLUMNS = `id, transaction_id, state, amount_cents, currency, order_id, refunded_cents, chargeback_cents, verification_timestamp, metadata`;

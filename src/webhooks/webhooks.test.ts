@@ -414,6 +414,28 @@ describe('real provider payloads (full size, deeply nested)', () => {
   });
 });
 
+describe('a waiting fact that cannot apply', () => {
+  test('a waiting refund in another currency is dead-lettered on its own when its payment arrives; the payment and later events go through', async () => {
+    const s = ep.stripe!;
+    const wrong = stripeEvent('refund.created', { id: 're_wrong_cur', object: 'refund', amount: 300, charge: 'ch_blocked', currency: 'eur', status: 'succeeded' }, 'evt_wrong_cur');
+    assert.equal((await post('stripe', s.id, wrong, stripeHeaders(wrong, s.secret))).json().status, 'pending');
+    const charge = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_blocked', amount: 1000 }));
+    const r = await post('stripe', s.id, charge, stripeHeaders(charge, s.secret));
+    assert.deepEqual([r.statusCode, r.json().status, r.json().state], [200, 'applied', 'captured'], r.body);
+    const c = await superClient(db);
+    const d = (await c.query(
+      `SELECT d.status, e.error_code, e.source, e.raw_payload ? 'pending_fact' AS has_fact FROM webhook_deliveries d JOIN dead_events e ON e.id = d.dead_event_id
+        WHERE d.tenant_id = $1 AND d.provider_event_id = 'evt_wrong_cur'`, [tenant])).rows[0];
+    await c.end();
+    assert.deepEqual(d, { status: 'dead_lettered', error_code: 'ledger_currency_mismatch', source: 'webhook', has_fact: true });
+    const refund = stripeEvent('charge.refunded', stripeCharge({ id: 'ch_blocked', amount: 1000, refunded: 400 }));
+    const r2 = await post('stripe', s.id, refund, stripeHeaders(refund, s.secret));
+    assert.equal(r2.json().status, 'applied');
+    const tx = (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_blocked', headers: { authorization: `Bearer ${apiKey}` } })).json();
+    assert.deepEqual([tx.state, tx.refunded_cents], ['captured', 400], 'the EUR refund counted nowhere');
+  });
+});
+
 describe('idempotency and convergence', () => {
   test('50 concurrent deliveries of the same event: one ledger row, one transition', async () => {
     const s = ep.stripe!;
