@@ -6,7 +6,7 @@ import { clamp01, conversionMasks, maskCounts, quantileSorted, type MaskAttribut
 import { Rng } from './rng.js';
 
 /**
- * bayesian: a hierarchical competing-hazards (noisy-OR) model of conversion given channel
+ * bayesian: a competing-hazards (noisy-OR) model of conversion given channel
  * exposure, sampled by NUTS.
  *
  *   A journey exposed to the channel set S converts with probability 1 − exp(−Λ_S),
