@@ -1,8 +1,8 @@
-import { rhatAndEssBulk } from './diagnostics.js';
+import { quantileSorted, rhatAndEssBulk } from './diagnostics.js';
 import type { JourneySet } from './journey-set.js';
 import { maskChannels } from './journey-set.js';
 import { sampleNuts, type ChainResult, type Target } from './nuts.js';
-import { clamp01, conversionMasks, maskCounts, quantileSorted, type MaskAttribution, type PopulationFit } from './population.js';
+import { clamp01, conversionMasks, maskCounts, type MaskAttribution, type PopulationFit } from './population.js';
 import { Rng } from './rng.js';
 
 /**

@@ -12,7 +12,7 @@ import { checkInstant } from './reports.js';
 import { runModel } from './run.js';
 import { latestRuns } from './runs.js';
 import { AttributionScheduler, schedulePass } from './scheduler.js';
-import { readSettings, writeSettings, type SettingsChange } from './settings.js';
+import { readSettings, settingsJson, writeSettings, type SettingsChange } from './settings.js';
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -245,17 +245,6 @@ export function registerAttribution(program: Command): void {
         await handle.stop();
       }),
     );
-}
-
-function settingsJson(s: Awaited<ReturnType<typeof readSettings>>) {
-  return {
-    configured: s.configured,
-    models: s.models,
-    lookback_days: s.lookbackDays,
-    half_life_days: s.halfLifeDays,
-    recompute_interval_minutes: s.recomputeIntervalMinutes,
-    recompute_window_days: s.recomputeWindowDays,
-  };
 }
 
 function fmt(x: unknown): string {

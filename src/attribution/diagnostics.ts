@@ -215,11 +215,14 @@ export function median(chains: Chains): number {
   return quantileSorted(s, 0.5);
 }
 
-function quantileSorted(s: Float64Array, p: number): number {
-  const h = (s.length - 1) * p;
+/** Linear-interpolation quantile (R type 7) of a sorted array; NaN when empty. */
+export function quantileSorted(sorted: ArrayLike<number>, p: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  const h = (n - 1) * p;
   const lo = Math.floor(h);
-  const hi = Math.min(s.length - 1, lo + 1);
-  return s[lo]! + (h - lo) * (s[hi]! - s[lo]!);
+  const hi = Math.min(n - 1, lo + 1);
+  return sorted[lo]! + (h - lo) * (sorted[hi]! - sorted[lo]!);
 }
 
 /** Rank-normalised split R-hat: max of bulk and folded (tail) R-hat. */

@@ -2,7 +2,7 @@ import type { ClientBase } from 'pg';
 import { AttributionError } from './errors.js';
 import { heuristicAllocations } from './heuristics.js';
 import { loadConversionForUpdate, loadPath } from './journeys.js';
-import { DAY_MS, isHeuristic, type HeuristicModel } from './models.js';
+import { DAY_MS, isHeuristic, POSITION_BASED_SHARES, type HeuristicModel } from './models.js';
 import { readSettings } from './settings.js';
 import { fixed, replaceAllocations, type AllocationRow } from './store.js';
 
@@ -62,7 +62,7 @@ function heuristicMetadata(model: HeuristicModel, s: { lookbackDays: number; hal
     parameters: {
       lookback_days: s.lookbackDays,
       ...(model === 'time_decay' ? { half_life_days: s.halfLifeDays } : {}),
-      ...(model === 'position_based' ? { first: 0.4, middle: 0.2, last: 0.4 } : {}),
+      ...(model === 'position_based' ? POSITION_BASED_SHARES : {}),
     },
     path_touches: touches,
     confidence: 'rule_agreement',

@@ -10,18 +10,15 @@ export type AttributionErrorCode =
   | 'attribution_conversion_not_found'
   /** The event is a touchpoint (or anything but a conversion). Permanent. */
   | 'attribution_not_a_conversion'
-  /** The conversion has no conversion_value_cents (or a negative one). Permanent. */
+  /** The conversion has no conversion_value_cents (or a negative one). Permanent. (Channels outside channel_taxonomy are not an error: they read as `unknown`.) */
   | 'attribution_conversion_without_value'
-  /** The conversion's channel is not in channel_taxonomy, so it cannot be credited. Permanent. */
-  | 'attribution_channel_unknown'
   /** The transaction's tenant context is unset or differs from the tenant id passed in. Caller bug. */
   | 'attribution_tenant_context_mismatch'
   /** Bad model name, window or parameter given by a user. */
   | 'attribution_model_invalid'
   | 'attribution_window_invalid'
-  | 'attribution_settings_invalid'
-  /** An MCMC run did not converge (R-hat > 1.01 or bulk ESS < 400): nothing was stored as good. */
-  | 'attribution_not_converged';
+  | 'attribution_settings_invalid';
+// A Bayesian run that does not converge is not an error: it is a run with status not_converged (RunSummary.status).
 
 export class AttributionError extends DomainError {
   declare readonly code: AttributionErrorCode;

@@ -42,7 +42,7 @@ export function touchWeights(model: HeuristicModel, touches: readonly Touch[], c
     case 'position_based': {
       if (n === 1) return [1];
       if (n === 2) return [1, 1];
-      // 0.4 : 0.2/(n−2) each : 0.4  ==  2(n−2) : 1 : 2(n−2), integers so the split is exact.
+      // POSITION_BASED_SHARES 0.4 : 0.2/(n−2) each : 0.4  ==  2(n−2) : 1 : 2(n−2), integers so the split is exact.
       const ends = 2 * (n - 2);
       w.fill(1);
       w[0] = ends;

@@ -12,10 +12,6 @@ export interface JourneySet {
   readonly converted: Uint8Array;
 }
 
-export function journeyCount(js: JourneySet): number {
-  return js.converted.length;
-}
-
 /** Builds a JourneySet from paths given as channel codes (tests, benchmarks). */
 export function journeySetFrom(paths: ReadonlyArray<{ path: readonly string[]; converted: boolean }>): JourneySet {
   const channels = [...new Set(paths.flatMap((p) => p.path))].sort();
@@ -46,12 +42,6 @@ export function maskChannels(mask: number): number[] {
   const out: number[] = [];
   for (let c = 0; mask !== 0; c++, mask >>>= 1) if (mask & 1) out.push(c);
   return out;
-}
-
-export function popcount(m: number): number {
-  m = m - ((m >>> 1) & 0x55555555);
-  m = (m & 0x33333333) + ((m >>> 2) & 0x33333333);
-  return (Math.imul((m + (m >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) as number;
 }
 
 /** Population models work on channel bit masks: at most this many distinct channels in one window. */

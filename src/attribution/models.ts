@@ -32,8 +32,12 @@ export const DEFAULT_MODELS: readonly ModelType[] = HEURISTIC_MODELS;
 
 export const DEFAULT_LOOKBACK_DAYS = 30;
 export const DEFAULT_HALF_LIFE_DAYS = 7;
-/** position_based: share of the first and of the last touch; the middle touches share the rest. */
-export const POSITION_ENDS = 0.4;
+/**
+ * position_based: the shares of the first touch, of the touches between (together) and of the last
+ * touch, as recorded with every run and row. heuristics.ts applies them as the integer weights
+ * 2(n−2) : 1 each : 2(n−2), which are exactly these ratios, so the money split stays exact.
+ */
+export const POSITION_BASED_SHARES = { first: 0.4, middle: 0.2, last: 0.4 } as const;
 
 export function isModelType(s: string): s is ModelType {
   return (MODEL_TYPES as readonly string[]).includes(s);

@@ -1,3 +1,4 @@
+import { quantileSorted } from './diagnostics.js';
 import { channelMask, maskChannels, type JourneySet } from './journey-set.js';
 
 /**
@@ -51,16 +52,6 @@ export function maskCounts(js: JourneySet): Map<number, { n: number; y: number }
     out.set(m, e);
   }
   return out;
-}
-
-/** Linear-interpolation quantile (R type 7) of a sorted array. */
-export function quantileSorted(sorted: ArrayLike<number>, p: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const h = (n - 1) * p;
-  const lo = Math.floor(h);
-  const hi = Math.min(n - 1, lo + 1);
-  return sorted[lo]! + (h - lo) * (sorted[hi]! - sorted[lo]!);
 }
 
 /**

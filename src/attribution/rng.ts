@@ -70,11 +70,6 @@ export class Rng {
     }
   }
 
-  /** Exponential(1). */
-  exponential(): number {
-    return -Math.log(1 - this.uniform());
-  }
-
   /**
    * Poisson(λ): Knuth's product method for small λ, and for large λ the PTRS transformed
    * rejection method (Hörmann 1993), exact for every λ.

@@ -2,14 +2,14 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { BAYESIAN_DEFAULTS } from './bayesian-model.js';
 import { MARKOV_DEFAULTS } from './markov-model.js';
-import { HEURISTIC_MODELS, isPopulation, MODEL_TYPES, MODEL_VERSIONS, type ModelType } from './models.js';
+import { HEURISTIC_MODELS, isPopulation, MODEL_TYPES, MODEL_VERSIONS, POSITION_BASED_SHARES, type ModelType } from './models.js';
 import type pg from 'pg';
 import { reconciliation } from '../reconciliation/report.js';
 import { DomainError } from '../errors.js';
 import { channelReport, comparisonReport } from './reports.js';
 import { CONFIDENCE_MEANING } from './run.js';
 import { latestRuns } from './runs.js';
-import { readSettings, writeSettings, type AttributionSettings } from './settings.js';
+import { readSettings, settingsJson, writeSettings, type AttributionSettings } from './settings.js';
 import { SHAPLEY_DEFAULTS } from './shapley-model.js';
 
 const ModelName = Type.Union(MODEL_TYPES.map((m) => Type.Literal(m)), { description: 'Attribution model' });
@@ -78,21 +78,10 @@ const Settings = Type.Object({
   recompute_window_days: Type.Integer(),
 });
 
-function settingsJson(s: AttributionSettings) {
-  return {
-    configured: s.configured,
-    models: [...s.models],
-    lookback_days: s.lookbackDays,
-    half_life_days: s.halfLifeDays,
-    recompute_interval_minutes: s.recomputeIntervalMinutes,
-    recompute_window_days: s.recomputeWindowDays,
-  };
-}
-
 function modelParameters(model: ModelType, s: AttributionSettings): Record<string, unknown> {
   const p: Record<string, unknown> = { lookback_days: s.lookbackDays };
   if (model === 'time_decay') Object.assign(p, { half_life_days: s.halfLifeDays, weight: '2^(-dt / half_life), dt in continuous time' });
-  if (model === 'position_based') Object.assign(p, { first: 0.4, middle: 0.2, last: 0.4, one_touch: 1, two_touches: [0.5, 0.5] });
+  if (model === 'position_based') Object.assign(p, { ...POSITION_BASED_SHARES, one_touch: 1, two_touches: [0.5, 0.5] });
   if (model === 'markov') Object.assign(p, { order: 1, solver: 'exact linear solve (Gaussian elimination)', ...MARKOV_DEFAULTS });
   if (model === 'shapley') Object.assign(p, { characteristic_function: 'v(T) = sum over U subset of T of conversion_rate(U)', exact_up_to_channels: 12, ...SHAPLEY_DEFAULTS });
   if (model === 'bayesian') Object.assign(p, { ...BAYESIAN_DEFAULTS, rhat_max: 1.01, ess_min: 400 });

@@ -6,7 +6,7 @@ import { BAYESIAN_DEFAULTS, fitBayesianModel, type BayesianParameters } from './
 import { heuristicAllocations, RATIO_UNITS } from './heuristics.js';
 import { channelMask, type JourneySet } from './journey-set.js';
 import { fitMarkovModel, MARKOV_DEFAULTS, type MarkovParameters } from './markov-model.js';
-import { DAY_MS, isHeuristic, MODEL_VERSIONS, type HeuristicModel, type ModelType } from './models.js';
+import { DAY_MS, isHeuristic, MODEL_VERSIONS, POSITION_BASED_SHARES, type HeuristicModel, type ModelType } from './models.js';
 import type { PopulationFit } from './population.js';
 import { finishRun, insertRun, jsonSafe, type RunTrigger } from './runs.js';
 import { checkPeriod } from './reports.js';
@@ -137,7 +137,7 @@ export const confidenceKind = (model: ModelType) => CONFIDENCE_MEANING[model].sp
 function runParameters(model: ModelType, lookbackDays: number, halfLifeDays: number, o: RunOptions): Record<string, unknown> {
   const base: Record<string, unknown> = { model, model_version: MODEL_VERSIONS[model], lookback_days: lookbackDays };
   if (model === 'time_decay') base.half_life_days = halfLifeDays;
-  if (model === 'position_based') Object.assign(base, { first: 0.4, middle: 0.2, last: 0.4 });
+  if (model === 'position_based') Object.assign(base, POSITION_BASED_SHARES);
   if (model === 'markov') base.markov = { ...MARKOV_DEFAULTS, ...o.markov };
   if (model === 'shapley') base.shapley = { ...SHAPLEY_DEFAULTS, ...o.shapley };
   if (model === 'bayesian') base.bayesian = { ...BAYESIAN_DEFAULTS, ...o.bayesian };

@@ -22,6 +22,18 @@ export const DEFAULT_SETTINGS: AttributionSettings = {
   configured: false,
 };
 
+/** The settings as the CLI prints them and the HTTP API returns them (snake_case). */
+export function settingsJson(s: AttributionSettings) {
+  return {
+    configured: s.configured,
+    models: [...s.models],
+    lookback_days: s.lookbackDays,
+    half_life_days: s.halfLifeDays,
+    recompute_interval_minutes: s.recomputeIntervalMinutes,
+    recompute_window_days: s.recomputeWindowDays,
+  };
+}
+
 /** Reads the settings of the tenant in the transaction's context. */
 export async function readSettings(client: Queryable): Promise<AttributionSettings> {
   const r = await client.query<{ models: string[]; lookback_days: number; half_life_days: string; recompute_interval_minutes: number; recompute_window_days: number }>(

@@ -1,5 +1,5 @@
 import type { JourneySet } from './journey-set.js';
-import { maskChannels } from './journey-set.js';
+import { channelMask, maskChannels } from './journey-set.js';
 import { bootstrapConfidence, conversionMasks, maskCounts, proportional, type MaskAttribution, type PopulationFit } from './population.js';
 import { Rng } from './rng.js';
 import { EXACT_SHAPLEY_MAX, exactShapley, shapley } from './shapley.js';
@@ -67,9 +67,7 @@ export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAP
   const total = new Float64Array(js.channels.length);
   for (let j = 0; j < js.converted.length; j++) {
     if (!js.converted[j]) continue;
-    let m = 0;
-    for (let i = js.pathStart[j]!; i < js.pathStart[j + 1]!; i++) m |= 1 << js.pathChannels[i]!;
-    const mask = m >>> 0;
+    const mask = channelMask(js, j);
     const share = byMask.get(mask)!.share;
     maskChannels(mask).forEach((c, i) => (total[c]! += share[i]!));
   }

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { journeySetFrom } from './journey-set.js';
 import { Rng } from './rng.js';
 import { fitShapleyModel } from './shapley-model.js';
-import { exactShapley, shapley, tabulate } from './shapley.js';
+import { exactShapley, popcount, shapley, tabulate } from './shapley.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
 console.log(`# fast-check seed ${seed} (FC_SEED=${seed} to replay)`);
@@ -153,12 +153,3 @@ describe('shapley attribution model', () => {
     assert.deepEqual(fit.diagnostics, { channel_sets: 2, sampled_channel_sets: 1, bootstrap_replicates: 0 });
   });
 });
-
-function popcount(m: number): number {
-  let c = 0;
-  while (m) {
-    m &= m - 1;
-    c++;
-  }
-  return c;
-}

@@ -51,7 +51,7 @@ export function exactShapley(n: number, table: Float64Array): Float64Array {
   const phi = new Float64Array(n);
   const size = 1 << n;
   for (let m = 0; m < size; m++) {
-    const s = popcountSmall(m);
+    const s = popcount(m);
     const base = table[m]!;
     for (let i = 0; i < n; i++) {
       const bit = 1 << i;
@@ -95,11 +95,9 @@ function sampledShapley(n: number, v: (mask: number) => number, m: number, rng: 
   return { values, method: 'sampled', standardErrors, permutations: m };
 }
 
-function popcountSmall(m: number): number {
-  let c = 0;
-  while (m) {
-    m &= m - 1;
-    c++;
-  }
-  return c;
+/** Number of set bits of a 32-bit mask (SWAR). The one popcount of the engine. */
+export function popcount(m: number): number {
+  m = m - ((m >>> 1) & 0x55555555);
+  m = (m & 0x33333333) + ((m >>> 2) & 0x33333333);
+  return Math.imul((m + (m >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }

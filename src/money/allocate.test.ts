@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { allocate, AllocationError, exactIntegers } from './allocate.js';
+import { allocate, AllocationError, allocateNumber, exactIntegers } from './allocate.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
 console.log(`# fast-check seed ${seed} (FC_SEED=${seed} to replay)`);
@@ -79,5 +79,8 @@ describe('allocate (largest remainder, exact)', () => {
     assert.equal(code(() => allocate(1n, [1, -1])), 'allocation_invalid_weight');
     assert.equal(code(() => allocate(1n, [Number.NaN])), 'allocation_invalid_weight');
     assert.equal(code(() => allocate(1n, [Infinity])), 'allocation_invalid_weight');
+    assert.equal(code(() => allocateNumber(2 ** 53, [1, 1])), 'allocation_invalid_amount');
+    assert.equal(code(() => allocateNumber(0.5, [1, 1])), 'allocation_invalid_amount');
+    assert.equal(code(() => allocateNumber(-1, [1, 1])), 'allocation_negative_amount');
   });
 });

@@ -12,7 +12,7 @@
  */
 export class AllocationError extends Error {
   constructor(
-    readonly code: 'allocation_negative_amount' | 'allocation_invalid_weight' | 'allocation_zero_weights' | 'allocation_no_parts',
+    readonly code: 'allocation_negative_amount' | 'allocation_invalid_amount' | 'allocation_invalid_weight' | 'allocation_zero_weights' | 'allocation_no_parts',
     message: string,
   ) {
     super(message);
@@ -40,7 +40,7 @@ export function allocate(amount: bigint, weights: readonly number[]): bigint[] {
 
 /** Same as `allocate` for amounts and results that are plain numbers (safe integers). */
 export function allocateNumber(amount: number, weights: readonly number[]): number[] {
-  if (!Number.isSafeInteger(amount)) throw new AllocationError('allocation_invalid_weight', `amount ${amount} is not a safe integer`);
+  if (!Number.isSafeInteger(amount)) throw new AllocationError('allocation_invalid_amount', `amount ${amount} is not a safe integer`);
   return allocate(BigInt(amount), weights).map(Number);
 }
 
