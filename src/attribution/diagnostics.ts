@@ -246,6 +246,9 @@ export function ess(chains: Chains): number {
   });
   // Mean over chains of the biased autocovariance at lag t, computed lazily: Geyer's sequence
   // usually stops after a few lags, so this is O(n · lags) instead of an FFT.
+  // This is the exact biased autocovariance (Vehtari et al.'s definition); `posterior` computes it
+  // by an FFT padded to a length 2^a·3^b·5^c, so when the split length is not of that form its
+  // figures differ from these, negligibly (the reference test's split length, 500, is of that form).
   const acovAt = (t: number) => {
     let s = 0;
     for (const c of centred) {
