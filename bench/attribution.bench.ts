@@ -4,12 +4,15 @@
 //   quotes 4.3 s for an exact solver in R on one core — not run here), then with the 100 bootstrap
 //   replicates production uses for confidence_score;
 // - shapley: 100,000 conversions × 12 channels (exact, ≤ 12 channels), without and with bootstrap;
+//   then 100,000 conversions whose paths touch 12 distinct channels (12-player games, the largest
+//   solved exactly), out of 12 channels and out of 16;
 // - bayesian: 12 channels, 4 chains × 1000 draws (+1000 warmup) on 100,000 journeys (goal < 10 s with
 //   R-hat < 1.01);
 // - end to end on its own embedded PostgreSQL: `runModel` (load window, fit, write allocations) for
 //   20,000 conversions, and the worker entry point per conversion.
 // Run: node --import tsx bench/attribution.bench.ts
-//      (BENCH_HEURISTIC_CONVERSIONS, BENCH_JOURNEYS, BENCH_DB_CONVERSIONS, BENCH_SKIP_DB=1 to change it)
+//      (BENCH_HEURISTIC_CONVERSIONS, BENCH_JOURNEYS, BENCH_DB_CONVERSIONS, BENCH_SHAPLEY12_CONVERSIONS,
+//      BENCH_SHAPLEY12_BOOTSTRAP, BENCH_SKIP_DB=1 to change it)
 import { randomUUID } from 'node:crypto';
 import { withTenant } from '../src/db/tenant-context.js';
 import { fitBayesianModel, BAYESIAN_DEFAULTS } from '../src/attribution/bayesian-model.js';
@@ -20,6 +23,7 @@ import { fitMarkovModel } from '../src/attribution/markov-model.js';
 import { DAY_MS, HEURISTIC_MODELS } from '../src/attribution/models.js';
 import { Rng } from '../src/attribution/rng.js';
 import { runModel } from '../src/attribution/run.js';
+import type { JourneySet } from '../src/attribution/journey-set.js';
 import { fitShapleyModel } from '../src/attribution/shapley-model.js';
 import { syntheticJourneys } from '../src/attribution/synthetic.js';
 import { createTenant, insertEvents, type FixtureEvent } from '../src/attribution/test-fixtures.js';
@@ -28,6 +32,8 @@ import { createTestDatabase, stopTestServer, superClient } from '../src/testing/
 const HEURISTIC_CONVERSIONS = Number(process.env.BENCH_HEURISTIC_CONVERSIONS ?? 1_000_000);
 const JOURNEYS = Number(process.env.BENCH_JOURNEYS ?? 100_000);
 const DB_CONVERSIONS = Number(process.env.BENCH_DB_CONVERSIONS ?? 20_000);
+const SHAPLEY12_CONVERSIONS = Number(process.env.BENCH_SHAPLEY12_CONVERSIONS ?? 100_000);
+const SHAPLEY12_BOOTSTRAP = Number(process.env.BENCH_SHAPLEY12_BOOTSTRAP ?? 10);
 const CHANNELS = 12;
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -89,6 +95,74 @@ function shapley(): void {
   t0 = process.hrtime.bigint();
   fitShapleyModel(js, { bootstrap: 100, permutations: 2000, seed: 1 });
   line(`shapley with 100 bootstrap replicates (production default)`, `${(ms(t0) / 1000).toFixed(3)} s`);
+}
+
+/**
+ * Journeys whose paths touch `pathSize` distinct channels out of `universe` (in random order):
+ * `conversions` converting ones, then as many non-converting ones with 1..universe distinct channels.
+ */
+function wideJourneys(conversions: number, universe: number, pathSize: number, seed: number): JourneySet {
+  const rng = new Rng(seed);
+  const channels = Array.from({ length: universe }, (_, i) => `ch${String(i).padStart(2, '0')}`);
+  const paths: number[][] = [];
+  const pick = (k: number) => {
+    const all = Array.from({ length: universe }, (_, i) => i);
+    for (let i = 0; i < k; i++) {
+      const j = i + rng.int(universe - i);
+      [all[i], all[j]] = [all[j]!, all[i]!];
+    }
+    return all.slice(0, k);
+  };
+  for (let j = 0; j < conversions; j++) paths.push(pick(pathSize));
+  for (let j = 0; j < conversions; j++) paths.push(pick(1 + rng.int(universe)));
+  const pathStart = new Int32Array(paths.length + 1);
+  const pathChannels = new Int32Array(paths.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  paths.forEach((p, j) => {
+    pathStart[j] = at;
+    for (const c of p) pathChannels[at++] = c;
+  });
+  pathStart[paths.length] = at;
+  const converted = new Uint8Array(paths.length);
+  converted.fill(1, 0, conversions);
+  return { channels, pathStart, pathChannels, converted };
+}
+
+/**
+ * Shapley games of 12 players, the largest solved exactly (the cases above have paths of at most 6
+ * touches, so at most 6-player games). Two populations of 100,000 conversions whose paths each touch
+ * 12 distinct channels (plus as many non-converting journeys): out of 12 channels (every conversion
+ * is the same 12-player game), and out of 16 channels (C(16,12) = 1,820 different 12-player games,
+ * each solved over its 4,096 coalitions, once plus once per bootstrap replicate). The 16-channel
+ * bootstrap runs SHAPLEY12_BOOTSTRAP replicates (default 10: the production default of 100 takes
+ * minutes, see docs/attribution.md); solves scale linearly with the replicates.
+ */
+function shapley12(): void {
+  for (const universe of [12, 16]) {
+    const js = wideJourneys(SHAPLEY12_CONVERSIONS, universe, 12, 11 + universe);
+    let c0 = cpu();
+    let t0 = process.hrtime.bigint();
+    const fit = fitShapleyModel(js, { bootstrap: 0, permutations: 2000, seed: 1 });
+    const e0 = ms(t0);
+    const cExact = cpu() - c0;
+    const games = fit.diagnostics.channel_sets as number;
+    if (fit.diagnostics.sampled_channel_sets !== 0) throw new Error('12-player games must be solved exactly');
+    line(
+      `shapley exact, ${SHAPLEY12_CONVERSIONS.toLocaleString('en')} conversions, 12-channel paths of ${universe} channels`,
+      `${(e0 / 1000).toFixed(3)} s wall, ${(cExact / 1000).toFixed(3)} s CPU, ${games.toLocaleString('en')} distinct 12-player game${games === 1 ? '' : 's'}`,
+    );
+    const replicates = universe === 12 ? 100 : SHAPLEY12_BOOTSTRAP;
+    c0 = cpu();
+    t0 = process.hrtime.bigint();
+    fitShapleyModel(js, { bootstrap: replicates, permutations: 2000, seed: 1 });
+    const e1 = ms(t0);
+    const c1 = cpu() - c0;
+    line(
+      `  the same with ${replicates} bootstrap replicates`,
+      // Each replicate re-solves every game: (CPU − the fit without bootstrap) / replicates / games.
+      `${(e1 / 1000).toFixed(3)} s wall, ${(c1 / 1000).toFixed(3)} s CPU; a replicate ${((c1 - cExact) / replicates / 1000).toFixed(3)} s CPU, ${((c1 - cExact) / replicates / games).toFixed(3)} ms per game`,
+    );
+  }
 }
 
 function bayesian(): void {
@@ -156,5 +230,6 @@ console.log(`attribution benchmark (node ${process.version}; figures are noisy w
 heuristics();
 markov();
 shapley();
+shapley12();
 bayesian();
 if (!process.env.BENCH_SKIP_DB) await endToEnd();
