@@ -198,8 +198,8 @@ describe('URLs and path parameters', () => {
     }
   });
 
-  test('a malformed percent-escape in the URL is a 400 problem naming the url', async () => {
-    for (const url of ['/api/v1/events/%E0%A4%A', '/api/v1/events/%zz', '/health%']) {
+  test('a malformed percent-escape in the URL, or an over-long path parameter, is a 400 problem naming the url', async () => {
+    for (const url of ['/api/v1/events/%E0%A4%A', '/api/v1/events/%zz', '/health%', `/api/v1/events/${'x'.repeat(101)}`]) {
       const body = assertProblem(await app.inject({ method: 'GET', url, headers: auth() }), 400, 'validation_failed');
       assert.equal(body.field, 'url', url);
     }
