@@ -180,7 +180,11 @@ function checkCurrency(row: LedgerRow, k: Knowledge): void {
 
 async function insertRow(client: Queryable, ctx: ApplyContext, fact: Fact): Promise<LedgerRow> {
   const k = fact.knowledge;
-  const initial = k.authorized ? 'authorized' : path(null, derive(k).state)![0]!;
+  // Every row is born `authorized` and stepped forward: the first snapshot of a payment may be
+  // any of its later states (a capture, a partial refund), and which one arrives first must not
+  // change the row's previous_state or history. Every card or wallet payment is authorized
+  // before it is captured (an automatic capture does both at once).
+  const initial: LedgerState = 'authorized';
   const transactionId = scopedId(ctx.tenantId, ctx.provider, fact.target);
   const occurredAt = k.occurredAt ?? new Date().toISOString();
   const { rows } = await client.query<LedgerRow>(

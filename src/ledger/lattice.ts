@@ -18,9 +18,8 @@ export interface Knowledge {
   occurredAt: string | null;
   captured: boolean;
   /**
-   * The payment went through a separate authorization before its capture (so a row first seen
-   * captured is still born `authorized` and stepped to `captured`: its row does not depend on
-   * which of the two events arrived first).
+   * A provider event reported a separate authorization before the capture (informational: every
+   * row is born `authorized` and stepped forward, whatever the first snapshot says).
    */
   authorized: boolean;
   /** Individual refunds by provider refund id → amount. */
@@ -138,7 +137,7 @@ export function derive(k: Knowledge): Derived {
 export function path(from: LedgerState | null, to: LedgerState): LedgerState[] | null {
   const order = (s: LedgerState) => (s === 'authorized' ? 0 : s === 'captured' ? 1 : 2);
   if (from === to) return [];
-  if (from === null) return to === 'authorized' ? ['authorized'] : to === 'captured' ? ['captured'] : ['captured', to];
+  if (from === null) return to === 'authorized' ? ['authorized'] : to === 'captured' ? ['authorized', 'captured'] : ['authorized', 'captured', to];
   if (order(from) === 2) return null;
   if (order(to) <= order(from)) return [];
   return from === 'authorized' && order(to) === 2 ? ['captured', to] : [to];

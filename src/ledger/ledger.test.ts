@@ -57,7 +57,8 @@ describe('what the ledger knows is a semilattice (order and repetition of delive
   });
 
   test('paths follow authorized → captured → refunded | chargeback and never leave a final state', () => {
-    assert.deepEqual(path(null, 'refunded'), ['captured', 'refunded']);
+    assert.deepEqual(path(null, 'refunded'), ['authorized', 'captured', 'refunded']);
+    assert.deepEqual(path(null, 'captured'), ['authorized', 'captured']);
     assert.deepEqual(path('authorized', 'chargeback'), ['captured', 'chargeback']);
     assert.deepEqual(path('captured', 'authorized'), []);
     assert.equal(path('refunded', 'chargeback'), null);
@@ -189,7 +190,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     assert.equal(seen.rowCount, 0, 'the other tenant updates nothing');
   });
 
-  test('applyFact walks the machine: a refund snapshot of an unseen payment is captured then refunded', async () => {
+  test('applyFact walks the machine: a refund snapshot of an unseen payment is born authorized, then captured and refunded', async () => {
     const r = await inTenant((c) =>
       applyFact(c, { tenantId: tenant, provider: 'stripe', reason: 'test', reportingCurrency: 'USD' }, {
         target: 'ch_walk',
@@ -199,6 +200,6 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     );
     assert.equal(r.status, 'applied');
     const t = await inTenant(async (c) => transitions(c, r.status === 'applied' ? r.ledgerId : ''));
-    assert.deepEqual(t.map((x) => `${x.from_state}->${x.to_state}`), ['null->captured', 'captured->refunded']);
+    assert.deepEqual(t.map((x) => `${x.from_state}->${x.to_state}`), ['null->authorized', 'authorized->captured', 'captured->refunded']);
   });
 });

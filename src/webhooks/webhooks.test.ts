@@ -437,7 +437,7 @@ describe('a waiting fact that cannot apply', () => {
 });
 
 describe('idempotency and convergence', () => {
-  test('50 concurrent deliveries of the same event: one ledger row, one transition', async () => {
+  test('50 concurrent deliveries of the same event: one ledger row, one birth and one capture transition', async () => {
     const s = ep.stripe!;
     const body = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_concurrent', amount: 4200 }), 'evt_concurrent_1');
     const headers = stripeHeaders(body, s.secret);
@@ -448,30 +448,24 @@ describe('idempotency and convergence', () => {
     const c = await superClient(db);
     const rows = (await c.query(`SELECT id FROM revenue_ledger WHERE transaction_id = $1`, [`${tenant}:stripe:ch_concurrent`])).rows;
     assert.equal(rows.length, 1);
-    const transitions = (await c.query(`SELECT from_state, to_state FROM revenue_state_transitions WHERE ledger_id = $1`, [rows[0].id])).rows;
-    assert.deepEqual(transitions, [{ from_state: null, to_state: 'captured' }]);
+    const transitions = (await c.query(`SELECT from_state, to_state FROM revenue_state_transitions WHERE ledger_id = $1 ORDER BY transitioned_at, id`, [rows[0].id])).rows;
+    assert.deepEqual(transitions, [{ from_state: null, to_state: 'authorized' }, { from_state: 'authorized', to_state: 'captured' }]);
     const deliveries = (await c.query(`SELECT count(*)::int AS n FROM webhook_deliveries WHERE provider_event_id = 'evt_concurrent_1'`)).rows[0].n;
     await c.end();
     assert.equal(deliveries, 1);
   });
 
-  test('every permutation of capture / partial refund / full refund converges to the same row', async () => {
-    const events = {
-      capture: stripeEvent('charge.captured', stripeCharge({ id: 'ch_perm', amount: 2000, orderId: 'ORD-PERM' }), 'evt_perm_capture'),
-      partial: stripeEvent('charge.refunded', stripeCharge({ id: 'ch_perm', amount: 2000, refunded: 500, orderId: 'ORD-PERM' }), 'evt_perm_partial'),
-      full: stripeEvent('charge.refunded', stripeCharge({ id: 'ch_perm', amount: 2000, refunded: 2000, orderId: 'ORD-PERM' }), 'evt_perm_full'),
-    };
-    const orders: (keyof typeof events)[][] = [
-      ['capture', 'partial', 'full'], ['capture', 'full', 'partial'], ['partial', 'capture', 'full'],
-      ['partial', 'full', 'capture'], ['full', 'capture', 'partial'], ['full', 'partial', 'capture'],
-    ];
+  const permutations = <T>(xs: T[]): T[][] => (xs.length <= 1 ? [xs] : xs.flatMap((x, i) => permutations([...xs.slice(0, i), ...xs.slice(i + 1)]).map((p) => [x, ...p])));
+
+  /** Every order of the events (the first one resent at the end) in a fresh tenant each: the rows must be identical. */
+  async function converge(label: string, events: Record<string, string>) {
     const finals = new Set<string>();
     const owner = db.ownerPool({ max: 1 });
-    for (const [i, order] of orders.entries()) {
-      const t = (await createTenant(owner, { name: `Perm ${i}`, email: `perm${i}@x.example` })).tenant_id;
+    for (const [i, order] of permutations(Object.keys(events)).entries()) {
+      const t = (await createTenant(owner, { name: `${label} ${i}`, email: `${label}${i}@x.example` })).tenant_id;
       const e = await endpoint('stripe', t, 'whsec_perm_secret');
       for (const name of [...order, order[0]!]) {
-        const res = await post('stripe', e.id, events[name], stripeHeaders(events[name], e.secret));
+        const res = await post('stripe', e.id, events[name]!, stripeHeaders(events[name]!, e.secret));
         assert.equal(res.statusCode, 200, res.body);
       }
       const c = await superClient(db);
@@ -487,8 +481,27 @@ describe('idempotency and convergence', () => {
     }
     await owner.end();
     assert.equal(finals.size, 1, [...finals].join('\n'));
-    const final = JSON.parse([...finals][0]!);
+    return JSON.parse([...finals][0]!);
+  }
+
+  test('every permutation of capture / partial refund / full refund converges to the same row', async () => {
+    const final = await converge('perm', {
+      capture: stripeEvent('charge.captured', stripeCharge({ id: 'ch_perm', amount: 2000, orderId: 'ORD-PERM' }), 'evt_perm_capture'),
+      partial: stripeEvent('charge.refunded', stripeCharge({ id: 'ch_perm', amount: 2000, refunded: 500, orderId: 'ORD-PERM' }), 'evt_perm_partial'),
+      full: stripeEvent('charge.refunded', stripeCharge({ id: 'ch_perm', amount: 2000, refunded: 2000, orderId: 'ORD-PERM' }), 'evt_perm_full'),
+    });
     assert.deepEqual([final.state, final.previous_state, final.refunded_cents, final.revenue_cents], ['refunded', 'captured', 2000, 0]);
+  });
+
+  test('a manual-capture payment: every order of authorization, capture, partial refund and payment intent gives the same row, previous_state included', async () => {
+    const pi = { id: 'pi_ch_manual', object: 'payment_intent', amount: 3000, currency: 'usd', latest_charge: 'ch_manual', created: 1717000000, metadata: { order_id: 'ORD-MANUAL' } };
+    const final = await converge('manual', {
+      auth: stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_manual', amount: 3000, captured: false, orderId: 'ORD-MANUAL' }), 'evt_manual_auth'),
+      capture: stripeEvent('charge.captured', stripeCharge({ id: 'ch_manual', amount: 3000, orderId: 'ORD-MANUAL' }), 'evt_manual_capture'),
+      partial: stripeEvent('charge.refunded', stripeCharge({ id: 'ch_manual', amount: 3000, refunded: 700, orderId: 'ORD-MANUAL' }), 'evt_manual_partial'),
+      succeeded: stripeEvent('payment_intent.succeeded', { ...pi, status: 'succeeded' }, 'evt_manual_pi'),
+    });
+    assert.deepEqual([final.state, final.previous_state, final.refunded_cents, final.revenue_cents], ['captured', 'authorized', 700, 2300]);
   });
 });
 
@@ -593,7 +606,7 @@ describe('isolation and the CLI', () => {
     assert.equal(res.json().code, 'transaction_not_found');
     const mine = await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/ch_sig_1', headers: { authorization: `Bearer ${apiKey}` } });
     assert.equal(mine.statusCode, 200);
-    assert.deepEqual(mine.json().transitions.map((t: { to_state: string }) => t.to_state), ['captured']);
+    assert.deepEqual(mine.json().transitions.map((t: { to_state: string }) => t.to_state), ['authorized', 'captured']);
     assert.match(mine.json().transitions[0].reason, /^stripe charge\.succeeded evt_/);
   });
 
