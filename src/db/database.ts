@@ -48,15 +48,18 @@ export async function openDatabase(config: Config, options: { ephemeral?: boolea
       embedded = await startEmbedded({ dataDir: config.dataDir, ephemeral: options.ephemeral });
       const server = embedded;
       // The same superuser logs in to both databases, so the roles found here hold for both.
+      // Two commands starting at once both get here: without the lock their GRANT / ALTER ROLE
+      // statements race on the same catalogue rows ("tuple concurrently updated").
       roles = await withClient(server.url('postgres'), async (client) => {
+        await acquireAdvisoryLock(client, SETUP_LOCK);
         const r = await ensureRoles(client, config);
         await createDatabaseIfMissing(client, EMBEDDED_DATABASE, r.owner);
+        // The application logs in as its own role: a session whose login user is the superuser
+        // could leave the role it was given (RESET ROLE); a session of skeldir_app cannot.
+        await client.query(`ALTER ROLE ${ident(r.app)} WITH LOGIN PASSWORD '${server.appPassword}'`);
         return r;
       });
       url = server.url(EMBEDDED_DATABASE);
-      // The application logs in as its own role: a session whose login user is the superuser
-      // could leave the role it was given (RESET ROLE); a session of skeldir_app cannot.
-      await withClient(url, (client) => client.query(`ALTER ROLE ${ident(roles.app)} WITH LOGIN PASSWORD '${server.appPassword}'`));
       return databaseAt(url, roles, embedded, server.url(EMBEDDED_DATABASE, roles.app));
     }
     return databaseAt(url, roles, embedded);
