@@ -18,6 +18,7 @@ import { revision as r202611280059 } from './revisions/202611280059_webhook_endp
 import { revision as r202611280152 } from './revisions/202611280152_api_key_policies_system_only.js';
 import { revision as r202611280202 } from './revisions/202611280202_tenant_scoped_foreign_keys.js';
 import { revision as r202611280300 } from './revisions/202611280300_revenue_ledger_insert_guard.js';
+import { revision as r202611280313 } from './revisions/202611280313_worker_claim_due_index.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -43,6 +44,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280152,
   r202611280202,
   r202611280300,
+  r202611280313,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

@@ -16,12 +16,13 @@ export interface ClaimedEvent {
 }
 
 /**
- * Locks up to `limit` due pending events of any tenant for this transaction (oldest first,
- * skipping rows other workers hold) through the SECURITY DEFINER function of revision
- * 202611280021; see docs/worker.md for why the locks, not a status change, are the claim.
+ * Locks up to `limit` due pending events of any tenant for this transaction (due retries first,
+ * then events due at once; skipping rows other workers hold) through the SECURITY DEFINER
+ * function of revision 202611280313 (two partial-index range scans); see docs/worker.md for why
+ * the locks, not a status change, are the claim.
  */
 export async function claimEvents(client: Queryable, limit: number): Promise<ClaimedEvent[]> {
-  const { rows } = await client.query<ClaimedEvent>('SELECT id, tenant_id, event_type, retry_count FROM skeldir_claim_events($1)', [limit]);
+  const { rows } = await client.query<ClaimedEvent>('SELECT id, tenant_id, event_type, retry_count FROM skeldir_claim_due_events($1)', [limit]);
   return rows;
 }
 

@@ -118,30 +118,62 @@ describe('options and backoff', () => {
 });
 
 describe('the claim', () => {
-  test('locks due pending events through idx_events_processing_status (EXPLAIN of the function body)', async () => {
+  /** EXPLAIN of the claim function's own body, run as its owner with its own settings (ANALYZE runs it: rolled back). */
+  async function claimPlan(limit: number, analyze: boolean): Promise<{ plan: string; src: string }> {
+    const fn = (await su.query<{ prosrc: string; config: string[] }>(`SELECT prosrc, proconfig AS config FROM pg_proc WHERE proname = 'skeldir_claim_due_events'`)).rows[0]!;
+    await su.query('BEGIN');
+    try {
+      await su.query('SET LOCAL ROLE skeldir_system');
+      for (const setting of fn.config) {
+        const [name, value] = setting.split(/=(.*)/s) as [string, string];
+        await su.query(`SELECT set_config($1, $2, true)`, [name, value]);
+      }
+      await su.query(`PREPARE claim_plan(integer) AS ${fn.prosrc}`);
+      const rows = (await su.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF, TIMING OFF)' : ''} EXECUTE claim_plan(${limit})`)).rows;
+      return { plan: rows.map((r) => r['QUERY PLAN']).join('\n'), src: fn.prosrc };
+    } finally {
+      await su.query('ROLLBACK');
+      await su.query('DEALLOCATE ALL'); // prepared statements outlive the transaction
+    }
+  }
+
+  test('locks due pending events through the partial indexes (EXPLAIN of the function body)', async () => {
     // A realistic table: most rows processed, a few pending; statistics up to date.
     await insertPendingEvents(app, tenantA, journeys({ events: 3000, touches: 5, conversionRate: 0, seed: 3 }));
     await su.query(`UPDATE attribution_events SET processing_status = 'processed'`);
     await insertPendingEvents(app, tenantA, journeys({ events: 20, touches: 5, conversionRate: 0, seed: 4 }));
     await su.query('ANALYZE attribution_events');
-    const fn = (await su.query<{ prosrc: string; config: string[] }>(`SELECT prosrc, proconfig AS config FROM pg_proc WHERE proname = 'skeldir_claim_events'`)).rows[0]!;
-    const src = fn.prosrc;
-    await su.query('BEGIN');
-    try {
-      await su.query('SET LOCAL ROLE skeldir_system'); // the function runs as its owner, with its own settings
-      for (const setting of fn.config) {
-        const [name, value] = setting.split(/=(.*)/s) as [string, string];
-        await su.query(`SELECT set_config($1, $2, true)`, [name, value]);
-      }
-      await su.query(`PREPARE claim_plan(integer) AS ${src}`);
-      const plan = (await su.query<{ 'QUERY PLAN': string }>('EXPLAIN EXECUTE claim_plan(100)')).rows.map((r) => r['QUERY PLAN']).join('\n');
-      assert.match(plan, /LockRows/, plan);
-      assert.match(plan, /Index Scan using idx_events_processing_status on attribution_events/, plan);
-      assert.doesNotMatch(plan, /Seq Scan/, plan);
-      assert.match(src, /FOR UPDATE SKIP LOCKED/);
-    } finally {
-      await su.query('ROLLBACK');
+    const { plan, src } = await claimPlan(100, false);
+    assert.match(plan, /LockRows/, plan);
+    assert.match(plan, /Index Scan using idx_events_claim_retry on attribution_events/, plan);
+    assert.match(plan, /Index Scan using idx_events_claim_new on attribution_events/, plan);
+    assert.doesNotMatch(plan, /Seq Scan|Sort|Bitmap/, plan);
+    assert.equal(src.match(/FOR UPDATE SKIP LOCKED/g)?.length, 2);
+    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+
+  test('with a backlog of retries not yet due, the claim reads only what it locks (EXPLAIN ANALYZE: nothing removed by a filter)', async () => {
+    // The review's shape, scaled down: processed rows, 3,000 retries waiting, 30 due retries, 30 new.
+    await insertPendingEvents(app, tenantA, journeys({ events: 3000, touches: 5, conversionRate: 0, seed: 5 }));
+    await su.query(`UPDATE attribution_events SET processing_status = 'processed'`);
+    const waiting = await insertPendingEvents(app, tenantB, journeys({ events: 3000, touches: 5, conversionRate: 0, seed: 6 }));
+    await su.query(`UPDATE attribution_events SET retry_count = 1, next_attempt_at = now() + interval '1 hour' WHERE id = ANY($1)`, [waiting]);
+    const due = await insertPendingEvents(app, tenantB, journeys({ events: 30, touches: 5, conversionRate: 0, seed: 7 }));
+    await su.query(`UPDATE attribution_events SET retry_count = 2, next_attempt_at = now() - interval '1 minute' WHERE id = ANY($1)`, [due]);
+    const fresh = await insertPendingEvents(app, tenantA, journeys({ events: 30, touches: 5, conversionRate: 0, seed: 8 }));
+    await su.query('ANALYZE attribution_events');
+    for (const limit of [100, 10]) {
+      const { plan } = await claimPlan(limit, true);
+      assert.doesNotMatch(plan, /Seq Scan|Sort|Bitmap/, plan);
+      const removed = [...plan.matchAll(/Rows Removed by Filter: (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+      assert.equal(removed, 0, `no row read and thrown away:\n${plan}`);
+      const locked = Number(/^Limit \(actual rows=(\d+)/m.exec(plan)?.[1]);
+      assert.equal(locked, Math.min(limit, 60), plan);
     }
+    // Due retries first (in due order), then the new events; no waiting retry.
+    const claimed = await withTenant(app, tenantA, async (c) => (await c.query<{ id: string }>('SELECT id FROM skeldir_claim_due_events(100)')).rows.map((r) => r.id));
+    assert.deepEqual(new Set(claimed.slice(0, 30)), new Set(due));
+    assert.deepEqual(new Set(claimed.slice(30)), new Set(fresh));
     await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 
@@ -150,7 +182,7 @@ describe('the claim', () => {
     const [done] = await insertPendingEvents(app, tenantB, [{ type: 'touchpoint', channel: 'email', session: randomUUID(), at: new Date() }]);
     await su.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE id = $1`, [done]);
     const fn = (await su.query<{ owner: string; definer: boolean; acl: string }>(
-      `SELECT pg_get_userbyid(proowner) AS owner, prosecdef AS definer, array_to_string(proacl, ',') AS acl FROM pg_proc WHERE proname = 'skeldir_claim_events'`,
+      `SELECT pg_get_userbyid(proowner) AS owner, prosecdef AS definer, array_to_string(proacl, ',') AS acl FROM pg_proc WHERE proname = 'skeldir_claim_due_events'`,
     )).rows[0]!;
     assert.equal(fn.owner, 'skeldir_system');
     assert.equal(fn.definer, true);

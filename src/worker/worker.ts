@@ -89,9 +89,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     const pool = this.db.appPool({ max: this.options.concurrency + 1, applicationName: 'skeldir-worker' });
     this.pool = pool;
     try {
-      const { rows } = await pool.query<{ ok: boolean }>(`SELECT to_regprocedure('skeldir_claim_events(integer)') IS NOT NULL AS ok`);
+      const { rows } = await pool.query<{ ok: boolean }>(`SELECT to_regprocedure('skeldir_claim_due_events(integer)') IS NOT NULL AS ok`);
       if (!rows[0]!.ok) {
-        throw new WorkerSetupError('worker_schema_outdated', 'the database schema has no worker queue (revision 202611280021); run `skeldir migrate upgrade` first');
+        throw new WorkerSetupError('worker_schema_outdated', 'the database schema has no worker claim function skeldir_claim_due_events (revision 202611280313); run `skeldir migrate upgrade` first');
       }
       await registerInstance(pool, this.instanceId, this.options);
       await housekeeping(pool).catch((error) => this.log.warn({ err: error }, 'worker housekeeping failed'));
