@@ -51,8 +51,11 @@ test('concurrent single events of a tenant share transactions; each gets its own
   const outcomes = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<IngestCoalescer['submit']>>>).value);
   assert.equal(groups.reduce((a, b) => a + b, 0), 41);
   assert.ok(groups.length < 41 && groups.length >= 2, `groups: ${groups.join(',')}`);
-  assert.deepEqual(outcomes.slice(0, 40).map((o) => o.status), Array(40).fill(201), `groups ${groups.join(',')}`);
-  assert.equal(outcomes[40]!.status, 200, `groups ${groups.join(',')}: ${JSON.stringify(outcomes[40])}`);
+  assert.deepEqual(outcomes.slice(1, 40).map((o) => o.status), Array(39).fill(201), `groups ${groups.join(',')}`);
+  // The first event and its duplicate are two concurrent requests with one key: whichever group
+  // commits first creates it (201), the other replays it (200). Usually the first, but a group
+  // waiting for a connection can be overtaken by a later one (seen under load: groups 1,1,39).
+  assert.deepEqual([outcomes[0]!.status, outcomes[40]!.status].sort(), [200, 201], `groups ${groups.join(',')}: ${JSON.stringify([outcomes[0], outcomes[40]])}`);
   assert.equal((outcomes[40] as { event: { id: string } }).event.id, (outcomes[0] as { event: { id: string } }).event.id);
   const { rows } = await su.query('SELECT count(*)::int AS n FROM attribution_events');
   assert.equal(rows[0].n, 40);
