@@ -161,7 +161,10 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
       if (error instanceof DomainError) return dead(error);
       throw error;
     }
-    const fact = parsed.fact;
+    // WooCommerce order ids are per-site integers: two stores of one tenant would share them. Each
+    // store has its own endpoint, so its ids are keyed by the endpoint (the order id that matches
+    // conversions stays the store's own).
+    const fact = parsed.fact && provider === 'woocommerce' ? { ...parsed.fact, target: `${endpointId}:${parsed.fact.target}` } : parsed.fact;
     if (!fact) {
       const detail = printable(parsed.ignored ?? 'nothing to record', 1000);
       await client.query(`UPDATE webhook_deliveries SET status = 'ignored', detail = $2 WHERE id = $1`, [deliveryId, detail]);

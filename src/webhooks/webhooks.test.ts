@@ -414,6 +414,21 @@ describe('real provider payloads (full size, deeply nested)', () => {
   });
 });
 
+describe('WooCommerce stores', () => {
+  test('two stores of one tenant with the same order id are two payments (ids keyed by the endpoint)', async () => {
+    const second = await endpoint('woocommerce');
+    const order = (total: string) => JSON.stringify({ id: 4242, number: '4242', status: 'processing', currency: 'EUR', total, date_paid_gmt: '2024-06-02T09:01:00', refunds: [] });
+    const a = await post('woocommerce', ep.woocommerce!.id, order('10.00'), wooHeaders(order('10.00'), ep.woocommerce!.secret, 'order.updated'));
+    const b = await post('woocommerce', second.id, order('99.00'), wooHeaders(order('99.00'), second.secret, 'order.updated'));
+    assert.deepEqual([a.json().status, b.json().status], ['applied', 'applied'], b.body);
+    assert.deepEqual([a.json().transaction_id, b.json().transaction_id], [`${ep.woocommerce!.id}:4242`, `${second.id}:4242`]);
+    const c = await superClient(db);
+    const rows = (await c.query(`SELECT amount_cents, order_id FROM revenue_ledger WHERE tenant_id = $1 AND transaction_id LIKE '%:woocommerce:%:4242' ORDER BY amount_cents`, [tenant])).rows;
+    await c.end();
+    assert.deepEqual(rows, [{ amount_cents: 1000, order_id: '4242' }, { amount_cents: 9900, order_id: '4242' }], 'each store keeps its amount; the order id conversions match is the store\'s own');
+  });
+});
+
 describe('a waiting fact that cannot apply', () => {
   test('a waiting refund in another currency is dead-lettered on its own when its payment arrives; the payment and later events go through', async () => {
     const s = ep.stripe!;
