@@ -43,7 +43,8 @@ export function classifyFailure(error: unknown): ClassifiedFailure {
   const err = error instanceof Error ? error : new Error(String(error));
   const rawCode = (err as unknown as { code?: unknown }).code;
   const sqlstate = typeof rawCode === 'string' && /^[0-9A-Z]{5}$/.test(rawCode) ? rawCode : null;
-  const base = { message: truncate(err.message || err.name, MAX_MESSAGE), traceback: err.stack ? truncate(err.stack, MAX_TRACE) : null, sqlstate };
+  const trace = traceOf(err);
+  const base = { message: truncate(err.message || err.name, MAX_MESSAGE), traceback: trace ? truncate(trace, MAX_TRACE) : null, sqlstate };
 
   if (err instanceof WorkerEventError) return { ...base, type: 'validation', code: err.code, permanent: true };
   if (err instanceof AttributionError) {
@@ -61,6 +62,20 @@ export function classifyFailure(error: unknown): ClassifiedFailure {
     return { ...base, type: 'internal', code, permanent: false };
   }
   return { ...base, type: 'internal', code: 'internal', permanent: false };
+}
+
+/**
+ * The stack, and for a database error what PostgreSQL said beyond the message: node-postgres's
+ * stack only shows where the client received it, while DETAIL, HINT and CONTEXT (`where`: the
+ * PL/pgSQL function, trigger or statement) show where in the database it arose.
+ */
+function traceOf(err: Error): string | null {
+  const pgErr = err as Error & { detail?: unknown; hint?: unknown; where?: unknown };
+  const extra = [['DETAIL', pgErr.detail], ['HINT', pgErr.hint], ['CONTEXT', pgErr.where]]
+    .filter(([, v]) => typeof v === 'string' && v !== '')
+    .map(([k, v]) => `${k}: ${v as string}`);
+  const parts = [...(err.stack ? [err.stack] : []), ...extra];
+  return parts.length ? parts.join('\n') : null;
 }
 
 /** Errors worth repeating at once, inside the same batch, without counting an attempt. */

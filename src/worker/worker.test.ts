@@ -300,7 +300,7 @@ describe('processing', () => {
     // A fault in the database for this one event (a bug a deploy will fix): the bulk update of its
     // batch fails, the worker isolates it, the 29 others are processed.
     await su.query(`CREATE FUNCTION test_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN RAISE EXCEPTION 'poisoned event %', NEW.id; END $$`);
+      BEGIN RAISE EXCEPTION 'poisoned event %', NEW.id USING DETAIL = 'the poison detail', HINT = 'drop the trigger'; END $$`);
     await su.query(`CREATE TRIGGER trg_test_poison BEFORE UPDATE OF processing_status ON attribution_events
       FOR EACH ROW WHEN (NEW.id = '${poison}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_poison()`);
     const failures: FailureReport[] = [];
@@ -329,7 +329,8 @@ describe('processing', () => {
     assert.equal(d.error_type, 'internal');
     assert.equal(d.error_code, 'sqlstate_P0001');
     assert.match(d.error_message, /poisoned event/);
-    assert.ok(d.error_traceback);
+    // node-postgres's stack, then what PostgreSQL said about where the error arose.
+    assert.match(d.error_traceback, /^error: poisoned event[\s\S]*\nDETAIL: the poison detail\nHINT: drop the trigger\nCONTEXT: PL\/pgSQL function test_poison\(\) line \d+ at RAISE$/);
     assert.equal(d.retry_count, maxRetries + 1);
     assert.equal(d.event_type, 'touchpoint');
     assert.equal(d.remediation_status, 'pending');
