@@ -141,7 +141,7 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     );
   }
   if (after.changed && after.order_id && after.state !== 'authorized') {
-    await verifyOrderAllocations(client, { order_id: after.order_id, verification_timestamp: after.verification_timestamp, provider: ctx.provider });
+    await verifyOrderAllocations(client, { tenant_id: ctx.tenantId, order_id: after.order_id, verification_timestamp: after.verification_timestamp, provider: ctx.provider });
   }
   return {
     status: 'applied',
@@ -270,16 +270,25 @@ async function fxFor(client: Queryable, currency: string, reporting: string, dat
   return findRate(client, currency, reporting, date);
 }
 
-/** Marks the allocations of the order's conversions verified (those not yet marked). */
+/**
+ * Marks the allocations of the order's conversions verified (those not yet marked). Takes the
+ * order's advisory lock exclusively first (the allocation trigger takes it shared, revision
+ * 202611280318): a conversion written concurrently is then either seen here or sees this
+ * payment once it commits. Rows another transaction holds are skipped: they are being replaced,
+ * and the trigger checks their replacements after this transaction commits.
+ */
 export async function verifyOrderAllocations(
   client: Queryable,
-  row: { order_id: string; verification_timestamp: Date; provider: Provider },
+  row: { tenant_id: string; order_id: string; verification_timestamp: Date; provider: Provider },
 ): Promise<number> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':order:' || $2::text, 0))`, [row.tenant_id, row.order_id]);
   const r = await client.query(
     `UPDATE attribution_allocations a
         SET verified = true, verification_source = $2, verification_timestamp = $3
-       FROM attribution_events e
-      WHERE e.id = a.event_id AND e.tenant_id = a.tenant_id AND e.event_type = 'conversion' AND e.order_id = $1 AND NOT a.verified`,
+      WHERE a.id IN (SELECT x.id FROM attribution_allocations x
+                       JOIN attribution_events e ON e.id = x.event_id AND e.tenant_id = x.tenant_id
+                      WHERE e.event_type = 'conversion' AND e.order_id = $1 AND NOT x.verified
+                        FOR UPDATE OF x SKIP LOCKED)`,
     [row.order_id, row.provider, row.verification_timestamp],
   );
   return r.rowCount ?? 0;

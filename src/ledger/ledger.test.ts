@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { createTenant } from '../tenants/tenants.js';
-import { createTestDatabase, type TestDatabase } from '../testing/db.js';
+import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { applyFact } from './apply.js';
 import { derive, EMPTY, join, path, type Knowledge } from './lattice.js';
 
@@ -188,6 +188,75 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_state_transitions SET to_state = 'x' WHERE ledger_id = $1`, [id])), { code: '42501' });
     const seen = await inTenant((c) => c.query(`UPDATE revenue_ledger SET state = 'refunded' WHERE id = $1`, [id]), other);
     assert.equal(seen.rowCount, 0, 'the other tenant updates nothing');
+  });
+
+  test('a payment and a conversion of the same order in concurrent transactions: the allocations end verified, whichever commits first', async () => {
+    const capture = (c: pg.PoolClient, order: string) =>
+      applyFact(c, { tenantId: tenant, provider: 'stripe', reason: 'test', reportingCurrency: 'USD' }, {
+        target: `ch_${order}`, aliases: [], knowledge: { ...EMPTY, amount: 900, currency: 'USD', captured: true, orderId: order },
+      });
+    const conversion = async (c: pg.PoolClient, order: string) => {
+      const event = (await c.query(
+        `INSERT INTO attribution_events (tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, raw_payload, revenue_cents, idempotency_key, order_id)
+         VALUES ($1, 'conversion', 'email', gen_random_uuid(), now(), now(), '{}', 900, $3, $2) RETURNING id`, [tenant, order, `${tenant}:ext:${order}`])).rows[0].id;
+      await c.query(
+        `INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, confidence_score, model_type)
+         VALUES ($1, $2, 'email', 900, 1, 1, 'last_touch')`, [tenant, event]);
+      return event as string;
+    };
+    // Waits until the other connection is blocked on a lock (or its statement ended: then the race is lost and the assertion says so).
+    const blocked = async (pid: number, pending: Promise<unknown>) => {
+      let settled = false;
+      void pending.then(() => (settled = true), () => (settled = true));
+      const probe = await superClient(db); // another role's wait events are visible to a superuser only
+      try {
+        for (;;) {
+          const r = await probe.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid]);
+          if (r.rows[0]?.wait_event_type === 'Lock') return;
+          if (settled) {
+            await pending; // surfaces its error
+            assert.fail('the second transaction did not wait for the order lock');
+          }
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      } finally {
+        await probe.end();
+      }
+    };
+    for (const first of ['payment', 'conversion'] as const) {
+      const order = `O-RACE-${first}`;
+      const [a, b] = [await appPool.connect(), await appPool.connect()];
+      try {
+        for (const c of [a, b]) {
+          await c.query('BEGIN');
+          await c.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
+        }
+        const pidB = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+        let event: Promise<string> | string;
+        if (first === 'payment') {
+          await capture(a, order); // uncommitted capture
+          const pending = conversion(b, order); // its trigger waits for the payment's order lock
+          await blocked(pidB, pending);
+          await a.query('COMMIT');
+          event = await pending;
+          await b.query('COMMIT');
+        } else {
+          event = await conversion(a, order); // uncommitted allocations (order lock held shared)
+          const pending = capture(b, order); // waits for the order lock before marking allocations
+          await blocked(pidB, pending);
+          await a.query('COMMIT');
+          await pending;
+          await b.query('COMMIT');
+        }
+        const v = await inTenant((c) => c.query(`SELECT verified, verification_source FROM attribution_allocations WHERE event_id = $1`, [event]));
+        assert.deepEqual(v.rows, [{ verified: true, verification_source: 'stripe' }], `${first} first`);
+      } finally {
+        for (const c of [a, b]) {
+          await c.query('ROLLBACK').catch(() => undefined);
+          c.release();
+        }
+      }
+    }
   });
 
   test('applyFact walks the machine: a refund snapshot of an unseen payment is born authorized, then captured and refunded', async () => {

@@ -19,6 +19,7 @@ import { revision as r202611280152 } from './revisions/202611280152_api_key_poli
 import { revision as r202611280202 } from './revisions/202611280202_tenant_scoped_foreign_keys.js';
 import { revision as r202611280300 } from './revisions/202611280300_revenue_ledger_insert_guard.js';
 import { revision as r202611280313 } from './revisions/202611280313_worker_claim_due_index.js';
+import { revision as r202611280318 } from './revisions/202611280318_order_verification_lock.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -45,6 +46,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280202,
   r202611280300,
   r202611280313,
+  r202611280318,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */
