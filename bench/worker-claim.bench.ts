@@ -30,7 +30,7 @@ async function insert(n: number, status: 'processed' | 'pending', nextAttempt: s
       `INSERT INTO attribution_events (tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, revenue_cents,
          idempotency_key, raw_payload, processing_status, processed_at, next_attempt_at, retry_count)
        SELECT $1::uuid, 'touchpoint', 'email', gen_random_uuid(), now(), now(), 0, $1::text || ':ext:' || gen_random_uuid(), '{}',
-              $2, CASE WHEN $2 = 'processed' THEN now() END, ${nextAttempt ?? 'NULL'}, $3
+              $2::text, CASE WHEN $2::text = 'processed' THEN now() END, ${nextAttempt ?? 'NULL'}, $3
          FROM generate_series(1, $4)`,
       [tenant, status, retryCount, Math.min(100_000, n - from)],
     );
@@ -71,7 +71,7 @@ async function plan(fn: string, limit: number): Promise<{ removed: number; nodes
     await su.query(`PREPARE p(integer) AS ${f.prosrc}`);
     const text = (await su.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE p(${limit})`)).rows.map((r) => r['QUERY PLAN']).join('\n');
     const removed = [...text.matchAll(/Rows Removed by Filter: (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-    const nodes = [...text.matchAll(/(Seq Scan|Index Scan using \w+|Sort|Incremental Sort|Bitmap \w+ Scan)/g)].map((m) => m[1]).join(', ');
+    const nodes = [...text.matchAll(/(?:^|->\s+)(Seq Scan|Index Scan using \w+|Incremental Sort|Sort|Bitmap \w+ Scan)/gm)].map((m) => m[1]).join(', ');
     return { removed, nodes };
   } finally {
     await su.query('ROLLBACK');
