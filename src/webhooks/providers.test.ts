@@ -124,13 +124,19 @@ describe('PayPal', () => {
     assert.equal(one(parsePayPal(ev('PAYMENT.AUTHORIZATION.VOIDED', { id: 'AUTH1', amount: { currency_code: 'JPY', value: '1500' } }))).knowledge.voided, true);
     assert.throws(() => parsePayPal(ev('PAYMENT.CAPTURE.REFUNDED', { id: 'R3', status: 'COMPLETED', amount: { currency_code: 'JPY', value: '5' }, links: [] })), { code: 'ledger_fact_invalid' });
   });
-  test('disputes: a buyer-favour outcome is a chargeback of the disputed amount', () => {
+  test('disputes are status only (money comes from REFUNDED / REVERSED): a lost dispute and its reversal count once', () => {
     const d = (outcome?: string) => one(parsePayPal(ev('CUSTOMER.DISPUTE.RESOLVED', {
       dispute_id: 'PP-D-1', status: 'RESOLVED', dispute_amount: { currency_code: 'USD', value: '3.00' },
       disputed_transactions: [{ seller_transaction_id: 'CAP2' }], ...(outcome ? { dispute_outcome: { outcome_code: outcome } } : {}),
     })));
-    assert.deepEqual(d('RESOLVED_BUYER_FAVOUR').knowledge.chargebacks, { 'PP-D-1': 300 });
+    assert.deepEqual([d('RESOLVED_BUYER_FAVOUR').knowledge.chargebacks, d('RESOLVED_BUYER_FAVOUR').knowledge.disputes], [{}, { 'PP-D-1': 'resolved_buyer_favour' }]);
     assert.deepEqual(d('RESOLVED_SELLER_FAVOUR').knowledge.chargebacks, {});
+    const capture = one(parsePayPal(ev('PAYMENT.CAPTURE.COMPLETED', { id: 'CAP2', status: 'COMPLETED', amount: { currency_code: 'USD', value: '10.00' } })));
+    const reversal = one(parsePayPal(ev('PAYMENT.CAPTURE.REVERSED', {
+      id: 'REV-1', status: 'COMPLETED', amount: { currency_code: 'USD', value: '3.00' }, links: [{ rel: 'up', href: 'https://api.paypal.com/v2/payments/captures/CAP2' }],
+    })));
+    const k = [capture, reversal, d('RESOLVED_BUYER_FAVOUR')].map((f) => f.knowledge).reduce(join, EMPTY);
+    assert.deepEqual(derive(k), { state: 'chargeback', refundedCents: 0, chargebackCents: 300, netCents: 700 }, 'the 3.00 lost once, not twice');
     assert.equal(d('RESOLVED_SELLER_FAVOUR').target, 'CAP2');
     assert.equal(parsePayPal(ev('BILLING.SUBSCRIPTION.CREATED', {})).fact, null);
   });

@@ -402,12 +402,15 @@ export function parsePayPal(event: unknown): ParsedEvent {
       const money = paypalMoney(r.dispute_amount, 'resource.dispute_amount');
       const outcome = str((r.dispute_outcome as Json | undefined)?.outcome_code);
       const status = label(outcome ?? str(r.status) ?? 'unknown', 50).toLowerCase();
-      const lost = outcome === 'RESOLVED_BUYER_FAVOUR';
+      // A dispute's outcome is recorded as its status only. The money moves in events of its own,
+      // keyed by their own ids: an accepted claim is refunded (PAYMENT.CAPTURE.REFUNDED), a
+      // dispute lost to the buyer reverses the capture (PAYMENT.CAPTURE.REVERSED, a chargeback
+      // here). Counting RESOLVED_BUYER_FAVOUR as a chargeback too would count the loss twice.
       return result(
         {
           target: checkProviderId(capture, 'resource.disputed_transactions[0].seller_transaction_id'),
           aliases: [],
-          knowledge: knowledge({ currency: money.currency, disputes: { [id]: status }, chargebacks: lost ? { [id]: money.amount } : {} }),
+          knowledge: knowledge({ currency: money.currency, disputes: { [id]: status } }),
         },
       );
     }
