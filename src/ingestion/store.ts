@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js';
+import { EVENTS_CHANNEL } from '../worker/channel.js';
 import type { PreparedEvent } from './prepare.js';
 import type { EventOutput } from './schema.js';
 
@@ -7,9 +8,6 @@ import type { EventOutput } from './schema.js';
  * tenant transaction (row-level security isolates; the tenant_id written is checked by the
  * policy's WITH CHECK against the context).
  */
-
-/** The channel the worker LISTENs on; the payload is the tenant id (docs/ingestion.md). */
-export const EVENTS_CHANNEL = 'skeldir_events';
 
 export interface StoredEvent {
   id: string;

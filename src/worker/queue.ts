@@ -77,9 +77,9 @@ export async function deadLetter(
   failedAttempts: number,
   failure: ClassifiedFailure,
   note: string,
-): Promise<{ dead_event_id: string; reopened: boolean; claimed_at: Date }> {
+): Promise<{ dead_event_id: string; claimed_at: Date }> {
   const detail = { code: failure.code, type: failure.type, message: failure.message, sqlstate: failure.sqlstate, attempts: failedAttempts, traceback: failure.traceback };
-  const { rows } = await client.query<{ dead_event_id: string; reopened: boolean; claimed_at: Date }>(
+  const { rows } = await client.query<{ dead_event_id: string; claimed_at: Date }>(
     `WITH e AS (
        UPDATE attribution_events
           SET processing_status = 'failed', retry_count = $2, processed_at = clock_timestamp(), next_attempt_at = NULL,
@@ -97,7 +97,7 @@ export async function deadLetter(
             error_detail = excluded.error_detail, retry_count = excluded.retry_count, raw_payload = excluded.raw_payload,
             remediation_status = 'pending', resolved_at = NULL,
             remediation_notes = concat_ws(E'\\n', d.remediation_notes, $8::text)
-     RETURNING d.id AS dead_event_id, (d.xmax <> 0) AS reopened, now() AS claimed_at`,
+     RETURNING d.id AS dead_event_id, now() AS claimed_at`,
     [eventId, failedAttempts, failure.type, failure.message, failure.code, failure.traceback, JSON.stringify(detail), note],
   );
   if (!rows[0]) throw new Error(`event ${eventId} vanished while it was claimed`);

@@ -9,8 +9,6 @@ import { heartbeat, housekeeping, markStopped, registerInstance } from './instan
 import type { WorkerOptions } from './options.js';
 import { EVENTS_CHANNEL } from './channel.js';
 
-export { EVENTS_CHANNEL };
-
 export interface WorkerLogger {
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
@@ -254,7 +252,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   private report(slot: number, result: BatchResult): void {
     this.log.debug(
-      { slot, claimed: result.claimed, processed: result.processed, retried: result.retried, dead_lettered: result.deadLettered },
+      { slot, claimed: result.claimed, processed: result.processed, retried: result.retried, dead_lettered: result.deadLettered, dead_events_resolved: result.resolved },
       'batch committed',
     );
     for (const f of result.failures) {
