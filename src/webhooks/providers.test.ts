@@ -87,6 +87,26 @@ describe('Shopify', () => {
   });
 });
 
+describe('Shopify multi-currency', () => {
+  const order = (refunds: unknown[] = []) => ({
+    id: 5150, admin_graphql_api_id: 'gid://shopify/Order/5150', total_price: '109.00', currency: 'USD', presentment_currency: 'EUR',
+    total_price_set: { shop_money: { amount: '109.00', currency_code: 'USD' }, presentment_money: { amount: '100.00', currency_code: 'EUR' } },
+    financial_status: refunds.length ? 'partially_refunded' : 'paid', processed_at: '2024-06-01T12:00:00Z', refunds,
+  });
+  test('the payment is keyed on the presentment currency its refunds and transactions are in', () => {
+    const paid = one(parseShopify('orders/paid', order()));
+    assert.deepEqual([paid.knowledge.amount, paid.knowledge.currency], [10000, 'EUR']);
+    const eurRefund = { id: 61, kind: 'refund', status: 'success', amount: '20.00', currency: 'EUR' };
+    const partly = one(parseShopify('orders/updated', order([{ id: 9, transactions: [eurRefund] }])));
+    assert.deepEqual([partly.knowledge.currency, partly.knowledge.refunds], ['EUR', { 'transaction:61': 2000 }]);
+    const created = one(parseShopify('refunds/create', { id: 9, order_id: 5150, transactions: [eurRefund] }));
+    assert.deepEqual([created.knowledge.currency, created.knowledge.refunds], ['EUR', { 'transaction:61': 2000 }]);
+    const k = [paid, partly, created].map((f) => f.knowledge).reduce(join, EMPTY);
+    assert.deepEqual(derive(k), { state: 'captured', refundedCents: 2000, chargebackCents: 0, netCents: 8000 });
+    assert.throws(() => parseShopify('orders/updated', order([{ id: 9, transactions: [{ ...eurRefund, currency: 'USD' }] }])), { code: 'ledger_currency_mismatch' });
+  });
+});
+
 describe('WooCommerce', () => {
   const order = (status: string, refunds: unknown[] = []) => ({ id: 727, number: '727', status, currency: 'KWD', total: '12.500', date_paid_gmt: '2024-06-02T09:01:00', refunds });
   test('statuses: processing/completed captured, on-hold authorized, refunded, cancelled; pending ignored', () => {

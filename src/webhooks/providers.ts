@@ -192,6 +192,11 @@ export function parseStripe(event: unknown): ParsedEvent {
 
 const SHOPIFY_CAPTURED = new Set(['paid', 'partially_paid', 'partially_refunded', 'refunded']);
 
+/**
+ * Successful refund transactions by id. Their amounts are in the transaction's `currency` (the
+ * presentment currency of a multi-currency order); one in another currency than the payment's
+ * is refused (it would be counted in the wrong unit).
+ */
 function shopifyRefunds(transactions: unknown, cur: string | null, field: string): { refunds: Record<string, number>; currency: string | null } {
   const refunds: Record<string, number> = {};
   let c = cur;
@@ -199,11 +204,31 @@ function shopifyRefunds(transactions: unknown, cur: string | null, field: string
   for (const t of transactions) {
     const tx = obj(t, field);
     if (tx.kind !== 'refund' || tx.status !== 'success') continue;
-    const tc = c ?? currency(tx.currency).code;
+    const tc = tx.currency === undefined || tx.currency === null ? c : currency(tx.currency, `${field}.currency`).code;
+    if (tc === null) throw new LedgerError('ledger_fact_invalid', `${field}.currency is missing`, { field: `${field}.currency` });
+    if (c !== null && tc !== c) {
+      throw new LedgerError('ledger_currency_mismatch', `a refund transaction is in ${tc} but its order is in ${c}`, { field: `${field}.currency` });
+    }
     c = tc;
     refunds[`transaction:${checkProviderId(tx.id, `${field}.id`)}`] = decimal(tx.amount, tc, `${field}.amount`);
   }
   return { refunds, currency: c };
+}
+
+/**
+ * An order's total in the currency the buyer paid in: `total_price_set.presentment_money` (a
+ * multi-currency order's refunds and transactions are in that currency; `total_price` and
+ * `currency` are the shop's), else `total_price` in `currency`.
+ */
+function shopifyTotal(o: Json): { amount: number; currency: string } {
+  const set = o.total_price_set && typeof o.total_price_set === 'object' ? (o.total_price_set as Json).presentment_money : undefined;
+  if (set && typeof set === 'object') {
+    const p = set as Json;
+    const cur = currency(p.currency_code, 'total_price_set.presentment_money.currency_code').code;
+    return { amount: decimal(p.amount, cur, 'total_price_set.presentment_money.amount'), currency: cur };
+  }
+  const cur = currency(o.currency).code;
+  return { amount: decimal(o.total_price, cur, 'total_price'), currency: cur };
 }
 
 export function parseShopify(topic: string, event: unknown): ParsedEvent {
@@ -214,7 +239,8 @@ export function parseShopify(topic: string, event: unknown): ParsedEvent {
     // precision a JavaScript number loses beyond 2^53.
     const gid = typeof o.admin_graphql_api_id === 'string' ? /^gid:\/\/shopify\/Order\/(\d+)$/.exec(o.admin_graphql_api_id)?.[1] : undefined;
     const target = gid ?? checkProviderId(o.id, 'id');
-    const cur = currency(o.currency).code;
+    const total = shopifyTotal(o);
+    const cur = total.currency;
     const refunds: Record<string, number> = {};
     if (Array.isArray(o.refunds)) for (const r of o.refunds) Object.assign(refunds, shopifyRefunds(obj(r, 'refunds[]').transactions, cur, 'refunds[].transactions[]').refunds);
     if (!SHOPIFY_CAPTURED.has(status) && status !== 'authorized' && status !== 'voided') {
@@ -225,7 +251,7 @@ export function parseShopify(topic: string, event: unknown): ParsedEvent {
         target,
         aliases: [],
         knowledge: knowledge({
-          amount: decimal(o.total_price, cur, 'total_price'),
+          amount: total.amount,
           currency: cur,
           occurredAt: isoTime(o.processed_at) ?? isoTime(o.created_at),
           captured: SHOPIFY_CAPTURED.has(status),
