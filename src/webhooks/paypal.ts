@@ -52,7 +52,8 @@ export interface PayPalHeaders {
 }
 
 export class PayPalVerifier {
-  private readonly cache = new Map<string, { cert: X509Certificate; until: number }>();
+  /** Downloaded certificates, and failed downloads (cert null) for FAILURE_CACHE_MS: one outbound fetch per URL at most that often. */
+  private readonly cache = new Map<string, { cert: X509Certificate | null; until: number }>();
   private readonly roots: X509Certificate[];
 
   constructor(private readonly options: PayPalOptions) {
@@ -86,7 +87,10 @@ export class PayPalVerifier {
   private allowedUrl(url: string): boolean {
     try {
       const u = new URL(url);
-      return u.protocol === 'https:' && !u.username && !u.password && (u.port === '' || u.port === '443') && this.options.allowedHosts.includes(u.hostname.toLowerCase());
+      return (
+        u.protocol === 'https:' && !u.username && !u.password && (u.port === '' || u.port === '443') && this.options.allowedHosts.includes(u.hostname.toLowerCase()) &&
+        CERT_PATH.test(u.pathname) && !u.search && !u.hash
+      );
     } catch {
       return false;
     }
@@ -96,16 +100,14 @@ export class PayPalVerifier {
   private async certificate(url: string, nowMs: number): Promise<X509Certificate | null> {
     const hit = this.cache.get(url);
     if (hit && hit.until > nowMs) return hit.cert;
-    let pem: string;
+    let cert: X509Certificate | null = null;
     try {
-      pem = await (this.options.fetchText ?? fetchCertificate)(url);
+      cert = this.checkChain(splitPem(await (this.options.fetchText ?? fetchCertificate)(url)), nowMs);
     } catch {
-      return null;
+      cert = null;
     }
-    const cert = this.checkChain(splitPem(pem), nowMs);
-    if (!cert) return null;
     if (this.cache.size >= 32) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(url, { cert, until: Math.min(Date.parse(cert.validTo), nowMs + 24 * 3600 * 1000) });
+    this.cache.set(url, { cert, until: cert ? Math.min(Date.parse(cert.validTo), nowMs + 24 * 3600 * 1000) : nowMs + FAILURE_CACHE_MS });
     return cert;
   }
 
@@ -128,10 +130,33 @@ export class PayPalVerifier {
   }
 }
 
+/** PayPal's certificate URLs: https://api.paypal.com/v1/notifications/certs/CERT-…, nothing else is fetched. */
+const CERT_PATH = /^\/v1\/notifications\/certs\/[A-Za-z0-9._-]{1,200}$/;
+/** A failed download (unreachable, not a trusted PayPal chain) is not retried for this long. */
+const FAILURE_CACHE_MS = 5 * 60 * 1000;
+export const MAX_CERT_BYTES = 64 * 1024;
+
 async function fetchCertificate(url: string): Promise<string> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000), redirect: 'error' });
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  const text = await res.text();
-  if (text.length > 64 * 1024) throw new Error('certificate too large');
-  return text;
+  return readCapped(res, MAX_CERT_BYTES);
+}
+
+/** The body as text, read as a stream and abandoned as soon as it passes `cap` bytes. */
+export async function readCapped(res: Response, cap: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel();
+      throw new Error('certificate too large');
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -9,7 +9,7 @@ import { createTenant } from '../tenants/tenants.js';
 import { runCli } from '../testing/cli.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { createEndpoint, listEndpoints, rotateEndpoint } from './endpoints.js';
-import { PayPalVerifier } from './paypal.js';
+import { MAX_CERT_BYTES, PayPalVerifier, readCapped } from './paypal.js';
 import { loadSecretKey } from './secret-key.js';
 import {
   makePki, PAYPAL_CERT_URL, paypalHeaders, shopifyHeaders, stripeCharge, stripeEvent, stripeHeaders, TEST_SECRET_KEY, wooHeaders, type TestPki,
@@ -248,6 +248,42 @@ describe('signature vectors', () => {
     assert.equal(await verifier.verify(body, h(pki.leafKey, 'https://api.paypal.com.evil.example/cert'), 'WH-X', Date.now()), false, 'host not allowed');
     const untrusted = new PayPalVerifier({ allowedHosts: ['api.paypal.com'], pinned: [], extraRoots: [], toleranceSeconds: 300, fetchText: async () => pki.leafPem + pki.caPem });
     assert.equal(await untrusted.verify(body, h(pki.leafKey), 'WH-X', Date.now()), false, 'a chain to an unknown root is refused');
+
+    // Only PayPal's certificate path is fetched; a failed download is not retried for 5 minutes.
+    const before = fetched.length;
+    assert.equal(await verifier.verify(body, h(pki.leafKey, 'https://api.paypal.com/v1/oauth2/token'), 'WH-X', Date.now()), false);
+    assert.equal(await verifier.verify(body, h(pki.leafKey, `${PAYPAL_CERT_URL}?x=1`), 'WH-X', Date.now()), false);
+    assert.equal(fetched.length, before, 'nothing fetched outside /v1/notifications/certs/');
+    let failures = 0;
+    const flaky = new PayPalVerifier({
+      allowedHosts: ['api.paypal.com'], pinned: [], extraRoots: [new X509Certificate(pki.caPem)], toleranceSeconds: 300,
+      fetchText: async () => {
+        failures++;
+        throw new Error('unreachable');
+      },
+    });
+    const t0 = Date.now();
+    const signed = h(pki.leafKey);
+    for (let i = 0; i < 3; i++) assert.equal(await flaky.verify(body, signed, 'WH-X', t0 + i * 1000), false);
+    assert.equal(failures, 1, 'one outbound fetch for three deliveries within the failure window');
+    const later = t0 + 5 * 60 * 1000 + 1;
+    const x = paypalHeaders(body.toString(), 'WH-X', pki.leafKey, { time: new Date(later) });
+    await flaky.verify(body, { transmissionId: x['paypal-transmission-id'], transmissionTime: x['paypal-transmission-time'], transmissionSig: x['paypal-transmission-sig'], certUrl: x['paypal-cert-url'], authAlgo: x['paypal-auth-algo'] }, 'WH-X', later);
+    assert.equal(failures, 2, 'retried once the failure has aged out');
+  });
+
+  test('a certificate download is read as a stream and abandoned past 64 KiB', async () => {
+    let pulled = 0;
+    const stream = (chunks: number) => new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled++ >= chunks) return controller.close();
+        controller.enqueue(new Uint8Array(16 * 1024).fill(0x41));
+      },
+    });
+    assert.equal((await readCapped(new Response(stream(4)), MAX_CERT_BYTES)).length, 64 * 1024, 'exactly the cap is accepted');
+    pulled = 0;
+    await assert.rejects(readCapped(new Response(stream(1000)), MAX_CERT_BYTES), /too large/);
+    assert.ok(pulled <= 7, `stopped after the cap (${pulled} chunks pulled of 1000)`);
   });
 });
 
