@@ -15,7 +15,7 @@ export interface Database {
   /** A pool acting as the schema owner: for migrations and administrative commands. */
   ownerPool(options?: { max?: number; applicationName?: string }): pg.Pool;
   /** A pool acting as the application role: row-level security always applies. */
-  appPool(options?: { max?: number; applicationName?: string }): pg.Pool;
+  appPool(options?: { max?: number; applicationName?: string; queryTimeoutMs?: number }): pg.Pool;
   /** Settings for one client acting as the application role (e.g. a LISTEN connection). */
   appClientConfig(options?: { applicationName?: string }): pg.ClientConfig;
   /** Stops the embedded cluster when this process started it. */

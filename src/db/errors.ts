@@ -11,7 +11,8 @@ export function isConnectionError(error: unknown): boolean {
     if (code.startsWith('08')) return true; // SQLSTATE class 08: connection exception
     if (code === '57P01' || code === '57P02' || code === '57P03') return true; // shutdown / crash / cannot connect now
   }
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(error.message);
+  // "Query read timeout": pg's client-side query_timeout (PoolOptions.queryTimeoutMs), i.e. no answer on this connection.
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Query read timeout/i.test(error.message);
 }
 
 /** SQLSTATEs worth retrying in place: serialization failures, deadlocks, lock timeouts. */

@@ -5,6 +5,12 @@ export interface PoolOptions {
   role?: string | undefined;
   max?: number;
   applicationName?: string;
+  /**
+   * Client-side limit on each query (pg's query_timeout), for callers that must not wait for
+   * ever on a connection whose network silently died (server-side statement_timeout cannot
+   * fire then). It fails with "Query read timeout", a connection error (src/db/errors.ts).
+   */
+  queryTimeoutMs?: number;
 }
 
 /**
@@ -29,6 +35,12 @@ export function clientConfig(url: string, options: Omit<PoolOptions, 'max'> = {}
     connectionString: url,
     application_name: options.applicationName ?? 'skeldir',
     options: `-c TimeZone=UTC${options.role ? ` -c role=${options.role}` : ''}`,
+    // A peer that vanished (network dropped, host gone) is noticed by TCP keepalive instead of
+    // never, and connecting to an unreachable host gives up instead of hanging shutdown.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    connectionTimeoutMillis: 15_000,
+    ...(options.queryTimeoutMs !== undefined ? { query_timeout: options.queryTimeoutMs } : {}),
   };
 }
 

@@ -3,7 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import type pg from 'pg';
+import pg from 'pg';
+import { isConnectionError } from '../db/errors.js';
+import { clientConfig } from '../db/pool.js';
 import { loadConfig } from '../config.js';
 import { buildApp } from '../http/app.js';
 import { withTenant } from '../db/tenant-context.js';
@@ -610,6 +612,25 @@ describe('observability', () => {
       await guarded.close();
     }
     await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+  });
+});
+
+describe('a dead network', () => {
+  test('connections keep TCP alive and give up connecting; a query unanswered past its client-side limit is a connection error', async () => {
+    const config = clientConfig(db.url, { queryTimeoutMs: 200 });
+    assert.equal(config.keepAlive, true);
+    assert.ok((config.connectionTimeoutMillis ?? 0) > 0, 'connecting gives up');
+    // A query the server does not answer in time (here: it sleeps; a dropped network looks the same to the client).
+    const client = new pg.Client(config);
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      const error = await client.query('SELECT pg_sleep(3)').then(() => null, (e: unknown) => e);
+      assert.ok(error instanceof Error && /Query read timeout/.test(error.message), String(error));
+      assert.equal(isConnectionError(error), true, 'the worker treats it as a lost connection: batch rolled back, nothing counted, new connection');
+    } finally {
+      await client.end().catch(() => {});
+    }
   });
 });
 

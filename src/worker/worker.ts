@@ -84,7 +84,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   async start(): Promise<void> {
     if (this.pool) throw new Error('worker already started');
-    const pool = this.db.appPool({ max: this.options.concurrency + 1, applicationName: 'skeldir-worker' });
+    // statement_timeout ends a slow statement server-side; the client-side limit (15 s beyond it)
+    // ends a wait on a connection whose network died, where no server answer can come.
+    const pool = this.db.appPool({
+      max: this.options.concurrency + 1,
+      applicationName: 'skeldir-worker',
+      queryTimeoutMs: this.options.statementTimeoutMs + 15_000,
+    });
     this.pool = pool;
     try {
       const { rows } = await pool.query<{ ok: boolean }>(`SELECT to_regprocedure('skeldir_claim_due_events(integer)') IS NOT NULL AS ok`);
