@@ -43,9 +43,13 @@ describe('what the ledger knows is a semilattice (order and repetition of delive
 
   test('any order of any multiset of snapshots derives the same row; figures stay within the amount', () => {
     fc.assert(
-      fc.property(fc.array(knowledgeArb, { minLength: 1, maxLength: 6 }), fc.integer(), (facts, shuffleSeed) => {
+      fc.property(
+        fc.array(knowledgeArb, { minLength: 1, maxLength: 6 }).chain((facts) =>
+          fc.tuple(fc.constant(facts), fc.shuffledSubarray(facts, { minLength: facts.length, maxLength: facts.length })),
+        ),
+        ([facts, permuted]) => {
         const withAmount = facts.map((f) => ({ ...f, amount: 1000, currency: 'USD' }));
-        const shuffled = [...withAmount].sort((x, y) => ((JSON.stringify(x).length * 31 + shuffleSeed) % 7) - ((JSON.stringify(y).length * 31 + shuffleSeed) % 7));
+        const shuffled = permuted.map((f) => ({ ...f, amount: 1000, currency: 'USD' }));
         const a = derive(withAmount.reduce(join, EMPTY));
         const b = derive([...shuffled, ...shuffled].reduce(join, EMPTY));
         assert.deepEqual(a, b);

@@ -152,9 +152,9 @@ describe('FX rates in the database', () => {
       const cross = (await findRate(owner, 'USD', 'JPY', '2024-01-05'))!;
       assert.deepEqual([cross.method, cross.pivot, cross.rate], ['cross', 'EUR', '158.12/1.0921']);
       assert.equal(convertWithQuote(10000n, cross), 14479n, '100.00 USD = 15812 / 1.0921 JPY = 14478.53… → 14479');
-      // The recorded expression converts the same forever, whatever is imported later.
+      // A later import changes what a new lookup finds (a ledger row keeps the quote recorded in its
+      // metadata: reconciliation.test.ts re-imports a rate and checks the report does not move).
       await importFxRates(owner, parseFxCsv('2024-01-05,EUR,JPY,160'), 'later');
-      assert.equal(convertWithQuote(10000n, cross), 14479n);
       assert.equal((await findRate(owner, 'USD', 'JPY', '2024-01-05'))!.rate, '160/1.0921');
     } finally {
       await owner.end();

@@ -274,6 +274,18 @@ describe('end to end: touchpoints, a conversion with an order id, a signed captu
     await owner.end();
     assert.ok(stamped.stamped >= 1);
     assert.deepEqual([(await get()).metadata.fx.rate, (await get()).metadata.fx.rate_date], ['1.25', '2024-05-12']);
+
+    // The recorded quote drives the report, whatever is imported later for the same date (and
+    // whatever later event of the payment arrives).
+    const unmatched = async () => (await report()).total.unmatched_ledger_cents as number;
+    const before = await unmatched();
+    const owner2 = db.ownerPool({ max: 1 });
+    assert.deepEqual(await importFxRates(owner2, parseFxCsv('2024-05-12,GBP,USD,2.00\n'), 'corrected-rates'), { inserted: 0, updated: 1, unchanged: 0 });
+    await stampLedgerFx(owner2);
+    await owner2.end();
+    await deliver(stripeEvent('charge.updated', stripeCharge({ id: 'ch_gbp', amount: 2000, currency: 'gbp', created: Math.floor(at(3).getTime() / 1000) })));
+    assert.equal((await get()).metadata.fx.rate, '1.25');
+    assert.equal(await unmatched(), before, 'the report still converts 20.00 GBP at 1.25');
   });
 
   test('the OpenAPI document describes the webhook, transaction and reconciliation routes', async () => {

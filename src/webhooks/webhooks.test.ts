@@ -709,8 +709,15 @@ describe('isolation and the CLI', () => {
     assert.match(wrongKey.stderr, /provider must be one of/);
     const paypalNoId = await runCli(['webhook', 'create', '--tenant', tenant, '--provider', 'paypal'], { env });
     assert.equal(paypalNoId.code, 2);
-    const otherTenant = await runCli(['webhook', 'delete', '--tenant', '00000000-0000-4000-8000-000000000000', c1.endpoint_id], { env });
+    // Another (real) tenant cannot delete this tenant's endpoint: it is not found there, and still works.
+    const owner = db.ownerPool({ max: 1 });
+    const neighbour = await createTenant(owner, { name: 'CLI neighbour', email: 'cli-neighbour@x.example' });
+    await owner.end();
+    const otherTenant = await runCli(['webhook', 'delete', '--tenant', neighbour.tenant_id, c1.endpoint_id], { env });
     assert.equal(otherTenant.code, 1);
+    assert.match(otherTenant.stderr, /no endpoint/);
+    const stillThere = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_cli_2', amount: 100 }));
+    assert.equal((await post('stripe', c1.endpoint_id, stillThere, stripeHeaders(stillThere, r.secret))).json().status, 'applied', 'the endpoint survived');
 
     const deleted = await runCli(['webhook', 'delete', '--tenant', tenant, c1.endpoint_id], { env });
     assert.equal(deleted.code, 0, deleted.stderr);
