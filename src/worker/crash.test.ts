@@ -43,7 +43,12 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
   }
   const random = rng(seed);
   const args = ['--concurrency', '2', '--batch-size', '25', '--poll-ms', '50'];
-  const lives: { processedBefore: number; processedAfter: number; delayMs: number }[] = [];
+  const lives: { processedBefore: number; processedAfter: number; delayMs: number; inTransaction: boolean }[] = [];
+  // A batch transaction of the worker open right now (it holds row locks, so it has an xid; heartbeats excluded).
+  const batchOpen = async () =>
+    (await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND application_name = 'skeldir-worker' AND backend_xid IS NOT NULL
+         AND query NOT LIKE '%worker_instances%'`)).rows[0].n > 0;
   const lifeLogs: (() => string)[] = [];
   while (lives.length < KILLS) {
     const before = (await countByStatus(su)).processed;
@@ -58,16 +63,24 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
       }, 180_000, 10);
       const delayMs = Math.floor(random() * 250);
       await new Promise((r) => setTimeout(r, delayMs));
+      // Then at the next moment a batch transaction is open (seen just before the kill; a batch
+      // of 25 lasts milliseconds, the kill follows the check within a fraction of one), so the
+      // kill tests rollback mid-transaction rather than a quiet moment between batches.
+      let inTransaction = false;
+      for (let i = 0; i < 500 && !inTransaction && w.child.exitCode === null; i++) inTransaction = await batchOpen();
       w.child.kill('SIGKILL');
       const { signal } = await w.exited;
       assert.equal(signal, 'SIGKILL', w.stderr());
-      lives.push({ processedBefore: before, processedAfter: (await countByStatus(su)).processed, delayMs });
+      lives.push({ processedBefore: before, processedAfter: (await countByStatus(su)).processed, delayMs, inTransaction });
     } finally {
       w.child.kill('SIGKILL');
     }
   }
   console.log(`# processed after each kill: ${lives.map((l) => l.processedAfter).join(', ')}`);
+  const hits = lives.filter((l) => l.inTransaction).length;
+  console.log(`# kills with a batch transaction open just before: ${hits}/${KILLS}`);
   assert.ok(lives.every((l) => l.processedAfter < EVENTS), 'every kill interrupted unfinished work');
+  assert.ok(hits >= Math.ceil(KILLS * 0.7), `most kills land mid-transaction (${hits}/${KILLS})`);
 
   // A last, undisturbed life finishes the queue.
   const last = spawnWorker(db.url, args);
