@@ -82,8 +82,9 @@ export function join(a: Knowledge, b: Knowledge): Knowledge {
   const details: Record<string, string> = { ...a.details };
   for (const [k, v] of Object.entries(b.details)) details[k] = details[k] === undefined ? v : (minOf(details[k]!, v) as string);
   return {
-    // amount and currency travel together: the pair of the earlier-known payment snapshot wins,
-    // ties broken by value so the join stays commutative.
+    // amount and currency travel together: the pair with the smaller (currency, zero-padded
+    // amount) key wins. A deterministic choice (so the join is commutative), not the earliest
+    // snapshot; the ledger row's amount is fixed when the row is inserted anyway.
     ...pickPayment(a, b),
     occurredAt: minOf(a.occurredAt, b.occurredAt),
     captured: a.captured || b.captured,

@@ -51,8 +51,9 @@ export function loadSecretKey(env: NodeJS.ProcessEnv, dataDir: string, options: 
 }
 
 /**
- * Encrypts a secret. The associated data binds the ciphertext to its endpoint and slot, so a
- * ciphertext copied to another row (or tenant) does not decrypt.
+ * Encrypts a secret. The associated data binds the ciphertext to its tenant and endpoint (not to
+ * the current/previous slot: a ciphertext moved between the two slots of one endpoint still
+ * decrypts), so a ciphertext copied to another endpoint or tenant does not.
  * Format: `v1.<key id>.<iv b64url>.<tag b64url>.<ciphertext b64url>`.
  */
 export function encryptSecret(key: SecretKey, plaintext: string, aad: string): string {
@@ -79,5 +80,5 @@ export function decryptSecret(key: SecretKey, stored: string, aad: string): stri
   }
 }
 
-/** Associated data of an endpoint's secret slot. */
+/** Associated data of an endpoint's secrets (both slots). */
 export const secretAad = (tenantId: string, endpointId: string) => `skeldir-webhook-secret:${tenantId}:${endpointId}`;

@@ -121,7 +121,7 @@ describe('signature vectors', () => {
     ep.stripe!.secret = 'whsec_rotated_again';
   });
 
-  test('shopify: valid, tampered body, wrong secret, rotated secret (no signed timestamp: replays are caught by the event id)', async () => {
+  test('shopify: valid, tampered body, wrong secret, rotated secret (no signed timestamp: a replayed body is harmless, joining is idempotent)', async () => {
     const s = ep.shopify!;
     const order = JSON.stringify({ id: 5123456789012, name: '#9999', total_price: '199.99', currency: 'USD', financial_status: 'paid', processed_at: '2024-06-01T10:00:00-04:00', refunds: [] });
     const before = await count('webhook_deliveries');
