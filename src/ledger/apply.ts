@@ -59,6 +59,7 @@ interface LedgerRow {
   currency: string;
   order_id: string | null;
   refunded_cents: number;
+  captured_cents: number | null;
   chargeback_cents: number;
   verification_timestamp: Date;
   metadata: Record<string, unknown> | null;
@@ -170,7 +171,7 @@ async function deadLetterPending(client: Queryable, deliveryId: string, message:
   );
 }
 
-const ROW_COLUMNS = `id, transaction_id, state, amount_cents, currency, order_id, refunded_cents, chargeback_cents, verification_timestamp, metadata`;
+const ROW_COLUMNS = `id, transaction_id, state, amount_cents, currency, order_id, refunded_cents, captured_cents, chargeback_cents, verification_timestamp, metadata`;
 
 function checkCurrency(row: LedgerRow, k: Knowledge): void {
   if (k.currency !== null && k.currency !== row.currency) {
@@ -224,6 +225,7 @@ async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerR
   const same =
     (steps === null || steps.length === 0) &&
     row.refunded_cents === d.refundedCents &&
+    (d.capturedCents === null || row.captured_cents === d.capturedCents) &&
     row.chargeback_cents === d.chargebackCents &&
     row.order_id === orderId &&
     row.verification_timestamp.toISOString() === occurredAt &&
@@ -239,9 +241,10 @@ async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerR
   // each step and writes its transition.
   await client.query(
     `UPDATE revenue_ledger SET refunded_cents = GREATEST(refunded_cents, $2), chargeback_cents = GREATEST(chargeback_cents, $3),
+            captured_cents = GREATEST(captured_cents, $7::int),
             order_id = $4, verification_timestamp = $5, metadata = $6
       WHERE id = $1`,
-    [row.id, d.refundedCents, d.chargebackCents, orderId, occurredAt, metadata],
+    [row.id, d.refundedCents, d.chargebackCents, orderId, occurredAt, metadata, d.capturedCents],
   );
   for (const state of steps ?? []) {
     await client.query(`UPDATE revenue_ledger SET state = $2 WHERE id = $1`, [row.id, state]);

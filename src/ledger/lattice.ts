@@ -22,6 +22,10 @@ export interface Knowledge {
    * row is born `authorized` and stepped forward, whatever the first snapshot says).
    */
   authorized: boolean;
+  /** Individual captures by provider capture id → amount (PayPal captures of an authorization). */
+  captures: Record<string, number>;
+  /** Largest cumulative captured figure a snapshot reported (Stripe amount_captured / amount_received); 0 = none. */
+  capturedTotal: number;
   /** Individual refunds by provider refund id → amount. */
   refunds: Record<string, number>;
   /** Largest cumulative refunded figure a snapshot reported. */
@@ -43,6 +47,8 @@ export const EMPTY: Knowledge = {
   occurredAt: null,
   captured: false,
   authorized: false,
+  captures: {},
+  capturedTotal: 0,
   refunds: {},
   refundedTotal: 0,
   fullyRefunded: false,
@@ -89,6 +95,8 @@ export function join(a: Knowledge, b: Knowledge): Knowledge {
     occurredAt: minOf(a.occurredAt, b.occurredAt),
     captured: a.captured || b.captured,
     authorized: a.authorized || b.authorized,
+    captures: unionMax(a.captures, b.captures),
+    capturedTotal: Math.max(a.capturedTotal, b.capturedTotal),
     refunds: unionMax(a.refunds, b.refunds),
     refundedTotal: Math.max(a.refundedTotal, b.refundedTotal),
     fullyRefunded: a.fullyRefunded || b.fullyRefunded,
@@ -110,9 +118,11 @@ function pickPayment(a: Knowledge, b: Knowledge): { amount: number | null; curre
 
 export interface Derived {
   state: LedgerState;
+  /** Amount captured when a provider reported a partial figure (null: the whole amount once captured). */
+  capturedCents: number | null;
   refundedCents: number;
   chargebackCents: number;
-  /** Verified revenue: 0 while authorized, else amount − refunded − charged back (≥ 0). */
+  /** Verified revenue: 0 while authorized, else (captured, else amount) − refunded − charged back (≥ 0). */
   netCents: number;
 }
 
@@ -121,13 +131,16 @@ const sum = (o: Record<string, number>) => Object.values(o).reduce((s, v) => s +
 /** The ledger row's figures and the state the knowledge calls for. Requires a known amount. */
 export function derive(k: Knowledge): Derived {
   const amount = k.amount ?? 0;
+  const known = Math.max(k.capturedTotal, sum(k.captures));
+  const capturedCents = known > 0 ? Math.min(amount, known) : null;
+  const base = capturedCents ?? amount;
   const refunded = Math.min(amount, Math.max(k.refundedTotal, sum(k.refunds), k.fullyRefunded ? amount : 0));
   const chargeback = Math.min(amount, sum(k.chargebacks));
-  const captured = k.captured || refunded > 0 || chargeback > 0 || k.fullyRefunded;
+  const captured = k.captured || capturedCents !== null || refunded > 0 || chargeback > 0 || k.fullyRefunded;
   const state: LedgerState =
-    chargeback > 0 ? 'chargeback' : k.fullyRefunded || (amount > 0 && refunded >= amount) ? 'refunded' : captured ? 'captured' : 'authorized';
-  const netCents = state === 'authorized' ? 0 : Math.max(0, amount - refunded - chargeback);
-  return { state, refundedCents: refunded, chargebackCents: chargeback, netCents };
+    chargeback > 0 ? 'chargeback' : k.fullyRefunded || (base > 0 && refunded >= base) ? 'refunded' : captured ? 'captured' : 'authorized';
+  const netCents = state === 'authorized' ? 0 : Math.max(0, base - refunded - chargeback);
+  return { state, capturedCents, refundedCents: refunded, chargebackCents: chargeback, netCents };
 }
 
 /**
@@ -147,5 +160,5 @@ export function path(from: LedgerState | null, to: LedgerState): LedgerState[] |
 /** Knowledge kept in revenue_ledger.metadata.knowledge (plain JSON). */
 export function fromJson(value: unknown): Knowledge {
   const v = (value && typeof value === 'object' ? value : {}) as Partial<Knowledge>;
-  return { ...EMPTY, ...v, refunds: { ...(v.refunds ?? {}) }, chargebacks: { ...(v.chargebacks ?? {}) }, disputes: { ...(v.disputes ?? {}) }, details: { ...(v.details ?? {}) } };
+  return { ...EMPTY, ...v, captures: { ...(v.captures ?? {}) }, refunds: { ...(v.refunds ?? {}) }, chargebacks: { ...(v.chargebacks ?? {}) }, disputes: { ...(v.disputes ?? {}) }, details: { ...(v.details ?? {}) } };
 }

@@ -18,6 +18,8 @@ const knowledgeArb: fc.Arbitrary<Knowledge> = fc.record({
   occurredAt: fc.option(fc.constantFrom('2024-01-01T00:00:00.000Z', '2024-01-02T00:00:00.000Z'), { nil: null }),
   captured: fc.boolean(),
   authorized: fc.boolean(),
+  captures: fc.dictionary(ids, fc.integer({ min: 1, max: 600 })),
+  capturedTotal: fc.constantFrom(0, 0, 500, 1000),
   refunds: fc.dictionary(ids, fc.integer({ min: 1, max: 600 })),
   refundedTotal: fc.integer({ min: 0, max: 1200 }),
   fullyRefunded: fc.boolean(),
@@ -157,6 +159,12 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     await inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 400 WHERE id = $1`, [id]));
     await rejected((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 300 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
     await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_refunded_cents_range' });
+    // A partial capture: captured_cents only grows; the legacy revenue_cents counts what was captured.
+    await inTenant((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 700 WHERE id = $1`, [id]));
+    assert.equal((await inTenant((c) => c.query(`SELECT revenue_cents FROM revenue_ledger WHERE id = $1`, [id]))).rows[0].revenue_cents, 300, '700 captured - 400 refunded');
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 600 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = NULL WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
+    await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_captured_cents_range' });
   });
 
   test('a row is born authorized or captured only: refunded and chargeback are reached by transitions', async () => {

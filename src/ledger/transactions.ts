@@ -10,6 +10,7 @@ export interface TransactionView {
   state: string;
   previous_state: string | null;
   amount_cents: number;
+  captured_cents: number | null;
   refunded_cents: number;
   chargeback_cents: number;
   net_cents: number;
@@ -48,7 +49,7 @@ export async function getTransaction(client: Queryable, tenantId: string, id: st
     [found.rows[0]!.ledger_id],
   );
   const r = rows[0];
-  const net = r.state === 'authorized' ? 0 : Math.max(0, r.amount_cents - r.refunded_cents - r.chargeback_cents);
+  const net = r.state === 'authorized' ? 0 : Math.max(0, (r.captured_cents ?? r.amount_cents) - r.refunded_cents - r.chargeback_cents);
   return {
     transaction_id: unscopedId(r.transaction_id),
     ledger_key: r.transaction_id,
@@ -57,6 +58,7 @@ export async function getTransaction(client: Queryable, tenantId: string, id: st
     state: r.state,
     previous_state: r.previous_state,
     amount_cents: r.amount_cents,
+    captured_cents: r.captured_cents ?? null,
     refunded_cents: r.refunded_cents,
     chargeback_cents: r.chargeback_cents,
     net_cents: net,

@@ -20,6 +20,7 @@ import { revision as r202611280202 } from './revisions/202611280202_tenant_scope
 import { revision as r202611280300 } from './revisions/202611280300_revenue_ledger_insert_guard.js';
 import { revision as r202611280313 } from './revisions/202611280313_worker_claim_due_index.js';
 import { revision as r202611280318 } from './revisions/202611280318_order_verification_lock.js';
+import { revision as r202611280409 } from './revisions/202611280409_revenue_ledger_captured_cents.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -47,6 +48,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280300,
   r202611280313,
   r202611280318,
+  r202611280409,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

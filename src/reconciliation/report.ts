@@ -138,7 +138,7 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
   const ledger = new Map<string, { state: string; net: bigint; currency: string; at: Date; fx: FxQuote | null }[]>();
   for (const r of (
     await client.query<{ order_id: string; state: string; amount: number; refunded: number; chargeback: number; currency: string; at: Date; fx: FxQuote | null }>(
-      `SELECT order_id, state, amount_cents AS amount, refunded_cents AS refunded, chargeback_cents AS chargeback, currency,
+      `SELECT order_id, state, COALESCE(captured_cents, amount_cents) AS amount, refunded_cents AS refunded, chargeback_cents AS chargeback, currency,
               verification_timestamp AS at, metadata->'fx' AS fx
          FROM revenue_ledger WHERE tenant_id = $1 AND order_id = ANY($2::text[])`,
       [tenantId, orders],
@@ -186,7 +186,7 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
 
   const unmatched = (
     await client.query<{ amount: number; refunded: number; chargeback: number; currency: string; at: Date; fx: FxQuote | null }>(
-      `SELECT l.amount_cents AS amount, l.refunded_cents AS refunded, l.chargeback_cents AS chargeback, l.currency,
+      `SELECT COALESCE(l.captured_cents, l.amount_cents) AS amount, l.refunded_cents AS refunded, l.chargeback_cents AS chargeback, l.currency,
               l.verification_timestamp AS at, l.metadata->'fx' AS fx
          FROM revenue_ledger l
         WHERE l.tenant_id = $1 AND l.state <> 'authorized' AND l.verification_timestamp >= $2 AND l.verification_timestamp < $3

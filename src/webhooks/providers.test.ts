@@ -38,7 +38,7 @@ describe('Stripe', () => {
     assert.deepEqual(dispute('needs_response').knowledge.chargebacks, {});
     assert.deepEqual(dispute('lost').knowledge.chargebacks, { dp_1: 5000 });
     const k = join(join(one(parseStripe(JSON.parse(stripeEvent('charge.captured', stripeCharge({ id: 'ch_1', amount: 5000 }))))).knowledge, dispute('lost').knowledge), dispute('needs_response').knowledge);
-    assert.deepEqual(derive(k), { state: 'chargeback', refundedCents: 0, chargebackCents: 5000, netCents: 0 });
+    assert.deepEqual(derive(k), { state: 'chargeback', capturedCents: 5000, refundedCents: 0, chargebackCents: 5000, netCents: 0 });
     assert.equal(k.disputes.dp_1, 'lost', 'a final dispute status outranks an earlier open one');
   });
 
@@ -102,7 +102,7 @@ describe('Shopify multi-currency', () => {
     const created = one(parseShopify('refunds/create', { id: 9, order_id: 5150, transactions: [eurRefund] }));
     assert.deepEqual([created.knowledge.currency, created.knowledge.refunds], ['EUR', { 'transaction:61': 2000 }]);
     const k = [paid, partly, created].map((f) => f.knowledge).reduce(join, EMPTY);
-    assert.deepEqual(derive(k), { state: 'captured', refundedCents: 2000, chargebackCents: 0, netCents: 8000 });
+    assert.deepEqual(derive(k), { state: 'captured', capturedCents: null, refundedCents: 2000, chargebackCents: 0, netCents: 8000 });
     assert.throws(() => parseShopify('orders/updated', order([{ id: 9, transactions: [{ ...eurRefund, currency: 'USD' }] }])), { code: 'ledger_currency_mismatch' });
   });
 });
@@ -156,7 +156,7 @@ describe('PayPal', () => {
       id: 'REV-1', status: 'COMPLETED', amount: { currency_code: 'USD', value: '3.00' }, links: [{ rel: 'up', href: 'https://api.paypal.com/v2/payments/captures/CAP2' }],
     })));
     const k = [capture, reversal, d('RESOLVED_BUYER_FAVOUR')].map((f) => f.knowledge).reduce(join, EMPTY);
-    assert.deepEqual(derive(k), { state: 'chargeback', refundedCents: 0, chargebackCents: 300, netCents: 700 }, 'the 3.00 lost once, not twice');
+    assert.deepEqual(derive(k), { state: 'chargeback', capturedCents: 1000, refundedCents: 0, chargebackCents: 300, netCents: 700 }, 'the 3.00 lost once, not twice');
     assert.equal(d('RESOLVED_SELLER_FAVOUR').target, 'CAP2');
     assert.equal(parsePayPal(ev('BILLING.SUBSCRIPTION.CREATED', {})).fact, null);
   });
@@ -169,4 +169,27 @@ test('provider times: Unix seconds or date-time strings within years 1970-9999, 
   for (const bad of [9e12, 8.64e15 / 1000 + 1, -1, Infinity, '+010000-01-01T00:00:00Z', '-000001-01-01T00:00:00Z', 'soon', null, {}]) {
     assert.equal(isoTime(bad), null, JSON.stringify(bad));
   }
+});
+
+test('partial captures: verified revenue counts what was captured (PayPal captures, Stripe amount_captured, Shopify total - outstanding)', () => {
+  const pp = (event_type: string, resource: Record<string, unknown>) => ({ id: 'WH-P', event_type, create_time: '2024-06-03T12:00:00Z', resource });
+  const auth = one(parsePayPal(pp('PAYMENT.AUTHORIZATION.CREATED', { id: 'AUTH5', amount: { currency_code: 'USD', value: '100.00' } })));
+  const cap = one(parsePayPal(pp('PAYMENT.CAPTURE.COMPLETED', {
+    id: 'CAP5', status: 'COMPLETED', amount: { currency_code: 'USD', value: '80.00' }, supplementary_data: { related_ids: { authorization_id: 'AUTH5' } },
+  })));
+  for (const k of [join(auth.knowledge, cap.knowledge), join(cap.knowledge, auth.knowledge)]) {
+    const d = derive({ ...k, amount: 10000 });
+    assert.deepEqual([d.state, d.capturedCents, d.netCents], ['captured', 8000, 8000]);
+  }
+  const charge = one(parseStripe(JSON.parse(stripeEvent('charge.captured', { ...stripeCharge({ id: 'ch_part', amount: 1000 }), amount_captured: 600 }))));
+  assert.deepEqual([derive(charge.knowledge).capturedCents, derive(charge.knowledge).netCents], [600, 600]);
+  const refundAll = join(charge.knowledge, { ...EMPTY, refunds: { re_1: 600 } });
+  assert.equal(derive(refundAll).state, 'refunded', 'refunding all that was captured is a full refund');
+  const order = (financial_status: string, total_outstanding: string) => ({
+    id: 77, name: '#77', total_price: '100.00', currency: 'USD', financial_status, total_outstanding, processed_at: '2024-06-01T12:00:00Z', refunds: [],
+  });
+  const part = one(parseShopify('orders/updated', order('partially_paid', '40.00')));
+  assert.deepEqual([derive(part.knowledge).capturedCents, derive(part.knowledge).netCents], [6000, 6000]);
+  const paid = one(parseShopify('orders/paid', order('paid', '0.00')));
+  assert.deepEqual(derive(join(part.knowledge, paid.knowledge)).netCents, 10000, 'a later paid snapshot raises it');
 });

@@ -119,6 +119,8 @@ export function parseStripe(event: unknown): ParsedEvent {
           currency: cur,
           occurredAt: isoTime(o.created),
           captured: o.captured === true,
+          // What was captured of the amount (a partial capture captures less).
+          capturedTotal: o.captured === true && o.amount_captured !== undefined ? stripeAmount(o.amount_captured, cur, 'data.object.amount_captured') : 0,
           // charge.captured is sent only for a charge captured after a separate authorization.
           authorized: o.captured !== true || eventType === 'charge.captured',
           refundedTotal: o.amount_refunded === undefined ? 0 : stripeAmount(o.amount_refunded, cur, 'data.object.amount_refunded'),
@@ -177,6 +179,7 @@ export function parseStripe(event: unknown): ParsedEvent {
           currency: cur,
           occurredAt: isoTime(o.created),
           captured,
+          capturedTotal: captured && o.amount_received !== undefined ? stripeAmount(o.amount_received, cur, 'data.object.amount_received') : 0,
           authorized: status === 'requires_capture',
           voided: status === 'canceled',
           orderId: orderIdOf((o.metadata as Json | undefined)?.order_id),
@@ -255,6 +258,12 @@ export function parseShopify(topic: string, event: unknown): ParsedEvent {
           currency: cur,
           occurredAt: isoTime(o.processed_at) ?? isoTime(o.created_at),
           captured: SHOPIFY_CAPTURED.has(status),
+          // What was paid is the total minus what is outstanding (both in the shop's currency; a
+          // partially_paid order counts only what was paid, a later paid snapshot raises it).
+          capturedTotal:
+            SHOPIFY_CAPTURED.has(status) && typeof o.total_outstanding === 'string' && cur === currency(o.currency).code
+              ? Math.max(0, total.amount - decimal(o.total_outstanding, cur, 'total_outstanding'))
+              : 0,
           authorized: status === 'authorized',
           fullyRefunded: status === 'refunded',
           voided: status === 'voided',
@@ -398,7 +407,7 @@ export function parsePayPal(event: unknown): ParsedEvent {
         {
           target: auth ? checkProviderId(auth, 'resource.supplementary_data.related_ids.authorization_id') : capture,
           aliases: auth ? [capture] : [],
-          knowledge: knowledge({ ...money, occurredAt: when, captured: true, authorized: auth !== null, orderId }),
+          knowledge: knowledge({ ...money, occurredAt: when, captured: true, captures: { [capture]: money.amount }, authorized: auth !== null, orderId }),
         },
       );
     }

@@ -647,6 +647,24 @@ describe('PayPal convergence', () => {
   });
 });
 
+describe('partial captures', () => {
+  test('a PayPal authorization of 100.00 captured for 80.00: 80.00 verified, in the route and the row', async () => {
+    const p = ep.paypal!;
+    const ev = (id: string, type: string, resource: Record<string, unknown>) => JSON.stringify({ id, event_type: type, create_time: '2024-06-03T12:00:00Z', resource });
+    const auth = ev('WH-PART-A', 'PAYMENT.AUTHORIZATION.CREATED', { id: 'AUTH-PART', status: 'CREATED', amount: { currency_code: 'USD', value: '100.00' } });
+    const capture = ev('WH-PART-C', 'PAYMENT.CAPTURE.COMPLETED', {
+      id: 'CAP-PART', status: 'COMPLETED', amount: { currency_code: 'USD', value: '80.00' }, final_capture: true, supplementary_data: { related_ids: { authorization_id: 'AUTH-PART' } },
+    });
+    for (const body of [auth, capture]) assert.equal((await post('paypal', p.id, body, paypalHeaders(body, p.secret, pki.leafKey))).statusCode, 200);
+    const tx = (await app.inject({ method: 'GET', url: '/api/v1/revenue/transactions/CAP-PART', headers: { authorization: `Bearer ${apiKey}` } })).json();
+    assert.deepEqual([tx.state, tx.amount_cents, tx.captured_cents, tx.net_cents], ['captured', 10000, 8000, 8000]);
+    const c = await superClient(db);
+    const legacy = (await c.query(`SELECT revenue_cents FROM revenue_ledger WHERE transaction_id = $1`, [`${tenant}:paypal:AUTH-PART`])).rows[0].revenue_cents;
+    await c.end();
+    assert.equal(legacy, 8000);
+  });
+});
+
 describe('isolation and the CLI', () => {
   test("another tenant's key does not see the transaction (404 as for a missing one)", async () => {
     const owner = db.ownerPool({ max: 1 });
