@@ -23,7 +23,7 @@ import { fitMarkovModel } from '../src/attribution/markov-model.js';
 import { DAY_MS, HEURISTIC_MODELS } from '../src/attribution/models.js';
 import { Rng } from '../src/attribution/rng.js';
 import { runModel } from '../src/attribution/run.js';
-import type { JourneySet } from '../src/attribution/journey-set.js';
+import { packJourneys, type JourneySet } from '../src/attribution/journey-set.js';
 import { fitShapleyModel } from '../src/attribution/shapley-model.js';
 import { syntheticJourneys } from '../src/attribution/synthetic.js';
 import { createTenant, insertEvents, type FixtureEvent } from '../src/attribution/test-fixtures.js';
@@ -115,17 +115,7 @@ function wideJourneys(conversions: number, universe: number, pathSize: number, s
   };
   for (let j = 0; j < conversions; j++) paths.push(pick(pathSize));
   for (let j = 0; j < conversions; j++) paths.push(pick(1 + rng.int(universe)));
-  const pathStart = new Int32Array(paths.length + 1);
-  const pathChannels = new Int32Array(paths.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  paths.forEach((p, j) => {
-    pathStart[j] = at;
-    for (const c of p) pathChannels[at++] = c;
-  });
-  pathStart[paths.length] = at;
-  const converted = new Uint8Array(paths.length);
-  converted.fill(1, 0, conversions);
-  return { channels, pathStart, pathChannels, converted };
+  return packJourneys(channels, paths, conversions);
 }
 
 /**

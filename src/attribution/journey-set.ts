@@ -12,6 +12,21 @@ export interface JourneySet {
   readonly converted: Uint8Array;
 }
 
+/** Packs paths of channel ids into a JourneySet; the first `converting` paths are the converting journeys. */
+export function packJourneys(channels: readonly string[], paths: readonly (readonly number[])[], converting: number): JourneySet {
+  const pathStart = new Int32Array(paths.length + 1);
+  const pathChannels = new Int32Array(paths.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  paths.forEach((p, j) => {
+    pathStart[j] = at;
+    for (const c of p) pathChannels[at++] = c;
+  });
+  pathStart[paths.length] = at;
+  const converted = new Uint8Array(paths.length);
+  converted.fill(1, 0, converting);
+  return { channels, pathStart, pathChannels, converted };
+}
+
 /** Builds a JourneySet from paths given as channel codes (tests, benchmarks). */
 export function journeySetFrom(paths: ReadonlyArray<{ path: readonly string[]; converted: boolean }>): JourneySet {
   const channels = [...new Set(paths.flatMap((p) => p.path))].sort();

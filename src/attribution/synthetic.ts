@@ -1,4 +1,4 @@
-import type { JourneySet } from './journey-set.js';
+import { packJourneys, type JourneySet } from './journey-set.js';
 import { Rng } from './rng.js';
 
 /**
@@ -40,18 +40,6 @@ export function syntheticJourneys(options: {
     for (const c of new Set(path)) L += hazards[c]!;
     (rng.uniform() < 1 - Math.exp(-L) ? conv : nonConv).push(path);
   }
-  const all = [...conv, ...nonConv];
-  const pathStart = new Int32Array(all.length + 1);
-  const total = all.reduce((a, p) => a + p.length, 0);
-  const pathChannels = new Int32Array(total);
-  let at = 0;
-  all.forEach((p, j) => {
-    pathStart[j] = at;
-    for (const c of p) pathChannels[at++] = c;
-  });
-  pathStart[all.length] = at;
-  const converted = new Uint8Array(all.length);
-  converted.fill(1, 0, conv.length);
   const channels = Array.from({ length: k }, (_, c) => `ch${String(c).padStart(2, '0')}`);
-  return { js: { channels, pathStart, pathChannels, converted }, hazards, baseline };
+  return { js: packJourneys(channels, [...conv, ...nonConv], conv.length), hazards, baseline };
 }

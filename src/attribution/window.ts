@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import { AttributionError } from './errors.js';
 import type { Touch } from './heuristics.js';
-import { MAX_POPULATION_CHANNELS, type JourneySet } from './journey-set.js';
+import { MAX_POPULATION_CHANNELS, packJourneys, type JourneySet } from './journey-set.js';
 
 /** A conversion of the window, with the index of its journey in `journeys`. */
 export interface WindowConversion {
@@ -122,18 +122,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
   const id = new Map(channels.map((c, i) => [c, i]));
   const paths: number[][] = conversions.map((c) => (c.touches.length ? c.touches.map((t) => id.get(t.channel)!) : [id.get(c.channel)!]));
   for (const list of nonConverting.values()) paths.push(list.map((i) => id.get(tChannel[i]!)!));
-  const total = paths.reduce((a, p) => a + p.length, 0);
-  const pathStart = new Int32Array(paths.length + 1);
-  const pathChannels = new Int32Array(total);
-  let at = 0;
-  paths.forEach((p, j) => {
-    pathStart[j] = at;
-    for (const c of p) pathChannels[at++] = c;
-  });
-  pathStart[paths.length] = at;
-  const converted = new Uint8Array(paths.length);
-  converted.fill(1, 0, conversions.length);
-  return { conversions, skippedWithoutValue: skipped, journeys: { channels, pathStart, pathChannels, converted } };
+  return { conversions, skippedWithoutValue: skipped, journeys: packJourneys(channels, paths, conversions.length) };
 }
 
 function push<K>(m: Map<K, number[]>, k: K, v: number): void {
