@@ -115,6 +115,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
   app.get<{ Querystring: { model: ModelType; from: string; to: string } }>(
     '/attribution/channels',
     {
+      config: { problems: ['attribution_window_invalid'] },
       schema: {
         tags: ['attribution'],
         summary: 'Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, summed credible interval',
@@ -230,6 +231,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
   app.get<{ Querystring: { from: string; to: string } }>(
     '/attribution/comparison',
     {
+      config: { problems: ['attribution_window_invalid'] },
       schema: {
         tags: ['attribution'],
         summary: 'Every model side by side for one period of conversion times: per channel and currency, each model\'s attributed value',
@@ -272,6 +274,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
   app.put<{ Body: { models?: string[]; lookback_days?: number; half_life_days?: number; recompute_interval_minutes?: number; recompute_window_days?: number } }>(
     '/attribution/settings',
     {
+      config: { problems: ['attribution_settings_invalid'] },
       schema: {
         tags: ['attribution'],
         summary: "Change the tenant's models and parameters (fields not given keep their value)",

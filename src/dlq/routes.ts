@@ -76,6 +76,7 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
         querystring: ListQuery,
         response: { 200: Type.Object({ items: Type.Array(DeadEventSummary), next_cursor: Nullable(Type.String()) }, { additionalProperties: false }) },
       },
+      config: { problems: ['dead_event_cursor_invalid', 'dead_event_limit_invalid'] },
     },
     async (request) => {
       const q = request.query;
@@ -103,6 +104,7 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
         params: IdParams,
         response: { 200: DeadEvent },
       },
+      config: { problems: ['dead_event_not_found'] },
     },
     async (request) => request.inTenant((client) => getDeadEvent(client, request.params.id)),
   );
@@ -119,6 +121,7 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
           body: ActionBody,
           response: { 200: DeadEvent },
         },
+        config: { problems: ['dead_event_not_found', 'dead_event_transition_not_allowed', 'dead_event_not_retryable', 'dead_event_retry_in_flight', 'dead_event_notes_invalid'] },
         // The body is optional: a bare POST (no Content-Type, no body) means "no notes".
         preValidation: async (request) => {
           if (request.body === undefined || request.body === null) request.body = {};

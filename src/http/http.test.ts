@@ -131,6 +131,15 @@ describe('meta routes', () => {
     assert.ok(checked >= 10, `only ${checked} operations`);
     const post = doc.paths['/api/v1/events'].post.responses;
     assert.ok(post['201'] && post['200'] && post['409'] && post['422'], Object.keys(post).join(','));
+    // Routes list their own codes too (config.problems), under the status each code has.
+    const described = (path: string, method: string, status: string) => String(doc.paths[path]?.[method]?.responses?.[status]?.description ?? '');
+    assert.match(described('/api/v1/dead-events/{id}/retry', 'post', '409'), /dead_event_transition_not_allowed.*dead_event_not_retryable.*dead_event_retry_in_flight/);
+    assert.match(described('/api/v1/dead-events/{id}/resolve', 'post', '404'), /dead_event_not_found/);
+    assert.match(described('/api/v1/dead-events', 'get', '400'), /dead_event_cursor_invalid/);
+    assert.match(described('/api/v1/attribution/channels', 'get', '400'), /attribution_window_invalid/);
+    assert.match(described('/api/v1/attribution/comparison', 'get', '400'), /attribution_window_invalid/);
+    assert.match(described('/api/v1/attribution/settings', 'put', '400'), /attribution_settings_invalid/);
+    assert.match(described('/api/v1/reconciliation', 'get', '422'), /reconciliation_overflow/);
     assert.ok(API_ROUTES.length > 0);
   });
 

@@ -16,6 +16,7 @@ export const reconciliationRoutes: FastifyPluginAsync = async (app) => {
   app.get<{ Querystring: { from: string; to: string; model?: string } }>(
     '/reconciliation',
     {
+      config: { problems: ['reconciliation_window_invalid', 'reconciliation_model_invalid', 'reconciliation_overflow'] },
       schema: {
         tags: ['revenue'],
         summary: 'Revenue claimed by conversions vs verified by the payment ledger, per channel and in total, in the reporting currency',
