@@ -52,3 +52,8 @@ test('storable form: objects as they are, other bodies wrapped, NUL anywhere or 
   assert.deepEqual(storableJson({ a: 'x\u0000' }, b('{"a":"x\\u0000"}')), { raw_base64: b('{"a":"x\\u0000"}').toString('base64') });
   assert.deepEqual(storableJson(undefined, b('{')), { raw_base64: b('{').toString('base64') });
 });
+
+test('lone UTF-16 surrogates: replaced by U+FFFD in values (pairs kept), a key holding one is invalid_unicode', () => {
+  assert.deepEqual(parse('{"a":"x\\ud800y","b":["\\udfff"],"c":"\\ud83d\\ude00"}'), { a: 'x\uFFFDy', b: ['\uFFFD'], c: '\u{1F600}' });
+  assert.throws(() => parse('{"k\\udc00":1}'), { code: 'invalid_unicode' });
+});

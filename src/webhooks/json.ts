@@ -31,12 +31,26 @@ export function parseWebhookJson(raw: Buffer): unknown {
   if (text.trim() === '') throw new WebhookBodyError('empty_body', 'the webhook body is empty');
   let value: unknown;
   try {
-    value = JSON.parse(preserveLargeIntegers(text));
+    value = JSON.parse(preserveLargeIntegers(text), wellFormed);
   } catch (error) {
     if (error instanceof WebhookBodyError) throw error;
     throw new WebhookBodyError('malformed_json', `the webhook body is not valid JSON: ${(error as Error).message.slice(0, 200)}`);
   }
   return value;
+}
+
+/**
+ * JSON may escape a lone UTF-16 surrogate (`"\ud800"`), which is not text: PostgreSQL refuses it
+ * in jsonb and text, so storing the payload (or a label or error message quoting it) would fail
+ * the whole delivery with a 500. String values get U+FFFD in its place, as the provider's own
+ * UTF-8 encoders would; a key holding one makes the body unusable (dead-lettered as base64).
+ */
+// In `u` mode a surrogate pair is one code point, so these match lone halves only.
+const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATES = /\p{Cs}/gu;
+function wellFormed(key: string, value: unknown): unknown {
+  if (LONE_SURROGATE.test(key)) throw new WebhookBodyError('invalid_unicode', 'the webhook body has a key with an unpaired UTF-16 surrogate');
+  return typeof value === 'string' ? value.replace(LONE_SURROGATES, '\uFFFD') : value;
 }
 
 const NUMBER = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;

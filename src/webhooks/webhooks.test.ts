@@ -337,6 +337,19 @@ describe('limits and unusable payloads', () => {
     const order = JSON.stringify({ id: 5001, name: '#5001', total_price: '10.00', currency: 'USD', financial_status: 'paid', processed_at: '+010000-01-01T00:00:00Z', created_at: '-000001-01-01T00:00:00Z' });
     const r2 = await post('shopify', sh.id, order, shopifyHeaders(order, sh.secret, 'orders/paid'));
     assert.deepEqual([r2.statusCode, r2.json().status], [200, 'applied'], r2.body);
+    // Lone UTF-16 surrogates (valid JSON escapes, not text: jsonb refuses them): in a value the
+    // payment is recorded with U+FFFD in its place; in a key, or in an unusable payload, it is
+    // dead-lettered; never a 500.
+    const lone = JSON.stringify({ id: 5002, name: '#5002 \ud800', total_price: '10.00', currency: 'USD', financial_status: 'paid', note: 'x\udfff' });
+    assert.match(lone, /"#5002 \\ud800"/, 'JSON.stringify escapes a lone surrogate');
+    const r4 = await post('shopify', sh.id, lone, shopifyHeaders(lone, sh.secret, 'orders/paid'));
+    assert.deepEqual([r4.statusCode, r4.json().status], [200, 'applied'], r4.body);
+    const badKey = '{"id":5003,"\\udc00":1,"total_price":"10.00","currency":"USD","financial_status":"paid"}';
+    const r5 = await post('shopify', sh.id, badKey, shopifyHeaders(badKey, sh.secret, 'orders/paid'));
+    assert.deepEqual([r5.statusCode, r5.json().status], [200, 'dead_lettered'], r5.body);
+    const unusable = stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_lone', amount: 100, currency: 'u\ud800sd' }));
+    const r6 = await post('stripe', s.id, unusable, stripeHeaders(unusable, s.secret));
+    assert.deepEqual([r6.statusCode, r6.json().status], [200, 'dead_lettered'], r6.body);
   });
 
   test('a dead-lettered event is processed again when the provider resends it: its dead event is resolved, or updated in place', async () => {
