@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js';
+import { inStorableYears } from '../db/timestamps.js';
 import { AttributionError } from './errors.js';
 import type { ModelType } from './models.js';
 
@@ -40,19 +41,10 @@ export interface ChannelFigure {
   credible_interval: { lower_cents: number; upper_cents: number; allocations_with_interval: number } | null;
 }
 
-/**
- * Instants a window may start or end at: years 0001–9999 in UTC. A valid RFC 3339 text can name
- * a JS Date outside them (`0000-01-01T00:00:00Z`; `9999-12-31T23:59:59-23:59` is year 10000 in
- * UTC), which PostgreSQL rejects or toISOString() prints as `+010000-…`.
- */
-const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
-
-/** Throws attribution_window_invalid unless `d` is a valid instant in years 0001–9999 UTC. */
+/** Throws attribution_window_invalid unless `d` is a valid instant in years 0001–9999 UTC (src/db/timestamps.ts). */
 export function checkInstant(field: string, d: Date): void {
-  const t = d.getTime();
-  if (Number.isNaN(t)) throw new AttributionError('attribution_window_invalid', `${field} must be a timestamp`, {}, field);
-  if (t < FIRST_INSTANT || t > LAST_INSTANT) {
+  if (Number.isNaN(d.getTime())) throw new AttributionError('attribution_window_invalid', `${field} must be a timestamp`, {}, field);
+  if (!inStorableYears(d)) {
     throw new AttributionError('attribution_window_invalid', `${field} must be in years 0001–9999 (UTC), got ${d.toISOString()}`, {}, field);
   }
 }

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js';
+import { FIRST_INSTANT, inStorableYears, LAST_INSTANT } from '../db/timestamps.js';
 import { EVENTS_CHANNEL } from '../worker/channel.js';
 import { DeadEventError, nextStatus, type RemediationAction, type RemediationStatus } from './transitions.js';
 
@@ -57,12 +58,9 @@ const SUMMARY_COLUMNS = `d.id, d.tenant_id, d.event_id, d.source, d.event_type, 
 type Row = Record<string, unknown> & { created_us: string };
 
 /**
- * Instants a filter may name: years 0001–9999 UTC. Syntactically valid date-times can still be
- * no instant (the leap second `23:59:60`, which JS cannot represent) or one PostgreSQL refuses
- * or reads differently (`0000-01-01`, `9999-12-31T23:59:59-23:59` = year 10000).
+ * Instants a filter may name: years 0001–9999 UTC (src/db/timestamps.ts). Syntactically valid
+ * date-times can also be no instant at all: the leap second `23:59:60`, which JS cannot represent.
  */
-const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
 /** Cursor microseconds since the epoch of the same years. */
 const FIRST_US = BigInt(FIRST_INSTANT) * 1000n;
 const LAST_US = BigInt(LAST_INSTANT) * 1000n + 999n;
@@ -85,7 +83,7 @@ export function parseInstant(field: string, text: string): Date {
       { field },
     );
   }
-  if (t < FIRST_INSTANT || t > LAST_INSTANT) {
+  if (!inStorableYears(new Date(t))) {
     throw new DeadEventError('validation_failed', `${field} must be in years 0001–9999 (UTC), got ${JSON.stringify(text)}`, { field });
   }
   return new Date(t);
@@ -101,7 +99,7 @@ export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Pro
     if (v?.includes('\u0000')) throw new DeadEventError('validation_failed', `${field} must not contain NUL characters`, { field });
   }
   for (const [field, v] of [['from', f.from], ['to', f.to]] as const) {
-    if (v !== undefined && !(v.getTime() >= FIRST_INSTANT && v.getTime() <= LAST_INSTANT)) {
+    if (v !== undefined && !inStorableYears(v)) {
       throw new DeadEventError('validation_failed', `${field} must be a valid instant in years 0001–9999 (UTC)`, { field });
     }
   }

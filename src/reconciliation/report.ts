@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js';
+import { inStorableYears } from '../db/timestamps.js';
 import { DomainError } from '../errors.js';
 import { allocate } from '../money/allocate.js';
 import { convertWithQuote, divideHalfEven, findRate, type FxQuote } from '../money/fx.js';
@@ -68,19 +69,10 @@ function safe(v: bigint): number {
  * - unmatched ledger revenue: verified transactions of the period whose order no conversion
  *   claims (or without an order id).
  */
-/**
- * Instants a period may start or end at: years 0001–9999 in UTC, as for attribution windows. A
- * valid RFC 3339 text can name a JS Date outside them (`0000-01-01T00:00:00Z`;
- * `9999-12-31T23:59:59-23:59` is year 10000 in UTC) that PostgreSQL refuses or toISOString()
- * prints as `+010000-…`.
- */
-const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
-const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
-
+/** A period starts and ends at valid instants in years 0001–9999 UTC (src/db/timestamps.ts), as attribution windows do. */
 function checkInstant(field: 'from' | 'to', d: Date): void {
-  const t = d.getTime();
-  if (Number.isNaN(t)) throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be a timestamp`, { field });
-  if (t < FIRST_INSTANT || t > LAST_INSTANT) {
+  if (Number.isNaN(d.getTime())) throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be a timestamp`, { field });
+  if (!inStorableYears(d)) {
     throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be in years 0001–9999 (UTC), got ${d.toISOString()}`, { field });
   }
 }

@@ -97,4 +97,5 @@ export function truncate(s: string, max: number): string {
   return points.length <= max ? clean : `${points.slice(0, max - 1).join('')}…`;
 }
 
-const LONE_SURROGATE_OR_NUL = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]|\u0000/g;
+// In `u` mode a surrogate pair is one code point, so \p{Cs} matches lone halves only (as in src/http/json-body.ts).
+const LONE_SURROGATE_OR_NUL = /\p{Cs}|\u0000/gu;
