@@ -137,7 +137,9 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'varchar':
     case 'bpchar': {
       const marker = `iso${tag}_${randomBytes(4).toString('hex')}_${c.name}`;
-      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex')];
+      const cut = (v: string) => (c.maxLength ? v.slice(0, c.maxLength) : v);
+      // Lower case too, for codes that must be lower snake case (tenant_channels.code).
+      return [cut(marker), cut(marker.toLowerCase()), 'USD', randomBytes(32).toString('hex')];
     }
     case 'int2':
     case 'int4':
@@ -151,7 +153,8 @@ function candidates(t: Table, c: Column, tag: string): string[] {
       return ['false', 'true'];
     case 'json':
     case 'jsonb':
-      return ['{}'];
+      // An object, else a one-element array (columns that hold lists, e.g. channel_rules.conditions).
+      return ['{}', '[{}]'];
     case 'timestamptz':
     case 'timestamp':
       // Later columns get later times (window_from < window_to, retired_at <= expires_at …).
@@ -451,7 +454,14 @@ describe('isolation matrix through the application role', () => {
         for (const [column, ref] of t.fks) {
           const parent = tables.find((p) => p.name === ref.table);
           if (!parent || parent.name === 'tenants' || !t.columns.some((c) => c.name === 'tenant_id')) continue;
-          const theirs = (await su.query(`SELECT t.${ref.column}::text AS v FROM ${parent.name} t WHERE ${parent.owner} = $1 LIMIT 1`, [tenants.B.id])).rows[0]?.v;
+          // A value of B's that A does not have itself (tenants share the default channel codes).
+          const theirs = (
+            await su.query(
+              `SELECT t.${ref.column}::text AS v FROM ${parent.name} t WHERE ${parent.owner} = $1
+                  AND t.${ref.column} NOT IN (SELECT t.${ref.column} FROM ${parent.name} t WHERE ${parent.owner} = $2) LIMIT 1`,
+              [tenants.B.id, tenants.A.id],
+            )
+          ).rows[0]?.v;
           const mine = (await su.query(`SELECT to_jsonb(t) AS j FROM ${t.name} t WHERE tenant_id = $1 LIMIT 1`, [tenants.A.id])).rows[0]?.j;
           if (!theirs || !mine) continue;
           const r = await withTenant(appPool, tenants.A.id, async (c) => {
