@@ -49,6 +49,7 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
       info: {
         title: 'Skeldir API',
         version: '1',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         description: 'Multi-tenant marketing attribution and revenue ledger. Errors are RFC 9457 application/problem+json.',
       },
       components: {
