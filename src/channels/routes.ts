@@ -1,20 +1,22 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import { DEFAULT_RULES, type Touch } from './classify.js';
+import { compileRule, DEFAULT_RULES, type Touch } from './classify.js';
 import { loadRuleSet } from './cache.js';
 import { MAX_RECLASSIFY_BATCH, reclassifyBatch } from './reclassify.js';
-import { ChannelCode, ChannelCreate, ChannelOutput, ChannelPatch, RuleInputSchema, RuleOutput, TestInput, urlProblem } from './schema.js';
+import { ChannelCreate, ChannelOutput, ChannelPatch, RuleInputSchema, RuleOutput, TestInput, urlProblem } from './schema.js';
 import { ChannelError } from './errors.js';
 import { createChannel, createRule, listChannels, listRules, orderRules, patchChannel, removeChannel, removeRule, replaceRule, testTouch } from './service.js';
-import type { ChannelRow, RuleRow } from './store.js';
+import { toRule, type ChannelRow, type RuleRow } from './store.js';
 
 const security = [{ apiKey: [] }];
 const tags = ['channels'];
-const CodeParams = Type.Object({ code: ChannelCode }, { additionalProperties: false });
+// Any short code-like text (a code that cannot exist is simply not found, like one that does not).
+const CodeParams = Type.Object({ code: Type.String({ pattern: '^[a-z0-9_]{1,100}$', description: 'Channel code' }) }, { additionalProperties: false });
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
 
 const channelJson = (c: ChannelRow) => ({ ...c, created_at: c.created_at.toISOString(), updated_at: c.updated_at.toISOString() });
 const ruleJson = (r: RuleRow) => ({
+  ...validity(r),
   id: r.id,
   position: r.position,
   name: r.name,
@@ -24,6 +26,16 @@ const ruleJson = (r: RuleRow) => ({
   created_at: r.created_at.toISOString(),
   updated_at: r.updated_at.toISOString(),
 });
+
+function validity(r: RuleRow): { valid: boolean; invalid_reason?: string } {
+  try {
+    if (!Array.isArray(r.conditions) || r.conditions.length === 0) throw new Error('a rule needs at least one condition');
+    compileRule(toRule(r));
+    return { valid: true };
+  } catch (error) {
+    return { valid: false, invalid_reason: (error as Error).message };
+  }
+}
 
 const ReclassifyBody = Type.Object(
   {
@@ -102,7 +114,7 @@ export const channelRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) => ({
       rules: (await request.inTenant((c) => listRules(c, request.tenantId))).map(ruleJson),
-      defaults: DEFAULT_RULES.map((r, i) => ({ id: r.id, position: i + 1, name: r.name, channel: r.channel, conditions: [...r.conditions], is_active: true })),
+      defaults: DEFAULT_RULES.map((r, i) => ({ id: r.id, position: i + 1, name: r.name, channel: r.channel, conditions: [...r.conditions], is_active: true, valid: true })),
     }),
   );
 

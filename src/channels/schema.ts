@@ -32,7 +32,7 @@ export const ChannelPatch = Type.Object(
     ad_platform: Type.Optional(Platform),
     is_active: Type.Optional(Type.Boolean()),
   },
-  { additionalProperties: false, minProperties: 1 },
+  { additionalProperties: false },
 );
 export type ChannelPatch = Static<typeof ChannelPatch>;
 
@@ -82,8 +82,10 @@ export const RuleOutput = Type.Object(
     position: Type.Integer(),
     name: Type.String(),
     channel: Type.String(),
-    conditions: Type.Array(ConditionSchema),
+    conditions: Type.Array(Type.Unknown(), { description: 'As stored: {field, op, value} each.' }),
     is_active: Type.Boolean(),
+    valid: Type.Boolean({ description: 'False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why.' }),
+    invalid_reason: Type.Optional(Type.String()),
     created_at: Type.Optional(Type.String({ format: 'date-time' })),
     updated_at: Type.Optional(Type.String({ format: 'date-time' })),
   },

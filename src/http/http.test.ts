@@ -62,6 +62,7 @@ describe('meta routes', () => {
     assert.equal(res.statusCode, 200);
     const doc = res.json();
     assert.equal(doc.openapi, '3.1.0');
+    assert.deepEqual(doc.info.license, { name: 'Apache-2.0', identifier: 'Apache-2.0' });
     assert.ok(doc.paths['/api/v1/tenant'].get);
     assert.ok(doc.components.securitySchemes.apiKey);
     const docs = await app.inject({ method: 'GET', url: '/docs/' });

@@ -138,8 +138,9 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'bpchar': {
       const marker = `iso${tag}_${randomBytes(4).toString('hex')}_${c.name}`;
       const cut = (v: string) => (c.maxLength ? v.slice(0, c.maxLength) : v);
-      // Lower case too, for codes that must be lower snake case (tenant_channels.code).
-      return [cut(marker), cut(marker.toLowerCase()), 'USD', randomBytes(32).toString('hex')];
+      // Lower case too, for codes that must be lower snake case (tenant_channels.code); last, a lower-case
+      // e-mail address, for columns whose CHECK wants one (tenant_users.email).
+      return [cut(marker), cut(marker.toLowerCase()), 'USD', randomBytes(32).toString('hex'), `${marker.toLowerCase()}@iso.example`];
     }
     case 'int2':
     case 'int4':
@@ -484,8 +485,16 @@ describe('isolation matrix through the application role', () => {
 });
 
 describe('isolation matrix through every API route', () => {
-  /** B's identifying values: every uuid and short text of B's rows (and the last segment of scoped ids). */
+  /**
+   * B's identifying values: every uuid and short text of B's rows (and the last segment of scoped
+   * ids) that A's rows do not hold too (every tenant has the default channel codes: they identify
+   * nothing of B's).
+   */
   async function probesOf(tenant: string): Promise<string[]> {
+    const others = await valuesOf(tenants.A.id === tenant ? tenants.B.id : tenants.A.id);
+    return [...(await valuesOf(tenant))].filter((v) => v === tenant || !others.has(v));
+  }
+  async function valuesOf(tenant: string): Promise<Set<string>> {
     const values = new Set<string>([tenant]);
     for (const t of tables) {
       const cols = t.columns.filter((c) => ['uuid', 'text', 'varchar'].includes(c.base));
@@ -499,7 +508,7 @@ describe('isolation matrix through every API route', () => {
         }
       }
     }
-    return [...values];
+    return values;
   }
   /** A value shaped like `v` (same length, same character classes, a UUID stays a UUID) that names nothing. */
   const missingLike = (v: string) =>
