@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   webhook: async () => (await import('../webhooks/cli.js')).registerWebhook,
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
+  export: async () => (await import('../exports/cli.js')).registerExport,
 };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {

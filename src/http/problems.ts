@@ -62,6 +62,10 @@ export const PROBLEMS = {
   dead_event_notes_invalid: { status: 400, title: 'The remediation notes are not valid' },
   dead_event_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
   dead_event_limit_invalid: { status: 400, title: 'The page size is not valid' },
+  // exports (src/exports)
+  export_period_invalid: { status: 400, title: 'The export period is not valid' },
+  export_dataset_invalid: { status: 400, title: 'Unknown export dataset' },
+  export_format_invalid: { status: 400, title: 'Unknown export format' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */

@@ -13,6 +13,7 @@ import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
+import { exportRoutes } from '../exports/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -23,7 +24,7 @@ import { attributionRoutes } from '../attribution/routes.js';
  * To add a capability: write `src/<area>/routes.ts` exporting a FastifyPluginAsync with TypeBox
  * schemas (tags + summary: they become the OpenAPI document), and add it to a list below.
  */
-export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes, attributionRoutes];
+export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes, attributionRoutes, exportRoutes];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
 
