@@ -10,7 +10,8 @@ export const exportRoutes: FastifyPluginAsync = async (app) => {
   app.get<{ Params: { dataset: DatasetName }; Querystring: { from?: string; to?: string; format?: Format } }>(
     '/exports/:dataset',
     {
-      config: { problems: ['export_period_invalid'] },
+      // Raw rows leave the system: analysts and up (a viewer reads reports only).
+      config: { access: 'analyst', problems: ['export_period_invalid'] },
       schema: {
         tags: ['exports'],
         summary: 'Export a dataset (events, allocations, ledger) as CSV or NDJSON, streamed; columns in docs/exports.md',

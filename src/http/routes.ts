@@ -13,6 +13,7 @@ import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
+import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 
 /**
@@ -24,7 +25,16 @@ import { exportRoutes } from '../exports/routes.js';
  * To add a capability: write `src/<area>/routes.ts` exporting a FastifyPluginAsync with TypeBox
  * schemas (tags + summary: they become the OpenAPI document), and add it to a list below.
  */
-export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes, attributionRoutes, exportRoutes];
+export const API_ROUTES: FastifyPluginAsync[] = [
+  tenantRoutes,
+  ingestionRoutes,
+  ledgerRoutes,
+  reconciliationRoutes,
+  deadEventRoutes,
+  attributionRoutes,
+  userRoutes,
+  exportRoutes,
+];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
 
@@ -44,13 +54,32 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
         license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         description: 'Multi-tenant marketing attribution and revenue ledger. Errors are RFC 9457 application/problem+json.',
       },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key (skd_…)' } } },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key (skd_…)' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'skeldir_session',
+            description: 'A signed-in user of the web app (POST /api/v1/auth/login); state-changing requests also need X-CSRF-Token',
+          },
+        },
+      },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   for (const plugin of PUBLIC_ROUTES) await app.register(plugin);
+  // Sign-in has no credentials yet: under /api/v1 but outside the authenticated scope; its
+  // OpenAPI entries list its problems like the API routes'.
+  await app.register(
+    async (auth) => {
+      auth.addHook('onRoute', (route) => void apiRoutes.add(`${[route.method].flat().join()} ${route.url}`));
+      await auth.register(signInRoutes);
+    },
+    { prefix: '/api/v1' },
+  );
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate);

@@ -137,7 +137,8 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'varchar':
     case 'bpchar': {
       const marker = `iso${tag}_${randomBytes(4).toString('hex')}_${c.name}`;
-      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex')];
+      // Last: a lower-case e-mail address, for columns whose CHECK wants one (tenant_users.email).
+      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex'), `${marker.toLowerCase()}@iso.example`];
     }
     case 'int2':
     case 'int4':

@@ -10,7 +10,7 @@ import type { Revision } from '../revision.js';
  */
 export const revision: Revision = {
   id: '202612021845',
-  previous: '202611280409',
+  previous: '202612021840',
   title: 'exports: keyset indexes (tenant_id, created_at, id) on attribution_allocations and revenue_ledger',
   dropsOnDowngrade: [],
 
