@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
   channels: async () => (await import('../channels/cli.js')).registerChannels,
   user: async () => (await import('../users/cli.js')).registerUser,
+  export: async () => (await import('../exports/cli.js')).registerExport,
 };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {

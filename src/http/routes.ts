@@ -15,6 +15,7 @@ import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { channelRoutes } from '../channels/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
+import { exportRoutes } from '../exports/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -33,6 +34,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   deadEventRoutes,
   attributionRoutes,
   userRoutes,
+  exportRoutes,
   channelRoutes,
 ];
 

@@ -24,7 +24,7 @@ export const AD_PLATFORMS_SQL = `'google_ads', 'meta_ads', 'tiktok_ads', 'micros
  */
 export const revision: Revision = {
   id: '202612021900',
-  previous: '202612021840',
+  previous: '202612021845',
   title: 'tenant channels, channel rules, campaigns on allocations',
   dropsOnDowngrade: [{ table: 'channel_rules' }, { table: 'tenant_channels' }, { table: 'attribution_allocations', columns: ['campaign_id'] }],
 
