@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   channels: async () => (await import('../channels/cli.js')).registerChannels,
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
+  people: async () => (await import('../erasure/cli.js')).registerPeople,
 };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {

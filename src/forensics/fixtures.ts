@@ -55,7 +55,7 @@ export class Probe {
       notification_email: `forensics+${id}@skeldir.invalid`,
       ...overrides,
     });
-    // From revision 202612021900 allocations name the tenant's own channels: the fixture tenant
+    // From revision 202612021946 allocations name the tenant's own channels: the fixture tenant
     // gets its default channels as createTenant gives them (nothing to do on older schemas).
     const seeded = await this.session.query<{ t: string | null }>(`SELECT to_regclass('public.tenant_channels')::text AS t`);
     if (seeded.rows[0]?.t) {

@@ -16,6 +16,7 @@ import { attributionRoutes } from '../attribution/routes.js';
 import { channelRoutes } from '../channels/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
+import { erasureRoutes } from '../erasure/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -35,6 +36,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   attributionRoutes,
   userRoutes,
   exportRoutes,
+  erasureRoutes,
   channelRoutes,
 ];
 

@@ -23,8 +23,8 @@ export const AD_PLATFORMS_SQL = `'google_ads', 'meta_ads', 'tiktok_ads', 'micros
  * reference table): the application does, in the transaction that creates the tenant.
  */
 export const revision: Revision = {
-  id: '202612021900',
-  previous: '202612021845',
+  id: '202612021946',
+  previous: '202612021925',
   title: 'tenant channels, channel rules, campaigns on allocations',
   dropsOnDowngrade: [{ table: 'channel_rules' }, { table: 'tenant_channels' }, { table: 'attribution_allocations', columns: ['campaign_id'] }],
 
