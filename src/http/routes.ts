@@ -14,6 +14,7 @@ import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { channelRoutes } from '../channels/routes.js';
+import { spendRoutes } from '../spend/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
@@ -38,6 +39,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   exportRoutes,
   erasureRoutes,
   channelRoutes,
+  spendRoutes,
 ];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
