@@ -29,6 +29,16 @@ export interface Config {
    */
   metricsToken: string | undefined;
   metricsPublic: boolean;
+  /** POST /api/v1/collect: requests per publishable key and per client address per minute (per API process); 0 = unlimited. */
+  collectKeyRatePerMinute: number;
+  collectAddressRatePerMinute: number;
+  /** The URL browsers reach this API at (the tracker snippet points there); unset: from the request, or http://localhost:PORT. */
+  publicUrl: string | undefined;
+  /**
+   * Fastify's trustProxy: which proxies' X-Forwarded-For to believe for the client address (the
+   * per-address limit of the collect endpoint). false unless SKELDIR_TRUST_PROXY says otherwise.
+   */
+  trustProxy: boolean | number | string;
 }
 
 export class ConfigError extends Error {
@@ -70,7 +80,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (metricsToken !== undefined && publicFlag === '1') {
     throw new ConfigError('SKELDIR_METRICS_TOKEN and SKELDIR_METRICS_PUBLIC=1 contradict each other: set only one');
   }
+  const collectKey = nonNegative(env, 'SKELDIR_COLLECT_KEY_RATE_PER_MINUTE', 30_000);
+  const collectAddress = nonNegative(env, 'SKELDIR_COLLECT_ADDRESS_RATE_PER_MINUTE', 600);
+  const publicUrl = env.SKELDIR_PUBLIC_URL || undefined;
+  if (publicUrl !== undefined) {
+    let ok = false;
+    try {
+      const u = new URL(publicUrl);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && !u.search && !u.hash && !u.username;
+    } catch {}
+    if (!ok) throw new ConfigError(`SKELDIR_PUBLIC_URL must be an http(s) URL such as https://skeldir.example.com, got ${JSON.stringify(publicUrl)}`);
+  }
   return {
+    collectKeyRatePerMinute: collectKey,
+    collectAddressRatePerMinute: collectAddress,
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
+    trustProxy: parseTrustProxy(env.SKELDIR_TRUST_PROXY),
     metricsToken,
     metricsPublic: publicFlag === '1',
     rateLimitPerMinute: rate,
@@ -82,4 +107,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     appRole,
     systemRole,
   };
+}
+
+function nonNegative(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = env[name];
+  const value = text ? Number(text) : fallback;
+  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`${name} must be a non-negative integer (0 = unlimited), got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** SKELDIR_TRUST_PROXY: unset/false, true (every hop), a number of hops, or comma-separated addresses / CIDR ranges. */
+function parseTrustProxy(text: string | undefined): boolean | number | string {
+  if (text === undefined || text === '' || text === 'false' || text === '0') return false;
+  if (text === 'true') return true;
+  if (/^\d{1,2}$/.test(text)) return Number(text);
+  if (/^[0-9a-fA-F.:/]+(?:\s*,\s*[0-9a-fA-F.:/]+)*$/.test(text)) return text;
+  throw new ConfigError(`SKELDIR_TRUST_PROXY must be true, a number of proxy hops, or comma-separated proxy addresses / CIDR ranges, got ${JSON.stringify(text)}`);
 }

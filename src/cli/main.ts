@@ -18,7 +18,10 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   webhook: async () => (await import('../webhooks/cli.js')).registerWebhook,
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
+  'publishable-key': async () => (await import('../collect/cli.js')).registerPublishableKey,
 };
+/** Short names of top-level commands (commander knows them too, through .alias()). */
+const ALIASES: Record<string, string> = { pk: 'publishable-key' };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command('skeldir')
@@ -29,7 +32,7 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
       // Usage errors (unknown command or option, missing argument) exit 2; --help and --version exit 0.
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
-  const name = argv[2];
+  const name = argv[2] !== undefined ? (ALIASES[argv[2]] ?? argv[2]) : undefined;
   const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
   for (const command of wanted) (await COMMANDS[command]!())(program);
   return program;

@@ -11,6 +11,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
+import { looksLikePublishableKey } from '../collect/keys.js';
 import type { RateLimitOptions } from './rate-limit.js';
 import { parseJsonBody } from './json-body.js';
 import { HttpProblem, sendProblem } from './problems.js';
@@ -26,7 +27,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The application-role pool (row-level security always applies). */
     appPool: pg.Pool;
-    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; readyTimeoutMs: number };
+    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; collectRateLimit: CollectRateLimit; readyTimeoutMs: number };
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
@@ -59,6 +60,15 @@ export interface AppOptions {
   rateLimit?: RateLimitOptions;
   /** How long `/ready` waits for the database (to connect, then to answer) before it says 503 (default 2 s). */
   readyTimeoutMs?: number;
+  /** Limits of POST /api/v1/collect; default from `config` (0 = none). */
+  collectRateLimit?: CollectRateLimit;
+}
+
+/** Requests per minute (per API process) of the collect endpoint, per publishable key and per client address; 0 = unlimited. */
+export interface CollectRateLimit {
+  perKey: number;
+  perAddress: number;
+  timeWindowMs?: number;
 }
 
 /** Default bound of the `/ready` probe: orchestrators' probes time out after 1–10 s. */
@@ -135,6 +145,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // A number of hops is accepted at run time (proxy-addr) though the option's type leaves it out.
+    trustProxy: options.config.trustProxy as boolean | string,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const body = bodyAjv();
@@ -144,7 +156,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const appPool = options.db.appPool({ max: options.poolSize ?? 20, applicationName: 'skeldir-api' });
   app.decorate('appPool', appPool);
   const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
-  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
+  const collectRateLimit = options.collectRateLimit ?? { perKey: options.config.collectKeyRatePerMinute, perAddress: options.config.collectAddressRatePerMinute };
+  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, collectRateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
@@ -197,6 +210,10 @@ export async function authenticate(request: FastifyRequest): Promise<void> {
   const header = request.headers.authorization;
   // The scheme is case-insensitive (RFC 9110 §11.1): bearer, BEARER … are Bearer.
   const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
+  if (match && looksLikePublishableKey(match[1]!)) {
+    // A browser key on a server route: said plainly (its shape is public; nothing is looked up).
+    throw new HttpProblem('unauthorized', 'a publishable key (pk_…) only sends browser events to POST /api/v1/collect; this route needs a secret API key (skd_…)');
+  }
   const tenantId = match ? await request.server.authenticator.authenticate(match[1]!) : null;
   if (!tenantId) {
     // One answer for every cause (missing, malformed, unknown, revoked, expired): nothing to learn from it.

@@ -62,6 +62,15 @@ export const PROBLEMS = {
   dead_event_notes_invalid: { status: 400, title: 'The remediation notes are not valid' },
   dead_event_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
   dead_event_limit_invalid: { status: 400, title: 'The page size is not valid' },
+  // first-party collection and identity (src/collect, src/identity)
+  publishable_key_invalid: { status: 401, title: 'Missing or invalid publishable key' },
+  origin_not_allowed: { status: 403, title: 'The origin is not allowed for this publishable key' },
+  collect_event_too_old: { status: 422, title: 'The event is too old to collect' },
+  allowed_origin_invalid: { status: 400, title: 'An allowed origin is not valid' },
+  publishable_key_name_invalid: { status: 400, title: 'The key name is not valid' },
+  publishable_key_not_found: { status: 404, title: 'No such publishable key' },
+  publishable_key_revoked: { status: 409, title: 'The publishable key is revoked' },
+  collect_counts_window_invalid: { status: 400, title: 'The days asked for are not valid' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */

@@ -13,6 +13,10 @@ import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
+import { collectRoutes } from '../collect/routes.js';
+import { publishableKeyRoutes } from '../collect/key-routes.js';
+import { sdkRoutes } from '../collect/sdk.js';
+import { CollectCounter } from '../collect/counts.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -23,9 +27,18 @@ import { attributionRoutes } from '../attribution/routes.js';
  * To add a capability: write `src/<area>/routes.ts` exporting a FastifyPluginAsync with TypeBox
  * schemas (tags + summary: they become the OpenAPI document), and add it to a list below.
  */
-export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes, attributionRoutes];
+export const API_ROUTES: FastifyPluginAsync[] = [
+  tenantRoutes,
+  ingestionRoutes,
+  ledgerRoutes,
+  reconciliationRoutes,
+  deadEventRoutes,
+  attributionRoutes,
+  publishableKeyRoutes,
+];
 
-export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
+/** collectRoutes authenticates with a publishable key (its own hook), sdkRoutes serve the tracker. */
+export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes, collectRoutes, sdkRoutes];
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   // Routes behind the API key, by method and URL: their OpenAPI entries list the problems they answer with.
@@ -48,6 +61,12 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // The collect endpoint counts what it does; the key routes read the counts.
+  const counter = new CollectCounter(app.appPool, 10_000, (error) => app.log.warn({ err: error }, 'collect counts not written'));
+  app.decorate('collectCounter', counter);
+  // preClose: before the pool is ended (onClose).
+  app.addHook('preClose', () => counter.close());
 
   for (const plugin of PUBLIC_ROUTES) await app.register(plugin);
   await app.register(

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { DomainError } from '../errors.js';
 import { isCurrency } from '../money/currencies.js';
 import { normaliseChannel } from './channels.js';
+import { sessionUuid } from './session-id.js';
 import type { EventInput } from './schema.js';
 
 export class IngestionError extends DomainError {}
@@ -23,6 +24,7 @@ export interface PreparedEvent {
   /** The timestamp text as given (PostgreSQL parses it, keeping microseconds). */
   timestamp: string;
   sessionId: string;
+  anonymousId: string | null;
   userId: string | null;
   channel: string;
   campaignId: string | null;
@@ -143,7 +145,8 @@ export function prepareEvent(
     scopedKey: scopedKey(tenantId, clientKey),
     eventType: input.event_type,
     timestamp: input.event_timestamp.toUpperCase(),
-    sessionId: input.session_id.toLowerCase(),
+    sessionId: sessionUuid(input.session_id),
+    anonymousId: input.anonymous_id ?? null,
     userId: input.user_id ?? null,
     channel: normaliseChannel(input, options.channels),
     campaignId: input.campaign_id ?? input.utm_campaign ?? null,

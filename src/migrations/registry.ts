@@ -21,6 +21,7 @@ import { revision as r202611280300 } from './revisions/202611280300_revenue_ledg
 import { revision as r202611280313 } from './revisions/202611280313_worker_claim_due_index.js';
 import { revision as r202611280318 } from './revisions/202611280318_order_verification_lock.js';
 import { revision as r202611280409 } from './revisions/202611280409_revenue_ledger_captured_cents.js';
+import { revision as r202612021846 } from './revisions/202612021846_first_party_collection.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -49,6 +50,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280313,
   r202611280318,
   r202611280409,
+  r202612021846,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */
