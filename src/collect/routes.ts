@@ -28,7 +28,7 @@ declare module 'fastify' {
 
 /** How long a browser may cache a preflight answer (Chromium caps it at 2 hours). */
 const PREFLIGHT_MAX_AGE_S = 7200;
-const COLLECT_PROBLEMS: ProblemCode[] = ['publishable_key_invalid', 'origin_not_allowed', 'collect_event_too_old', 'timestamp_invalid', 'rate_limited'];
+const COLLECT_PROBLEMS: ProblemCode[] = ['collect_event_too_old', 'timestamp_invalid'];
 
 /**
  * POST /api/v1/collect (and its CORS preflight): the browser endpoint (docs/collect.md).
@@ -96,7 +96,11 @@ export const collectRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.options(
     '/api/v1/collect',
-    { onRequest: admit, schema: { tags: ['collect'], summary: 'CORS preflight of the collect endpoint', querystring, response: { 204: Type.Null() } } },
+    {
+      onRequest: admit,
+      config: { browserRoute: true, problems: ['method_not_allowed'] },
+      schema: { tags: ['collect'], summary: 'CORS preflight of the collect endpoint', querystring, response: { 204: Type.Null() } },
+    },
     async (request, reply) => {
       const method = request.headers['access-control-request-method'];
       if (method !== undefined && method !== 'POST') throw new HttpProblem('method_not_allowed', 'the collect endpoint takes POST only');
@@ -114,7 +118,7 @@ export const collectRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       onRequest: admit,
       bodyLimit: COLLECT_BODY_LIMIT,
-      config: { problems: COLLECT_PROBLEMS },
+      config: { browserRoute: true, problems: COLLECT_PROBLEMS },
       schema: {
         tags: ['collect'],
         summary: 'Browser events (touches and identifies) sent with a publishable key',

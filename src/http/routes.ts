@@ -5,7 +5,7 @@ import { authenticate } from './app.js';
 import { registerRateLimit } from './rate-limit.js';
 import { ingestionRoutes } from '../ingestion/routes.js';
 import { metaRoutes } from './meta-routes.js';
-import { withProblemResponses } from './openapi.js';
+import { BROWSER_ROUTE, withProblemResponses } from './openapi.js';
 import { tenantRoutes } from '../tenants/routes.js';
 import { deadEventRoutes } from '../dlq/routes.js';
 import { metricsRoutes } from '../worker/metrics-routes.js';
@@ -47,7 +47,9 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
     transform: ({ schema, url, route }) =>
       apiRoutes.has(`${[route.method].flat().join()} ${url}`) && schema
         ? { schema: withProblemResponses(schema as Parameters<typeof withProblemResponses>[0], url, route.config?.problems), url }
-        : { schema, url },
+        : route.config?.browserRoute && schema
+          ? { schema: withProblemResponses(schema as Parameters<typeof withProblemResponses>[0], url, route.config.problems, BROWSER_ROUTE), url }
+          : { schema, url },
     openapi: {
       openapi: '3.1.0',
       info: {
