@@ -32,13 +32,24 @@ export interface Config {
   /** POST /api/v1/collect: requests per publishable key and per client address per minute (per API process); 0 = unlimited. */
   collectKeyRatePerMinute: number;
   collectAddressRatePerMinute: number;
-  /** The URL browsers reach this API at (the tracker snippet points there); unset: from the request, or http://localhost:PORT. */
-  publicUrl: string | undefined;
   /**
    * Fastify's trustProxy: which proxies' X-Forwarded-For to believe for the client address (the
    * per-address limit of the collect endpoint). false unless SKELDIR_TRUST_PROXY says otherwise.
    */
   trustProxy: boolean | number | string;
+  /** Web app sign-in (src/users): the URL users reach Skeldir at (invitation links), session lifetimes. */
+  web: WebConfig;
+}
+
+export interface WebConfig {
+  /** Base of the links `skeldir user invite` prints (SKELDIR_PUBLIC_URL; default http://localhost:<PORT>). */
+  publicUrl: string;
+  /** A session ends after this long without a request (SKELDIR_SESSION_IDLE_MINUTES, default 480 = 8 h). */
+  sessionIdleMs: number;
+  /** …and this long after sign-in, whatever its activity (SKELDIR_SESSION_MAX_HOURS, default 168 = 7 days). */
+  sessionMaxMs: number;
+  /** How long an invitation link works (SKELDIR_INVITATION_HOURS, default 72). */
+  invitationMs: number;
 }
 
 export class ConfigError extends Error {
@@ -80,21 +91,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (metricsToken !== undefined && publicFlag === '1') {
     throw new ConfigError('SKELDIR_METRICS_TOKEN and SKELDIR_METRICS_PUBLIC=1 contradict each other: set only one');
   }
+  const positive = (name: string, fallback: number, max: number): number => {
+    const text = env[name];
+    const value = text ? Number(text) : fallback;
+    if (!Number.isInteger(value) || value < 1 || value > max) throw new ConfigError(`${name} must be an integer between 1 and ${max}, got ${JSON.stringify(text)}`);
+    return value;
+  };
+  const publicUrl = env.SKELDIR_PUBLIC_URL || `http://localhost:${port || 8080}`;
+  if (!/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(publicUrl)) {
+    throw new ConfigError(`SKELDIR_PUBLIC_URL must be an http(s) URL without query or fragment, got ${JSON.stringify(publicUrl)}`);
+  }
+  const web: WebConfig = {
+    publicUrl: publicUrl.replace(/\/+$/, ''),
+    sessionIdleMs: positive('SKELDIR_SESSION_IDLE_MINUTES', 480, 43_200) * 60_000,
+    sessionMaxMs: positive('SKELDIR_SESSION_MAX_HOURS', 168, 8_760) * 3_600_000,
+    invitationMs: positive('SKELDIR_INVITATION_HOURS', 72, 720) * 3_600_000,
+  };
   const collectKey = nonNegative(env, 'SKELDIR_COLLECT_KEY_RATE_PER_MINUTE', 30_000);
   const collectAddress = nonNegative(env, 'SKELDIR_COLLECT_ADDRESS_RATE_PER_MINUTE', 600);
-  const publicUrl = env.SKELDIR_PUBLIC_URL || undefined;
-  if (publicUrl !== undefined) {
-    let ok = false;
-    try {
-      const u = new URL(publicUrl);
-      ok = (u.protocol === 'http:' || u.protocol === 'https:') && !u.search && !u.hash && !u.username;
-    } catch {}
-    if (!ok) throw new ConfigError(`SKELDIR_PUBLIC_URL must be an http(s) URL such as https://skeldir.example.com, got ${JSON.stringify(publicUrl)}`);
-  }
   return {
+    web,
     collectKeyRatePerMinute: collectKey,
     collectAddressRatePerMinute: collectAddress,
-    publicUrl: publicUrl?.replace(/\/+$/, ''),
     trustProxy: parseTrustProxy(env.SKELDIR_TRUST_PROXY),
     metricsToken,
     metricsPublic: publicFlag === '1',

@@ -18,6 +18,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   webhook: async () => (await import('../webhooks/cli.js')).registerWebhook,
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
+  user: async () => (await import('../users/cli.js')).registerUser,
+  export: async () => (await import('../exports/cli.js')).registerExport,
   'publishable-key': async () => (await import('../collect/cli.js')).registerPublishableKey,
 };
 /** Short names of top-level commands (commander knows them too, through .alias()). */

@@ -56,7 +56,7 @@ export function registerPublishableKey(program: Command): void {
     .action((o: SettingFlags & { tenant: string; baseUrl?: string }) =>
       runCommand(async (ctx) => {
         const tenant = validateTenantId(o.tenant);
-        const base = o.baseUrl ?? ctx.config.publicUrl ?? `http://localhost:${ctx.config.port}`;
+        const base = o.baseUrl ?? ctx.config.web.publicUrl;
         print(await asOwner(ctx, (pool) => createPublishableKey(pool, tenant, settingsOf(o), base)));
       }),
     );

@@ -61,9 +61,9 @@ const Counts = Type.Object(
   { additionalProperties: false },
 );
 
-/** The URL the tracker snippet points at: SKELDIR_PUBLIC_URL, else the address this request came to. */
+/** The URL the tracker snippet points at: SKELDIR_PUBLIC_URL (default http://localhost:PORT). */
 function baseUrl(request: FastifyRequest): string {
-  return request.server.skeldir.config.publicUrl ?? `${request.protocol}://${request.host}`;
+  return request.server.skeldir.config.web.publicUrl;
 }
 
 /** Publishable keys of the authenticated tenant (secret key only): issue, list, change, revoke, counts. */

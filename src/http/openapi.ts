@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { PROBLEMS, type ProblemCode } from './problems.js';
+import type { Role } from '../users/roles.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -13,6 +14,11 @@ declare module 'fastify' {
      * key): documented with BROWSER_ROUTE's problems instead of EVERY_API_ROUTE's.
      */
     browserRoute?: boolean;
+    /**
+     * The weakest role a signed-in user needs for this route (src/users/roles.ts); default viewer
+     * for GET and HEAD, admin for every state-changing method. API keys act as owner.
+     */
+    access?: Role;
   }
 }
 

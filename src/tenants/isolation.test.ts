@@ -137,7 +137,8 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'varchar':
     case 'bpchar': {
       const marker = `iso${tag}_${randomBytes(4).toString('hex')}_${c.name}`;
-      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex')];
+      // Last: a lower-case e-mail address, for columns whose CHECK wants one (tenant_users.email).
+      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex'), `${marker.toLowerCase()}@iso.example`];
     }
     case 'int2':
     case 'int4':
@@ -556,6 +557,9 @@ describe('isolation matrix through every API route', () => {
       const props = ((route.schema as { params?: { properties?: Record<string, any> } } | undefined)?.params?.properties ?? {}) as Record<string, any>;
       const choices = (name: string): string[] | null => props[name]?.enum ?? (props[name]?.anyOf?.every((a: any) => 'const' in a) ? props[name].anyOf.map((a: any) => a.const) : null);
       const fixedParams = params.filter((p) => choices(p));
+      // Every parameter fixed (e.g. an export's dataset): no probe reaches the URL, so there is nothing to compare
+      // here (the next test covers such routes: A's answer must not change when B's data does).
+      if (fixedParams.length === params.length) continue;
       const combos: Record<string, string>[] = fixedParams.reduce<Record<string, string>[]>(
         (acc, p) => acc.flatMap((combo) => choices(p)!.map((v) => ({ ...combo, [p]: v }))),
         [{}],
