@@ -210,6 +210,37 @@ describe('POST /api/v1/collect', () => {
     for (const secret of ['jane', 'eyJhbGci', 'access_token', 'iPhone', 'q=shoes']) assert.ok(!text.includes(secret), `${secret} is not stored`);
   });
 
+  test("the channel comes from the tenant's channel rules: utm, click ids, referrer domains (search, social, webmail), direct", async () => {
+    const rule = await app.inject({
+      method: 'POST',
+      url: '/api/v1/channels/rules',
+      headers: { authorization: `Bearer ${A.key}` },
+      payload: { name: 'partner network', channel: 'referral', conditions: [{ field: 'utm_source', op: 'equals', value: 'partnerx' }] },
+    });
+    assert.equal(rule.statusCode, 201, rule.body);
+    const cases: [string, string | undefined, string, string | null][] = [
+      [`${SHOP}/?gclid=EAIaIQobChMI`, 'https://www.google.com/', 'google_search_paid', null],
+      [`${SHOP}/?ttclid=E.C.P.abc`, undefined, 'tiktok_paid', null],
+      [`${SHOP}/?fbclid=IwAR0abc`, 'https://l.facebook.com/', 'facebook_brand', null],
+      [`${SHOP}/?utm_source=facebook&utm_medium=paid_social&utm_campaign=retarget`, 'https://m.facebook.com/', 'facebook_paid', 'retarget'],
+      [`${SHOP}/?utm_source=newsletter&utm_medium=email&utm_campaign=march`, undefined, 'email', 'march'],
+      [`${SHOP}/p/1`, 'https://www.google.de/', 'organic', null],
+      [`${SHOP}/p/2`, 'https://duckduckgo.com/', 'organic', null],
+      [`${SHOP}/p/3`, 'https://mail.google.com/mail/u/0/', 'email', null],
+      [`${SHOP}/p/4`, 'https://t.co/abc', 'referral', null],
+      [`${SHOP}/p/5`, 'https://some-blog.example/post', 'referral', null],
+      [`${SHOP}/p/6`, undefined, 'direct', null],
+      [`${SHOP}/?utm_source=partnerx&utm_medium=affiliate`, undefined, 'referral', null],
+    ];
+    for (const [url, referrer, channel, campaign] of cases) {
+      const t = touch({ url, referrer });
+      assert.equal((await collect(pk.key, { events: [t] })).statusCode, 204);
+      const [row] = await eventsOf(A.tenant, `idempotency_key = $2`, [`${A.tenant}:collect:${t.event_id}`]);
+      assert.equal(row.channel, channel, `${url} from ${referrer}`);
+      assert.equal(row.campaign_id, campaign, url);
+    }
+  });
+
   test('application/json bodies are accepted too; a subdomain wildcard origin matches subdomains only', async () => {
     const ok = await collect(pk.key, { events: [touch()] }, { origin: 'https://www.blog.example' }, 'application/json');
     assert.equal(ok.statusCode, 204, ok.body);

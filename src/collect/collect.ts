@@ -1,3 +1,4 @@
+import type { RuleSet } from '../channels/classify.js';
 import { prepareEvent, parseTimestamp, type PreparedEvent } from '../ingestion/prepare.js';
 import type { EventInput } from '../ingestion/schema.js';
 import { deviceClass, isBotTraffic, readLanding, readReferrer, type DeviceClass } from './enrich.js';
@@ -51,7 +52,7 @@ export function identifiersAllowed(key: ResolvedKey, body: Pick<CollectBody, 'co
  * Throws a CollectError naming the field for input the schema cannot judge (a URL that is not
  * http(s), an event too old); nothing is stored then.
  */
-export function planCollect(tenantKey: ResolvedKey, body: CollectBody, signals: BrowserSignals, channels: ReadonlySet<string>, now: number): CollectPlan {
+export function planCollect(tenantKey: ResolvedKey, body: CollectBody, signals: BrowserSignals, rules: RuleSet, now: number): CollectPlan {
   const bot = isBotTraffic(signals.userAgent, { webdriver: body.events.some((e) => e.webdriver === true), brandHint: signals.brandHint });
   const device = deviceClass(signals.userAgent, signals.mobileHint);
   const allowed = identifiersAllowed(tenantKey, body, signals.gpc);
@@ -92,11 +93,14 @@ export function planCollect(tenantKey: ResolvedKey, body: CollectBody, signals: 
       // of the same event lands in the same place).
       session_id: identified && e.session_id !== undefined ? e.session_id : `collect:${e.event_id}`,
       ...(identified ? { anonymous_id: e.anonymous_id } : {}),
-      ...landing.utm.utm_source !== undefined ? { utm_source: landing.utm.utm_source } : {},
-      ...landing.utm.utm_medium !== undefined ? { utm_medium: landing.utm.utm_medium } : {},
-      ...landing.utm.utm_campaign !== undefined ? { utm_campaign: landing.utm.utm_campaign } : {},
+      // What the tenant's channel rules look at (src/channels/classify.ts): campaign parameters,
+      // click ids, the referrer's origin and the landing URL, personal data already removed.
+      ...landing.utm,
+      ...landing.clickIds,
+      ...(referrer ? { referrer: referrer.origin } : {}),
+      landing_url: landing.url,
     };
-    const prepared = prepareEvent(tenantKey.tenantId, input, { headerKey: `collect:${e.event_id}`, pointer, channels, now });
+    const prepared = prepareEvent(tenantKey.tenantId, input, { headerKey: `collect:${e.event_id}`, pointer, rules, now });
     plan.touches.push({
       ...prepared,
       // Tracker events have a key space of their own: no server-side key can collide with one.
@@ -105,11 +109,7 @@ export function planCollect(tenantKey: ResolvedKey, body: CollectBody, signals: 
         ...input,
         source: 'collect',
         publishable_key_id: tenantKey.keyId,
-        landing_url: landing.url,
         ...(landing.stripped.length ? { stripped_parameters: landing.stripped } : {}),
-        ...(referrer ? { referrer: referrer.origin } : {}),
-        ...landing.utm,
-        ...landing.clickIds,
         device_class: device,
       }),
     });

@@ -1,4 +1,6 @@
 import { isbot } from 'isbot';
+import { CLICK_IDS, type ClickId } from '../channels/classify.js';
+import { MAX_URL_LENGTH } from '../channels/schema.js';
 
 /**
  * Server-side enrichment of what a browser sends to POST /api/v1/collect: campaign parameters
@@ -9,11 +11,8 @@ import { isbot } from 'isbot';
 
 /** The campaign parameters of a landing URL Skeldir keeps (and classifies the channel by). */
 export const UTM_PARAMETERS = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'] as const;
-/** Ad click ids: Google (gclid, and gbraid/wbraid on iOS), Meta, TikTok, Microsoft, LinkedIn. */
-export const CLICK_IDS = ['gclid', 'gbraid', 'wbraid', 'fbclid', 'ttclid', 'msclkid', 'li_fat_id'] as const;
 
 export type UtmParameter = (typeof UTM_PARAMETERS)[number];
-export type ClickId = (typeof CLICK_IDS)[number];
 
 export interface Landing {
   /** The landing URL without personal data (and without its fragment). */
@@ -26,8 +25,6 @@ export interface Landing {
   stripped: string[];
 }
 
-/** Longest URL accepted (browsers allow more; analytics tools cut at about this). */
-export const MAX_URL_LENGTH = 4096;
 /** Longest value kept of a campaign parameter or click id (the width of the event columns). */
 const MAX_PARAMETER = 255;
 

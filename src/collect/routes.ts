@@ -5,7 +5,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { withTenant } from '../db/tenant-context.js';
 import { parseJsonBody } from '../http/json-body.js';
 import { HttpProblem, type ProblemCode } from '../http/problems.js';
-import { ChannelTaxonomy } from '../ingestion/channels.js';
 import { IngestCoalescer } from '../ingestion/coalescer.js';
 import { ingestEvents } from '../ingestion/ingest.js';
 import { linkIdentities } from '../identity/graph.js';
@@ -46,7 +45,6 @@ const COLLECT_PROBLEMS: ProblemCode[] = ['collect_event_too_old', 'timestamp_inv
 export const collectRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const resolver = new PublishableKeyResolver(app.appPool);
   const counter = app.collectCounter;
-  const taxonomy = new ChannelTaxonomy(app.appPool);
   const coalescer = new IngestCoalescer((tenantId, events) => withTenant(app.appPool, tenantId, (client) => ingestEvents(client, tenantId, events)));
 
   app.addContentTypeParser('text/plain', { parseAs: 'buffer' }, (_req, raw: Buffer | string, done) => {
@@ -143,7 +141,7 @@ export const collectRoutes: FastifyPluginAsyncTypebox = async (app) => {
           brandHint: header(request, 'sec-ch-ua'),
           gpc: header(request, 'sec-gpc') === '1',
         },
-        await taxonomy.active(),
+        await app.channelRules.get(key.tenantId),
         now,
       );
       if (plan.bot) {

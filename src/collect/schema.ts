@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TIMESTAMP_PATTERN } from '../ingestion/schema.js';
 import { OPAQUE_ID_PATTERN } from '../ingestion/session-id.js';
-import { MAX_URL_LENGTH } from './enrich.js';
+import { MAX_URL_LENGTH } from '../channels/schema.js';
 
 /** Most events in one collect request (the tracker sends its queue in chunks of this size). */
 export const MAX_COLLECT_EVENTS = 20;

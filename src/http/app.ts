@@ -11,6 +11,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
+import { RuleSetCache } from '../channels/cache.js';
 import { looksLikePublishableKey } from '../collect/keys.js';
 import { UserError } from '../users/errors.js';
 import { atLeast } from '../users/roles.js';
@@ -43,6 +44,8 @@ declare module 'fastify' {
     skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; collectRateLimit: CollectRateLimit; readyTimeoutMs: number };
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
+    /** Each tenant's compiled channel rules (src/channels/cache.ts); the channel routes invalidate it. */
+    channelRules: RuleSetCache;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
     routeList: RouteRecord[];
   }
@@ -82,6 +85,11 @@ export interface AppOptions {
   webRoot?: string;
 }
 
+/**
+ * Longest path parameter, as sent (percent-encoded): a person's user_id (`DELETE /api/v1/people/{user_id}`) may be
+ * 255 characters, each up to 4 UTF-8 bytes of 3 characters encoded. Fastify's default is 100.
+ */
+export const MAX_PARAM_LENGTH = 3_072;
 /** Requests per minute (per API process) of the collect endpoint, per publishable key and per client address; 0 = unlimited. */
 export interface CollectRateLimit {
   perKey: number;
@@ -147,6 +155,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
         };
   const app = Fastify({
     logger,
+    maxParamLength: MAX_PARAM_LENGTH,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -177,6 +186,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const collectRateLimit = options.collectRateLimit ?? { perKey: options.config.collectKeyRatePerMinute, perAddress: options.config.collectAddressRatePerMinute };
   app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, collectRateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
+  app.decorate('channelRules', new RuleSetCache(appPool));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
   app.addHook('onRoute', (route) => {
@@ -297,7 +307,7 @@ function frameworkProblem(error: FastifyError): HttpProblem | FastifyError {
     case 'FST_ERR_BAD_URL':
       return new HttpProblem('validation_failed', 'the URL is not valid: a percent-escape is malformed or does not encode UTF-8', { field: 'url' });
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return new HttpProblem('validation_failed', 'a path parameter of the URL is longer than 100 characters', { field: 'url' });
+      return new HttpProblem('validation_failed', `a path parameter of the URL is longer than ${MAX_PARAM_LENGTH} characters`, { field: 'url' });
   }
   return error;
 }

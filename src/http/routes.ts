@@ -13,8 +13,10 @@ import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
+import { channelRoutes } from '../channels/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
+import { erasureRoutes } from '../erasure/routes.js';
 import { collectRoutes } from '../collect/routes.js';
 import { publishableKeyRoutes } from '../collect/key-routes.js';
 import { sdkRoutes } from '../collect/sdk.js';
@@ -38,6 +40,8 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   attributionRoutes,
   userRoutes,
   exportRoutes,
+  erasureRoutes,
+  channelRoutes,
   publishableKeyRoutes,
 ];
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { TouchFields } from '../channels/schema.js';
 import { ProblemBody } from '../http/openapi.js';
 import { OPAQUE_ID_PATTERN } from './session-id.js';
 
@@ -44,11 +45,7 @@ export const EventInput = Type.Object(
       }),
     ),
     user_id: Type.Optional(text(255, "The sender's id of the person: stitches their sessions into one journey.")),
-    channel: Type.Optional(text(100, 'Marketing channel (a taxonomy code or alias); wins over utm_*.')),
-    utm_source: Type.Optional(text(255, 'utm_source, used for the channel when `channel` is absent.')),
-    utm_medium: Type.Optional(text(255, 'utm_medium, used for the channel when `channel` is absent.')),
-    utm_campaign: Type.Optional(text(255, 'utm_campaign, stored as campaign_id when campaign_id is absent.')),
-    campaign_id: Type.Optional(text(255, 'Campaign identifier.')),
+    ...TouchFields,
     conversion_value_cents: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -91,7 +88,7 @@ export const EventOutput = Type.Object(
     session_id: Type.String({ format: 'uuid' }),
     anonymous_id: Nullable(Type.String()),
     user_id: Nullable(Type.String()),
-    channel: Type.String({ description: 'The channel_taxonomy code the event was normalised to.' }),
+    channel: Type.String({ description: "The tenant's channel the event was classified to (docs/channels.md)." }),
     campaign_id: Nullable(Type.String()),
     conversion_value_cents: Type.Union([Type.Integer(), Type.Null()]),
     currency: Nullable(Type.String({ description: 'ISO 4217 code of the value; null when the event carries none.' })),

@@ -23,7 +23,9 @@ import { revision as r202611280318 } from './revisions/202611280318_order_verifi
 import { revision as r202611280409 } from './revisions/202611280409_revenue_ledger_captured_cents.js';
 import { revision as r202612021840 } from './revisions/202612021840_users_and_sessions.js';
 import { revision as r202612021845 } from './revisions/202612021845_export_keyset_indexes.js';
-import { revision as r202612021846 } from './revisions/202612021846_first_party_collection.js';
+import { revision as r202612021925 } from './revisions/202612021925_erasure_audit.js';
+import { revision as r202612021946 } from './revisions/202612021946_tenant_channels_and_rules.js';
+import { revision as r202612021954 } from './revisions/202612021954_first_party_collection.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -54,7 +56,9 @@ export const REVISIONS: readonly Revision[] = [
   r202611280409,
   r202612021840,
   r202612021845,
-  r202612021846,
+  r202612021925,
+  r202612021946,
+  r202612021954,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

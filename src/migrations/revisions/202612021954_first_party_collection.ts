@@ -24,8 +24,8 @@ import type { Revision } from '../revision.js';
  * bookkeeping, so erasing a person is one DELETE per table by user id and anonymous id.
  */
 export const revision: Revision = {
-  id: '202612021846',
-  previous: '202612021845',
+  id: '202612021954',
+  previous: '202612021946',
   title: 'first-party collection: publishable keys, anonymous ids, identity graph',
   dropsOnDowngrade: [
     { table: 'identity_changes' },
