@@ -28,8 +28,8 @@ export const PROBLEMS = {
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
   // service
-  not_ready: { status: 503, title: 'The service is not ready' },
-  database_unavailable: { status: 503, title: 'The database is unavailable' },
+  not_ready: { status: 503, title: 'The service is not ready', retryAfterSeconds: 5 },
+  database_unavailable: { status: 503, title: 'The database is unavailable', retryAfterSeconds: 2 },
   internal: { status: 500, title: 'Internal error' },
   // revenue ledger, webhooks, currency, reconciliation (src/ledger, src/webhooks, src/money, src/reconciliation)
   webhook_signature_invalid: { status: 401, title: 'The webhook signature could not be verified' },
@@ -62,7 +62,18 @@ export const PROBLEMS = {
   dead_event_notes_invalid: { status: 400, title: 'The remediation notes are not valid' },
   dead_event_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
   dead_event_limit_invalid: { status: 400, title: 'The page size is not valid' },
-} as const satisfies Record<string, { status: number; title: string }>;
+} as const satisfies Record<string, ProblemSpec>;
+
+/**
+ * A problem's status and title; `retryAfterSeconds` for the ones a client should simply try
+ * again (503s): sent as `Retry-After` unless the response already carries one (a 429 sets its
+ * own, to the end of its window).
+ */
+interface ProblemSpec {
+  status: number;
+  title: string;
+  retryAfterSeconds?: number;
+}
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -84,9 +95,9 @@ export interface Problem {
 /** An error the HTTP layer raises itself (domain modules throw DomainError). */
 export class HttpProblem extends DomainError {}
 
-export function problemFor(error: unknown): { status: number; body: Omit<Problem, 'instance' | 'request_id'> } {
+export function problemFor(error: unknown): { status: number; body: Omit<Problem, 'instance' | 'request_id'>; retryAfterSeconds?: number } {
   const code = error instanceof DomainError ? error.code : undefined;
-  const spec = code !== undefined ? (PROBLEMS as Record<string, { status: number; title: string }>)[code] : undefined;
+  const spec = code !== undefined && Object.hasOwn(PROBLEMS, code) ? (PROBLEMS as Record<string, ProblemSpec>)[code] : undefined;
   if (!spec || !(error instanceof DomainError)) {
     return {
       status: 500,
@@ -103,7 +114,7 @@ export function problemFor(error: unknown): { status: number; body: Omit<Problem
   if (error.field !== undefined) body.field = error.field;
   const details = error.options.details;
   if (details) for (const [k, v] of Object.entries(details)) if (!(k in body)) body[k] = v;
-  return { status: spec.status, body };
+  return { status: spec.status, body, retryAfterSeconds: spec.retryAfterSeconds };
 }
 
 export function typeFor(code: string): string {
@@ -111,7 +122,8 @@ export function typeFor(code: string): string {
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
-  const { status, body } = problemFor(error);
+  const { status, body, retryAfterSeconds } = problemFor(error);
+  if (retryAfterSeconds !== undefined && !reply.hasHeader('retry-after')) reply.header('retry-after', String(retryAfterSeconds));
   return reply
     .code(status)
     .type('application/problem+json')
