@@ -8,6 +8,12 @@ export interface Config {
   port: number;
   /** Where the embedded PostgreSQL keeps its cluster (and its generated password). */
   dataDir: string;
+  /**
+   * As root only: where the embedded PostgreSQL's binaries and cluster files go when the
+   * `postgres` OS user cannot reach the checkout or the data directory (SKELDIR_SHARED_DIR,
+   * default /var/lib/skeldir).
+   */
+  sharedDir: string | undefined;
   /** Role that owns the schema; migrations `SET ROLE` to it when the login user is a superuser. */
   ownerRole: string;
   /** Role the API and worker act as: owns nothing, is not a superuser, so row-level security always applies. */
@@ -78,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     port,
     dataDir: resolve(env.SKELDIR_DATA_DIR || '.skeldir'),
+    sharedDir: env.SKELDIR_SHARED_DIR ? resolve(env.SKELDIR_SHARED_DIR) : undefined,
     ownerRole,
     appRole,
     systemRole,
