@@ -35,7 +35,30 @@ export interface Config {
    */
   metricsToken: string | undefined;
   metricsPublic: boolean;
+  /** Limits of the HTTP server's connections (see src/http/edge.ts). */
+  http: HttpLimits;
 }
+
+/** Timeouts and the per-address connection cap of the HTTP server (slowloris and friends). */
+export interface HttpLimits {
+  /** Time a client has to send its request headers (Node `headersTimeout`). */
+  headersTimeoutMs: number;
+  /** Time a client has to send its whole request, body included (Node `requestTimeout`). */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept open (Node `keepAliveTimeout`). */
+  keepAliveTimeoutMs: number;
+  /** Open connections one client address may hold at once; 0: no cap. */
+  maxConnectionsPerAddress: number;
+}
+
+/**
+ * 10 s for headers and 30 s for a whole request end a slowloris connection (one that sends its
+ * headers a byte at a time, or never finishes them) quickly, and leave any real client, even a
+ * 4 MiB batch on a slow link, plenty; 72 s keep-alive (Fastify's default) outlasts the 60 s idle
+ * timeout of common load balancers, so they close first; 128 connections per address are far
+ * more than a client's pool needs (a proxy in front should raise the cap, or set 0).
+ */
+export const HTTP_DEFAULTS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 72_000, maxConnectionsPerAddress: 128 };
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -76,7 +99,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (metricsToken !== undefined && publicFlag === '1') {
     throw new ConfigError('SKELDIR_METRICS_TOKEN and SKELDIR_METRICS_PUBLIC=1 contradict each other: set only one');
   }
+  const int = (name: string, fallback: number, min: number) => {
+    const raw = env[name];
+    const n = raw === undefined || raw === '' ? fallback : Number(raw);
+    if (!Number.isInteger(n) || n < min || n > 2 ** 31 - 1) throw new ConfigError(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const http: HttpLimits = {
+    headersTimeoutMs: int('SKELDIR_HTTP_HEADERS_TIMEOUT_MS', HTTP_DEFAULTS.headersTimeoutMs, 1),
+    requestTimeoutMs: int('SKELDIR_HTTP_REQUEST_TIMEOUT_MS', HTTP_DEFAULTS.requestTimeoutMs, 1),
+    keepAliveTimeoutMs: int('SKELDIR_HTTP_KEEP_ALIVE_TIMEOUT_MS', HTTP_DEFAULTS.keepAliveTimeoutMs, 1),
+    maxConnectionsPerAddress: int('SKELDIR_HTTP_MAX_CONNECTIONS_PER_ADDRESS', HTTP_DEFAULTS.maxConnectionsPerAddress, 0),
+  };
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError('SKELDIR_HTTP_HEADERS_TIMEOUT_MS must not exceed SKELDIR_HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)');
+  }
   return {
+    http,
     metricsToken,
     metricsPublic: publicFlag === '1',
     rateLimitPerMinute: rate,

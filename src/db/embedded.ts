@@ -129,7 +129,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
         if (owner && !reachableBy(owner, dataDir, 'x')) {
           // The postgres user cannot enter the data directory (one of its parents is private):
           // the cluster's files go where it can, and embedded.json remembers where.
-          clusterDir = join(options.sharedDir ?? SHARED_DIR, 'clusters', `${basename(dataDir).replace(/[^A-Za-z0-9._-]/g, '_')}-${sha(dataDir)}`);
+          const name = `${basename(dirname(dataDir))}-${basename(dataDir)}`.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+/, '');
+          clusterDir = join(options.sharedDir ?? SHARED_DIR, 'clusters', `${name}-${sha(dataDir)}`);
           notice(`the postgres OS user cannot enter ${dataDir} (${privateParent(owner, dataDir)} is private): the cluster's files are kept in ${clusterDir}`);
         } else {
           clusterDir = join(dataDir, 'pg');

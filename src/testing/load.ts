@@ -28,7 +28,7 @@ export interface ServiceProcess {
  * waits until it says where it listens.
  */
 export async function spawnService(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<ServiceProcess> {
-  const child = spawnCli(args, { env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', SKELDIR_RATE_LIMIT_PER_MINUTE: '0', ...env } });
+  const child = spawnCli(args, { env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SKELDIR_RATE_LIMIT_PER_MINUTE: '0', ...env } });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
