@@ -37,6 +37,19 @@ export interface Config {
   metricsPublic: boolean;
   /** Limits of the HTTP server's connections (see src/http/edge.ts). */
   http: HttpLimits;
+  /** Web app sign-in (src/users): the URL users reach Skeldir at (invitation links), session lifetimes. */
+  web: WebConfig;
+}
+
+export interface WebConfig {
+  /** Base of the links `skeldir user invite` prints (SKELDIR_PUBLIC_URL; default http://localhost:<PORT>). */
+  publicUrl: string;
+  /** A session ends after this long without a request (SKELDIR_SESSION_IDLE_MINUTES, default 480 = 8 h). */
+  sessionIdleMs: number;
+  /** …and this long after sign-in, whatever its activity (SKELDIR_SESSION_MAX_HOURS, default 168 = 7 days). */
+  sessionMaxMs: number;
+  /** How long an invitation link works (SKELDIR_INVITATION_HOURS, default 72). */
+  invitationMs: number;
 }
 
 /** Timeouts and the per-address connection cap of the HTTP server (slowloris and friends). */
@@ -114,8 +127,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (http.headersTimeoutMs > http.requestTimeoutMs) {
     throw new ConfigError('SKELDIR_HTTP_HEADERS_TIMEOUT_MS must not exceed SKELDIR_HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)');
   }
+  const positive = (name: string, fallback: number, max: number): number => {
+    const text = env[name];
+    const value = text ? Number(text) : fallback;
+    if (!Number.isInteger(value) || value < 1 || value > max) throw new ConfigError(`${name} must be an integer between 1 and ${max}, got ${JSON.stringify(text)}`);
+    return value;
+  };
+  const publicUrl = env.SKELDIR_PUBLIC_URL || `http://localhost:${port || 8080}`;
+  if (!/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(publicUrl)) {
+    throw new ConfigError(`SKELDIR_PUBLIC_URL must be an http(s) URL without query or fragment, got ${JSON.stringify(publicUrl)}`);
+  }
+  const web: WebConfig = {
+    publicUrl: publicUrl.replace(/\/+$/, ''),
+    sessionIdleMs: positive('SKELDIR_SESSION_IDLE_MINUTES', 480, 43_200) * 60_000,
+    sessionMaxMs: positive('SKELDIR_SESSION_MAX_HOURS', 168, 8_760) * 3_600_000,
+    invitationMs: positive('SKELDIR_INVITATION_HOURS', 72, 720) * 3_600_000,
+  };
   return {
     http,
+    web,
     metricsToken,
     metricsPublic: publicFlag === '1',
     rateLimitPerMinute: rate,

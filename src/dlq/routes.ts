@@ -129,7 +129,7 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
       },
       async (request) =>
         request.inTenant((client) =>
-          applyRemediation(client, request.params.id, action, { actor: 'api', ...(request.body?.notes !== undefined ? { notes: request.body.notes } : {}) }),
+          applyRemediation(client, request.params.id, action, { actor: request.actor, ...(request.body?.notes !== undefined ? { notes: request.body.notes } : {}) }),
         ),
     );
   }

@@ -11,11 +11,18 @@ import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
+import { UserError } from '../users/errors.js';
+import { atLeast } from '../users/roles.js';
+import { SESSION_COOKIE } from '../users/routes.js';
+import { csrfMatches, csrfTokenFor } from '../users/tokens.js';
+import { resolveSession, type SessionPrincipal } from '../users/users.js';
+import cookie from '@fastify/cookie';
 import type { RateLimitOptions } from './rate-limit.js';
 import { allowedMethods, answerExpectations, capConnectionsPerAddress, clientErrorHandler, serverOptions } from './edge.js';
 import { parseJsonBody } from './json-body.js';
 import { HttpProblem, sendProblem } from './problems.js';
 import { registerRoutes } from './routes.js';
+import { isAppPage, registerWeb } from './web.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,6 +30,12 @@ declare module 'fastify' {
     tenantId: string;
     /** Runs `fn` in a transaction with this request's tenant context set (row-level security isolates). */
     inTenant<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+    /** Who authenticated (API routes only): the tenant's API key, or a signed-in user's session. */
+    principal: Principal;
+    /** The session's CSRF token (session requests only). */
+    csrfToken: string | undefined;
+    /** Who a change is recorded as (remediation notes): `api`, or the signed-in user's e-mail. */
+    actor: string;
   }
   interface FastifyInstance {
     /** The application-role pool (row-level security always applies). */
@@ -36,6 +49,9 @@ declare module 'fastify' {
 }
 
 export type App = FastifyInstance;
+
+/** An API key acts for the whole tenant (as an owner); a session as its user, with the user's role. */
+export type Principal = { kind: 'api_key'; tenantId: string } | SessionPrincipal;
 
 /** A registered route: method, full URL pattern and its schema. */
 export interface RouteRecord {
@@ -62,7 +78,15 @@ export interface AppOptions {
   readyTimeoutMs?: number;
   /** Timeouts and the per-address connection cap; default `config.http` (SKELDIR_HTTP_*). */
   http?: Partial<HttpLimits>;
+  /** The built web app (default dist/web, see src/http/web.ts). */
+  webRoot?: string;
 }
+
+/**
+ * Longest path parameter, as sent (percent-encoded): a person's user_id (`DELETE /api/v1/people/{user_id}`) may be
+ * 255 characters, each up to 4 UTF-8 bytes of 3 characters encoded. Fastify's default is 100.
+ */
+export const MAX_PARAM_LENGTH = 3_072;
 
 /** Default bound of the `/ready` probe: orchestrators' probes time out after 1–10 s. */
 export const READY_TIMEOUT_MS = 2_000;
@@ -123,6 +147,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const limits: HttpLimits = { ...options.config.http, ...options.http };
   const app = Fastify({
     logger,
+    maxParamLength: MAX_PARAM_LENGTH,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -163,6 +188,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routeList.push({ method, url: route.url, schema: route.schema });
   });
   app.decorateRequest('tenantId', '');
+  app.decorateRequest('principal', null as never);
+  app.decorateRequest('csrfToken', undefined);
+  app.decorateRequest('actor', '');
+  await app.register(cookie);
   app.decorateRequest('inTenant', function <T>(this: FastifyRequest, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (!this.tenantId) throw new Error('inTenant called on an unauthenticated request');
     return withTenant(appPool, this.tenantId, fn);
@@ -200,9 +229,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
     if (field) throw new HttpProblem('validation_failed', `${field} contains a NUL character (U+0000), which no value may hold`, { field });
   });
 
+  await registerWeb(app, options.webRoot);
   // A known path asked with a method it does not have: 405 with Allow (RFC 9110 §15.5.6), not a 404.
   let allowed: ((path: string) => string[]) | undefined;
   app.setNotFoundHandler((request, reply) => {
+    if (isAppPage(request)) return app.webIndex(request, reply);
     const path = request.url.split('?')[0]!;
     allowed ??= allowedMethods(routeList);
     const methods = allowed(path);
@@ -223,9 +254,19 @@ export async function buildApp(options: AppOptions): Promise<App> {
   return app;
 }
 
-/** Bearer-token authentication for API routes: the tenant comes from the key alone. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Authentication for API routes. `Authorization: Bearer <api key>` (machines): the tenant comes
+ * from the key alone, exactly as before sessions existed. Without that header, the session
+ * cookie of a signed-in user: the tenant is the session's, every state-changing request must
+ * carry the session's CSRF token (X-CSRF-Token), and the route's `access` role is enforced.
+ * Either way the request then runs in the same tenant context, under the same row-level security.
+ */
 export async function authenticate(request: FastifyRequest): Promise<void> {
   const header = request.headers.authorization;
+  const sessionToken = request.cookies?.[SESSION_COOKIE];
+  if (header === undefined && sessionToken !== undefined) return authenticateSession(request, sessionToken);
   // The scheme is case-insensitive (RFC 9110 §11.1): bearer, BEARER … are Bearer.
   const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
   const tenantId = match ? await request.server.authenticator.authenticate(match[1]!) : null;
@@ -234,6 +275,28 @@ export async function authenticate(request: FastifyRequest): Promise<void> {
     throw new HttpProblem('unauthorized', 'a valid API key is required: Authorization: Bearer <key>');
   }
   request.tenantId = tenantId;
+  request.principal = { kind: 'api_key', tenantId };
+  request.actor = 'api';
+}
+
+async function authenticateSession(request: FastifyRequest, token: string): Promise<void> {
+  const principal = await resolveSession(request.server.appPool, token, request.server.skeldir.config.web);
+  if (!principal) throw new HttpProblem('unauthorized', 'your session has ended or is not valid: sign in again');
+  if (!SAFE_METHODS.has(request.method) && !csrfMatches(token, firstHeader(request.headers['x-csrf-token']))) {
+    throw new UserError('csrf_failed', 'this request needs the X-CSRF-Token header of your session (GET /api/v1/auth/session gives it)');
+  }
+  const needed = request.routeOptions.config?.access ?? (SAFE_METHODS.has(request.method) ? 'viewer' : 'admin');
+  if (!atLeast(principal.role, needed)) {
+    throw new UserError('forbidden', `your role (${principal.role}) cannot do this: it needs ${needed}${needed === 'owner' ? '' : ' or owner'}`);
+  }
+  request.tenantId = principal.tenantId;
+  request.principal = principal;
+  request.csrfToken = csrfTokenFor(token);
+  request.actor = principal.email;
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /** The first path parameter or query value (decoded) holding U+0000, as `params/<name>`; undefined when none does. */
@@ -264,7 +327,7 @@ function frameworkProblem(error: FastifyError): HttpProblem | FastifyError {
     case 'FST_ERR_BAD_URL':
       return new HttpProblem('validation_failed', 'the URL is not valid: a percent-escape is malformed or does not encode UTF-8', { field: 'url' });
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return new HttpProblem('validation_failed', 'a path parameter of the URL is longer than 100 characters', { field: 'url' });
+      return new HttpProblem('validation_failed', `a path parameter of the URL is longer than ${MAX_PARAM_LENGTH} characters`, { field: 'url' });
   }
   return error;
 }

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { PROBLEMS, type ProblemCode } from './problems.js';
+import type { Role } from '../users/roles.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -8,6 +9,11 @@ declare module 'fastify' {
      * `problemResponses`); listed in its OpenAPI responses. Documentation only.
      */
     problems?: ProblemCode[];
+    /**
+     * The weakest role a signed-in user needs for this route (src/users/roles.ts); default viewer
+     * for GET and HEAD, admin for every state-changing method. API keys act as owner.
+     */
+    access?: Role;
   }
 }
 

@@ -69,6 +69,26 @@ export const PROBLEMS = {
   dead_event_notes_invalid: { status: 400, title: 'The remediation notes are not valid' },
   dead_event_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
   dead_event_limit_invalid: { status: 400, title: 'The page size is not valid' },
+  // users, invitations and sessions of the web app (src/users)
+  forbidden: { status: 403, title: 'Your role does not allow this' },
+  csrf_failed: { status: 403, title: 'The request failed the cross-site request forgery check' },
+  session_required: { status: 400, title: 'This needs a signed-in session' },
+  login_failed: { status: 401, title: 'Sign-in failed' },
+  login_throttled: { status: 429, title: 'Too many failed sign-ins' },
+  login_tenant_ambiguous: { status: 409, title: 'Choose a tenant' },
+  invitation_invalid: { status: 400, title: 'The invitation link is not valid' },
+  password_invalid: { status: 400, title: 'The password is not acceptable' },
+  user_email_invalid: { status: 400, title: 'The e-mail address is not valid' },
+  user_role_invalid: { status: 400, title: 'Unknown role' },
+  user_exists: { status: 409, title: 'The user already exists' },
+  user_not_found: { status: 404, title: 'No such user' },
+  last_owner: { status: 409, title: 'A tenant keeps at least one owner' },
+  // exports (src/exports)
+  export_period_invalid: { status: 400, title: 'The export period is not valid' },
+  export_dataset_invalid: { status: 400, title: 'Unknown export dataset' },
+  export_format_invalid: { status: 400, title: 'Unknown export format' },
+  // erasure (src/erasure)
+  erasure_user_id_invalid: { status: 400, title: 'The user id is not valid' },
 } as const satisfies Record<string, ProblemSpec>;
 
 /**

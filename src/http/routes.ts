@@ -13,6 +13,9 @@ import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
+import { signInRoutes, userRoutes } from '../users/routes.js';
+import { exportRoutes } from '../exports/routes.js';
+import { erasureRoutes } from '../erasure/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -23,7 +26,17 @@ import { attributionRoutes } from '../attribution/routes.js';
  * To add a capability: write `src/<area>/routes.ts` exporting a FastifyPluginAsync with TypeBox
  * schemas (tags + summary: they become the OpenAPI document), and add it to a list below.
  */
-export const API_ROUTES: FastifyPluginAsync[] = [tenantRoutes, ingestionRoutes, ledgerRoutes, reconciliationRoutes, deadEventRoutes, attributionRoutes];
+export const API_ROUTES: FastifyPluginAsync[] = [
+  tenantRoutes,
+  ingestionRoutes,
+  ledgerRoutes,
+  reconciliationRoutes,
+  deadEventRoutes,
+  attributionRoutes,
+  userRoutes,
+  exportRoutes,
+  erasureRoutes,
+];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
 
@@ -40,15 +53,35 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
       info: {
         title: 'Skeldir API',
         version: '1',
+        license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
         description: 'Multi-tenant marketing attribution and revenue ledger. Errors are RFC 9457 application/problem+json.',
       },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key (skd_…)' } } },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key (skd_…)' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'skeldir_session',
+            description: 'A signed-in user of the web app (POST /api/v1/auth/login); state-changing requests also need X-CSRF-Token',
+          },
+        },
+      },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   for (const plugin of PUBLIC_ROUTES) await app.register(plugin);
+  // Sign-in has no credentials yet: under /api/v1 but outside the authenticated scope; its
+  // OpenAPI entries list its problems like the API routes'.
+  await app.register(
+    async (auth) => {
+      auth.addHook('onRoute', (route) => void apiRoutes.add(`${[route.method].flat().join()} ${route.url}`));
+      await auth.register(signInRoutes);
+    },
+    { prefix: '/api/v1' },
+  );
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate);

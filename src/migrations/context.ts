@@ -201,6 +201,18 @@ export class MigrationContext {
     );
   }
 
+  /**
+   * Hands a function to `role` (the system role, for SECURITY DEFINER functions that look across
+   * tenants). ALTER FUNCTION … OWNER TO needs the new owner to hold CREATE on the schema: the
+   * role gets it only for the moment of the transfer, unless it had it already.
+   */
+  async transferFunctionOwnership(signature: string, role: string): Promise<void> {
+    const [had] = await this.exec<{ ok: boolean }>(`SELECT has_schema_privilege($1, 'public', 'CREATE') AS ok`, [role]);
+    if (!had!.ok) await this.exec(`GRANT CREATE ON SCHEMA public TO ${ident(role)}`);
+    await this.exec(`ALTER FUNCTION ${signature} OWNER TO ${ident(role)}`);
+    if (!had!.ok) await this.exec(`REVOKE CREATE ON SCHEMA public FROM ${ident(role)}`);
+  }
+
   async grantApp(table: string, privileges: string): Promise<void> {
     await this.exec(`GRANT ${privileges} ON ${ident(table)} TO ${ident(this.roles.app)}`);
   }

@@ -137,7 +137,8 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'varchar':
     case 'bpchar': {
       const marker = `iso${tag}_${randomBytes(4).toString('hex')}_${c.name}`;
-      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex')];
+      // Last: a lower-case e-mail address, for columns whose CHECK wants one (tenant_users.email).
+      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex'), `${marker.toLowerCase()}@iso.example`];
     }
     case 'int2':
     case 'int4':
@@ -531,7 +532,8 @@ describe('isolation matrix through every API route', () => {
   // Replaces the probed value where it stands as a whole token, never inside a longer word
   // (a short random stand-in such as "que" must not rewrite "request").
   const normalise = (body: string, replace: string[]) => {
-    let out = body.replace(/"request_id":"[^"]*"/g, '"request_id":"-"');
+    // Fields that differ on every call whatever the data (an erasure receipt's audit id and times) are blanked too.
+    let out = body.replace(/"(request_id|erasure_id|started_at|finished_at)":"[^"]*"/g, '"$1":"-"');
     const token = (v: string) => new RegExp(`(?<![A-Za-z0-9_%-])${v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![A-Za-z0-9_%-])`, 'g');
     for (const v of replace) out = out.replace(token(encodeURIComponent(v)), 'VALUE').replace(token(v), 'VALUE');
     return out;
@@ -555,6 +557,9 @@ describe('isolation matrix through every API route', () => {
       const props = ((route.schema as { params?: { properties?: Record<string, any> } } | undefined)?.params?.properties ?? {}) as Record<string, any>;
       const choices = (name: string): string[] | null => props[name]?.enum ?? (props[name]?.anyOf?.every((a: any) => 'const' in a) ? props[name].anyOf.map((a: any) => a.const) : null);
       const fixedParams = params.filter((p) => choices(p));
+      // Every parameter fixed (e.g. an export's dataset): no probe reaches the URL, so there is nothing to compare
+      // here (the next test covers such routes: A's answer must not change when B's data does).
+      if (fixedParams.length === params.length) continue;
       const combos: Record<string, string>[] = fixedParams.reduce<Record<string, string>[]>(
         (acc, p) => acc.flatMap((combo) => choices(p)!.map((v) => ({ ...combo, [p]: v }))),
         [{}],
