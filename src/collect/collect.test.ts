@@ -151,6 +151,7 @@ describe('publishable keys, managed with the secret key', () => {
     const res = await collect(k.key, { events: [touch()] });
     assert.equal(res.statusCode, 401);
     assert.equal(res.json().code, 'publishable_key_invalid');
+    assert.equal(res.headers['www-authenticate'], 'PublishableKey realm="skeldir"');
   });
 
   test('skeldir publishable-key create | list | update | revoke', async () => {
