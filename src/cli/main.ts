@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   webhook: async () => (await import('../webhooks/cli.js')).registerWebhook,
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
+  channels: async () => (await import('../channels/cli.js')).registerChannels,
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
   people: async () => (await import('../erasure/cli.js')).registerPeople,

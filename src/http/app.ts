@@ -11,6 +11,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
+import { RuleSetCache } from '../channels/cache.js';
 import { UserError } from '../users/errors.js';
 import { atLeast } from '../users/roles.js';
 import { SESSION_COOKIE } from '../users/routes.js';
@@ -42,6 +43,8 @@ declare module 'fastify' {
     skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; readyTimeoutMs: number };
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
+    /** Each tenant's compiled channel rules (src/channels/cache.ts); the channel routes invalidate it. */
+    channelRules: RuleSetCache;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
     routeList: RouteRecord[];
   }
@@ -171,6 +174,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
   app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
+  app.decorate('channelRules', new RuleSetCache(appPool));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
   app.addHook('onRoute', (route) => {

@@ -54,6 +54,17 @@ export const PROBLEMS = {
   currency_required: { status: 422, title: 'A value needs a currency' },
   currency_invalid: { status: 422, title: 'Unknown or unusable currency' },
   conversion_value_required: { status: 422, title: 'A conversion, or a currency, needs conversion_value_cents' },
+  url_invalid: { status: 422, title: 'The URL is not an absolute http(s) URL' },
+  // channels and channel rules (src/channels)
+  channel_not_found: { status: 404, title: 'No such channel' },
+  channel_exists: { status: 409, title: 'The channel exists already' },
+  channel_in_use: { status: 409, title: 'The channel is still in use' },
+  channel_default: { status: 409, title: 'A default channel cannot be deleted' },
+  channel_invalid: { status: 422, title: 'The channel is not valid' },
+  channel_rule_not_found: { status: 404, title: 'No such channel rule' },
+  channel_rule_invalid: { status: 422, title: 'The channel rule is not valid' },
+  channel_rule_order_invalid: { status: 422, title: 'The rule order is not valid' },
+  reclassify_invalid: { status: 400, title: 'The re-classification request is not valid' },
   // worker and dead-letter queue (src/worker, src/dlq)
   dead_event_not_found: { status: 404, title: 'No such dead event' },
   dead_event_transition_not_allowed: { status: 409, title: 'The dead event cannot make this remediation move' },

@@ -13,6 +13,7 @@ import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
+import { channelRoutes } from '../channels/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
@@ -37,6 +38,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   userRoutes,
   exportRoutes,
   erasureRoutes,
+  channelRoutes,
   retentionRoutes,
 ];
 

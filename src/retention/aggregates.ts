@@ -46,7 +46,7 @@ export async function withDailyAggregates(
             sum(g.attributed_conversions)::text AS attributed, sum(g.conversions)::int AS conversions, sum(g.allocations)::int AS allocations,
             sum(g.confidence_sum)::float8 AS confidence, sum(g.credible_interval_lower_cents)::text AS ci_lower,
             sum(g.credible_interval_upper_cents)::text AS ci_upper, sum(g.allocations_with_interval)::int AS with_interval
-       FROM allocation_daily_aggregates g LEFT JOIN channel_taxonomy ct ON ct.code = g.channel_code
+       FROM allocation_daily_aggregates g LEFT JOIN tenant_channels ct ON ct.tenant_id = g.tenant_id AND ct.code = g.channel_code
       WHERE g.tenant_id = $1 AND g.model_type = $2 AND g.day >= $3::date AND g.day < $4::date
       GROUP BY g.channel_code, ct.display_name, g.currency`,
     [tenantId, model, dayAtOrAfter(from), dayAtOrAfter(to)],

@@ -4,10 +4,13 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import type { Queryable } from '../db/pool.js';
+import { seedDefaultChannels } from '../channels/store.js';
 import { spawnCli } from '../testing/cli.js';
 import { rng } from '../testing/rng.js';
 
 /** Test and benchmark fixtures of the worker: tenants, pending events, and an audit of what committed. */
+
+/** Tenants with their default channels, as createTenant makes them (`q` is a superuser: row-level security does not apply). */
 
 export async function insertTenants(q: Queryable, n: number): Promise<string[]> {
   const ids: string[] = [];
@@ -17,6 +20,7 @@ export async function insertTenants(q: Queryable, n: number): Promise<string[]> 
       `INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1::uuid, $2, 'unset:' || $1::text, 'tenant-' || $1::text || '@skeldir.invalid')`,
       [id, `worker test ${i}`],
     );
+    await seedDefaultChannels(q, id);
     ids.push(id);
   }
   return ids;

@@ -13,7 +13,7 @@ import type { Revision } from '../revision.js';
  */
 export const revision: Revision = {
   id: '202612021950',
-  previous: '202612021925',
+  previous: '202612021946',
   title: 'retention: retention_settings and allocation_daily_aggregates',
   dropsOnDowngrade: [{ table: 'allocation_daily_aggregates' }, { table: 'retention_settings' }],
 
