@@ -3,8 +3,7 @@ import type { ChannelFigure } from '../attribution/reports.js';
 
 const DAY_MS = 86_400_000;
 
-/** The first UTC day starting at or after `d`. */
-const dayAtOrAfter = (d: Date) => new Date(Math.ceil(d.getTime() / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+const isoDay = (dayNumber: number) => new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
 
 export interface AggregateSource {
   /** UTC days of the period read from allocation_daily_aggregates. */
@@ -29,6 +28,11 @@ export async function withDailyAggregates(
   to: Date,
   live: ChannelFigure[],
 ): Promise<{ channels: ChannelFigure[]; source: AggregateSource | null }> {
+  // The days starting in [from, to): the first at or after `from`, the last before `to` (both in years 0001-9999).
+  const first = Math.ceil(from.getTime() / DAY_MS);
+  const last = Math.floor((to.getTime() - 1) / DAY_MS);
+  if (first > last) return { channels: live, source: null };
+  const days = [isoDay(first), isoDay(last)];
   const { rows } = await client.query<{
     channel: string;
     display_name: string | null;
@@ -47,15 +51,15 @@ export async function withDailyAggregates(
             sum(g.confidence_sum)::float8 AS confidence, sum(g.credible_interval_lower_cents)::text AS ci_lower,
             sum(g.credible_interval_upper_cents)::text AS ci_upper, sum(g.allocations_with_interval)::int AS with_interval
        FROM allocation_daily_aggregates g LEFT JOIN tenant_channels ct ON ct.tenant_id = g.tenant_id AND ct.code = g.channel_code
-      WHERE g.tenant_id = $1 AND g.model_type = $2 AND g.day >= $3::date AND g.day < $4::date
+      WHERE g.tenant_id = $1 AND g.model_type = $2 AND g.day >= $3::date AND g.day <= $4::date
       GROUP BY g.channel_code, ct.display_name, g.currency`,
-    [tenantId, model, dayAtOrAfter(from), dayAtOrAfter(to)],
+    [tenantId, model, ...days],
   );
   if (rows.length === 0) return { channels: live, source: null };
   const span = await client.query<{ days: number; first_day: string; last_day: string }>(
     `SELECT count(DISTINCT day)::int AS days, min(day)::text AS first_day, max(day)::text AS last_day FROM allocation_daily_aggregates
-      WHERE tenant_id = $1 AND model_type = $2 AND day >= $3::date AND day < $4::date`,
-    [tenantId, model, dayAtOrAfter(from), dayAtOrAfter(to)],
+      WHERE tenant_id = $1 AND model_type = $2 AND day >= $3::date AND day <= $4::date`,
+    [tenantId, model, ...days],
   );
   const lines = new Map(live.map((f) => [`${f.channel}\u0000${f.currency}`, { ...f }]));
   for (const r of rows) {
