@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { exitQuietlyOnClosedOutput } from './run.js';
 
 type Register = (program: Command) => void;
 
@@ -40,4 +41,5 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
   return program;
 }
 
+exitQuietlyOnClosedOutput();
 await (await buildProgram()).parseAsync(process.argv);

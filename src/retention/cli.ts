@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
+import type { Logger } from '../cli/log.js';
 import { runCommand, UsageError } from '../cli/run.js';
 import type { Service } from '../cli/start.js';
 import { withTenant } from '../db/tenant-context.js';
@@ -32,7 +33,7 @@ export function retentionTickMs(env: NodeJS.ProcessEnv): number {
 /** The scheduler part of `skeldir start`: every tick, each tenant with a rule, in batches (src/retention/retention.ts). */
 export const retentionService: Service = {
   name: 'retention',
-  async start(db: Database, _config: Config) {
+  async start(db: Database, _config: Config, log: Logger) {
     const tick = retentionTickMs(process.env);
     const owner = db.ownerPool({ max: 1, applicationName: 'skeldir-retention' });
     const app = db.appPool({ max: 1, applicationName: 'skeldir-retention' });
@@ -43,12 +44,10 @@ export const retentionService: Service = {
         for (const t of await tenantsWithRetention(owner)) {
           if (stopped) return;
           const r = await runRetention(app, t, { stopped: () => stopped });
-          if (r.events_deleted + r.payloads_redacted + r.dead_event_payloads_redacted > 0) {
-            process.stderr.write(`${JSON.stringify({ msg: 'retention applied', ...r, settings: undefined })}\n`);
-          }
+          if (r.events_deleted + r.payloads_redacted + r.dead_event_payloads_redacted > 0) log.info({ ...r, settings: undefined }, 'retention applied');
         }
       } catch (error) {
-        process.stderr.write(`${JSON.stringify({ msg: 'retention pass failed', error: (error as Error).message })}\n`);
+        log.error({ err: error }, 'retention pass failed; the next tick tries again');
       }
     };
     const timer = setInterval(() => void (running = running.then(pass)), tick);

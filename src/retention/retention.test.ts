@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
 import type pg from 'pg';
 import { attributeConversion } from '../attribution/entry.js';
 import { loadConfig } from '../config.js';
@@ -171,7 +172,7 @@ describe('retention', () => {
     const g = { tenant_id: t.tenant_id, api_key: t.api_key };
     await seed(g, 200, 2);
     await withTenant(appPool, g.tenant_id, (c) => c.query(`INSERT INTO retention_settings (tenant_id, event_days) VALUES ($1, 30)`, [g.tenant_id]));
-    const handle = await retentionService.start(db, loadConfig({}));
+    const handle = await retentionService.start(db, loadConfig({}), pino({ level: 'silent' }));
     try {
       for (let i = 0; i < 100 && (await counts(g.tenant_id)).events > 0; i++) await new Promise((r) => setTimeout(r, 100));
     } finally {
