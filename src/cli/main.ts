@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
   people: async () => (await import('../erasure/cli.js')).registerPeople,
+  retention: async () => (await import('../retention/cli.js')).registerRetention,
   'publishable-key': async () => (await import('../collect/cli.js')).registerPublishableKey,
 };
 /** Short names of top-level commands (commander knows them too, through .alias()). */

@@ -100,6 +100,8 @@ export const PROBLEMS = {
   export_format_invalid: { status: 400, title: 'Unknown export format' },
   // erasure (src/erasure)
   erasure_user_id_invalid: { status: 400, title: 'The user id is not valid' },
+  // retention (src/retention)
+  retention_settings_invalid: { status: 400, title: 'The retention settings are not valid' },
   // first-party collection and identity (src/collect, src/identity)
   publishable_key_invalid: { status: 401, title: 'Missing or invalid publishable key', challenge: 'PublishableKey' },
   origin_not_allowed: { status: 403, title: 'The origin is not allowed for this publishable key' },

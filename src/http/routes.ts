@@ -17,6 +17,7 @@ import { channelRoutes } from '../channels/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
+import { retentionRoutes } from '../retention/routes.js';
 import { collectRoutes } from '../collect/routes.js';
 import { publishableKeyRoutes } from '../collect/key-routes.js';
 import { sdkRoutes } from '../collect/sdk.js';
@@ -42,6 +43,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   exportRoutes,
   erasureRoutes,
   channelRoutes,
+  retentionRoutes,
   publishableKeyRoutes,
 ];
 

@@ -25,7 +25,7 @@ import type { Revision } from '../revision.js';
  */
 export const revision: Revision = {
   id: '202612021954',
-  previous: '202612021946',
+  previous: '202612021950',
   title: 'first-party collection: publishable keys, anonymous ids, identity graph',
   dropsOnDowngrade: [
     { table: 'identity_changes' },
