@@ -153,7 +153,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const limits: HttpLimits = { ...options.config.http, ...options.http };
   const app = Fastify({
     logger,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
