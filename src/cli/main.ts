@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
   people: async () => (await import('../erasure/cli.js')).registerPeople,
+  retention: async () => (await import('../retention/cli.js')).registerRetention,
 };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {

@@ -100,6 +100,8 @@ export const PROBLEMS = {
   export_format_invalid: { status: 400, title: 'Unknown export format' },
   // erasure (src/erasure)
   erasure_user_id_invalid: { status: 400, title: 'The user id is not valid' },
+  // retention (src/retention)
+  retention_settings_invalid: { status: 400, title: 'The retention settings are not valid' },
 } as const satisfies Record<string, ProblemSpec>;
 
 /**

@@ -17,6 +17,7 @@ import { channelRoutes } from '../channels/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
+import { retentionRoutes } from '../retention/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -38,6 +39,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   exportRoutes,
   erasureRoutes,
   channelRoutes,
+  retentionRoutes,
 ];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
