@@ -9,6 +9,7 @@ import type { Config, HttpLimits } from '../config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
 import { RuleSetCache } from '../channels/cache.js';
@@ -49,6 +50,8 @@ declare module 'fastify' {
     channelRules: RuleSetCache;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
     routeList: RouteRecord[];
+    /** This process's Prometheus metrics (src/metrics/metrics.ts), served by GET /metrics. */
+    metrics: Metrics;
   }
 }
 
@@ -159,7 +162,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const limits: HttpLimits = { ...options.config.http, ...options.http };
   const app = Fastify({
     logger,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -200,6 +203,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.decorate('channelRules', new RuleSetCache(appPool));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
+  const metrics = createMetrics();
+  app.decorate('metrics', metrics);
+  // Every response, by route pattern (not the raw URL: bounded label values) and status.
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }, reply.elapsedTime / 1000);
+    done();
+  });
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routeList.push({ method, url: route.url, schema: route.schema });
   });
