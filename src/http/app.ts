@@ -5,13 +5,15 @@ import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
-import type { Config } from '../config.js';
+import type { Config, HttpLimits } from '../config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
 import { RuleSetCache } from '../channels/cache.js';
+import { looksLikePublishableKey } from '../collect/keys.js';
 import { UserError } from '../users/errors.js';
 import { atLeast } from '../users/roles.js';
 import { SESSION_COOKIE } from '../users/routes.js';
@@ -19,6 +21,7 @@ import { csrfMatches, csrfTokenFor } from '../users/tokens.js';
 import { resolveSession, type SessionPrincipal } from '../users/users.js';
 import cookie from '@fastify/cookie';
 import type { RateLimitOptions } from './rate-limit.js';
+import { allowedMethods, answerExpectations, capConnectionsPerAddress, clientErrorHandler, serverOptions } from './edge.js';
 import { parseJsonBody } from './json-body.js';
 import { HttpProblem, sendProblem } from './problems.js';
 import { registerRoutes } from './routes.js';
@@ -40,13 +43,15 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The application-role pool (row-level security always applies). */
     appPool: pg.Pool;
-    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; readyTimeoutMs: number };
+    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; collectRateLimit: CollectRateLimit; readyTimeoutMs: number };
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
     /** Each tenant's compiled channel rules (src/channels/cache.ts); the channel routes invalidate it. */
     channelRules: RuleSetCache;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
     routeList: RouteRecord[];
+    /** This process's Prometheus metrics (src/metrics/metrics.ts), served by GET /metrics. */
+    metrics: Metrics;
   }
 }
 
@@ -78,6 +83,10 @@ export interface AppOptions {
   rateLimit?: RateLimitOptions;
   /** How long `/ready` waits for the database (to connect, then to answer) before it says 503 (default 2 s). */
   readyTimeoutMs?: number;
+  /** Limits of POST /api/v1/collect; default from `config` (0 = none). */
+  collectRateLimit?: CollectRateLimit;
+  /** Timeouts and the per-address connection cap; default `config.http` (SKELDIR_HTTP_*). */
+  http?: Partial<HttpLimits>;
   /** The built web app (default dist/web, see src/http/web.ts). */
   webRoot?: string;
 }
@@ -87,6 +96,12 @@ export interface AppOptions {
  * 255 characters, each up to 4 UTF-8 bytes of 3 characters encoded. Fastify's default is 100.
  */
 export const MAX_PARAM_LENGTH = 3_072;
+/** Requests per minute (per API process) of the collect endpoint, per publishable key and per client address; 0 = unlimited. */
+export interface CollectRateLimit {
+  perKey: number;
+  perAddress: number;
+  timeWindowMs?: number;
+}
 
 /** Default bound of the `/ready` probe: orchestrators' probes time out after 1–10 s. */
 export const READY_TIMEOUT_MS = 2_000;
@@ -144,9 +159,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
           serializers: { req: serializeRequest },
           ...(typeof options.logger === 'object' ? options.logger : {}),
         };
+  const limits: HttpLimits = { ...options.config.http, ...options.http };
   const app = Fastify({
     logger,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -163,7 +179,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // A number of hops is accepted at run time (proxy-addr) though the option's type leaves it out.
+    trustProxy: options.config.trustProxy as boolean | string,
+    // Below the router (src/http/edge.ts): timeouts against slowloris, parser errors as problems.
+    http: serverOptions(limits),
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  answerExpectations(app.server);
+  capConnectionsPerAddress(app.server, limits.maxConnectionsPerAddress, app.log);
 
   const body = bodyAjv();
   const params = paramsAjv();
@@ -172,11 +197,19 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const appPool = options.db.appPool({ max: options.poolSize ?? 20, applicationName: 'skeldir-api' });
   app.decorate('appPool', appPool);
   const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
-  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
+  const collectRateLimit = options.collectRateLimit ?? { perKey: options.config.collectKeyRatePerMinute, perAddress: options.config.collectAddressRatePerMinute };
+  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, collectRateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
   app.decorate('channelRules', new RuleSetCache(appPool));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
+  const metrics = createMetrics();
+  app.decorate('metrics', metrics);
+  // Every response, by route pattern (not the raw URL: bounded label values) and status.
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }, reply.elapsedTime / 1000);
+    done();
+  });
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routeList.push({ method, url: route.url, schema: route.schema });
   });
@@ -210,17 +243,36 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
   });
+  // No value a client sends may hold a NUL character: PostgreSQL cannot store one in text
+  // (SQLSTATE 22021) and no identifier has one. Checked here, for every route, before
+  // authentication and so before any query (`GET /api/v1/revenue/transactions/ch_1%00` was a 500).
+  app.addHook('onRequest', async (request) => {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own answer is an empty one).
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new HttpProblem('malformed_request', 'an HTTP/1.1 request must carry a Host header', { field: 'headers/host' });
+    }
+    const field = nulField(request.params, 'params') ?? nulField(request.query, 'querystring');
+    if (field) throw new HttpProblem('validation_failed', `${field} contains a NUL character (U+0000), which no value may hold`, { field });
+  });
 
   await registerWeb(app, options.webRoot);
-  app.setNotFoundHandler((request, reply) =>
-    isAppPage(request)
-      ? app.webIndex(request, reply)
-      : sendProblem(request, reply, new HttpProblem('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
-  );
+  // A known path asked with a method it does not have: 405 with Allow (RFC 9110 §15.5.6), not a 404.
+  let allowed: ((path: string) => string[]) | undefined;
+  app.setNotFoundHandler((request, reply) => {
+    if (isAppPage(request)) return app.webIndex(request, reply);
+    const path = request.url.split('?')[0]!;
+    allowed ??= allowedMethods(routeList);
+    const methods = allowed(path);
+    if (methods.length > 0) {
+      return sendProblem(request, reply.header('allow', methods.join(', ')), new HttpProblem('method_not_allowed', `${path} does not allow ${request.method}; it allows ${methods.join(', ')}`));
+    }
+    return sendProblem(request, reply, new HttpProblem('route_not_found', `no route ${request.method} ${path}`));
+  });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const mapped = toDomainError(error, request);
     if (mapped.code === 'internal') request.log.error({ err: error }, 'unhandled error');
     else if (mapped.code === 'database_unavailable') request.log.warn({ err: error }, 'database unavailable');
+    else if (mapped.code === 'request_aborted') request.log.info({ err: error }, 'the client closed the connection before its request body was complete');
     return sendProblem(request, reply, mapped.code === 'internal' ? error : mapped);
   });
 
@@ -243,6 +295,10 @@ export async function authenticate(request: FastifyRequest): Promise<void> {
   if (header === undefined && sessionToken !== undefined) return authenticateSession(request, sessionToken);
   // The scheme is case-insensitive (RFC 9110 §11.1): bearer, BEARER … are Bearer.
   const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
+  if (match && looksLikePublishableKey(match[1]!)) {
+    // A browser key on a server route: said plainly (its shape is public; nothing is looked up).
+    throw new HttpProblem('unauthorized', 'a publishable key (pk_…) only sends browser events to POST /api/v1/collect; this route needs a secret API key (skd_…)');
+  }
   const tenantId = match ? await request.server.authenticator.authenticate(match[1]!) : null;
   if (!tenantId) {
     // One answer for every cause (missing, malformed, unknown, revoked, expired): nothing to learn from it.
@@ -271,6 +327,16 @@ async function authenticateSession(request: FastifyRequest, token: string): Prom
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** The first path parameter or query value (decoded) holding U+0000, as `params/<name>`; undefined when none does. */
+function nulField(values: unknown, part: string): string | undefined {
+  if (!values || typeof values !== 'object') return undefined;
+  for (const [name, value] of Object.entries(values)) {
+    const all: unknown[] = Array.isArray(value) ? value : [value];
+    if (name.includes('\u0000') || all.some((v) => typeof v === 'string' && v.includes('\u0000'))) return `${part}/${name.replace(/\u0000/g, '\\u0000')}`;
+  }
+  return undefined;
 }
 
 /** The charset parameter of a Content-Type header, unquoted; undefined when there is none. */
@@ -309,6 +375,11 @@ function toDomainError(error: FastifyError, request: FastifyRequest): DomainErro
       return new HttpProblem('empty_body', 'the request body is empty; send a JSON document', { field: 'body' });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new HttpProblem('validation_failed', 'the Content-Length header does not match the body', { field: 'headers/content-length' });
+  }
+  // The request stream failing is the client's doing (it hung up mid-upload: ECONNRESET
+  // "aborted"), not the database's, though both are socket errors.
+  if (request.raw.aborted || (error.code === 'ECONNRESET' && error.message === 'aborted')) {
+    return new HttpProblem('request_aborted', 'the client closed the connection before sending the whole body');
   }
   if (isConnectionError(error)) return new HttpProblem('database_unavailable', 'the database is unavailable; retry later');
   const status = error.statusCode ?? 500;

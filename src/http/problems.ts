@@ -19,8 +19,15 @@ export const PROBLEMS = {
   invalid_unicode: { status: 400, title: 'The body contains a lone UTF-16 surrogate' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   payload_too_large: { status: 413, title: 'The body is too large' },
+  request_aborted: { status: 400, title: 'The client aborted the request' },
+  // below the router (src/http/edge.ts): what Node's HTTP parser and the connection limits refuse
+  malformed_request: { status: 400, title: 'The request is not valid HTTP/1.1' },
+  request_timeout: { status: 408, title: 'The request did not arrive in time' },
+  expectation_failed: { status: 417, title: 'The expectation cannot be met' },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
+  too_many_connections: { status: 429, title: 'Too many open connections from this address', retryAfterSeconds: 1 },
   // authentication and limits
-  unauthorized: { status: 401, title: 'Missing or invalid credentials' },
+  unauthorized: { status: 401, title: 'Missing or invalid credentials', challenge: 'Bearer' },
   rate_limited: { status: 429, title: 'Too many requests' },
   // resources
   not_found: { status: 404, title: 'Not found' },
@@ -28,11 +35,11 @@ export const PROBLEMS = {
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
   // service
-  not_ready: { status: 503, title: 'The service is not ready' },
-  database_unavailable: { status: 503, title: 'The database is unavailable' },
+  not_ready: { status: 503, title: 'The service is not ready', retryAfterSeconds: 5 },
+  database_unavailable: { status: 503, title: 'The database is unavailable', retryAfterSeconds: 2 },
   internal: { status: 500, title: 'Internal error' },
   // revenue ledger, webhooks, currency, reconciliation (src/ledger, src/webhooks, src/money, src/reconciliation)
-  webhook_signature_invalid: { status: 401, title: 'The webhook signature could not be verified' },
+  webhook_signature_invalid: { status: 401, title: 'The webhook signature could not be verified', challenge: 'Signature' },
   transaction_not_found: { status: 404, title: 'No such transaction' },
   transaction_ambiguous: { status: 409, title: 'The transaction id names several transactions' },
   // attribution (src/attribution)
@@ -99,7 +106,36 @@ export const PROBLEMS = {
   export_format_invalid: { status: 400, title: 'Unknown export format' },
   // erasure (src/erasure)
   erasure_user_id_invalid: { status: 400, title: 'The user id is not valid' },
-} as const satisfies Record<string, { status: number; title: string }>;
+  // retention (src/retention)
+  retention_settings_invalid: { status: 400, title: 'The retention settings are not valid' },
+  // first-party collection and identity (src/collect, src/identity)
+  publishable_key_invalid: { status: 401, title: 'Missing or invalid publishable key', challenge: 'PublishableKey' },
+  origin_not_allowed: { status: 403, title: 'The origin is not allowed for this publishable key' },
+  collect_event_too_old: { status: 422, title: 'The event is too old to collect' },
+  allowed_origin_invalid: { status: 400, title: 'An allowed origin is not valid' },
+  publishable_key_name_invalid: { status: 400, title: 'The key name is not valid' },
+  publishable_key_not_found: { status: 404, title: 'No such publishable key' },
+  publishable_key_revoked: { status: 409, title: 'The publishable key is revoked' },
+  collect_counts_window_invalid: { status: 400, title: 'The days asked for are not valid' },
+} as const satisfies Record<string, ProblemSpec>;
+
+/**
+ * A problem's status and title; `retryAfterSeconds` for the ones a client should simply try
+ * again (503s): sent as `Retry-After` unless the response already carries one (a 429 sets its
+ * own, to the end of its window).
+ */
+interface ProblemSpec {
+  status: number;
+  title: string;
+  retryAfterSeconds?: number;
+  /**
+   * 401s: the authentication scheme for `WWW-Authenticate` (RFC 9110 §11.6.1, which a 401 must
+   * carry): `Bearer` for API keys and the metrics token (RFC 6750), `Signature` for webhooks,
+   * whose providers sign the body, `PublishableKey` for the collect endpoint (its key goes in the
+   * query string, ?key=pk_…). The one place a 401 gets its challenge.
+   */
+  challenge?: 'Bearer' | 'Signature' | 'PublishableKey';
+}
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -121,9 +157,9 @@ export interface Problem {
 /** An error the HTTP layer raises itself (domain modules throw DomainError). */
 export class HttpProblem extends DomainError {}
 
-export function problemFor(error: unknown): { status: number; body: Omit<Problem, 'instance' | 'request_id'> } {
+export function problemFor(error: unknown): { status: number; body: Omit<Problem, 'instance' | 'request_id'>; retryAfterSeconds?: number; challenge?: string } {
   const code = error instanceof DomainError ? error.code : undefined;
-  const spec = code !== undefined ? (PROBLEMS as Record<string, { status: number; title: string }>)[code] : undefined;
+  const spec = code !== undefined && Object.hasOwn(PROBLEMS, code) ? (PROBLEMS as Record<string, ProblemSpec>)[code] : undefined;
   if (!spec || !(error instanceof DomainError)) {
     return {
       status: 500,
@@ -140,7 +176,7 @@ export function problemFor(error: unknown): { status: number; body: Omit<Problem
   if (error.field !== undefined) body.field = error.field;
   const details = error.options.details;
   if (details) for (const [k, v] of Object.entries(details)) if (!(k in body)) body[k] = v;
-  return { status: spec.status, body };
+  return { status: spec.status, body, retryAfterSeconds: spec.retryAfterSeconds, challenge: spec.challenge };
 }
 
 export function typeFor(code: string): string {
@@ -148,9 +184,20 @@ export function typeFor(code: string): string {
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
-  const { status, body } = problemFor(error);
+  const { status, body, retryAfterSeconds, challenge } = problemFor(error);
+  if (retryAfterSeconds !== undefined && !reply.hasHeader('retry-after')) reply.header('retry-after', String(retryAfterSeconds));
+  if (challenge) reply.header('www-authenticate', wwwAuthenticate(challenge, request));
   return reply
     .code(status)
     .type('application/problem+json')
     .send({ ...body, instance: request.url.split('?')[0], request_id: String(request.id) });
+}
+
+/**
+ * The challenge of a 401. For Bearer, RFC 6750 §3: `error="invalid_token"` when credentials were
+ * sent and refused; none when they were missing.
+ */
+function wwwAuthenticate(scheme: string, request: FastifyRequest): string {
+  const sent = scheme === 'Bearer' && request.headers.authorization !== undefined;
+  return `${scheme} realm="skeldir"${sent ? ', error="invalid_token"' : ''}`;
 }

@@ -25,6 +25,8 @@ import { revision as r202612021840 } from './revisions/202612021840_users_and_se
 import { revision as r202612021845 } from './revisions/202612021845_export_keyset_indexes.js';
 import { revision as r202612021925 } from './revisions/202612021925_erasure_audit.js';
 import { revision as r202612021946 } from './revisions/202612021946_tenant_channels_and_rules.js';
+import { revision as r202612021950 } from './revisions/202612021950_retention.js';
+import { revision as r202612021954 } from './revisions/202612021954_first_party_collection.js';
 import { revision as r202612021955 } from './revisions/202612021955_ad_spend.js';
 
 /**
@@ -58,6 +60,8 @@ export const REVISIONS: readonly Revision[] = [
   r202612021845,
   r202612021925,
   r202612021946,
+  r202612021950,
+  r202612021954,
   r202612021955,
 ];
 

@@ -273,7 +273,7 @@ describe('the spend API', () => {
     assert.deepEqual(seen.map((x) => x.slice(0, 10)), seen.map((x) => x.slice(0, 10)).sort(), 'in day order');
     assert.equal(new Set(seen).size, 8);
     const one = (await call('GET', '/spend?campaign_id=podcast-q1')).json().rows;
-    assert.deepEqual(one.map((r: { ad_group_id: string; spend_cents: number }) => [r.ad_group_id, r.spend_cents]), [['', 60000], ['ep-12', 10000]]);
+    assert.deepEqual(one.map((r: { ad_group_id: string; spend_cents: number }) => [r.ad_group_id, r.spend_cents]).sort(), [['', 60000], ['ep-12', 10000]]);
     assert.equal((await call('GET', '/spend?cursor=bm9wZQ')).json().code, 'spend_cursor_invalid');
     assert.equal((await call('GET', '/spend?from=2026-02-31')).json().code, 'validation_failed');
     assert.equal((await call('GET', '/spend?from=1999-12-31')).json().code, 'spend_query_invalid');

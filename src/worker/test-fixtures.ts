@@ -157,8 +157,8 @@ export async function assertProcessedExactlyOnce(superuser: Queryable, expected:
 
 export interface WorkerProcess {
   readonly child: ChildProcess;
-  /** Everything it wrote on stderr so far. */
-  stderr(): string;
+  /** Everything it wrote so far: its log lines (stdout) and any error (stderr). */
+  output(): string;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -167,11 +167,11 @@ export function spawnWorker(databaseUrl: string, args: string[] = [], env: NodeJ
   const child = spawnCli(['worker', ...args], { env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', ...env } });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
-  child.stdout!.resume();
+  child.stdout!.on('data', (d) => (err += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal })),
   );
-  return { child, stderr: () => err, exited };
+  return { child, output: () => err, exited };
 }
 
 /** Polls `check` until it holds; a bounded wait that fails the test instead of hanging it. */

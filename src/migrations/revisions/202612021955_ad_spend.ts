@@ -19,7 +19,7 @@ const SOURCES = `'api', 'google_ads_csv', 'meta_ads_csv', 'generic_csv'`;
  */
 export const revision: Revision = {
   id: '202612021955',
-  previous: '202612021946',
+  previous: '202612021954',
   title: 'ad spend and the tenant reporting time zone',
   dropsOnDowngrade: [{ table: 'ad_spend' }, { table: 'tenants', columns: ['reporting_time_zone'] }],
 
