@@ -8,193 +8,7 @@ export interface paths {
             cookie?: never;
         };
         /** Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, summed credible interval */
-        get: {
-            parameters: {
-                query: {
-                    /** @description Start of the period of conversion times (inclusive) */
-                    from: string;
-                    /** @description Attribution model */
-                    model: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
-                    /** @description End of the period (exclusive) */
-                    to: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            channels: {
-                                /** @description Value credited to the channel, minor units of the currency */
-                                attributed_cents: number;
-                                /** @description Sum of the allocation ratios: conversions credited, fractionally */
-                                attributed_conversions: number;
-                                channel: string;
-                                /** @description Conversions that credit the channel at all */
-                                conversions: number;
-                                /** @description Only for models with intervals (bayesian). Summed bounds, not the interval of the sum: conservative. */
-                                credible_interval: {
-                                    allocations_with_interval: number;
-                                    /** @description Sum of the allocations' lower bounds (bayesian: 94 % central intervals) */
-                                    lower_cents: number;
-                                    /** @description Sum of the allocations' upper bounds */
-                                    upper_cents: number;
-                                } | null;
-                                /** @description ISO 4217 code; a channel with conversions in several currencies has one line per currency */
-                                currency: string;
-                                display_name: string;
-                                /** @description Mean confidence_score of the allocations (meaning per model: GET /attribution/models) */
-                                mean_confidence: number | null;
-                            }[];
-                            from: string;
-                            model: string;
-                            model_version: string;
-                            to: string;
-                            /** @description Verified revenue of the same conversions, as GET /reconciliation computes it, per channel of this model */
-                            verified: {
-                                channels: {
-                                    channel: string;
-                                    /** @description Conversion value credited to the channel, converted at each conversion date */
-                                    claimed_cents: number;
-                                    gap_cents: number;
-                                    /** @description Ledger-verified revenue credited to the channel: captured minus refunded and charged back */
-                                    verified_cents: number;
-                                }[];
-                                /** @description The tenant's reporting currency */
-                                currency: string;
-                                total_verified_cents: number;
-                            } | {
-                                /** @description Why verified figures cannot be given (e.g. a missing FX rate) */
-                                unavailable: string;
-                            };
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; attribution_window_invalid: The attribution period is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getAttributionChannels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -211,162 +25,7 @@ export interface paths {
             cookie?: never;
         };
         /** Every model side by side for one period of conversion times: per channel and currency, each model's attributed value */
-        get: {
-            parameters: {
-                query: {
-                    /** @description Start of the period of conversion times (inclusive) */
-                    from: string;
-                    /** @description End of the period (exclusive) */
-                    to: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            channels: {
-                                channel: string;
-                                currency: string;
-                                models: {
-                                    [key: string]: {
-                                        attributed_cents: number;
-                                        attributed_conversions: number;
-                                        mean_confidence: number | null;
-                                    };
-                                };
-                            }[];
-                            from: string;
-                            models: string[];
-                            to: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; attribution_window_invalid: The attribution period is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getAttributionComparison"];
         put?: never;
         post?: never;
         delete?: never;
@@ -383,177 +42,7 @@ export interface paths {
             cookie?: never;
         };
         /** The attribution models: parameters, what confidence_score means, whether the tenant has them configured, their latest run */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            models: {
-                                computed_by: string;
-                                confidence_score: string;
-                                configured: boolean;
-                                kind: "per_conversion" | "population";
-                                latest_run: {
-                                    allocations: number | null;
-                                    conversions: number | null;
-                                    diagnostics: unknown;
-                                    error: string | null;
-                                    finished_at: string | null;
-                                    id: string;
-                                    results: unknown;
-                                    started_at: string;
-                                    status: string;
-                                    trigger: string;
-                                    window_from: string;
-                                    window_to: string;
-                                } | null;
-                                model: string;
-                                parameters: {
-                                    [key: string]: unknown;
-                                };
-                                version: string;
-                            }[];
-                            settings: {
-                                /** @description False: the tenant has not configured attribution and gets these defaults */
-                                configured: boolean;
-                                half_life_days: number;
-                                lookback_days: number;
-                                models: string[];
-                                recompute_interval_minutes: number;
-                                recompute_window_days: number;
-                            };
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getAttributionModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -570,363 +59,9 @@ export interface paths {
             cookie?: never;
         };
         /** The tenant's attribution settings (defaults when unconfigured) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description False: the tenant has not configured attribution and gets these defaults */
-                            configured: boolean;
-                            half_life_days: number;
-                            lookback_days: number;
-                            models: string[];
-                            recompute_interval_minutes: number;
-                            recompute_window_days: number;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getAttributionSettings"];
         /** Change the tenant's models and parameters (fields not given keep their value) */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        half_life_days?: number;
-                        lookback_days?: number;
-                        models?: ("first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian")[];
-                        recompute_interval_minutes?: number;
-                        recompute_window_days?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description False: the tenant has not configured attribution and gets these defaults */
-                            configured: boolean;
-                            half_life_days: number;
-                            lookback_days: number;
-                            models: string[];
-                            recompute_interval_minutes: number;
-                            recompute_window_days: number;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; attribution_settings_invalid: The attribution settings are not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        put: operations["putAttributionSettings"];
         post?: never;
         delete?: never;
         options?: never;
@@ -944,254 +79,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Set the password from an invitation link (works once, until it expires) and sign in */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        password: string;
-                        /** @description the part of the invitation link after # */
-                        token: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description send as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with the session cookie */
-                            csrf_token: string | null;
-                            /** @description how this request authenticated */
-                            kind: "session" | "api_key";
-                            role: "viewer" | "analyst" | "admin" | "owner";
-                            tenant: {
-                                /** Format: uuid */
-                                id: string;
-                                name: string;
-                            };
-                            user: {
-                                email: string;
-                                /** Format: uuid */
-                                id: string;
-                                role: "viewer" | "analyst" | "admin" | "owner";
-                            } | null;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; invitation_invalid: The invitation link is not valid; password_invalid: The password is not acceptable */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description csrf_failed: The request failed the cross-site request forgery check */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postAuthInvitationsAccept"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1208,287 +96,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Sign in with e-mail and password: sets the session cookie and returns the CSRF token */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        email: string;
-                        password: string;
-                        /**
-                         * Format: uuid
-                         * @description when the e-mail belongs to several tenants
-                         */
-                        tenant_id?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description send as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with the session cookie */
-                            csrf_token: string | null;
-                            /** @description how this request authenticated */
-                            kind: "session" | "api_key";
-                            role: "viewer" | "analyst" | "admin" | "owner";
-                            tenant: {
-                                /** Format: uuid */
-                                id: string;
-                                name: string;
-                            };
-                            user: {
-                                email: string;
-                                /** Format: uuid */
-                                id: string;
-                                role: "viewer" | "analyst" | "admin" | "owner";
-                            } | null;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials; login_failed: Sign-in failed */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description csrf_failed: The request failed the cross-site request forgery check */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description login_tenant_ambiguous: Choose a tenant */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests; login_throttled: Too many failed sign-ins */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postAuthLogin"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1505,169 +113,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Sign out: ends this session and clears its cookie */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description validation_failed: The request is not valid; session_required: This needs a signed-in session */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description csrf_failed: The request failed the cross-site request forgery check */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postAuthLogout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1684,173 +130,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Sign out everywhere: ends every session of this user, on every device */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            revoked: number;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; session_required: This needs a signed-in session */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description csrf_failed: The request failed the cross-site request forgery check */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postAuthLogoutEverywhere"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1865,161 +145,135 @@ export interface paths {
             cookie?: never;
         };
         /** Who this request is: tenant, user and role, and the CSRF token of the session */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description send as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with the session cookie */
-                            csrf_token: string | null;
-                            /** @description how this request authenticated */
-                            kind: "session" | "api_key";
-                            role: "viewer" | "analyst" | "admin" | "owner";
-                            tenant: {
-                                /** Format: uuid */
-                                id: string;
-                                name: string;
-                            };
-                            user: {
-                                email: string;
-                                /** Format: uuid */
-                                id: string;
-                                role: "viewer" | "analyst" | "admin" | "owner";
-                            } | null;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getAuthSession"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's channels (the ten defaults and its own) */
+        get: operations["getChannels"];
+        put?: never;
+        /** Add a channel */
+        post: operations["postChannels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/{code}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete one of the tenant's own channels that nothing names (else deactivate it) */
+        delete: operations["deleteChannelsByCode"];
+        options?: never;
+        head?: never;
+        /** Change a channel's name, family, paid flag, ad platform or activity (not its code) */
+        patch: operations["patchChannelsByCode"];
+        trace?: never;
+    };
+    "/api/v1/channels/reclassify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-classify past events with the current rules, one batch per call (pass next_cursor back until it is null)
+         * @description Each call examines up to `limit` events of [from, to) in time order and moves those whose channel changed, recomputing the rule-model allocations of the conversions they are on, in one transaction. Population models need a new run afterwards.
+         */
+        post: operations["postChannelsReclassify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's rules in evaluation order, and the built-in defaults applied after them */
+        get: operations["getChannelsRules"];
+        put?: never;
+        /** Add a rule at the end of the order */
+        post: operations["postChannelsRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Replace a rule (its position stays) */
+        put: operations["putChannelsRulesById"];
+        post?: never;
+        /** Delete a rule */
+        delete: operations["deleteChannelsRulesById"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/rules/order": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the order of every rule (first = evaluated first) */
+        put: operations["putChannelsRulesOrder"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Which channel a sample touch gets, which rule decided, and every rule that matches (with the stored rules, or with `rules` tried unsaved) */
+        post: operations["postChannelsTest"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2034,178 +288,7 @@ export interface paths {
             cookie?: never;
         };
         /** List dead events, newest first, with filters and keyset pagination */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                    error_type?: string;
-                    event_type?: string;
-                    /** @description created at or after; years 0001–9999, no leap second */
-                    from?: string;
-                    limit?: number;
-                    source?: string;
-                    /** @description remediation statuses, comma-separated */
-                    status?: string;
-                    /** @description created before; years 0001–9999, no leap second */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                /** Format: date-time */
-                                created_at: string;
-                                /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
-                                error_code: string;
-                                error_message: string;
-                                /** @description validation, data, transient, timeout or internal */
-                                error_type: string;
-                                /** @description The event that died (re-queued by retry); null for other sources. */
-                                event_id: string | null;
-                                event_type: string;
-                                /** Format: uuid */
-                                id: string;
-                                last_retry_at: string | null;
-                                remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
-                                resolved_at: string | null;
-                                /** @description failed attempts, plus retries requested from the dead-letter queue */
-                                retry_count: number;
-                                /** @description worker, or the legacy source of older rows */
-                                source: string;
-                            }[];
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; dead_event_cursor_invalid: The pagination cursor is not valid; dead_event_limit_invalid: The page size is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getDeadEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2222,199 +305,7 @@ export interface paths {
             cookie?: never;
         };
         /** One dead event with its trace, notes and payload */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
-                            error_code: string;
-                            error_detail: unknown;
-                            error_message: string;
-                            error_traceback: string | null;
-                            /** @description validation, data, transient, timeout or internal */
-                            error_type: string;
-                            /** @description The event that died (re-queued by retry); null for other sources. */
-                            event_id: string | null;
-                            event_status: string | null;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            last_retry_at: string | null;
-                            /** @description the event as received */
-                            raw_payload: unknown;
-                            remediation_notes: string | null;
-                            remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
-                            resolved_at: string | null;
-                            /** @description failed attempts, plus retries requested from the dead-letter queue */
-                            retry_count: number;
-                            /** @description worker, or the legacy source of older rows */
-                            source: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; dead_event_not_found: No such dead event */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getDeadEventsById"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2433,293 +324,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Mark a dead event ignored: in_progress → ignored */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description appended to remediation_notes */
-                        notes?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
-                            error_code: string;
-                            error_detail: unknown;
-                            error_message: string;
-                            error_traceback: string | null;
-                            /** @description validation, data, transient, timeout or internal */
-                            error_type: string;
-                            /** @description The event that died (re-queued by retry); null for other sources. */
-                            event_id: string | null;
-                            event_status: string | null;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            last_retry_at: string | null;
-                            /** @description the event as received */
-                            raw_payload: unknown;
-                            remediation_notes: string | null;
-                            remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
-                            resolved_at: string | null;
-                            /** @description failed attempts, plus retries requested from the dead-letter queue */
-                            retry_count: number;
-                            /** @description worker, or the legacy source of older rows */
-                            source: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; dead_event_not_found: No such dead event */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postDeadEventsByIdIgnore"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2736,293 +341,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Give a dead event back: in_progress → pending */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description appended to remediation_notes */
-                        notes?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
-                            error_code: string;
-                            error_detail: unknown;
-                            error_message: string;
-                            error_traceback: string | null;
-                            /** @description validation, data, transient, timeout or internal */
-                            error_type: string;
-                            /** @description The event that died (re-queued by retry); null for other sources. */
-                            event_id: string | null;
-                            event_status: string | null;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            last_retry_at: string | null;
-                            /** @description the event as received */
-                            raw_payload: unknown;
-                            remediation_notes: string | null;
-                            remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
-                            resolved_at: string | null;
-                            /** @description failed attempts, plus retries requested from the dead-letter queue */
-                            retry_count: number;
-                            /** @description worker, or the legacy source of older rows */
-                            source: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; dead_event_not_found: No such dead event */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postDeadEventsByIdReopen"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3039,293 +358,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Mark a dead event resolved: in_progress → resolved */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description appended to remediation_notes */
-                        notes?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
-                            error_code: string;
-                            error_detail: unknown;
-                            error_message: string;
-                            error_traceback: string | null;
-                            /** @description validation, data, transient, timeout or internal */
-                            error_type: string;
-                            /** @description The event that died (re-queued by retry); null for other sources. */
-                            event_id: string | null;
-                            event_status: string | null;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            last_retry_at: string | null;
-                            /** @description the event as received */
-                            raw_payload: unknown;
-                            remediation_notes: string | null;
-                            remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
-                            resolved_at: string | null;
-                            /** @description failed attempts, plus retries requested from the dead-letter queue */
-                            retry_count: number;
-                            /** @description worker, or the legacy source of older rows */
-                            source: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; dead_event_not_found: No such dead event */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postDeadEventsByIdResolve"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3342,293 +375,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Re-queue the original event (pending or in_progress → in_progress); the worker resolves the dead event when it is processed */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description appended to remediation_notes */
-                        notes?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
-                            error_code: string;
-                            error_detail: unknown;
-                            error_message: string;
-                            error_traceback: string | null;
-                            /** @description validation, data, transient, timeout or internal */
-                            error_type: string;
-                            /** @description The event that died (re-queued by retry); null for other sources. */
-                            event_id: string | null;
-                            event_status: string | null;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            last_retry_at: string | null;
-                            /** @description the event as received */
-                            raw_payload: unknown;
-                            remediation_notes: string | null;
-                            remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
-                            resolved_at: string | null;
-                            /** @description failed attempts, plus retries requested from the dead-letter queue */
-                            retry_count: number;
-                            /** @description worker, or the legacy source of older rows */
-                            source: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; dead_event_not_found: No such dead event */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postDeadEventsByIdRetry"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3645,293 +392,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Take a dead event in hand: pending → in_progress */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description appended to remediation_notes */
-                        notes?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
-                            error_code: string;
-                            error_detail: unknown;
-                            error_message: string;
-                            error_traceback: string | null;
-                            /** @description validation, data, transient, timeout or internal */
-                            error_type: string;
-                            /** @description The event that died (re-queued by retry); null for other sources. */
-                            event_id: string | null;
-                            event_status: string | null;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            last_retry_at: string | null;
-                            /** @description the event as received */
-                            raw_payload: unknown;
-                            remediation_notes: string | null;
-                            remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
-                            resolved_at: string | null;
-                            /** @description failed attempts, plus retries requested from the dead-letter queue */
-                            retry_count: number;
-                            /** @description worker, or the legacy source of older rows */
-                            source: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; dead_event_not_found: No such dead event */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postDeadEventsByIdStart"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3951,344 +412,7 @@ export interface paths {
          * Ingest one event (idempotent: Idempotency-Key header or idempotency_key field)
          * @description 201 with the event on first receipt; 200 with the same event when the key is replayed with the same body; 409 idempotency_key_reused when the key was used with a different body. Events land pending for the worker.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The idempotency key (1–200 visible ASCII characters). */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Campaign identifier. */
-                        campaign_id?: string;
-                        /** @description Marketing channel (a taxonomy code or alias); wins over utm_*. */
-                        channel?: string;
-                        /** @description Value in minor units of `currency` (cents for USD, yen for JPY). Required on a conversion (0 is allowed); optional on a touchpoint. */
-                        conversion_value_cents?: number;
-                        /** @description ISO 4217 code; required with conversion_value_cents, and only with it. */
-                        currency?: string;
-                        /** @description When it happened: RFC 3339 with an offset (2026-03-01T12:00:00Z, …+01:00); from 2000-01-01 to 24 hours ahead. */
-                        event_timestamp: string;
-                        /**
-                         * @description touchpoint or conversion
-                         * @enum {string}
-                         */
-                        event_type: "touchpoint" | "conversion";
-                        /** @description Idempotency key (or the Idempotency-Key header): 1–200 visible ASCII characters. */
-                        idempotency_key?: string;
-                        /** @description Merchant order the conversion belongs to (links it to the payment ledger). */
-                        order_id?: string;
-                        /** @description Visitor session (UUID): the journey key. */
-                        session_id: string;
-                        /** @description The sender's id of the person: stitches their sessions into one journey. */
-                        user_id?: string;
-                        /** @description utm_campaign, stored as campaign_id when campaign_id is absent. */
-                        utm_campaign?: string;
-                        /** @description utm_medium, used for the channel when `channel` is absent. */
-                        utm_medium?: string;
-                        /** @description utm_source, used for the channel when `channel` is absent. */
-                        utm_source?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            campaign_id: string | null;
-                            /** @description The channel_taxonomy code the event was normalised to. */
-                            channel: string;
-                            conversion_value_cents: number | null;
-                            currency: string | null;
-                            /** Format: date-time */
-                            event_timestamp: string;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            idempotency_key: string;
-                            order_id: string | null;
-                            /** @description pending until the worker has processed the event, then processed (or failed). */
-                            processing_status: string;
-                            /** Format: date-time */
-                            received_at: string;
-                            /** Format: uuid */
-                            session_id: string;
-                            user_id: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            campaign_id: string | null;
-                            /** @description The channel_taxonomy code the event was normalised to. */
-                            channel: string;
-                            conversion_value_cents: number | null;
-                            currency: string | null;
-                            /** Format: date-time */
-                            event_timestamp: string;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            idempotency_key: string;
-                            order_id: string | null;
-                            /** @description pending until the worker has processed the event, then processed (or failed). */
-                            processing_status: string;
-                            /** Format: date-time */
-                            received_at: string;
-                            /** Format: uuid */
-                            session_id: string;
-                            user_id: string | null;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; idempotency_key_missing: An idempotency key is required; idempotency_key_mismatch: The Idempotency-Key header and the idempotency_key field differ; idempotency_key_invalid: The idempotency key is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description idempotency_key_reused: The idempotency key was used with a different body */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description timestamp_invalid: The timestamp is not a real date and time; timestamp_out_of_range: The timestamp is outside the accepted range; currency_invalid: Unknown or unusable currency; currency_required: A value needs a currency; conversion_value_required: A conversion, or a currency, needs conversion_value_cents */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postEvents"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4303,193 +427,7 @@ export interface paths {
             cookie?: never;
         };
         /** One event of the tenant */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            campaign_id: string | null;
-                            /** @description The channel_taxonomy code the event was normalised to. */
-                            channel: string;
-                            conversion_value_cents: number | null;
-                            currency: string | null;
-                            /** Format: date-time */
-                            event_timestamp: string;
-                            event_type: string;
-                            /** Format: uuid */
-                            id: string;
-                            idempotency_key: string;
-                            order_id: string | null;
-                            /** @description pending until the worker has processed the event, then processed (or failed). */
-                            processing_status: string;
-                            /** Format: date-time */
-                            received_at: string;
-                            /** Format: uuid */
-                            session_id: string;
-                            user_id: string | null;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getEventsById"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4511,290 +449,52 @@ export interface paths {
          * Ingest up to 1,000 events; per-item results
          * @description Each item carries its own idempotency_key field and gets its own result (201, 200, 409 or a 4xx problem). Not atomic: valid items are stored even when others are refused. The stored items are written in one transaction.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description 1–1000 events, each with its own idempotency_key field. Items are validated one by one: a bad item is reported in its result and does not sink the others. */
-                        events: {
-                            /** @description Campaign identifier. */
-                            campaign_id?: string;
-                            /** @description Marketing channel (a taxonomy code or alias); wins over utm_*. */
-                            channel?: string;
-                            /** @description Value in minor units of `currency` (cents for USD, yen for JPY). Required on a conversion (0 is allowed); optional on a touchpoint. */
-                            conversion_value_cents?: number;
-                            /** @description ISO 4217 code; required with conversion_value_cents, and only with it. */
-                            currency?: string;
-                            /** @description When it happened: RFC 3339 with an offset (2026-03-01T12:00:00Z, …+01:00); from 2000-01-01 to 24 hours ahead. */
-                            event_timestamp: string;
-                            /**
-                             * @description touchpoint or conversion
-                             * @enum {string}
-                             */
-                            event_type: "touchpoint" | "conversion";
-                            /** @description Idempotency key (or the Idempotency-Key header): 1–200 visible ASCII characters. */
-                            idempotency_key?: string;
-                            /** @description Merchant order the conversion belongs to (links it to the payment ledger). */
-                            order_id?: string;
-                            /** @description Visitor session (UUID): the journey key. */
-                            session_id: string;
-                            /** @description The sender's id of the person: stitches their sessions into one journey. */
-                            user_id?: string;
-                            /** @description utm_campaign, stored as campaign_id when campaign_id is absent. */
-                            utm_campaign?: string;
-                            /** @description utm_medium, used for the channel when `channel` is absent. */
-                            utm_medium?: string;
-                            /** @description utm_source, used for the channel when `channel` is absent. */
-                            utm_source?: string;
-                        }[];
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            created: number;
-                            failed: number;
-                            replayed: number;
-                            results: {
-                                event?: {
-                                    campaign_id: string | null;
-                                    /** @description The channel_taxonomy code the event was normalised to. */
-                                    channel: string;
-                                    conversion_value_cents: number | null;
-                                    currency: string | null;
-                                    /** Format: date-time */
-                                    event_timestamp: string;
-                                    event_type: string;
-                                    /** Format: uuid */
-                                    id: string;
-                                    idempotency_key: string;
-                                    order_id: string | null;
-                                    /** @description pending until the worker has processed the event, then processed (or failed). */
-                                    processing_status: string;
-                                    /** Format: date-time */
-                                    received_at: string;
-                                    /** Format: uuid */
-                                    session_id: string;
-                                    user_id: string | null;
-                                };
-                                /** @description Position of the item in the request. */
-                                index: number;
-                                problem?: {
-                                    /** @description The stable error code. */
-                                    code: string;
-                                    /** @description What is wrong with this request, for a human. */
-                                    detail: string;
-                                    errors?: {
-                                        field: string;
-                                        message: string;
-                                    }[];
-                                    /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                                    field?: string;
-                                    /** @description The request path. */
-                                    instance?: string;
-                                    request_id?: string;
-                                    status: number;
-                                    title: string;
-                                    /** @description /problems/<code>: the problem type, documented at that path. */
-                                    type: string;
-                                } & {
-                                    [key: string]: unknown;
-                                };
-                                /** @description 201 created, 200 replay, 409 key reused with a different body, 4xx invalid. */
-                                status: number;
-                            }[];
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; idempotency_header_on_batch: A batch takes idempotency keys per event */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postEventsBatch"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/exports/{dataset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export a dataset (events, allocations, ledger) as CSV or NDJSON, streamed; columns in docs/exports.md
+         * @description events: Touchpoints and conversions as received, with their processing state. from/to select on event_timestamp (the time the event happened). Columns: id, idempotency_key, event_type, event_timestamp, session_id, user_id, channel, campaign_id, conversion_value_cents, currency, order_id, processing_status, processed_at, retry_count, received_at, raw_payload.
+         *
+         *     allocations: Revenue of each conversion credited to channels, one row per conversion, model, channel and campaign. from/to select on the conversion time (allocations carry it in created_at). Columns: id, event_id, conversion_time, model_type, model_version, channel, campaign_id, allocated_revenue_cents, currency, allocation_ratio, confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size, verified, verification_source, verification_timestamp.
+         *
+         *     ledger: Payments from the revenue ledger, one row per transaction, in their current state. from/to select on created_at (when Skeldir recorded the payment). Columns: id, transaction_id, provider, order_id, state, previous_state, amount_cents, captured_cents, refunded_cents, chargeback_cents, currency, verification_timestamp, recorded_at, updated_at, metadata.
+         */
+        get: operations["getExportsByDataset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/people/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase a person: their events, allocations, dead events and payloads; ledger rows kept with the id scrubbed from their metadata
+         * @description Batched and idempotent (a repeat erases what arrived since, else nothing, and answers 200 with zero counts). The receipt counts what each step removed; an audit row records when, by whom and the counts, never the user id. Steps: docs/erasure.md.
+         */
+        delete: operations["deletePeopleByUserId"];
         options?: never;
         head?: never;
         patch?: never;
@@ -4808,211 +508,26 @@ export interface paths {
             cookie?: never;
         };
         /** Revenue claimed by conversions vs verified by the payment ledger, per channel and in total, in the reporting currency */
-        get: {
-            parameters: {
-                query: {
-                    /** @description Start of the period of conversion times (inclusive) */
-                    from: string;
-                    /** @description Attribution model splitting each conversion over channels (default last_touch) */
-                    model?: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
-                    /** @description End of the period (exclusive) */
-                    to: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            channels: {
-                                channel: string;
-                                /** @description Revenue the conversions claim, minor units of the reporting currency */
-                                claimed_cents: number;
-                                conversions: number;
-                                /** @description gap / claimed in basis points; null when nothing is claimed */
-                                gap_bps: number | null;
-                                /** @description claimed - verified */
-                                gap_cents: number;
-                                /** @description Revenue the ledger verifies (captured - refunded - charged back) */
-                                verified_cents: number;
-                                verified_conversions: number;
-                            }[];
-                            currency: string;
-                            from: string;
-                            model: string;
-                            to: string;
-                            total: {
-                                /** @description Revenue the conversions claim, minor units of the reporting currency */
-                                claimed_cents: number;
-                                conversions: number;
-                                /** @description gap / claimed in basis points; null when nothing is claimed */
-                                gap_bps: number | null;
-                                /** @description claimed - verified */
-                                gap_cents: number;
-                                unmatched_ledger_cents: number;
-                                unmatched_ledger_transactions: number;
-                                /** @description Revenue the ledger verifies (captured - refunded - charged back) */
-                                verified_cents: number;
-                                verified_conversions: number;
-                            };
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; reconciliation_window_invalid: The reconciliation period is not valid; reconciliation_model_invalid: Unknown attribution model */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description reconciliation_overflow: The reconciliation sums are too large */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getReconciliation"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/retention/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's retention rules */
+        get: operations["getRetentionSettings"];
+        /** Change the tenant's retention rules (fields left out stay as they are); the scheduler applies them in batches */
+        put: operations["putRetentionSettings"];
         post?: never;
         delete?: never;
         options?: never;
@@ -5028,204 +543,7 @@ export interface paths {
             cookie?: never;
         };
         /** A ledger transaction (by the provider's id) with its state transitions */
-        get: {
-            parameters: {
-                query?: {
-                    provider?: "stripe" | "shopify" | "paypal" | "woocommerce";
-                };
-                header?: never;
-                path: {
-                    transaction_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Amount in minor units of currency (its own exponent) */
-                            amount_cents: number;
-                            /** @description Amount captured so far when the provider reported a partial capture; null = the whole amount once captured */
-                            captured_cents: number | null;
-                            chargeback_cents: number;
-                            created_at: string;
-                            currency: string;
-                            /** @description revenue_ledger.transaction_id as stored (tenant-scoped) */
-                            ledger_key: string;
-                            metadata: unknown;
-                            /** @description Verified revenue: 0 while authorized, else (captured, else amount) - refunded - charged back */
-                            net_cents: number;
-                            order_id: string | null;
-                            previous_state: string | null;
-                            provider: string;
-                            refunded_cents: number;
-                            state: string;
-                            /** @description The provider's id of the payment */
-                            transaction_id: string;
-                            transitions: {
-                                from_state: string | null;
-                                reason: string | null;
-                                to_state: string;
-                                transitioned_at: string;
-                            }[];
-                            updated_at: string;
-                            verification_source: string;
-                            verification_timestamp: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getRevenueTransactionsByTransactionId"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5242,149 +560,7 @@ export interface paths {
             cookie?: never;
         };
         /** The tenant of the API key */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: uuid */
-                            id: string;
-                            name: string;
-                            notification_email: string;
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getTenant"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5401,182 +577,7 @@ export interface paths {
             cookie?: never;
         };
         /** The tenant's users and their roles (admins and owners) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                /** Format: date-time */
-                                created_at: string;
-                                email: string;
-                                /** Format: uuid */
-                                id: string;
-                                role: "viewer" | "analyst" | "admin" | "owner";
-                                /** @description invited: has not set a password yet */
-                                status: "invited" | "active";
-                            }[];
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description forbidden: Your role does not allow this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getUsers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5596,530 +597,11 @@ export interface paths {
         put?: never;
         post?: never;
         /** Remove a user (owners): they cannot sign in any more, their sessions end now */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description validation_failed: The request is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description forbidden: Your role does not allow this; csrf_failed: The request failed the cross-site request forgery check */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; user_not_found: No such user */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description last_owner: A tenant keeps at least one owner */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        delete: operations["deleteUsersById"];
         options?: never;
         head?: never;
         /** Change a user's role (owners) */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        role: "viewer" | "analyst" | "admin" | "owner";
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            created_at: string;
-                            email: string;
-                            /** Format: uuid */
-                            id: string;
-                            role: "viewer" | "analyst" | "admin" | "owner";
-                            /** @description invited: has not set a password yet */
-                            status: "invited" | "active";
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description forbidden: Your role does not allow this; csrf_failed: The request failed the cross-site request forgery check */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description not_found: Not found; user_not_found: No such user */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description last_owner: A tenant keeps at least one owner */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        patch: operations["patchUsersById"];
         trace?: never;
     };
     "/api/v1/users/invitations": {
@@ -6132,279 +614,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Invite a user (owners): returns the one-time link that sets the password, shown only here */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        email: string;
-                        role: "viewer" | "analyst" | "admin" | "owner";
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            expires_at: string;
-                            invitation_url: string;
-                            user: {
-                                /** Format: date-time */
-                                created_at: string;
-                                email: string;
-                                /** Format: uuid */
-                                id: string;
-                                role: "viewer" | "analyst" | "admin" | "owner";
-                                /** @description invited: has not set a password yet */
-                                status: "invited" | "active";
-                            };
-                        };
-                    };
-                };
-                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; user_email_invalid: The e-mail address is not valid */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unauthorized: Missing or invalid credentials */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description forbidden: Your role does not allow this; csrf_failed: The request failed the cross-site request forgery check */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description user_exists: The user already exists */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description payload_too_large: The body is too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description unsupported_media_type: Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description rate_limited: Too many requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description database_unavailable: The database is unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description The stable error code. */
-                            code: string;
-                            /** @description What is wrong with this request, for a human. */
-                            detail: string;
-                            errors?: {
-                                field: string;
-                                message: string;
-                            }[];
-                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
-                            field?: string;
-                            /** @description The request path. */
-                            instance?: string;
-                            request_id?: string;
-                            status: number;
-                            title: string;
-                            /** @description /problems/<code>: the problem type, documented at that path. */
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postUsersInvitations"];
         delete?: never;
         options?: never;
         head?: never;
@@ -6424,54 +634,7 @@ export interface paths {
          * A payment provider's webhook (signature-verified; the tenant comes from the endpoint)
          * @description Stripe (Stripe-Signature), Shopify (X-Shopify-Hmac-Sha256), WooCommerce (X-WC-Webhook-Signature) and PayPal (PAYPAL-TRANSMISSION-* certificate signature). Any verification failure is the same 401 problem; nothing is written.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    endpoint_id: string;
-                    provider: "stripe" | "shopify" | "paypal" | "woocommerce";
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            dead_event_id?: string;
-                            detail?: string;
-                            event_id?: string;
-                            event_type?: string;
-                            state?: string;
-                            status: "applied" | "duplicate" | "ignored" | "pending" | "dead_lettered" | "ping";
-                            transaction_id?: string;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            dead_event_id?: string;
-                            detail?: string;
-                            event_id?: string;
-                            event_type?: string;
-                            state?: string;
-                            status: "applied" | "duplicate" | "ignored" | "pending" | "dead_lettered" | "ping";
-                            transaction_id?: string;
-                        };
-                    };
-                };
-            };
-        };
+        post: operations["postWebhooksByProviderByEndpointId"];
         delete?: never;
         options?: never;
         head?: never;
@@ -6486,28 +649,7 @@ export interface paths {
             cookie?: never;
         };
         /** The process is up */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            status: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6527,26 +669,7 @@ export interface paths {
          * Worker and queue metrics (Prometheus text format); aggregates over all tenants only
          * @description Needs `Authorization: Bearer <SKELDIR_METRICS_TOKEN>`; public only when the server runs with SKELDIR_METRICS_PUBLIC=1. Without either it answers 401.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": string;
-                    };
-                };
-            };
-        };
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6563,29 +686,7 @@ export interface paths {
             cookie?: never;
         };
         /** The database is reachable and its schema is at the code's head revision */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            revision: string;
-                            status: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getReady"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6605,4 +706,12554 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    getAttributionChannels: {
+        parameters: {
+            query: {
+                /** @description Start of the period of conversion times (inclusive) */
+                from: string;
+                /** @description Attribution model */
+                model: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
+                /** @description End of the period (exclusive) */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channels: {
+                            /** @description Value credited to the channel, minor units of the currency */
+                            attributed_cents: number;
+                            /** @description Sum of the allocation ratios: conversions credited, fractionally */
+                            attributed_conversions: number;
+                            channel: string;
+                            /** @description Conversions that credit the channel at all */
+                            conversions: number;
+                            /** @description Only for models with intervals (bayesian). Summed bounds, not the interval of the sum: conservative. */
+                            credible_interval: {
+                                allocations_with_interval: number;
+                                /** @description Sum of the allocations' lower bounds (bayesian: 94 % central intervals) */
+                                lower_cents: number;
+                                /** @description Sum of the allocations' upper bounds */
+                                upper_cents: number;
+                            } | null;
+                            /** @description ISO 4217 code; a channel with conversions in several currencies has one line per currency */
+                            currency: string;
+                            display_name: string;
+                            /** @description Mean confidence_score of the allocations (meaning per model: GET /attribution/models) */
+                            mean_confidence: number | null;
+                        }[];
+                        from: string;
+                        /** @description Days of the period whose events retention removed: their figures come from daily aggregates (null: none) */
+                        from_aggregates: null | {
+                            days: number;
+                            first_day: string;
+                            last_day: string;
+                            note: string;
+                        };
+                        model: string;
+                        model_version: string;
+                        to: string;
+                        /** @description Verified revenue of the same conversions, as GET /reconciliation computes it, per channel of this model */
+                        verified: {
+                            channels: {
+                                channel: string;
+                                /** @description Conversion value credited to the channel, converted at each conversion date */
+                                claimed_cents: number;
+                                gap_cents: number;
+                                /** @description Ledger-verified revenue credited to the channel: captured minus refunded and charged back */
+                                verified_cents: number;
+                            }[];
+                            /** @description The tenant's reporting currency */
+                            currency: string;
+                            total_verified_cents: number;
+                        } | {
+                            /** @description Why verified figures cannot be given (e.g. a missing FX rate) */
+                            unavailable: string;
+                        };
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; attribution_window_invalid: The attribution period is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getAttributionComparison: {
+        parameters: {
+            query: {
+                /** @description Start of the period of conversion times (inclusive) */
+                from: string;
+                /** @description End of the period (exclusive) */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channels: {
+                            channel: string;
+                            currency: string;
+                            models: {
+                                [key: string]: {
+                                    attributed_cents: number;
+                                    attributed_conversions: number;
+                                    mean_confidence: number | null;
+                                };
+                            };
+                        }[];
+                        from: string;
+                        models: string[];
+                        to: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; attribution_window_invalid: The attribution period is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getAttributionModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        models: {
+                            computed_by: string;
+                            confidence_score: string;
+                            configured: boolean;
+                            /** @enum {string} */
+                            kind: "per_conversion" | "population";
+                            latest_run: {
+                                allocations: number | null;
+                                conversions: number | null;
+                                diagnostics: unknown;
+                                error: string | null;
+                                finished_at: string | null;
+                                id: string;
+                                results: unknown;
+                                started_at: string;
+                                status: string;
+                                trigger: string;
+                                window_from: string;
+                                window_to: string;
+                            } | null;
+                            model: string;
+                            parameters: {
+                                [key: string]: unknown;
+                            };
+                            version: string;
+                        }[];
+                        settings: {
+                            /** @description False: the tenant has not configured attribution and gets these defaults */
+                            configured: boolean;
+                            half_life_days: number;
+                            lookback_days: number;
+                            models: string[];
+                            recompute_interval_minutes: number;
+                            recompute_window_days: number;
+                        };
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getAttributionSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description False: the tenant has not configured attribution and gets these defaults */
+                        configured: boolean;
+                        half_life_days: number;
+                        lookback_days: number;
+                        models: string[];
+                        recompute_interval_minutes: number;
+                        recompute_window_days: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    putAttributionSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    half_life_days?: number;
+                    lookback_days?: number;
+                    models?: ("first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian")[];
+                    recompute_interval_minutes?: number;
+                    recompute_window_days?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description False: the tenant has not configured attribution and gets these defaults */
+                        configured: boolean;
+                        half_life_days: number;
+                        lookback_days: number;
+                        models: string[];
+                        recompute_interval_minutes: number;
+                        recompute_window_days: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; attribution_settings_invalid: The attribution settings are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postAuthInvitationsAccept: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    password: string;
+                    /** @description the part of the invitation link after # */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description send as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with the session cookie */
+                        csrf_token: string | null;
+                        /**
+                         * @description how this request authenticated
+                         * @enum {string}
+                         */
+                        kind: "session" | "api_key";
+                        /** @enum {string} */
+                        role: "viewer" | "analyst" | "admin" | "owner";
+                        tenant: {
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                        };
+                        user: {
+                            email: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            role: "viewer" | "analyst" | "admin" | "owner";
+                        } | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; invitation_invalid: The invitation link is not valid; password_invalid: The password is not acceptable */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postAuthLogin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    email: string;
+                    password: string;
+                    /**
+                     * Format: uuid
+                     * @description when the e-mail belongs to several tenants
+                     */
+                    tenant_id?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description send as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with the session cookie */
+                        csrf_token: string | null;
+                        /**
+                         * @description how this request authenticated
+                         * @enum {string}
+                         */
+                        kind: "session" | "api_key";
+                        /** @enum {string} */
+                        role: "viewer" | "analyst" | "admin" | "owner";
+                        tenant: {
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                        };
+                        user: {
+                            email: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            role: "viewer" | "analyst" | "admin" | "owner";
+                        } | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials; login_failed: Sign-in failed */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description login_tenant_ambiguous: Choose a tenant */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests; login_throttled: Too many failed sign-ins */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postAuthLogout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; session_required: This needs a signed-in session */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postAuthLogoutEverywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        revoked: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; session_required: This needs a signed-in session */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getAuthSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description send as X-CSRF-Token on every POST, PUT, PATCH and DELETE made with the session cookie */
+                        csrf_token: string | null;
+                        /**
+                         * @description how this request authenticated
+                         * @enum {string}
+                         */
+                        kind: "session" | "api_key";
+                        /** @enum {string} */
+                        role: "viewer" | "analyst" | "admin" | "owner";
+                        tenant: {
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                        };
+                        user: {
+                            email: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            role: "viewer" | "analyst" | "admin" | "owner";
+                        } | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channels: {
+                            ad_platform: string | null;
+                            code: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            display_name: string;
+                            family: string;
+                            is_active: boolean;
+                            /** @description One of the ten taxonomy defaults every tenant starts with (cannot be deleted). */
+                            is_default: boolean;
+                            is_paid: boolean;
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postChannels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    ad_platform?: ("google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other") | null;
+                    /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                    code: string;
+                    /** @description Human-readable name. */
+                    display_name: string;
+                    /** @description Grouping (paid_search, paid_social, display, email, …); default other. */
+                    family?: string;
+                    /** @description Default true. */
+                    is_active?: boolean;
+                    /** @description Bought media (default false). */
+                    is_paid?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ad_platform: string | null;
+                        code: string;
+                        /** Format: date-time */
+                        created_at: string;
+                        display_name: string;
+                        family: string;
+                        is_active: boolean;
+                        /** @description One of the ten taxonomy defaults every tenant starts with (cannot be deleted). */
+                        is_default: boolean;
+                        is_paid: boolean;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description channel_exists: The channel exists already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deleteChannelsByCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Channel code */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; channel_not_found: No such channel */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description channel_default: A default channel cannot be deleted; channel_in_use: The channel is still in use */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    patchChannelsByCode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Channel code */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    ad_platform?: ("google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other") | null;
+                    /** @description Human-readable name. */
+                    display_name?: string;
+                    family?: string;
+                    is_active?: boolean;
+                    is_paid?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ad_platform: string | null;
+                        code: string;
+                        /** Format: date-time */
+                        created_at: string;
+                        display_name: string;
+                        family: string;
+                        is_active: boolean;
+                        /** @description One of the ten taxonomy defaults every tenant starts with (cannot be deleted). */
+                        is_default: boolean;
+                        is_paid: boolean;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; channel_not_found: No such channel */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description channel_invalid: The channel is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postChannelsReclassify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description next_cursor of the previous batch. */
+                    cursor?: string;
+                    /** @description Count what would change, change nothing. */
+                    dry_run?: boolean;
+                    /**
+                     * Format: date-time
+                     * @description Events from this time (inclusive); default: the first.
+                     */
+                    from?: string;
+                    /** @description Events per batch (default 1000). */
+                    limit?: number;
+                    /**
+                     * Format: date-time
+                     * @description Events before this time; default: no end.
+                     */
+                    to?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        changed: number;
+                        dry_run: boolean;
+                        examined: number;
+                        /** @description "old → new": events moved in this batch */
+                        moves: {
+                            [key: string]: number;
+                        };
+                        next_cursor: string | null;
+                        /** @description Conversions whose rule-model allocations were recomputed */
+                        reattributed: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; reclassify_invalid: The re-classification request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getChannelsRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        defaults: {
+                            channel: string;
+                            /** @description As stored: {field, op, value} each. */
+                            conditions: unknown[];
+                            /** Format: date-time */
+                            created_at?: string;
+                            id: string;
+                            invalid_reason?: string;
+                            is_active: boolean;
+                            name: string;
+                            position: number;
+                            /** Format: date-time */
+                            updated_at?: string;
+                            /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                            valid: boolean;
+                        }[];
+                        rules: {
+                            channel: string;
+                            /** @description As stored: {field, op, value} each. */
+                            conditions: unknown[];
+                            /** Format: date-time */
+                            created_at?: string;
+                            id: string;
+                            invalid_reason?: string;
+                            is_active: boolean;
+                            name: string;
+                            position: number;
+                            /** Format: date-time */
+                            updated_at?: string;
+                            /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                            valid: boolean;
+                        }[];
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postChannelsRules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                    channel: string;
+                    /** @description All must match. */
+                    conditions: {
+                        /**
+                         * @description What the condition tests (docs/channels.md).
+                         * @enum {string}
+                         */
+                        field: "channel" | "utm_source" | "utm_medium" | "utm_campaign" | "utm_content" | "utm_term" | "campaign_id" | "campaign" | "referrer_domain" | "landing_domain" | "click_id" | "ad_platform";
+                        /**
+                         * @description How: equals, in, prefix, suffix, contains, domain, present, absent (case-insensitive).
+                         * @enum {string}
+                         */
+                        op: "equals" | "in" | "prefix" | "suffix" | "contains" | "domain" | "present" | "absent";
+                        value?: string | string[];
+                    }[];
+                    /** @description Default true. */
+                    is_active?: boolean;
+                    /** @description Human-readable name. */
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channel: string;
+                        /** @description As stored: {field, op, value} each. */
+                        conditions: unknown[];
+                        /** Format: date-time */
+                        created_at?: string;
+                        id: string;
+                        invalid_reason?: string;
+                        is_active: boolean;
+                        name: string;
+                        position: number;
+                        /** Format: date-time */
+                        updated_at?: string;
+                        /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                        valid: boolean;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description channel_rule_invalid: The channel rule is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    putChannelsRulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                    channel: string;
+                    /** @description All must match. */
+                    conditions: {
+                        /**
+                         * @description What the condition tests (docs/channels.md).
+                         * @enum {string}
+                         */
+                        field: "channel" | "utm_source" | "utm_medium" | "utm_campaign" | "utm_content" | "utm_term" | "campaign_id" | "campaign" | "referrer_domain" | "landing_domain" | "click_id" | "ad_platform";
+                        /**
+                         * @description How: equals, in, prefix, suffix, contains, domain, present, absent (case-insensitive).
+                         * @enum {string}
+                         */
+                        op: "equals" | "in" | "prefix" | "suffix" | "contains" | "domain" | "present" | "absent";
+                        value?: string | string[];
+                    }[];
+                    /** @description Default true. */
+                    is_active?: boolean;
+                    /** @description Human-readable name. */
+                    name: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channel: string;
+                        /** @description As stored: {field, op, value} each. */
+                        conditions: unknown[];
+                        /** Format: date-time */
+                        created_at?: string;
+                        id: string;
+                        invalid_reason?: string;
+                        is_active: boolean;
+                        name: string;
+                        position: number;
+                        /** Format: date-time */
+                        updated_at?: string;
+                        /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                        valid: boolean;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; channel_rule_not_found: No such channel rule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description channel_rule_invalid: The channel rule is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deleteChannelsRulesById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; channel_rule_not_found: No such channel rule */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    putChannelsRulesOrder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    ids: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        rules: {
+                            channel: string;
+                            /** @description As stored: {field, op, value} each. */
+                            conditions: unknown[];
+                            /** Format: date-time */
+                            created_at?: string;
+                            id: string;
+                            invalid_reason?: string;
+                            is_active: boolean;
+                            name: string;
+                            position: number;
+                            /** Format: date-time */
+                            updated_at?: string;
+                            /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                            valid: boolean;
+                        }[];
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description channel_rule_order_invalid: The rule order is not valid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postChannelsTest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Rules to try instead of the stored ones (not saved). */
+                    rules?: {
+                        /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                        channel: string;
+                        /** @description All must match. */
+                        conditions: {
+                            /**
+                             * @description What the condition tests (docs/channels.md).
+                             * @enum {string}
+                             */
+                            field: "channel" | "utm_source" | "utm_medium" | "utm_campaign" | "utm_content" | "utm_term" | "campaign_id" | "campaign" | "referrer_domain" | "landing_domain" | "click_id" | "ad_platform";
+                            /**
+                             * @description How: equals, in, prefix, suffix, contains, domain, present, absent (case-insensitive).
+                             * @enum {string}
+                             */
+                            op: "equals" | "in" | "prefix" | "suffix" | "contains" | "domain" | "present" | "absent";
+                            value?: string | string[];
+                        }[];
+                        /** @description Default true. */
+                        is_active?: boolean;
+                        /** @description Human-readable name. */
+                        name: string;
+                    }[];
+                    touch: {
+                        /**
+                         * @description A known ad platform (as a spend row has)
+                         * @enum {string}
+                         */
+                        ad_platform?: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
+                        /** @description Campaign identifier (the ad platform's campaign id is what spend rows carry). */
+                        campaign_id?: string;
+                        /** @description Marketing channel (one of the tenant's channel codes, or an alias); decides when it names one. */
+                        channel?: string;
+                        /** @description fbclid: the ad click id, as on the landing URL. */
+                        fbclid?: string;
+                        /** @description gbraid: the ad click id, as on the landing URL. */
+                        gbraid?: string;
+                        /** @description gclid: the ad click id, as on the landing URL. */
+                        gclid?: string;
+                        /** @description The page the visit landed on: an absolute http(s) URL; its query string fills utm_* and click ids not given as fields. */
+                        landing_url?: string;
+                        /** @description li_fat_id: the ad click id, as on the landing URL. */
+                        li_fat_id?: string;
+                        /** @description msclkid: the ad click id, as on the landing URL. */
+                        msclkid?: string;
+                        /** @description The referring page: an absolute http(s) URL (channel rules test its domain). */
+                        referrer?: string;
+                        /** @description ttclid: the ad click id, as on the landing URL. */
+                        ttclid?: string;
+                        /** @description utm_campaign: the campaign when campaign_id is absent. */
+                        utm_campaign?: string;
+                        /** @description utm_content (channel rules). */
+                        utm_content?: string;
+                        /** @description utm_medium (channel rules). */
+                        utm_medium?: string;
+                        /** @description utm_source (channel rules, docs/channels.md). */
+                        utm_source?: string;
+                        /** @description utm_term (channel rules). */
+                        utm_term?: string;
+                        /** @description wbraid: the ad click id, as on the landing URL. */
+                        wbraid?: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ad_platform: string | null;
+                        campaign: string | null;
+                        channel: string;
+                        decided_by: {
+                            /** @description explicit, alias, rule (a tenant rule), default (a built-in rule), explicit_unknown, fallback */
+                            kind: string;
+                            name: string;
+                            position?: number;
+                            rule_id?: string;
+                        };
+                        matching_rules: {
+                            active: boolean;
+                            channel: string;
+                            id: string;
+                            kind: string;
+                            name: string;
+                        }[];
+                        /** @description The touch as rules see it (lower case; utm_* and click ids from the landing URL filled in) */
+                        touch: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description channel_rule_invalid: The channel rule is not valid; url_invalid: The URL is not an absolute http(s) URL */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getDeadEvents: {
+        parameters: {
+            query?: {
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                error_type?: string;
+                event_type?: string;
+                /** @description created at or after; years 0001–9999, no leap second */
+                from?: string;
+                limit?: number;
+                source?: string;
+                /** @description remediation statuses, comma-separated */
+                status?: string;
+                /** @description created before; years 0001–9999, no leap second */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            created_at: string;
+                            /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
+                            error_code: string;
+                            error_message: string;
+                            /** @description validation, data, transient, timeout or internal */
+                            error_type: string;
+                            /** @description The event that died (re-queued by retry); null for other sources. */
+                            event_id: string | null;
+                            event_type: string;
+                            /** Format: uuid */
+                            id: string;
+                            last_retry_at: string | null;
+                            /** @enum {string} */
+                            remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
+                            resolved_at: string | null;
+                            /** @description failed attempts, plus retries requested from the dead-letter queue */
+                            retry_count: number;
+                            /** @description worker, or the legacy source of older rows */
+                            source: string;
+                        }[];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; dead_event_cursor_invalid: The pagination cursor is not valid; dead_event_limit_invalid: The page size is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getDeadEventsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
+                        error_code: string;
+                        error_detail: unknown;
+                        error_message: string;
+                        error_traceback: string | null;
+                        /** @description validation, data, transient, timeout or internal */
+                        error_type: string;
+                        /** @description The event that died (re-queued by retry); null for other sources. */
+                        event_id: string | null;
+                        event_status: string | null;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        last_retry_at: string | null;
+                        /** @description the event as received */
+                        raw_payload: unknown;
+                        remediation_notes: string | null;
+                        /** @enum {string} */
+                        remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
+                        resolved_at: string | null;
+                        /** @description failed attempts, plus retries requested from the dead-letter queue */
+                        retry_count: number;
+                        /** @description worker, or the legacy source of older rows */
+                        source: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; dead_event_not_found: No such dead event */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postDeadEventsByIdIgnore: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description appended to remediation_notes */
+                    notes?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
+                        error_code: string;
+                        error_detail: unknown;
+                        error_message: string;
+                        error_traceback: string | null;
+                        /** @description validation, data, transient, timeout or internal */
+                        error_type: string;
+                        /** @description The event that died (re-queued by retry); null for other sources. */
+                        event_id: string | null;
+                        event_status: string | null;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        last_retry_at: string | null;
+                        /** @description the event as received */
+                        raw_payload: unknown;
+                        remediation_notes: string | null;
+                        /** @enum {string} */
+                        remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
+                        resolved_at: string | null;
+                        /** @description failed attempts, plus retries requested from the dead-letter queue */
+                        retry_count: number;
+                        /** @description worker, or the legacy source of older rows */
+                        source: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; dead_event_not_found: No such dead event */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postDeadEventsByIdReopen: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description appended to remediation_notes */
+                    notes?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
+                        error_code: string;
+                        error_detail: unknown;
+                        error_message: string;
+                        error_traceback: string | null;
+                        /** @description validation, data, transient, timeout or internal */
+                        error_type: string;
+                        /** @description The event that died (re-queued by retry); null for other sources. */
+                        event_id: string | null;
+                        event_status: string | null;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        last_retry_at: string | null;
+                        /** @description the event as received */
+                        raw_payload: unknown;
+                        remediation_notes: string | null;
+                        /** @enum {string} */
+                        remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
+                        resolved_at: string | null;
+                        /** @description failed attempts, plus retries requested from the dead-letter queue */
+                        retry_count: number;
+                        /** @description worker, or the legacy source of older rows */
+                        source: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; dead_event_not_found: No such dead event */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postDeadEventsByIdResolve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description appended to remediation_notes */
+                    notes?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
+                        error_code: string;
+                        error_detail: unknown;
+                        error_message: string;
+                        error_traceback: string | null;
+                        /** @description validation, data, transient, timeout or internal */
+                        error_type: string;
+                        /** @description The event that died (re-queued by retry); null for other sources. */
+                        event_id: string | null;
+                        event_status: string | null;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        last_retry_at: string | null;
+                        /** @description the event as received */
+                        raw_payload: unknown;
+                        remediation_notes: string | null;
+                        /** @enum {string} */
+                        remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
+                        resolved_at: string | null;
+                        /** @description failed attempts, plus retries requested from the dead-letter queue */
+                        retry_count: number;
+                        /** @description worker, or the legacy source of older rows */
+                        source: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; dead_event_not_found: No such dead event */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postDeadEventsByIdRetry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description appended to remediation_notes */
+                    notes?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
+                        error_code: string;
+                        error_detail: unknown;
+                        error_message: string;
+                        error_traceback: string | null;
+                        /** @description validation, data, transient, timeout or internal */
+                        error_type: string;
+                        /** @description The event that died (re-queued by retry); null for other sources. */
+                        event_id: string | null;
+                        event_status: string | null;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        last_retry_at: string | null;
+                        /** @description the event as received */
+                        raw_payload: unknown;
+                        remediation_notes: string | null;
+                        /** @enum {string} */
+                        remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
+                        resolved_at: string | null;
+                        /** @description failed attempts, plus retries requested from the dead-letter queue */
+                        retry_count: number;
+                        /** @description worker, or the legacy source of older rows */
+                        source: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; dead_event_not_found: No such dead event */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postDeadEventsByIdStart: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description appended to remediation_notes */
+                    notes?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        /** @description finer stable code (the domain error code or sqlstate_XXXXX) */
+                        error_code: string;
+                        error_detail: unknown;
+                        error_message: string;
+                        error_traceback: string | null;
+                        /** @description validation, data, transient, timeout or internal */
+                        error_type: string;
+                        /** @description The event that died (re-queued by retry); null for other sources. */
+                        event_id: string | null;
+                        event_status: string | null;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        last_retry_at: string | null;
+                        /** @description the event as received */
+                        raw_payload: unknown;
+                        remediation_notes: string | null;
+                        /** @enum {string} */
+                        remediation_status: "pending" | "in_progress" | "resolved" | "ignored";
+                        resolved_at: string | null;
+                        /** @description failed attempts, plus retries requested from the dead-letter queue */
+                        retry_count: number;
+                        /** @description worker, or the legacy source of older rows */
+                        source: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; dead_event_notes_invalid: The remediation notes are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; dead_event_not_found: No such dead event */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description dead_event_transition_not_allowed: The dead event cannot make this remediation move; dead_event_not_retryable: The dead event has no event left to re-queue; dead_event_retry_in_flight: The dead event is being retried */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postEvents: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The idempotency key (1–200 visible ASCII characters). */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Campaign identifier (the ad platform's campaign id is what spend rows carry). */
+                    campaign_id?: string;
+                    /** @description Marketing channel (one of the tenant's channel codes, or an alias); decides when it names one. */
+                    channel?: string;
+                    /** @description Value in minor units of `currency` (cents for USD, yen for JPY). Required on a conversion (0 is allowed); optional on a touchpoint. */
+                    conversion_value_cents?: number;
+                    /** @description ISO 4217 code; required with conversion_value_cents, and only with it. */
+                    currency?: string;
+                    /** @description When it happened: RFC 3339 with an offset (2026-03-01T12:00:00Z, …+01:00); from 2000-01-01 to 24 hours ahead. */
+                    event_timestamp: string;
+                    /**
+                     * @description touchpoint or conversion
+                     * @enum {string}
+                     */
+                    event_type: "touchpoint" | "conversion";
+                    /** @description fbclid: the ad click id, as on the landing URL. */
+                    fbclid?: string;
+                    /** @description gbraid: the ad click id, as on the landing URL. */
+                    gbraid?: string;
+                    /** @description gclid: the ad click id, as on the landing URL. */
+                    gclid?: string;
+                    /** @description Idempotency key (or the Idempotency-Key header): 1–200 visible ASCII characters. */
+                    idempotency_key?: string;
+                    /** @description The page the visit landed on: an absolute http(s) URL; its query string fills utm_* and click ids not given as fields. */
+                    landing_url?: string;
+                    /** @description li_fat_id: the ad click id, as on the landing URL. */
+                    li_fat_id?: string;
+                    /** @description msclkid: the ad click id, as on the landing URL. */
+                    msclkid?: string;
+                    /** @description Merchant order the conversion belongs to (links it to the payment ledger). */
+                    order_id?: string;
+                    /** @description The referring page: an absolute http(s) URL (channel rules test its domain). */
+                    referrer?: string;
+                    /** @description Visitor session (UUID): the journey key. */
+                    session_id: string;
+                    /** @description ttclid: the ad click id, as on the landing URL. */
+                    ttclid?: string;
+                    /** @description The sender's id of the person: stitches their sessions into one journey. */
+                    user_id?: string;
+                    /** @description utm_campaign: the campaign when campaign_id is absent. */
+                    utm_campaign?: string;
+                    /** @description utm_content (channel rules). */
+                    utm_content?: string;
+                    /** @description utm_medium (channel rules). */
+                    utm_medium?: string;
+                    /** @description utm_source (channel rules, docs/channels.md). */
+                    utm_source?: string;
+                    /** @description utm_term (channel rules). */
+                    utm_term?: string;
+                    /** @description wbraid: the ad click id, as on the landing URL. */
+                    wbraid?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign_id: string | null;
+                        /** @description The tenant's channel the event was classified to (docs/channels.md). */
+                        channel: string;
+                        conversion_value_cents: number | null;
+                        currency: string | null;
+                        /** Format: date-time */
+                        event_timestamp: string;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        idempotency_key: string;
+                        order_id: string | null;
+                        /** @description pending until the worker has processed the event, then processed (or failed). */
+                        processing_status: string;
+                        /** Format: date-time */
+                        received_at: string;
+                        /** Format: uuid */
+                        session_id: string;
+                        user_id: string | null;
+                    };
+                };
+            };
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign_id: string | null;
+                        /** @description The tenant's channel the event was classified to (docs/channels.md). */
+                        channel: string;
+                        conversion_value_cents: number | null;
+                        currency: string | null;
+                        /** Format: date-time */
+                        event_timestamp: string;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        idempotency_key: string;
+                        order_id: string | null;
+                        /** @description pending until the worker has processed the event, then processed (or failed). */
+                        processing_status: string;
+                        /** Format: date-time */
+                        received_at: string;
+                        /** Format: uuid */
+                        session_id: string;
+                        user_id: string | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; idempotency_key_missing: An idempotency key is required; idempotency_key_mismatch: The Idempotency-Key header and the idempotency_key field differ; idempotency_key_invalid: The idempotency key is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description idempotency_key_reused: The idempotency key was used with a different body */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description timestamp_invalid: The timestamp is not a real date and time; timestamp_out_of_range: The timestamp is outside the accepted range; currency_invalid: Unknown or unusable currency; currency_required: A value needs a currency; conversion_value_required: A conversion, or a currency, needs conversion_value_cents; url_invalid: The URL is not an absolute http(s) URL */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getEventsById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        campaign_id: string | null;
+                        /** @description The tenant's channel the event was classified to (docs/channels.md). */
+                        channel: string;
+                        conversion_value_cents: number | null;
+                        currency: string | null;
+                        /** Format: date-time */
+                        event_timestamp: string;
+                        event_type: string;
+                        /** Format: uuid */
+                        id: string;
+                        idempotency_key: string;
+                        order_id: string | null;
+                        /** @description pending until the worker has processed the event, then processed (or failed). */
+                        processing_status: string;
+                        /** Format: date-time */
+                        received_at: string;
+                        /** Format: uuid */
+                        session_id: string;
+                        user_id: string | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postEventsBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description 1–1000 events, each with its own idempotency_key field. Items are validated one by one: a bad item is reported in its result and does not sink the others. */
+                    events: {
+                        /** @description Campaign identifier (the ad platform's campaign id is what spend rows carry). */
+                        campaign_id?: string;
+                        /** @description Marketing channel (one of the tenant's channel codes, or an alias); decides when it names one. */
+                        channel?: string;
+                        /** @description Value in minor units of `currency` (cents for USD, yen for JPY). Required on a conversion (0 is allowed); optional on a touchpoint. */
+                        conversion_value_cents?: number;
+                        /** @description ISO 4217 code; required with conversion_value_cents, and only with it. */
+                        currency?: string;
+                        /** @description When it happened: RFC 3339 with an offset (2026-03-01T12:00:00Z, …+01:00); from 2000-01-01 to 24 hours ahead. */
+                        event_timestamp: string;
+                        /**
+                         * @description touchpoint or conversion
+                         * @enum {string}
+                         */
+                        event_type: "touchpoint" | "conversion";
+                        /** @description fbclid: the ad click id, as on the landing URL. */
+                        fbclid?: string;
+                        /** @description gbraid: the ad click id, as on the landing URL. */
+                        gbraid?: string;
+                        /** @description gclid: the ad click id, as on the landing URL. */
+                        gclid?: string;
+                        /** @description Idempotency key (or the Idempotency-Key header): 1–200 visible ASCII characters. */
+                        idempotency_key?: string;
+                        /** @description The page the visit landed on: an absolute http(s) URL; its query string fills utm_* and click ids not given as fields. */
+                        landing_url?: string;
+                        /** @description li_fat_id: the ad click id, as on the landing URL. */
+                        li_fat_id?: string;
+                        /** @description msclkid: the ad click id, as on the landing URL. */
+                        msclkid?: string;
+                        /** @description Merchant order the conversion belongs to (links it to the payment ledger). */
+                        order_id?: string;
+                        /** @description The referring page: an absolute http(s) URL (channel rules test its domain). */
+                        referrer?: string;
+                        /** @description Visitor session (UUID): the journey key. */
+                        session_id: string;
+                        /** @description ttclid: the ad click id, as on the landing URL. */
+                        ttclid?: string;
+                        /** @description The sender's id of the person: stitches their sessions into one journey. */
+                        user_id?: string;
+                        /** @description utm_campaign: the campaign when campaign_id is absent. */
+                        utm_campaign?: string;
+                        /** @description utm_content (channel rules). */
+                        utm_content?: string;
+                        /** @description utm_medium (channel rules). */
+                        utm_medium?: string;
+                        /** @description utm_source (channel rules, docs/channels.md). */
+                        utm_source?: string;
+                        /** @description utm_term (channel rules). */
+                        utm_term?: string;
+                        /** @description wbraid: the ad click id, as on the landing URL. */
+                        wbraid?: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created: number;
+                        failed: number;
+                        replayed: number;
+                        results: {
+                            event?: {
+                                campaign_id: string | null;
+                                /** @description The tenant's channel the event was classified to (docs/channels.md). */
+                                channel: string;
+                                conversion_value_cents: number | null;
+                                currency: string | null;
+                                /** Format: date-time */
+                                event_timestamp: string;
+                                event_type: string;
+                                /** Format: uuid */
+                                id: string;
+                                idempotency_key: string;
+                                order_id: string | null;
+                                /** @description pending until the worker has processed the event, then processed (or failed). */
+                                processing_status: string;
+                                /** Format: date-time */
+                                received_at: string;
+                                /** Format: uuid */
+                                session_id: string;
+                                user_id: string | null;
+                            };
+                            /** @description Position of the item in the request. */
+                            index: number;
+                            problem?: {
+                                /** @description The stable error code. */
+                                code: string;
+                                /** @description What is wrong with this request, for a human. */
+                                detail: string;
+                                errors?: {
+                                    field: string;
+                                    message: string;
+                                }[];
+                                /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                                field?: string;
+                                /** @description The request path. */
+                                instance?: string;
+                                request_id?: string;
+                                status: number;
+                                title: string;
+                                /** @description /problems/<code>: the problem type, documented at that path. */
+                                type: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            /** @description 201 created, 200 replay, 409 key reused with a different body, 4xx invalid. */
+                            status: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; idempotency_header_on_batch: A batch takes idempotency keys per event */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getExportsByDataset: {
+        parameters: {
+            query?: {
+                /** @description csv (RFC 4180, header line) or ndjson (one JSON object per line) */
+                format?: "csv" | "ndjson";
+                /** @description Start of the period (inclusive): RFC 3339 with offset, or a date (UTC); years 0001-9999. Unbounded when absent. */
+                from?: string;
+                /** @description End of the period (exclusive), same form. Unbounded when absent. */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                dataset: "events" | "allocations" | "ledger";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rows in (period column, id) order. An export that fails part-way ends the connection without the final chunk, so a client never mistakes it for a complete file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; export_period_invalid: The export period is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deletePeopleByUserId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user_id the events were sent with (percent-encoded) */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        counts: {
+                            allocations: number;
+                            dead_events: number;
+                            events: number;
+                            ledger_rows_scrubbed: number;
+                            model_runs_marked_stale: number;
+                            webhook_deliveries_scrubbed: number;
+                        };
+                        derived: {
+                            model_runs: string;
+                            reports: string;
+                        };
+                        /** @description The erasure_audit row recording it (which never holds the user id) */
+                        erasure_id: string;
+                        finished_at: string;
+                        started_at: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; erasure_user_id_invalid: The user id is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getReconciliation: {
+        parameters: {
+            query: {
+                /** @description Start of the period of conversion times (inclusive) */
+                from: string;
+                /** @description Attribution model splitting each conversion over channels (default last_touch) */
+                model?: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
+                /** @description End of the period (exclusive) */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channels: {
+                            channel: string;
+                            /** @description Revenue the conversions claim, minor units of the reporting currency */
+                            claimed_cents: number;
+                            conversions: number;
+                            /** @description gap / claimed in basis points; null when nothing is claimed */
+                            gap_bps: number | null;
+                            /** @description claimed - verified */
+                            gap_cents: number;
+                            /** @description Revenue the ledger verifies (captured - refunded - charged back) */
+                            verified_cents: number;
+                            verified_conversions: number;
+                        }[];
+                        currency: string;
+                        from: string;
+                        model: string;
+                        to: string;
+                        total: {
+                            /** @description Revenue the conversions claim, minor units of the reporting currency */
+                            claimed_cents: number;
+                            conversions: number;
+                            /** @description gap / claimed in basis points; null when nothing is claimed */
+                            gap_bps: number | null;
+                            /** @description claimed - verified */
+                            gap_cents: number;
+                            unmatched_ledger_cents: number;
+                            unmatched_ledger_transactions: number;
+                            /** @description Revenue the ledger verifies (captured - refunded - charged back) */
+                            verified_cents: number;
+                            verified_conversions: number;
+                        };
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; reconciliation_window_invalid: The reconciliation period is not valid; reconciliation_model_invalid: Unknown attribution model */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description reconciliation_overflow: The reconciliation sums are too large */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getRetentionSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Redact dead events' payloads older than this many days; null keeps forever */
+                        dead_event_payload_days: number | null;
+                        /** @description Delete events older than this many days, their allocations folded into daily aggregates first; null keeps forever */
+                        event_days: number | null;
+                        /** @description Redact events' raw payloads older than this many days (event time); null keeps forever */
+                        payload_days: number | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    putRetentionSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Redact dead events' payloads older than this many days; null keeps forever */
+                    dead_event_payload_days?: number | null;
+                    /** @description Delete events older than this many days, their allocations folded into daily aggregates first; null keeps forever */
+                    event_days?: number | null;
+                    /** @description Redact events' raw payloads older than this many days (event time); null keeps forever */
+                    payload_days?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Redact dead events' payloads older than this many days; null keeps forever */
+                        dead_event_payload_days: number | null;
+                        /** @description Delete events older than this many days, their allocations folded into daily aggregates first; null keeps forever */
+                        event_days: number | null;
+                        /** @description Redact events' raw payloads older than this many days (event time); null keeps forever */
+                        payload_days: number | null;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; retention_settings_invalid: The retention settings are not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getRevenueTransactionsByTransactionId: {
+        parameters: {
+            query?: {
+                provider?: "stripe" | "shopify" | "paypal" | "woocommerce";
+            };
+            header?: never;
+            path: {
+                transaction_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Amount in minor units of currency (its own exponent) */
+                        amount_cents: number;
+                        /** @description Amount captured so far when the provider reported a partial capture; null = the whole amount once captured */
+                        captured_cents: number | null;
+                        chargeback_cents: number;
+                        created_at: string;
+                        currency: string;
+                        /** @description revenue_ledger.transaction_id as stored (tenant-scoped) */
+                        ledger_key: string;
+                        metadata: unknown;
+                        /** @description Verified revenue: 0 while authorized, else (captured, else amount) - refunded - charged back */
+                        net_cents: number;
+                        order_id: string | null;
+                        previous_state: string | null;
+                        provider: string;
+                        refunded_cents: number;
+                        state: string;
+                        /** @description The provider's id of the payment */
+                        transaction_id: string;
+                        transitions: {
+                            from_state: string | null;
+                            reason: string | null;
+                            to_state: string;
+                            transitioned_at: string;
+                        }[];
+                        updated_at: string;
+                        verification_source: string;
+                        verification_timestamp: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getTenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: uuid */
+                        id: string;
+                        name: string;
+                        notification_email: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: date-time */
+                            created_at: string;
+                            email: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            role: "viewer" | "analyst" | "admin" | "owner";
+                            /**
+                             * @description invited: has not set a password yet
+                             * @enum {string}
+                             */
+                            status: "invited" | "active";
+                        }[];
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description forbidden: Your role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deleteUsersById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description forbidden: Your role does not allow this; csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; user_not_found: No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description last_owner: A tenant keeps at least one owner */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    patchUsersById: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    role: "viewer" | "analyst" | "admin" | "owner";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        created_at: string;
+                        email: string;
+                        /** Format: uuid */
+                        id: string;
+                        /** @enum {string} */
+                        role: "viewer" | "analyst" | "admin" | "owner";
+                        /**
+                         * @description invited: has not set a password yet
+                         * @enum {string}
+                         */
+                        status: "invited" | "active";
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description forbidden: Your role does not allow this; csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; user_not_found: No such user */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description last_owner: A tenant keeps at least one owner */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postUsersInvitations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    email: string;
+                    /** @enum {string} */
+                    role: "viewer" | "analyst" | "admin" | "owner";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        expires_at: string;
+                        invitation_url: string;
+                        user: {
+                            /** Format: date-time */
+                            created_at: string;
+                            email: string;
+                            /** Format: uuid */
+                            id: string;
+                            /** @enum {string} */
+                            role: "viewer" | "analyst" | "admin" | "owner";
+                            /**
+                             * @description invited: has not set a password yet
+                             * @enum {string}
+                             */
+                            status: "invited" | "active";
+                        };
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; user_email_invalid: The e-mail address is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description forbidden: Your role does not allow this; csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description user_exists: The user already exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postWebhooksByProviderByEndpointId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+                provider: "stripe" | "shopify" | "paypal" | "woocommerce";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        dead_event_id?: string;
+                        detail?: string;
+                        event_id?: string;
+                        event_type?: string;
+                        state?: string;
+                        /** @enum {string} */
+                        status: "applied" | "duplicate" | "ignored" | "pending" | "dead_lettered" | "ping";
+                        transaction_id?: string;
+                    };
+                };
+            };
+            /** @description Default Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        dead_event_id?: string;
+                        detail?: string;
+                        event_id?: string;
+                        event_type?: string;
+                        state?: string;
+                        /** @enum {string} */
+                        status: "applied" | "duplicate" | "ignored" | "pending" | "dead_lettered" | "ping";
+                        transaction_id?: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description webhook_signature_invalid: The webhook signature could not be verified */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics in the Prometheus text format 0.0.4 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        revision: string;
+                        status: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1 */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_ready: The service is not ready */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+}
