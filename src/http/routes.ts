@@ -18,6 +18,10 @@ import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
 import { retentionRoutes } from '../retention/routes.js';
+import { collectRoutes } from '../collect/routes.js';
+import { publishableKeyRoutes } from '../collect/key-routes.js';
+import { sdkRoutes } from '../collect/sdk.js';
+import { CollectCounter } from '../collect/counts.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -40,9 +44,11 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   erasureRoutes,
   channelRoutes,
   retentionRoutes,
+  publishableKeyRoutes,
 ];
 
-export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
+/** collectRoutes authenticates with a publishable key (its own hook), sdkRoutes serve the tracker. */
+export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes, collectRoutes, sdkRoutes];
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   // Routes under /api/v1 (their OpenAPI entries list the API's problems), and those of them behind authentication.
@@ -53,7 +59,7 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
       const key = `${[route.method].flat().join()} ${url}`;
       if (!schema || (schema as { hide?: boolean }).hide) return { schema, url };
       const documented = documentRoute(schema as Parameters<typeof documentRoute>[0], { method: route.method, url, problems: route.config?.problems }, {
-        api: apiRoutes.has(key),
+        kind: apiRoutes.has(key) ? 'api' : route.config?.browserRoute ? 'browser' : 'public',
         authenticated: authenticated.has(key),
       });
       return { schema: documented, url };
@@ -84,6 +90,12 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // The collect endpoint counts what it does; the key routes read the counts.
+  const counter = new CollectCounter(app.appPool, 10_000, (error) => app.log.warn({ err: error }, 'collect counts not written'));
+  app.decorate('collectCounter', counter);
+  // preClose: before the pool is ended (onClose).
+  app.addHook('preClose', () => counter.close());
 
   for (const plugin of PUBLIC_ROUTES) await app.register(plugin);
   // Sign-in has no credentials yet: under /api/v1 but outside the authenticated scope; its
