@@ -177,7 +177,8 @@ export function registerAttribution(program: Command): void {
     .option('--half-life-days <n>', 'time_decay half-life in days, (0, 365]')
     .option('--recompute-interval-minutes <n>', 'scheduler: how often to recompute population models, 5..10080')
     .option('--recompute-window-days <n>', 'scheduler: recompute the conversions of the last N days, 1..366')
-    .action((o: { tenant: string; models?: string; lookbackDays?: string; halfLifeDays?: string; recomputeIntervalMinutes?: string; recomputeWindowDays?: string }) =>
+    .option('--exclude-channels <list>', 'comma-separated channels the rule models leave out of paths ("" for none)')
+    .action((o: { tenant: string; models?: string; lookbackDays?: string; halfLifeDays?: string; recomputeIntervalMinutes?: string; recomputeWindowDays?: string; excludeChannels?: string }) =>
       runCommand(async (ctx) => {
         const change: SettingsChange = {
           ...(o.models !== undefined ? { models: o.models.split(',').map((m) => m.trim()).filter(Boolean) } : {}),
@@ -185,6 +186,7 @@ export function registerAttribution(program: Command): void {
           ...(o.halfLifeDays !== undefined ? { halfLifeDays: parseNumberFlag('--half-life-days', o.halfLifeDays)! } : {}),
           ...(o.recomputeIntervalMinutes !== undefined ? { recomputeIntervalMinutes: parseIntFlag('--recompute-interval-minutes', o.recomputeIntervalMinutes)! } : {}),
           ...(o.recomputeWindowDays !== undefined ? { recomputeWindowDays: parseIntFlag('--recompute-window-days', o.recomputeWindowDays)! } : {}),
+          ...(o.excludeChannels !== undefined ? { excludedChannels: o.excludeChannels.split(',').map((c) => c.trim()).filter(Boolean) } : {}),
         };
         const pool = await checkTenant(ctx, o.tenant);
         try {

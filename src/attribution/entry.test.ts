@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { attributeConversion } from './entry.js';
+import { writeSettings } from './settings.js';
 import { createTenant, daysBefore, insertEvents } from './test-fixtures.js';
 
 let db: TestDatabase;
@@ -103,5 +104,41 @@ describe('attributeConversion (the worker entry point)', () => {
     assert.equal(await code(other, other, noValue!), 'attribution_conversion_not_found');
     assert.equal(await code(tenant, other, noValue!), 'attribution_tenant_context_mismatch');
     assert.equal((await allocations(touch!)).length + (await allocations(noValue!)).length, 0);
+  });
+});
+
+describe('last_non_direct and channel exclusions, configured per tenant', () => {
+  test('the worker writes last_non_direct; excluded channels leave the rule models\' paths; a change of exclusions rewrites the rows', async () => {
+    const session = randomUUID();
+    const t0 = new Date('2026-04-30T12:00:00Z');
+    const [, , , conv] = await insertEvents(app, other, [
+      { type: 'touchpoint', channel: 'google_search_paid', session, at: daysBefore(t0, 6) },
+      { type: 'touchpoint', channel: 'email', session, at: daysBefore(t0, 3) },
+      { type: 'touchpoint', channel: 'direct', session, at: daysBefore(t0, 1) },
+      { type: 'conversion', channel: 'direct', session, at: t0, value: 900 },
+    ]);
+    const rowsOf = async (model: string) =>
+      withTenant(app, other, async (c) =>
+        (await c.query<{ channel_code: string; cents: number; model_metadata: { parameters: Record<string, unknown> } }>(
+          `SELECT channel_code, allocated_revenue_cents AS cents, model_metadata FROM attribution_allocations WHERE event_id = $1 AND model_type = $2 ORDER BY channel_code`,
+          [conv, model],
+        )).rows,
+      );
+    await withTenant(app, other, async (c) => {
+      await writeSettings(c, other, { models: ['last_touch', 'last_non_direct', 'linear'] });
+      await attributeConversion(c, other, conv!);
+    });
+    assert.deepEqual((await rowsOf('last_touch')).map((r) => [r.channel_code, r.cents]), [['direct', 900]]);
+    assert.deepEqual((await rowsOf('last_non_direct')).map((r) => [r.channel_code, r.cents]), [['email', 900]]);
+    assert.deepEqual((await rowsOf('linear')).map((r) => [r.channel_code, r.cents]), [['direct', 300], ['email', 300], ['google_search_paid', 300]]);
+    await withTenant(app, other, async (c) => {
+      await writeSettings(c, other, { excludedChannels: ['email', 'direct'] });
+      await attributeConversion(c, other, conv!);
+    });
+    assert.deepEqual((await rowsOf('last_non_direct')).map((r) => [r.channel_code, r.cents]), [['google_search_paid', 900]]);
+    assert.deepEqual((await rowsOf('linear')).map((r) => [r.channel_code, r.cents]), [['google_search_paid', 900]]);
+    assert.deepEqual((await rowsOf('linear'))[0]!.model_metadata.parameters.excluded_channels, ['direct', 'email']);
+    await assert.rejects(withTenant(app, other, (c) => writeSettings(c, other, { excludedChannels: ['Not A Code'] })), { code: 'attribution_settings_invalid' });
+    await withTenant(app, other, (c) => writeSettings(c, other, { excludedChannels: [], models: ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] }));
   });
 });

@@ -1,6 +1,6 @@
 import type { ClientBase } from 'pg';
 import { AttributionError } from './errors.js';
-import { heuristicAllocations } from './heuristics.js';
+import { heuristicAllocations, withoutExcluded } from './heuristics.js';
 import { loadConversionForUpdate, loadPath } from './journeys.js';
 import { DAY_MS, isHeuristic, POSITION_BASED_SHARES, type HeuristicModel } from './models.js';
 import { readSettings } from './settings.js';
@@ -35,7 +35,7 @@ export async function attributeConversion(
   const models = settings.models.filter(isHeuristic) as HeuristicModel[];
   if (models.length === 0) return { models: [], allocations: 0 };
   const touches = await loadPath(client, tenantId, conversion, settings.lookbackDays);
-  const allocations = heuristicAllocations(models, touches, conversion.at, conversion.channel, conversion.valueCents, settings.halfLifeDays * DAY_MS, conversion.campaign);
+  const allocations = heuristicAllocations(models, withoutExcluded(touches, new Set(settings.excludedChannels)), conversion.at, conversion.channel, conversion.valueCents, settings.halfLifeDays * DAY_MS, conversion.campaign);
   const rows: AllocationRow[] = allocations.map((a) => ({
     model: a.model,
     eventId: conversion.id,
@@ -58,10 +58,11 @@ export async function attributeConversion(
   return { models: [...models], allocations: written };
 }
 
-function heuristicMetadata(model: HeuristicModel, s: { lookbackDays: number; halfLifeDays: number }, touches: number): Record<string, unknown> {
+function heuristicMetadata(model: HeuristicModel, s: { lookbackDays: number; halfLifeDays: number; excludedChannels: readonly string[] }, touches: number): Record<string, unknown> {
   return {
     parameters: {
       lookback_days: s.lookbackDays,
+      ...(s.excludedChannels.length ? { excluded_channels: [...s.excludedChannels] } : {}),
       ...(model === 'time_decay' ? { half_life_days: s.halfLifeDays } : {}),
       ...(model === 'position_based' ? POSITION_BASED_SHARES : {}),
     },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { heuristicAllocations, touchWeights, type Touch } from './heuristics.js';
+import { heuristicAllocations, touchWeights, withoutExcluded, type Touch } from './heuristics.js';
 import { DAY_MS, HEURISTIC_MODELS } from './models.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -63,7 +63,7 @@ describe('heuristic rules on hand-worked paths', () => {
 
   test('a conversion without touchpoints is credited to its own channel by every rule', () => {
     const a = heuristicAllocations(HEURISTIC_MODELS, [], T, 'referral', 1234n, HALF_LIFE);
-    assert.equal(a.length, 5);
+    assert.equal(a.length, HEURISTIC_MODELS.length);
     assert.ok(a.every((x) => x.channel === 'referral' && x.cents === 1234n && x.ratioUnits === 100_000 && x.confidenceMilli === 1000));
   });
 
@@ -137,6 +137,51 @@ describe('campaigns', () => {
         }
       }),
       { seed, numRuns: 500 },
+    );
+  });
+});
+
+describe('last_non_direct and channel exclusions', () => {
+  const at = (d: number) => T - d * DAY_MS;
+  const cases: [string, Touch[], Record<string, bigint>][] = [
+    ['the last touch that is not direct', [{ channel: 'email', at: at(5) }, { channel: 'google_search_paid', at: at(3) }, { channel: 'direct', at: at(1) }, { channel: 'direct', at: at(0) }], { google_search_paid: 1000n }],
+    ['a path without direct: the last touch', [{ channel: 'direct', at: at(5) }, { channel: 'email', at: at(2) }, { channel: 'organic', at: at(1) }], { organic: 1000n }],
+    ['a path of direct touches only: the last of them', [{ channel: 'direct', at: at(5) }, { channel: 'direct', at: at(1) }], { direct: 1000n }],
+    ['one touch', [{ channel: 'direct', at: at(1) }], { direct: 1000n }],
+  ];
+  for (const [name, p, expected] of cases) {
+    test(`last_non_direct: ${name}`, () => {
+      const a = heuristicAllocations(['last_non_direct'], p, T, 'direct', 1000n, HALF_LIFE);
+      assert.deepEqual(Object.fromEntries(a.map((x) => [x.channel, x.cents])), expected);
+    });
+  }
+
+  test('an empty path credits the conversion\'s own channel, direct or not', () => {
+    assert.deepEqual(heuristicAllocations(['last_non_direct'], [], T, 'direct', 70n, HALF_LIFE).map((x) => [x.channel, x.cents]), [['direct', 70n]]);
+  });
+
+  test('exclusions leave a channel out of the path; a path of excluded touches only keeps them', () => {
+    const p: Touch[] = [{ channel: 'email', at: at(4) }, { channel: 'referral', at: at(2) }, { channel: 'email', at: at(1) }];
+    assert.deepEqual(withoutExcluded(p, new Set(['email'])).map((t) => t.channel), ['referral']);
+    assert.deepEqual(withoutExcluded(p, new Set(['email', 'referral'])).map((t) => t.channel), ['email', 'referral', 'email']);
+    assert.deepEqual(withoutExcluded(p, new Set()), p);
+    const linear = heuristicAllocations(['linear', 'last_touch'], withoutExcluded(p, new Set(['email'])), T, 'direct', 999n, HALF_LIFE);
+    assert.deepEqual(linear.map((x) => [x.model, x.channel, x.cents]), [['linear', 'referral', 999n], ['last_touch', 'referral', 999n]]);
+  });
+
+  test('property: last_non_direct credits one non-direct touch whenever the path has one, the newest of them', () => {
+    const channels = ['direct', 'email', 'organic'];
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 8 }), (ids) => {
+        const p = ids.map((c, i) => ({ channel: channels[c]!, at: T - (ids.length - i) * DAY_MS }));
+        const w = touchWeights('last_non_direct', p, T, HALF_LIFE);
+        assert.equal(w.reduce((a, b) => a + b, 0), 1);
+        const i = w.indexOf(1);
+        const lastNonDirect = p.map((t) => t.channel).lastIndexOf(p.filter((t) => t.channel !== 'direct').at(-1)?.channel ?? '');
+        const expected = p.some((t) => t.channel !== 'direct') ? Math.max(...p.map((t, k) => (t.channel !== 'direct' ? k : -1))) : p.length - 1;
+        assert.equal(i, expected, String(lastNonDirect));
+      }),
+      { seed, numRuns: 300 },
     );
   });
 });

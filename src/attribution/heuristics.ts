@@ -1,5 +1,5 @@
 import { allocate, allocateNumber } from '../money/allocate.js';
-import { HEURISTIC_MODELS, type HeuristicModel } from './models.js';
+import { AGREEMENT_RULES, type HeuristicModel } from './models.js';
 
 /** One touchpoint of a journey: its channel code, time (ms since the epoch) and campaign (null: none). */
 export interface Touch {
@@ -14,6 +14,8 @@ export interface Touch {
  * rational they are small integers, so the money split takes its exact integer path.
  *
  * - first_touch / last_touch: the first / last touch gets everything.
+ * - last_non_direct (GA4's default): the last touch whose channel is not `direct` gets everything;
+ *   a path of direct touches only credits its last one.
  * - linear: every touch the same (a channel touched twice gets twice the credit).
  * - time_decay: 2^(−Δt / half-life), Δt = conversion time − touch time in continuous time
  *   (milliseconds, not whole days). Weights are taken relative to the most recent touch (which
@@ -32,6 +34,12 @@ export function touchWeights(model: HeuristicModel, touches: readonly Touch[], c
     case 'last_touch':
       w[n - 1] = 1;
       return w;
+    case 'last_non_direct': {
+      let i = n - 1;
+      while (i > 0 && touches[i]!.channel === 'direct') i--;
+      w[touches[i]!.channel === 'direct' ? n - 1 : i] = 1;
+      return w;
+    }
     case 'linear':
       return w.fill(1);
     case 'time_decay': {
@@ -99,7 +107,7 @@ export function heuristicAllocations(
   const perTouchCredit = new Map<HeuristicModel, number[]>();
   const lo = new Array<number>(m).fill(Infinity);
   const hi = new Array<number>(m).fill(-Infinity);
-  for (const rule of HEURISTIC_MODELS) {
+  for (const rule of new Set<HeuristicModel>([...AGREEMENT_RULES, ...models])) {
     const perTouch = touchWeights(rule, path, conversionAt, halfLifeMs);
     const w = new Array<number>(m).fill(0);
     let total = 0;
@@ -109,6 +117,7 @@ export function heuristicAllocations(
     }
     credit.set(rule, w);
     perTouchCredit.set(rule, perTouch);
+    if (!(AGREEMENT_RULES as readonly string[]).includes(rule)) continue;
     // Rule agreement per channel, from each rule's shares.
     for (let i = 0; i < m; i++) {
       const share = w[i]! / total;
@@ -171,4 +180,14 @@ export function splitByCampaign(
   const c = allocate(cents, w);
   const r = allocateNumber(ratioUnits, w);
   byCampaign.forEach(([campaign], k) => emit(campaign, c[k]!, r[k]!));
+}
+
+/**
+ * The path the rule models see with a tenant's channel exclusions: touches of excluded channels
+ * left out; a path whose touches are all excluded is kept as it is (the credit must go somewhere).
+ */
+export function withoutExcluded(touches: readonly Touch[], excluded: ReadonlySet<string>): Touch[] {
+  if (excluded.size === 0) return [...touches];
+  const kept = touches.filter((t) => !excluded.has(t.channel));
+  return kept.length > 0 ? kept : [...touches];
 }

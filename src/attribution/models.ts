@@ -3,7 +3,9 @@
  * exactly these names (SPEC §2, issue 6). A model's version changes whenever its output for the
  * same input could change; it is stored on every allocation row and every run.
  */
-export const HEURISTIC_MODELS = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] as const;
+export const HEURISTIC_MODELS = ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'time_decay', 'position_based'] as const;
+/** The five rules whose agreement is a rule model's confidence_score (last_non_direct is last_touch on a path without direct). */
+export const AGREEMENT_RULES = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based'] as const;
 export const POPULATION_MODELS = ['markov', 'shapley', 'bayesian'] as const;
 export const MODEL_TYPES = [...HEURISTIC_MODELS, ...POPULATION_MODELS] as const;
 
@@ -15,6 +17,7 @@ export type ModelType = (typeof MODEL_TYPES)[number];
 export const MODEL_VERSIONS: Record<ModelType, string> = {
   first_touch: 'first_touch/2',
   last_touch: 'last_touch/2',
+  last_non_direct: 'last_non_direct/1',
   linear: 'linear/2',
   time_decay: 'time_decay/2',
   position_based: 'position_based/2',
@@ -24,12 +27,13 @@ export const MODEL_VERSIONS: Record<ModelType, string> = {
 };
 
 /**
- * Models a tenant gets when it has configured none: the five deterministic heuristics, which
+ * Models a tenant gets when it has configured none: five deterministic heuristics (last_non_direct
+ * is there to be chosen, not a default: adding it would change every tenant's rows), which
  * need only the conversion's own path and so are computed by the worker as each conversion is
  * processed. The population models (markov, shapley, bayesian) need the whole window's journeys;
  * they are computed by `skeldir attribution run` and by the scheduler for tenants that enable them.
  */
-export const DEFAULT_MODELS: readonly ModelType[] = HEURISTIC_MODELS;
+export const DEFAULT_MODELS: readonly ModelType[] = AGREEMENT_RULES;
 
 export const DEFAULT_LOOKBACK_DAYS = 30;
 export const DEFAULT_HALF_LIFE_DAYS = 7;

@@ -197,7 +197,7 @@ describe('GET /api/v1/attribution/models, /comparison, GET|PUT /settings', () =>
       payload: { models: ['linear', 'shapley'], lookback_days: 14, half_life_days: 3.5 },
     });
     assert.equal(put.statusCode, 200, put.body);
-    assert.deepEqual(put.json(), { configured: true, models: ['linear', 'shapley'], lookback_days: 14, half_life_days: 3.5, recompute_interval_minutes: 1440, recompute_window_days: 30 });
+    assert.deepEqual(put.json(), { configured: true, models: ['linear', 'shapley'], lookback_days: 14, half_life_days: 3.5, recompute_interval_minutes: 1440, recompute_window_days: 30, excluded_channels: [] });
     assert.deepEqual((await get('/api/v1/attribution/settings')).json(), put.json());
     for (const payload of [{ models: ['linear', 'nope'] }, { lookback_days: 0 }, { half_life_days: 'seven' }, { extra: true }, { models: [] }]) {
       const res = await app.inject({ method: 'PUT', url: '/api/v1/attribution/settings', headers: { authorization: `Bearer ${key}` }, payload });

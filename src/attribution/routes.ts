@@ -61,11 +61,17 @@ const ChannelLine = Type.Object({
 
 const SettingsBody = Type.Object(
   {
-    models: Type.Optional(Type.Array(ModelName, { minItems: 1, maxItems: 8, uniqueItems: true })),
+    models: Type.Optional(Type.Array(ModelName, { minItems: 1, maxItems: 9, uniqueItems: true })),
     lookback_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 })),
     half_life_days: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 365 })),
     recompute_interval_minutes: Type.Optional(Type.Integer({ minimum: 5, maximum: 10080 })),
     recompute_window_days: Type.Optional(Type.Integer({ minimum: 1, maximum: 366 })),
+    excluded_channels: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z][a-z0-9_]{0,99}$' }), {
+        maxItems: 100,
+        description: 'Channels the rule models leave out of a path (a path of excluded touches only keeps them); [] for none',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -77,11 +83,14 @@ const Settings = Type.Object({
   half_life_days: Type.Number(),
   recompute_interval_minutes: Type.Integer(),
   recompute_window_days: Type.Integer(),
+  excluded_channels: Type.Array(Type.String()),
 });
 
 function modelParameters(model: ModelType, s: AttributionSettings): Record<string, unknown> {
   const p: Record<string, unknown> = { lookback_days: s.lookbackDays };
   if (model === 'time_decay') Object.assign(p, { half_life_days: s.halfLifeDays, weight: '2^(-dt / half_life), dt in continuous time' });
+  if (model === 'last_non_direct') Object.assign(p, { credited: 'the last touch whose channel is not direct; a path of direct touches only: its last touch' });
+  if (s.excludedChannels.length && (HEURISTIC_MODELS as readonly string[]).includes(model)) p.excluded_channels = [...s.excludedChannels];
   if (model === 'position_based') Object.assign(p, { ...POSITION_BASED_SHARES, one_touch: 1, two_touches: [0.5, 0.5] });
   if (model === 'markov') Object.assign(p, { order: 1, solver: 'exact linear solve (Gaussian elimination)', ...MARKOV_DEFAULTS });
   if (model === 'shapley') Object.assign(p, { characteristic_function: 'v(T) = sum over U subset of T of conversion_rate(U)', exact_up_to_channels: 12, ...SHAPLEY_DEFAULTS });
@@ -276,7 +285,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     async (request) => request.inTenant(async (c) => settingsJson(await readSettings(c))),
   );
 
-  app.put<{ Body: { models?: string[]; lookback_days?: number; half_life_days?: number; recompute_interval_minutes?: number; recompute_window_days?: number } }>(
+  app.put<{ Body: { models?: string[]; lookback_days?: number; half_life_days?: number; recompute_interval_minutes?: number; recompute_window_days?: number; excluded_channels?: string[] } }>(
     '/attribution/settings',
     {
       config: { problems: ['attribution_settings_invalid'] },
@@ -298,6 +307,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
             ...(b.half_life_days !== undefined ? { halfLifeDays: b.half_life_days } : {}),
             ...(b.recompute_interval_minutes !== undefined ? { recomputeIntervalMinutes: b.recompute_interval_minutes } : {}),
             ...(b.recompute_window_days !== undefined ? { recomputeWindowDays: b.recompute_window_days } : {}),
+            ...(b.excluded_channels !== undefined ? { excludedChannels: b.excluded_channels } : {}),
           }),
         ),
       );

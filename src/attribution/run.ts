@@ -3,7 +3,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { silentProgress, type Progress } from '../migrations/context.js';
 import { allocate, allocateNumber } from '../money/allocate.js';
 import { BAYESIAN_DEFAULTS, fitBayesianModel, type BayesianParameters } from './bayesian-model.js';
-import { campaignWeights, heuristicAllocations, RATIO_UNITS, splitByCampaign } from './heuristics.js';
+import { campaignWeights, heuristicAllocations, RATIO_UNITS, splitByCampaign, withoutExcluded } from './heuristics.js';
 import { channelMask, type JourneySet } from './journey-set.js';
 import { fitMarkovModel, MARKOV_DEFAULTS, type MarkovParameters } from './markov-model.js';
 import { DAY_MS, isHeuristic, MODEL_VERSIONS, POSITION_BASED_SHARES, type HeuristicModel, type ModelType } from './models.js';
@@ -59,7 +59,8 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
   const settings = await withTenant(pool, tenantId, (c) => readSettings(c));
   const lookbackDays = options.lookbackDays ?? settings.lookbackDays;
   const halfLifeDays = options.halfLifeDays ?? settings.halfLifeDays;
-  const parameters = runParameters(model, lookbackDays, halfLifeDays, options);
+  const excluded = new Set(isHeuristic(model) ? settings.excludedChannels : []);
+  const parameters = runParameters(model, lookbackDays, halfLifeDays, options, [...excluded]);
   const runId = await withTenant(pool, tenantId, (c) =>
     insertRun(c, { tenantId, model, modelVersion: MODEL_VERSIONS[model], from, to, trigger: options.trigger, parameters }),
   );
@@ -83,7 +84,7 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
     const rowMeta = { run_id: runId, window: { from: from.toISOString(), to: to.toISOString() }, parameters: compactParameters(parameters), confidence: confidenceKind(model) };
     // Conversion i of the window is journey i of its population.
     const rowsOf = (conv: WindowConversion, index: number): AllocationRow[] =>
-      isHeuristic(model) ? heuristicRows(model, conv, halfLifeDays, rowMeta) : populationRows(window.journeys, index, conv, fit!, rowMeta);
+      isHeuristic(model) ? heuristicRows(model, conv, halfLifeDays, rowMeta, excluded) : populationRows(window.journeys, index, conv, fit!, rowMeta);
     const progress = (options.progress ?? silentProgress).start(`${model} allocations`, window.conversions.length);
     const chunk = options.chunkSize ?? 2000;
     let allocations = 0;
@@ -123,6 +124,7 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
 export const CONFIDENCE_MEANING: Record<ModelType, string> = {
   first_touch: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
   last_touch: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
+  last_non_direct: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
   linear: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
   time_decay: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
   position_based: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
@@ -134,8 +136,9 @@ export const CONFIDENCE_MEANING: Record<ModelType, string> = {
 /** The short name of CONFIDENCE_MEANING stored on every row (the full sentence is in the docs and GET /attribution/models). */
 export const confidenceKind = (model: ModelType) => CONFIDENCE_MEANING[model].split(':')[0]!;
 
-function runParameters(model: ModelType, lookbackDays: number, halfLifeDays: number, o: RunOptions): Record<string, unknown> {
+function runParameters(model: ModelType, lookbackDays: number, halfLifeDays: number, o: RunOptions, excluded: string[]): Record<string, unknown> {
   const base: Record<string, unknown> = { model, model_version: MODEL_VERSIONS[model], lookback_days: lookbackDays };
+  if (excluded.length) base.excluded_channels = excluded;
   if (model === 'time_decay') base.half_life_days = halfLifeDays;
   if (model === 'position_based') Object.assign(base, POSITION_BASED_SHARES);
   if (model === 'markov') base.markov = { ...MARKOV_DEFAULTS, ...o.markov };
@@ -149,8 +152,8 @@ function compactParameters(p: Record<string, unknown>): Record<string, unknown> 
   return rest;
 }
 
-function heuristicRows(model: HeuristicModel, conv: WindowConversion, halfLifeDays: number, meta: Record<string, unknown>): AllocationRow[] {
-  return heuristicAllocations([model], conv.touches, conv.at, conv.channel, conv.valueCents, halfLifeDays * DAY_MS, conv.campaign).map((a) => ({
+function heuristicRows(model: HeuristicModel, conv: WindowConversion, halfLifeDays: number, meta: Record<string, unknown>, excluded: ReadonlySet<string>): AllocationRow[] {
+  return heuristicAllocations([model], withoutExcluded(conv.touches, excluded), conv.at, conv.channel, conv.valueCents, halfLifeDays * DAY_MS, conv.campaign).map((a) => ({
     eventId: conv.id,
     channel: a.channel,
     campaign: a.campaign,

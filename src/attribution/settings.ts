@@ -9,6 +9,8 @@ export interface AttributionSettings {
   readonly halfLifeDays: number;
   readonly recomputeIntervalMinutes: number;
   readonly recomputeWindowDays: number;
+  /** Channels the rule models leave out of a path (a path of excluded touches only keeps them). */
+  readonly excludedChannels: readonly string[];
   /** False when the tenant has no row and these are the defaults. */
   readonly configured: boolean;
 }
@@ -19,6 +21,7 @@ export const DEFAULT_SETTINGS: AttributionSettings = {
   halfLifeDays: DEFAULT_HALF_LIFE_DAYS,
   recomputeIntervalMinutes: 1440,
   recomputeWindowDays: 30,
+  excludedChannels: [],
   configured: false,
 };
 
@@ -31,13 +34,14 @@ export function settingsJson(s: AttributionSettings) {
     half_life_days: s.halfLifeDays,
     recompute_interval_minutes: s.recomputeIntervalMinutes,
     recompute_window_days: s.recomputeWindowDays,
+    excluded_channels: [...s.excludedChannels],
   };
 }
 
 /** Reads the settings of the tenant in the transaction's context. */
 export async function readSettings(client: Queryable): Promise<AttributionSettings> {
-  const r = await client.query<{ models: string[]; lookback_days: number; half_life_days: string; recompute_interval_minutes: number; recompute_window_days: number }>(
-    `SELECT models, lookback_days, half_life_days::text, recompute_interval_minutes, recompute_window_days FROM attribution_settings`,
+  const r = await client.query<{ models: string[]; lookback_days: number; half_life_days: string; recompute_interval_minutes: number; recompute_window_days: number; excluded_channels: string[] }>(
+    `SELECT models, lookback_days, half_life_days::text, recompute_interval_minutes, recompute_window_days, excluded_channels FROM attribution_settings`,
   );
   const row = r.rows[0];
   if (!row) return DEFAULT_SETTINGS;
@@ -48,6 +52,7 @@ export async function readSettings(client: Queryable): Promise<AttributionSettin
     halfLifeDays: Number(row.half_life_days),
     recomputeIntervalMinutes: row.recompute_interval_minutes,
     recomputeWindowDays: row.recompute_window_days,
+    excludedChannels: [...row.excluded_channels].sort(),
     configured: true,
   };
 }
@@ -58,6 +63,7 @@ export interface SettingsChange {
   halfLifeDays?: number;
   recomputeIntervalMinutes?: number;
   recomputeWindowDays?: number;
+  excludedChannels?: readonly string[];
 }
 
 /** Checks a change against the same limits the table's CHECK constraints enforce, with messages naming the field. */
@@ -67,6 +73,11 @@ export function validateSettingsChange(change: SettingsChange): void {
     if (change.models.length === 0) throw bad('models', 'models must name at least one model');
     const unknown = change.models.filter((m) => !isModelType(m));
     if (unknown.length) throw bad('models', `unknown model(s) ${unknown.join(', ')}; models are ${MODEL_TYPES.join(', ')}`);
+  }
+  if (change.excludedChannels !== undefined) {
+    if (change.excludedChannels.length > 100) throw bad('excluded_channels', 'excluded_channels lists at most 100 channels');
+    const badCode = change.excludedChannels.find((c) => typeof c !== 'string' || !/^[a-z][a-z0-9_]{0,99}$/.test(c));
+    if (badCode !== undefined) throw bad('excluded_channels', `excluded_channels holds channel codes (lower snake case), not ${JSON.stringify(badCode)}`);
   }
   const intIn = (field: string, v: number | undefined, lo: number, hi: number) => {
     if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw bad(field, `${field} must be an integer from ${lo} to ${hi}, got ${v}`);
@@ -93,14 +104,15 @@ export async function writeSettings(client: Queryable, tenantId: string, change:
     halfLifeDays: change.halfLifeDays ?? current.halfLifeDays,
     recomputeIntervalMinutes: change.recomputeIntervalMinutes ?? current.recomputeIntervalMinutes,
     recomputeWindowDays: change.recomputeWindowDays ?? current.recomputeWindowDays,
+    excludedChannels: change.excludedChannels ? [...new Set(change.excludedChannels)].sort() : current.excludedChannels,
   };
   await client.query(
-    `INSERT INTO attribution_settings (tenant_id, models, lookback_days, half_life_days, recompute_interval_minutes, recompute_window_days)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    `INSERT INTO attribution_settings (tenant_id, models, lookback_days, half_life_days, recompute_interval_minutes, recompute_window_days, excluded_channels)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (tenant_id) DO UPDATE SET models = EXCLUDED.models, lookback_days = EXCLUDED.lookback_days,
        half_life_days = EXCLUDED.half_life_days, recompute_interval_minutes = EXCLUDED.recompute_interval_minutes,
-       recompute_window_days = EXCLUDED.recompute_window_days`,
-    [tenantId, next.models, next.lookbackDays, next.halfLifeDays, next.recomputeIntervalMinutes, next.recomputeWindowDays],
+       recompute_window_days = EXCLUDED.recompute_window_days, excluded_channels = EXCLUDED.excluded_channels`,
+    [tenantId, next.models, next.lookbackDays, next.halfLifeDays, next.recomputeIntervalMinutes, next.recomputeWindowDays, next.excludedChannels],
   );
   return { ...next, configured: true };
 }

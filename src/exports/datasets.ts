@@ -81,7 +81,7 @@ const allocations: Dataset = {
     c('id', 'uuid', 'a.id::text', 'Id of the allocation.'),
     c('event_id', 'uuid', 'a.event_id::text', 'The conversion event (`events.id`).'),
     c('conversion_time', 'timestamp', ts('a.created_at'), 'When the conversion happened, UTC.'),
-    c('model_type', 'string', 'a.model_type::text', 'Attribution model (first_touch, last_touch, linear, time_decay, position_based, markov, shapley, bayesian).'),
+    c('model_type', 'string', 'a.model_type::text', 'Attribution model (first_touch, last_touch, last_non_direct, linear, time_decay, position_based, markov, shapley, bayesian).'),
     c('model_version', 'string', 'a.model_version', 'Version of the model code.'),
     c('channel', 'string', 'a.channel_code', 'Channel credited.'),
     c('campaign_id', 'string', 'a.campaign_id::text', 'Campaign of the touches credited (campaign_id, else utm_campaign); null when none.'),

@@ -54,7 +54,7 @@ test('redocly lint (recommended rules) finds nothing: operationId, servers, secu
   assert.deepEqual((doc as unknown as { info: { license: unknown } }).info.license, { name: 'Apache-2.0', identifier: 'Apache-2.0' });
   // One enum, not a union of constants (Swagger UI offered only its first value).
   const model = doc.paths['/api/v1/attribution/channels']!.get!.parameters!.find((p) => p.name === 'model')!;
-  assert.deepEqual(model.schema.enum, ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based', 'markov', 'shapley', 'bayesian']);
+  assert.deepEqual(model.schema.enum, ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'time_decay', 'position_based', 'markov', 'shapley', 'bayesian']);
   assert.ok(!JSON.stringify(doc).includes('"anyOf":[{"const"'), 'no union of string constants left');
 });
 

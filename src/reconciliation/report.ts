@@ -6,7 +6,7 @@ import { convertWithQuote, divideHalfEven, findRate, type FxQuote } from '../mon
 
 export class ReconciliationError extends DomainError {}
 
-export const RECONCILIATION_MODELS = ['first_touch', 'last_touch', 'linear', 'time_decay', 'position_based', 'markov', 'shapley', 'bayesian'] as const;
+export const RECONCILIATION_MODELS = ['first_touch', 'last_touch', 'last_non_direct', 'linear', 'time_decay', 'position_based', 'markov', 'shapley', 'bayesian'] as const;
 export const DEFAULT_RECONCILIATION_MODEL = 'last_touch';
 /** Channel of conversions that have no allocation of the chosen model (not attributed yet). */
 export const UNATTRIBUTED = 'unattributed';
