@@ -14,6 +14,7 @@ import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { channelRoutes } from '../channels/routes.js';
+import { spendRoutes } from '../spend/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
@@ -45,6 +46,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   channelRoutes,
   retentionRoutes,
   publishableKeyRoutes,
+  spendRoutes,
 ];
 
 /** collectRoutes authenticates with a publishable key (its own hook), sdkRoutes serve the tracker. */
