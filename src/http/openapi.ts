@@ -10,6 +10,11 @@ declare module 'fastify' {
      */
     problems?: ProblemCode[];
     /**
+     * A route under /api/v1 that authenticates itself (the collect endpoint, with a publishable
+     * key): documented with BROWSER_ROUTE's problems instead of EVERY_API_ROUTE's.
+     */
+    browserRoute?: boolean;
+    /**
      * The weakest role a signed-in user needs for this route (src/users/roles.ts); default viewer
      * for GET and HEAD, admin for every state-changing method. API keys act as owner.
      */
@@ -35,6 +40,8 @@ export const ProblemBody = Type.Object(
 
 /** What any authenticated API route can answer, whatever it does. */
 const EVERY_API_ROUTE: ProblemCode[] = ['validation_failed', 'unauthorized', 'rate_limited', 'database_unavailable'];
+/** What a route authenticating with a publishable key can answer (its own 401 is publishable_key_invalid). */
+export const BROWSER_ROUTE: ProblemCode[] = ['validation_failed', 'publishable_key_invalid', 'origin_not_allowed', 'rate_limited', 'database_unavailable'];
 /** …when it has path parameters. */
 const WITH_PARAMS: ProblemCode[] = ['not_found'];
 /** …when it takes a body (the strict JSON parser and the body limits, docs/http.md). */
@@ -63,9 +70,9 @@ interface RouteSchema {
  * can give, as `application/problem+json` with the codes listed in the description. A status
  * the route already documents is left as it is.
  */
-export function withProblemResponses(schema: RouteSchema, url: string, extra: readonly ProblemCode[] = []): RouteSchema {
+export function withProblemResponses(schema: RouteSchema, url: string, extra: readonly ProblemCode[] = [], common: readonly ProblemCode[] = EVERY_API_ROUTE): RouteSchema {
   const codes = new Set<ProblemCode>([
-    ...EVERY_API_ROUTE,
+    ...common,
     ...(schema.params !== undefined || url.includes(':') ? WITH_PARAMS : []),
     ...(schema.body !== undefined ? WITH_BODY : []),
     ...extra,

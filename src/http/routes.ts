@@ -5,7 +5,7 @@ import { authenticate } from './app.js';
 import { registerRateLimit } from './rate-limit.js';
 import { ingestionRoutes } from '../ingestion/routes.js';
 import { metaRoutes } from './meta-routes.js';
-import { withProblemResponses } from './openapi.js';
+import { BROWSER_ROUTE, withProblemResponses } from './openapi.js';
 import { tenantRoutes } from '../tenants/routes.js';
 import { deadEventRoutes } from '../dlq/routes.js';
 import { metricsRoutes } from '../worker/metrics-routes.js';
@@ -18,6 +18,10 @@ import { signInRoutes, userRoutes } from '../users/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
 import { retentionRoutes } from '../retention/routes.js';
+import { collectRoutes } from '../collect/routes.js';
+import { publishableKeyRoutes } from '../collect/key-routes.js';
+import { sdkRoutes } from '../collect/sdk.js';
+import { CollectCounter } from '../collect/counts.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -40,9 +44,11 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   erasureRoutes,
   channelRoutes,
   retentionRoutes,
+  publishableKeyRoutes,
 ];
 
-export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
+/** collectRoutes authenticates with a publishable key (its own hook), sdkRoutes serve the tracker. */
+export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes, collectRoutes, sdkRoutes];
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
   // Routes behind the API key, by method and URL: their OpenAPI entries list the problems they answer with.
@@ -51,7 +57,9 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
     transform: ({ schema, url, route }) =>
       apiRoutes.has(`${[route.method].flat().join()} ${url}`) && schema
         ? { schema: withProblemResponses(schema as Parameters<typeof withProblemResponses>[0], url, route.config?.problems), url }
-        : { schema, url },
+        : route.config?.browserRoute && schema
+          ? { schema: withProblemResponses(schema as Parameters<typeof withProblemResponses>[0], url, route.config.problems, BROWSER_ROUTE), url }
+          : { schema, url },
     openapi: {
       openapi: '3.1.0',
       info: {
@@ -75,6 +83,12 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // The collect endpoint counts what it does; the key routes read the counts.
+  const counter = new CollectCounter(app.appPool, 10_000, (error) => app.log.warn({ err: error }, 'collect counts not written'));
+  app.decorate('collectCounter', counter);
+  // preClose: before the pool is ended (onClose).
+  app.addHook('preClose', () => counter.close());
 
   for (const plugin of PUBLIC_ROUTES) await app.register(plugin);
   // Sign-in has no credentials yet: under /api/v1 but outside the authenticated scope; its

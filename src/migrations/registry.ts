@@ -26,6 +26,7 @@ import { revision as r202612021845 } from './revisions/202612021845_export_keyse
 import { revision as r202612021925 } from './revisions/202612021925_erasure_audit.js';
 import { revision as r202612021946 } from './revisions/202612021946_tenant_channels_and_rules.js';
 import { revision as r202612021950 } from './revisions/202612021950_retention.js';
+import { revision as r202612021954 } from './revisions/202612021954_first_party_collection.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -59,6 +60,7 @@ export const REVISIONS: readonly Revision[] = [
   r202612021925,
   r202612021946,
   r202612021950,
+  r202612021954,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

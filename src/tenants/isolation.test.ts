@@ -167,7 +167,8 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'interval':
       return ['1 hour'];
     default:
-      if (c.base.startsWith('_')) return ['{}'];
+      // '{1}' reads as a one-element array of text or of numbers (for a CHECK wanting at least one).
+      if (c.base.startsWith('_')) return ['{}', '{1}'];
       return [];
   }
 }
