@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
   channels: async () => (await import('../channels/cli.js')).registerChannels,
+  spend: async () => (await import('../spend/cli.js')).registerSpend,
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
   people: async () => (await import('../erasure/cli.js')).registerPeople,

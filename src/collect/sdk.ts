@@ -77,7 +77,14 @@ export const sdkRoutes: FastifyPluginAsync = async (app) => {
     if (/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) return reply.header('content-encoding', 'gzip').send(a.gzip);
     return reply.send(a.body);
   };
-  const schema = { tags: ['collect'], summary: 'The browser tracker' };
+  const schema = {
+    tags: ['collect'],
+    summary: 'The browser tracker',
+    response: {
+      200: { description: 'The tracker script (gzip when asked for)', content: { 'text/javascript': { schema: { type: 'string' } } } },
+      304: { description: 'Not modified: If-None-Match matched the ETag', type: 'null' },
+    },
+  };
   app.get('/sdk/v1/skeldir.js', { schema: { ...schema, summary: 'The browser tracker (classic script: window.skeldir)' } }, serve(classic));
   app.get('/sdk/v1/skeldir.mjs', { schema: { ...schema, summary: 'The browser tracker as an ES module (export default skeldir)' } }, serve(module));
 };

@@ -72,6 +72,12 @@ export const PROBLEMS = {
   channel_rule_invalid: { status: 422, title: 'The channel rule is not valid' },
   channel_rule_order_invalid: { status: 422, title: 'The rule order is not valid' },
   reclassify_invalid: { status: 400, title: 'The re-classification request is not valid' },
+  // ad spend (src/spend)
+  spend_row_invalid: { status: 422, title: 'The spend row is not valid' },
+  spend_query_invalid: { status: 400, title: 'The spend query is not valid' },
+  spend_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
+  spend_file_invalid: { status: 422, title: 'The spend file is not valid' },
+  spend_time_zone_invalid: { status: 400, title: 'Unknown time zone' },
   // worker and dead-letter queue (src/worker, src/dlq)
   dead_event_not_found: { status: 404, title: 'No such dead event' },
   dead_event_transition_not_allowed: { status: 409, title: 'The dead event cannot make this remediation move' },

@@ -27,6 +27,7 @@ import { revision as r202612021925 } from './revisions/202612021925_erasure_audi
 import { revision as r202612021946 } from './revisions/202612021946_tenant_channels_and_rules.js';
 import { revision as r202612021950 } from './revisions/202612021950_retention.js';
 import { revision as r202612021954 } from './revisions/202612021954_first_party_collection.js';
+import { revision as r202612021955 } from './revisions/202612021955_ad_spend.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -61,6 +62,7 @@ export const REVISIONS: readonly Revision[] = [
   r202612021946,
   r202612021950,
   r202612021954,
+  r202612021955,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

@@ -54,6 +54,8 @@ export const webhookRoutes: FastifyPluginAsync = async (app) => {
     '/api/v1/webhooks/:provider/:endpoint_id',
     {
       bodyLimit: WEBHOOK_BODY_LIMIT,
+      // The provider's signature over the body authenticates (no OpenAPI scheme describes it).
+      config: { problems: ['webhook_signature_invalid', 'payload_too_large', 'validation_failed', 'database_unavailable'] },
       schema: {
         tags: ['webhooks'],
         summary: "A payment provider's webhook (signature-verified; the tenant comes from the endpoint)",

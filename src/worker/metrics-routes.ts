@@ -20,13 +20,15 @@ export const metricsRoutes: FastifyPluginAsync = async (app) => {
   app.get(
     '/metrics',
     {
+      config: { problems: ['unauthorized', 'database_unavailable'] },
       schema: {
+        security: metricsPublic ? [] : [{ metricsToken: [] }],
         tags: ['meta'],
         summary: 'Worker and queue metrics (Prometheus text format); aggregates over all tenants only',
         description:
           'Needs `Authorization: Bearer <SKELDIR_METRICS_TOKEN>`; public only when the server runs with SKELDIR_METRICS_PUBLIC=1. ' +
           'Without either it answers 401.',
-        response: { 200: Type.String() },
+        response: { 200: { description: 'The metrics in the Prometheus text format 0.0.4', content: { 'text/plain': { schema: Type.String() } } } },
       },
     },
     async (request, reply) => {
