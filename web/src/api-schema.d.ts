@@ -626,6 +626,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/spend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Spend rows in (day, id) order, with filters and keyset pagination */
+        get: operations["getSpend"];
+        put?: never;
+        /**
+         * Store 1–5000 spend rows; per-row results (idempotent: a row replaces the stored row of its natural key)
+         * @description Each row is one day of one campaign (ad group, ad) of one platform account. Not atomic: a bad row gets its problem in its result and does not sink the others. 201 created, 200 updated or unchanged (outcome says which); sending the same rows again changes nothing.
+         */
+        post: operations["postSpend"];
+        /** Delete a platform's spend of [from, to) (one account's with account_id) */
+        delete: operations["deleteSpend"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/spend/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Spend of [from, to) per channel, campaign, platform or day, in the reporting currency at each day's rate; days without a rate listed as gaps */
+        get: operations["getSpendSummary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tenant": {
         parameters: {
             query?: never;
@@ -818,12 +857,12 @@ export interface operations {
     getAttributionChannels: {
         parameters: {
             query: {
-                /** @description Start of the period of conversion times (inclusive) */
-                from: string;
+                /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from: string | unknown | unknown;
                 /** @description Attribution model */
                 model: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
-                /** @description End of the period (exclusive) */
-                to: string;
+                /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to: string | unknown | unknown;
             };
             header?: never;
             path?: never;
@@ -1070,10 +1109,10 @@ export interface operations {
     getAttributionComparison: {
         parameters: {
             query: {
-                /** @description Start of the period of conversion times (inclusive) */
-                from: string;
-                /** @description End of the period (exclusive) */
-                to: string;
+                /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from: string | unknown | unknown;
+                /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to: string | unknown | unknown;
             };
             header?: never;
             path?: never;
@@ -7093,14 +7132,14 @@ export interface operations {
                 cursor?: string;
                 error_type?: string;
                 event_type?: string;
-                /** @description created at or after; years 0001–9999, no leap second */
-                from?: string;
+                /** @description created at or after; years 0001–9999, no leap second. An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from?: string | unknown | unknown;
                 limit?: number;
                 source?: string;
                 /** @description remediation statuses, comma-separated */
                 status?: string;
-                /** @description created before; years 0001–9999, no leap second */
-                to?: string;
+                /** @description created before; years 0001–9999, no leap second. An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to?: string | unknown | unknown;
             };
             header?: never;
             path?: never;
@@ -12121,12 +12160,12 @@ export interface operations {
     getReconciliation: {
         parameters: {
             query: {
-                /** @description Start of the period of conversion times (inclusive) */
-                from: string;
+                /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from: string | unknown | unknown;
                 /** @description Attribution model splitting each conversion over channels (default last_touch) */
                 model?: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
-                /** @description End of the period (exclusive) */
-                to: string;
+                /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to: string | unknown | unknown;
             };
             header?: never;
             path?: never;
@@ -13107,6 +13146,963 @@ export interface operations {
             };
         };
     };
+    getSpend: {
+        parameters: {
+            query?: {
+                account_id?: string;
+                campaign_id?: string;
+                channel?: string;
+                /** @description next_cursor of the previous page. */
+                cursor?: string;
+                /** @description First day (inclusive). */
+                from?: string;
+                /** @description Rows per page (default 100). */
+                limit?: number;
+                /** @description Ad platform */
+                platform?: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
+                /** @description Day after the last (exclusive). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        next_cursor: string | null;
+                        rows: {
+                            account_id: string;
+                            ad_group_id: string;
+                            ad_group_name: string | null;
+                            ad_id: string;
+                            ad_name: string | null;
+                            campaign_id: string;
+                            campaign_name: string | null;
+                            channel: string;
+                            clicks: number | null;
+                            currency: string;
+                            day: string;
+                            id: string;
+                            import_id: string;
+                            /** Format: date-time */
+                            imported_at: string;
+                            impressions: number | null;
+                            platform: string;
+                            source: string;
+                            source_file: string | null;
+                            spend_cents: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; spend_query_invalid: The spend query is not valid; spend_cursor_invalid: The pagination cursor is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postSpend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    rows: {
+                        account_id?: string;
+                        ad_group_id?: string;
+                        ad_group_name?: string;
+                        ad_id?: string;
+                        ad_name?: string;
+                        /** @description The platform's campaign id. */
+                        campaign_id: string;
+                        campaign_name?: string;
+                        /** @description One of the tenant's channels; default: the channel rules decide on platform and campaign. */
+                        channel?: string;
+                        clicks?: number;
+                        /** @description ISO 4217 code of spend_cents. */
+                        currency: string;
+                        /**
+                         * Format: date
+                         * @description The day of the spend, in the tenant's reporting time zone (YYYY-MM-DD).
+                         */
+                        day: string;
+                        impressions?: number;
+                        /**
+                         * @description Ad platform
+                         * @enum {string}
+                         */
+                        platform: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
+                        /** @description Spend in minor units of currency. */
+                        spend_cents: number;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        created: number;
+                        failed: number;
+                        results: {
+                            channel?: string;
+                            id?: string;
+                            index: number;
+                            /** @description created, updated or unchanged */
+                            outcome?: string;
+                            problem?: unknown;
+                            status: number;
+                        }[];
+                        unchanged: number;
+                        updated: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deleteSpend: {
+        parameters: {
+            query: {
+                account_id?: string;
+                /** @description First day (inclusive). */
+                from: string;
+                /** @description Ad platform */
+                platform: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
+                /** @description Day after the last (exclusive). */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        deleted: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; spend_query_invalid: The spend query is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getSpendSummary: {
+        parameters: {
+            query: {
+                /** @description First day (inclusive). */
+                from: string;
+                /** @description Default channel. */
+                group_by?: "channel" | "campaign" | "platform" | "day";
+                /** @description Day after the last (exclusive). */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        currency: string;
+                        from: string;
+                        /** @description Spend left out of every converted figure: no rate for its currency on or before its day (import one with skeldir fx import) */
+                        fx_gaps: {
+                            currency: string;
+                            day: string;
+                            rows: number;
+                            spend_cents: number;
+                        }[];
+                        group_by: string;
+                        lines: {
+                            key: {
+                                [key: string]: unknown;
+                            };
+                            rows: number;
+                            spend_cents: number;
+                            unconverted_rows: number;
+                        }[];
+                        to: string;
+                        total_spend_cents: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; spend_query_invalid: The spend query is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
     getTenant: {
         parameters: {
             query?: never;
@@ -13129,6 +14125,10 @@ export interface operations {
                         id: string;
                         name: string;
                         notification_email: string;
+                        /** @description ISO 4217 code reports convert into */
+                        reporting_currency: string;
+                        /** @description IANA time zone the tenant's days are counted in */
+                        reporting_time_zone: string;
                     };
                 };
             };
