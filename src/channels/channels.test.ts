@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { attributeConversion } from '../attribution/entry.js';
-import { HEURISTIC_MODELS } from '../attribution/models.js';
+import { DEFAULT_MODELS } from '../attribution/models.js';
 import { loadConfig } from '../config.js';
 import { withTenant } from '../db/tenant-context.js';
 import { buildApp, type App } from '../http/app.js';
@@ -282,7 +282,7 @@ describe('re-classification of past events', () => {
   }
 
   function assertSums(rows: { model_type: string; cents: number }[], value: number) {
-    for (const model of HEURISTIC_MODELS) {
+    for (const model of DEFAULT_MODELS) {
       const mine = rows.filter((r) => r.model_type === model);
       assert.ok(mine.length > 0, model);
       assert.equal(mine.reduce((a, r) => a + r.cents, 0), value, `${model} sums to the value`);

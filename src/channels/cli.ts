@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type pg from 'pg';
 import { runCommand, type CommandContext } from '../cli/run.js';
 import { stderrProgress } from '../cli/progress.js';
+import { existingTenant } from '../cli/tenant-flag.js';
 import { withTenant } from '../db/tenant-context.js';
 import { isAdPlatform, type Touch } from './classify.js';
 import { ChannelError } from './errors.js';
@@ -10,16 +11,13 @@ import { createChannel, createRule, listChannels, listRules, testTouch } from '.
 import type { RuleInputBody } from './schema.js';
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The application-role pool for a tenant that exists (as the app role in its context, tenants shows exactly its row). */
+/** The application-role pool for a tenant that exists (`--tenant` checked by src/cli/tenant-flag.ts: exit 2 otherwise). */
 export async function tenantPool(ctx: CommandContext, tenant: string, applicationName: string): Promise<pg.Pool> {
-  if (!UUID.test(tenant)) throw new ChannelError('channel_invalid', `--tenant must be a tenant id (UUID), got ${JSON.stringify(tenant)}`, { field: '--tenant' });
   const db = await ctx.database();
   const pool = db.appPool({ max: 2, applicationName });
   try {
-    const found = await withTenant(pool, tenant, async (c) => (await c.query('SELECT 1 FROM tenants WHERE id = $1', [tenant])).rowCount === 1);
-    if (!found) throw new ChannelError('channel_invalid', `no tenant ${tenant}`, { field: '--tenant' });
+    await existingTenant(pool, tenant);
     return pool;
   } catch (error) {
     await pool.end();

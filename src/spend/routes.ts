@@ -14,6 +14,20 @@ const security = [{ apiKey: [] }];
 const tags = ['spend'];
 const Platform = Type.Unsafe<(typeof AD_PLATFORMS)[number]>({ type: 'string', enum: [...AD_PLATFORMS], description: 'Ad platform' });
 const Day = (description: string) => Type.String({ format: 'date', description });
+/**
+ * A day in a query string: YYYY-MM-DD. The HTTP layer writes a bare `from` / `to` out as its
+ * midnight UTC (one rule for instants on every route), so that form is a day too; any other
+ * instant is refused: spend comes in whole days.
+ */
+export const QueryDay = (description: string) =>
+  Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}(T00:00:00(\\.0{1,6})?Z)?$', description: `${description} YYYY-MM-DD (a whole day).` });
+/** The day of a QueryDay value; throws spend_query_invalid for a date that does not exist or is out of range. */
+export function queryDay(field: string, value: string): string {
+  const day = value.slice(0, 10);
+  const p = dayProblem(day);
+  if (p) throw new SpendError('spend_query_invalid', `${field}: ${p}`, { field });
+  return day;
+}
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
 const RowInput = Type.Object(
@@ -85,8 +99,8 @@ const rowJson = (r: StoredSpend) => ({
 
 const ListQuery = Type.Object(
   {
-    from: Type.Optional(Day('First day (inclusive).')),
-    to: Type.Optional(Day('Day after the last (exclusive).')),
+    from: Type.Optional(QueryDay('First day (inclusive):')),
+    to: Type.Optional(QueryDay('Day after the last (exclusive):')),
     platform: Type.Optional(Platform),
     account_id: Type.Optional(Type.String({ maxLength: 100 })),
     campaign_id: Type.Optional(Type.String({ maxLength: 255 })),
@@ -100,8 +114,8 @@ const ListQuery = Type.Object(
 const DeleteQuery = Type.Object(
   {
     platform: Platform,
-    from: Day('First day (inclusive).'),
-    to: Day('Day after the last (exclusive).'),
+    from: QueryDay('First day (inclusive):'),
+    to: QueryDay('Day after the last (exclusive):'),
     account_id: Type.Optional(Type.String({ maxLength: 100 })),
   },
   { additionalProperties: false },
@@ -109,8 +123,8 @@ const DeleteQuery = Type.Object(
 
 const SummaryQuery = Type.Object(
   {
-    from: Day('First day (inclusive).'),
-    to: Day('Day after the last (exclusive).'),
+    from: QueryDay('First day (inclusive):'),
+    to: QueryDay('Day after the last (exclusive):'),
     group_by: Type.Optional(Type.Unsafe<'channel' | 'campaign' | 'platform' | 'day'>({ type: 'string', enum: ['channel', 'campaign', 'platform', 'day'], description: 'Default channel.' })),
   },
   { additionalProperties: false },
@@ -207,11 +221,7 @@ export const spendRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const q = request.query;
-      for (const field of ['from', 'to'] as const) {
-        const p = q[field] === undefined ? undefined : dayProblem(q[field]!);
-        if (p) throw new SpendError('spend_query_invalid', `${field}: ${p}`, { field });
-      }
+      const q = { ...request.query, from: request.query.from && queryDay('from', request.query.from), to: request.query.to && queryDay('to', request.query.to) };
       const limit = q.limit ?? 100;
       const rows = await request.inTenant((c) =>
         listSpend(c, request.tenantId, {
@@ -242,7 +252,7 @@ export const spendRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const q = request.query;
+      const q = { ...request.query, from: queryDay('from', request.query.from), to: queryDay('to', request.query.to) };
       checkDays(q.from, q.to);
       return { deleted: await request.inTenant((c) => deleteSpend(c, request.tenantId, q.platform, q.from, q.to, q.account_id)) };
     },
@@ -273,7 +283,8 @@ export const spendRoutes: FastifyPluginAsync = async (app) => {
       },
     },
     async (request) => {
-      const { from, to } = request.query;
+      const from = queryDay('from', request.query.from);
+      const to = queryDay('to', request.query.to);
       const groupBy = request.query.group_by ?? 'channel';
       checkDays(from, to);
       return request.inTenant(async (c) => {

@@ -275,7 +275,8 @@ describe('the spend API', () => {
     const one = (await call('GET', '/spend?campaign_id=podcast-q1')).json().rows;
     assert.deepEqual(one.map((r: { ad_group_id: string; spend_cents: number }) => [r.ad_group_id, r.spend_cents]).sort(), [['', 60000], ['ep-12', 10000]]);
     assert.equal((await call('GET', '/spend?cursor=bm9wZQ')).json().code, 'spend_cursor_invalid');
-    assert.equal((await call('GET', '/spend?from=2026-02-31')).json().code, 'validation_failed');
+    assert.equal((await call('GET', '/spend?from=2026-02-31')).json().code, 'spend_query_invalid');
+    assert.equal((await call('GET', '/spend?from=2026-02-01T12:00:00Z')).json().code, 'validation_failed');
     assert.equal((await call('GET', '/spend?from=1999-12-31')).json().code, 'spend_query_invalid');
     assert.equal((await call('GET', '/spend', undefined, otherKey)).json().rows.length, 0);
     assert.equal((await call('DELETE', '/spend?platform=google_ads&from=2026-01-01&to=2026-01-02', undefined, otherKey)).json().deleted, 0);
