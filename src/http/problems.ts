@@ -76,6 +76,7 @@ export const PROBLEMS = {
   user_exists: { status: 409, title: 'The user already exists' },
   user_not_found: { status: 404, title: 'No such user' },
   last_owner: { status: 409, title: 'A tenant keeps at least one owner' },
+  report_window_invalid: { status: 400, title: 'The report period is not valid' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */

@@ -14,6 +14,7 @@ import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
+import { reportRoutes } from '../reports/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -32,6 +33,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   deadEventRoutes,
   attributionRoutes,
   userRoutes,
+  reportRoutes,
 ];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];

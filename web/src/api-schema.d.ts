@@ -4845,6 +4845,24 @@ export interface paths {
                                 verified_conversions: number;
                             }[];
                             currency: string;
+                            /** @description The totals per UTC day of the conversions, oldest first (days without conversions are absent) */
+                            days: {
+                                /** @description Revenue the conversions claim, minor units of the reporting currency */
+                                claimed_cents: number;
+                                conversions: number;
+                                /**
+                                 * Format: date
+                                 * @description UTC day of the conversions
+                                 */
+                                date: string;
+                                /** @description gap / claimed in basis points; null when nothing is claimed */
+                                gap_bps: number | null;
+                                /** @description claimed - verified */
+                                gap_cents: number;
+                                /** @description Revenue the ledger verifies (captured - refunded - charged back) */
+                                verified_cents: number;
+                                verified_conversions: number;
+                            }[];
                             from: string;
                             model: string;
                             to: string;
@@ -4925,6 +4943,176 @@ export interface paths {
                 };
                 /** @description reconciliation_overflow: The reconciliation sums are too large */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/paths": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The most common conversion paths (the session's touchpoint channels in order, within the lookback window) with conversions and value */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Start of the period of conversion times (inclusive) */
+                    from: string;
+                    limit?: number;
+                    /** @description End of the period (exclusive) */
+                    to: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            from: string;
+                            lookback_days: number;
+                            paths: {
+                                conversions: number;
+                                currency: string;
+                                /** @description channel codes in touch order; empty: no touchpoint before the conversion */
+                                path: string[];
+                                /** @description sum of the conversions' values, minor units of currency */
+                                revenue_cents: number;
+                            }[];
+                            to: string;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; report_window_invalid: The report period is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6472,6 +6660,172 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/worker/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The worker's health for this tenant: its queue depth, oldest pending event, dead-letter rate, and workers alive */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            dead: {
+                                ignored: number;
+                                in_progress: number;
+                                pending: number;
+                                resolved: number;
+                            };
+                            dead_last_day: number;
+                            dead_last_hour: number;
+                            oldest_pending_age_seconds: number;
+                            oldest_pending_at: string | null;
+                            pending: number;
+                            retrying: number;
+                            workers_alive: number | null;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;

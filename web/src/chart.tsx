@@ -1,0 +1,56 @@
+import { useEffect, useRef } from 'preact/hooks';
+import * as echarts from 'echarts/core';
+import { BarChart, CustomChart, LineChart } from 'echarts/charts';
+import { AriaComponent, GridComponent, LegendComponent, TooltipComponent } from 'echarts/components';
+import { SVGRenderer } from 'echarts/renderers';
+import type { EChartsCoreOption } from 'echarts/core';
+
+// Only the parts the pages draw (tree-shaken: bars, lines, the custom series for error bars).
+echarts.use([BarChart, LineChart, CustomChart, GridComponent, TooltipComponent, LegendComponent, AriaComponent, SVGRenderer]);
+
+export const PALETTE = ['#2f5fb3', '#d9822b', '#2e8b57', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#b7950b'];
+
+/**
+ * An Apache ECharts chart. `label` is its accessible name; ECharts' aria module adds a spoken
+ * description of the data, and each chart sits next to a table with the same numbers.
+ */
+export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption; label: string; height?: number }) {
+  const el = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const chart = echarts.init(el.current!, undefined, { renderer: 'svg' });
+    chart.setOption({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: 'inherit' }, ...option });
+    const resize = () => chart.resize();
+    window.addEventListener('resize', resize);
+    return () => {
+      window.removeEventListener('resize', resize);
+      chart.dispose();
+    };
+  }, [JSON.stringify(option)]);
+  return <div class="chart" ref={el} role="img" aria-label={label} style={{ height: `${height}px` }} />;
+}
+
+/** A custom series drawing vertical error bars (lower..upper) over category bars: ECharts' documented way. */
+export function errorBars(name: string, data: [number, number, number][], color = '#222') {
+  return {
+    type: 'custom',
+    name,
+    data,
+    z: 10,
+    tooltip: { show: false },
+    renderItem: (_params: unknown, api: { value(i: number): number; coord(p: [number, number]): [number, number]; size(v: [number, number]): [number, number] }) => {
+      const x = api.value(0);
+      const low = api.coord([x, api.value(1)]);
+      const high = api.coord([x, api.value(2)]);
+      const half = api.size([1, 0])[0] * 0.12;
+      const style = { stroke: color, lineWidth: 1.5 };
+      return {
+        type: 'group',
+        children: [
+          { type: 'line', shape: { x1: low[0], y1: low[1], x2: high[0], y2: high[1] }, style },
+          { type: 'line', shape: { x1: low[0] - half, y1: low[1], x2: low[0] + half, y2: low[1] }, style },
+          { type: 'line', shape: { x1: high[0] - half, y1: high[1], x2: high[0] + half, y2: high[1] }, style },
+        ],
+      };
+    },
+  };
+}
