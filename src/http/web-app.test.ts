@@ -151,6 +151,11 @@ describe('every page, with its numbers from the API', () => {
       await ready(who.page);
       await settle(who.page);
       await screenshot(who.page, `${name}-${width}`);
+      // Nothing sticks out sideways (wide tables scroll inside their own box; an SVG clips its content).
+      const overflow = await who.page.evaluate<string[]>(
+        `(() => { const w = document.documentElement.clientWidth; return [...document.querySelectorAll('body *')].filter((e) => !e.closest('.table-scroll') && !e.closest('svg') && e.getBoundingClientRect().right > w + 1).slice(0, 5).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)); })()`,
+      );
+      assert.deepEqual(overflow, [], `${name} at ${width} overflows the viewport`);
       const serious = seriousViolations(await axeViolations(who.page));
       assert.deepEqual(serious, [], `${name} at ${width}: ${serious.join('\n')}`);
     }

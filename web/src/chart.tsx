@@ -8,6 +8,9 @@ import type { EChartsCoreOption } from 'echarts/core';
 // Only the parts the pages draw (tree-shaken: bars, lines, the custom series for error bars).
 echarts.use([BarChart, LineChart, CustomChart, GridComponent, TooltipComponent, LegendComponent, AriaComponent, SVGRenderer]);
 
+/** The page's font stack: ECharts measures text with it, so legends and labels are laid out as drawn. */
+const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'DejaVu Sans', sans-serif";
+
 export const PALETTE = ['#2f5fb3', '#d9822b', '#2e8b57', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#b7950b'];
 
 /**
@@ -18,7 +21,7 @@ export function Chart({ option, label, height = 320 }: { option: EChartsCoreOpti
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const chart = echarts.init(el.current!, undefined, { renderer: 'svg' });
-    chart.setOption({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: 'inherit' }, ...option });
+    chart.setOption({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: FONT }, ...option });
     const resize = () => chart.resize();
     window.addEventListener('resize', resize);
     return () => {

@@ -55,8 +55,8 @@ export function Channels() {
                 option={{
                   tooltip: { trigger: 'axis' },
                   legend: { top: 0 },
-                  grid: { left: 64, right: 16, top: 36, bottom: 64 },
-                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, rotate: lines.length > 5 ? 30 : 0 } },
+                  grid: { left: 64, right: 16, top: 36, bottom: 56 },
+                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, width: 80, overflow: 'break' } },
                   yAxis: { type: 'value', name: currency },
                   series: [
                     { name: 'Attributed', type: 'bar', data: lines.map((c) => major(c.attributed_cents, currency)) },

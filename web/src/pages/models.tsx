@@ -27,8 +27,8 @@ export function Models() {
                 option={{
                   tooltip: { trigger: 'axis' },
                   legend: { top: 0, type: 'scroll' },
-                  grid: { left: 64, right: 16, top: 40, bottom: 64 },
-                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, rotate: lines.length > 5 ? 30 : 0 } },
+                  grid: { left: 64, right: 16, top: 40, bottom: 56 },
+                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, width: 80, overflow: 'break' } },
                   yAxis: { type: 'value', name: currency },
                   series: models.map((m) => ({ name: MODEL_NAMES[m] ?? m, type: 'bar', data: lines.map((c) => major(c.models[m]?.attributed_cents ?? 0, currency)) })),
                 }}
