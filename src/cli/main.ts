@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
   user: async () => (await import('../users/cli.js')).registerUser,
+  export: async () => (await import('../exports/cli.js')).registerExport,
 };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { FIRST_INSTANT, inStorableYears, LAST_INSTANT } from '../db/timestamps.js';
+import { FIRST_INSTANT, inStorableYears, LAST_INSTANT, readInstant } from '../db/timestamps.js';
 import { EVENTS_CHANNEL } from '../worker/channel.js';
 import { DeadEventError, nextStatus, type RemediationAction, type RemediationStatus } from './transitions.js';
 
@@ -57,36 +57,18 @@ const SUMMARY_COLUMNS = `d.id, d.tenant_id, d.event_id, d.source, d.event_type, 
 
 type Row = Record<string, unknown> & { created_us: string };
 
-/**
- * Instants a filter may name: years 0001–9999 UTC (src/db/timestamps.ts). Syntactically valid
- * date-times can also be no instant at all: the leap second `23:59:60`, which JS cannot represent.
- */
 /** Cursor microseconds since the epoch of the same years. */
 const FIRST_US = BigInt(FIRST_INSTANT) * 1000n;
 const LAST_US = BigInt(LAST_INSTANT) * 1000n + 999n;
-const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:[Zz]|[+-]\d{2}:\d{2}))?$/;
 
 /**
  * Parses a `from`/`to` filter: an RFC 3339 date-time with its offset, or a date (midnight UTC),
  * in years 0001–9999. Anything else is a `validation_failed` error naming the field.
  */
 export function parseInstant(field: string, text: string): Date {
-  const m = DATE_TIME.exec(text);
-  const t = m ? Date.parse(text.replace(/[t ]/, 'T').toUpperCase()) : NaN;
-  const [y, mo, d, h, mi, sec] = (m ?? []).slice(1).map((x) => (x === undefined ? 0 : Number(x)));
-  const calendar = m !== null && mo! >= 1 && mo! <= 12 && d! >= 1 && d! <= new Date(Date.UTC(y!, mo!, 0)).getUTCDate() && h! <= 23 && mi! <= 59 && sec! <= 59;
-  if (Number.isNaN(t) || !calendar) {
-    throw new DeadEventError(
-      'validation_failed',
-      `${field} must be an RFC 3339 date-time with an offset (or a date, UTC), e.g. 2026-11-01T00:00:00Z, got ${JSON.stringify(text)}` +
-        (sec === 60 ? ' (leap seconds are not accepted: use 23:59:59.999)' : ''),
-      { field },
-    );
-  }
-  if (!inStorableYears(new Date(t))) {
-    throw new DeadEventError('validation_failed', `${field} must be in years 0001–9999 (UTC), got ${JSON.stringify(text)}`, { field });
-  }
-  return new Date(t);
+  const parsed = readInstant(field, text);
+  if (typeof parsed === 'string') throw new DeadEventError('validation_failed', parsed, { field });
+  return parsed;
 }
 
 /** Newest first, keyset-paginated on (created_at, id) through idx_dead_events_tenant_created. */

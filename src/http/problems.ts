@@ -77,6 +77,10 @@ export const PROBLEMS = {
   user_not_found: { status: 404, title: 'No such user' },
   last_owner: { status: 409, title: 'A tenant keeps at least one owner' },
   report_window_invalid: { status: 400, title: 'The report period is not valid' },
+  // exports (src/exports)
+  export_period_invalid: { status: 400, title: 'The export period is not valid' },
+  export_dataset_invalid: { status: 400, title: 'Unknown export dataset' },
+  export_format_invalid: { status: 400, title: 'Unknown export format' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */

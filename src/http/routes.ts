@@ -15,6 +15,7 @@ import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { reportRoutes } from '../reports/routes.js';
+import { exportRoutes } from '../exports/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -34,6 +35,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   attributionRoutes,
   userRoutes,
   reportRoutes,
+  exportRoutes,
 ];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];

@@ -22,6 +22,7 @@ import { revision as r202611280313 } from './revisions/202611280313_worker_claim
 import { revision as r202611280318 } from './revisions/202611280318_order_verification_lock.js';
 import { revision as r202611280409 } from './revisions/202611280409_revenue_ledger_captured_cents.js';
 import { revision as r202612021840 } from './revisions/202612021840_users_and_sessions.js';
+import { revision as r202612021845 } from './revisions/202612021845_export_keyset_indexes.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -51,6 +52,7 @@ export const REVISIONS: readonly Revision[] = [
   r202611280318,
   r202611280409,
   r202612021840,
+  r202612021845,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

@@ -556,6 +556,9 @@ describe('isolation matrix through every API route', () => {
       const props = ((route.schema as { params?: { properties?: Record<string, any> } } | undefined)?.params?.properties ?? {}) as Record<string, any>;
       const choices = (name: string): string[] | null => props[name]?.enum ?? (props[name]?.anyOf?.every((a: any) => 'const' in a) ? props[name].anyOf.map((a: any) => a.const) : null);
       const fixedParams = params.filter((p) => choices(p));
+      // Every parameter fixed (e.g. an export's dataset): no probe reaches the URL, so there is nothing to compare
+      // here (the next test covers such routes: A's answer must not change when B's data does).
+      if (fixedParams.length === params.length) continue;
       const combos: Record<string, string>[] = fixedParams.reduce<Record<string, string>[]>(
         (acc, p) => acc.flatMap((combo) => choices(p)!.map((v) => ({ ...combo, [p]: v }))),
         [{}],

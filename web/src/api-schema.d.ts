@@ -4800,6 +4800,204 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exports/{dataset}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export a dataset (events, allocations, ledger) as CSV or NDJSON, streamed; columns in docs/exports.md
+         * @description events: Touchpoints and conversions as received, with their processing state. from/to select on event_timestamp (the time the event happened). Columns: id, idempotency_key, event_type, event_timestamp, session_id, user_id, channel, campaign_id, conversion_value_cents, currency, order_id, processing_status, processed_at, retry_count, received_at, raw_payload.
+         *
+         *     allocations: Revenue of each conversion credited to channels, one row per conversion, model and channel. from/to select on the conversion time (allocations carry it in created_at). Columns: id, event_id, conversion_time, model_type, model_version, channel, allocated_revenue_cents, currency, allocation_ratio, confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size, verified, verification_source, verification_timestamp.
+         *
+         *     ledger: Payments from the revenue ledger, one row per transaction, in their current state. from/to select on created_at (when Skeldir recorded the payment). Columns: id, transaction_id, provider, order_id, state, previous_state, amount_cents, captured_cents, refunded_cents, chargeback_cents, currency, verification_timestamp, recorded_at, updated_at, metadata.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description csv (RFC 4180, header line) or ndjson (one JSON object per line) */
+                    format?: "csv" | "ndjson";
+                    /** @description Start of the period (inclusive): RFC 3339 with offset, or a date (UTC); years 0001-9999. Unbounded when absent. */
+                    from?: string;
+                    /** @description End of the period (exclusive), same form. Unbounded when absent. */
+                    to?: string;
+                };
+                header?: never;
+                path: {
+                    dataset: "events" | "allocations" | "ledger";
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The rows in (period column, id) order. An export that fails part-way ends the connection without the final chunk, so a client never mistakes it for a complete file. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/x-ndjson": string;
+                        "text/csv": string;
+                    };
+                };
+                /** @description validation_failed: The request is not valid; export_period_invalid: The export period is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description not_found: Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/reconciliation": {
         parameters: {
             query?: never;
