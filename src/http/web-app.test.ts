@@ -150,6 +150,7 @@ describe('every page, with its numbers from the API', () => {
       await who.page.goto(path);
       await ready(who.page);
       await settle(who.page);
+      for (const chart of await who.page.locator('.chart').all()) await chart.locator('svg').waitFor();
       await screenshot(who.page, `${name}-${width}`);
       // Nothing sticks out sideways (wide tables scroll inside their own box; an SVG clips its content).
       const overflow = await who.page.evaluate<string[]>(
@@ -170,6 +171,7 @@ describe('every page, with its numbers from the API', () => {
     assert.equal(await text(page, 'verified'), money(r.total.verified_cents, r.currency));
     assert.equal(await text(page, 'gap'), money(r.total.gap_cents, r.currency));
     assert.equal(await text(page, 'conversions'), count(r.total.conversions));
+    await page.locator('.chart[data-ready=true] svg').waitFor(); // ECharts is loaded on demand
     assert.equal(await page.locator('.chart svg').count(), 1, 'the trend chart is drawn');
     assert.equal(await page.getByRole('table').locator('tbody tr').count(), r.days.length);
   });
@@ -187,6 +189,16 @@ describe('every page, with its numbers from the API', () => {
         assert.equal((await cells.nth(3).textContent())?.trim(), money(c.attributed_cents, c.currency));
       }
     }
+    // Bayesian: the interval column and the error bars (a custom series drawing three lines per channel).
+    const bayes = await apiGet(`/api/v1/attribution/channels?model=bayesian&${q()}`);
+    assert.ok(bayes.channels.every((c: { credible_interval: unknown }) => c.credible_interval));
+    const bp = await visit('/channels?model=bayesian', 'channels-bayesian', (p) => p.locator('table tbody tr').first().waitFor());
+    const first = bayes.channels[0];
+    assert.equal(
+      (await bp.locator('table tbody tr').first().locator('td').nth(4).textContent())?.trim(),
+      `${money(first.credible_interval.lower_cents, first.currency)} – ${money(first.credible_interval.upper_cents, first.currency)}`,
+    );
+    assert.ok(await bp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
     const page = owner.page;
     await page.getByLabel('Model').selectOption('first_touch');
     await page.waitForURL(/model=first_touch/);

@@ -6,8 +6,8 @@ export interface TenantHealth {
   pending: number;
   /** …of which failed at least once and wait for a retry. */
   retrying: number;
+  /** When the oldest pending event arrived (its age is now minus this; the answer stays the same while nothing changes). */
   oldest_pending_at: string | null;
-  oldest_pending_age_seconds: number;
   /** This tenant's dead events by remediation status. */
   dead: { pending: number; in_progress: number; resolved: number; ignored: number };
   /** Dead events created in the last hour and the last 24 hours: the tenant's dead-letter rate. */
@@ -49,7 +49,6 @@ export async function tenantHealth(client: Queryable, tenantId: string, now: Dat
     pending: q.pending,
     retrying: q.retrying,
     oldest_pending_at: q.oldest?.toISOString() ?? null,
-    oldest_pending_age_seconds: q.oldest ? Math.max(0, (now.getTime() - q.oldest.getTime()) / 1000) : 0,
     dead: byStatus,
     dead_last_hour: dead.reduce((s, d) => s + d.hour, 0),
     dead_last_day: dead.reduce((s, d) => s + d.day, 0),

@@ -70,8 +70,7 @@ export const reportRoutes: FastifyPluginAsync = async (app) => {
             {
               pending: Type.Integer(),
               retrying: Type.Integer(),
-              oldest_pending_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
-              oldest_pending_age_seconds: Type.Number(),
+              oldest_pending_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'arrival of the oldest pending event; its age is now minus this' }),
               dead: Type.Object({ pending: Type.Integer(), in_progress: Type.Integer(), resolved: Type.Integer(), ignored: Type.Integer() }, { additionalProperties: false }),
               dead_last_hour: Type.Integer(),
               dead_last_day: Type.Integer(),

@@ -76,6 +76,7 @@ export async function seedTenant(
     if (res.statusCode >= 300) throw new Error(`seeding events: ${res.statusCode} ${res.body}`);
   }
   await processAll(db, tenant.tenant_id);
+  await bayesianFixture(db, tenant.tenant_id);
 
   // Payments: most orders are paid, a few refunded in part, some never paid (the gap).
   const owner = db.ownerPool({ max: 1 });
@@ -95,6 +96,29 @@ export async function seedTenant(
   const deadEvents: string[] = [];
   for (let i = 0; i < (o.deadEvents ?? 3); i++) deadEvents.push(await deadEvent(db.appPool({ max: 1 }), tenant.tenant_id, i));
   return { conversions: orders.length, orders: orders.map((x) => x.id), transactions, deadEvents };
+}
+
+/**
+ * Bayesian allocations for the Channels page's error bars. A fixture, not a model run: NUTS on a
+ * few dozen journeys would not converge (and Skeldir then stores nothing), so each conversion
+ * gets its linear shares with a 94 % interval of ±20 %, written as the Bayesian run writes rows.
+ */
+async function bayesianFixture(db: Pick<Database, 'appPool'>, tenantId: string): Promise<void> {
+  const pool = db.appPool({ max: 1 });
+  try {
+    await withTenant(pool, tenantId, (c) =>
+      c.query(
+        `INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_type, model_version,
+           confidence_score, credible_interval_lower_cents, credible_interval_upper_cents)
+         SELECT tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, 'bayesian', 'fixture', 0.6,
+                (allocated_revenue_cents * 8) / 10, (allocated_revenue_cents * 12) / 10
+           FROM attribution_allocations WHERE tenant_id = $1 AND model_type = 'linear'`,
+        [tenantId],
+      ),
+    );
+  } finally {
+    await pool.end();
+  }
 }
 
 /** Runs a worker until no event of the tenant is pending. */

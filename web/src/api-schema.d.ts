@@ -6896,7 +6896,7 @@ export interface paths {
                             };
                             dead_last_day: number;
                             dead_last_hour: number;
-                            oldest_pending_age_seconds: number;
+                            /** @description arrival of the oldest pending event; its age is now minus this */
                             oldest_pending_at: string | null;
                             pending: number;
                             retrying: number;

@@ -59,13 +59,14 @@ export function Channels() {
                   xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, width: 80, overflow: 'break' } },
                   yAxis: { type: 'value', name: currency },
                   series: [
-                    { name: 'Attributed', type: 'bar', data: lines.map((c) => major(c.attributed_cents, currency)) },
+                    { name: 'Attributed', type: 'bar', barGap: '0%', barCategoryGap: '30%', data: lines.map((c) => major(c.attributed_cents, currency)) },
                     ...(verified ? [{ name: 'Verified', type: 'bar', data: lines.map((c) => major(verified.get(c.channel) ?? 0, currency)) }] : []),
                     ...(hasIntervals
                       ? [
                           errorBars(
                             '94 % interval',
                             lines.map((c, i) => [i, major(c.credible_interval?.lower_cents ?? c.attributed_cents, currency), major(c.credible_interval?.upper_cents ?? c.attributed_cents, currency)]),
+                            verified ? -0.175 : 0,
                           ),
                         ]
                       : []),

@@ -24,7 +24,7 @@ function Health() {
       {(h) => (
         <div class="metrics" aria-label="Worker health">
           <Metric testId="queue" label="Queue" value={count(h.pending)} note={`${count(h.retrying)} waiting for a retry`} />
-          <Metric testId="oldest" label="Oldest pending" value={h.oldest_pending_at ? age(h.oldest_pending_age_seconds) : 'none'} />
+          <Metric testId="oldest" label="Oldest pending" value={h.oldest_pending_at ? age(Math.max(0, (Date.now() - Date.parse(h.oldest_pending_at)) / 1000)) : 'none'} />
           <Metric testId="dead-rate" label="Dead-lettered" value={`${count(h.dead_last_hour)} / h`} note={`${count(h.dead_last_day)} in 24 h`} />
           <Metric testId="workers" label="Workers alive" value={h.workers_alive === null ? '—' : count(h.workers_alive)} note={h.workers_alive === 0 ? 'start one: skeldir worker' : undefined} />
         </div>
