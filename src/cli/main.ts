@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
+  people: async () => (await import('../erasure/cli.js')).registerPeople,
 };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {

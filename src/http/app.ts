@@ -79,6 +79,12 @@ export interface AppOptions {
   webRoot?: string;
 }
 
+/**
+ * Longest path parameter, as sent (percent-encoded): a person's user_id (`DELETE /api/v1/people/{user_id}`) may be
+ * 255 characters, each up to 4 UTF-8 bytes of 3 characters encoded. Fastify's default is 100.
+ */
+export const MAX_PARAM_LENGTH = 3_072;
+
 /** Default bound of the `/ready` probe: orchestrators' probes time out after 1–10 s. */
 export const READY_TIMEOUT_MS = 2_000;
 
@@ -137,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
         };
   const app = Fastify({
     logger,
+    maxParamLength: MAX_PARAM_LENGTH,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -280,7 +287,7 @@ function frameworkProblem(error: FastifyError): HttpProblem | FastifyError {
     case 'FST_ERR_BAD_URL':
       return new HttpProblem('validation_failed', 'the URL is not valid: a percent-escape is malformed or does not encode UTF-8', { field: 'url' });
     case 'FST_ERR_MAX_PARAM_LENGTH':
-      return new HttpProblem('validation_failed', 'a path parameter of the URL is longer than 100 characters', { field: 'url' });
+      return new HttpProblem('validation_failed', `a path parameter of the URL is longer than ${MAX_PARAM_LENGTH} characters`, { field: 'url' });
   }
   return error;
 }

@@ -81,6 +81,8 @@ export const PROBLEMS = {
   export_period_invalid: { status: 400, title: 'The export period is not valid' },
   export_dataset_invalid: { status: 400, title: 'Unknown export dataset' },
   export_format_invalid: { status: 400, title: 'Unknown export format' },
+  // erasure (src/erasure)
+  erasure_user_id_invalid: { status: 400, title: 'The user id is not valid' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */

@@ -16,6 +16,7 @@ import { attributionRoutes } from '../attribution/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { reportRoutes } from '../reports/routes.js';
 import { exportRoutes } from '../exports/routes.js';
+import { erasureRoutes } from '../erasure/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -36,6 +37,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   userRoutes,
   reportRoutes,
   exportRoutes,
+  erasureRoutes,
 ];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
