@@ -4998,6 +4998,210 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/people/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Erase a person: their events, allocations, dead events and payloads; ledger rows kept with the id scrubbed from their metadata
+         * @description Batched and idempotent (a repeat erases what arrived since, else nothing, and answers 200 with zero counts). The receipt counts what each step removed; an audit row records when, by whom and the counts, never the user id. Steps: docs/erasure.md.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The user_id the events were sent with (percent-encoded) */
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            counts: {
+                                allocations: number;
+                                dead_events: number;
+                                events: number;
+                                ledger_rows_scrubbed: number;
+                                model_runs_marked_stale: number;
+                                webhook_deliveries_scrubbed: number;
+                            };
+                            derived: {
+                                model_runs: string;
+                                reports: string;
+                            };
+                            /** @description The erasure_audit row recording it (which never holds the user id) */
+                            erasure_id: string;
+                            finished_at: string;
+                            started_at: string;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; erasure_user_id_invalid: The user id is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description not_found: Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/reconciliation": {
         parameters: {
             query?: never;
