@@ -6,7 +6,6 @@ import { registerRateLimit } from './rate-limit.js';
 import { ingestionRoutes } from '../ingestion/routes.js';
 import { metaRoutes } from './meta-routes.js';
 import { withProblemResponses } from './openapi.js';
-import { tenantRoutes } from '../tenants/routes.js';
 import { deadEventRoutes } from '../dlq/routes.js';
 import { metricsRoutes } from '../worker/metrics-routes.js';
 import { webhookRoutes } from '../webhooks/routes.js';
@@ -14,6 +13,9 @@ import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
+import { webhookEndpointRoutes } from '../webhooks/endpoint-routes.js';
+import { apiKeyRoutes, tenantRoutes } from '../tenants/routes.js';
+import { reportingCurrencyRoutes } from '../money/routes.js';
 import { reportRoutes } from '../reports/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
@@ -35,6 +37,9 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   deadEventRoutes,
   attributionRoutes,
   userRoutes,
+  webhookEndpointRoutes,
+  apiKeyRoutes,
+  reportingCurrencyRoutes,
   reportRoutes,
   exportRoutes,
   erasureRoutes,
