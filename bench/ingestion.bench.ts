@@ -117,6 +117,7 @@ async function main(): Promise<void> {
   const { createTenant } = await import('../src/tenants/tenants.js');
   const { withTenant } = await import('../src/db/tenant-context.js');
   const { prepareEvent } = await import('../src/ingestion/prepare.js');
+  const { defaultRuleSet } = await import('../src/channels/classify.js');
 
   const db = await createTestDatabase('head');
   const su = await superClient(db);
@@ -182,11 +183,11 @@ async function main(): Promise<void> {
     await reset();
 
     // ceiling: the same rows (same columns, same values, prepared the same way) through pg.
-    const channels = new Set(['google_search_paid', 'facebook_paid', 'unknown']);
+    const rules = defaultRuleSet();
     const rows = Array.from({ length: batches.length }, (_, bi) =>
       Array.from({ length: BATCH_SIZE }, (_, i) => {
         const e = event(bi * BATCH_SIZE + i);
-        return prepareEvent(tenant, e as never, { pointer: 'body', channels, now: Date.now() });
+        return prepareEvent(tenant, e as never, { pointer: 'body', rules, now: Date.now() });
       }),
     );
     const pool = db.appPool({ max: BATCH_CONCURRENCY });

@@ -36,7 +36,7 @@ if (!env.TEST_DATABASE_URL) {
   register();
   const { startEmbedded } = await import('../src/db/embedded.ts');
   dataDir = mkdtempSync(join(tmpdir(), 'skeldir-test-'));
-  embedded = await startEmbedded({ dataDir, ephemeral: true });
+  embedded = await startEmbedded({ dataDir, ephemeral: true, notice: (m) => console.error(`# ${m}`) });
   env.TEST_DATABASE_URL = embedded.url('postgres');
   console.error(`# embedded PostgreSQL for tests on port ${embedded.port} (${dataDir})`);
 }

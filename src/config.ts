@@ -8,6 +8,12 @@ export interface Config {
   port: number;
   /** Where the embedded PostgreSQL keeps its cluster (and its generated password). */
   dataDir: string;
+  /**
+   * As root only: where the embedded PostgreSQL's binaries and cluster files go when the
+   * `postgres` OS user cannot reach the checkout or the data directory (SKELDIR_SHARED_DIR,
+   * default /var/lib/skeldir).
+   */
+  sharedDir: string | undefined;
   /** Role that owns the schema; migrations `SET ROLE` to it when the login user is a superuser. */
   ownerRole: string;
   /** Role the API and worker act as: owns nothing, is not a superuser, so row-level security always applies. */
@@ -29,6 +35,8 @@ export interface Config {
    */
   metricsToken: string | undefined;
   metricsPublic: boolean;
+  /** Limits of the HTTP server's connections (see src/http/edge.ts). */
+  http: HttpLimits;
   /** Web app sign-in (src/users): the URL users reach Skeldir at (invitation links), session lifetimes. */
   web: WebConfig;
 }
@@ -43,6 +51,27 @@ export interface WebConfig {
   /** How long an invitation link works (SKELDIR_INVITATION_HOURS, default 72). */
   invitationMs: number;
 }
+
+/** Timeouts and the per-address connection cap of the HTTP server (slowloris and friends). */
+export interface HttpLimits {
+  /** Time a client has to send its request headers (Node `headersTimeout`). */
+  headersTimeoutMs: number;
+  /** Time a client has to send its whole request, body included (Node `requestTimeout`). */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept open (Node `keepAliveTimeout`). */
+  keepAliveTimeoutMs: number;
+  /** Open connections one client address may hold at once; 0: no cap. */
+  maxConnectionsPerAddress: number;
+}
+
+/**
+ * 10 s for headers and 30 s for a whole request end a slowloris connection (one that sends its
+ * headers a byte at a time, or never finishes them) quickly, and leave any real client, even a
+ * 4 MiB batch on a slow link, plenty; 72 s keep-alive (Fastify's default) outlasts the 60 s idle
+ * timeout of common load balancers, so they close first; 128 connections per address are far
+ * more than a client's pool needs (a proxy in front should raise the cap, or set 0).
+ */
+export const HTTP_DEFAULTS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 72_000, maxConnectionsPerAddress: 128 };
 
 export class ConfigError extends Error {
   readonly code = 'config_invalid';
@@ -83,6 +112,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (metricsToken !== undefined && publicFlag === '1') {
     throw new ConfigError('SKELDIR_METRICS_TOKEN and SKELDIR_METRICS_PUBLIC=1 contradict each other: set only one');
   }
+  const int = (name: string, fallback: number, min: number) => {
+    const raw = env[name];
+    const n = raw === undefined || raw === '' ? fallback : Number(raw);
+    if (!Number.isInteger(n) || n < min || n > 2 ** 31 - 1) throw new ConfigError(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const http: HttpLimits = {
+    headersTimeoutMs: int('SKELDIR_HTTP_HEADERS_TIMEOUT_MS', HTTP_DEFAULTS.headersTimeoutMs, 1),
+    requestTimeoutMs: int('SKELDIR_HTTP_REQUEST_TIMEOUT_MS', HTTP_DEFAULTS.requestTimeoutMs, 1),
+    keepAliveTimeoutMs: int('SKELDIR_HTTP_KEEP_ALIVE_TIMEOUT_MS', HTTP_DEFAULTS.keepAliveTimeoutMs, 1),
+    maxConnectionsPerAddress: int('SKELDIR_HTTP_MAX_CONNECTIONS_PER_ADDRESS', HTTP_DEFAULTS.maxConnectionsPerAddress, 0),
+  };
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError('SKELDIR_HTTP_HEADERS_TIMEOUT_MS must not exceed SKELDIR_HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)');
+  }
   const positive = (name: string, fallback: number, max: number): number => {
     const text = env[name];
     const value = text ? Number(text) : fallback;
@@ -100,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     invitationMs: positive('SKELDIR_INVITATION_HOURS', 72, 720) * 3_600_000,
   };
   return {
+    http,
     web,
     metricsToken,
     metricsPublic: publicFlag === '1',
@@ -108,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     port,
     dataDir: resolve(env.SKELDIR_DATA_DIR || '.skeldir'),
+    sharedDir: env.SKELDIR_SHARED_DIR ? resolve(env.SKELDIR_SHARED_DIR) : undefined,
     ownerRole,
     appRole,
     systemRole,

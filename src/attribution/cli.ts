@@ -3,6 +3,7 @@ import pino from 'pino';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
+import { serviceLogger, type Logger } from '../cli/log.js';
 import { runCommand, type CommandContext } from '../cli/run.js';
 import { stderrProgress } from '../cli/progress.js';
 import type { Service } from '../cli/start.js';
@@ -56,7 +57,8 @@ async function checkTenant(ctx: CommandContext, tenant: string) {
   return pool;
 }
 
-function schedulerLogger() {
+/** `schedule --once` prints its runs on stdout: its log lines go to stderr. */
+function onceLogger() {
   return pino({ level: process.env.LOG_LEVEL || 'info', base: { service: 'attribution-scheduler' } }, pino.destination(2));
 }
 
@@ -71,11 +73,11 @@ function tickMs(env: NodeJS.ProcessEnv): number {
 /** The scheduler as a service of `skeldir start`. */
 export const attributionSchedulerService: Service = {
   name: 'attribution-scheduler',
-  async start(db: Database, _config: Config) {
+  async start(db: Database, _config: Config, log: Logger) {
     const tick = tickMs(process.env);
     const owner = db.ownerPool({ max: 1, applicationName: 'skeldir-attribution-scheduler' });
     const app = db.appPool({ max: 3, applicationName: 'skeldir-attribution-scheduler' });
-    const scheduler = new AttributionScheduler(owner, app, tick, schedulerLogger());
+    const scheduler = new AttributionScheduler(owner, app, tick, log);
     scheduler.start();
     return {
       describe: `recomputes configured population models (markov, shapley, bayesian) on each tenant's schedule; checks every ${tick} ms`,
@@ -213,38 +215,44 @@ export function registerAttribution(program: Command): void {
     .command('schedule')
     .description("recompute every tenant's configured population models when due (by its recompute interval); with --once one pass then exit (for cron; exit 1 if any run failed or did not converge), else keep checking until SIGTERM/SIGINT")
     .option('--once', 'one pass, then exit: prints the runs as JSON; exit 1 if any failed or did not converge')
-    .action((o: { once?: boolean }) =>
-      runCommand(async (ctx) => {
-        const db = await ctx.database();
-        if (o.once) {
-          const owner = db.ownerPool({ max: 1 });
-          const app = db.appPool({ max: 2 });
-          try {
-            const runs = await schedulePass(owner, app, { logger: schedulerLogger() });
-            print(
-              runs.map((r) => ({
-                tenant_id: r.tenantId,
-                run_id: r.runId,
-                model: r.model,
-                status: r.status,
-                conversions: r.conversions,
-                allocations: r.allocations,
-                ...(r.error !== undefined ? { error: r.error } : {}),
-              })),
-            );
-            // Exit 1 when any run failed or did not converge (cron sees it); the others still ran.
-            return runs.some((r) => r.status !== 'succeeded') ? 1 : 0;
-          } finally {
-            await Promise.all([owner.end(), app.end()]);
+    .action((o: { once?: boolean }) => {
+      const log = o.once ? undefined : serviceLogger('attribution-scheduler');
+      return runCommand(
+        async (ctx) => {
+          const signalled = o.once ? undefined : ctx.untilSignal();
+          const db = await ctx.database();
+          if (o.once) {
+            const owner = db.ownerPool({ max: 1 });
+            const app = db.appPool({ max: 2 });
+            try {
+              const runs = await schedulePass(owner, app, { logger: onceLogger() });
+              print(
+                runs.map((r) => ({
+                  tenant_id: r.tenantId,
+                  run_id: r.runId,
+                  model: r.model,
+                  status: r.status,
+                  conversions: r.conversions,
+                  allocations: r.allocations,
+                  ...(r.error !== undefined ? { error: r.error } : {}),
+                })),
+              );
+              // Exit 1 when any run failed or did not converge (cron sees it); the others still ran.
+              return runs.some((r) => r.status !== 'succeeded') ? 1 : 0;
+            } finally {
+              await Promise.all([owner.end(), app.end()]);
+            }
           }
-        }
-        const handle = await attributionSchedulerService.start(db, ctx.config);
-        process.stderr.write(`attribution-scheduler: ${handle.describe}\n`);
-        const signal = await ctx.untilSignal();
-        process.stderr.write(`${signal}: stopping…\n`);
-        await handle.stop();
-      }),
-    );
+          const handle = await attributionSchedulerService.start(db, ctx.config, log!);
+          log!.info({}, handle.describe);
+          const signal = await signalled!;
+          log!.info({ signal }, `${signal}: stopping`);
+          await handle.stop();
+          log!.info({}, 'stopped');
+        },
+        log ? { service: { log } } : {},
+      );
+    });
 }
 
 function fmt(x: unknown): string {

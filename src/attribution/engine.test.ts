@@ -6,7 +6,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { runCli } from '../testing/cli.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { attributeConversion } from './entry.js';
-import { MODEL_TYPES } from './models.js';
+import { MODEL_TYPES, MODEL_VERSIONS, type ModelType } from './models.js';
 import { runModel } from './run.js';
 import { finishRun, insertRun } from './runs.js';
 import { schedulePass } from './scheduler.js';
@@ -154,7 +154,7 @@ describe('skeldir attribution run', () => {
     const values = await conversionValues();
     for (const model of MODEL_TYPES) assertExactSums(rows, values, model, 60);
     for (const r of rows) {
-      assert.equal(r.model_version, `${r.model_type}/1`);
+      assert.equal(r.model_version, MODEL_VERSIONS[r.model_type as ModelType]);
       assert.ok(r.model_metadata.parameters && r.model_metadata.confidence && r.model_metadata.run_id);
       if (r.model_type === 'bayesian') {
         assert.ok(r.lower !== null && r.upper !== null && r.lower <= r.cents && r.cents <= r.upper);

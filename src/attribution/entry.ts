@@ -35,11 +35,12 @@ export async function attributeConversion(
   const models = settings.models.filter(isHeuristic) as HeuristicModel[];
   if (models.length === 0) return { models: [], allocations: 0 };
   const touches = await loadPath(client, tenantId, conversion, settings.lookbackDays);
-  const allocations = heuristicAllocations(models, touches, conversion.at, conversion.channel, conversion.valueCents, settings.halfLifeDays * DAY_MS);
+  const allocations = heuristicAllocations(models, touches, conversion.at, conversion.channel, conversion.valueCents, settings.halfLifeDays * DAY_MS, conversion.campaign);
   const rows: AllocationRow[] = allocations.map((a) => ({
     model: a.model,
     eventId: conversion.id,
     channel: a.channel,
+    campaign: a.campaign,
     cents: a.cents,
     ratio: fixed(a.ratioUnits, 5),
     confidence: fixed(a.confidenceMilli, 3),

@@ -99,3 +99,44 @@ describe('heuristic properties', () => {
     );
   });
 });
+
+describe('campaigns', () => {
+  test('a channel credited through two campaigns: split by the rule\'s per-touch weights, adding up to the channel', () => {
+    const p: Touch[] = [
+      { channel: 'email', at: T - 3 * DAY_MS, campaign: 'spring' },
+      { channel: 'google_search_paid', at: T - 2 * DAY_MS, campaign: 'brand' },
+      { channel: 'email', at: T - DAY_MS, campaign: 'autumn' },
+    ];
+    const linear = heuristicAllocations(['linear'], p, T, 'direct', 1000n, HALF_LIFE);
+    assert.deepEqual(linear.map((a) => [a.channel, a.campaign, a.cents, a.ratioUnits]), [
+      ['email', 'autumn', 334n, 33334],
+      ['email', 'spring', 333n, 33333],
+      ['google_search_paid', 'brand', 333n, 33333],
+    ]);
+    const first = heuristicAllocations(['first_touch'], p, T, 'direct', 1000n, HALF_LIFE);
+    assert.deepEqual(first.map((a) => [a.channel, a.campaign, a.cents]), [['email', 'spring', 1000n]]);
+    // An empty path is the conversion's own channel and campaign.
+    const empty = heuristicAllocations(['linear'], [], T, 'direct', 500n, HALF_LIFE, 'summer');
+    assert.deepEqual(empty.map((a) => [a.channel, a.campaign, a.cents]), [['direct', 'summer', 500n]]);
+  });
+
+  test('property: per channel the campaigns add up to exactly what the channel gets without campaigns', () => {
+    const channels = ['direct', 'email', 'organic'];
+    const touch = fc.record({ c: fc.integer({ min: 0, max: 2 }), d: fc.double({ min: 0, max: 30, noNaN: true }), k: fc.option(fc.constantFrom('a', 'b', 'c'), { nil: null }) });
+    fc.assert(
+      fc.property(fc.array(touch, { minLength: 1, maxLength: 8 }), fc.bigInt({ min: 0n, max: 10n ** 12n }), (raw, value) => {
+        const p = raw.map((t) => ({ channel: channels[t.c]!, at: T - t.d * DAY_MS, campaign: t.k })).sort((a, b) => a.at - b.at);
+        const plain = p.map(({ channel, at }) => ({ channel, at }));
+        const withCampaigns = heuristicAllocations(HEURISTIC_MODELS, p, T, 'direct', value, HALF_LIFE);
+        const without = heuristicAllocations(HEURISTIC_MODELS, plain, T, 'direct', value, HALF_LIFE);
+        for (const w of without) {
+          const parts = withCampaigns.filter((a) => a.model === w.model && a.channel === w.channel);
+          assert.equal(parts.reduce((s, a) => s + a.cents, 0n), w.cents, `${w.model} ${w.channel} cents`);
+          assert.equal(parts.reduce((s, a) => s + a.ratioUnits, 0), w.ratioUnits, `${w.model} ${w.channel} ratio`);
+          assert.ok(parts.every((a) => a.cents >= 0n && a.confidenceMilli === w.confidenceMilli));
+        }
+      }),
+      { seed, numRuns: 500 },
+    );
+  });
+});

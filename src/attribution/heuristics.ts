@@ -1,10 +1,11 @@
 import { allocate, allocateNumber } from '../money/allocate.js';
 import { HEURISTIC_MODELS, type HeuristicModel } from './models.js';
 
-/** One touchpoint of a journey: its channel code and time (ms since the epoch). */
+/** One touchpoint of a journey: its channel code, time (ms since the epoch) and campaign (null: none). */
 export interface Touch {
   readonly channel: string;
   readonly at: number;
+  readonly campaign?: string | null;
 }
 
 /**
@@ -58,6 +59,8 @@ export const RATIO_UNITS = 100_000;
 export interface HeuristicAllocation {
   readonly model: HeuristicModel;
   readonly channel: string;
+  /** The campaign of the touches credited (null: none). */
+  readonly campaign: string | null;
   readonly cents: bigint;
   /** allocation_ratio in units of 10⁻⁵. */
   readonly ratioUnits: number;
@@ -83,8 +86,9 @@ export function heuristicAllocations(
   conversionChannel: string,
   valueCents: bigint,
   halfLifeMs: number,
+  conversionCampaign: string | null = null,
 ): HeuristicAllocation[] {
-  const path = touches.length > 0 ? touches : [{ channel: conversionChannel, at: conversionAt }];
+  const path = touches.length > 0 ? touches : [{ channel: conversionChannel, at: conversionAt, campaign: conversionCampaign }];
   // Distinct channels in code order, and each touch's channel index: computed once for all rules
   // (measured: per-rule maps and sorts were half the cost of a conversion).
   const channels = [...new Set(path.map((t) => t.channel))].sort();
@@ -92,6 +96,7 @@ export function heuristicAllocations(
   const index = m === 1 ? null : new Map(channels.map((c, i) => [c, i]));
   const touchChannel = path.map((t) => (index ? index.get(t.channel)! : 0));
   const credit = new Map<HeuristicModel, number[]>();
+  const perTouchCredit = new Map<HeuristicModel, number[]>();
   const lo = new Array<number>(m).fill(Infinity);
   const hi = new Array<number>(m).fill(-Infinity);
   for (const rule of HEURISTIC_MODELS) {
@@ -103,6 +108,7 @@ export function heuristicAllocations(
       total += perTouch[i]!;
     }
     credit.set(rule, w);
+    perTouchCredit.set(rule, perTouch);
     // Rule agreement per channel, from each rule's shares.
     for (let i = 0; i < m; i++) {
       const share = w[i]! / total;
@@ -116,12 +122,53 @@ export function heuristicAllocations(
     const weights = credit.get(model)!;
     const cents = m === 1 ? [valueCents] : allocate(valueCents, weights);
     const ratios = m === 1 ? [RATIO_UNITS] : allocateNumber(RATIO_UNITS, weights);
+    const perTouch = perTouchCredit.get(model)!;
     for (let i = 0; i < m; i++) {
       // Rules that give a channel nothing (first/last touch) still get no row for it: a row says
       // "this channel was credited"; the shares of the rows written sum to 1.
       if (weights[i] === 0) continue;
-      out.push({ model, channel: channels[i]!, cents: cents[i]!, ratioUnits: ratios[i]!, confidenceMilli: confidence[i]! });
+      const byCampaign = campaignWeights(path, touchChannel, i, perTouch);
+      splitByCampaign(byCampaign, cents[i]!, ratios[i]!, (campaign, c, r) =>
+        out.push({ model, channel: channels[i]!, campaign, cents: c, ratioUnits: r, confidenceMilli: confidence[i]! }),
+      );
     }
   }
   return out;
+}
+
+/**
+ * The credit of channel `channel`'s touches per campaign (touch weights summed), campaigns in
+ * order (null first, then by code unit order), campaigns credited nothing left out.
+ */
+export function campaignWeights(
+  path: readonly Touch[],
+  touchChannel: readonly number[],
+  channel: number,
+  perTouch: readonly number[],
+): [string | null, number][] {
+  const by = new Map<string | null, number>();
+  for (let t = 0; t < path.length; t++) {
+    if (touchChannel[t] !== channel || perTouch[t] === 0) continue;
+    const k = path[t]!.campaign ?? null;
+    by.set(k, (by.get(k) ?? 0) + perTouch[t]!);
+  }
+  return [...by.entries()].sort(([a], [b]) => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1));
+}
+
+/**
+ * Splits a channel's cents and ratio units over its campaigns in proportion to their weights
+ * (largest remainder, exact sums; ties to the campaign first in order): the channel's figures
+ * are those it has without campaigns, the campaigns' add up to them exactly.
+ */
+export function splitByCampaign(
+  byCampaign: readonly [string | null, number][],
+  cents: bigint,
+  ratioUnits: number,
+  emit: (campaign: string | null, cents: bigint, ratioUnits: number) => void,
+): void {
+  if (byCampaign.length <= 1) return emit(byCampaign[0]?.[0] ?? null, cents, ratioUnits);
+  const w = byCampaign.map(([, x]) => x);
+  const c = allocate(cents, w);
+  const r = allocateNumber(ratioUnits, w);
+  byCampaign.forEach(([campaign], k) => emit(campaign, c[k]!, r[k]!));
 }

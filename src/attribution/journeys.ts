@@ -7,8 +7,10 @@ export interface Conversion {
   readonly id: string;
   readonly sessionId: string;
   readonly userId: string | null;
-  /** Channel the conversion arrived through, mapped onto the taxonomy (unknown codes ⇒ 'unknown'). */
+  /** Channel the conversion arrived through: one of the tenant's channels (any other code ⇒ 'unknown'). */
   readonly channel: string;
+  /** Its campaign (events.campaign_id), null when none. */
+  readonly campaign: string | null;
   /** Event time in ms since the epoch, with the microseconds as a fraction. */
   readonly at: number;
   /** Event time as PostgreSQL text, exact to the microsecond. */
@@ -29,15 +31,16 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
     session_id: string;
     user_id: string | null;
     channel: string;
+    campaign: string | null;
     at_ms: string;
     at_text: string;
     value: string | null;
     currency: string;
   }>(
-    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel,
+    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel, e.campaign_id AS campaign,
             (extract(epoch FROM e.event_timestamp) * 1000)::text AS at_ms, e.event_timestamp::text AS at_text,
             e.conversion_value_cents::text AS value, e.currency
-     FROM attribution_events e LEFT JOIN channel_taxonomy ct ON ct.code = e.channel
+     FROM attribution_events e LEFT JOIN tenant_channels ct ON ct.tenant_id = e.tenant_id AND ct.code = e.channel
      WHERE e.id = $1
      FOR NO KEY UPDATE OF e`,
     [conversionEventId],
@@ -62,6 +65,7 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
     sessionId: row.session_id,
     userId: row.user_id,
     channel: row.channel,
+    campaign: row.campaign,
     at: Number(row.at_ms),
     atText: row.at_text,
     valueCents,
@@ -73,17 +77,17 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
  * The conversion's path: the tenant's touchpoints of the same session — or of the same user_id
  * when the conversion has one (the person's other sessions too) — with time in the lookback
  * window [conversion − lookback, conversion] (a touch at the conversion's own instant counts),
- * in time order, ties broken by event id. Channels outside the taxonomy are read as 'unknown'.
+ * in time order, ties broken by event id. Codes that are not the tenant's channels read as 'unknown'.
  * The lookback is days × 24 h (hours, not calendar days: `make_interval(days => n)` would follow
  * the session time zone's DST changes, and window.ts counts n × 86,400,000 ms).
  * Served by idx_attribution_events_journey (tenant, session, time) and
  * idx_attribution_events_user_journey (tenant, user, time).
  */
 export async function loadPath(client: Queryable, tenantId: string, conversion: Conversion, lookbackDays: number): Promise<Touch[]> {
-  const r = await client.query<{ channel: string; at_ms: string }>(
-    `SELECT coalesce(ct.code, 'unknown') AS channel, (extract(epoch FROM t.event_timestamp) * 1000)::text AS at_ms
+  const r = await client.query<{ channel: string; campaign: string | null; at_ms: string }>(
+    `SELECT coalesce(ct.code, 'unknown') AS channel, t.campaign_id AS campaign, (extract(epoch FROM t.event_timestamp) * 1000)::text AS at_ms
      FROM attribution_events t
-     LEFT JOIN channel_taxonomy ct ON ct.code = t.channel
+     LEFT JOIN tenant_channels ct ON ct.tenant_id = t.tenant_id AND ct.code = t.channel
      WHERE t.tenant_id = $1
        AND (t.session_id = $2 OR ($3::varchar IS NOT NULL AND t.user_id = $3))
        AND t.event_type = 'touchpoint'
@@ -92,5 +96,5 @@ export async function loadPath(client: Queryable, tenantId: string, conversion: 
      ORDER BY t.event_timestamp, t.id`,
     [tenantId, conversion.sessionId, conversion.userId, conversion.atText, lookbackDays],
   );
-  return r.rows.map((x) => ({ channel: x.channel, at: Number(x.at_ms) }));
+  return r.rows.map((x) => ({ channel: x.channel, at: Number(x.at_ms), campaign: x.campaign }));
 }

@@ -11,15 +11,16 @@ export type HeuristicModel = (typeof HEURISTIC_MODELS)[number];
 export type PopulationModel = (typeof POPULATION_MODELS)[number];
 export type ModelType = (typeof MODEL_TYPES)[number];
 
+/** /2: allocations are split by the campaign of the touches credited (a channel's figures are unchanged). */
 export const MODEL_VERSIONS: Record<ModelType, string> = {
-  first_touch: 'first_touch/1',
-  last_touch: 'last_touch/1',
-  linear: 'linear/1',
-  time_decay: 'time_decay/1',
-  position_based: 'position_based/1',
-  markov: 'markov/1',
-  shapley: 'shapley/1',
-  bayesian: 'bayesian/1',
+  first_touch: 'first_touch/2',
+  last_touch: 'last_touch/2',
+  linear: 'linear/2',
+  time_decay: 'time_decay/2',
+  position_based: 'position_based/2',
+  markov: 'markov/2',
+  shapley: 'shapley/2',
+  bayesian: 'bayesian/2',
 };
 
 /**

@@ -5,14 +5,14 @@ import type { ModelType } from './models.js';
 
 /**
  * Read side: per-channel figures of the allocations whose conversion happened in [from, to)
- * (engine rows carry the conversion time in created_at). One lateral lookup per taxonomy channel
+ * (engine rows carry the conversion time in created_at). One lateral lookup per tenant channel
  * gives PostgreSQL an exact range of idx_allocations_channel_performance (tenant_id,
  * channel_code, created_at DESC) to scan; the tests check the plan with EXPLAIN.
  */
 export const CHANNELS_SQL = `
   SELECT ct.code AS channel, ct.display_name, agg.currency, agg.cents, agg.attributed_conversions, agg.conversions,
          agg.mean_confidence, agg.ci_lower, agg.ci_upper, agg.with_interval
-  FROM channel_taxonomy ct
+  FROM tenant_channels ct
   CROSS JOIN LATERAL (
     SELECT e.currency,
            sum(a.allocated_revenue_cents)::text AS cents,
@@ -23,11 +23,12 @@ export const CHANNELS_SQL = `
            sum(a.credible_interval_upper_cents)::text AS ci_upper,
            count(a.credible_interval_lower_cents)::int AS with_interval
     FROM attribution_allocations a
-    JOIN attribution_events e ON e.id = a.event_id
+    JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id
     WHERE a.tenant_id = $1 AND a.channel_code = ct.code AND a.model_type = $2
       AND a.created_at >= $3 AND a.created_at < $4
     GROUP BY e.currency
   ) agg
+  WHERE ct.tenant_id = $1
   ORDER BY ct.code, agg.currency`;
 
 export interface ChannelFigure {
@@ -91,17 +92,18 @@ export async function channelReport(client: Queryable, tenantId: string, model: 
 /** All models side by side: per channel and currency, each model's attributed value and conversions. */
 export const COMPARISON_SQL = `
   SELECT ct.code AS channel, agg.currency, agg.model_type, agg.cents, agg.attributed_conversions, agg.mean_confidence
-  FROM channel_taxonomy ct
+  FROM tenant_channels ct
   CROSS JOIN LATERAL (
     SELECT e.currency, a.model_type,
            sum(a.allocated_revenue_cents)::text AS cents,
            sum(a.allocation_ratio)::text AS attributed_conversions,
            avg(a.confidence_score)::float8 AS mean_confidence
     FROM attribution_allocations a
-    JOIN attribution_events e ON e.id = a.event_id
+    JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id
     WHERE a.tenant_id = $1 AND a.channel_code = ct.code AND a.created_at >= $2 AND a.created_at < $3
     GROUP BY e.currency, a.model_type
   ) agg
+  WHERE ct.tenant_id = $1
   ORDER BY ct.code, agg.currency, agg.model_type`;
 
 export interface ComparisonLine {

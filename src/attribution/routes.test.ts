@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { loadConfig } from '../config.js';
+import { seedDefaultChannels } from '../channels/store.js';
 import { withTenant } from '../db/tenant-context.js';
 import { buildApp, type App } from '../http/app.js';
 import { createTenant } from '../tenants/tenants.js';
@@ -127,6 +128,7 @@ describe('GET /api/v1/attribution/channels', () => {
     try {
       const bulk = randomUUID();
       await su.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1::uuid, 'bulk', 'unset:' || $1::text, 'bulk@skeldir.invalid')`, [bulk]);
+      await seedDefaultChannels(su, bulk);
       await su.query(
         `INSERT INTO attribution_events (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents,
                                          revenue_cents, currency, idempotency_key, raw_payload, processing_status)

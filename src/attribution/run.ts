@@ -3,7 +3,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { silentProgress, type Progress } from '../migrations/context.js';
 import { allocate, allocateNumber } from '../money/allocate.js';
 import { BAYESIAN_DEFAULTS, fitBayesianModel, type BayesianParameters } from './bayesian-model.js';
-import { heuristicAllocations, RATIO_UNITS } from './heuristics.js';
+import { campaignWeights, heuristicAllocations, RATIO_UNITS, splitByCampaign } from './heuristics.js';
 import { channelMask, type JourneySet } from './journey-set.js';
 import { fitMarkovModel, MARKOV_DEFAULTS, type MarkovParameters } from './markov-model.js';
 import { DAY_MS, isHeuristic, MODEL_VERSIONS, POSITION_BASED_SHARES, type HeuristicModel, type ModelType } from './models.js';
@@ -150,9 +150,10 @@ function compactParameters(p: Record<string, unknown>): Record<string, unknown> 
 }
 
 function heuristicRows(model: HeuristicModel, conv: WindowConversion, halfLifeDays: number, meta: Record<string, unknown>): AllocationRow[] {
-  return heuristicAllocations([model], conv.touches, conv.at, conv.channel, conv.valueCents, halfLifeDays * DAY_MS).map((a) => ({
+  return heuristicAllocations([model], conv.touches, conv.at, conv.channel, conv.valueCents, halfLifeDays * DAY_MS, conv.campaign).map((a) => ({
     eventId: conv.id,
     channel: a.channel,
+    campaign: a.campaign,
     cents: a.cents,
     ratio: fixed(a.ratioUnits, 5),
     confidence: fixed(a.confidenceMilli, 3),
@@ -175,30 +176,44 @@ function populationRows(js: JourneySet, journey: number, conv: WindowConversion,
   const ratios = allocateNumber(RATIO_UNITS, share);
   const extra = fit.maskMetadata?.(mask) ?? {};
   const value = Number(conv.valueCents);
-  return attr.channels.map((c, i) => {
-    let lower: bigint | null = null;
-    let upper: bigint | null = null;
-    if (attr.shareLower && attr.shareUpper) {
-      // The interval of the allocated value, widened by at most the rounding to contain the allocation.
-      lower = BigInt(Math.floor(value * attr.shareLower[i]!));
-      upper = BigInt(Math.ceil(value * attr.shareUpper[i]!));
-      if (lower > cents[i]!) lower = cents[i]!;
-      if (upper < cents[i]!) upper = cents[i]!;
-    }
+  // Within a channel, its credit goes to the campaigns of its touches on the path, one share per
+  // touch (an empty path is the conversion's own channel and campaign).
+  const path = conv.touches.length > 0 ? conv.touches : [{ channel: conv.channel, at: conv.at, campaign: conv.campaign }];
+  const touchChannel = path.map((t) => js.channels.indexOf(t.channel));
+  const ones = path.map(() => 1);
+  const rows: AllocationRow[] = [];
+  attr.channels.forEach((c, i) => {
     const rHat = attr.rHat ? Math.min(9.9999, Math.max(0, attr.rHat[i]!)) : null;
     const ess = attr.ess ? Math.min(2_147_483_647, Math.floor(attr.ess[i]!)) : null;
-    return {
-      eventId: conv.id,
-      channel: js.channels[c]!,
-      cents: cents[i]!,
-      ratio: fixed(ratios[i]!, 5),
-      confidence: fixed(Math.round(attr.confidence[i]! * 1000), 3),
-      metadata: { ...meta, ...extra, path_touches: conv.touches.length },
-      ciLowerCents: lower,
-      ciUpperCents: upper,
-      rHat: rHat === null || Number.isNaN(rHat) ? null : rHat.toFixed(4),
-      ess: ess === null || Number.isNaN(ess) ? null : ess,
-      conversionAt: conv.atText,
-    };
+    const byCampaign = campaignWeights(path, touchChannel, c, ones);
+    const touchesOfChannel = byCampaign.reduce((a, [, w]) => a + w, 0);
+    splitByCampaign(byCampaign, cents[i]!, ratios[i]!, (campaign, campaignCents, campaignRatio) => {
+      let lower: bigint | null = null;
+      let upper: bigint | null = null;
+      if (attr.shareLower && attr.shareUpper) {
+        // The interval of the allocated value (the campaign's part of the channel's), widened by at
+        // most the rounding to contain the allocation.
+        const part = (byCampaign.find(([k]) => k === campaign)?.[1] ?? 0) / touchesOfChannel;
+        lower = BigInt(Math.floor(value * attr.shareLower[i]! * part));
+        upper = BigInt(Math.ceil(value * attr.shareUpper[i]! * part));
+        if (lower > campaignCents) lower = campaignCents;
+        if (upper < campaignCents) upper = campaignCents;
+      }
+      rows.push({
+        eventId: conv.id,
+        channel: js.channels[c]!,
+        campaign,
+        cents: campaignCents,
+        ratio: fixed(campaignRatio, 5),
+        confidence: fixed(Math.round(attr.confidence[i]! * 1000), 3),
+        metadata: { ...meta, ...extra, path_touches: conv.touches.length },
+        ciLowerCents: lower,
+        ciUpperCents: upper,
+        rHat: rHat === null || Number.isNaN(rHat) ? null : rHat.toFixed(4),
+        ess: ess === null || Number.isNaN(ess) ? null : ess,
+        conversionAt: conv.atText,
+      });
+    });
   });
+  return rows;
 }

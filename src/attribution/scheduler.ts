@@ -66,12 +66,12 @@ export async function schedulePass(
           const summary = await runModel(app, tenantId, { model, from, to: now, trigger: 'schedule', onRunRecorded: (id) => (runId = id) });
           done.push({ tenantId, model, runId: summary.runId, status: summary.status, conversions: summary.conversions, allocations: summary.allocations });
           const log = summary.status === 'succeeded' ? options.logger?.info : options.logger?.warn;
-          log?.call(options.logger, { tenantId, model, runId: summary.runId, status: summary.status, conversions: summary.conversions, allocations: summary.allocations }, 'scheduled attribution run');
+          log?.call(options.logger, { tenant_id: tenantId, model, run_id: summary.runId, status: summary.status, conversions: summary.conversions, allocations: summary.allocations }, 'scheduled attribution run');
         } catch (error) {
           // One tenant's failure does not stop the pass, but it is returned (`schedule --once` exits 1).
           const message = (error as Error).message;
           done.push({ tenantId, model, runId, status: 'failed', conversions: null, allocations: null, error: message });
-          options.logger?.error({ tenantId, model, runId, err: message }, 'scheduled attribution run failed');
+          options.logger?.error({ tenant_id: tenantId, model, run_id: runId, err: message }, 'scheduled attribution run failed');
         } finally {
           await lockClient.query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [key]).catch(() => {});
         }

@@ -7,6 +7,8 @@ export interface AllocationRow {
   /** Set by callers replacing several models at once (replaceAllocations' `models`). */
   readonly model?: ModelType;
   readonly channel: string;
+  /** The campaign of the touches credited (attribution_allocations.campaign_id; null: none). */
+  readonly campaign: string | null;
   readonly cents: bigint;
   /** allocation_ratio, exactly as stored (numeric(6,5) text, e.g. "0.25000"). */
   readonly ratio: string;
@@ -33,7 +35,7 @@ export function fixed(units: number, digits: number): string {
  * Replaces the allocations of the given models for the conversions `eventIds`, in one statement,
  * inside the caller's transaction (one statement for all models: the worker writes five per
  * conversion). For each (conversion, model) whose stored rows already equal the new ones (same
- * channels, cents, ratios, confidence, intervals, diagnostics, metadata, version and time) nothing
+ * channels and campaigns, cents, ratios, confidence, intervals, diagnostics, metadata, version and time) nothing
  * is written, so recomputing the same inputs leaves byte-identical rows (same ids, same
  * updated_at); any difference replaces that conversion's rows of that model as a whole; a
  * (conversion, model) with no new rows loses its rows. `model_metadata.run_id` is left out of the
@@ -56,8 +58,8 @@ export async function replaceAllocations(
   const r = await client.query<{ changed: string; inserted: string }>(
     `WITH input AS (
        SELECT * FROM unnest($3::text[], $4::uuid[], $5::text[], $6::int[], $7::numeric(6,5)[], $8::numeric(4,3)[], $9::jsonb[],
-                            $10::int[], $11::int[], $12::numeric(5,4)[], $13::int[], $14::timestamptz[])
-         AS i(model_type, event_id, channel_code, cents, ratio, confidence, metadata, ci_lower, ci_upper, r_hat, ess, at)
+                            $10::int[], $11::int[], $12::numeric(5,4)[], $13::int[], $14::timestamptz[], $17::text[])
+         AS i(model_type, event_id, channel_code, cents, ratio, confidence, metadata, ci_lower, ci_upper, r_hat, ess, at, campaign_id)
      ),
      targets AS (
        SELECT e.id AS event_id, m.model_type
@@ -65,15 +67,15 @@ export async function replaceAllocations(
      ),
      new_sets AS (
        SELECT event_id, model_type,
-              array_agg(ROW(channel_code, cents, ratio, confidence, metadata - 'run_id', ci_lower, ci_upper, r_hat, ess, at)::text
-                        ORDER BY channel_code) AS rows
+              array_agg(ROW(channel_code, campaign_id, cents, ratio, confidence, metadata - 'run_id', ci_lower, ci_upper, r_hat, ess, at)::text
+                        ORDER BY channel_code, campaign_id NULLS FIRST) AS rows
        FROM input GROUP BY event_id, model_type
      ),
      old_sets AS (
        SELECT event_id, model_type,
-              array_agg(ROW(channel_code, allocated_revenue_cents, allocation_ratio, confidence_score, model_metadata - 'run_id',
+              array_agg(ROW(channel_code, campaign_id, allocated_revenue_cents, allocation_ratio, confidence_score, model_metadata - 'run_id',
                             credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat,
-                            effective_sample_size, created_at)::text ORDER BY channel_code) AS rows,
+                            effective_sample_size, created_at)::text ORDER BY channel_code, campaign_id NULLS FIRST) AS rows,
               array_agg(DISTINCT model_version) AS versions
        FROM attribution_allocations
        WHERE tenant_id = $1 AND event_id = ANY($15::uuid[]) AND model_type = ANY($2::text[])
@@ -94,10 +96,10 @@ export async function replaceAllocations(
      ),
      inserted AS (
        INSERT INTO attribution_allocations
-         (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_version, model_metadata, model_type,
+         (tenant_id, event_id, channel_code, campaign_id, allocated_revenue_cents, allocation_ratio, model_version, model_metadata, model_type,
           confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size,
           created_at, updated_at)
-       SELECT $1, i.event_id, i.channel_code, i.cents, i.ratio, $16::jsonb ->> i.model_type, i.metadata, i.model_type,
+       SELECT $1, i.event_id, i.channel_code, i.campaign_id, i.cents, i.ratio, $16::jsonb ->> i.model_type, i.metadata, i.model_type,
               i.confidence, i.ci_lower, i.ci_upper, i.r_hat, i.ess, i.at, now()
        FROM input i JOIN changed c ON c.event_id = i.event_id AND c.model_type = i.model_type
        RETURNING 1
@@ -120,6 +122,7 @@ export async function replaceAllocations(
       rows.map((x) => x.conversionAt),
       eventIds,
       JSON.stringify(MODEL_VERSIONS),
+      rows.map((x) => x.campaign),
     ],
   );
   return { replaced: Number(r.rows[0]!.changed), inserted: Number(r.rows[0]!.inserted) };

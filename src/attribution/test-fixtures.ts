@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { seedDefaultChannels } from '../channels/store.js';
 import { withTenant } from '../db/tenant-context.js';
 
 /** Test and benchmark fixtures: tenants and events inserted the way ingestion stores them. */
+
+/** A tenant with its default channels (`superOrOwner` a superuser, or a client whose transaction has the tenant's context). */
 
 export async function createTenant(superOrOwner: pg.ClientBase, name = 'attribution test'): Promise<string> {
   const id = randomUUID();
@@ -10,6 +13,7 @@ export async function createTenant(superOrOwner: pg.ClientBase, name = 'attribut
     `INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1::uuid, $2, 'unset:' || $1::text, 'tenant-' || $1::text || '@skeldir.invalid') RETURNING id`,
     [id, name],
   );
+  await seedDefaultChannels(superOrOwner, id);
   return r.rows[0]!.id;
 }
 

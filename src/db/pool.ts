@@ -22,6 +22,13 @@ export function createPool(url: string, options: PoolOptions = {}): pg.Pool {
   // An idle client's connection dropping (e.g. a server restart) must not crash the process;
   // the pool discards the client and the next checkout reconnects.
   pool.on('error', () => {});
+  // A checked-out client has no listener of the pool's: its connection ending (pg_terminate_backend,
+  // a failover, a restart) emitted an unhandled 'error' that ended the process (ECONNRESET / 57P01).
+  // Every client gets one for its whole life. The error itself reaches the query in flight, or the
+  // next query on that client ("not queryable"), and the pool discards the client when released.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 

@@ -230,7 +230,8 @@ describe('DELETE /api/v1/people/{user_id}', () => {
 
     for (const [url, code] of [
       [`/api/v1/people/${'x'.repeat(256)}`, 'validation_failed'],
-      ['/api/v1/people/a%00b', 'erasure_user_id_invalid'],
+      // A NUL in any path parameter is refused for every route before authentication (src/http/app.ts).
+      ['/api/v1/people/a%00b', 'validation_failed'],
     ] as const) {
       const r = await app.inject({ method: 'DELETE', url, headers: auth(A.api_key) });
       assert.equal(r.statusCode, 400, `${url}: ${r.body}`);

@@ -56,7 +56,7 @@ const events: Dataset = {
     c('event_timestamp', 'timestamp', ts('e.event_timestamp'), 'When the event happened, UTC.'),
     c('session_id', 'uuid', 'e.session_id::text', 'The visitor session.'),
     c('user_id', 'string', 'e.user_id::text', 'The sender\'s id of the person; empty/null when anonymous.'),
-    c('channel', 'string', 'e.channel::text', 'Channel code on the taxonomy (`unknown` when unrecognised).'),
+    c('channel', 'string', 'e.channel::text', "One of the tenant's channel codes ([channels.md](channels.md); `unknown` when unrecognised)."),
     c('campaign_id', 'string', 'e.campaign_id::text', 'Campaign given by the sender, if any.'),
     c('conversion_value_cents', 'integer', 'e.conversion_value_cents::text', 'Value in minor units of `currency`; null when none.'),
     c('currency', 'string', 'e.currency::text', 'ISO 4217 code of the value.'),
@@ -71,7 +71,7 @@ const events: Dataset = {
 
 const allocations: Dataset = {
   name: 'allocations',
-  description: 'Revenue of each conversion credited to channels, one row per conversion, model and channel.',
+  description: 'Revenue of each conversion credited to channels, one row per conversion, model, channel and campaign.',
   period: 'the conversion time (allocations carry it in created_at)',
   from: 'attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id',
   time: 'a.created_at',
@@ -84,6 +84,7 @@ const allocations: Dataset = {
     c('model_type', 'string', 'a.model_type::text', 'Attribution model (first_touch, last_touch, linear, time_decay, position_based, markov, shapley, bayesian).'),
     c('model_version', 'string', 'a.model_version', 'Version of the model code.'),
     c('channel', 'string', 'a.channel_code', 'Channel credited.'),
+    c('campaign_id', 'string', 'a.campaign_id::text', 'Campaign of the touches credited (campaign_id, else utm_campaign); null when none.'),
     c('allocated_revenue_cents', 'integer', 'a.allocated_revenue_cents::text', 'Revenue credited, minor units of `currency`; a conversion\'s rows of one model sum to its value.'),
     c('currency', 'string', 'e.currency::text', 'ISO 4217 code of the conversion.'),
     c('allocation_ratio', 'decimal', 'a.allocation_ratio::text', 'Share of the conversion credited, 0 to 1 (5 decimals).'),

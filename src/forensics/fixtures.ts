@@ -55,6 +55,16 @@ export class Probe {
       notification_email: `forensics+${id}@skeldir.invalid`,
       ...overrides,
     });
+    // From revision 202612021946 allocations name the tenant's own channels: the fixture tenant
+    // gets its default channels as createTenant gives them (nothing to do on older schemas).
+    const seeded = await this.session.query<{ t: string | null }>(`SELECT to_regclass('public.tenant_channels')::text AS t`);
+    if (seeded.rows[0]?.t) {
+      await this.session.query(
+        `INSERT INTO tenant_channels (tenant_id, code, display_name, family, is_paid, is_default)
+         SELECT $1, code, display_name, family, is_paid, true FROM channel_taxonomy ON CONFLICT DO NOTHING`,
+        [id],
+      );
+    }
     return id;
   }
 

@@ -5,12 +5,13 @@ import type { ErrorObject } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
-import type { Config } from '../config.js';
+import type { Config, HttpLimits } from '../config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
+import { RuleSetCache } from '../channels/cache.js';
 import { UserError } from '../users/errors.js';
 import { atLeast } from '../users/roles.js';
 import { SESSION_COOKIE } from '../users/routes.js';
@@ -18,6 +19,7 @@ import { csrfMatches, csrfTokenFor } from '../users/tokens.js';
 import { resolveSession, type SessionPrincipal } from '../users/users.js';
 import cookie from '@fastify/cookie';
 import type { RateLimitOptions } from './rate-limit.js';
+import { allowedMethods, answerExpectations, capConnectionsPerAddress, clientErrorHandler, serverOptions } from './edge.js';
 import { parseJsonBody } from './json-body.js';
 import { HttpProblem, sendProblem } from './problems.js';
 import { registerRoutes } from './routes.js';
@@ -42,6 +44,8 @@ declare module 'fastify' {
     skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; readyTimeoutMs: number };
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
+    /** Each tenant's compiled channel rules (src/channels/cache.ts); the channel routes invalidate it. */
+    channelRules: RuleSetCache;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
     routeList: RouteRecord[];
   }
@@ -75,6 +79,8 @@ export interface AppOptions {
   rateLimit?: RateLimitOptions;
   /** How long `/ready` waits for the database (to connect, then to answer) before it says 503 (default 2 s). */
   readyTimeoutMs?: number;
+  /** Timeouts and the per-address connection cap; default `config.http` (SKELDIR_HTTP_*). */
+  http?: Partial<HttpLimits>;
   /** The built web app (default dist/web, see src/http/web.ts). */
   webRoot?: string;
 }
@@ -141,6 +147,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
           serializers: { req: serializeRequest },
           ...(typeof options.logger === 'object' ? options.logger : {}),
         };
+  const limits: HttpLimits = { ...options.config.http, ...options.http };
   const app = Fastify({
     logger,
     maxParamLength: MAX_PARAM_LENGTH,
@@ -160,7 +167,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // Below the router (src/http/edge.ts): timeouts against slowloris, parser errors as problems.
+    http: serverOptions(limits),
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    clientErrorHandler,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  answerExpectations(app.server);
+  capConnectionsPerAddress(app.server, limits.maxConnectionsPerAddress, app.log);
 
   const body = bodyAjv();
   const params = paramsAjv();
@@ -171,6 +185,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
   app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
+  app.decorate('channelRules', new RuleSetCache(appPool));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
   app.addHook('onRoute', (route) => {
@@ -206,17 +221,36 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', String(request.id));
   });
+  // No value a client sends may hold a NUL character: PostgreSQL cannot store one in text
+  // (SQLSTATE 22021) and no identifier has one. Checked here, for every route, before
+  // authentication and so before any query (`GET /api/v1/revenue/transactions/ch_1%00` was a 500).
+  app.addHook('onRequest', async (request) => {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (Node's own answer is an empty one).
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw new HttpProblem('malformed_request', 'an HTTP/1.1 request must carry a Host header', { field: 'headers/host' });
+    }
+    const field = nulField(request.params, 'params') ?? nulField(request.query, 'querystring');
+    if (field) throw new HttpProblem('validation_failed', `${field} contains a NUL character (U+0000), which no value may hold`, { field });
+  });
 
   await registerWeb(app, options.webRoot);
-  app.setNotFoundHandler((request, reply) =>
-    isAppPage(request)
-      ? app.webIndex(request, reply)
-      : sendProblem(request, reply, new HttpProblem('route_not_found', `no route ${request.method} ${request.url.split('?')[0]}`)),
-  );
+  // A known path asked with a method it does not have: 405 with Allow (RFC 9110 §15.5.6), not a 404.
+  let allowed: ((path: string) => string[]) | undefined;
+  app.setNotFoundHandler((request, reply) => {
+    if (isAppPage(request)) return app.webIndex(request, reply);
+    const path = request.url.split('?')[0]!;
+    allowed ??= allowedMethods(routeList);
+    const methods = allowed(path);
+    if (methods.length > 0) {
+      return sendProblem(request, reply.header('allow', methods.join(', ')), new HttpProblem('method_not_allowed', `${path} does not allow ${request.method}; it allows ${methods.join(', ')}`));
+    }
+    return sendProblem(request, reply, new HttpProblem('route_not_found', `no route ${request.method} ${path}`));
+  });
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const mapped = toDomainError(error, request);
     if (mapped.code === 'internal') request.log.error({ err: error }, 'unhandled error');
     else if (mapped.code === 'database_unavailable') request.log.warn({ err: error }, 'database unavailable');
+    else if (mapped.code === 'request_aborted') request.log.info({ err: error }, 'the client closed the connection before its request body was complete');
     return sendProblem(request, reply, mapped.code === 'internal' ? error : mapped);
   });
 
@@ -269,6 +303,16 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
+/** The first path parameter or query value (decoded) holding U+0000, as `params/<name>`; undefined when none does. */
+function nulField(values: unknown, part: string): string | undefined {
+  if (!values || typeof values !== 'object') return undefined;
+  for (const [name, value] of Object.entries(values)) {
+    const all: unknown[] = Array.isArray(value) ? value : [value];
+    if (name.includes('\u0000') || all.some((v) => typeof v === 'string' && v.includes('\u0000'))) return `${part}/${name.replace(/\u0000/g, '\\u0000')}`;
+  }
+  return undefined;
+}
+
 /** The charset parameter of a Content-Type header, unquoted; undefined when there is none. */
 function charsetOf(contentType: string | undefined): string | undefined {
   const match = contentType === undefined ? null : /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType);
@@ -305,6 +349,11 @@ function toDomainError(error: FastifyError, request: FastifyRequest): DomainErro
       return new HttpProblem('empty_body', 'the request body is empty; send a JSON document', { field: 'body' });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new HttpProblem('validation_failed', 'the Content-Length header does not match the body', { field: 'headers/content-length' });
+  }
+  // The request stream failing is the client's doing (it hung up mid-upload: ECONNRESET
+  // "aborted"), not the database's, though both are socket errors.
+  if (request.raw.aborted || (error.code === 'ECONNRESET' && error.message === 'aborted')) {
+    return new HttpProblem('request_aborted', 'the client closed the connection before sending the whole body');
   }
   if (isConnectionError(error)) return new HttpProblem('database_unavailable', 'the database is unavailable; retry later');
   const status = error.statusCode ?? 500;

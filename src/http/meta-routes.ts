@@ -43,7 +43,7 @@ export const metaRoutes: FastifyPluginAsync = async (app) => {
     const code = request.params.code;
     const spec = Object.hasOwn(PROBLEMS, code) ? (PROBLEMS as Record<string, { status: number; title: string }>)[code] : undefined;
     if (!spec) throw new HttpProblem('not_found', `no problem type ${JSON.stringify(request.params.code)}`);
-    return { type: typeFor(request.params.code), code: request.params.code, ...spec };
+    return { type: typeFor(request.params.code), code: request.params.code, status: spec.status, title: spec.title };
   });
 };
 

@@ -19,8 +19,15 @@ export const PROBLEMS = {
   invalid_unicode: { status: 400, title: 'The body contains a lone UTF-16 surrogate' },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   payload_too_large: { status: 413, title: 'The body is too large' },
+  request_aborted: { status: 400, title: 'The client aborted the request' },
+  // below the router (src/http/edge.ts): what Node's HTTP parser and the connection limits refuse
+  malformed_request: { status: 400, title: 'The request is not valid HTTP/1.1' },
+  request_timeout: { status: 408, title: 'The request did not arrive in time' },
+  expectation_failed: { status: 417, title: 'The expectation cannot be met' },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
+  too_many_connections: { status: 429, title: 'Too many open connections from this address', retryAfterSeconds: 1 },
   // authentication and limits
-  unauthorized: { status: 401, title: 'Missing or invalid credentials' },
+  unauthorized: { status: 401, title: 'Missing or invalid credentials', challenge: 'Bearer' },
   rate_limited: { status: 429, title: 'Too many requests' },
   // resources
   not_found: { status: 404, title: 'Not found' },
@@ -28,11 +35,11 @@ export const PROBLEMS = {
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   conflict: { status: 409, title: 'Conflict' },
   // service
-  not_ready: { status: 503, title: 'The service is not ready' },
-  database_unavailable: { status: 503, title: 'The database is unavailable' },
+  not_ready: { status: 503, title: 'The service is not ready', retryAfterSeconds: 5 },
+  database_unavailable: { status: 503, title: 'The database is unavailable', retryAfterSeconds: 2 },
   internal: { status: 500, title: 'Internal error' },
   // revenue ledger, webhooks, currency, reconciliation (src/ledger, src/webhooks, src/money, src/reconciliation)
-  webhook_signature_invalid: { status: 401, title: 'The webhook signature could not be verified' },
+  webhook_signature_invalid: { status: 401, title: 'The webhook signature could not be verified', challenge: 'Signature' },
   transaction_not_found: { status: 404, title: 'No such transaction' },
   transaction_ambiguous: { status: 409, title: 'The transaction id names several transactions' },
   // attribution (src/attribution)
@@ -54,6 +61,17 @@ export const PROBLEMS = {
   currency_required: { status: 422, title: 'A value needs a currency' },
   currency_invalid: { status: 422, title: 'Unknown or unusable currency' },
   conversion_value_required: { status: 422, title: 'A conversion, or a currency, needs conversion_value_cents' },
+  url_invalid: { status: 422, title: 'The URL is not an absolute http(s) URL' },
+  // channels and channel rules (src/channels)
+  channel_not_found: { status: 404, title: 'No such channel' },
+  channel_exists: { status: 409, title: 'The channel exists already' },
+  channel_in_use: { status: 409, title: 'The channel is still in use' },
+  channel_default: { status: 409, title: 'A default channel cannot be deleted' },
+  channel_invalid: { status: 422, title: 'The channel is not valid' },
+  channel_rule_not_found: { status: 404, title: 'No such channel rule' },
+  channel_rule_invalid: { status: 422, title: 'The channel rule is not valid' },
+  channel_rule_order_invalid: { status: 422, title: 'The rule order is not valid' },
+  reclassify_invalid: { status: 400, title: 'The re-classification request is not valid' },
   // worker and dead-letter queue (src/worker, src/dlq)
   dead_event_not_found: { status: 404, title: 'No such dead event' },
   dead_event_transition_not_allowed: { status: 409, title: 'The dead event cannot make this remediation move' },
@@ -89,7 +107,24 @@ export const PROBLEMS = {
   export_format_invalid: { status: 400, title: 'Unknown export format' },
   // erasure (src/erasure)
   erasure_user_id_invalid: { status: 400, title: 'The user id is not valid' },
-} as const satisfies Record<string, { status: number; title: string }>;
+} as const satisfies Record<string, ProblemSpec>;
+
+/**
+ * A problem's status and title; `retryAfterSeconds` for the ones a client should simply try
+ * again (503s): sent as `Retry-After` unless the response already carries one (a 429 sets its
+ * own, to the end of its window).
+ */
+interface ProblemSpec {
+  status: number;
+  title: string;
+  retryAfterSeconds?: number;
+  /**
+   * 401s: the authentication scheme for `WWW-Authenticate` (RFC 9110 §11.6.1, which a 401 must
+   * carry): `Bearer` for API keys and the metrics token (RFC 6750), `Signature` for webhooks,
+   * whose providers sign the body. The one place a 401 gets its challenge.
+   */
+  challenge?: 'Bearer' | 'Signature';
+}
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */
 export type ProblemCode = keyof typeof PROBLEMS;
@@ -111,9 +146,9 @@ export interface Problem {
 /** An error the HTTP layer raises itself (domain modules throw DomainError). */
 export class HttpProblem extends DomainError {}
 
-export function problemFor(error: unknown): { status: number; body: Omit<Problem, 'instance' | 'request_id'> } {
+export function problemFor(error: unknown): { status: number; body: Omit<Problem, 'instance' | 'request_id'>; retryAfterSeconds?: number; challenge?: string } {
   const code = error instanceof DomainError ? error.code : undefined;
-  const spec = code !== undefined ? (PROBLEMS as Record<string, { status: number; title: string }>)[code] : undefined;
+  const spec = code !== undefined && Object.hasOwn(PROBLEMS, code) ? (PROBLEMS as Record<string, ProblemSpec>)[code] : undefined;
   if (!spec || !(error instanceof DomainError)) {
     return {
       status: 500,
@@ -130,7 +165,7 @@ export function problemFor(error: unknown): { status: number; body: Omit<Problem
   if (error.field !== undefined) body.field = error.field;
   const details = error.options.details;
   if (details) for (const [k, v] of Object.entries(details)) if (!(k in body)) body[k] = v;
-  return { status: spec.status, body };
+  return { status: spec.status, body, retryAfterSeconds: spec.retryAfterSeconds, challenge: spec.challenge };
 }
 
 export function typeFor(code: string): string {
@@ -138,9 +173,20 @@ export function typeFor(code: string): string {
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
-  const { status, body } = problemFor(error);
+  const { status, body, retryAfterSeconds, challenge } = problemFor(error);
+  if (retryAfterSeconds !== undefined && !reply.hasHeader('retry-after')) reply.header('retry-after', String(retryAfterSeconds));
+  if (challenge) reply.header('www-authenticate', wwwAuthenticate(challenge, request));
   return reply
     .code(status)
     .type('application/problem+json')
     .send({ ...body, instance: request.url.split('?')[0], request_id: String(request.id) });
+}
+
+/**
+ * The challenge of a 401. For Bearer, RFC 6750 §3: `error="invalid_token"` when credentials were
+ * sent and refused; none when they were missing.
+ */
+function wwwAuthenticate(scheme: string, request: FastifyRequest): string {
+  const sent = scheme === 'Bearer' && request.headers.authorization !== undefined;
+  return `${scheme} realm="skeldir"${sent ? ', error="invalid_token"' : ''}`;
 }

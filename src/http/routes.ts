@@ -12,6 +12,7 @@ import { webhookRoutes } from '../webhooks/routes.js';
 import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
+import { channelRoutes } from '../channels/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { webhookEndpointRoutes } from '../webhooks/endpoint-routes.js';
 import { apiKeyRoutes, tenantRoutes } from '../tenants/routes.js';
@@ -43,6 +44,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   reportRoutes,
   exportRoutes,
   erasureRoutes,
+  channelRoutes,
 ];
 
 export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];

@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { createTenant } from '../tenants/tenants.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { defaultRuleSet } from '../channels/classify.js';
 import { IngestCoalescer } from './coalescer.js';
 import { ingestEvents } from './ingest.js';
 import { prepareEvent, type PreparedEvent } from './prepare.js';
@@ -28,12 +29,12 @@ after(async () => {
   await db?.drop();
 });
 
-const channels = new Set(['email', 'unknown']);
+const rules = defaultRuleSet(['email', 'unknown']);
 const prepared = (key: string = randomUUID(), overrides: Record<string, unknown> = {}): PreparedEvent =>
   prepareEvent(
     tenant,
     { idempotency_key: key, event_type: 'touchpoint', event_timestamp: '2026-01-01T00:00:00Z', session_id: randomUUID(), channel: 'email', ...overrides } as never,
-    { pointer: 'body', channels, now: Date.now() },
+    { pointer: 'body', rules, now: Date.now() },
   );
 const realWrite = (tenantId: string, events: PreparedEvent[]) => withTenant(pool, tenantId, (c) => ingestEvents(c, tenantId, events));
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { DomainError } from '../errors.js';
 import { isCurrency } from '../money/currencies.js';
-import { normaliseChannel } from './channels.js';
+import { classify, type RuleSet } from '../channels/classify.js';
+import { urlProblem } from '../channels/schema.js';
 import type { EventInput } from './schema.js';
 
 export class IngestionError extends DomainError {}
@@ -87,7 +88,7 @@ export function scopedKey(tenantId: string, clientKey: string): string {
 export function prepareEvent(
   tenantId: string,
   input: EventInput,
-  options: { headerKey?: string | undefined; pointer: string; channels: ReadonlySet<string>; now: number },
+  options: { headerKey?: string | undefined; pointer: string; rules: RuleSet; now: number },
 ): PreparedEvent {
   const { pointer } = options;
   const fieldKey = input.idempotency_key;
@@ -117,6 +118,12 @@ export function prepareEvent(
     );
   }
 
+  for (const field of ['referrer', 'landing_url'] as const) {
+    const value = input[field];
+    const problem = value === undefined ? undefined : urlProblem(value);
+    if (problem) throw new IngestionError('url_invalid', `${field} ${problem}`, { field: `${pointer}/${field}` });
+  }
+
   if (input.currency !== undefined && !isCurrency(input.currency)) {
     throw new IngestionError('currency_invalid', `currency ${JSON.stringify(input.currency)} is not an ISO 4217 currency with minor units`, {
       field: `${pointer}/currency`,
@@ -137,6 +144,9 @@ export function prepareEvent(
     );
   }
 
+  // The tenant's channel rules decide the channel (src/channels/classify.ts); the campaign is
+  // campaign_id, else utm_campaign (from the field or the landing URL).
+  const classified = classify(input, options.rules);
   return {
     clientKey,
     keyField: options.headerKey !== undefined ? 'headers/idempotency-key' : `${pointer}/idempotency_key`,
@@ -145,8 +155,8 @@ export function prepareEvent(
     timestamp: input.event_timestamp.toUpperCase(),
     sessionId: input.session_id.toLowerCase(),
     userId: input.user_id ?? null,
-    channel: normaliseChannel(input, options.channels),
-    campaignId: input.campaign_id ?? input.utm_campaign ?? null,
+    channel: classified.channel,
+    campaignId: classified.campaign,
     valueCents: input.conversion_value_cents ?? null,
     // The column is NOT NULL DEFAULT 'USD'; only a touchpoint comes without a value (and then without a
     // currency): the stored USD means nothing and is shown as null.

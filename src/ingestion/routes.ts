@@ -5,7 +5,6 @@ import type { FastifyRequest } from 'fastify';
 import { bodyAjv, validationProblem } from '../http/app.js';
 import { withTenant } from '../db/tenant-context.js';
 import { HttpProblem, problemFor, type ProblemCode } from '../http/problems.js';
-import { ChannelTaxonomy } from './channels.js';
 import { IngestCoalescer } from './coalescer.js';
 import { ingestEvents, keyReusedError } from './ingest.js';
 import { IngestionError, prepareEvent, type PreparedEvent } from './prepare.js';
@@ -26,6 +25,7 @@ const EVENT_PROBLEMS: ProblemCode[] = [
   'currency_invalid',
   'currency_required',
   'conversion_value_required',
+  'url_invalid',
 ];
 const security = [{ apiKey: [] }];
 
@@ -43,7 +43,7 @@ function headerKey(request: FastifyRequest): string | undefined {
 
 /** POST /events, POST /events/batch, GET /events/{id} (issue 4; docs/ingestion.md). */
 export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  const taxonomy = new ChannelTaxonomy(app.appPool);
+  const ruleSets = app.channelRules;
   // A batch's envelope is checked up front, then its items one by one; both by the app's body rules.
   const ajv = bodyAjv();
   const validateItem = ajv.compile(EventInput);
@@ -74,11 +74,11 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const channels = await taxonomy.active();
+      const rules = await ruleSets.get(request.tenantId);
       const prepared = prepareEvent(request.tenantId, request.body, {
         headerKey: headerKey(request),
         pointer: 'body',
-        channels,
+        rules,
         now: Date.now(),
       });
       const outcome = await coalescer.submit(request.tenantId, prepared);
@@ -114,7 +114,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         });
       }
       const items = (request.body as { events: unknown[] }).events;
-      const channels = await taxonomy.active();
+      const rules = await ruleSets.get(request.tenantId);
       const now = Date.now();
       const results: BatchOutput['results'] = new Array(items.length);
       const valid: { index: number; event: PreparedEvent }[] = [];
@@ -122,7 +122,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         const pointer = `body/events/${index}`;
         try {
           if (!validateItem(item)) throw validationProblem(validateItem.errors ?? [], pointer);
-          valid.push({ index, event: prepareEvent(request.tenantId, item as EventInput, { pointer, channels, now }) });
+          valid.push({ index, event: prepareEvent(request.tenantId, item as EventInput, { pointer, rules, now }) });
         } catch (error) {
           results[index] = itemProblem(index, error);
         }

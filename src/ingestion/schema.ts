@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { TouchFields } from '../channels/schema.js';
 import { ProblemBody } from '../http/openapi.js';
 
 /** Most events per batch request. */
@@ -34,11 +35,7 @@ export const EventInput = Type.Object(
     }),
     session_id: Type.String({ pattern: UUID_PATTERN, description: 'Visitor session (UUID): the journey key.' }),
     user_id: Type.Optional(text(255, "The sender's id of the person: stitches their sessions into one journey.")),
-    channel: Type.Optional(text(100, 'Marketing channel (a taxonomy code or alias); wins over utm_*.')),
-    utm_source: Type.Optional(text(255, 'utm_source, used for the channel when `channel` is absent.')),
-    utm_medium: Type.Optional(text(255, 'utm_medium, used for the channel when `channel` is absent.')),
-    utm_campaign: Type.Optional(text(255, 'utm_campaign, stored as campaign_id when campaign_id is absent.')),
-    campaign_id: Type.Optional(text(255, 'Campaign identifier.')),
+    ...TouchFields,
     conversion_value_cents: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -80,7 +77,7 @@ export const EventOutput = Type.Object(
     event_timestamp: Type.String({ format: 'date-time' }),
     session_id: Type.String({ format: 'uuid' }),
     user_id: Nullable(Type.String()),
-    channel: Type.String({ description: 'The channel_taxonomy code the event was normalised to.' }),
+    channel: Type.String({ description: "The tenant's channel the event was classified to (docs/channels.md)." }),
     campaign_id: Nullable(Type.String()),
     conversion_value_cents: Type.Union([Type.Integer(), Type.Null()]),
     currency: Nullable(Type.String({ description: 'ISO 4217 code of the value; null when the event carries none.' })),

@@ -24,6 +24,7 @@ import { revision as r202611280409 } from './revisions/202611280409_revenue_ledg
 import { revision as r202612021840 } from './revisions/202612021840_users_and_sessions.js';
 import { revision as r202612021845 } from './revisions/202612021845_export_keyset_indexes.js';
 import { revision as r202612021925 } from './revisions/202612021925_erasure_audit.js';
+import { revision as r202612021946 } from './revisions/202612021946_tenant_channels_and_rules.js';
 import { revision as r202612021953 } from './revisions/202612021953_web_settings_grants.js';
 
 /**
@@ -56,6 +57,7 @@ export const REVISIONS: readonly Revision[] = [
   r202612021840,
   r202612021845,
   r202612021925,
+  r202612021946,
   r202612021953,
 ];
 

@@ -137,8 +137,10 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'varchar':
     case 'bpchar': {
       const marker = `iso${tag}_${randomBytes(4).toString('hex')}_${c.name}`;
-      // Last: a lower-case e-mail address, for columns whose CHECK wants one (tenant_users.email).
-      return [c.maxLength ? marker.slice(0, c.maxLength) : marker, 'USD', randomBytes(32).toString('hex'), `${marker.toLowerCase()}@iso.example`];
+      const cut = (v: string) => (c.maxLength ? v.slice(0, c.maxLength) : v);
+      // Lower case too, for codes that must be lower snake case (tenant_channels.code); last, a lower-case
+      // e-mail address, for columns whose CHECK wants one (tenant_users.email).
+      return [cut(marker), cut(marker.toLowerCase()), 'USD', randomBytes(32).toString('hex'), `${marker.toLowerCase()}@iso.example`];
     }
     case 'int2':
     case 'int4':
@@ -152,7 +154,8 @@ function candidates(t: Table, c: Column, tag: string): string[] {
       return ['false', 'true'];
     case 'json':
     case 'jsonb':
-      return ['{}'];
+      // An object, else a one-element array (columns that hold lists, e.g. channel_rules.conditions).
+      return ['{}', '[{}]'];
     case 'timestamptz':
     case 'timestamp':
       // Later columns get later times (window_from < window_to, retired_at <= expires_at …).
@@ -452,7 +455,14 @@ describe('isolation matrix through the application role', () => {
         for (const [column, ref] of t.fks) {
           const parent = tables.find((p) => p.name === ref.table);
           if (!parent || parent.name === 'tenants' || !t.columns.some((c) => c.name === 'tenant_id')) continue;
-          const theirs = (await su.query(`SELECT t.${ref.column}::text AS v FROM ${parent.name} t WHERE ${parent.owner} = $1 LIMIT 1`, [tenants.B.id])).rows[0]?.v;
+          // A value of B's that A does not have itself (tenants share the default channel codes).
+          const theirs = (
+            await su.query(
+              `SELECT t.${ref.column}::text AS v FROM ${parent.name} t WHERE ${parent.owner} = $1
+                  AND t.${ref.column} NOT IN (SELECT t.${ref.column} FROM ${parent.name} t WHERE ${parent.owner} = $2) LIMIT 1`,
+              [tenants.B.id, tenants.A.id],
+            )
+          ).rows[0]?.v;
           const mine = (await su.query(`SELECT to_jsonb(t) AS j FROM ${t.name} t WHERE tenant_id = $1 LIMIT 1`, [tenants.A.id])).rows[0]?.j;
           if (!theirs || !mine) continue;
           const r = await withTenant(appPool, tenants.A.id, async (c) => {
@@ -475,8 +485,16 @@ describe('isolation matrix through the application role', () => {
 });
 
 describe('isolation matrix through every API route', () => {
-  /** B's identifying values: every uuid and short text of B's rows (and the last segment of scoped ids). */
+  /**
+   * B's identifying values: every uuid and short text of B's rows (and the last segment of scoped
+   * ids) that A's rows do not hold too (every tenant has the default channel codes: they identify
+   * nothing of B's).
+   */
   async function probesOf(tenant: string): Promise<string[]> {
+    const others = await valuesOf(tenants.A.id === tenant ? tenants.B.id : tenants.A.id);
+    return [...(await valuesOf(tenant))].filter((v) => v === tenant || !others.has(v));
+  }
+  async function valuesOf(tenant: string): Promise<Set<string>> {
     const values = new Set<string>([tenant]);
     for (const t of tables) {
       const cols = t.columns.filter((c) => ['uuid', 'text', 'varchar'].includes(c.base));
@@ -490,7 +508,7 @@ describe('isolation matrix through every API route', () => {
         }
       }
     }
-    return [...values];
+    return values;
   }
   /** A value shaped like `v` (same length, same character classes, a UUID stays a UUID) that names nothing. */
   const missingLike = (v: string) =>

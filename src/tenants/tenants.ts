@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { seedDefaultChannels } from '../channels/store.js';
 import { DomainError } from '../errors.js';
 import type { Queryable } from '../db/pool.js';
 import { withTenant } from '../db/tenant-context.js';
@@ -58,16 +60,20 @@ export interface CreatedTenant {
   api_key: string;
 }
 
-/** Creates a tenant with a fresh API key. Runs as the schema owner (administrative). */
-export async function createTenant(owner: Queryable, input: { name: string; email: string }): Promise<CreatedTenant> {
+/**
+ * Creates a tenant with a fresh API key and its default channels (the ten taxonomy codes), in one
+ * transaction. Runs as the schema owner (administrative).
+ */
+export async function createTenant(owner: pg.Pool, input: { name: string; email: string }): Promise<CreatedTenant> {
   const name = validateTenantName(input.name);
   const email = validateEmail(input.email);
   const apiKey = generateApiKey();
-  const { rows } = await owner.query<{ id: string }>(
-    `INSERT INTO tenants (name, api_key_hash, notification_email) VALUES ($1, $2, $3) RETURNING id`,
-    [name, hashApiKey(apiKey), email],
-  );
-  return { tenant_id: rows[0]!.id, api_key: apiKey };
+  const id = randomUUID();
+  await withTenant(owner, id, async (client) => {
+    await client.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1, $2, $3, $4)`, [id, name, hashApiKey(apiKey), email]);
+    await seedDefaultChannels(client, id);
+  });
+  return { tenant_id: id, api_key: apiKey };
 }
 
 export interface RotatedKey {

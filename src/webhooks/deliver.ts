@@ -44,6 +44,13 @@ const header = (h: Headers, name: string): string | undefined => {
   return Array.isArray(v) ? v[0] : v;
 };
 
+/**
+ * A Shopify header by its name without prefix: Shopify sends `X-Shopify-Hmac-Sha256`,
+ * `X-Shopify-Topic`, … and, in its newer deliveries, the same names without `X-`
+ * (`Shopify-Hmac-Sha256`); either is read, the classic one first.
+ */
+const shopifyHeader = (h: Headers, name: string): string | undefined => header(h, `x-shopify-${name}`) ?? header(h, `shopify-${name}`);
+
 interface Endpoint {
   tenant_id: string;
   provider: Provider;
@@ -64,7 +71,7 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
   const endpoint = UUID.test(endpointId) ? await lookup(deps.pool, endpointId) : null;
   if (!endpoint || endpoint.provider !== provider) {
     // Spend the same HMAC work as a real check so an unknown endpoint is not told apart by timing.
-    verifyBase64Hmac(body, header(headers, 'x-shopify-hmac-sha256') ?? 'A'.repeat(43) + '=', randomBytes(32).toString('hex'));
+    verifyBase64Hmac(body, shopifyHeader(headers, 'hmac-sha256') ?? 'A'.repeat(43) + '=', randomBytes(32).toString('hex'));
     throw new WebhookUnauthorized();
   }
   if (provider === 'woocommerce' && header(headers, 'x-wc-webhook-signature') === undefined && isWooCommercePing(body)) {
@@ -81,9 +88,9 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
     bodyProblem = error as DomainError;
   }
   const eventIdHeader =
-    provider === 'shopify' ? header(headers, 'x-shopify-webhook-id') ?? header(headers, 'x-shopify-event-id') :
+    provider === 'shopify' ? shopifyHeader(headers, 'webhook-id') ?? shopifyHeader(headers, 'event-id') :
     provider === 'woocommerce' ? header(headers, 'x-wc-webhook-delivery-id') : undefined;
-  const topic = (provider === 'shopify' ? header(headers, 'x-shopify-topic') : provider === 'woocommerce' ? header(headers, 'x-wc-webhook-topic') : undefined) ?? '';
+  const topic = (provider === 'shopify' ? shopifyHeader(headers, 'topic') : provider === 'woocommerce' ? header(headers, 'x-wc-webhook-topic') : undefined) ?? '';
   const bodyEventId = parsedBody && typeof parsedBody === 'object' ? (parsedBody as { id?: unknown }).id : undefined;
   const rawEventId = provider === 'stripe' || provider === 'paypal' ? bodyEventId : eventIdHeader;
   const eventId = typeof rawEventId === 'string' && /^[\x21-\x7e]{1,200}$/.test(rawEventId) ? rawEventId : bodyId(body);
@@ -226,7 +233,7 @@ async function verified(deps: DeliveryDeps, provider: Provider, body: Buffer, he
         ok = verifyStripe(body, header(headers, 'stripe-signature'), secret, Math.floor(nowMs / 1000)) || ok;
         break;
       case 'shopify':
-        ok = verifyBase64Hmac(body, header(headers, 'x-shopify-hmac-sha256'), secret) || ok;
+        ok = verifyBase64Hmac(body, shopifyHeader(headers, 'hmac-sha256'), secret) || ok;
         break;
       case 'woocommerce':
         ok = verifyBase64Hmac(body, header(headers, 'x-wc-webhook-signature'), secret) || ok;

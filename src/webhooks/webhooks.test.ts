@@ -147,6 +147,25 @@ describe('signature vectors', () => {
     ep.shopify!.secret = 'shpss_new_secret';
   });
 
+  test('shopify: the newer header names without X- (shopify-hmac-sha256, shopify-topic, shopify-webhook-id) are verified like the classic ones', async () => {
+    const s = ep.shopify!;
+    const order = JSON.stringify({ id: 5123456789077, name: '#9977', total_price: '12.50', currency: 'USD', financial_status: 'paid', processed_at: '2024-06-02T10:00:00Z', refunds: [] });
+    const unprefixed = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k.replace(/^x-shopify-/, 'shopify-'), v]));
+    const before = await count('webhook_deliveries');
+    assertUnauthorized(await post('shopify', s.id, order, unprefixed(shopifyHeaders(order, 'wrong-secret', 'orders/paid'))));
+    assertUnauthorized(await post('shopify', s.id, order.replace('12.50', '1.50'), unprefixed(shopifyHeaders(order, s.secret, 'orders/paid'))));
+    assert.equal(await count('webhook_deliveries'), before);
+    const webhookId = 'c54557e4-bdd9-4b37-8a5f-bf7d70bcd077';
+    const headers = unprefixed(shopifyHeaders(order, s.secret, 'orders/paid', webhookId));
+    assert.ok('shopify-hmac-sha256' in headers && !('x-shopify-hmac-sha256' in headers));
+    const ok = await post('shopify', s.id, order, headers);
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual([ok.json().status, ok.json().transaction_id, ok.json().state], ['applied', '5123456789077', 'captured'], 'the topic was read: orders/paid captures');
+    // The webhook id under its new name deduplicates a redelivery, whichever names it uses.
+    assert.equal((await post('shopify', s.id, order, headers)).json().status, 'duplicate');
+    assert.equal((await post('shopify', s.id, order, shopifyHeaders(order, s.secret, 'orders/paid', webhookId))).json().status, 'duplicate');
+  });
+
   test('woocommerce: the unsigned creation ping; valid, tampered body, wrong secret, rotated secret', async () => {
     const s = ep.woocommerce!;
     const ping = await post('woocommerce', s.id, 'webhook_id=12', { 'content-type': 'application/x-www-form-urlencoded' });

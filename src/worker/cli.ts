@@ -1,17 +1,12 @@
 import type { Command } from 'commander';
-import pino from 'pino';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
+import { serviceLogger, type Logger } from '../cli/log.js';
 import { runCommand } from '../cli/run.js';
 import type { Service } from '../cli/start.js';
 import { workerOptions, type WorkerOptions } from './options.js';
-import { queueStats, renderStatus } from './stats.js';
-import { Worker, type WorkerLogger } from './worker.js';
-
-/** JSON log lines on stderr (stdout stays free for command output), level from LOG_LEVEL. */
-export function workerLogger(): WorkerLogger {
-  return pino({ level: process.env.LOG_LEVEL || 'info', base: { service: 'worker' } }, pino.destination(2));
-}
+import { queueStats, renderStatus, statsJson } from './stats.js';
+import { Worker } from './worker.js';
 
 function describe(o: WorkerOptions, w: Worker): string {
   return (
@@ -23,9 +18,9 @@ function describe(o: WorkerOptions, w: Worker): string {
 /** The worker as a service of `skeldir start`; its options come from the environment. */
 export const workerService: Service = {
   name: 'worker',
-  async start(db: Database, _config: Config) {
+  async start(db: Database, _config: Config, log: Logger) {
     const options = workerOptions(process.env);
-    const worker = new Worker(db, options, workerLogger());
+    const worker = new Worker(db, options, log);
     await worker.start();
     return { describe: describe(options, worker), stop: () => worker.stop() };
   },
@@ -56,38 +51,42 @@ export function registerWorker(program: Command): void {
     .option('--statement-timeout-ms <ms>', 'statement_timeout of the worker transactions (env SKELDIR_WORKER_STATEMENT_TIMEOUT_MS, default 60000)')
     .option('--status', 'print queue depth, age of the oldest pending event, rates, dead events and live workers, then exit')
     .option('--json', 'with --status: print the figures as JSON')
-    .action((flags: WorkerFlags) =>
-      runCommand(async (ctx) => {
-        if (flags.status) {
+    .action((flags: WorkerFlags) => {
+      if (flags.status) {
+        return runCommand(async (ctx) => {
           const db = await ctx.database();
           const pool = db.appPool({ max: 1, applicationName: 'skeldir-worker-status' });
           try {
             const stats = await queueStats(pool);
-            process.stdout.write(flags.json ? JSON.stringify(stats, null, 2) + '\n' : renderStatus(stats));
+            process.stdout.write(flags.json ? JSON.stringify(statsJson(stats), null, 2) + '\n' : renderStatus(stats));
           } finally {
             await pool.end();
           }
-          return;
-        }
-        const options = workerOptions(process.env, {
-          concurrency: flags.concurrency,
-          batchSize: flags.batchSize,
-          maxRetries: flags.maxRetries,
-          retryBaseMs: flags.retryBaseMs,
-          retryMaxMs: flags.retryMaxMs,
-          pollMs: flags.pollMs,
-          statementTimeoutMs: flags.statementTimeoutMs,
         });
-        const db = await ctx.database();
-        // Listen for signals before starting, so one arriving during start-up still stops cleanly.
-        const signalled = ctx.untilSignal();
-        const worker = new Worker(db, options, workerLogger());
-        await worker.start();
-        process.stderr.write(`worker: ${describe(options, worker)}\n`);
-        const signal = await signalled;
-        process.stderr.write(`${signal}: finishing the batches in flight…\n`);
-        await worker.stop();
-        process.stderr.write('worker: stopped\n');
-      }),
-    );
+      }
+      const log = serviceLogger('worker');
+      return runCommand(
+        async (ctx) => {
+          const options = workerOptions(process.env, {
+            concurrency: flags.concurrency,
+            batchSize: flags.batchSize,
+            maxRetries: flags.maxRetries,
+            retryBaseMs: flags.retryBaseMs,
+            retryMaxMs: flags.retryMaxMs,
+            pollMs: flags.pollMs,
+            statementTimeoutMs: flags.statementTimeoutMs,
+          });
+          // Listen for signals before starting, so one arriving during start-up still stops cleanly.
+          const signalled = ctx.untilSignal();
+          const db = await ctx.database();
+          const worker = new Worker(db, options, log);
+          await ctx.whenReachable('worker', () => worker.start());
+          log.info({}, describe(options, worker));
+          const signal = await signalled;
+          log.info({ signal }, `${signal}: finishing the batches in flight`);
+          await worker.stop();
+        },
+        { service: { log } },
+      );
+    });
 }

@@ -51,7 +51,7 @@ test(`${WORKERS} worker processes share ${EVENTS} events: every event processed 
     }
     await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 240_000, 100);
     for (const w of workers) w.child.kill('SIGTERM');
-    for (const w of workers) assert.equal((await w.exited).code, 0, w.stderr());
+    for (const w of workers) assert.equal((await w.exited).code, 0, w.output());
   } finally {
     for (const w of workers) w.child.kill('SIGKILL');
   }

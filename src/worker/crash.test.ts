@@ -54,11 +54,11 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
     const before = (await countByStatus(su)).processed;
     assert.ok(before < EVENTS, `the queue ran dry after ${lives.length} kills; process fewer events per life`);
     const w = spawnWorker(db.url, args);
-    lifeLogs.push(w.stderr);
+    lifeLogs.push(w.output);
     try {
       // Kill it at a random moment once it is working: mid-batch, mid-commit, between batches.
       await waitFor('the worker to make progress', async () => {
-        if (w.child.exitCode !== null) throw new Error(`the worker exited: ${w.stderr()}`);
+        if (w.child.exitCode !== null) throw new Error(`the worker exited: ${w.output()}`);
         return (await countByStatus(su)).processed > before;
       }, 180_000, 10);
       const delayMs = Math.floor(random() * 250);
@@ -70,7 +70,7 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
       for (let i = 0; i < 500 && !inTransaction && w.child.exitCode === null; i++) inTransaction = await batchOpen();
       w.child.kill('SIGKILL');
       const { signal } = await w.exited;
-      assert.equal(signal, 'SIGKILL', w.stderr());
+      assert.equal(signal, 'SIGKILL', w.output());
       lives.push({ processedBefore: before, processedAfter: (await countByStatus(su)).processed, delayMs, inTransaction });
     } finally {
       w.child.kill('SIGKILL');
@@ -84,11 +84,11 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
 
   // A last, undisturbed life finishes the queue.
   const last = spawnWorker(db.url, args);
-  lifeLogs.push(last.stderr);
+  lifeLogs.push(last.output);
   try {
     await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 240_000, 100);
     last.child.kill('SIGTERM');
-    assert.equal((await last.exited).code, 0, last.stderr());
+    assert.equal((await last.exited).code, 0, last.output());
   } finally {
     last.child.kill('SIGKILL');
   }

@@ -89,9 +89,9 @@ test('PostgreSQL restarted twice while the worker runs: it reconnects and carrie
     await waitFor('an empty queue', async () => (await countByStatus(su)).pending === 0, 120_000, 100);
     w.child.kill('SIGTERM');
     const { code } = await w.exited;
-    assert.equal(code, 0, w.stderr());
-    assert.match(w.stderr(), /database connection lost; reconnecting/);
-    assert.match(w.stderr(), /database reachable again; carrying on/);
+    assert.equal(code, 0, w.output());
+    assert.match(w.output(), /database connection lost; reconnecting/);
+    assert.match(w.output(), /database reachable again; carrying on/);
     await assertProcessedExactlyOnce(su, EVENTS);
     const retried = (await su.query(`SELECT count(*)::int AS n FROM attribution_events WHERE retry_count <> 0`)).rows[0].n;
     assert.equal(retried, 0, 'the outage burned no attempt');

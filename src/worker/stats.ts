@@ -76,6 +76,38 @@ export async function queueStats(q: Queryable): Promise<QueueStats> {
   };
 }
 
+/** `skeldir worker --status --json`: the same figures with snake_case names, like every JSON Skeldir prints. */
+export function statsJson(s: QueueStats) {
+  const rates = (r: QueueStats['rates']['oneMinute']) => ({
+    processed: r.processed,
+    failed: r.failed,
+    dead_lettered: r.deadLettered,
+    window_seconds: r.windowSeconds,
+  });
+  return {
+    measured_at: s.measuredAt.toISOString(),
+    queue: {
+      pending: s.queue.pending,
+      due: s.queue.due,
+      retrying: s.queue.retrying,
+      oldest_pending_at: s.queue.oldestPendingAt?.toISOString() ?? null,
+      oldest_pending_age_seconds: s.queue.oldestPendingAgeSeconds,
+    },
+    dead: s.dead,
+    totals: { processed: s.totals.processed, failed: s.totals.failed, dead_lettered: s.totals.deadLettered },
+    rates: { one_minute: rates(s.rates.oneMinute), five_minutes: rates(s.rates.fiveMinutes) },
+    workers: s.workers.map((w) => ({
+      id: w.id,
+      hostname: w.hostname,
+      pid: w.pid,
+      concurrency: w.concurrency,
+      batch_size: w.batchSize,
+      started_at: w.startedAt.toISOString(),
+      heartbeat_at: w.heartbeatAt.toISOString(),
+    })),
+  };
+}
+
 /** The Prometheus text exposition format (version 0.0.4). */
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

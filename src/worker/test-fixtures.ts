@@ -4,10 +4,13 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import type { Queryable } from '../db/pool.js';
+import { seedDefaultChannels } from '../channels/store.js';
 import { spawnCli } from '../testing/cli.js';
 import { rng } from '../testing/rng.js';
 
 /** Test and benchmark fixtures of the worker: tenants, pending events, and an audit of what committed. */
+
+/** Tenants with their default channels, as createTenant makes them (`q` is a superuser: row-level security does not apply). */
 
 export async function insertTenants(q: Queryable, n: number): Promise<string[]> {
   const ids: string[] = [];
@@ -17,6 +20,7 @@ export async function insertTenants(q: Queryable, n: number): Promise<string[]> 
       `INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1::uuid, $2, 'unset:' || $1::text, 'tenant-' || $1::text || '@skeldir.invalid')`,
       [id, `worker test ${i}`],
     );
+    await seedDefaultChannels(q, id);
     ids.push(id);
   }
   return ids;
@@ -153,8 +157,8 @@ export async function assertProcessedExactlyOnce(superuser: Queryable, expected:
 
 export interface WorkerProcess {
   readonly child: ChildProcess;
-  /** Everything it wrote on stderr so far. */
-  stderr(): string;
+  /** Everything it wrote so far: its log lines (stdout) and any error (stderr). */
+  output(): string;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -163,11 +167,11 @@ export function spawnWorker(databaseUrl: string, args: string[] = [], env: NodeJ
   const child = spawnCli(['worker', ...args], { env: { DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', ...env } });
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
-  child.stdout!.resume();
+  child.stdout!.on('data', (d) => (err += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal })),
   );
-  return { child, stderr: () => err, exited };
+  return { child, output: () => err, exited };
 }
 
 /** Polls `check` until it holds; a bounded wait that fails the test instead of hanging it. */

@@ -555,9 +555,18 @@ describe('observability', () => {
     assert.equal(s.queue.pending, 5);
     assert.equal(s.queue.due, 3);
     assert.equal(s.queue.retrying, 2);
-    assert.ok(s.queue.oldestPendingAgeSeconds >= 90, `oldest ${s.queue.oldestPendingAgeSeconds} s`);
+    assert.ok(s.queue.oldest_pending_age_seconds >= 90, `oldest ${s.queue.oldest_pending_age_seconds} s`);
     assert.ok(s.totals.processed >= 1000, 'processed totals of the earlier tests');
-    assert.ok(s.totals.deadLettered >= 3);
+    assert.ok(s.totals.dead_lettered >= 3);
+    // snake_case names throughout, like every JSON Skeldir prints.
+    const names: string[] = [];
+    const walk = (v: unknown) => {
+      if (Array.isArray(v)) v.forEach(walk);
+      else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (names.push(k), walk(x));
+    };
+    walk(s);
+    assert.deepEqual(names.filter((k) => !/^[a-z0-9_]+$/.test(k)), [], 'no camelCase name');
+    assert.ok('one_minute' in s.rates && 'window_seconds' in s.rates.one_minute);
     assert.ok(s.totals.failed >= 3);
     assert.ok(s.dead.pending >= 2);
     const text = await runCli(['worker', '--status'], { env: { DATABASE_URL: db.url } });
@@ -641,24 +650,29 @@ describe('the worker command', () => {
     assert.match(r.stderr, /--batch-size must be an integer from 1 to 10000, got "0"/);
   });
 
-  test('skeldir start runs the worker next to the API', async () => {
-    const child = spawnCli(['start'], { env: { DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'warn', SKELDIR_WORKER_POLL_MS: '50' } });
+  test('skeldir start runs the worker next to the API; every line it writes on stdout is a JSON log record', async () => {
+    const child = spawnCli(['start'], { env: { DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'info', SKELDIR_WORKER_POLL_MS: '50' } });
+    let stdout = '';
     let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
-    child.stdout!.resume();
     try {
       const deadline = Date.now() + 60_000;
-      while (!/skeldir is running/.test(stderr)) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`start did not come up: ${stderr}`);
+      while (!/skeldir is running/.test(stdout)) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`start did not come up: ${stdout}\n${stderr}`);
         await new Promise((r) => setTimeout(r, 50));
       }
-      assert.match(stderr, /^api: listening on /m);
-      assert.match(stderr, /^worker: instance [0-9a-f-]{36}: 2 loop\(s\) x 100 events, up to 5 retries/m);
+      const records = stdout.trim().split('\n').map((line) => JSON.parse(line) as { service: string; msg: string; level: number });
+      assert.ok(records.some((r) => r.service === 'api' && /^listening on http:/.test(r.msg)), stdout);
+      assert.ok(records.some((r) => r.service === 'worker' && /^instance [0-9a-f-]{36}: 2 loop\(s\) x 100 events, up to 5 retries/.test(r.msg)), stdout);
+      assert.ok(records.some((r) => r.service === 'skeldir' && /^schema at head/.test(r.msg)), stdout);
       const [id] = await insertPendingEvents(app, tenantB, [{ type: 'touchpoint', channel: 'email', session: randomUUID(), at: new Date() }]);
       await until(`SELECT processing_status = 'processed' AS ok FROM attribution_events WHERE id = $1`, [id]);
       child.kill('SIGTERM');
       const [code] = (await once(child, 'close')) as [number | null];
       assert.equal(code, 0, stderr);
+      for (const line of stdout.trim().split('\n')) assert.doesNotThrow(() => JSON.parse(line), `not a JSON record: ${line}`);
+      assert.equal(stderr, '', 'nothing on stderr when all is well');
     } finally {
       child.kill('SIGKILL');
     }
@@ -672,9 +686,10 @@ describe('the worker command', () => {
     await su.query(`CREATE TRIGGER trg_test_slow BEFORE UPDATE OF processing_status ON attribution_events
       FOR EACH ROW WHEN (NEW.id = '${ids[0]}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_slow()`);
     await su.query(`UPDATE attribution_events SET processed_at = now() - interval '1 hour' WHERE id = $1`, [ids[0]]); // first in line (before the NULLs)
-    const child = spawnCli(['worker', '--batch-size', '10', '--concurrency', '1', '--poll-ms', '50'], { env: { DATABASE_URL: db.url, LOG_LEVEL: 'warn' } });
+    const child = spawnCli(['worker', '--batch-size', '10', '--concurrency', '1', '--poll-ms', '50'], { env: { DATABASE_URL: db.url, LOG_LEVEL: 'info' } });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stderr += d));
     try {
       // The slow event is in the first batch: wait until its statement is running.
       await until(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%UPDATE attribution_events%' AND wait_event = 'PgSleep') AS ok`);
@@ -682,7 +697,7 @@ describe('the worker command', () => {
       const [code] = (await once(child, 'close')) as [number | null];
       assert.equal(code, 0, stderr);
       assert.match(stderr, /SIGTERM: finishing the batches in flight/);
-      assert.match(stderr, /worker: stopped/);
+      assert.match(stderr, /"msg":"worker stopped"/);
     } finally {
       child.kill('SIGKILL');
     }

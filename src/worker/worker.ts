@@ -107,8 +107,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.connectListener();
     this.heartbeatTimer = setInterval(() => void this.beat(), HEARTBEAT_MS);
     for (let slot = 0; slot < this.options.concurrency; slot++) this.loops.push(this.loop(slot));
+    const o = this.options;
     this.log.info(
-      { instance: this.instanceId, ...this.options },
+      {
+        instance: this.instanceId, concurrency: o.concurrency, batch_size: o.batchSize, max_retries: o.maxRetries, retry_base_ms: o.retryBaseMs,
+        retry_max_ms: o.retryMaxMs, poll_ms: o.pollMs, statement_timeout_ms: o.statementTimeoutMs,
+      },
       `worker started: ${this.options.concurrency} loop(s) of ${this.options.batchSize} events, up to ${this.options.maxRetries} retries`,
     );
   }

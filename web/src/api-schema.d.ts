@@ -2716,6 +2716,2673 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's channels (the ten defaults and its own) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channels: {
+                                ad_platform: string | null;
+                                code: string;
+                                /** Format: date-time */
+                                created_at: string;
+                                display_name: string;
+                                family: string;
+                                is_active: boolean;
+                                /** @description One of the ten taxonomy defaults every tenant starts with (cannot be deleted). */
+                                is_default: boolean;
+                                is_paid: boolean;
+                                /** Format: date-time */
+                                updated_at: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Add a channel */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        ad_platform?: ("google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other") | null;
+                        /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                        code: string;
+                        /** @description Human-readable name. */
+                        display_name: string;
+                        /** @description Grouping (paid_search, paid_social, display, email, …); default other. */
+                        family?: string;
+                        /** @description Default true. */
+                        is_active?: boolean;
+                        /** @description Bought media (default false). */
+                        is_paid?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ad_platform: string | null;
+                            code: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            display_name: string;
+                            family: string;
+                            is_active: boolean;
+                            /** @description One of the ten taxonomy defaults every tenant starts with (cannot be deleted). */
+                            is_default: boolean;
+                            is_paid: boolean;
+                            /** Format: date-time */
+                            updated_at: string;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description channel_exists: The channel exists already */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description payload_too_large: The body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unsupported_media_type: Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/{code}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete one of the tenant's own channels that nothing names (else deactivate it) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Channel code */
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description validation_failed: The request is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description not_found: Not found; channel_not_found: No such channel */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description channel_default: A default channel cannot be deleted; channel_in_use: The channel is still in use */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Change a channel's name, family, paid flag, ad platform or activity (not its code) */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Channel code */
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        ad_platform?: ("google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other") | null;
+                        /** @description Human-readable name. */
+                        display_name?: string;
+                        family?: string;
+                        is_active?: boolean;
+                        is_paid?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ad_platform: string | null;
+                            code: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            display_name: string;
+                            family: string;
+                            is_active: boolean;
+                            /** @description One of the ten taxonomy defaults every tenant starts with (cannot be deleted). */
+                            is_default: boolean;
+                            is_paid: boolean;
+                            /** Format: date-time */
+                            updated_at: string;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description not_found: Not found; channel_not_found: No such channel */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description payload_too_large: The body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unsupported_media_type: Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description channel_invalid: The channel is not valid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/api/v1/channels/reclassify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-classify past events with the current rules, one batch per call (pass next_cursor back until it is null)
+         * @description Each call examines up to `limit` events of [from, to) in time order and moves those whose channel changed, recomputing the rule-model allocations of the conversions they are on, in one transaction. Population models need a new run afterwards.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description next_cursor of the previous batch. */
+                        cursor?: string;
+                        /** @description Count what would change, change nothing. */
+                        dry_run?: boolean;
+                        /**
+                         * Format: date-time
+                         * @description Events from this time (inclusive); default: the first.
+                         */
+                        from?: string;
+                        /** @description Events per batch (default 1000). */
+                        limit?: number;
+                        /**
+                         * Format: date-time
+                         * @description Events before this time; default: no end.
+                         */
+                        to?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            changed: number;
+                            dry_run: boolean;
+                            examined: number;
+                            /** @description "old → new": events moved in this batch */
+                            moves: {
+                                [key: string]: number;
+                            };
+                            next_cursor: string | null;
+                            /** @description Conversions whose rule-model allocations were recomputed */
+                            reattributed: number;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; reclassify_invalid: The re-classification request is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description payload_too_large: The body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unsupported_media_type: Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tenant's rules in evaluation order, and the built-in defaults applied after them */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            defaults: {
+                                channel: string;
+                                /** @description As stored: {field, op, value} each. */
+                                conditions: unknown[];
+                                /** Format: date-time */
+                                created_at?: string;
+                                id: string;
+                                invalid_reason?: string;
+                                is_active: boolean;
+                                name: string;
+                                position: number;
+                                /** Format: date-time */
+                                updated_at?: string;
+                                /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                                valid: boolean;
+                            }[];
+                            rules: {
+                                channel: string;
+                                /** @description As stored: {field, op, value} each. */
+                                conditions: unknown[];
+                                /** Format: date-time */
+                                created_at?: string;
+                                id: string;
+                                invalid_reason?: string;
+                                is_active: boolean;
+                                name: string;
+                                position: number;
+                                /** Format: date-time */
+                                updated_at?: string;
+                                /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                                valid: boolean;
+                            }[];
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Add a rule at the end of the order */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                        channel: string;
+                        /** @description All must match. */
+                        conditions: {
+                            /**
+                             * @description What the condition tests (docs/channels.md).
+                             * @enum {string}
+                             */
+                            field: "channel" | "utm_source" | "utm_medium" | "utm_campaign" | "utm_content" | "utm_term" | "campaign_id" | "campaign" | "referrer_domain" | "landing_domain" | "click_id" | "ad_platform";
+                            /**
+                             * @description How: equals, in, prefix, suffix, contains, domain, present, absent (case-insensitive).
+                             * @enum {string}
+                             */
+                            op: "equals" | "in" | "prefix" | "suffix" | "contains" | "domain" | "present" | "absent";
+                            value?: string | string[];
+                        }[];
+                        /** @description Default true. */
+                        is_active?: boolean;
+                        /** @description Human-readable name. */
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channel: string;
+                            /** @description As stored: {field, op, value} each. */
+                            conditions: unknown[];
+                            /** Format: date-time */
+                            created_at?: string;
+                            id: string;
+                            invalid_reason?: string;
+                            is_active: boolean;
+                            name: string;
+                            position: number;
+                            /** Format: date-time */
+                            updated_at?: string;
+                            /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                            valid: boolean;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description payload_too_large: The body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unsupported_media_type: Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description channel_rule_invalid: The channel rule is not valid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Replace a rule (its position stays) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                        channel: string;
+                        /** @description All must match. */
+                        conditions: {
+                            /**
+                             * @description What the condition tests (docs/channels.md).
+                             * @enum {string}
+                             */
+                            field: "channel" | "utm_source" | "utm_medium" | "utm_campaign" | "utm_content" | "utm_term" | "campaign_id" | "campaign" | "referrer_domain" | "landing_domain" | "click_id" | "ad_platform";
+                            /**
+                             * @description How: equals, in, prefix, suffix, contains, domain, present, absent (case-insensitive).
+                             * @enum {string}
+                             */
+                            op: "equals" | "in" | "prefix" | "suffix" | "contains" | "domain" | "present" | "absent";
+                            value?: string | string[];
+                        }[];
+                        /** @description Default true. */
+                        is_active?: boolean;
+                        /** @description Human-readable name. */
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channel: string;
+                            /** @description As stored: {field, op, value} each. */
+                            conditions: unknown[];
+                            /** Format: date-time */
+                            created_at?: string;
+                            id: string;
+                            invalid_reason?: string;
+                            is_active: boolean;
+                            name: string;
+                            position: number;
+                            /** Format: date-time */
+                            updated_at?: string;
+                            /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                            valid: boolean;
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description not_found: Not found; channel_rule_not_found: No such channel rule */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description payload_too_large: The body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unsupported_media_type: Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description channel_rule_invalid: The channel rule is not valid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Delete a rule */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description validation_failed: The request is not valid */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description not_found: Not found; channel_rule_not_found: No such channel rule */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/rules/order": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set the order of every rule (first = evaluated first) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        ids: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            rules: {
+                                channel: string;
+                                /** @description As stored: {field, op, value} each. */
+                                conditions: unknown[];
+                                /** Format: date-time */
+                                created_at?: string;
+                                id: string;
+                                invalid_reason?: string;
+                                is_active: boolean;
+                                name: string;
+                                position: number;
+                                /** Format: date-time */
+                                updated_at?: string;
+                                /** @description False for a stored rule the classifier cannot use (it is skipped); invalid_reason says why. */
+                                valid: boolean;
+                            }[];
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description payload_too_large: The body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unsupported_media_type: Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description channel_rule_order_invalid: The rule order is not valid */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/channels/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Which channel a sample touch gets, which rule decided, and every rule that matches (with the stored rules, or with `rules` tried unsaved) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Rules to try instead of the stored ones (not saved). */
+                        rules?: {
+                            /** @description Channel code: lower snake case, 1–100 characters, starting with a letter. */
+                            channel: string;
+                            /** @description All must match. */
+                            conditions: {
+                                /**
+                                 * @description What the condition tests (docs/channels.md).
+                                 * @enum {string}
+                                 */
+                                field: "channel" | "utm_source" | "utm_medium" | "utm_campaign" | "utm_content" | "utm_term" | "campaign_id" | "campaign" | "referrer_domain" | "landing_domain" | "click_id" | "ad_platform";
+                                /**
+                                 * @description How: equals, in, prefix, suffix, contains, domain, present, absent (case-insensitive).
+                                 * @enum {string}
+                                 */
+                                op: "equals" | "in" | "prefix" | "suffix" | "contains" | "domain" | "present" | "absent";
+                                value?: string | string[];
+                            }[];
+                            /** @description Default true. */
+                            is_active?: boolean;
+                            /** @description Human-readable name. */
+                            name: string;
+                        }[];
+                        touch: {
+                            /**
+                             * @description A known ad platform (as a spend row has)
+                             * @enum {string}
+                             */
+                            ad_platform?: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
+                            /** @description Campaign identifier (the ad platform's campaign id is what spend rows carry). */
+                            campaign_id?: string;
+                            /** @description Marketing channel (one of the tenant's channel codes, or an alias); decides when it names one. */
+                            channel?: string;
+                            /** @description fbclid: the ad click id, as on the landing URL. */
+                            fbclid?: string;
+                            /** @description gbraid: the ad click id, as on the landing URL. */
+                            gbraid?: string;
+                            /** @description gclid: the ad click id, as on the landing URL. */
+                            gclid?: string;
+                            /** @description The page the visit landed on: an absolute http(s) URL; its query string fills utm_* and click ids not given as fields. */
+                            landing_url?: string;
+                            /** @description li_fat_id: the ad click id, as on the landing URL. */
+                            li_fat_id?: string;
+                            /** @description msclkid: the ad click id, as on the landing URL. */
+                            msclkid?: string;
+                            /** @description The referring page: an absolute http(s) URL (channel rules test its domain). */
+                            referrer?: string;
+                            /** @description ttclid: the ad click id, as on the landing URL. */
+                            ttclid?: string;
+                            /** @description utm_campaign: the campaign when campaign_id is absent. */
+                            utm_campaign?: string;
+                            /** @description utm_content (channel rules). */
+                            utm_content?: string;
+                            /** @description utm_medium (channel rules). */
+                            utm_medium?: string;
+                            /** @description utm_source (channel rules, docs/channels.md). */
+                            utm_source?: string;
+                            /** @description utm_term (channel rules). */
+                            utm_term?: string;
+                            /** @description wbraid: the ad click id, as on the landing URL. */
+                            wbraid?: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ad_platform: string | null;
+                            campaign: string | null;
+                            channel: string;
+                            decided_by: {
+                                /** @description explicit, alias, rule (a tenant rule), default (a built-in rule), explicit_unknown, fallback */
+                                kind: string;
+                                name: string;
+                                position?: number;
+                                rule_id?: string;
+                            };
+                            matching_rules: {
+                                active: boolean;
+                                channel: string;
+                                id: string;
+                                kind: string;
+                                name: string;
+                            }[];
+                            /** @description The touch as rules see it (lower case; utm_* and click ids from the landing URL filled in) */
+                            touch: {
+                                [key: string]: unknown;
+                            };
+                        };
+                    };
+                };
+                /** @description validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unauthorized: Missing or invalid credentials */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description payload_too_large: The body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unsupported_media_type: Unsupported content type */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description channel_rule_invalid: The channel rule is not valid; url_invalid: The URL is not an absolute http(s) URL */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description rate_limited: Too many requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description database_unavailable: The database is unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description The stable error code. */
+                            code: string;
+                            /** @description What is wrong with this request, for a human. */
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                            field?: string;
+                            /** @description The request path. */
+                            instance?: string;
+                            request_id?: string;
+                            status: number;
+                            title: string;
+                            /** @description /problems/<code>: the problem type, documented at that path. */
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/dead-events": {
         parameters: {
             query?: never;
@@ -4654,9 +7321,9 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description Campaign identifier. */
+                        /** @description Campaign identifier (the ad platform's campaign id is what spend rows carry). */
                         campaign_id?: string;
-                        /** @description Marketing channel (a taxonomy code or alias); wins over utm_*. */
+                        /** @description Marketing channel (one of the tenant's channel codes, or an alias); decides when it names one. */
                         channel?: string;
                         /** @description Value in minor units of `currency` (cents for USD, yen for JPY). Required on a conversion (0 is allowed); optional on a touchpoint. */
                         conversion_value_cents?: number;
@@ -4669,20 +7336,42 @@ export interface paths {
                          * @enum {string}
                          */
                         event_type: "touchpoint" | "conversion";
+                        /** @description fbclid: the ad click id, as on the landing URL. */
+                        fbclid?: string;
+                        /** @description gbraid: the ad click id, as on the landing URL. */
+                        gbraid?: string;
+                        /** @description gclid: the ad click id, as on the landing URL. */
+                        gclid?: string;
                         /** @description Idempotency key (or the Idempotency-Key header): 1–200 visible ASCII characters. */
                         idempotency_key?: string;
+                        /** @description The page the visit landed on: an absolute http(s) URL; its query string fills utm_* and click ids not given as fields. */
+                        landing_url?: string;
+                        /** @description li_fat_id: the ad click id, as on the landing URL. */
+                        li_fat_id?: string;
+                        /** @description msclkid: the ad click id, as on the landing URL. */
+                        msclkid?: string;
                         /** @description Merchant order the conversion belongs to (links it to the payment ledger). */
                         order_id?: string;
+                        /** @description The referring page: an absolute http(s) URL (channel rules test its domain). */
+                        referrer?: string;
                         /** @description Visitor session (UUID): the journey key. */
                         session_id: string;
+                        /** @description ttclid: the ad click id, as on the landing URL. */
+                        ttclid?: string;
                         /** @description The sender's id of the person: stitches their sessions into one journey. */
                         user_id?: string;
-                        /** @description utm_campaign, stored as campaign_id when campaign_id is absent. */
+                        /** @description utm_campaign: the campaign when campaign_id is absent. */
                         utm_campaign?: string;
-                        /** @description utm_medium, used for the channel when `channel` is absent. */
+                        /** @description utm_content (channel rules). */
+                        utm_content?: string;
+                        /** @description utm_medium (channel rules). */
                         utm_medium?: string;
-                        /** @description utm_source, used for the channel when `channel` is absent. */
+                        /** @description utm_source (channel rules, docs/channels.md). */
                         utm_source?: string;
+                        /** @description utm_term (channel rules). */
+                        utm_term?: string;
+                        /** @description wbraid: the ad click id, as on the landing URL. */
+                        wbraid?: string;
                     };
                 };
             };
@@ -4695,7 +7384,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             campaign_id: string | null;
-                            /** @description The channel_taxonomy code the event was normalised to. */
+                            /** @description The tenant's channel the event was classified to (docs/channels.md). */
                             channel: string;
                             conversion_value_cents: number | null;
                             currency: string | null;
@@ -4724,7 +7413,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             campaign_id: string | null;
-                            /** @description The channel_taxonomy code the event was normalised to. */
+                            /** @description The tenant's channel the event was classified to (docs/channels.md). */
                             channel: string;
                             conversion_value_cents: number | null;
                             currency: string | null;
@@ -4890,7 +7579,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description timestamp_invalid: The timestamp is not a real date and time; timestamp_out_of_range: The timestamp is outside the accepted range; currency_invalid: Unknown or unusable currency; currency_required: A value needs a currency; conversion_value_required: A conversion, or a currency, needs conversion_value_cents */
+                /** @description timestamp_invalid: The timestamp is not a real date and time; timestamp_out_of_range: The timestamp is outside the accepted range; currency_invalid: Unknown or unusable currency; currency_required: A value needs a currency; conversion_value_required: A conversion, or a currency, needs conversion_value_cents; url_invalid: The URL is not an absolute http(s) URL */
                 422: {
                     headers: {
                         [name: string]: unknown;
@@ -5012,7 +7701,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             campaign_id: string | null;
-                            /** @description The channel_taxonomy code the event was normalised to. */
+                            /** @description The tenant's channel the event was classified to (docs/channels.md). */
                             channel: string;
                             conversion_value_cents: number | null;
                             currency: string | null;
@@ -5213,9 +7902,9 @@ export interface paths {
                     "application/json": {
                         /** @description 1–1000 events, each with its own idempotency_key field. Items are validated one by one: a bad item is reported in its result and does not sink the others. */
                         events: {
-                            /** @description Campaign identifier. */
+                            /** @description Campaign identifier (the ad platform's campaign id is what spend rows carry). */
                             campaign_id?: string;
-                            /** @description Marketing channel (a taxonomy code or alias); wins over utm_*. */
+                            /** @description Marketing channel (one of the tenant's channel codes, or an alias); decides when it names one. */
                             channel?: string;
                             /** @description Value in minor units of `currency` (cents for USD, yen for JPY). Required on a conversion (0 is allowed); optional on a touchpoint. */
                             conversion_value_cents?: number;
@@ -5228,20 +7917,42 @@ export interface paths {
                              * @enum {string}
                              */
                             event_type: "touchpoint" | "conversion";
+                            /** @description fbclid: the ad click id, as on the landing URL. */
+                            fbclid?: string;
+                            /** @description gbraid: the ad click id, as on the landing URL. */
+                            gbraid?: string;
+                            /** @description gclid: the ad click id, as on the landing URL. */
+                            gclid?: string;
                             /** @description Idempotency key (or the Idempotency-Key header): 1–200 visible ASCII characters. */
                             idempotency_key?: string;
+                            /** @description The page the visit landed on: an absolute http(s) URL; its query string fills utm_* and click ids not given as fields. */
+                            landing_url?: string;
+                            /** @description li_fat_id: the ad click id, as on the landing URL. */
+                            li_fat_id?: string;
+                            /** @description msclkid: the ad click id, as on the landing URL. */
+                            msclkid?: string;
                             /** @description Merchant order the conversion belongs to (links it to the payment ledger). */
                             order_id?: string;
+                            /** @description The referring page: an absolute http(s) URL (channel rules test its domain). */
+                            referrer?: string;
                             /** @description Visitor session (UUID): the journey key. */
                             session_id: string;
+                            /** @description ttclid: the ad click id, as on the landing URL. */
+                            ttclid?: string;
                             /** @description The sender's id of the person: stitches their sessions into one journey. */
                             user_id?: string;
-                            /** @description utm_campaign, stored as campaign_id when campaign_id is absent. */
+                            /** @description utm_campaign: the campaign when campaign_id is absent. */
                             utm_campaign?: string;
-                            /** @description utm_medium, used for the channel when `channel` is absent. */
+                            /** @description utm_content (channel rules). */
+                            utm_content?: string;
+                            /** @description utm_medium (channel rules). */
                             utm_medium?: string;
-                            /** @description utm_source, used for the channel when `channel` is absent. */
+                            /** @description utm_source (channel rules, docs/channels.md). */
                             utm_source?: string;
+                            /** @description utm_term (channel rules). */
+                            utm_term?: string;
+                            /** @description wbraid: the ad click id, as on the landing URL. */
+                            wbraid?: string;
                         }[];
                     };
                 };
@@ -5260,7 +7971,7 @@ export interface paths {
                             results: {
                                 event?: {
                                     campaign_id: string | null;
-                                    /** @description The channel_taxonomy code the event was normalised to. */
+                                    /** @description The tenant's channel the event was classified to (docs/channels.md). */
                                     channel: string;
                                     conversion_value_cents: number | null;
                                     currency: string | null;
@@ -5501,7 +8212,7 @@ export interface paths {
          * Export a dataset (events, allocations, ledger) as CSV or NDJSON, streamed; columns in docs/exports.md
          * @description events: Touchpoints and conversions as received, with their processing state. from/to select on event_timestamp (the time the event happened). Columns: id, idempotency_key, event_type, event_timestamp, session_id, user_id, channel, campaign_id, conversion_value_cents, currency, order_id, processing_status, processed_at, retry_count, received_at, raw_payload.
          *
-         *     allocations: Revenue of each conversion credited to channels, one row per conversion, model and channel. from/to select on the conversion time (allocations carry it in created_at). Columns: id, event_id, conversion_time, model_type, model_version, channel, allocated_revenue_cents, currency, allocation_ratio, confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size, verified, verification_source, verification_timestamp.
+         *     allocations: Revenue of each conversion credited to channels, one row per conversion, model, channel and campaign. from/to select on the conversion time (allocations carry it in created_at). Columns: id, event_id, conversion_time, model_type, model_version, channel, campaign_id, allocated_revenue_cents, currency, allocation_ratio, confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size, verified, verification_source, verification_timestamp.
          *
          *     ledger: Payments from the revenue ledger, one row per transaction, in their current state. from/to select on created_at (when Skeldir recorded the payment). Columns: id, transaction_id, provider, order_id, state, previous_state, amount_cents, captured_cents, refunded_cents, chargeback_cents, currency, verification_timestamp, recorded_at, updated_at, metadata.
          */

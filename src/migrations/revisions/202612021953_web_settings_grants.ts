@@ -11,7 +11,7 @@ import type { Revision } from '../revision.js';
  */
 export const revision: Revision = {
   id: '202612021953',
-  previous: '202612021925',
+  previous: '202612021946',
   title: 'application role: webhook endpoints, key rotation and reporting currency for the web app',
   dropsOnDowngrade: [],
 
