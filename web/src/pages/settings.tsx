@@ -311,7 +311,7 @@ function Webhooks() {
                   csv: () => null,
                   render: (e) => (
                     <>
-                      <button type="button" class="link" onClick={() => rotate(e.endpoint_id)} aria-label={`Rotate the secret of ${e.provider} ${e.description ?? e.endpoint_id}`}>
+                      <button type="button" class="link" onClick={() => rotate(e.endpoint_id)} aria-label={`Rotate secret of ${e.provider} ${e.description ?? e.endpoint_id}`}>
                         Rotate secret
                       </button>
                       <button type="button" class="link danger" onClick={() => remove(e.endpoint_id)} aria-label={`Delete ${e.provider} ${e.description ?? e.endpoint_id}`}>
