@@ -35,6 +35,14 @@ export interface Config {
    */
   metricsToken: string | undefined;
   metricsPublic: boolean;
+  /** POST /api/v1/collect: requests per publishable key and per client address per minute (per API process); 0 = unlimited. */
+  collectKeyRatePerMinute: number;
+  collectAddressRatePerMinute: number;
+  /**
+   * Fastify's trustProxy: which proxies' X-Forwarded-For to believe for the client address (the
+   * per-address limit of the collect endpoint). false unless SKELDIR_TRUST_PROXY says otherwise.
+   */
+  trustProxy: boolean | number | string;
   /** Limits of the HTTP server's connections (see src/http/edge.ts). */
   http: HttpLimits;
   /** Web app sign-in (src/users): the URL users reach Skeldir at (invitation links), session lifetimes. */
@@ -143,9 +151,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sessionMaxMs: positive('SKELDIR_SESSION_MAX_HOURS', 168, 8_760) * 3_600_000,
     invitationMs: positive('SKELDIR_INVITATION_HOURS', 72, 720) * 3_600_000,
   };
+  const collectKey = nonNegative(env, 'SKELDIR_COLLECT_KEY_RATE_PER_MINUTE', 30_000);
+  const collectAddress = nonNegative(env, 'SKELDIR_COLLECT_ADDRESS_RATE_PER_MINUTE', 600);
   return {
     http,
     web,
+    collectKeyRatePerMinute: collectKey,
+    collectAddressRatePerMinute: collectAddress,
+    trustProxy: parseTrustProxy(env.SKELDIR_TRUST_PROXY),
     metricsToken,
     metricsPublic: publicFlag === '1',
     rateLimitPerMinute: rate,
@@ -158,4 +171,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     appRole,
     systemRole,
   };
+}
+
+function nonNegative(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = env[name];
+  const value = text ? Number(text) : fallback;
+  if (!Number.isInteger(value) || value < 0) throw new ConfigError(`${name} must be a non-negative integer (0 = unlimited), got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** SKELDIR_TRUST_PROXY: unset/false, true (every hop), a number of hops, or comma-separated addresses / CIDR ranges. */
+function parseTrustProxy(text: string | undefined): boolean | number | string {
+  if (text === undefined || text === '' || text === 'false' || text === '0') return false;
+  if (text === 'true') return true;
+  if (/^\d{1,2}$/.test(text)) return Number(text);
+  if (/^[0-9a-fA-F.:/]+(?:\s*,\s*[0-9a-fA-F.:/]+)*$/.test(text)) return text;
+  throw new ConfigError(`SKELDIR_TRUST_PROXY must be true, a number of proxy hops, or comma-separated proxy addresses / CIDR ranges, got ${JSON.stringify(text)}`);
 }

@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { reconciliation } from '../reconciliation/report.js';
 import { DomainError } from '../errors.js';
 import { channelReport, comparisonReport } from './reports.js';
+import { withDailyAggregates } from '../retention/aggregates.js';
 import { CONFIDENCE_MEANING } from './run.js';
 import { latestRuns } from './runs.js';
 import { readSettings, settingsJson, writeSettings, type AttributionSettings } from './settings.js';
@@ -129,6 +130,10 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
             to: Type.String(),
             channels: Type.Array(ChannelLine),
             verified: Verified,
+            from_aggregates: Type.Union([
+              Type.Null(),
+              Type.Object({ days: Type.Integer(), first_day: Type.String(), last_day: Type.String(), note: Type.String() }),
+            ], { description: 'Days of the period whose events retention removed: their figures come from daily aggregates (null: none)' }),
           }),
         },
       },
@@ -136,11 +141,11 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     async (request) => {
       const { model, from, to } = request.query;
       const [start, end] = [new Date(from), new Date(to)];
-      const [channels, verified] = await request.inTenant(async (c) => [
-        await channelReport(c, request.tenantId, model, start, end),
+      const [report, verified] = await request.inTenant(async (c) => [
+        await withDailyAggregates(c, request.tenantId, model, start, end, await channelReport(c, request.tenantId, model, start, end)),
         await verifiedByChannel(c, request.tenantId, model, start, end),
       ] as const);
-      return { model, model_version: MODEL_VERSIONS[model], from: start.toISOString(), to: end.toISOString(), channels, verified };
+      return { model, model_version: MODEL_VERSIONS[model], from: start.toISOString(), to: end.toISOString(), channels: report.channels, verified, from_aggregates: report.source };
     },
   );
 

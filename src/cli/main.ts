@@ -20,10 +20,15 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   fx: async () => (await import('../money/cli.js')).registerFx,
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
   channels: async () => (await import('../channels/cli.js')).registerChannels,
+  spend: async () => (await import('../spend/cli.js')).registerSpend,
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
   people: async () => (await import('../erasure/cli.js')).registerPeople,
+  retention: async () => (await import('../retention/cli.js')).registerRetention,
+  'publishable-key': async () => (await import('../collect/cli.js')).registerPublishableKey,
 };
+/** Short names of top-level commands (commander knows them too, through .alias()). */
+const ALIASES: Record<string, string> = { pk: 'publishable-key' };
 
 export async function buildProgram(argv: string[] = process.argv): Promise<Command> {
   const program = new Command('skeldir')
@@ -34,7 +39,7 @@ export async function buildProgram(argv: string[] = process.argv): Promise<Comma
       // Usage errors (unknown command or option, missing argument) exit 2; --help and --version exit 0.
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
-  const name = argv[2];
+  const name = argv[2] !== undefined ? (ALIASES[argv[2]] ?? argv[2]) : undefined;
   const wanted = name !== undefined && name in COMMANDS ? [name] : Object.keys(COMMANDS);
   for (const command of wanted) (await COMMANDS[command]!())(program);
   return program;

@@ -7,6 +7,7 @@ import { runCommand } from './run.js';
 import { apiService } from '../http/server.js';
 import { workerService } from '../worker/cli.js';
 import { attributionSchedulerService } from '../attribution/cli.js';
+import { retentionService } from '../retention/cli.js';
 
 /** A long-running part of the system that `skeldir start` runs after migrating. */
 export interface Service {
@@ -16,7 +17,7 @@ export interface Service {
 }
 
 /** The services `skeldir start` runs, in start order (stopped in reverse). */
-export const SERVICES: Service[] = [apiService, workerService, attributionSchedulerService];
+export const SERVICES: Service[] = [apiService, workerService, attributionSchedulerService, retentionService];
 
 export function registerStart(program: Command): void {
   program

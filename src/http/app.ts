@@ -9,9 +9,11 @@ import type { Config, HttpLimits } from '../config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
 import { isConnectionError } from '../db/errors.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { DomainError } from '../errors.js';
 import { ApiKeyAuthenticator } from '../tenants/authenticator.js';
 import { RuleSetCache } from '../channels/cache.js';
+import { looksLikePublishableKey } from '../collect/keys.js';
 import { UserError } from '../users/errors.js';
 import { atLeast } from '../users/roles.js';
 import { SESSION_COOKIE } from '../users/routes.js';
@@ -41,13 +43,15 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The application-role pool (row-level security always applies). */
     appPool: pg.Pool;
-    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; readyTimeoutMs: number };
+    skeldir: { db: Database; config: Config; rateLimit: RateLimitOptions; collectRateLimit: CollectRateLimit; readyTimeoutMs: number };
     /** Resolves API keys to tenants (successes cached briefly; see src/tenants/authenticator.ts). */
     authenticator: ApiKeyAuthenticator;
     /** Each tenant's compiled channel rules (src/channels/cache.ts); the channel routes invalidate it. */
     channelRules: RuleSetCache;
     /** Every route registered, for tests that must cover them all (the isolation matrix). */
     routeList: RouteRecord[];
+    /** This process's Prometheus metrics (src/metrics/metrics.ts), served by GET /metrics. */
+    metrics: Metrics;
   }
 }
 
@@ -79,6 +83,8 @@ export interface AppOptions {
   rateLimit?: RateLimitOptions;
   /** How long `/ready` waits for the database (to connect, then to answer) before it says 503 (default 2 s). */
   readyTimeoutMs?: number;
+  /** Limits of POST /api/v1/collect; default from `config` (0 = none). */
+  collectRateLimit?: CollectRateLimit;
   /** Timeouts and the per-address connection cap; default `config.http` (SKELDIR_HTTP_*). */
   http?: Partial<HttpLimits>;
   /** The built web app (default dist/web, see src/http/web.ts). */
@@ -90,6 +96,12 @@ export interface AppOptions {
  * 255 characters, each up to 4 UTF-8 bytes of 3 characters encoded. Fastify's default is 100.
  */
 export const MAX_PARAM_LENGTH = 3_072;
+/** Requests per minute (per API process) of the collect endpoint, per publishable key and per client address; 0 = unlimited. */
+export interface CollectRateLimit {
+  perKey: number;
+  perAddress: number;
+  timeWindowMs?: number;
+}
 
 /** Default bound of the `/ready` probe: orchestrators' probes time out after 1–10 s. */
 export const READY_TIMEOUT_MS = 2_000;
@@ -150,7 +162,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const limits: HttpLimits = { ...options.config.http, ...options.http };
   const app = Fastify({
     logger,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -167,6 +179,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // A number of hops is accepted at run time (proxy-addr) though the option's type leaves it out.
+    trustProxy: options.config.trustProxy as boolean | string,
     // Below the router (src/http/edge.ts): timeouts against slowloris, parser errors as problems.
     http: serverOptions(limits),
     requestTimeout: limits.requestTimeoutMs,
@@ -183,11 +197,19 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const appPool = options.db.appPool({ max: options.poolSize ?? 20, applicationName: 'skeldir-api' });
   app.decorate('appPool', appPool);
   const rateLimit = options.rateLimit ?? { max: options.config.rateLimitPerMinute, timeWindowMs: 60_000 };
-  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
+  const collectRateLimit = options.collectRateLimit ?? { perKey: options.config.collectKeyRatePerMinute, perAddress: options.config.collectAddressRatePerMinute };
+  app.decorate('skeldir', { db: options.db, config: options.config, rateLimit, collectRateLimit, readyTimeoutMs: options.readyTimeoutMs ?? READY_TIMEOUT_MS });
   app.decorate('authenticator', new ApiKeyAuthenticator(appPool, { ttlMs: options.authCacheTtlMs, now: options.clock }));
   app.decorate('channelRules', new RuleSetCache(appPool));
   const routeList: RouteRecord[] = [];
   app.decorate('routeList', routeList);
+  const metrics = createMetrics();
+  app.decorate('metrics', metrics);
+  // Every response, by route pattern (not the raw URL: bounded label values) and status.
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }, reply.elapsedTime / 1000);
+    done();
+  });
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routeList.push({ method, url: route.url, schema: route.schema });
   });
@@ -274,6 +296,10 @@ export async function authenticate(request: FastifyRequest): Promise<void> {
   if (header === undefined && sessionToken !== undefined) return authenticateSession(request, sessionToken);
   // The scheme is case-insensitive (RFC 9110 §11.1): bearer, BEARER … are Bearer.
   const match = typeof header === 'string' ? /^Bearer ([^\s]+)$/i.exec(header) : null;
+  if (match && looksLikePublishableKey(match[1]!)) {
+    // A browser key on a server route: said plainly (its shape is public; nothing is looked up).
+    throw new HttpProblem('unauthorized', 'a publishable key (pk_…) only sends browser events to POST /api/v1/collect; this route needs a secret API key (skd_…)');
+  }
   const tenantId = match ? await request.server.authenticator.authenticate(match[1]!) : null;
   if (!tenantId) {
     // One answer for every cause (missing, malformed, unknown, revoked, expired): nothing to learn from it.

@@ -14,6 +14,7 @@ export const metaRoutes: FastifyPluginAsync = async (app) => {
   app.get(
     '/ready',
     {
+      config: { problems: ['not_ready'] },
       schema: {
         tags: ['meta'],
         summary: 'The database is reachable and its schema is at the code\'s head revision',

@@ -72,6 +72,12 @@ export const PROBLEMS = {
   channel_rule_invalid: { status: 422, title: 'The channel rule is not valid' },
   channel_rule_order_invalid: { status: 422, title: 'The rule order is not valid' },
   reclassify_invalid: { status: 400, title: 'The re-classification request is not valid' },
+  // ad spend (src/spend)
+  spend_row_invalid: { status: 422, title: 'The spend row is not valid' },
+  spend_query_invalid: { status: 400, title: 'The spend query is not valid' },
+  spend_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
+  spend_file_invalid: { status: 422, title: 'The spend file is not valid' },
+  spend_time_zone_invalid: { status: 400, title: 'Unknown time zone' },
   // worker and dead-letter queue (src/worker, src/dlq)
   dead_event_not_found: { status: 404, title: 'No such dead event' },
   dead_event_transition_not_allowed: { status: 409, title: 'The dead event cannot make this remediation move' },
@@ -107,6 +113,17 @@ export const PROBLEMS = {
   export_format_invalid: { status: 400, title: 'Unknown export format' },
   // erasure (src/erasure)
   erasure_user_id_invalid: { status: 400, title: 'The user id is not valid' },
+  // retention (src/retention)
+  retention_settings_invalid: { status: 400, title: 'The retention settings are not valid' },
+  // first-party collection and identity (src/collect, src/identity)
+  publishable_key_invalid: { status: 401, title: 'Missing or invalid publishable key', challenge: 'PublishableKey' },
+  origin_not_allowed: { status: 403, title: 'The origin is not allowed for this publishable key' },
+  collect_event_too_old: { status: 422, title: 'The event is too old to collect' },
+  allowed_origin_invalid: { status: 400, title: 'An allowed origin is not valid' },
+  publishable_key_name_invalid: { status: 400, title: 'The key name is not valid' },
+  publishable_key_not_found: { status: 404, title: 'No such publishable key' },
+  publishable_key_revoked: { status: 409, title: 'The publishable key is revoked' },
+  collect_counts_window_invalid: { status: 400, title: 'The days asked for are not valid' },
 } as const satisfies Record<string, ProblemSpec>;
 
 /**
@@ -121,9 +138,10 @@ interface ProblemSpec {
   /**
    * 401s: the authentication scheme for `WWW-Authenticate` (RFC 9110 §11.6.1, which a 401 must
    * carry): `Bearer` for API keys and the metrics token (RFC 6750), `Signature` for webhooks,
-   * whose providers sign the body. The one place a 401 gets its challenge.
+   * whose providers sign the body, `PublishableKey` for the collect endpoint (its key goes in the
+   * query string, ?key=pk_…). The one place a 401 gets its challenge.
    */
-  challenge?: 'Bearer' | 'Signature';
+  challenge?: 'Bearer' | 'Signature' | 'PublishableKey';
 }
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */

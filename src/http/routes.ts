@@ -6,6 +6,7 @@ import { registerRateLimit } from './rate-limit.js';
 import { ingestionRoutes } from '../ingestion/routes.js';
 import { metaRoutes } from './meta-routes.js';
 import { withProblemResponses } from './openapi.js';
+import { documentRoute } from './openapi.js';
 import { deadEventRoutes } from '../dlq/routes.js';
 import { metricsRoutes } from '../worker/metrics-routes.js';
 import { webhookRoutes } from '../webhooks/routes.js';
@@ -13,6 +14,7 @@ import { ledgerRoutes } from '../ledger/routes.js';
 import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { channelRoutes } from '../channels/routes.js';
+import { spendRoutes } from '../spend/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { webhookEndpointRoutes } from '../webhooks/endpoint-routes.js';
 import { apiKeyRoutes, tenantRoutes } from '../tenants/routes.js';
@@ -20,6 +22,11 @@ import { reportingCurrencyRoutes } from '../money/routes.js';
 import { reportRoutes } from '../reports/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
+import { retentionRoutes } from '../retention/routes.js';
+import { collectRoutes } from '../collect/routes.js';
+import { publishableKeyRoutes } from '../collect/key-routes.js';
+import { sdkRoutes } from '../collect/sdk.js';
+import { CollectCounter } from '../collect/counts.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -45,20 +52,32 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   exportRoutes,
   erasureRoutes,
   channelRoutes,
+  retentionRoutes,
+  publishableKeyRoutes,
+  spendRoutes,
 ];
 
-export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes];
+/** collectRoutes authenticates with a publishable key (its own hook), sdkRoutes serve the tracker. */
+export const PUBLIC_ROUTES: FastifyPluginAsync[] = [metaRoutes, webhookRoutes, metricsRoutes, collectRoutes, sdkRoutes];
 
 export async function registerRoutes(app: FastifyInstance): Promise<void> {
-  // Routes behind the API key, by method and URL: their OpenAPI entries list the problems they answer with.
+  // Routes under /api/v1 (their OpenAPI entries list the API's problems), and those of them behind authentication.
   const apiRoutes = new Set<string>();
+  const authenticated = new Set<string>();
   await app.register(swagger, {
-    transform: ({ schema, url, route }) =>
-      apiRoutes.has(`${[route.method].flat().join()} ${url}`) && schema
-        ? { schema: withProblemResponses(schema as Parameters<typeof withProblemResponses>[0], url, route.config?.problems), url }
-        : { schema, url },
+    transform: ({ schema, url, route }) => {
+      const key = `${[route.method].flat().join()} ${url}`;
+      if (!schema || (schema as { hide?: boolean }).hide) return { schema, url };
+      const documented = documentRoute(schema as Parameters<typeof documentRoute>[0], { method: route.method, url, problems: route.config?.problems }, {
+        kind: apiRoutes.has(key) ? 'api' : route.config?.browserRoute ? 'browser' : 'public',
+        authenticated: authenticated.has(key),
+      });
+      return { schema: documented, url };
+    },
     openapi: {
       openapi: '3.1.0',
+      // Relative: the document describes the server that serves it, wherever it is.
+      servers: [{ url: '/', description: 'this Skeldir server' }],
       info: {
         title: 'Skeldir API',
         version: '1',
@@ -68,6 +87,7 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
       components: {
         securitySchemes: {
           apiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key (skd_…)' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'SKELDIR_METRICS_TOKEN, for GET /metrics (unless SKELDIR_METRICS_PUBLIC=1)' },
           session: {
             type: 'apiKey',
             in: 'cookie',
@@ -80,6 +100,12 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // The collect endpoint counts what it does; the key routes read the counts.
+  const counter = new CollectCounter(app.appPool, 10_000, (error) => app.log.warn({ err: error }, 'collect counts not written'));
+  app.decorate('collectCounter', counter);
+  // preClose: before the pool is ended (onClose).
+  app.addHook('preClose', () => counter.close());
 
   for (const plugin of PUBLIC_ROUTES) await app.register(plugin);
   // Sign-in has no credentials yet: under /api/v1 but outside the authenticated scope; its
@@ -94,7 +120,10 @@ export async function registerRoutes(app: FastifyInstance): Promise<void> {
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate);
-      api.addHook('onRoute', (route) => void apiRoutes.add(`${[route.method].flat().join()} ${route.url}`));
+      api.addHook('onRoute', (route) => {
+        apiRoutes.add(`${[route.method].flat().join()} ${route.url}`);
+        authenticated.add(`${[route.method].flat().join()} ${route.url}`);
+      });
       await registerRateLimit(api, app.skeldir.rateLimit);
       for (const plugin of API_ROUTES) await api.register(plugin);
     },

@@ -83,7 +83,8 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     fc.tuple(fc.integer({ min: 2001, max: 2025 }), fc.integer({ min: 13, max: 99 }), fc.integer({ min: 1, max: 28 })).map(([y, m, d]) => `${y}-${m}-${String(d).padStart(2, '0')}T00:00:00Z`),
     fc.tuple(fc.integer({ min: 2001, max: 2025 }), fc.constantFrom('02-30', '02-31', '04-31', '06-31', '09-31', '11-31')).map(([y, md]) => `${y}-${md}T00:00:00Z`),
   ).map((t): Mutation => (e) => void (e.event_timestamp = t)),
-  fc.oneof(junkString.filter((s) => !/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/.test(s)), fc.uuid().map((u) => `${u}0`)).map(
+  // Any id of 1-255 visible ASCII characters is a session id (mapped onto a UUID): junk outside that.
+  fc.oneof(junkString.filter((s) => !/^[\x21-\x7E]{1,255}$/.test(s)), fc.uuid().map((u) => `${u} 0`), fc.constant('x'.repeat(256))).map(
     (s): Mutation => (e) => void (e.session_id = s),
   ),
   fc.tuple(fc.constantFrom(...STRING_FIELDS), fc.constantFrom('\u0000', '\u0001', '\u001f', '\u007f', '\n', '\t')).map(

@@ -176,6 +176,22 @@ describe('POST /api/v1/events', () => {
     assert.equal(res.json().conversion_value_cents, null);
   });
 
+  test('a session id that is not a UUID (a GA client id) is stored as its name-based UUID v5; a UUID as it is; anonymous_id is kept', async () => {
+    const ga = 'GA1.2.1234567890.1700000000';
+    const a = await post(event({ session_id: ga, anonymous_id: 'anon-Abc_123' }));
+    const b = await post(event({ session_id: ga }));
+    assert.equal(a.statusCode, 201, a.body);
+    // UUIDv5(UUIDv5(URL namespace, "skeldir:session_id"), "GA1.2.1234567890.1700000000"), as docs/ingestion.md states.
+    assert.equal(a.json().session_id, 'd67f2997-dc05-5e95-88c5-cfa8640a6b59');
+    assert.equal(b.json().session_id, a.json().session_id, 'the same opaque id, the same session');
+    assert.equal(a.json().anonymous_id, 'anon-Abc_123');
+    assert.equal(b.json().anonymous_id, null);
+    const upper = randomUUID().toUpperCase();
+    assert.equal((await post(event({ session_id: upper }))).json().session_id, upper.toLowerCase());
+    const { rows } = await su.query(`SELECT anonymous_id FROM attribution_events WHERE id = $1`, [a.json().id]);
+    assert.equal(rows[0].anonymous_id, 'anon-Abc_123');
+  });
+
   test('a conversion of value 0 is accepted (with its currency)', async () => {
     const res = await post(event({ conversion_value_cents: 0, currency: 'USD' }));
     assert.equal(res.statusCode, 201, res.body);
@@ -219,7 +235,9 @@ describe('bad input: a specific 4xx problem naming the field, and nothing writte
     ['hour 24', () => post(event({ event_timestamp: '2026-02-10T24:00:00Z' })), 422, 'timestamp_invalid', 'body/event_timestamp'],
     ['far future', () => post(event({ event_timestamp: future })), 422, 'timestamp_out_of_range', 'body/event_timestamp'],
     ['before 2000', () => post(event({ event_timestamp: '1999-12-31T23:59:59Z' })), 422, 'timestamp_out_of_range', 'body/event_timestamp'],
-    ['session not a uuid', () => post(event({ session_id: 'abc' })), 400, 'validation_failed', 'body/session_id'],
+    ['session id with a space', () => post(event({ session_id: 'GA1.2 123' })), 400, 'validation_failed', 'body/session_id'],
+    ['over-long opaque session id', () => post(event({ session_id: 'x'.repeat(256) })), 400, 'validation_failed', 'body/session_id'],
+    ['anonymous id with a space', () => post(event({ anonymous_id: 'a b' })), 400, 'validation_failed', 'body/anonymous_id'],
     ['over-long campaign', () => post(event({ campaign_id: 'x'.repeat(256) })), 400, 'validation_failed', 'body/campaign_id'],
     ['over-long key', () => post(event({ idempotency_key: 'k'.repeat(201) })), 400, 'validation_failed', 'body/idempotency_key'],
     ['blank user id', () => post(event({ user_id: '  ' })), 400, 'validation_failed', 'body/user_id'],

@@ -3,6 +3,7 @@ import { DomainError } from '../errors.js';
 import { isCurrency } from '../money/currencies.js';
 import { classify, type RuleSet } from '../channels/classify.js';
 import { urlProblem } from '../channels/schema.js';
+import { sessionUuid } from './session-id.js';
 import type { EventInput } from './schema.js';
 
 export class IngestionError extends DomainError {}
@@ -24,6 +25,7 @@ export interface PreparedEvent {
   /** The timestamp text as given (PostgreSQL parses it, keeping microseconds). */
   timestamp: string;
   sessionId: string;
+  anonymousId: string | null;
   userId: string | null;
   channel: string;
   campaignId: string | null;
@@ -153,7 +155,8 @@ export function prepareEvent(
     scopedKey: scopedKey(tenantId, clientKey),
     eventType: input.event_type,
     timestamp: input.event_timestamp.toUpperCase(),
-    sessionId: input.session_id.toLowerCase(),
+    sessionId: sessionUuid(input.session_id),
+    anonymousId: input.anonymous_id ?? null,
     userId: input.user_id ?? null,
     channel: classified.channel,
     campaignId: classified.campaign,

@@ -42,6 +42,9 @@ function headerKey(request: FastifyRequest): string | undefined {
 }
 
 /** POST /events, POST /events/batch, GET /events/{id} (issue 4; docs/ingestion.md). */
+/** The metrics' outcome of an ingested event by its status (src/metrics/metrics.ts). */
+const OUTCOME = { 200: 'replayed', 201: 'created', 409: 'conflict' } as const;
+
 export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const ruleSets = app.channelRules;
   // A batch's envelope is checked up front, then its items one by one; both by the app's body rules.
@@ -82,6 +85,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
         now: Date.now(),
       });
       const outcome = await coalescer.submit(request.tenantId, prepared);
+      app.metrics.ingested.inc({ endpoint: 'single', outcome: OUTCOME[outcome.status] });
       if (outcome.status === 409) throw keyReusedError(outcome.clientKey, outcome.eventId, outcome.keyField);
       return reply.code(outcome.status).send(outcome.event);
     },
@@ -138,7 +142,14 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
             : { index, status: outcome.status, event: outcome.event };
       });
       const count = (f: (s: number) => boolean) => results.filter((r) => f(r.status)).length;
-      return { results, created: count((s) => s === 201), replayed: count((s) => s === 200), failed: count((s) => s >= 400) };
+      const created = count((s) => s === 201);
+      const replayed = count((s) => s === 200);
+      const conflicts = count((s) => s === 409);
+      const failed = count((s) => s >= 400);
+      for (const [outcome, n] of [['created', created], ['replayed', replayed], ['conflict', conflicts], ['rejected', failed - conflicts]] as const) {
+        if (n > 0) app.metrics.ingested.inc({ endpoint: 'batch', outcome }, n);
+      }
+      return { results, created, replayed, failed };
     },
   );
 

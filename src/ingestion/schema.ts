@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { TouchFields } from '../channels/schema.js';
 import { ProblemBody } from '../http/openapi.js';
+import { OPAQUE_ID_PATTERN } from './session-id.js';
 
 /** Most events per batch request. */
 export const MAX_BATCH = 1000;
@@ -10,7 +11,6 @@ export const MAX_KEY_LENGTH = 200;
 export const KEY_PATTERN = `^[\\x21-\\x7E]{1,${MAX_KEY_LENGTH}}$`;
 /** RFC 3339 date-time with an explicit offset, up to microseconds (PostgreSQL's precision). */
 export const TIMESTAMP_PATTERN = '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(?:\\.\\d{1,6})?(?:[Zz]|[+-]\\d{2}:\\d{2})$';
-const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 /**
  * Identifiers and labels: no control characters (Unicode category Cc: C0, DEL and C1), no line
  * or paragraph separators (U+2028, U+2029), no leading or trailing white space. Ajv compiles
@@ -33,7 +33,17 @@ export const EventInput = Type.Object(
       maxLength: 35,
       description: 'When it happened: RFC 3339 with an offset (2026-03-01T12:00:00Z, …+01:00); from 2000-01-01 to 24 hours ahead.',
     }),
-    session_id: Type.String({ pattern: UUID_PATTERN, description: 'Visitor session (UUID): the journey key.' }),
+    session_id: Type.String({
+      pattern: OPAQUE_ID_PATTERN,
+      description:
+        'Visitor session: the journey key. A UUID, or any other id of 1–255 visible ASCII characters (a GA client id, a platform visitor id), stored as its name-based UUID (v5; docs/ingestion.md).',
+    }),
+    anonymous_id: Type.Optional(
+      Type.String({
+        pattern: OPAQUE_ID_PATTERN,
+        description: "The tracker's first-party anonymous id of the browser (skeldir('anonymousId')): the event joins that browser's journey and its identity links.",
+      }),
+    ),
     user_id: Type.Optional(text(255, "The sender's id of the person: stitches their sessions into one journey.")),
     ...TouchFields,
     conversion_value_cents: Type.Optional(
@@ -76,6 +86,7 @@ export const EventOutput = Type.Object(
     event_type: Type.String(),
     event_timestamp: Type.String({ format: 'date-time' }),
     session_id: Type.String({ format: 'uuid' }),
+    anonymous_id: Nullable(Type.String()),
     user_id: Nullable(Type.String()),
     channel: Type.String({ description: "The tenant's channel the event was classified to (docs/channels.md)." }),
     campaign_id: Nullable(Type.String()),

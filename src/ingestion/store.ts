@@ -15,6 +15,7 @@ export interface StoredEvent {
   event_type: string;
   event_timestamp: Date;
   session_id: string;
+  anonymous_id: string | null;
   user_id: string | null;
   channel: string;
   campaign_id: string | null;
@@ -26,7 +27,7 @@ export interface StoredEvent {
   request_hash: string | null;
 }
 
-const COLUMNS = `id, idempotency_key, event_type, event_timestamp, session_id, user_id, channel, campaign_id,
+const COLUMNS = `id, idempotency_key, event_type, event_timestamp, session_id, anonymous_id, user_id, channel, campaign_id,
   conversion_value_cents, currency, order_id, processing_status, created_at, encode(request_hash, 'hex') AS request_hash`;
 
 /**
@@ -49,12 +50,12 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
     text: `WITH ins AS (
        INSERT INTO attribution_events (tenant_id, idempotency_key, event_type, event_timestamp, occurred_at, session_id, user_id,
          channel, campaign_id, conversion_value_cents, currency, order_id, raw_payload, revenue_cents, request_hash,
-         processing_status, processed_at)
+         processing_status, processed_at, anonymous_id)
        SELECT $1::uuid, u.k, u.t, u.ts::timestamptz, u.ts::timestamptz, u.s::uuid, u.usr, u.ch, u.cmp, u.v, u.cur, u.o,
-              u.raw::jsonb, coalesce(u.v, 0), decode(u.h, 'hex'), 'pending', NULL
+              u.raw::jsonb, coalesce(u.v, 0), decode(u.h, 'hex'), 'pending', NULL, u.anon
          FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-                     $10::text[], $11::text[], $12::text[], $13::text[])
-              WITH ORDINALITY AS u(k, t, ts, s, usr, ch, cmp, v, cur, o, raw, h, n)
+                     $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+              WITH ORDINALITY AS u(k, t, ts, s, usr, ch, cmp, v, cur, o, raw, h, anon, n)
         ORDER BY u.n
        ON CONFLICT (idempotency_key) DO NOTHING
        RETURNING ${COLUMNS}
@@ -76,6 +77,7 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
       col((e) => e.orderId),
       col((e) => e.raw),
       col((e) => e.requestHash),
+      col((e) => e.anonymousId),
     ],
   });
   return rows;
@@ -109,6 +111,7 @@ export function toOutput(row: StoredEvent, tenantId: string): EventOutput {
     event_type: row.event_type,
     event_timestamp: row.event_timestamp.toISOString(),
     session_id: row.session_id,
+    anonymous_id: row.anonymous_id,
     user_id: row.user_id,
     channel: row.channel,
     campaign_id: row.campaign_id,

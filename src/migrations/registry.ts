@@ -25,7 +25,10 @@ import { revision as r202612021840 } from './revisions/202612021840_users_and_se
 import { revision as r202612021845 } from './revisions/202612021845_export_keyset_indexes.js';
 import { revision as r202612021925 } from './revisions/202612021925_erasure_audit.js';
 import { revision as r202612021946 } from './revisions/202612021946_tenant_channels_and_rules.js';
-import { revision as r202612021953 } from './revisions/202612021953_web_settings_grants.js';
+import { revision as r202612021950 } from './revisions/202612021950_retention.js';
+import { revision as r202612021954 } from './revisions/202612021954_first_party_collection.js';
+import { revision as r202612021955 } from './revisions/202612021955_ad_spend.js';
+import { revision as r202612022104 } from './revisions/202612022104_web_settings_grants.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -58,7 +61,10 @@ export const REVISIONS: readonly Revision[] = [
   r202612021845,
   r202612021925,
   r202612021946,
-  r202612021953,
+  r202612021950,
+  r202612021954,
+  r202612021955,
+  r202612022104,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

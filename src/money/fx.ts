@@ -83,30 +83,47 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
  * inverse beats cross. Null when no rate exists on or before the date.
  */
 export async function findRate(client: Queryable, base: string, quote: string, date: string): Promise<FxQuote | null> {
-  if (!DATE.test(date)) throw new FxError('fx_date_invalid', `date ${JSON.stringify(date)} is not YYYY-MM-DD`);
-  if (base === quote) return { base, quote, rate: '1', rate_date: date, source: 'identity', method: 'identity' };
-  const { rows } = await client.query<{ method: FxQuote['method']; rate_date: string; a: string; b: string | null; source: string; pivot: string | null; rank: number }>(
-    `(SELECT 'direct' AS method, rate_date::text, rate::text AS a, NULL::text AS b, source, NULL::text AS pivot, 1 AS rank
-        FROM fx_rates WHERE base_currency = $1 AND quote_currency = $2 AND rate_date <= $3::date
-       ORDER BY rate_date DESC LIMIT 1)
-     UNION ALL
-     (SELECT 'inverse', rate_date::text, rate::text, NULL, source, NULL, 2
-        FROM fx_rates WHERE base_currency = $2 AND quote_currency = $1 AND rate_date <= $3::date
-       ORDER BY rate_date DESC LIMIT 1)
-     UNION ALL
-     (SELECT 'cross', x.rate_date::text, x.rate::text, y.rate::text,
-             CASE WHEN x.source = y.source THEN x.source ELSE x.source || '+' || y.source END, x.base_currency, 3
-        FROM fx_rates x
-        JOIN fx_rates y ON y.rate_date = x.rate_date AND y.base_currency = x.base_currency AND y.quote_currency = $2
-       WHERE x.quote_currency = $1 AND x.rate_date <= $3::date
-       ORDER BY x.rate_date DESC, x.base_currency LIMIT 1)
-     ORDER BY rate_date DESC, rank LIMIT 1`,
-    [base, quote, date],
+  return (await findRates(client, [{ base, quote, date }]))[0]!;
+}
+
+/**
+ * findRate for many (base, quote, date) at once, in one statement (a report converts every day
+ * of every currency it sums: one round trip instead of one per day). Same rule, same order of
+ * preference; results in the order asked, null where no rate exists.
+ */
+export async function findRates(client: Queryable, wanted: readonly { base: string; quote: string; date: string }[]): Promise<(FxQuote | null)[]> {
+  for (const w of wanted) if (!DATE.test(w.date)) throw new FxError('fx_date_invalid', `date ${JSON.stringify(w.date)} is not YYYY-MM-DD`);
+  const lookup = wanted.map((w, i) => ({ ...w, i })).filter((w) => w.base !== w.quote);
+  const out: (FxQuote | null)[] = wanted.map((w) => (w.base === w.quote ? { base: w.base, quote: w.quote, rate: '1', rate_date: w.date, source: 'identity', method: 'identity' } : null));
+  if (lookup.length === 0) return out;
+  const { rows } = await client.query<{ i: number; method: FxQuote['method']; rate_date: string; a: string; b: string | null; source: string; pivot: string | null }>(
+    `SELECT w.i, r.method, r.rate_date, r.a, r.b, r.source, r.pivot
+       FROM unnest($1::int[], $2::text[], $3::text[], $4::date[]) AS w(i, base, quote, day)
+       CROSS JOIN LATERAL (
+         (SELECT 'direct' AS method, rate_date::text, rate::text AS a, NULL::text AS b, source, NULL::text AS pivot, 1 AS rank
+            FROM fx_rates WHERE base_currency = w.base AND quote_currency = w.quote AND rate_date <= w.day
+           ORDER BY rate_date DESC LIMIT 1)
+         UNION ALL
+         (SELECT 'inverse', rate_date::text, rate::text, NULL, source, NULL, 2
+            FROM fx_rates WHERE base_currency = w.quote AND quote_currency = w.base AND rate_date <= w.day
+           ORDER BY rate_date DESC LIMIT 1)
+         UNION ALL
+         (SELECT 'cross', x.rate_date::text, x.rate::text, y.rate::text,
+                 CASE WHEN x.source = y.source THEN x.source ELSE x.source || '+' || y.source END, x.base_currency, 3
+            FROM fx_rates x
+            JOIN fx_rates y ON y.rate_date = x.rate_date AND y.base_currency = x.base_currency AND y.quote_currency = w.quote
+           WHERE x.quote_currency = w.base AND x.rate_date <= w.day
+           ORDER BY x.rate_date DESC, x.base_currency LIMIT 1)
+         ORDER BY rate_date DESC, rank LIMIT 1
+       ) r`,
+    [lookup.map((w) => w.i), lookup.map((w) => w.base), lookup.map((w) => w.quote), lookup.map((w) => w.date)],
   );
-  const r = rows[0];
-  if (!r) return null;
-  const rate = r.method === 'direct' ? trimRate(r.a) : r.method === 'inverse' ? `1/${trimRate(r.a)}` : `${trimRate(r.b!)}/${trimRate(r.a)}`;
-  return { base, quote, rate, rate_date: r.rate_date, source: r.source, method: r.method, ...(r.pivot ? { pivot: r.pivot } : {}) };
+  for (const r of rows) {
+    const w = wanted[r.i]!;
+    const rate = r.method === 'direct' ? trimRate(r.a) : r.method === 'inverse' ? `1/${trimRate(r.a)}` : `${trimRate(r.b!)}/${trimRate(r.a)}`;
+    out[r.i] = { base: w.base, quote: w.quote, rate, rate_date: r.rate_date, source: r.source, method: r.method, ...(r.pivot ? { pivot: r.pivot } : {}) };
+  }
+  return out;
 }
 
 /** numeric text without trailing fraction zeros ("1.087500" → "1.0875"). */

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type pg from 'pg';
 import { runCommand, type CommandContext } from '../cli/run.js';
+import { reportingTimeZone } from '../money/reporting.js';
 import { createTenant, DEFAULT_GRACE_MS, listTenants, parseGrace, revokeApiKeys, rotateApiKey, type TenantSummary } from './tenants.js';
 
 /** Runs `fn` with a one-connection owner pool (tenant administration is the owner's job). */
@@ -27,6 +28,17 @@ export function registerTenant(program: Command): void {
     .action((options: { name: string; email: string }) =>
       runCommand(async (ctx) => {
         print(await asOwner(ctx, (pool) => createTenant(pool, options)));
+      }),
+    );
+
+  tenant
+    .command('time-zone')
+    .description("show, or with --set change, the IANA time zone the tenant's days are counted in (spend days, performance reports); default UTC")
+    .argument('<tenant_id>', 'tenant id')
+    .option('--set <zone>', 'e.g. Europe/Berlin')
+    .action((id: string, o: { set?: string }) =>
+      runCommand(async (ctx) => {
+        print(await asOwner(ctx, (pool) => reportingTimeZone(pool, id, o.set)));
       }),
     );
 

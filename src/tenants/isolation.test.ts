@@ -167,7 +167,8 @@ function candidates(t: Table, c: Column, tag: string): string[] {
     case 'interval':
       return ['1 hour'];
     default:
-      if (c.base.startsWith('_')) return ['{}'];
+      // '{1}' reads as a one-element array of text or of numbers (for a CHECK wanting at least one).
+      if (c.base.startsWith('_')) return ['{}', '{1}'];
       return [];
   }
 }
@@ -331,7 +332,7 @@ async function asApp(tenant: string | null, sql: string, params: unknown[] = [])
 describe('isolation matrix through the application role', () => {
   test('the matrix covers every table with row-level security, each holding rows of both tenants', async () => {
     assert.ok(tables.length >= 8, tables.map((t) => t.name).join(', '));
-    for (const name of ['tenants', 'attribution_events', 'attribution_allocations', 'revenue_ledger', 'dead_events', 'revenue_state_transitions', 'tenant_api_keys_retired']) {
+    for (const name of ['tenants', 'attribution_events', 'attribution_allocations', 'revenue_ledger', 'dead_events', 'revenue_state_transitions', 'tenant_api_keys_retired', 'tenant_channels', 'channel_rules', 'ad_spend']) {
       assert.ok(tables.some((t) => t.name === name), `${name} is discovered`);
     }
     for (const t of tables) {
@@ -559,7 +560,7 @@ describe('isolation matrix through every API route', () => {
 
   test('the routes under test include the ingestion and tenant routes', () => {
     const urls = apiRoutes().map((r) => `${r.method} ${r.url}`);
-    for (const r of ['POST /api/v1/events', 'POST /api/v1/events/batch', 'GET /api/v1/events/:id', 'GET /api/v1/tenant']) assert.ok(urls.includes(r), urls.join(', '));
+    for (const r of ['POST /api/v1/events', 'POST /api/v1/events/batch', 'GET /api/v1/events/:id', 'GET /api/v1/tenant', 'GET /api/v1/spend', 'GET /api/v1/spend/summary', 'DELETE /api/v1/spend', 'POST /api/v1/spend']) assert.ok(urls.includes(r), urls.join(', '));
   });
 
   test('a route given one of B\'s identifiers answers A exactly as for an identifier that does not exist', async () => {

@@ -7,6 +7,8 @@ const Tenant = Type.Object(
     id: Type.String({ format: 'uuid' }),
     name: Type.String(),
     notification_email: Type.String(),
+    reporting_currency: Type.String({ description: 'ISO 4217 code reports convert into' }),
+    reporting_time_zone: Type.String({ description: "IANA time zone the tenant's days are counted in" }),
     created_at: Type.String({ format: 'date-time' }),
   },
   { additionalProperties: false },
@@ -20,7 +22,7 @@ export const tenantRoutes: FastifyPluginAsync = async (app) => {
     async (request) =>
       request.inTenant(async (client) => {
         // Row-level security shows exactly one tenant row: the one in context.
-        const { rows } = await client.query(`SELECT id, name, notification_email, created_at FROM tenants`);
+        const { rows } = await client.query(`SELECT id, name, notification_email, reporting_currency, reporting_time_zone, created_at FROM tenants`);
         const row = rows[0]!;
         return { ...row, created_at: row.created_at.toISOString() };
       }),

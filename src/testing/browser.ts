@@ -107,7 +107,7 @@ export interface TestBrowser {
  * and removes it on close; contexts are isolated from each other (separate cookie jars), which
  * the isolation tests rely on to play two users at once.
  */
-export async function launchBrowser(options: { chromium?: ResolvedChromium } = {}): Promise<TestBrowser> {
+export async function launchBrowser(options: { chromium?: ResolvedChromium; /** Flags added to CHROMIUM_FLAGS (e.g. --user-agent=…, which also covers requests a page makes as it unloads). */ args?: string[] } = {}): Promise<TestBrowser> {
   const resolved = options.chromium ?? (await resolveChromium());
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
@@ -117,7 +117,7 @@ export async function launchBrowser(options: { chromium?: ResolvedChromium } = {
     executablePath: resolved.path,
     headless: true,
     chromiumSandbox: false,
-    args: CHROMIUM_FLAGS,
+    args: [...CHROMIUM_FLAGS, ...(options.args ?? [])],
     env,
     timeout: 60_000,
   });

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Provider } from '../ledger/apply.js';
+import { PROVIDERS, type Provider } from '../ledger/apply.js';
 import { ProviderParam } from '../ledger/routes.js';
 import { deliverWebhook, type DeliveryDeps } from './deliver.js';
 import { PayPalVerifier, paypalOptionsFromEnv } from './paypal.js';
@@ -40,10 +40,22 @@ export const webhookRoutes: FastifyPluginAsync = async (app) => {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) => done(null, body));
 
+  // Deliveries refused before or by the handler, counted by what they were (providers are a known, short list).
+  app.addHook('onResponse', (request, reply, done) => {
+    const provider = (request.params as { provider?: string }).provider;
+    const status = reply.statusCode;
+    if (provider && PROVIDERS.includes(provider as Provider) && status >= 400) {
+      const outcome = status === 401 ? 'signature_invalid' : status === 413 ? 'too_large' : status >= 500 ? 'error' : 'rejected';
+      app.metrics.webhooks.inc({ provider, outcome });
+    }
+    done();
+  });
   app.post<{ Params: { provider: Provider; endpoint_id: string } }>(
     '/api/v1/webhooks/:provider/:endpoint_id',
     {
       bodyLimit: WEBHOOK_BODY_LIMIT,
+      // The provider's signature over the body authenticates (no OpenAPI scheme describes it).
+      config: { problems: ['webhook_signature_invalid', 'payload_too_large', 'validation_failed', 'database_unavailable'] },
       schema: {
         tags: ['webhooks'],
         summary: "A payment provider's webhook (signature-verified; the tenant comes from the endpoint)",
@@ -60,6 +72,7 @@ export const webhookRoutes: FastifyPluginAsync = async (app) => {
     async (request, reply) => {
       const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const outcome = await deliverWebhook(deps, request.params.provider, request.params.endpoint_id.toLowerCase(), body, request.headers);
+      app.metrics.webhooks.inc({ provider: request.params.provider, outcome: outcome.status });
       return reply.code(outcome.status === 'pending' ? 202 : 200).send(outcome);
     },
   );

@@ -2,11 +2,13 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { HttpProblem } from '../http/problems.js';
-import { PROMETHEUS_CONTENT_TYPE, queueStats, renderPrometheus } from './stats.js';
+import { queueStats } from './stats.js';
 
 /**
- * GET /metrics in the Prometheus text format: queue depth, age of the oldest pending event,
- * processed/failed counters and rates, dead events by status, live workers. Aggregates over
+ * GET /metrics in the Prometheus text format (src/metrics/metrics.ts): the process metrics,
+ * request durations by route and status, ingestion and webhook outcomes, and the queue: depth,
+ * age of the oldest pending event, processed/failed counters, dead events by status, live
+ * workers. The database figures are aggregates over
  * all tenants only (no tenant id, no per-tenant label, no row), but even those let a tenant
  * infer the others' volumes by subtracting its own (SPEC §2), so the route is closed by default:
  * it needs `Authorization: Bearer $SKELDIR_METRICS_TOKEN`, unless SKELDIR_METRICS_PUBLIC=1 opens
@@ -18,13 +20,15 @@ export const metricsRoutes: FastifyPluginAsync = async (app) => {
   app.get(
     '/metrics',
     {
+      config: { problems: ['unauthorized', 'database_unavailable'] },
       schema: {
+        security: metricsPublic ? [] : [{ metricsToken: [] }],
         tags: ['meta'],
         summary: 'Worker and queue metrics (Prometheus text format); aggregates over all tenants only',
         description:
           'Needs `Authorization: Bearer <SKELDIR_METRICS_TOKEN>`; public only when the server runs with SKELDIR_METRICS_PUBLIC=1. ' +
           'Without either it answers 401.',
-        response: { 200: Type.String() },
+        response: { 200: { description: 'The metrics in the Prometheus text format 0.0.4', content: { 'text/plain': { schema: Type.String() } } } },
       },
     },
     async (request, reply) => {
@@ -42,8 +46,8 @@ export const metricsRoutes: FastifyPluginAsync = async (app) => {
           throw new HttpProblem('unauthorized', 'a valid metrics token is required: Authorization: Bearer <SKELDIR_METRICS_TOKEN>');
         }
       }
-      const stats = await queueStats(app.appPool);
-      return reply.type(PROMETHEUS_CONTENT_TYPE).send(renderPrometheus(stats));
+      app.metrics.setQueue(await queueStats(app.appPool));
+      return reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics());
     },
   );
 };

@@ -108,45 +108,6 @@ export function statsJson(s: QueueStats) {
   };
 }
 
-/** The Prometheus text exposition format (version 0.0.4). */
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-
-export function renderPrometheus(s: QueueStats): string {
-  const out: string[] = [];
-  const metric = (name: string, type: 'gauge' | 'counter', help: string, samples: [Record<string, string>, number][]) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, value] of samples) {
-      const l = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-      out.push(`${name}${l.length ? `{${l.join(',')}}` : ''} ${Number.isFinite(value) ? String(value) : 'NaN'}`);
-    }
-  };
-  metric('skeldir_queue_pending_events', 'gauge', 'Events waiting to be processed, all tenants (due now or waiting for a retry).', [[{}, s.queue.pending]]);
-  metric('skeldir_queue_due_events', 'gauge', 'Pending events due now.', [[{}, s.queue.due]]);
-  metric('skeldir_queue_retrying_events', 'gauge', 'Pending events that failed at least once.', [[{}, s.queue.retrying]]);
-  metric('skeldir_queue_oldest_pending_age_seconds', 'gauge', 'Age of the oldest pending event (since it arrived); 0 when the queue is empty.', [
-    [{}, round(s.queue.oldestPendingAgeSeconds)],
-  ]);
-  metric('skeldir_dead_events', 'gauge', 'Dead events by remediation status, all tenants.', [
-    [{ remediation_status: 'pending' }, s.dead.pending],
-    [{ remediation_status: 'in_progress' }, s.dead.in_progress],
-    [{ remediation_status: 'resolved' }, s.dead.resolved],
-    [{ remediation_status: 'ignored' }, s.dead.ignored],
-  ]);
-  metric('skeldir_worker_events_processed_total', 'counter', 'Events the workers marked processed.', [[{}, s.totals.processed]]);
-  metric('skeldir_worker_events_failed_total', 'counter', 'Failed processing attempts scheduled for a retry.', [[{}, s.totals.failed]]);
-  metric('skeldir_worker_events_dead_lettered_total', 'counter', 'Events given up on (marked failed, copied to dead_events).', [[{}, s.totals.deadLettered]]);
-  metric('skeldir_worker_events_processed_per_second', 'gauge', 'Events processed per second over the current and previous whole minute(s).', [
-    [{ window: '1m' }, round(s.rates.oneMinute.processed)],
-    [{ window: '5m' }, round(s.rates.fiveMinutes.processed)],
-  ]);
-  metric('skeldir_worker_events_failed_per_second', 'gauge', 'Failed attempts (retried or dead-lettered) per second over the current and previous whole minute(s).', [
-    [{ window: '1m' }, round(s.rates.oneMinute.failed + s.rates.oneMinute.deadLettered)],
-    [{ window: '5m' }, round(s.rates.fiveMinutes.failed + s.rates.fiveMinutes.deadLettered)],
-  ]);
-  metric('skeldir_workers_alive', 'gauge', `Worker processes that sent a heartbeat in the last ${ALIVE_WITHIN_SECONDS} s.`, [[{}, s.workers.length]]);
-  return out.join('\n') + '\n';
-}
-
 /** `skeldir worker --status` in words. */
 export function renderStatus(s: QueueStats): string {
   const r1 = s.rates.oneMinute;
@@ -165,10 +126,6 @@ export function renderStatus(s: QueueStats): string {
     ),
   ];
   return lines.join('\n') + '\n';
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 function fmt(x: number): string {

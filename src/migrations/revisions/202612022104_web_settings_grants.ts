@@ -10,8 +10,8 @@ import type { Revision } from '../revision.js';
  * Who may use these routes is decided per route (owners for keys, admins for the rest).
  */
 export const revision: Revision = {
-  id: '202612021953',
-  previous: '202612021946',
+  id: '202612022104',
+  previous: '202612021955',
   title: 'application role: webhook endpoints, key rotation and reporting currency for the web app',
   dropsOnDowngrade: [],
 
