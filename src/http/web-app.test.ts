@@ -275,7 +275,7 @@ describe('every page, with its numbers from the API', () => {
     await visit('/settings', 'settings', (p) => p.getByLabel('Lookback window (days, 1–365)').waitFor());
     assert.equal(await page.getByLabel('Lookback window (days, 1–365)').inputValue(), String(settings.lookback_days));
     const users = await apiGet('/api/v1/users');
-    assert.equal(await page.getByRole('table').locator('tbody tr').count(), users.items.length);
+    assert.equal(await page.getByRole('region', { name: 'Users', exact: true }).locator('tbody tr').count(), users.items.length);
   });
 });
 
