@@ -3,6 +3,7 @@ import pino from 'pino';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
+import { readInstant } from '../db/timestamps.js';
 import { serviceLogger, type Logger } from '../cli/log.js';
 import { runCommand, type CommandContext } from '../cli/run.js';
 import { stderrProgress } from '../cli/progress.js';
@@ -18,13 +19,10 @@ import { readSettings, settingsJson, writeSettings, type SettingsChange } from '
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** `--from` / `--to`: a date (YYYY-MM-DD, midnight UTC) or an ISO 8601 timestamp with offset. */
+/** `--from` / `--to`: the one rule of the API and the CLI (readInstant): a date (its midnight UTC) or an RFC 3339 date-time with offset. */
 export function parseInstant(flag: string, value: string): Date {
-  const ok = /^\d{4}-\d{2}-\d{2}$/.test(value) || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value);
-  const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);
-  if (!ok || Number.isNaN(d.getTime()) || (/^\d{4}-\d{2}-\d{2}$/.test(value) && d.toISOString().slice(0, 10) !== value)) {
-    throw new AttributionError('attribution_window_invalid', `${flag} must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with offset, got ${JSON.stringify(value)}`, {}, flag);
-  }
+  const d = readInstant(flag, value);
+  if (typeof d === 'string') throw new AttributionError('attribution_window_invalid', d, {}, flag);
   checkInstant(flag, d);
   return d;
 }

@@ -386,7 +386,7 @@ describe('OpenAPI', () => {
     for (const path of ['/api/v1/dead-events', '/api/v1/dead-events/{id}', ...REMEDIATION_ACTIONS.map((a) => `/api/v1/dead-events/{id}/${a}`)]) {
       const op = doc.paths[path]?.get ?? doc.paths[path]?.post;
       assert.ok(op, path);
-      assert.deepEqual(op.security, [{ apiKey: [] }], path);
+      assert.deepEqual(op.security, [{ apiKey: [] }, { session: [] }], path);
     }
     assert.ok(doc.paths['/metrics']?.get, '/metrics is documented too');
   });

@@ -1,10 +1,8 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { runCommand, UsageError } from '../cli/run.js';
-import { withTenant } from '../db/tenant-context.js';
+import { runCommand } from '../cli/run.js';
+import { existingTenant, tenantFlag } from '../cli/tenant-flag.js';
 import { erasePerson } from './erase.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** `skeldir people erase --tenant ID USER_ID`: the same erasure as DELETE /api/v1/people/{user_id}. */
 export function registerPeople(program: Command): void {
@@ -16,14 +14,12 @@ export function registerPeople(program: Command): void {
     .requiredOption('--tenant <id>', 'the tenant (see `tenant list`)')
     .action((userId: string, o: { tenant: string }) =>
       runCommand(async (ctx) => {
-        if (!UUID.test(o.tenant)) throw new UsageError(`--tenant must be a tenant id (UUID), got ${JSON.stringify(o.tenant)}`);
-        const tenantId = o.tenant.toLowerCase();
+        tenantFlag(o.tenant);
         const db = await ctx.database();
         // The application role, as the API: row-level security confines every step to the tenant.
         const pool = db.appPool({ max: 1, applicationName: 'skeldir-erasure' });
         try {
-          const known = await withTenant(pool, tenantId, async (c) => (await c.query('SELECT 1 FROM tenants WHERE id = $1', [tenantId])).rowCount === 1);
-          if (!known) throw new UsageError(`no tenant ${tenantId}`);
+          const tenantId = await existingTenant(pool, o.tenant);
           const receipt = await erasePerson(pool, { tenantId, userId, requestedBy: `cli:${safeUser()}` });
           process.stdout.write(JSON.stringify(receipt, null, 2) + '\n');
         } finally {

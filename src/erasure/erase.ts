@@ -35,12 +35,21 @@ export async function erasePerson(pool: pg.Pool, o: { tenantId: string; userId: 
   const sessions = await withTenant(pool, o.tenantId, async (c) =>
     (await c.query<{ session_id: string }>(`SELECT DISTINCT session_id FROM attribution_events WHERE tenant_id = $1 AND user_id = $2`, [o.tenantId, userId])).rows.map((r) => r.session_id),
   );
+  // Browsers linked to the person alone (an anonymous id shared with another person keeps its events).
+  const anonymousIds = await withTenant(pool, o.tenantId, async (c) =>
+    (await c.query<{ anonymous_id: string }>(
+      `SELECT l.anonymous_id FROM identity_links l WHERE l.tenant_id = $1 AND l.user_id = $2
+          AND NOT EXISTS (SELECT 1 FROM identity_links o WHERE o.tenant_id = l.tenant_id AND o.anonymous_id = l.anonymous_id AND o.user_id <> $2)`,
+      [o.tenantId, userId],
+    )).rows.map((r) => r.anonymous_id),
+  );
   const ctx: ErasureContext = {
     tenantId: o.tenantId,
     userId,
     batchSize: o.batchSize ?? ERASURE_BATCH,
     now: started,
     sessions,
+    anonymousIds,
     earliest: null,
     latest: null,
     cursor: {},

@@ -65,6 +65,20 @@ async function seedPerson(tenant: { tenant_id: string; api_key: string }, person
        VALUES ($1::uuid, $1::text || ':stripe:ch_' || $2::text, $2, 'captured', 4999, 'EUR', 4999, 'stripe', '2026-03-${day}T11:00:05Z', $3)`,
       [t, order, { provider: 'stripe', customer: person, note: `paid by ${person}`, fx: { rate: '1.08', date: '2026-03-10', source: 'ecb' }, [person]: true }],
     );
+    // … the identity graph links two browsers to them, one shared with someone else, and keeps an audit of it …
+    const own = `anon-${randomUUID()}`;
+    const shared = `anon-${randomUUID()}`;
+    for (const [anon, user] of [[own, person], [shared, person], [shared, `someone-else-${randomUUID()}`]] as const) {
+      await c.query(`INSERT INTO identity_links (tenant_id, anonymous_id, user_id, source, linked_at) VALUES ($1, $2, $3, 'api', now())`, [t, anon, user]);
+      await c.query(`INSERT INTO identity_changes (tenant_id, action, anonymous_id, user_id, source) VALUES ($1, 'link', $2, $3, 'api')`, [t, anon, user]);
+    }
+    for (const anon of [own, shared]) {
+      await c.query(
+        `INSERT INTO attribution_events (tenant_id, idempotency_key, event_type, event_timestamp, occurred_at, session_id, channel, anonymous_id, raw_payload, processing_status)
+         VALUES ($1::uuid, $1::text || ':ext:' || $2::text, 'touchpoint', '2026-03-${day}T08:00:00Z', '2026-03-${day}T08:00:00Z', gen_random_uuid(), 'organic', $2, '{}', 'processed')`,
+        [t, anon],
+      );
+    }
     // … a webhook delivery noted it …
     await c.query(
       `INSERT INTO webhook_deliveries (tenant_id, provider, provider_event_id, event_type, status, detail, pending_fact, pending_reference)
@@ -156,12 +170,14 @@ describe('DELETE /api/v1/people/{user_id}', () => {
     assert.equal(res.statusCode, 200, res.body);
     const receipt = res.json();
     assert.deepEqual(receipt.counts, {
-      events: 4, // three with the user_id, one anonymous in their session
+      events: 5, // three with the user_id, one anonymous in their session, one of the browser linked to them alone
       allocations, // one conversion, five rules, a row per channel credited
       dead_events: 2, // the worker's copy and the webhook payload
       ledger_rows_scrubbed: 1,
       webhook_deliveries_scrubbed: 1,
       model_runs_marked_stale: 1,
+      identity_links: 2,
+      identity_changes_scrubbed: 2,
     });
     assert.match(receipt.derived.model_runs, /marked stale: 1/);
 
@@ -171,7 +187,10 @@ describe('DELETE /api/v1/people/{user_id}', () => {
 
     // The other person keeps everything, including their touchpoint in the erased person's session.
     const left = await withTenant(appPool, A.tenant_id, (c) => c.query(`SELECT user_id, count(*)::int AS n FROM attribution_events WHERE tenant_id = $1 GROUP BY 1 ORDER BY 1`, [A.tenant_id]));
-    assert.deepEqual(left.rows, [{ user_id: other, n: 4 }, { user_id: null, n: 1 }]);
+    // (null: the other person's browsers, and the browser the erased person shared with someone else)
+    assert.deepEqual(left.rows, [{ user_id: other, n: 4 }, { user_id: null, n: 1 + 2 + 1 }]);
+    const links = await withTenant(appPool, A.tenant_id, (c) => c.query(`SELECT count(*)::int AS n FROM identity_links WHERE tenant_id = $1`, [A.tenant_id]));
+    assert.equal(links.rows[0].n, 1 + 3, "the someone-else link of the shared browser and the other person's seed stay");
 
     // The payment stays, money and FX untouched; only the id is gone from its metadata.
     const ledger = await withTenant(appPool, A.tenant_id, (c) => c.query(`SELECT amount_cents, state, order_id, metadata FROM revenue_ledger WHERE tenant_id = $1 AND order_id = $2`, [A.tenant_id, orders.get(`${A.tenant_id}/${person}/10`)]));
@@ -204,7 +223,7 @@ describe('DELETE /api/v1/people/{user_id}', () => {
 
   test('isolation: erasing in one tenant never touches another, and the other tenant cannot see the audit', async () => {
     const res = await del(person, B.api_key);
-    assert.equal(res.json().counts.events, 4, "B's own person");
+    assert.equal(res.json().counts.events, 5, "B's own person");
     const audits = await withTenant(appPool, B.tenant_id, (c) => c.query(`SELECT requested_by FROM erasure_audit`));
     assert.equal(audits.rows.length, 1, "B sees only its own erasure");
   });
@@ -224,7 +243,7 @@ describe('DELETE /api/v1/people/{user_id}', () => {
     const adminHeaders = await browser('admin');
     const admin = await app.inject({ method: 'DELETE', url: `/api/v1/people/${other}`, headers: adminHeaders });
     assert.equal(admin.statusCode, 200, admin.body);
-    assert.equal(admin.json().counts.events, 5, 'their four, and their touchpoint in the first person\'s session');
+    assert.equal(admin.json().counts.events, 6, 'their four, their browser\'s, and their touchpoint in the first person\'s session');
     const audit = await withTenant(appPool, A.tenant_id, (c) => c.query(`SELECT requested_by FROM erasure_audit WHERE id = $1`, [admin.json().erasure_id]));
     assert.match(audit.rows[0].requested_by, /^admin-.*@alpha\.example$/);
 
@@ -248,7 +267,7 @@ describe('batches', () => {
     const person = `many-${randomUUID()}`;
     for (let d = 1; d <= 6; d++) await seedPerson(A, person, { day: d });
     const receipt = await erasePerson(appPool, { tenantId: A.tenant_id, userId: person, requestedBy: 'test', batchSize: 3 });
-    assert.equal(receipt.counts.events, 6 * 4);
+    assert.equal(receipt.counts.events, 6 * 5);
     assert.ok(receipt.counts.allocations >= 6 * 5);
     assert.equal(receipt.counts.dead_events, 6 * 2);
     assert.equal(receipt.counts.ledger_rows_scrubbed, 6);
@@ -269,7 +288,7 @@ describe('skeldir people erase', () => {
     const r = await runCli(['people', 'erase', '--tenant', A.tenant_id, person], { env });
     assert.equal(r.code, 0, r.stderr);
     const receipt = JSON.parse(r.stdout);
-    assert.equal(receipt.counts.events, 4);
+    assert.equal(receipt.counts.events, 5);
     assert.deepEqual(await scan(person, B.tenant_id), {});
     const audit = await withTenant(appPool, A.tenant_id, (c) => c.query(`SELECT requested_by FROM erasure_audit WHERE id = $1`, [receipt.erasure_id]));
     assert.match(audit.rows[0].requested_by, /^cli:/);

@@ -21,6 +21,8 @@ export interface ErasureContext {
   now: Date;
   /** The person's sessions, found before anything is deleted (a session is the person's when one of its events is). */
   sessions: string[];
+  /** Anonymous ids of the identity graph linked to the person and to no one else, found before the links go. */
+  anonymousIds: string[];
   /** Earliest and latest time of the events removed: which model runs lose data. */
   earliest: Date | null;
   latest: Date | null;
@@ -142,6 +144,21 @@ function scanStep(o: {
 
 export const ERASURE_STEPS: ErasureStep[] = [
   {
+    name: 'anonymous_events',
+    counts: ['events', 'allocations', 'dead_events'],
+    description:
+      "Anonymous events (no user_id) of the browsers the identity graph links to the person (identity_links) and to no one else, with their allocations and dead events. An anonymous id also linked to another person keeps its events (they are that person's journey too); its link to this person goes in `identity_links`.",
+    async batch(client, ctx) {
+      if (ctx.anonymousIds.length === 0) return true;
+      const { rows } = await client.query<{ id: string }>(
+        `SELECT id FROM attribution_events WHERE tenant_id = $1 AND anonymous_id = ANY($2::text[]) AND user_id IS NULL LIMIT $3`,
+        [ctx.tenantId, ctx.anonymousIds, ctx.batchSize],
+      );
+      await deleteEvents(client, ctx, rows.map((r) => r.id));
+      return rows.length < ctx.batchSize;
+    },
+  },
+  {
     name: 'session_events',
     counts: ['events', 'allocations', 'dead_events'],
     description:
@@ -170,6 +187,36 @@ export const ERASURE_STEPS: ErasureStep[] = [
       ]);
       await deleteEvents(client, ctx, rows.map((r) => r.id));
       return rows.length < ctx.batchSize;
+    },
+  },
+  {
+    // After the events: the person's anonymous ids are found from these links, so an interrupted run can be repeated.
+    name: 'identity_links',
+    counts: ['identity_links'],
+    description: "The person's edges of the identity graph (identity_links: anonymous id → user_id).",
+    async batch(client, ctx) {
+      const r = await client.query(
+        `DELETE FROM identity_links WHERE tenant_id = $1 AND (tenant_id, anonymous_id, user_id) IN
+           (SELECT tenant_id, anonymous_id, user_id FROM identity_links WHERE tenant_id = $1 AND user_id = $2 LIMIT $3)`,
+        [ctx.tenantId, ctx.userId, ctx.batchSize],
+      );
+      add(ctx, 'identity_links', r.rowCount);
+      return (r.rowCount ?? 0) < ctx.batchSize;
+    },
+  },
+  {
+    name: 'identity_changes',
+    counts: ['identity_changes_scrubbed'],
+    description:
+      "The identity graph's audit trail (identity_changes, kept: the application cannot delete it): the person's rows keep their action, source and times, with user_id and anonymous_id replaced by \"[erased]\".",
+    async batch(client, ctx) {
+      const r = await client.query(
+        `UPDATE identity_changes SET user_id = $3, anonymous_id = $3 WHERE tenant_id = $1 AND id IN
+           (SELECT id FROM identity_changes WHERE tenant_id = $1 AND user_id = $2 LIMIT $4)`,
+        [ctx.tenantId, ctx.userId, ERASED, ctx.batchSize],
+      );
+      add(ctx, 'identity_changes_scrubbed', r.rowCount);
+      return (r.rowCount ?? 0) < ctx.batchSize;
     },
   },
   scanStep({

@@ -2,14 +2,12 @@ import { createWriteStream } from 'node:fs';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { runCommand, UsageError } from '../cli/run.js';
-import { withTenant } from '../db/tenant-context.js';
+import { runCommand } from '../cli/run.js';
+import { existingTenant, tenantFlag } from '../cli/tenant-flag.js';
 import { DATASET_NAMES, isDatasetName } from './datasets.js';
 import { FORMATS, type Format } from './encode.js';
 import { ExportError } from './errors.js';
 import { exportChunks, periodBound } from './stream.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** `skeldir export DATASET --tenant ID`: the same stream as GET /api/v1/exports/{dataset}, to stdout or a file. */
 export function registerExport(program: Command): void {
@@ -26,17 +24,14 @@ export function registerExport(program: Command): void {
       runCommand(async (ctx) => {
         if (!isDatasetName(dataset)) throw new ExportError('export_dataset_invalid', `unknown dataset ${JSON.stringify(dataset)}: one of ${DATASET_NAMES.join(', ')}`);
         if (!(FORMATS as readonly string[]).includes(o.format)) throw new ExportError('export_format_invalid', `--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(o.format)}`);
-        if (!UUID.test(o.tenant)) throw new UsageError(`--tenant must be a tenant id (UUID), got ${JSON.stringify(o.tenant)}`);
+        tenantFlag(o.tenant); // a malformed id is refused before the database is opened
         const from = periodBound('from', o.from);
         const to = periodBound('to', o.to);
-        const tenantId = o.tenant.toLowerCase();
         const db = await ctx.database();
         // The application role, as the API: row-level security applies to every page.
         const pool = db.appPool({ max: 1, applicationName: 'skeldir-export' });
         try {
-          // In its own context the application role sees exactly its tenant's row.
-          const known = await withTenant(pool, tenantId, async (c) => (await c.query('SELECT 1 FROM tenants WHERE id = $1', [tenantId])).rowCount === 1);
-          if (!known) throw new UsageError(`no tenant ${tenantId}`);
+          const tenantId = await existingTenant(pool, o.tenant);
           const stats = { rows: 0 };
           const chunks = exportChunks(pool, { tenantId, dataset, format: o.format as Format, from, to }, stats);
           const first = await chunks.next(); // nothing is written (no file created) unless the export starts

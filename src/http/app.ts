@@ -253,6 +253,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     }
     const field = nulField(request.params, 'params') ?? nulField(request.query, 'querystring');
     if (field) throw new HttpProblem('validation_failed', `${field} contains a NUL character (U+0000), which no value may hold`, { field });
+    bareDatesAsMidnight(request.query);
   });
 
   await registerWeb(app, options.webRoot);
@@ -328,6 +329,20 @@ async function authenticateSession(request: FastifyRequest, token: string): Prom
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * One rule for `from` / `to`, on every route and on the command line (src/db/timestamps.ts
+ * `readInstant`): an RFC 3339 date-time with its offset, or a date, meaning its midnight UTC.
+ * A bare date is written out here, before validation, so every route takes both forms.
+ */
+function bareDatesAsMidnight(query: unknown): void {
+  if (!query || typeof query !== 'object') return;
+  const q = query as Record<string, unknown>;
+  for (const name of ['from', 'to']) {
+    const value = q[name];
+    if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value)) q[name] = `${value}T00:00:00Z`;
+  }
 }
 
 /** The first path parameter or query value (decoded) holding U+0000, as `params/<name>`; undefined when none does. */

@@ -242,6 +242,32 @@ describe('HTTP conventions', () => {
     assert.equal(missing.headers.allow, undefined);
   });
 
+  test('from/to: one rule on every route and the CLI: a date means its midnight UTC, like the full RFC 3339 form', async () => {
+    const auth = { authorization: `Bearer ${apiKey}` };
+    const pairs: [string, string][] = [
+      ['/api/v1/reconciliation?from=2026-01-01&to=2026-02-01', '/api/v1/reconciliation?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z'],
+      ['/api/v1/attribution/channels?model=linear&from=2026-01-01&to=2026-02-01', '/api/v1/attribution/channels?model=linear&from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z'],
+      ['/api/v1/attribution/comparison?from=2026-01-01&to=2026-02-01', '/api/v1/attribution/comparison?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z'],
+      ['/api/v1/dead-events?from=2026-01-01&to=2026-02-01', '/api/v1/dead-events?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z'],
+    ];
+    const strip = (body: Record<string, unknown>) => JSON.stringify({ ...body, request_id: undefined, generated_at: undefined });
+    for (const [bare, full] of pairs) {
+      const a = await app.inject({ method: 'GET', url: bare, headers: auth });
+      const b = await app.inject({ method: 'GET', url: full, headers: auth });
+      assert.equal(a.statusCode, 200, `${bare}: ${a.body}`);
+      assert.equal(b.statusCode, 200, `${full}: ${b.body}`);
+      assert.equal(strip(a.json()), strip(b.json()), bare);
+    }
+    for (const bad of ['2026-02-30', '2026-1-01', '20260101', '2026-01-01T00:00']) {
+      const r = await app.inject({ method: 'GET', url: `/api/v1/reconciliation?from=${bad}&to=2026-03-01`, headers: auth });
+      assert.equal(r.statusCode, 400, `${bad}: ${r.body}`);
+    }
+    const { parseInstant } = await import('../attribution/cli.js');
+    assert.equal(parseInstant('--from', '2026-01-01').toISOString(), '2026-01-01T00:00:00.000Z');
+    assert.equal(parseInstant('--from', '2026-01-01T01:00:00+01:00').toISOString(), '2026-01-01T00:00:00.000Z');
+    assert.throws(() => parseInstant('--from', '2026-02-30'), /--from must be an RFC 3339 date-time with an offset \(or a date, UTC\)/);
+  });
+
   test('every 401 says how to authenticate (WWW-Authenticate)', async () => {
     const none = await app.inject({ method: 'GET', url: '/api/v1/tenant' });
     assert.equal(none.statusCode, 401);

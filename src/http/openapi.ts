@@ -120,6 +120,7 @@ export function documentRoute(
   const withProblems = withProblemResponses(schema, route.url, route.problems, common);
   return enumsOfConstants({
     ...withProblems,
+    ...(withProblems.querystring ? { querystring: datesOrDateTimes(withProblems.querystring) } : {}),
     operationId: schema.operationId ?? operationId(method, route.url),
     security: kind.authenticated ? API_SECURITY : (schema.security ?? []),
   }) as RouteSchema;
@@ -151,4 +152,22 @@ function enumsOfConstants(value: unknown): unknown {
 
 function enumsOfConstantsOf(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, enumsOfConstants(v)]));
+}
+
+/** `from` / `to` query parameters take a date too (its midnight UTC: `bareDatesAsMidnight` in src/http/app.ts). */
+function datesOrDateTimes(querystring: unknown): unknown {
+  const q = querystring as { properties?: Record<string, Record<string, unknown>> };
+  if (!q?.properties) return querystring;
+  const properties = { ...q.properties };
+  for (const name of ['from', 'to']) {
+    const p = properties[name];
+    if (p?.format !== 'date-time') continue;
+    const { format: _, ...rest } = p;
+    properties[name] = {
+      ...rest,
+      anyOf: [{ format: 'date-time' }, { format: 'date' }],
+      description: `${p.description ?? ''}${p.description ? '. ' : ''}An RFC 3339 date-time with offset, or a date (its midnight UTC).`,
+    };
+  }
+  return { ...q, properties };
 }

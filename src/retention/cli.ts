@@ -3,17 +3,12 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import type { Logger } from '../cli/log.js';
 import { runCommand, UsageError } from '../cli/run.js';
+import { existingTenant, tenantFlag } from '../cli/tenant-flag.js';
 import type { Service } from '../cli/start.js';
 import { withTenant } from '../db/tenant-context.js';
 import { RetentionError, runRetention, SETTING_NAMES, tenantsWithRetention, writeRetentionSettings, type RetentionSettings } from './retention.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const print = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
-
-function tenantId(s: string): string {
-  if (!UUID.test(s)) throw new UsageError(`--tenant must be a tenant id (UUID), got ${JSON.stringify(s)}`);
-  return s.toLowerCase();
-}
 
 function days(flag: string, v: string | undefined): number | null | undefined {
   if (v === undefined) return undefined;
@@ -75,7 +70,7 @@ export function registerRetention(program: Command): void {
     .option('--dead-event-payload-days <n>', 'redact payloads of dead events older than n days (or off)')
     .action((o: { tenant: string; payloadDays?: string; eventDays?: string; deadEventPayloadDays?: string }) =>
       runCommand(async (ctx) => {
-        const id = tenantId(o.tenant);
+        tenantFlag(o.tenant);
         const change: Partial<RetentionSettings> = {};
         const set = (k: (typeof SETTING_NAMES)[number], v: number | null | undefined) => v !== undefined && (change[k] = v);
         set('payload_days', days('--payload-days', o.payloadDays));
@@ -84,10 +79,8 @@ export function registerRetention(program: Command): void {
         const db = await ctx.database();
         const pool = db.appPool({ max: 1, applicationName: 'skeldir-retention' });
         try {
-          print(await withTenant(pool, id, async (c) => {
-            if ((await c.query('SELECT 1 FROM tenants WHERE id = $1', [id])).rowCount !== 1) throw new UsageError(`no tenant ${id}`);
-            return writeRetentionSettings(c, id, change);
-          }));
+          const id = await existingTenant(pool, o.tenant);
+          print(await withTenant(pool, id, (c) => writeRetentionSettings(c, id, change)));
         } finally {
           await pool.end();
         }
@@ -100,12 +93,12 @@ export function registerRetention(program: Command): void {
     .option('--dry-run', 'count what would be redacted, folded and deleted; change nothing')
     .action((o: { tenant?: string; dryRun?: boolean }) =>
       runCommand(async (ctx) => {
-        const only = o.tenant === undefined ? undefined : tenantId(o.tenant);
+        if (o.tenant !== undefined) tenantFlag(o.tenant);
         const db = await ctx.database();
         const owner = db.ownerPool({ max: 1, applicationName: 'skeldir-retention' });
         const app = db.appPool({ max: 1, applicationName: 'skeldir-retention' });
         try {
-          const tenants = only ? [only] : await tenantsWithRetention(owner);
+          const tenants = o.tenant !== undefined ? [await existingTenant(app, o.tenant)] : await tenantsWithRetention(owner);
           const reports = [];
           for (const t of tenants) reports.push(await runRetention(app, t, { dryRun: o.dryRun }));
           print(reports);

@@ -1829,12 +1829,12 @@ export interface operations {
     getAttributionChannels: {
         parameters: {
             query: {
-                /** @description Start of the period of conversion times (inclusive) */
-                from: string;
+                /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from: string | unknown | unknown;
                 /** @description Attribution model */
                 model: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
-                /** @description End of the period (exclusive) */
-                to: string;
+                /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to: string | unknown | unknown;
             };
             header?: never;
             path?: never;
@@ -2081,10 +2081,10 @@ export interface operations {
     getAttributionComparison: {
         parameters: {
             query: {
-                /** @description Start of the period of conversion times (inclusive) */
-                from: string;
-                /** @description End of the period (exclusive) */
-                to: string;
+                /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from: string | unknown | unknown;
+                /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to: string | unknown | unknown;
             };
             header?: never;
             path?: never;
@@ -8104,14 +8104,14 @@ export interface operations {
                 cursor?: string;
                 error_type?: string;
                 event_type?: string;
-                /** @description created at or after; years 0001–9999, no leap second */
-                from?: string;
+                /** @description created at or after; years 0001–9999, no leap second. An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from?: string | unknown | unknown;
                 limit?: number;
                 source?: string;
                 /** @description remediation statuses, comma-separated */
                 status?: string;
-                /** @description created before; years 0001–9999, no leap second */
-                to?: string;
+                /** @description created before; years 0001–9999, no leap second. An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to?: string | unknown | unknown;
             };
             header?: never;
             path?: never;
@@ -13132,12 +13132,12 @@ export interface operations {
     getReconciliation: {
         parameters: {
             query: {
-                /** @description Start of the period of conversion times (inclusive) */
-                from: string;
+                /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from: string | unknown | unknown;
                 /** @description Attribution model splitting each conversion over channels (default last_touch) */
                 model?: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
-                /** @description End of the period (exclusive) */
-                to: string;
+                /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to: string | unknown | unknown;
             };
             header?: never;
             path?: never;
