@@ -11600,6 +11600,8 @@ export interface operations {
                             allocations: number;
                             dead_events: number;
                             events: number;
+                            identity_changes_scrubbed: number;
+                            identity_links: number;
                             ledger_rows_scrubbed: number;
                             model_runs_marked_stale: number;
                             webhook_deliveries_scrubbed: number;
@@ -13928,11 +13930,11 @@ export interface operations {
     getReportsPaths: {
         parameters: {
             query: {
-                /** @description Start of the period of conversion times (inclusive) */
-                from: string;
+                /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                from: string | unknown | unknown;
                 limit?: number;
-                /** @description End of the period (exclusive) */
-                to: string;
+                /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
+                to: string | unknown | unknown;
             };
             header?: never;
             path?: never;
