@@ -9,7 +9,7 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const INPUTS = ['src', 'web', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/licenses.mjs', 'scripts/build-if-stale.mjs'];
+const INPUTS = ['src', 'web', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'scripts/licenses.mjs', 'scripts/build-web.mjs', 'scripts/build-if-stale.mjs'];
 
 /** The newest modification time (ms) of a file or of any file below a directory; 0 when absent. */
 function newest(path) {

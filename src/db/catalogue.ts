@@ -18,7 +18,9 @@ export async function catalogueSnapshot(db: Queryable, options: { exclude?: read
 
   for (const t of await q<{ name: string; rls: boolean; forced: boolean; comment: string | null; acl: string | null }>(`
     SELECT c.relname AS name, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
-           obj_description(c.oid, 'pg_class') AS comment, array_to_string(ARRAY(SELECT unnest(c.relacl)::text ORDER BY 1), ',') AS acl
+           obj_description(c.oid, 'pg_class') AS comment,
+           -- An explicit ACL equal to the default (the owner's privileges only, as a GRANT then REVOKE leaves it) is the default.
+           CASE WHEN c.relacl = acldefault('r', c.relowner) THEN NULL ELSE array_to_string(ARRAY(SELECT unnest(c.relacl)::text ORDER BY 1), ',') END AS acl
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT (c.relname = ANY($1))`)) {
     lines.push(`table ${t.name} rls=${t.rls} forced=${t.forced} comment=${JSON.stringify(t.comment)}`);

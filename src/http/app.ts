@@ -264,7 +264,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
     const path = request.url.split('?')[0]!;
     allowed ??= allowedMethods(routeList);
     const methods = allowed(path);
-    if (methods.length > 0) {
+    // A route of this method that found nothing itself (a missing static asset) is a 404, not a 405.
+    if (methods.length > 0 && !methods.includes(request.method)) {
       return sendProblem(request, reply.header('allow', methods.join(', ')), new HttpProblem('method_not_allowed', `${path} does not allow ${request.method}; it allows ${methods.join(', ')}`));
     }
     return sendProblem(request, reply, new HttpProblem('route_not_found', `no route ${request.method} ${path}`));

@@ -100,6 +100,13 @@ export const PROBLEMS = {
   user_exists: { status: 409, title: 'The user already exists' },
   user_not_found: { status: 404, title: 'No such user' },
   last_owner: { status: 409, title: 'A tenant keeps at least one owner' },
+  report_window_invalid: { status: 400, title: 'The report period is not valid' },
+  webhook_endpoint_not_found: { status: 404, title: 'No such webhook endpoint' },
+  webhook_secret_invalid: { status: 400, title: 'The webhook secret is not valid' },
+  webhook_grace_invalid: { status: 400, title: 'The grace period is not valid' },
+  webhook_provider_invalid: { status: 400, title: 'Unknown payment provider' },
+  grace_invalid: { status: 400, title: 'The grace period is not valid' },
+  tenant_not_found: { status: 404, title: 'No such tenant' },
   // exports (src/exports)
   export_period_invalid: { status: 400, title: 'The export period is not valid' },
   export_dataset_invalid: { status: 400, title: 'Unknown export dataset' },

@@ -5,8 +5,8 @@ import { authenticate } from './app.js';
 import { registerRateLimit } from './rate-limit.js';
 import { ingestionRoutes } from '../ingestion/routes.js';
 import { metaRoutes } from './meta-routes.js';
+import { withProblemResponses } from './openapi.js';
 import { documentRoute } from './openapi.js';
-import { tenantRoutes } from '../tenants/routes.js';
 import { deadEventRoutes } from '../dlq/routes.js';
 import { metricsRoutes } from '../worker/metrics-routes.js';
 import { webhookRoutes } from '../webhooks/routes.js';
@@ -16,6 +16,10 @@ import { attributionRoutes } from '../attribution/routes.js';
 import { channelRoutes } from '../channels/routes.js';
 import { spendRoutes } from '../spend/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
+import { webhookEndpointRoutes } from '../webhooks/endpoint-routes.js';
+import { apiKeyRoutes, tenantRoutes } from '../tenants/routes.js';
+import { reportingCurrencyRoutes } from '../money/routes.js';
+import { reportRoutes } from '../reports/routes.js';
 import { exportRoutes } from '../exports/routes.js';
 import { erasureRoutes } from '../erasure/routes.js';
 import { retentionRoutes } from '../retention/routes.js';
@@ -41,6 +45,10 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   deadEventRoutes,
   attributionRoutes,
   userRoutes,
+  webhookEndpointRoutes,
+  apiKeyRoutes,
+  reportingCurrencyRoutes,
+  reportRoutes,
   exportRoutes,
   erasureRoutes,
   channelRoutes,

@@ -28,7 +28,8 @@ import { revision as r202612021946 } from './revisions/202612021946_tenant_chann
 import { revision as r202612021950 } from './revisions/202612021950_retention.js';
 import { revision as r202612021954 } from './revisions/202612021954_first_party_collection.js';
 import { revision as r202612021955 } from './revisions/202612021955_ad_spend.js';
-import { revision as r202612022047 } from './revisions/202612022047_last_non_direct_and_exclusions.js';
+import { revision as r202612022104 } from './revisions/202612022104_web_settings_grants.js';
+import { revision as r202612022129 } from './revisions/202612022129_last_non_direct_and_exclusions.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -64,7 +65,8 @@ export const REVISIONS: readonly Revision[] = [
   r202612021950,
   r202612021954,
   r202612021955,
-  r202612022047,
+  r202612022104,
+  r202612022129,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

@@ -28,6 +28,8 @@ export interface Report {
   currency: string;
   channels: (Line & { channel: string })[];
   total: Line & { unmatched_ledger_cents: number; unmatched_ledger_transactions: number };
+  /** The same totals per UTC day of the conversions (days without conversions are absent). */
+  days: (Line & { date: string })[];
 }
 
 interface Acc {
@@ -145,6 +147,7 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
   const channels = new Map<string, Acc>();
   const total: Acc = { conversions: 0, verified_conversions: 0, claimed: 0n, verified: 0n };
   const seenOrders = new Set<string>();
+  const days = new Map<string, Acc>();
   for (const c of conversions) {
     const claimed = await convert(BigInt(c.value ?? 0), c.currency, c.at);
     let verified = 0n;
@@ -157,10 +160,15 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
         if (l.state !== 'authorized') isVerified = true;
       }
     }
-    total.conversions++;
-    total.claimed += claimed;
-    total.verified += verified;
-    if (isVerified) total.verified_conversions++;
+    const day = c.at.toISOString().slice(0, 10);
+    const dayAcc = days.get(day) ?? { conversions: 0, verified_conversions: 0, claimed: 0n, verified: 0n };
+    days.set(day, dayAcc);
+    for (const acc of [total, dayAcc]) {
+      acc.conversions++;
+      acc.claimed += claimed;
+      acc.verified += verified;
+      if (isVerified) acc.verified_conversions++;
+    }
     const allocs = allocations.get(c.id) ?? [];
     const parts = allocs.length === 0 ? [{ channel: UNATTRIBUTED, cents: 1 }] : allocs;
     const weights = parts.every((p) => p.cents === 0) ? parts.map(() => 1) : parts.map((p) => p.cents);
@@ -197,5 +205,6 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
     currency: reporting,
     channels: [...channels.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([channel, acc]) => ({ channel, ...line(acc) })),
     total: { ...line(total), unmatched_ledger_cents: safe(unmatchedCents), unmatched_ledger_transactions: unmatched.length },
+    days: [...days.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([date, acc]) => ({ date, ...line(acc) })),
   };
 }

@@ -37,6 +37,9 @@ export const reconciliationRoutes: FastifyPluginAsync = async (app) => {
             currency: Type.String(),
             channels: Type.Array(Type.Object({ channel: Type.String(), ...Line })),
             total: Type.Object({ ...Line, unmatched_ledger_cents: Type.Integer(), unmatched_ledger_transactions: Type.Integer() }),
+            days: Type.Array(Type.Object({ date: Type.String({ format: 'date', description: 'UTC day of the conversions' }), ...Line }), {
+              description: 'The totals per UTC day of the conversions, oldest first (days without conversions are absent)',
+            }),
           }),
         },
       },

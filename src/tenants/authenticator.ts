@@ -38,6 +38,11 @@ export class ApiKeyAuthenticator {
     this.now = options.now ?? Date.now;
   }
 
+  /** Drops the cached keys of a tenant (after a revocation in this process). */
+  forget(tenantId: string): void {
+    for (const [hash, entry] of this.cache) if (entry.tenantId === tenantId) this.cache.delete(hash);
+  }
+
   async authenticate(key: string): Promise<string | null> {
     if (!looksLikeApiKey(key)) return null;
     const hash = hashApiKey(key);

@@ -1,4 +1,5 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { keyState, parseGrace, revokeApiKeys, rotateApiKey } from './tenants.js';
 import type { FastifyPluginAsync } from 'fastify';
 
 const Tenant = Type.Object(
@@ -25,5 +26,71 @@ export const tenantRoutes: FastifyPluginAsync = async (app) => {
         const row = rows[0]!;
         return { ...row, created_at: row.created_at.toISOString() };
       }),
+  );
+};
+
+const KeyState = Type.Object(
+  {
+    current_key: Type.Union([Type.Literal('active'), Type.Literal('revoked'), Type.Literal('unset')]),
+    keys_in_grace: Type.Array(Type.String({ format: 'date-time' }), { description: 'ends of the grace periods of rotated-out keys still working' }),
+  },
+  { additionalProperties: false },
+);
+const RotateBody = Type.Object(
+  { grace: Type.String({ minLength: 1, maxLength: 12, description: 'how long the previous key keeps working: 0, 30m, 24h, 7d … (at most 30d)' }) },
+  { additionalProperties: false },
+);
+const RevokeBody = Type.Object(
+  {
+    confirm: Type.Literal('revoke', { description: 'must be "revoke": the keys stop working at once' }),
+    previous_only: Type.Optional(Type.Boolean({ description: 'revoke only rotated-out keys still in grace; keep the current key' })),
+  },
+  { additionalProperties: false },
+);
+
+/** GET /api-keys, POST /api-keys/rotate, POST /api-keys/revoke: the tenant's API keys (owners). */
+export const apiKeyRoutes: FastifyPluginAsync = async (app) => {
+  app.get(
+    '/api-keys',
+    {
+      schema: { tags: ['tenants'], summary: "The state of the tenant's API keys (never the keys)", security: [{ apiKey: [] }], response: { 200: KeyState } },
+      config: { access: 'owner', problems: ['forbidden'] },
+    },
+    async (request) => keyState(app.appPool, request.tenantId),
+  );
+
+  app.post<{ Body: Static<typeof RotateBody> }>(
+    '/api-keys/rotate',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'Issue a new API key (shown only in this answer); the previous one keeps working for the grace period',
+        security: [{ apiKey: [] }],
+        body: RotateBody,
+        response: { 200: Type.Object({ tenant_id: Type.String(), api_key: Type.String(), previous_key_valid_until: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false }) },
+      },
+      config: { access: 'owner', problems: ['forbidden', 'csrf_failed', 'grace_invalid'] },
+    },
+    async (request) => rotateApiKey(app.appPool, request.tenantId, parseGrace(request.body.grace)),
+  );
+
+  app.post<{ Body: Static<typeof RevokeBody> }>(
+    '/api-keys/revoke',
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: "Revoke the tenant's keys at once (all, or only rotated-out keys in grace); without a current key, rotate issues a new one",
+        security: [{ apiKey: [] }],
+        body: RevokeBody,
+        response: { 200: Type.Object({ tenant_id: Type.String(), revoked: Type.Integer(), current_key_revoked: Type.Boolean() }, { additionalProperties: false }) },
+      },
+      config: { access: 'owner', problems: ['forbidden', 'csrf_failed'] },
+    },
+    async (request) => {
+      const result = await revokeApiKeys(app.appPool, request.tenantId, { previousOnly: request.body.previous_only === true });
+      // This process stops accepting the revoked keys at once (others within AUTH_CACHE_TTL_MS).
+      app.authenticator.forget(request.tenantId);
+      return result;
+    },
   );
 };

@@ -173,23 +173,32 @@ export async function listTenants(owner: pg.Pool): Promise<TenantSummary[]> {
   );
   const out: TenantSummary[] = [];
   for (const row of rows) {
-    const grace = await withTenant(owner, row.id, (client) =>
-      client.query<{ expires_at: Date }>(
-        `SELECT expires_at FROM tenant_api_keys_retired
-          WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY expires_at`,
-        [row.id],
-      ),
-    );
     out.push({
       tenant_id: row.id,
       name: row.name,
       notification_email: row.notification_email,
       created_at: row.created_at.toISOString(),
-      current_key: KEY_HASH.test(row.api_key_hash) ? 'active' : row.api_key_hash.startsWith('revoked:') ? 'revoked' : 'unset',
-      keys_in_grace: grace.rows.map((r) => r.expires_at.toISOString()),
+      ...(await keyState(owner, row.id, row.api_key_hash)),
     });
   }
   return out;
+}
+
+/** The state of a tenant's keys (never the keys): whether it has a current key, and the rotated-out keys still in grace. */
+export async function keyState(pool: pg.Pool, tenantId: string, currentHash?: string): Promise<Pick<TenantSummary, 'current_key' | 'keys_in_grace'>> {
+  return withTenant(pool, tenantId, async (client) => {
+    const hash = currentHash ?? (await client.query<{ h: string }>(`SELECT api_key_hash AS h FROM tenants WHERE id = $1`, [tenantId])).rows[0]?.h;
+    if (hash === undefined) throw new TenantNotFoundError('tenant_not_found', `no tenant ${tenantId}`, { field: 'id' });
+    const grace = await client.query<{ expires_at: Date }>(
+      `SELECT expires_at FROM tenant_api_keys_retired
+        WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at > now() ORDER BY expires_at`,
+      [tenantId],
+    );
+    return {
+      current_key: KEY_HASH.test(hash) ? 'active' : hash.startsWith('revoked:') ? 'revoked' : 'unset',
+      keys_in_grace: grace.rows.map((r) => r.expires_at.toISOString()),
+    };
+  });
 }
 
 /**

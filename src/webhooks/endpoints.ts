@@ -37,8 +37,9 @@ function checkSecret(secret: string | undefined, provider: Provider): string {
   return secret;
 }
 
-async function tenantMustExist(owner: pg.Pool, tenantId: string): Promise<void> {
-  const { rowCount } = await owner.query('SELECT 1 FROM tenants WHERE id = $1', [tenantId]);
+/** In the tenant's own context, so it works for the schema owner (CLI) and the application role (web app) alike. */
+async function tenantMustExist(pool: pg.Pool, tenantId: string): Promise<void> {
+  const { rowCount } = await withTenant(pool, tenantId, (c) => c.query('SELECT 1 FROM tenants WHERE id = $1', [tenantId]));
   if (!rowCount) throw new WebhookInputError('tenant_not_found', `no tenant ${tenantId}`, { field: 'tenant' });
 }
 

@@ -13,8 +13,8 @@ const PREVIOUS_MODELS = `'first_touch', 'last_touch', 'linear', 'time_decay', 'p
  * A downgrade deletes last_non_direct allocations, runs and settings entries (they cannot exist before).
  */
 export const revision: Revision = {
-  id: '202612022047',
-  previous: '202612021955',
+  id: '202612022129',
+  previous: '202612022104',
   title: 'last_non_direct rule model, channel exclusions for the rule models',
   dropsOnDowngrade: [{ table: 'attribution_settings', columns: ['excluded_channels'] }],
 

@@ -1,0 +1,377 @@
+/**
+ * The web app in a real Chromium (src/testing/browser.ts): sign-in, every page over seeded data
+ * with its numbers checked against the API, remediation through the UI, roles, tenant isolation
+ * by URL editing and by replaying another session's requests, CSRF, and axe-core on every page.
+ * Screenshots of each page at 1280 px and phone width go to test-results/.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import type { BrowserContext, Page } from 'playwright-core';
+import type pg from 'pg';
+import { loadConfig } from '../config.js';
+import { createTenant } from '../tenants/tenants.js';
+import { axeViolations, launchBrowser, PHONE, screenshot, seriousViolations, type TestBrowser } from '../testing/browser.js';
+import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { seedTenant, type Seeded } from '../testing/web-seed.js';
+import { TEST_SECRET_KEY } from '../webhooks/test-support.js';
+import { inviteUser } from '../users/users.js';
+import { channelName, count, money } from '../../web/src/format.js';
+import { buildApp, type App } from './app.js';
+import { WEB_ROOT } from './web.js';
+
+process.env.SKELDIR_SECRET_KEY = TEST_SECRET_KEY;
+const PASSWORD = 'a long enough password';
+
+let db: TestDatabase;
+let su: pg.Client;
+let app: App;
+let base: string;
+let browser: TestBrowser;
+let A: { tenant_id: string; api_key: string };
+let B: { tenant_id: string; api_key: string };
+let seedA: Seeded;
+let seedB: Seeded;
+const web = loadConfig({}).web;
+
+before(async () => {
+  if (!existsSync(`${WEB_ROOT}/index.html`)) throw new Error('the web app is not built: run npm run build (npm test does it)');
+  db = await createTestDatabase('head');
+  su = await superClient(db);
+  const owner = db.ownerPool({ max: 1 });
+  A = await createTenant(owner, { name: 'Acme Outdoor', email: 'ops@acme.example' });
+  B = await createTenant(owner, { name: 'Borealis Books', email: 'ops@borealis.example' });
+  await owner.end();
+  app = await buildApp({ db, config: loadConfig({ SKELDIR_RATE_LIMIT_PER_MINUTE: '0' }), logger: false });
+  base = await app.listen({ port: 0, host: '127.0.0.1' });
+  seedA = await seedTenant(app, db, A, { sessions: 60, seed: 7, label: 'acme', deadEvents: 3 });
+  seedB = await seedTenant(app, db, B, { sessions: 20, seed: 9, label: 'borealis', deadEvents: 2 });
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await app?.close();
+  await su?.end();
+  await db?.drop();
+});
+
+const apiGet = async (url: string, t = A) => {
+  const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${t.api_key}` } });
+  assert.equal(res.statusCode, 200, `${url}: ${res.body}`);
+  return res.json();
+};
+
+/** A browser context signed in as a new user of `tenant` with `role` (through the invitation page). */
+async function signedIn(tenant: string, email: string, role: string, width = 1280): Promise<{ context: BrowserContext; page: Page }> {
+  const invitation = await inviteUser(app.appPool, tenant, { email, role }, { ...web, publicUrl: base });
+  const context = await browser.newContext({ baseURL: base, width, ...(width < 600 ? { height: PHONE.height } : {}) });
+  const page = await context.newPage();
+  await page.goto(invitation.invitation_url);
+  await page.getByLabel('New password').fill(PASSWORD);
+  await page.getByLabel('Repeat the password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Set password and sign in' }).click();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  return { context, page };
+}
+
+async function settle(page: Page): Promise<void> {
+  await page.waitForLoadState('networkidle');
+  await page.locator('.loading').first().waitFor({ state: 'detached' }).catch(() => undefined);
+}
+
+const text = async (page: Page, testId: string) => (await page.getByTestId(testId).locator('.metric-value').textContent())?.trim();
+
+function period() {
+  const to = new Date();
+  const day = to.toISOString().slice(0, 10);
+  const from = new Date(Date.parse(`${day}T00:00:00Z`) - 29 * 86_400_000).toISOString();
+  return { from, to: new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString() };
+}
+const q = () => new URLSearchParams(period()).toString();
+
+describe('signing in', () => {
+  test('invite → set password → signed in → sign out → sign in with the form → sign out', async () => {
+    const { context, page } = await signedIn(A.tenant_id, 'lead@acme.example', 'owner');
+    assert.ok(await page.getByText('lead@acme.example').isVisible());
+    const cookie = (await context.cookies()).find((c) => c.name === 'skeldir_session')!;
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal((await su.query(`SELECT count(*)::int AS n FROM user_sessions WHERE revoked_at IS NULL AND user_id = (SELECT id FROM tenant_users WHERE email = 'lead@acme.example')`)).rows[0].n, 0);
+    await page.getByLabel('E-mail').fill('lead@acme.example');
+    await page.getByLabel('Password').fill('wrong password!!');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('Sign-in failed').waitFor();
+    assert.match((await page.getByRole('alert').textContent())!, /the e-mail address or the password is wrong/);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.goto('/channels');
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await context.close();
+  });
+
+  test('a used invitation link says so', async () => {
+    const invitation = await inviteUser(app.appPool, A.tenant_id, { email: 'once@acme.example', role: 'viewer' }, { ...web, publicUrl: base });
+    const context = await browser.newContext({ baseURL: base });
+    const page = await context.newPage();
+    for (const attempt of [0, 1]) {
+      await page.goto(invitation.invitation_url);
+      await page.getByLabel('New password').fill(PASSWORD);
+      await page.getByLabel('Repeat the password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Set password and sign in' }).click();
+      if (attempt === 0) {
+        await page.getByRole('heading', { name: 'Overview' }).waitFor();
+        await context.clearCookies();
+      } else await page.getByRole('alert').getByText('The invitation link is not valid').waitFor();
+    }
+    await context.close();
+  });
+});
+
+describe('every page, with its numbers from the API', () => {
+  let owner: { context: BrowserContext; page: Page };
+  let phone: { context: BrowserContext; page: Page };
+  before(async () => {
+    owner = await signedIn(A.tenant_id, 'owner@acme.example', 'owner');
+    phone = await signedIn(A.tenant_id, 'phone@acme.example', 'admin', PHONE.width);
+  });
+  after(async () => {
+    await owner.context.close();
+    await phone.context.close();
+  });
+
+  /** Opens `path` at both widths, saves screenshots, and checks axe-core finds nothing serious. */
+  async function visit(path: string, name: string, ready: (p: Page) => Promise<unknown>): Promise<Page> {
+    for (const [who, width] of [[phone, 'phone'], [owner, 'desktop']] as const) {
+      await who.page.goto(path);
+      await ready(who.page);
+      await settle(who.page);
+      for (const chart of await who.page.locator('.chart').all()) await chart.locator('svg').waitFor();
+      await screenshot(who.page, `${name}-${width}`);
+      // Nothing sticks out sideways (wide tables scroll inside their own box; an SVG clips its content).
+      const overflow = await who.page.evaluate<string[]>(
+        `(() => { const w = document.documentElement.clientWidth; return [...document.querySelectorAll('body *')].filter((e) => !e.closest('.table-scroll') && !e.closest('svg') && e.getBoundingClientRect().right > w + 1).slice(0, 5).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)); })()`,
+      );
+      assert.deepEqual(overflow, [], `${name} at ${width} overflows the viewport`);
+      const serious = seriousViolations(await axeViolations(who.page));
+      assert.deepEqual(serious, [], `${name} at ${width}: ${serious.join('\n')}`);
+    }
+    return owner.page;
+  }
+
+  test('Overview: claimed, verified, gap and conversions are the reconciliation totals', async () => {
+    const r = await apiGet(`/api/v1/reconciliation?${q()}`);
+    assert.ok(r.total.conversions > 10);
+    const page = await visit('/', 'overview', (p) => p.getByTestId('claimed').waitFor());
+    assert.equal(await text(page, 'claimed'), money(r.total.claimed_cents, r.currency));
+    assert.equal(await text(page, 'verified'), money(r.total.verified_cents, r.currency));
+    assert.equal(await text(page, 'gap'), money(r.total.gap_cents, r.currency));
+    assert.equal(await text(page, 'conversions'), count(r.total.conversions));
+    await page.locator('.chart[data-ready=true] svg').waitFor(); // ECharts is loaded on demand
+    assert.equal(await page.locator('.chart svg').count(), 1, 'the trend chart is drawn');
+    assert.equal(await page.getByRole('table').locator('tbody tr').count(), r.days.length);
+  });
+
+  test('Channels: each row is the channel report of the chosen model; the model picker changes it', async () => {
+    for (const model of ['last_touch', 'linear']) {
+      const r = await apiGet(`/api/v1/attribution/channels?model=${model}&${q()}`);
+      assert.ok(r.channels.length >= 3);
+      const page = await visit(`/channels?model=${model}`, `channels-${model}`, (p) => p.locator('table tbody tr').first().waitFor());
+      const rows = page.locator('table tbody tr');
+      assert.equal(await rows.count(), r.channels.length);
+      for (const [i, c] of r.channels.entries()) {
+        const cells = rows.nth(i).locator('td');
+        assert.equal((await cells.nth(0).textContent())?.trim(), channelName(c.channel));
+        assert.equal((await cells.nth(3).textContent())?.trim(), money(c.attributed_cents, c.currency));
+      }
+    }
+    // Bayesian: the interval column and the error bars (a custom series drawing three lines per channel).
+    const bayes = await apiGet(`/api/v1/attribution/channels?model=bayesian&${q()}`);
+    assert.ok(bayes.channels.every((c: { credible_interval: unknown }) => c.credible_interval));
+    const bp = await visit('/channels?model=bayesian', 'channels-bayesian', (p) => p.locator('table tbody tr').first().waitFor());
+    const first = bayes.channels[0];
+    assert.equal(
+      (await bp.locator('table tbody tr').first().locator('td').nth(4).textContent())?.trim(),
+      `${money(first.credible_interval.lower_cents, first.currency)} – ${money(first.credible_interval.upper_cents, first.currency)}`,
+    );
+    assert.ok(await bp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
+    const page = owner.page;
+    await page.getByLabel('Model').selectOption('first_touch');
+    await page.waitForURL(/model=first_touch/);
+    await settle(page);
+    const r = await apiGet(`/api/v1/attribution/channels?model=first_touch&${q()}`);
+    assert.equal((await page.locator('table tbody tr').first().locator('td').nth(3).textContent())?.trim(), money(r.channels[0].attributed_cents, r.channels[0].currency));
+  });
+
+  test('Model comparison: every model column matches the comparison report', async () => {
+    const r = await apiGet(`/api/v1/attribution/comparison?${q()}`);
+    const page = await visit('/models', 'models', (p) => p.locator('table tbody tr').first().waitFor());
+    const headers = (await page.locator('table thead th').allTextContents()).map((h) => h.trim());
+    const rows = page.locator('table tbody tr');
+    assert.equal(await rows.count(), r.channels.length);
+    const first = r.channels[0];
+    for (const [model, v] of Object.entries(first.models) as [string, { attributed_cents: number }][]) {
+      const col = headers.findIndex((h) => h.toLowerCase().startsWith(model.replace('_', ' ').slice(0, 5)));
+      assert.ok(col > 0, `a column for ${model}: ${headers.join('|')}`);
+      assert.equal((await rows.first().locator('td').nth(col).textContent())?.trim(), money(v.attributed_cents, first.currency));
+    }
+  });
+
+  test('Conversion paths: the most common paths with their conversions', async () => {
+    const r = await apiGet(`/api/v1/reports/paths?${q()}&limit=50`);
+    assert.ok(r.paths.length > 3);
+    // Every conversion of the period is on one path (the same conversions the reconciliation counts).
+    const rec = await apiGet(`/api/v1/reconciliation?${q()}`);
+    assert.equal(r.paths.reduce((s: number, p: { conversions: number }) => s + p.conversions, 0), rec.total.conversions);
+    const page = await visit('/paths', 'paths', (p) => p.locator('table tbody tr').first().waitFor());
+    const rows = page.locator('table tbody tr');
+    assert.equal(await rows.count(), r.paths.length);
+    assert.equal((await rows.first().locator('td').nth(1).textContent())?.trim(), count(r.paths[0].conversions));
+    assert.deepEqual(
+      (await rows.first().locator('ol.path li').allTextContents()).map((t) => t.trim()),
+      r.paths[0].path.map(channelName),
+    );
+  });
+
+  test('Reconciliation: totals, unmatched ledger revenue, per channel and per day', async () => {
+    const r = await apiGet(`/api/v1/reconciliation?${q()}`);
+    const page = await visit('/reconciliation', 'reconciliation', (p) => p.getByTestId('rec-claimed').waitFor());
+    assert.equal(await text(page, 'rec-verified'), money(r.total.verified_cents, r.currency));
+    assert.equal(await text(page, 'rec-unmatched'), money(r.total.unmatched_ledger_cents, r.currency));
+    const tables = page.getByRole('table');
+    assert.equal(await tables.nth(0).locator('tbody tr').count(), r.channels.length);
+    assert.equal(await tables.nth(1).locator('tbody tr').count(), r.days.length);
+  });
+
+  test('Transactions: a payment found by its provider id, with its state timeline', async () => {
+    const id = seedA.transactions[0]!;
+    const t = await apiGet(`/api/v1/revenue/transactions/${id}`);
+    const page = await visit(`/transactions?id=${id}`, 'transactions', (p) => p.getByTestId('tx-state').waitFor());
+    assert.equal(await text(page, 'tx-state'), t.state);
+    assert.equal(await text(page, 'tx-net'), money(t.net_cents, t.currency));
+    assert.equal(await page.locator('ol.timeline li').count(), t.transitions.length);
+    // Searching from the form.
+    await page.getByLabel('Provider transaction id').fill(seedA.transactions[1]!);
+    await page.getByRole('button', { name: 'Find' }).click();
+    await page.waitForURL(new RegExp(`id=${seedA.transactions[1]}`));
+    await settle(page);
+    const u = await apiGet(`/api/v1/revenue/transactions/${seedA.transactions[1]}`);
+    assert.equal(await text(page, 'tx-amount'), money(u.amount_cents, u.currency));
+  });
+
+  test('Dead events: the list, worker health, one opened; Settings: models and users', async () => {
+    const list = await apiGet('/api/v1/dead-events?status=pending,in_progress');
+    const page = await visit('/dead-events', 'dead-events', (p) => p.locator('table tbody tr').first().waitFor());
+    assert.equal(await page.locator('table tbody tr').count(), list.items.length);
+    const health = await apiGet('/api/v1/worker/health');
+    assert.equal(await text(page, 'queue'), count(health.pending));
+    await visit(`/dead-events?open=${seedA.deadEvents[0]}`, 'dead-event-open', (p) => p.getByTestId('detail-status').waitFor());
+    assert.match((await page.locator('.detail').textContent())!, /fx_rate_missing/);
+    const settings = await apiGet('/api/v1/attribution/settings');
+    await visit('/settings', 'settings', (p) => p.getByLabel('Lookback window (days, 1–365)').waitFor());
+    assert.equal(await page.getByLabel('Lookback window (days, 1–365)').inputValue(), String(settings.lookback_days));
+    const users = await apiGet('/api/v1/users');
+    assert.equal(await page.getByRole('region', { name: 'Users', exact: true }).locator('tbody tr').count(), users.items.length);
+  });
+});
+
+describe('changing things', () => {
+  test('a dead-event retry made in the UI changes the database, with the user and the note recorded', async () => {
+    const { context, page } = await signedIn(A.tenant_id, 'fixer@acme.example', 'admin');
+    const id = seedA.deadEvents[1]!;
+    await page.goto(`/dead-events?open=${id}`);
+    await page.getByLabel('Note for this action (optional)').fill('rate imported');
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.getByRole('status').getByText('Retry: now in progress').waitFor();
+    const row = (await su.query(`SELECT d.remediation_status, d.remediation_notes, e.processing_status FROM dead_events d JOIN attribution_events e ON e.id = d.event_id WHERE d.id = $1`, [id])).rows[0];
+    assert.equal(row.remediation_status, 'in_progress');
+    assert.equal(row.processing_status, 'pending');
+    assert.match(row.remediation_notes, /fixer@acme\.example: retry: rate imported/);
+    await context.close();
+  });
+
+  test('a viewer is not offered admin controls, and is refused (403) when it sends the request anyway', async () => {
+    const { context, page } = await signedIn(A.tenant_id, 'viewer@acme.example', 'viewer');
+    const id = seedA.deadEvents[2]!;
+    await page.goto(`/dead-events?open=${id}`);
+    await page.getByTestId('detail-status').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Retry' }).count(), 0);
+    assert.ok(await page.getByText('an admin or owner can retry').isVisible());
+    await page.goto('/settings');
+    await page.getByLabel('Lookback window (days, 1–365)').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Save attribution settings' }).count(), 0);
+    assert.ok(await page.getByLabel('Lookback window (days, 1–365)').isDisabled());
+    const refused = await page.evaluate<{ status: number; code: string }, string>(async (deadId) => {
+      const session = (await (await fetch('/api/v1/auth/session')).json()) as { csrf_token: string };
+      const res = await fetch(`/api/v1/dead-events/${deadId}/retry`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrf_token }, body: '{}' });
+      return { status: res.status, code: ((await res.json()) as { code: string }).code };
+    }, id);
+    assert.deepEqual(refused, { status: 403, code: 'forbidden' });
+    assert.equal((await su.query(`SELECT remediation_status FROM dead_events WHERE id = $1`, [id])).rows[0].remediation_status, 'pending');
+    await context.close();
+  });
+
+  test('CSRF: a state-changing request with the cookie but without the token is refused and changes nothing', async () => {
+    const { context, page } = await signedIn(A.tenant_id, 'csrf@acme.example', 'admin');
+    const id = seedA.deadEvents[2]!;
+    const refused = await page.evaluate<{ status: number; code: string }, string>(async (deadId) => {
+      const res = await fetch(`/api/v1/dead-events/${deadId}/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      return { status: res.status, code: ((await res.json()) as { code: string }).code };
+    }, id);
+    assert.deepEqual(refused, { status: 403, code: 'csrf_failed' });
+    assert.equal((await su.query(`SELECT remediation_status FROM dead_events WHERE id = $1`, [id])).rows[0].remediation_status, 'pending');
+    await context.close();
+  });
+});
+
+describe('tenant A never sees tenant B', () => {
+  test("by editing URLs: B's transaction and dead event answer as missing ones; no page shows B's data", async () => {
+    const { context, page } = await signedIn(A.tenant_id, 'curious@acme.example', 'owner');
+    await page.goto(`/transactions?id=${seedB.transactions[0]}`);
+    await page.getByRole('alert').waitFor();
+    assert.match((await page.getByRole('alert').textContent())!, /No such transaction/);
+    await page.goto(`/dead-events?open=${seedB.deadEvents[0]}`);
+    await page.locator('.detail [role=alert]').waitFor();
+    assert.match((await page.locator('.detail [role=alert]').textContent())!, /No such dead event/);
+    for (const path of ['/', '/channels', '/paths', '/reconciliation', '/dead-events', '/settings']) {
+      await page.goto(path);
+      await settle(page);
+      const html = await page.content();
+      assert.ok(!html.includes('borealis') && !html.includes(B.tenant_id), `${path} shows B's data`);
+    }
+    await context.close();
+  });
+
+  test("by replaying another session's requests: B's request replayed with A's cookie is refused; A's own token cannot act on B's rows", async () => {
+    const a = await signedIn(A.tenant_id, 'replay-a@acme.example', 'admin');
+    const b = await signedIn(B.tenant_id, 'replay-b@borealis.example', 'admin');
+    // B's browser makes a request; we capture it as sent.
+    const captured = new Promise<{ url: string; headers: Record<string, string>; body: string | null }>((resolve) =>
+      b.page.on('request', (r) => r.method() === 'POST' && r.url().includes('/dead-events/') && resolve({ url: r.url(), headers: r.headers(), body: r.postData() })),
+    );
+    await b.page.goto(`/dead-events?open=${seedB.deadEvents[1]}`);
+    await b.page.getByRole('button', { name: 'Start' }).click();
+    const request = await captured;
+    await b.page.getByRole('status').getByText('Start: now in progress').waitFor();
+    // Replayed from A's browser (A's cookie, B's CSRF token): refused.
+    const replayed = await a.page.evaluate<{ status: number; code: string }, { url: string; csrf: string }>(async ({ url, csrf }) => {
+      const res = await fetch(url.replace('/start', '/reopen'), { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: '{}' });
+      return { status: res.status, code: ((await res.json()) as { code: string }).code };
+    }, { url: request.url, csrf: request.headers['x-csrf-token']! });
+    assert.deepEqual(replayed, { status: 403, code: 'csrf_failed' });
+    // With A's own token: B's dead event does not exist for A.
+    const own = await a.page.evaluate<{ status: number; code: string }, string>(async (url) => {
+      const session = (await (await fetch('/api/v1/auth/session')).json()) as { csrf_token: string };
+      const res = await fetch(url.replace('/start', '/reopen'), { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrf_token }, body: '{}' });
+      return { status: res.status, code: ((await res.json()) as { code: string }).code };
+    }, request.url);
+    assert.deepEqual(own, { status: 404, code: 'dead_event_not_found' });
+    assert.equal((await su.query(`SELECT remediation_status FROM dead_events WHERE id = $1`, [seedB.deadEvents[1]])).rows[0].remediation_status, 'in_progress');
+    await a.context.close();
+    await b.context.close();
+  });
+});

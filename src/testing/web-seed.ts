@@ -1,0 +1,169 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { App } from '../http/app.js';
+import type { Database } from '../db/database.js';
+import { withTenant } from '../db/tenant-context.js';
+import { createEndpoint } from '../webhooks/endpoints.js';
+import { loadSecretKey } from '../webhooks/secret-key.js';
+import { stripeCharge, stripeEvent, stripeHeaders } from '../webhooks/test-support.js';
+import { DEFAULT_WORKER_OPTIONS } from '../worker/options.js';
+import { Worker } from '../worker/worker.js';
+import { rng } from './rng.js';
+
+/**
+ * Seeds a tenant through Skeldir's own interfaces, as a merchant would: events through
+ * POST /api/v1/events/batch, the worker processing them (the five rules' allocations), payments
+ * through signed Stripe webhooks (some refunded, some never paid), and dead events. The browser
+ * tests check every page's numbers against the API over this data.
+ */
+export const SEED_CHANNELS = ['facebook_paid', 'google_search_paid', 'email', 'organic', 'referral', 'tiktok_paid'] as const;
+
+export interface Seeded {
+  conversions: number;
+  orders: string[];
+  transactions: string[];
+  deadEvents: string[];
+}
+
+export async function seedTenant(
+  app: App,
+  db: Pick<Database, 'appPool' | 'appClientConfig' | 'ownerPool'>,
+  tenant: { tenant_id: string; api_key: string },
+  o: { sessions: number; seed: number; now?: Date; deadEvents?: number; label?: string },
+): Promise<Seeded> {
+  const rand = rng(o.seed);
+  const now = o.now ?? new Date();
+  const label = o.label ?? 'seed';
+  const events: Record<string, unknown>[] = [];
+  const orders: { id: string; value: number; at: Date }[] = [];
+  for (let s = 0; s < o.sessions; s++) {
+    const session = randomUUID();
+    const start = now.getTime() - (1 + rand() * 12) * 86_400_000;
+    const touches = 1 + Math.floor(rand() * 3);
+    for (let t = 0; t < touches; t++) {
+      events.push({
+        idempotency_key: `${label}-t-${s}-${t}`,
+        event_type: 'touchpoint',
+        event_timestamp: new Date(start + t * 3600_000).toISOString(),
+        session_id: session,
+        channel: SEED_CHANNELS[Math.floor(rand() * SEED_CHANNELS.length)],
+        campaign_id: `${label}-campaign-${1 + Math.floor(rand() * 3)}`,
+      });
+    }
+    if (rand() < 0.7) {
+      const at = new Date(start + touches * 3600_000);
+      const value = 1000 + Math.floor(rand() * 90) * 100;
+      const order = `${label}-order-${s}`;
+      orders.push({ id: order, value, at });
+      events.push({
+        idempotency_key: `${label}-c-${s}`,
+        event_type: 'conversion',
+        event_timestamp: at.toISOString(),
+        session_id: session,
+        conversion_value_cents: value,
+        currency: 'USD',
+        order_id: order,
+      });
+    }
+  }
+  for (let i = 0; i < events.length; i += 100) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/events/batch',
+      headers: { authorization: `Bearer ${tenant.api_key}` },
+      payload: { events: events.slice(i, i + 100) },
+    });
+    if (res.statusCode >= 300) throw new Error(`seeding events: ${res.statusCode} ${res.body}`);
+  }
+  await processAll(db, tenant.tenant_id);
+  await bayesianFixture(db, tenant.tenant_id);
+
+  // Payments: most orders are paid, a few refunded in part, some never paid (the gap).
+  const owner = db.ownerPool({ max: 1 });
+  const key = loadSecretKey(process.env, '/nonexistent', { create: false });
+  const endpoint = await createEndpoint(owner, key, { tenantId: tenant.tenant_id, provider: 'stripe', secret: `whsec_${label}_secret` }).finally(() => owner.end());
+  const transactions: string[] = [];
+  for (const [i, order] of orders.entries()) {
+    if (i % 4 === 3) continue;
+    const id = `ch_${label}_${i}`;
+    const refunded = i % 5 === 0 ? Math.floor(order.value / 4) : 0;
+    const body = stripeEvent(refunded ? 'charge.refunded' : 'charge.succeeded', stripeCharge({ id, amount: order.value, refunded, orderId: order.id, created: Math.floor(order.at.getTime() / 1000) }));
+    const res = await app.inject({ method: 'POST', url: `/api/v1/webhooks/stripe/${endpoint.endpoint_id}`, payload: body, headers: stripeHeaders(body, endpoint.secret) });
+    if (res.statusCode !== 200) throw new Error(`seeding payments: ${res.statusCode} ${res.body}`);
+    transactions.push(id);
+  }
+
+  const deadEvents: string[] = [];
+  for (let i = 0; i < (o.deadEvents ?? 3); i++) deadEvents.push(await deadEvent(db.appPool({ max: 1 }), tenant.tenant_id, i));
+  return { conversions: orders.length, orders: orders.map((x) => x.id), transactions, deadEvents };
+}
+
+/**
+ * Bayesian allocations for the Channels page's error bars. A fixture, not a model run: NUTS on a
+ * few dozen journeys would not converge (and Skeldir then stores nothing), so each conversion
+ * gets its linear shares with a 94 % interval of ±20 %, written as the Bayesian run writes rows.
+ */
+async function bayesianFixture(db: Pick<Database, 'appPool'>, tenantId: string): Promise<void> {
+  const pool = db.appPool({ max: 1 });
+  try {
+    await withTenant(pool, tenantId, (c) =>
+      c.query(
+        `INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_type, model_version,
+           confidence_score, credible_interval_lower_cents, credible_interval_upper_cents)
+         SELECT tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, 'bayesian', 'fixture', 0.6,
+                (allocated_revenue_cents * 8) / 10, (allocated_revenue_cents * 12) / 10
+           FROM attribution_allocations WHERE tenant_id = $1 AND model_type = 'linear'`,
+        [tenantId],
+      ),
+    );
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Runs a worker until no event of the tenant is pending. */
+async function processAll(db: Pick<Database, 'appPool' | 'appClientConfig'>, tenantId: string): Promise<void> {
+  const worker = new Worker(db, { ...DEFAULT_WORKER_OPTIONS, concurrency: 1, pollMs: 50 });
+  const pool = db.appPool({ max: 1 });
+  await worker.start();
+  try {
+    for (let i = 0; i < 1200; i++) {
+      const pending = await withTenant(pool, tenantId, (c) =>
+        c.query<{ n: number }>(`SELECT count(*)::int AS n FROM attribution_events WHERE tenant_id = $1 AND processing_status = 'pending'`, [tenantId]),
+      );
+      if (pending.rows[0]!.n === 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the worker did not process the seeded events in 60 s');
+  } finally {
+    await worker.stop();
+    await pool.end();
+  }
+}
+
+/** A dead event as the worker leaves one after its last retry (a failed event and its row), with a trace. */
+async function deadEvent(pool: pg.Pool, tenantId: string, i: number): Promise<string> {
+  try {
+    return await withTenant(pool, tenantId, async (c) => {
+      const eventId = randomUUID();
+      await c.query(
+        `INSERT INTO attribution_events (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents,
+           revenue_cents, currency, idempotency_key, raw_payload, processing_status, retry_count)
+         VALUES ($1::uuid, $2::uuid, 'conversion', 'email', gen_random_uuid(), now(), now(), 2500, 2500, 'USD', $2::text || ':ext:dead-' || $1::text,
+                 '{"event_type": "conversion", "order_id": "broken"}', 'failed', 6)`,
+        [eventId, tenantId],
+      );
+      const r = await c.query<{ id: string }>(
+        `INSERT INTO dead_events (tenant_id, event_id, source, event_type, error_type, error_code, error_message, error_traceback, error_detail,
+           retry_count, raw_payload, remediation_status, created_at)
+         VALUES ($1, $2, 'worker', 'conversion', 'data', 'fx_rate_missing', $3, 'Error: no EUR→USD rate\n    at convert (src/money/fx.ts)', '{"code": "fx_rate_missing"}', 6,
+                 '{"event_type": "conversion", "order_id": "broken"}', 'pending', now() - make_interval(mins => $4))
+         RETURNING id`,
+        [tenantId, eventId, `no EUR→USD rate on or before the conversion date (${i + 1})`, i * 7],
+      );
+      return r.rows[0]!.id;
+    });
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,0 +1,73 @@
+import { useEffect, useRef } from 'preact/hooks';
+import type { EChartsCoreOption } from 'echarts/core';
+
+/** ECharts, loaded once on the first chart (a separate chunk: ~180 KB gzipped the first load need not wait for). */
+let loading: Promise<typeof import('./echarts-setup')> | undefined;
+const loadECharts = () => (loading ??= import('./echarts-setup'));
+
+/** The page's font stack: ECharts measures text with it, so legends and labels are laid out as drawn. */
+const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'DejaVu Sans', sans-serif";
+
+export const PALETTE = ['#2f5fb3', '#d9822b', '#2e8b57', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#b7950b'];
+
+/**
+ * An Apache ECharts chart. `label` is its accessible name; ECharts' aria module adds a spoken
+ * description of the data, and each chart sits next to a table with the same numbers.
+ */
+export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption; label: string; height?: number }) {
+  const el = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    let chart: ReturnType<(typeof import('./echarts-setup'))['init']> | undefined;
+    let gone = false;
+    const resize = () => chart?.resize();
+    void loadECharts().then(({ init }) => {
+      if (gone || !el.current) return;
+      chart = init(el.current, undefined, { renderer: 'svg' });
+      chart.setOption({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: FONT }, ...option });
+      el.current.dataset.ready = 'true';
+      window.addEventListener('resize', resize);
+    });
+    return () => {
+      gone = true;
+      window.removeEventListener('resize', resize);
+      chart?.dispose();
+    };
+  }, [JSON.stringify(option)]);
+  return <div class="chart" ref={el} role="img" aria-label={label} style={{ height: `${height}px` }} />;
+}
+
+/**
+ * A custom series drawing vertical error bars (lower..upper) over category bars: ECharts'
+ * documented way. `offset` moves them from the category's centre onto one of several bars, in
+ * band widths (with two bars, barGap 0 and barCategoryGap 30 %: the first bar's centre is at −0.175).
+ */
+export function errorBars(name: string, data: [number, number, number][], offset = 0, color = '#1c2330') {
+  return {
+    type: 'custom',
+    name,
+    data,
+    z: 10,
+    // Both bounds count for the value axis' extent, so no bar is cut at the top.
+    encode: { x: 0, y: [1, 2] },
+    itemStyle: { color },
+    tooltip: { show: false },
+    renderItem: (_params: unknown, api: { value(i: number): number; coord(p: [number, number]): [number, number]; size(v: [number, number]): [number, number] }) => {
+      const x = api.value(0);
+      const band = api.size([1, 0])[0];
+      const low = api.coord([x, api.value(1)]);
+      const high = api.coord([x, api.value(2)]);
+      low[0] += band * offset;
+      high[0] += band * offset;
+      const half = band * 0.06;
+      const style = { stroke: color, lineWidth: 1.5 };
+      return {
+        type: 'group',
+        children: [
+          { type: 'line', shape: { x1: low[0], y1: low[1], x2: high[0], y2: high[1] }, style },
+          { type: 'line', shape: { x1: low[0] - half, y1: low[1], x2: low[0] + half, y2: low[1] }, style },
+          { type: 'line', shape: { x1: high[0] - half, y1: high[1], x2: high[0] + half, y2: high[1] }, style },
+        ],
+      };
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import { useLocation } from 'preact-iso';
+import { api, call } from '../api';
+import { Chart, errorBars } from '../chart';
+import { Async, DataTable, Empty, useLoad } from '../components';
+import { channelName, count, decimal, major, money, MODEL_NAMES } from '../format';
+import { instants, usePeriod } from '../period';
+import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
+
+const MODELS = Object.keys(MODEL_NAMES);
+
+export function Channels() {
+  const [period] = usePeriod();
+  const { query, path, route } = useLocation();
+  const model = MODELS.includes(query.model ?? '') ? query.model! : 'last_touch';
+  const setModel = (m: string) => route(`${path}?${new URLSearchParams({ ...query, model: m }).toString()}`);
+  const [load, retry] = useLoad(
+    () => call(api.GET('/api/v1/attribution/channels', { params: { query: { model: model as 'last_touch', ...instants(period) } } })),
+    [model, period.from, period.to],
+  );
+  return (
+    <section>
+      <PageHead title="Channels" intro="Revenue each channel is credited with by one attribution model, and how much of it the ledger verifies.">
+        <label class="inline">
+          Model
+          <select value={model} onChange={(e) => setModel(e.currentTarget.value)}>
+            {MODELS.map((m) => (
+              <option value={m} key={m}>
+                {MODEL_NAMES[m]}
+              </option>
+            ))}
+          </select>
+        </label>
+        <PeriodPicker />
+      </PageHead>
+      <Async load={load} what="channels" retry={retry}>
+        {(r) => {
+          if (r.channels.length === 0)
+            return (
+              <Empty title={`No ${MODEL_NAMES[model]} allocations in this period`}>
+                {['markov', 'shapley', 'bayesian'].includes(model) ? (
+                  <>This model is computed for the whole window: configure it in Settings, or run <code>skeldir attribution run --model {model}</code>.</>
+                ) : (
+                  FIRST_EVENT_HINT
+                )}
+              </Empty>
+            );
+          const currency = r.channels[0]!.currency;
+          const lines = r.channels.filter((c) => c.currency === currency);
+          const verified = 'channels' in r.verified ? new Map(r.verified.channels.map((v) => [v.channel, v.verified_cents])) : null;
+          const hasIntervals = lines.some((c) => c.credible_interval);
+          return (
+            <>
+              <Chart
+                label={`Attributed revenue per channel, ${MODEL_NAMES[model]}, ${currency}${hasIntervals ? ', with credible intervals' : ''}`}
+                option={{
+                  tooltip: { trigger: 'axis' },
+                  legend: { top: 0 },
+                  grid: { left: 64, right: 16, top: 36, bottom: 56 },
+                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, width: 80, overflow: 'break' } },
+                  yAxis: { type: 'value', name: currency },
+                  series: [
+                    { name: 'Attributed', type: 'bar', barGap: '0%', barCategoryGap: '30%', data: lines.map((c) => major(c.attributed_cents, currency)) },
+                    ...(verified ? [{ name: 'Verified', type: 'bar', data: lines.map((c) => major(verified.get(c.channel) ?? 0, currency)) }] : []),
+                    ...(hasIntervals
+                      ? [
+                          errorBars(
+                            '94 % interval',
+                            lines.map((c, i) => [i, major(c.credible_interval?.lower_cents ?? c.attributed_cents, currency), major(c.credible_interval?.upper_cents ?? c.attributed_cents, currency)]),
+                            verified ? -0.175 : 0,
+                          ),
+                        ]
+                      : []),
+                  ],
+                }}
+              />
+              {'unavailable' in r.verified && <p class="note">Verified revenue is unavailable: {r.verified.unavailable}</p>}
+              <DataTable
+                caption={`Channels by ${MODEL_NAMES[model]}`}
+                file={`channels-${model}`}
+                rows={r.channels}
+                columns={[
+                  { key: 'channel', label: 'Channel', csv: (c) => c.channel, render: (c) => channelName(c.channel) },
+                  { key: 'conversions', label: 'Conversions', numeric: true, csv: (c) => c.conversions, render: (c) => count(c.conversions) },
+                  { key: 'credited', label: 'Credited conversions', numeric: true, csv: (c) => c.attributed_conversions.toFixed(2), render: (c) => count(c.attributed_conversions, 2) },
+                  { key: 'attributed', label: 'Attributed', numeric: true, csv: (c) => decimal(c.attributed_cents, c.currency), render: (c) => money(c.attributed_cents, c.currency) },
+                  {
+                    key: 'interval',
+                    label: 'Interval (94 %)',
+                    numeric: true,
+                    csv: (c) => (c.credible_interval ? `${decimal(c.credible_interval.lower_cents, c.currency)}..${decimal(c.credible_interval.upper_cents, c.currency)}` : null),
+                    render: (c) => (c.credible_interval ? `${money(c.credible_interval.lower_cents, c.currency)} – ${money(c.credible_interval.upper_cents, c.currency)}` : '—'),
+                  },
+                  {
+                    key: 'verified',
+                    label: 'Verified',
+                    numeric: true,
+                    csv: (c) => (verified && c.currency === currency ? decimal(verified.get(c.channel) ?? 0, currency) : null),
+                    render: (c) => (verified && c.currency === currency ? money(verified.get(c.channel) ?? 0, currency) : '—'),
+                  },
+                  { key: 'confidence', label: 'Confidence', numeric: true, csv: (c) => c.mean_confidence, render: (c) => (c.mean_confidence === null ? '—' : c.mean_confidence.toFixed(2)) },
+                  { key: 'currency', label: 'Currency', csv: (c) => c.currency },
+                ]}
+              />
+              <p class="note">Campaigns per channel appear here once campaigns are recorded (the ad-spend import).</p>
+            </>
+          );
+        }}
+      </Async>
+    </section>
+  );
+}

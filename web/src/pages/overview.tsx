@@ -1,0 +1,62 @@
+import { api, call } from '../api';
+import { Chart } from '../chart';
+import { Async, DataTable, Empty, Metric, useLoad } from '../components';
+import { count, decimal, major, money, percent } from '../format';
+import { instants, usePeriod } from '../period';
+import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
+
+export function Overview() {
+  const [period] = usePeriod();
+  const [load, retry] = useLoad(() => call(api.GET('/api/v1/reconciliation', { params: { query: instants(period) } })), [period.from, period.to]);
+  return (
+    <section>
+      <PageHead title="Overview" intro="Revenue your marketing claims against revenue the payment ledger verifies, for the period.">
+        <PeriodPicker />
+      </PageHead>
+      <Async load={load} what="the overview" retry={retry}>
+        {(r) => {
+          const t = r.total;
+          if (t.conversions === 0) return <Empty title="No conversions in this period">{FIRST_EVENT_HINT}</Empty>;
+          return (
+            <>
+              <div class="metrics">
+                <Metric testId="claimed" label="Revenue claimed" value={money(t.claimed_cents, r.currency)} note={`${count(t.conversions)} conversions`} />
+                <Metric testId="verified" label="Revenue verified" value={money(t.verified_cents, r.currency)} note={`${count(t.verified_conversions)} conversions paid`} />
+                <Metric testId="gap" label="Gap" value={money(t.gap_cents, r.currency)} note={`${percent(t.gap_bps)} of claimed`} />
+                <Metric testId="conversions" label="Conversions" value={count(t.conversions)} />
+              </div>
+              <p class="note">Spend, ROAS, CPA and MER appear here once ad spend is imported (Settings).</p>
+              <h2>Trend by day</h2>
+              <Chart
+                label={`Claimed and verified revenue per day, ${r.currency}`}
+                option={{
+                  tooltip: { trigger: 'axis' },
+                  legend: { top: 0 },
+                  grid: { left: 64, right: 16, top: 36, bottom: 32 },
+                  xAxis: { type: 'category', data: r.days.map((d) => d.date) },
+                  yAxis: { type: 'value', name: r.currency },
+                  series: [
+                    { name: 'Claimed', type: 'line', data: r.days.map((d) => major(d.claimed_cents, r.currency)) },
+                    { name: 'Verified', type: 'line', data: r.days.map((d) => major(d.verified_cents, r.currency)) },
+                  ],
+                }}
+              />
+              <DataTable
+                caption="Revenue by day"
+                file="overview-by-day"
+                rows={r.days}
+                columns={[
+                  { key: 'date', label: 'Day', csv: (d) => d.date },
+                  { key: 'conversions', label: 'Conversions', numeric: true, csv: (d) => d.conversions, render: (d) => count(d.conversions) },
+                  { key: 'claimed', label: `Claimed (${r.currency})`, numeric: true, csv: (d) => decimal(d.claimed_cents, r.currency), render: (d) => money(d.claimed_cents, r.currency) },
+                  { key: 'verified', label: `Verified (${r.currency})`, numeric: true, csv: (d) => decimal(d.verified_cents, r.currency), render: (d) => money(d.verified_cents, r.currency) },
+                  { key: 'gap', label: `Gap (${r.currency})`, numeric: true, csv: (d) => decimal(d.gap_cents, r.currency), render: (d) => money(d.gap_cents, r.currency) },
+                ]}
+              />
+            </>
+          );
+        }}
+      </Async>
+    </section>
+  );
+}
