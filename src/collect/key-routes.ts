@@ -47,7 +47,8 @@ const KeyCreate = Type.Object({ name: Type.Optional(name), allowed_origins: orig
 const KeyUpdate = Type.Object({ name: Type.Optional(name), allowed_origins: Type.Optional(origins), ...settings }, { additionalProperties: false });
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 
-const DAY = '^\\d{4}-\\d{2}-\\d{2}$';
+// A bare day is written out as its midnight UTC by the HTTP layer (one from/to rule); that form is still a day.
+const DAY = '^\\d{4}-\\d{2}-\\d{2}(T00:00:00(\\.0{1,6})?Z)?$';
 const Counts = Type.Object(
   {
     key_id: Type.String({ format: 'uuid' }),
@@ -131,7 +132,8 @@ export const publishableKeyRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const { from, to } = request.query;
+      const from = request.query.from.slice(0, 10);
+      const to = request.query.to.slice(0, 10);
       const span = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000;
       if (!(span >= 0 && span <= 366) || new Date(`${from}T00:00:00Z`).toISOString().slice(0, 10) !== from || new Date(`${to}T00:00:00Z`).toISOString().slice(0, 10) !== to) {
         throw new CollectError('collect_counts_window_invalid', 'from and to must be real days (YYYY-MM-DD), from <= to, at most 366 days apart', { field: 'query/from' });
