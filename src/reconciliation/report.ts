@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { inStorableYears } from '../db/timestamps.js';
+import { compareInstants, formatInstant, inStorableYears } from '../db/timestamps.js';
 import { DomainError } from '../errors.js';
 import { allocate } from '../money/allocate.js';
 import { convertWithQuote, divideHalfEven, findRate, type FxQuote } from '../money/fx.js';
@@ -75,14 +75,14 @@ function safe(v: bigint): number {
 function checkInstant(field: 'from' | 'to', d: Date): void {
   if (Number.isNaN(d.getTime())) throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be a timestamp`, { field });
   if (!inStorableYears(d)) {
-    throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be in years 0001–9999 (UTC), got ${d.toISOString()}`, { field });
+    throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be in years 0001–9999 (UTC), got ${formatInstant(d)}`, { field });
   }
 }
 
 export async function reconciliation(client: Queryable, tenantId: string, from: Date, to: Date, model: string): Promise<Report> {
   checkInstant('from', from);
   checkInstant('to', to);
-  if (!(from < to)) throw new ReconciliationError('reconciliation_window_invalid', '`from` must be before `to`', { field: 'from' });
+  if (compareInstants(from, to) >= 0) throw new ReconciliationError('reconciliation_window_invalid', '`from` must be before `to`', { field: 'from' });
   if (!(RECONCILIATION_MODELS as readonly string[]).includes(model)) {
     throw new ReconciliationError('reconciliation_model_invalid', `model must be one of ${RECONCILIATION_MODELS.join(', ')}`, { field: 'model' });
   }
@@ -112,7 +112,7 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
          FROM attribution_events
         WHERE tenant_id = $1 AND event_type = 'conversion' AND event_timestamp >= $2 AND event_timestamp < $3
         ORDER BY event_timestamp, id`,
-      [tenantId, from, to],
+      [tenantId, formatInstant(from), formatInstant(to)],
     )
   ).rows;
   const ids = conversions.map((c) => c.id);
@@ -192,15 +192,15 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
         WHERE l.tenant_id = $1 AND l.state <> 'authorized' AND l.verification_timestamp >= $2 AND l.verification_timestamp < $3
           AND (l.order_id IS NULL OR NOT EXISTS (SELECT 1 FROM attribution_events e
                 WHERE e.tenant_id = l.tenant_id AND e.order_id = l.order_id AND e.event_type = 'conversion'))`,
-      [tenantId, from, to],
+      [tenantId, formatInstant(from), formatInstant(to)],
     )
   ).rows;
   let unmatchedCents = 0n;
   for (const u of unmatched) unmatchedCents += await convert(BigInt(Math.max(0, u.amount - u.refunded - u.chargeback)), u.currency, u.at, u.fx);
 
   return {
-    from: from.toISOString(),
-    to: to.toISOString(),
+    from: formatInstant(from),
+    to: formatInstant(to),
     model,
     currency: reporting,
     channels: [...channels.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([channel, acc]) => ({ channel, ...line(acc) })),
