@@ -113,3 +113,6 @@ export function instantsReplacer(this: unknown, key: string, value: unknown): un
 export function compareInstants(a: Date, b: Date): number {
   return a.getTime() - b.getTime() || (a instanceof Instant ? a.micros : 0) - (b instanceof Instant ? b.micros : 0);
 }
+
+/** What formatInstant prints, for the tests that check every printed instant. */
+export const INSTANT_TEXT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;

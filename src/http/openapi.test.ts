@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { loadConfig } from '../config.js';
+import { INSTANT_TEXT } from '../db/timestamps.js';
 import { createTenant } from '../tenants/tenants.js';
 import { ROOT } from '../testing/cli.js';
 import { createTestDatabase, type TestDatabase } from '../testing/db.js';
@@ -74,7 +75,7 @@ function queryValue(schema: Record<string, unknown>): string {
 }
 
 /** One timestamp precision: what timestamptz holds, so a printed time given back as `from`/`to` finds its row. */
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const INSTANT = INSTANT_TEXT;
 /** Anything that looks like a date-time (a date alone is a day, not an instant). */
 const LOOKS_LIKE_INSTANT = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}/;
 
