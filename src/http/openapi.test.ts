@@ -125,9 +125,11 @@ test('every live response of every route is documented: its status, content type
   const checked: string[] = [];
   const failures: string[] = [];
   let instants = 0;
+  let challenged = 0;
   const check = async (path: string, method: string, op: Operation, url: string, payload?: unknown) => {
     const res = await app.inject({ method: method.toUpperCase() as 'GET', url, headers: { ...auth, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) }, payload: payload as never });
     const where = `${method.toUpperCase()} ${url} → ${res.statusCode}`;
+    if (res.statusCode === 401 && !res.headers['www-authenticate']) failures.push(`${where}: a 401 without WWW-Authenticate`);
     const documented = op.responses[String(res.statusCode)];
     if (!documented) return void failures.push(`${where}: status not documented for ${op.operationId}`);
     const type = String(res.headers['content-type'] ?? '').split(';')[0]!;
@@ -163,11 +165,14 @@ test('every live response of every route is documented: its status, content type
       if ((op.security ?? []).length > 0 && !path.startsWith('/metrics')) {
         const res = await app.inject({ method: method.toUpperCase() as 'GET', url: full });
         if (!op.responses[String(res.statusCode)]) failures.push(`${method.toUpperCase()} ${full} without credentials → ${res.statusCode}: not documented`);
+        if (res.statusCode === 401 && !res.headers['www-authenticate']) failures.push(`${method.toUpperCase()} ${full} without credentials → 401 without WWW-Authenticate`);
+        else if (res.statusCode === 401) challenged++;
       }
     }
   }
   assert.deepEqual(failures, [], `${failures.length} undocumented responses`);
   assert.ok(checked.length >= 50, `responses checked: ${checked.length}`);
   assert.ok(instants >= 15, `instants seen: ${instants}`);
+  assert.ok(challenged >= 40, `401s with WWW-Authenticate: ${challenged}`);
   console.log(`# ${checked.length} live responses matched the document; ${instants} instants, all with microseconds`);
 });
