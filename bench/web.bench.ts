@@ -15,12 +15,12 @@ import { buildApp } from '../src/http/app.js';
 import { WEB_ROOT } from '../src/http/web.js';
 import { createTestDatabase, stopTestServer, superClient } from '../src/testing/db.js';
 import { inviteUser } from '../src/users/users.js';
+import { BENCH_TENANT as TENANT, seedWebTenant } from './web-seed.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const P95_GOAL_MS = 200;
 const BUNDLE_GOAL_KB = 250;
-const TENANT = '00000000-0000-4000-8000-00000000be0c';
 
 function bundle(): void {
   if (!existsSync(join(WEB_ROOT, 'first-load.json'))) throw new Error('dist/web is missing: run npm run build first');
@@ -38,46 +38,6 @@ function bundle(): void {
   console.log(`first-load JavaScript: ${(js / 1024).toFixed(1)} KiB gzipped (goal <= ${BUNDLE_GOAL_KB} KB: ${js / 1000 <= BUNDLE_GOAL_KB ? 'met' : 'NOT met'}); all JavaScript, charts included: ${(all / 1024).toFixed(1)} KiB`);
 }
 
-/** Bulk data as the superuser with triggers off (session_replication_role = replica), consistent by construction. */
-async function seed(client: pg.Client): Promise<void> {
-  await client.query(`SET session_replication_role = replica`);
-  await client.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ('${TENANT}'::uuid, 'Bench', encode(sha256('bench'::bytea), 'hex'), 'ops@bench.example')`);
-  const channels = `(ARRAY['email', 'direct', 'organic', 'facebook_paid', 'google_search_paid', 'referral', 'tiktok_paid'])`;
-  await client.query(
-    `INSERT INTO attribution_events (id, tenant_id, occurred_at, event_timestamp, raw_payload, revenue_cents, idempotency_key, event_type, channel,
-        session_id, conversion_value_cents, currency, order_id, processing_status, processed_at)
-     SELECT md5('e' || g)::uuid, '${TENANT}'::uuid, ts, ts, jsonb_build_object('n', g), 0, '${TENANT}' || ':ext:bench-' || g,
-            CASE WHEN g % 5 = 0 THEN 'conversion' ELSE 'touchpoint' END, ${channels}[(g * 7 + g / 5) % 7 + 1],
-            md5('s' || (g / 5))::uuid, CASE WHEN g % 5 = 0 THEN 1000 + (g % 90) * 100 END, 'USD',
-            CASE WHEN g % 5 = 0 THEN 'order-' || g END, 'processed', ts
-       FROM generate_series(1, ${EVENTS}) g,
-            LATERAL (SELECT now() - ((${EVENTS} - g) * (90 * 86400.0 / ${EVENTS})) * interval '1 second' AS ts) x`
-  );
-  for (const model of ['last_touch', 'linear']) {
-    await client.query(
-      `INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_type, model_version, confidence_score)
-       SELECT '${TENANT}'::uuid, id, CASE WHEN channel = 'unknown' THEN 'direct' ELSE channel END, conversion_value_cents, 1, $1, 'bench', 0.8
-         FROM attribution_events WHERE tenant_id = '${TENANT}'::uuid AND event_type = 'conversion'`,
-      [model],
-    );
-  }
-  await client.query(
-    `INSERT INTO revenue_ledger (tenant_id, revenue_cents, is_verified, transaction_id, state, amount_cents, currency, verification_source, verification_timestamp, order_id)
-     SELECT '${TENANT}'::uuid, conversion_value_cents, true, '${TENANT}' || ':stripe:ch_' || order_id, 'captured', conversion_value_cents, 'USD', 'stripe', event_timestamp, order_id
-       FROM attribution_events WHERE tenant_id = '${TENANT}'::uuid AND event_type = 'conversion' AND (hashtext(order_id) & 3) <> 0`
-  );
-  await client.query(
-    `INSERT INTO revenue_state_transitions (ledger_id, from_state, to_state) SELECT id, NULL, 'captured' FROM revenue_ledger WHERE tenant_id = '${TENANT}'::uuid`
-  );
-  await client.query(
-    `INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message, created_at)
-     SELECT '${TENANT}'::uuid, 'worker', 'timeout', jsonb_build_object('message', 'boom ' || g), '{}', 'conversion', 'transient', 'boom ' || g, now() - g * interval '1 minute'
-       FROM generate_series(1, 1000) g`
-  );
-  await client.query(`RESET session_replication_role`);
-  await client.query('VACUUM ANALYZE');
-}
-
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
@@ -88,7 +48,7 @@ async function main(): Promise<void> {
   const db = await createTestDatabase('head');
   const su = await superClient(db);
   const t0 = Date.now();
-  await seed(su);
+  await seedWebTenant(su, EVENTS);
   console.log(`\nseeded ${EVENTS.toLocaleString('en')} events in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const app = await buildApp({ db, config: loadConfig({ SKELDIR_RATE_LIMIT_PER_MINUTE: '0' }), logger: false });
   try {

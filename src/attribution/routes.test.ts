@@ -156,7 +156,7 @@ describe('GET /api/v1/attribution/channels', () => {
     // An exact range of the tenant's allocations in the period: through idx_allocations_channel_performance (per
     // channel), or idx_allocations_tenant_created (exports' keyset index, 202612021845) with the channel filtered;
     // on a tenant this small the two cost the same, and which one the planner takes follows its channel mix.
-    assert.match(plan, /"Index Name":"(idx_allocations_channel_performance|idx_allocations_tenant_created)"[^}]*"Index Cond":"\(\(tenant_id = [^"]*created_at >= /, plan);
+    assert.match(plan, /"Index Name":"(idx_allocations_model_created|idx_allocations_channel_performance|idx_allocations_tenant_created)"[^}]*"Index Cond":"\(\(tenant_id = [^"]*created_at >= /, plan);
     assert.doesNotMatch(plan, /"Relation Name":"attribution_allocations","Alias":"a"[^}]*"Node Type":"Seq Scan"/);
     // The figures are unchanged by the other tenant's rows.
     const body = (await get(`/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}`)).json();

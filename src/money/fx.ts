@@ -87,19 +87,11 @@ export async function findRate(client: Queryable, base: string, quote: string, d
 }
 
 /**
- * findRate for many (base, quote, date) at once, in one statement (a report converts every day
- * of every currency it sums: one round trip instead of one per day). Same rule, same order of
- * preference; results in the order asked, null where no rate exists.
+ * The rate rule of findRates as a subquery over `w.base`, `w.quote`, `w.day` (for a CROSS/LEFT
+ * JOIN LATERAL): at most one row (method, rate_date, a, b, source, pivot); 1 base = a quote
+ * (direct), 1/a (inverse) or b/a (cross). Reports that convert in SQL use it too, so there is one rule.
  */
-export async function findRates(client: Queryable, wanted: readonly { base: string; quote: string; date: string }[]): Promise<(FxQuote | null)[]> {
-  for (const w of wanted) if (!DATE.test(w.date)) throw new FxError('fx_date_invalid', `date ${JSON.stringify(w.date)} is not YYYY-MM-DD`);
-  const lookup = wanted.map((w, i) => ({ ...w, i })).filter((w) => w.base !== w.quote);
-  const out: (FxQuote | null)[] = wanted.map((w) => (w.base === w.quote ? { base: w.base, quote: w.quote, rate: '1', rate_date: w.date, source: 'identity', method: 'identity' } : null));
-  if (lookup.length === 0) return out;
-  const { rows } = await client.query<{ i: number; method: FxQuote['method']; rate_date: string; a: string; b: string | null; source: string; pivot: string | null }>(
-    `SELECT w.i, r.method, r.rate_date, r.a, r.b, r.source, r.pivot
-       FROM unnest($1::int[], $2::text[], $3::text[], $4::date[]) AS w(i, base, quote, day)
-       CROSS JOIN LATERAL (
+export const RATE_LOOKUP_SQL = `
          (SELECT 'direct' AS method, rate_date::text, rate::text AS a, NULL::text AS b, source, NULL::text AS pivot, 1 AS rank
             FROM fx_rates WHERE base_currency = w.base AND quote_currency = w.quote AND rate_date <= w.day
            ORDER BY rate_date DESC LIMIT 1)
@@ -115,7 +107,22 @@ export async function findRates(client: Queryable, wanted: readonly { base: stri
            WHERE x.quote_currency = w.base AND x.rate_date <= w.day
            ORDER BY x.rate_date DESC, x.base_currency LIMIT 1)
          ORDER BY rate_date DESC, rank LIMIT 1
-       ) r`,
+`;
+
+/**
+ * findRate for many (base, quote, date) at once, in one statement (a report converts every day
+ * of every currency it sums: one round trip instead of one per day). Same rule, same order of
+ * preference; results in the order asked, null where no rate exists.
+ */
+export async function findRates(client: Queryable, wanted: readonly { base: string; quote: string; date: string }[]): Promise<(FxQuote | null)[]> {
+  for (const w of wanted) if (!DATE.test(w.date)) throw new FxError('fx_date_invalid', `date ${JSON.stringify(w.date)} is not YYYY-MM-DD`);
+  const lookup = wanted.map((w, i) => ({ ...w, i })).filter((w) => w.base !== w.quote);
+  const out: (FxQuote | null)[] = wanted.map((w) => (w.base === w.quote ? { base: w.base, quote: w.quote, rate: '1', rate_date: w.date, source: 'identity', method: 'identity' } : null));
+  if (lookup.length === 0) return out;
+  const { rows } = await client.query<{ i: number; method: FxQuote['method']; rate_date: string; a: string; b: string | null; source: string; pivot: string | null }>(
+    `SELECT w.i, r.method, r.rate_date, r.a, r.b, r.source, r.pivot
+       FROM unnest($1::int[], $2::text[], $3::text[], $4::date[]) AS w(i, base, quote, day)
+       CROSS JOIN LATERAL (${RATE_LOOKUP_SQL}) r`,
     [lookup.map((w) => w.i), lookup.map((w) => w.base), lookup.map((w) => w.quote), lookup.map((w) => w.date)],
   );
   for (const r of rows) {

@@ -1832,7 +1832,7 @@ export interface operations {
                 /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
                 from: string | unknown | unknown;
                 /** @description Attribution model */
-                model: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
+                model: "first_touch" | "last_touch" | "last_non_direct" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
                 /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
                 to: string | unknown | unknown;
             };
@@ -2337,6 +2337,7 @@ export interface operations {
                         settings: {
                             /** @description False: the tenant has not configured attribution and gets these defaults */
                             configured: boolean;
+                            excluded_channels: string[];
                             half_life_days: number;
                             lookback_days: number;
                             models: string[];
@@ -2540,6 +2541,7 @@ export interface operations {
                     "application/json": {
                         /** @description False: the tenant has not configured attribution and gets these defaults */
                         configured: boolean;
+                        excluded_channels: string[];
                         half_life_days: number;
                         lookback_days: number;
                         models: string[];
@@ -2734,9 +2736,11 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /** @description Channels the rule models leave out of a path (a path of excluded touches only keeps them); [] for none */
+                    excluded_channels?: string[];
                     half_life_days?: number;
                     lookback_days?: number;
-                    models?: ("first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian")[];
+                    models?: ("first_touch" | "last_touch" | "last_non_direct" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian")[];
                     recompute_interval_minutes?: number;
                     recompute_window_days?: number;
                 };
@@ -2752,6 +2756,7 @@ export interface operations {
                     "application/json": {
                         /** @description False: the tenant has not configured attribution and gets these defaults */
                         configured: boolean;
+                        excluded_channels: string[];
                         half_life_days: number;
                         lookback_days: number;
                         models: string[];
@@ -13137,7 +13142,7 @@ export interface operations {
                 /** @description Start of the period of conversion times (inclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
                 from: string | unknown | unknown;
                 /** @description Attribution model splitting each conversion over channels (default last_touch) */
-                model?: "first_touch" | "last_touch" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
+                model?: "first_touch" | "last_touch" | "last_non_direct" | "linear" | "time_decay" | "position_based" | "markov" | "shapley" | "bayesian";
                 /** @description End of the period (exclusive). An RFC 3339 date-time with offset, or a date (its midnight UTC). */
                 to: string | unknown | unknown;
             };
@@ -14874,13 +14879,13 @@ export interface operations {
                 channel?: string;
                 /** @description next_cursor of the previous page. */
                 cursor?: string;
-                /** @description First day (inclusive). */
+                /** @description First day (inclusive): YYYY-MM-DD (a whole day). */
                 from?: string;
                 /** @description Rows per page (default 100). */
                 limit?: number;
                 /** @description Ad platform */
                 platform?: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
-                /** @description Day after the last (exclusive). */
+                /** @description Day after the last (exclusive): YYYY-MM-DD (a whole day). */
                 to?: string;
             };
             header?: never;
@@ -15401,11 +15406,11 @@ export interface operations {
         parameters: {
             query: {
                 account_id?: string;
-                /** @description First day (inclusive). */
+                /** @description First day (inclusive): YYYY-MM-DD (a whole day). */
                 from: string;
                 /** @description Ad platform */
                 platform: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
-                /** @description Day after the last (exclusive). */
+                /** @description Day after the last (exclusive): YYYY-MM-DD (a whole day). */
                 to: string;
             };
             header?: never;
@@ -15604,11 +15609,11 @@ export interface operations {
     getSpendSummary: {
         parameters: {
             query: {
-                /** @description First day (inclusive). */
+                /** @description First day (inclusive): YYYY-MM-DD (a whole day). */
                 from: string;
                 /** @description Default channel. */
                 group_by?: "channel" | "campaign" | "platform" | "day";
-                /** @description Day after the last (exclusive). */
+                /** @description Day after the last (exclusive): YYYY-MM-DD (a whole day). */
                 to: string;
             };
             header?: never;
