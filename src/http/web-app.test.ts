@@ -5,7 +5,8 @@
  * Screenshots of each page at 1280 px and phone width go to test-results/.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import type pg from 'pg';
@@ -16,7 +17,7 @@ import { createTestDatabase, superClient, type TestDatabase } from '../testing/d
 import { seedTenant, type Seeded } from '../testing/web-seed.js';
 import { TEST_SECRET_KEY } from '../webhooks/test-support.js';
 import { inviteUser } from '../users/users.js';
-import { channelName, count, money } from '../../web/src/format.js';
+import { channelName, count, money, roas } from '../../web/src/format.js';
 import { buildApp, type App } from './app.js';
 import { WEB_ROOT } from './web.js';
 
@@ -88,6 +89,8 @@ function period() {
   return { from, to: new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString() };
 }
 const q = () => new URLSearchParams(period()).toString();
+/** The same period as the spend routes' days: [first day, the day after today). */
+const days = () => new URLSearchParams({ from: period().from.slice(0, 10), to: period().to.slice(0, 10) }).toString();
 
 describe('signing in', () => {
   test('invite → set password → signed in → sign out → sign in with the form → sign out', async () => {
@@ -174,9 +177,16 @@ describe('every page, with its numbers from the API', () => {
     await page.locator('.chart[data-ready=true] svg').waitFor(); // ECharts is loaded on demand
     assert.equal(await page.locator('.chart svg').count(), 1, 'the trend chart is drawn');
     assert.equal(await page.getByRole('table').locator('tbody tr').count(), r.days.length);
+    // Spend and ROAS: the spend summary of the same days, against the reconciliation's revenue.
+    const s = await apiGet(`/api/v1/spend/summary?${days()}&group_by=channel`);
+    assert.ok(s.total_spend_cents > 0);
+    assert.equal(await text(page, 'spend'), money(s.total_spend_cents, s.currency));
+    assert.equal(await text(page, 'roas'), roas(r.total.verified_cents, s.total_spend_cents));
+    assert.equal(await text(page, 'roas-claimed'), roas(r.total.claimed_cents, s.total_spend_cents));
   });
 
   test('Channels: each row is the channel report of the chosen model; the model picker changes it', async () => {
+    const spend = await apiGet(`/api/v1/spend/summary?${days()}&group_by=channel`);
     for (const model of ['last_touch', 'linear']) {
       const r = await apiGet(`/api/v1/attribution/channels?model=${model}&${q()}`);
       assert.ok(r.channels.length >= 3);
@@ -187,6 +197,10 @@ describe('every page, with its numbers from the API', () => {
         const cells = rows.nth(i).locator('td');
         assert.equal((await cells.nth(0).textContent())?.trim(), channelName(c.channel));
         assert.equal((await cells.nth(3).textContent())?.trim(), money(c.attributed_cents, c.currency));
+        const spent = spend.lines.find((l: { key: { channel: string } }) => l.key.channel === c.channel);
+        const verified = r.verified.channels.find((v: { channel: string }) => v.channel === c.channel)?.verified_cents ?? 0;
+        assert.equal((await cells.nth(6).textContent())?.trim(), spent ? money(spent.spend_cents, spend.currency) : '—', `spend of ${c.channel}`);
+        assert.equal((await cells.nth(7).textContent())?.trim(), spent ? roas(verified, spent.spend_cents) : '—', `ROAS of ${c.channel}`);
       }
     }
     // Bayesian: the interval column and the error bars (a custom series drawing three lines per channel).
@@ -205,6 +219,24 @@ describe('every page, with its numbers from the API', () => {
     await settle(page);
     const r = await apiGet(`/api/v1/attribution/channels?model=first_touch&${q()}`);
     assert.equal((await page.locator('table tbody tr').first().locator('td').nth(3).textContent())?.trim(), money(r.channels[0].attributed_cents, r.channels[0].currency));
+  });
+
+  test("Campaigns: a channel's row opens its campaigns, with the spend of each", async () => {
+    const r = await apiGet(`/api/v1/spend/summary?${days()}&group_by=campaign`);
+    const mine = r.lines.filter((l: { key: { channel: string } }) => l.key.channel === 'google_search_paid');
+    assert.equal(mine.length, 3);
+    const page = owner.page;
+    await page.goto('/channels?model=last_touch');
+    await page.getByRole('link', { name: `${channelName('google_search_paid')}: campaigns` }).click();
+    await page.waitForURL(/\/campaigns\?channel=google_search_paid/);
+    await visit(page.url().replace(base, ''), 'campaigns', (p) => p.locator('table tbody tr').first().waitFor());
+    const rows = page.locator('table tbody tr');
+    assert.equal(await rows.count(), mine.length);
+    for (const [i, l] of mine.entries()) {
+      assert.equal((await rows.nth(i).locator('td').nth(0).textContent())?.trim(), l.key.campaign_name);
+      assert.equal((await rows.nth(i).locator('td').nth(4).textContent())?.trim(), money(l.spend_cents, r.currency));
+    }
+    assert.equal(await text(page, 'campaign-spend'), money(mine.reduce((a: number, l: { spend_cents: number }) => a + l.spend_cents, 0), r.currency));
   });
 
   test('Model comparison: every model column matches the comparison report', async () => {
@@ -294,6 +326,28 @@ describe('changing things', () => {
     await context.close();
   });
 
+  test('a spend file uploaded in Settings is imported: its rows are in the API, a bad file shows the problem and imports nothing', async () => {
+    const { context, page } = await signedIn(A.tenant_id, 'marketer@acme.example', 'admin');
+    await page.goto('/settings');
+    const form = page.getByRole('form', { name: 'Spend import' });
+    await form.getByLabel('Platform').selectOption('google_ads');
+    await form.getByLabel('Spend file (CSV)').setInputFiles(join(import.meta.dirname, '..', '..', 'examples', 'google-ads-campaign-report.csv'));
+    await form.getByRole('button', { name: 'Import spend' }).click();
+    await page.getByTestId('spend-imported').waitFor();
+    const rows = (await apiGet('/api/v1/spend?from=2026-01-01&to=2026-01-04&platform=google_ads&limit=1000')).rows;
+    assert.ok(rows.length >= 6);
+    assert.ok(rows.every((r: { source_file: string }) => r.source_file === 'google-ads-campaign-report.csv'));
+    assert.match((await page.getByTestId('spend-imported').textContent())!, new RegExp(`${rows.length} rows \\(${rows.length} new`));
+    // A file with a bad line: the problem's title and detail, nothing written.
+    const bad = readFileSync(join(import.meta.dirname, '..', '..', 'examples', 'google-ads-campaign-report.csv'), 'utf8').replace('"1,198.00"', 'lots');
+    await form.getByLabel('Spend file (CSV)').setInputFiles({ name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from(bad) });
+    await form.getByRole('button', { name: 'Import spend' }).click();
+    await form.getByRole('alert').getByText('The spend file is not valid').waitFor();
+    assert.match((await form.getByRole('alert').textContent())!, /line 7/);
+    assert.equal((await su.query(`SELECT count(*)::int AS n FROM ad_spend WHERE tenant_id = $1 AND source_file = 'bad.csv'`, [A.tenant_id])).rows[0].n, 0);
+    await context.close();
+  });
+
   test('a viewer is not offered admin controls, and is refused (403) when it sends the request anyway', async () => {
     const { context, page } = await signedIn(A.tenant_id, 'viewer@acme.example', 'viewer');
     const id = seedA.deadEvents[2]!;
@@ -304,6 +358,7 @@ describe('changing things', () => {
     await page.goto('/settings');
     await page.getByLabel('Lookback window (days, 1–365)').waitFor();
     assert.equal(await page.getByRole('button', { name: 'Save attribution settings' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Import spend' }).count(), 0, 'no spend import for a viewer');
     assert.ok(await page.getByLabel('Lookback window (days, 1–365)').isDisabled());
     const refused = await page.evaluate<{ status: number; code: string }, string>(async (deadId) => {
       const session = (await (await fetch('/api/v1/auth/session')).json()) as { csrf_token: string };

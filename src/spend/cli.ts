@@ -6,7 +6,7 @@ import { tenantPool } from '../channels/cli.js';
 import { stderrProgress } from '../cli/progress.js';
 import { runCommand } from '../cli/run.js';
 import { isCurrency } from '../money/currencies.js';
-import { decodeSpendFile, parseSpendFile, SPEND_FORMATS, type SpendFormat } from './csv.js';
+import { checkFilePlatform, decodeSpendFile, parseSpendFile, SPEND_FORMATS, type SpendFormat } from './csv.js';
 import { SpendError } from './errors.js';
 import { importSpend } from './import.js';
 import { instantsReplacer } from '../db/timestamps.js';
@@ -52,12 +52,7 @@ export function registerSpend(program: Command): void {
           ...(o.currency ? { currency: o.currency } : {}),
           ...(o.channel ? { channel: o.channel } : {}),
         });
-        if (parsed.format === 'google_ads' && o.platform !== 'google_ads') {
-          throw new SpendError('spend_file_invalid', `the file is a Google Ads report, not --platform ${o.platform}`, { field: '--platform' });
-        }
-        if (parsed.format === 'meta_ads' && o.platform !== 'meta_ads') {
-          throw new SpendError('spend_file_invalid', `the file is a Meta Ads Manager export, not --platform ${o.platform}`, { field: '--platform' });
-        }
+        checkFilePlatform(parsed.format, o.platform, '--platform');
         const pool = await tenantPool(ctx, o.tenant, 'skeldir-spend');
         try {
           const skipped = parsed.skipped.length;

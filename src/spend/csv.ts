@@ -317,3 +317,13 @@ export function parseSpendFile(text: string, options: ParseOptions): ParsedFile 
   if (rows.length === 0) throw new SpendError('spend_file_invalid', 'the file has no spend rows; nothing was imported', { details: { errors: [] } });
   return { format, rows, skipped };
 }
+
+/** A Google Ads report is google_ads spend and a Meta export meta_ads spend: a file given as another platform's is refused. */
+export function checkFilePlatform(format: SpendFormat, platform: AdPlatform, field: string): void {
+  if (format === 'google_ads' && platform !== 'google_ads') {
+    throw new SpendError('spend_file_invalid', `the file is a Google Ads report, not ${field} ${platform}`, { field });
+  }
+  if (format === 'meta_ads' && platform !== 'meta_ads') {
+    throw new SpendError('spend_file_invalid', `the file is a Meta Ads Manager export, not ${field} ${platform}`, { field });
+  }
+}

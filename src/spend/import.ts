@@ -50,29 +50,37 @@ export async function importSpend(
   file: { format: SpendFormat; rows: { line: number; row: SpendRow }[]; sourceFile: string | null },
   progress: Progress = silentProgress,
 ): Promise<ImportSummary> {
+  return withTenant(pool, tenantId, (client) => importSpendIn(client, tenantId, file, progress));
+}
+
+/** importSpend within a transaction the caller holds in the tenant's context (POST /spend/import). */
+export async function importSpendIn(
+  client: Queryable,
+  tenantId: string,
+  file: { format: SpendFormat; rows: { line: number; row: SpendRow }[]; sourceFile: string | null },
+  progress: Progress = silentProgress,
+): Promise<ImportSummary> {
   const meta: ImportMeta = {
     importId: randomUUID(),
     source: `${file.format}_csv` as ImportMeta['source'],
     sourceFile: file.sourceFile,
     importedAt: new Date(),
   };
-  return withTenant(pool, tenantId, async (client) => {
-    const rules = await loadRuleSet(client, tenantId);
-    const rows: StorableSpend[] = [];
-    const errors: string[] = [];
-    for (const { line, row } of file.rows) {
-      const d = decideChannel(row, rules);
-      if ('problem' in d) errors.push(`line ${line}: ${d.problem}`);
-      else rows.push({ ...row, channel: d.channel });
-    }
-    if (errors.length) {
-      throw new SpendError('spend_file_invalid', `${errors.length} bad line(s); nothing was imported:\n  ${errors.slice(0, 20).join('\n  ')}`, {
-        details: { errors: errors.slice(0, 1000), bad_lines: errors.length },
-      });
-    }
-    const summary = await writeRows(client, tenantId, rows, meta, progress, true);
-    return { import_id: meta.importId, format: file.format, ...summary };
-  });
+  const rules = await loadRuleSet(client, tenantId);
+  const rows: StorableSpend[] = [];
+  const errors: string[] = [];
+  for (const { line, row } of file.rows) {
+    const d = decideChannel(row, rules);
+    if ('problem' in d) errors.push(`line ${line}: ${d.problem}`);
+    else rows.push({ ...row, channel: d.channel });
+  }
+  if (errors.length) {
+    throw new SpendError('spend_file_invalid', `${errors.length} bad line(s); nothing was imported:\n  ${errors.slice(0, 20).join('\n  ')}`, {
+      details: { errors: errors.slice(0, 1000), bad_lines: errors.length },
+    });
+  }
+  const summary = await writeRows(client, tenantId, rows, meta, progress, true);
+  return { import_id: meta.importId, format: file.format, ...summary };
 }
 
 async function writeRows(client: Queryable, tenantId: string, rows: StorableSpend[], meta: ImportMeta, progress: Progress, replaceDays: boolean) {

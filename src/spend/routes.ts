@@ -4,13 +4,16 @@ import { AD_PLATFORMS } from '../channels/classify.js';
 import { bodyAjv, validationProblem } from '../http/app.js';
 import { problemFor } from '../http/problems.js';
 import { SpendError } from './errors.js';
-import { postSpend } from './import.js';
+import { checkFilePlatform, decodeSpendFile, parseSpendFile, SPEND_FORMATS, type SpendFormat } from './csv.js';
+import { importSpendIn, postSpend } from './import.js';
 import { convertedSpend } from './report.js';
 import { checkSpendRow, dayProblem, type SpendRow } from './rows.js';
 import { deleteSpend, listSpend, type StoredSpend } from './store.js';
 import { formatInstant } from '../db/timestamps.js';
 
 export const MAX_SPEND_ROWS = 5000;
+/** Largest file POST /spend/import takes (a month of ad-level rows of a large account is far below; the CLI takes more). */
+export const MAX_IMPORT_BYTES = 16 * 1024 * 1024;
 const security = [{ apiKey: [] }];
 const tags = ['spend'];
 const Platform = Type.Unsafe<(typeof AD_PLATFORMS)[number]>({ type: 'string', enum: [...AD_PLATFORMS], description: 'Ad platform' });
@@ -131,6 +134,19 @@ const SummaryQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const ImportBody = Type.Object(
+  {
+    platform: Platform,
+    format: Type.Optional(Type.Unsafe<SpendFormat>({ type: 'string', enum: [...SPEND_FORMATS], description: 'Default: recognised from the header.' })),
+    account: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Account id for rows the file names none for.' })),
+    currency: Type.Optional(Type.String({ pattern: '^[A-Z]{3}$', description: 'Currency for a file that names none (ISO 4217).' })),
+    channel: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "Channel for every row (default: the tenant's channel rules decide per campaign)." })),
+    file_name: Type.Optional(Type.String({ maxLength: 1000, description: 'Name of the file, recorded with the rows.' })),
+    content_base64: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9+/]*={0,2}$', description: `The file's bytes, base64 (at most ${MAX_IMPORT_BYTES / 1024 / 1024} MiB decoded).` }),
+  },
+  { additionalProperties: false },
+);
+
 /** A period of days: both real dates, from before to, at most 3,660 days (ten years). */
 export function checkDays(from: string, to: string): void {
   for (const [field, v] of [['from', from], ['to', to]] as const) {
@@ -206,6 +222,54 @@ export const spendRoutes: FastifyPluginAsync = async (app) => {
       results.sort((a, b) => a.index - b.index);
       const n = (f: (r: (typeof results)[number]) => boolean) => results.filter(f).length;
       return { results, created: n((r) => r.outcome === 'created'), updated: n((r) => r.outcome === 'updated'), unchanged: n((r) => r.outcome === 'unchanged'), failed: n((r) => r.status >= 400) };
+    },
+  );
+
+  // A file as the CLI's `skeldir spend import` takes it, for the web app's upload: the same parser,
+  // the same all-or-nothing check and the same replacement of the days it covers. The bytes come
+  // base64-encoded in JSON (a UTF-16 "CSV for Excel" survives, and the typed client and the CSRF
+  // check stay those of every other call).
+  app.post<{ Body: Static<typeof ImportBody> }>(
+    '/spend/import',
+    {
+      bodyLimit: Math.ceil((MAX_IMPORT_BYTES * 4) / 3) + 64 * 1024,
+      config: { access: 'admin', problems: ['forbidden', 'csrf_failed', 'spend_file_invalid'] },
+      schema: {
+        tags,
+        summary: "Import one spend file (a Google Ads report CSV, a Meta Ads Manager export or the generic CSV), as `skeldir spend import` does: every line checked first, a file with any bad line imports nothing (each named), the days it covers replaced",
+        security,
+        body: ImportBody,
+        response: {
+          200: Type.Object({
+            import_id: Type.String(),
+            format: Type.String(),
+            rows: Type.Integer(),
+            created: Type.Integer(),
+            updated: Type.Integer(),
+            unchanged: Type.Integer(),
+            deleted: Type.Integer({ description: 'Stored rows of the days the file covers that it no longer has' }),
+            days: Type.Object({ from: Type.String(), to: Type.String() }),
+            by_channel: Type.Record(Type.String(), Type.Integer()),
+            skipped_lines: Type.Integer({ description: 'Lines that are not data (report titles, totals)' }),
+          }),
+        },
+      },
+    },
+    async (request) => {
+      const b = request.body;
+      const bytes = Buffer.from(b.content_base64, 'base64');
+      if (bytes.length === 0) throw new SpendError('spend_file_invalid', 'the file is empty', { field: 'body/content_base64' });
+      if (bytes.length > MAX_IMPORT_BYTES) throw new SpendError('spend_file_invalid', `the file is larger than ${MAX_IMPORT_BYTES / 1024 / 1024} MiB: import it with skeldir spend import`, { field: 'body/content_base64' });
+      const parsed = parseSpendFile(decodeSpendFile(bytes), {
+        platform: b.platform,
+        ...(b.format ? { format: b.format } : {}),
+        ...(b.account ? { account: b.account } : {}),
+        ...(b.currency ? { currency: b.currency } : {}),
+        ...(b.channel ? { channel: b.channel } : {}),
+      });
+      checkFilePlatform(parsed.format, b.platform, 'platform');
+      const summary = await request.inTenant((c) => importSpendIn(c, request.tenantId, { format: parsed.format, rows: parsed.rows, sourceFile: b.file_name?.slice(0, 255) ?? null }));
+      return { ...summary, skipped_lines: parsed.skipped.length };
     },
   );
 

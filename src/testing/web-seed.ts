@@ -93,6 +93,19 @@ export async function seedTenant(
     transactions.push(id);
   }
 
+  // Ad spend on the paid channels' campaigns (those the touches carry), one row a day for two weeks, through POST /spend.
+  const spend: Record<string, unknown>[] = [];
+  for (const [channel, platform] of [['facebook_paid', 'meta_ads'], ['google_search_paid', 'google_ads'], ['tiktok_paid', 'tiktok_ads']] as const) {
+    for (let c = 1; c <= 3; c++) {
+      for (let d = 0; d < 14; d++) {
+        const day = new Date(now.getTime() - d * 86_400_000).toISOString().slice(0, 10);
+        spend.push({ day, platform, campaign_id: `${label}-campaign-${c}`, campaign_name: `${label} campaign ${c}`, channel, currency: 'USD', spend_cents: 200 + Math.floor(rand() * 1000), clicks: 10 + d });
+      }
+    }
+  }
+  const spent = await app.inject({ method: 'POST', url: '/api/v1/spend', headers: { authorization: `Bearer ${tenant.api_key}` }, payload: { rows: spend } });
+  if (spent.statusCode !== 200 || spent.json().failed > 0) throw new Error(`seeding spend: ${spent.statusCode} ${spent.body.slice(0, 500)}`);
+
   const deadEvents: string[] = [];
   for (let i = 0; i < (o.deadEvents ?? 3); i++) deadEvents.push(await deadEvent(db.appPool({ max: 1 }), tenant.tenant_id, i));
   return { conversions: orders.length, orders: orders.map((x) => x.id), transactions, deadEvents };
@@ -109,9 +122,9 @@ async function bayesianFixture(db: Pick<Database, 'appPool'>, tenantId: string):
     await withTenant(pool, tenantId, (c) =>
       c.query(
         `INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_type, model_version,
-           confidence_score, credible_interval_lower_cents, credible_interval_upper_cents)
+           confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, created_at)
          SELECT tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, 'bayesian', 'fixture', 0.6,
-                (allocated_revenue_cents * 8) / 10, (allocated_revenue_cents * 12) / 10
+                (allocated_revenue_cents * 8) / 10, (allocated_revenue_cents * 12) / 10, created_at
            FROM attribution_allocations WHERE tenant_id = $1 AND model_type = 'linear'`,
         [tenantId],
       ),

@@ -734,6 +734,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/spend/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import one spend file (a Google Ads report CSV, a Meta Ads Manager export or the generic CSV), as `skeldir spend import` does: every line checked first, a file with any bad line imports nothing (each named), the days it covers replaced */
+        post: operations["postSpendImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/spend/summary": {
         parameters: {
             query?: never;
@@ -15490,6 +15507,359 @@ export interface operations {
             };
             /** @description request_timeout: The request did not arrive in time */
             408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    postSpendImport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Account id for rows the file names none for. */
+                    account?: string;
+                    /** @description Channel for every row (default: the tenant's channel rules decide per campaign). */
+                    channel?: string;
+                    /** @description The file's bytes, base64 (at most 16 MiB decoded). */
+                    content_base64: string;
+                    /** @description Currency for a file that names none (ISO 4217). */
+                    currency?: string;
+                    /** @description Name of the file, recorded with the rows. */
+                    file_name?: string;
+                    /**
+                     * @description Default: recognised from the header.
+                     * @enum {string}
+                     */
+                    format?: "google_ads" | "meta_ads" | "generic";
+                    /**
+                     * @description Ad platform
+                     * @enum {string}
+                     */
+                    platform: "google_ads" | "meta_ads" | "tiktok_ads" | "microsoft_ads" | "linkedin_ads" | "other";
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        by_channel: {
+                            [key: string]: number;
+                        };
+                        created: number;
+                        days: {
+                            from: string;
+                            to: string;
+                        };
+                        /** @description Stored rows of the days the file covers that it no longer has */
+                        deleted: number;
+                        format: string;
+                        import_id: string;
+                        rows: number;
+                        /** @description Lines that are not data (report titles, totals) */
+                        skipped_lines: number;
+                        unchanged: number;
+                        updated: number;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description forbidden: Your role does not allow this; csrf_failed: The request failed the cross-site request forgery check */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description spend_file_invalid: The spend file is not valid */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -92,3 +92,8 @@ export const MODEL_NAMES: Record<string, string> = {
   shapley: 'Shapley',
   bayesian: 'Bayesian (with intervals)',
 };
+
+/** Return on ad spend: revenue / spend as "2.35×" (both integer minor units of one currency); "—" without spend. */
+export function roas(revenueCents: number, spendCents: number): string {
+  return spendCents > 0 ? `${(revenueCents / spendCents).toFixed(2)}×` : '—';
+}

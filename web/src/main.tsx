@@ -9,6 +9,7 @@ import { Overview } from './pages/overview';
 import { Channels } from './pages/channels';
 import { Models } from './pages/models';
 import { Paths } from './pages/paths';
+import { Campaigns } from './pages/campaigns';
 import { Reconciliation } from './pages/reconciliation';
 import { Transactions } from './pages/transactions';
 import { DeadEvents } from './pages/dead-events';
@@ -31,7 +32,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   // Keep the period when moving between pages.
   const keep = query.from && query.to ? `?from=${encodeURIComponent(query.from)}&to=${encodeURIComponent(query.to)}` : '';
   useEffect(() => {
-    const title = NAV.find(([href]) => href === path)?.[1] ?? 'Skeldir';
+    const title = NAV.find(([href]) => href === path)?.[1] ?? (path === '/campaigns' ? 'Campaigns' : 'Skeldir');
     document.title = `${title} · ${session.tenant.name} · Skeldir`;
     setMenu(false);
     document.getElementById('main')?.focus();
@@ -77,6 +78,7 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
           <Router>
             <Route path="/" component={Overview} />
             <Route path="/channels" component={Channels} />
+            <Route path="/campaigns" component={Campaigns} />
             <Route path="/models" component={Models} />
             <Route path="/paths" component={Paths} />
             <Route path="/reconciliation" component={Reconciliation} />

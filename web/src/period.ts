@@ -29,3 +29,8 @@ export function usePeriod(): [Period, (p: Period) => void] {
 export function instants(p: Period): { from: string; to: string } {
   return { from: `${p.from}T00:00:00Z`, to: new Date(Date.parse(`${p.to}T00:00:00Z`) + DAY).toISOString() };
 }
+
+/** The same period as whole days for the spend routes: [from, the day after `to`). */
+export function days(p: Period): { from: string; to: string } {
+  return { from: p.from, to: new Date(Date.parse(`${p.to}T00:00:00Z`) + DAY).toISOString().slice(0, 10) };
+}

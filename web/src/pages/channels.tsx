@@ -2,8 +2,8 @@ import { useLocation } from 'preact-iso';
 import { api, call } from '../api';
 import { Chart, errorBars } from '../chart';
 import { Async, DataTable, Empty, useLoad } from '../components';
-import { channelName, count, decimal, major, money, MODEL_NAMES } from '../format';
-import { instants, usePeriod } from '../period';
+import { channelName, count, decimal, major, money, MODEL_NAMES, roas } from '../format';
+import { days, instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
 
 const MODELS = Object.keys(MODEL_NAMES);
@@ -14,7 +14,11 @@ export function Channels() {
   const model = MODELS.includes(query.model ?? '') ? query.model! : 'last_touch';
   const setModel = (m: string) => route(`${path}?${new URLSearchParams({ ...query, model: m }).toString()}`);
   const [load, retry] = useLoad(
-    () => call(api.GET('/api/v1/attribution/channels', { params: { query: { model: model as 'last_touch', ...instants(period) } } })),
+    () =>
+      Promise.all([
+        call(api.GET('/api/v1/attribution/channels', { params: { query: { model: model as 'last_touch', ...instants(period) } } })),
+        call(api.GET('/api/v1/spend/summary', { params: { query: { ...days(period), group_by: 'channel' } } })),
+      ]),
     [model, period.from, period.to],
   );
   return (
@@ -33,7 +37,7 @@ export function Channels() {
         <PeriodPicker />
       </PageHead>
       <Async load={load} what="channels" retry={retry}>
-        {(r) => {
+        {([r, spend]) => {
           if (r.channels.length === 0)
             return (
               <Empty title={`No ${MODEL_NAMES[model]} allocations in this period`}>
@@ -48,6 +52,10 @@ export function Channels() {
           const lines = r.channels.filter((c) => c.currency === currency);
           const verified = 'channels' in r.verified ? new Map(r.verified.channels.map((v) => [v.channel, v.verified_cents])) : null;
           const hasIntervals = lines.some((c) => c.credible_interval);
+          // Spend is in the reporting currency: shown against the lines in that currency.
+          const spendOf = new Map(spend.lines.map((l) => [String(l.key.channel), l.spend_cents]));
+          const withSpend = (c: { currency: string; channel: string }) => c.currency === spend.currency && spendOf.has(c.channel);
+          const campaigns = (channel: string) => `/campaigns?${new URLSearchParams({ channel, from: period.from, to: period.to, model }).toString()}`;
           return (
             <>
               <Chart
@@ -79,7 +87,7 @@ export function Channels() {
                 file={`channels-${model}`}
                 rows={r.channels}
                 columns={[
-                  { key: 'channel', label: 'Channel', csv: (c) => c.channel, render: (c) => channelName(c.channel) },
+                  { key: 'channel', label: 'Channel', csv: (c) => c.channel, render: (c) => <a href={campaigns(c.channel)} aria-label={`${channelName(c.channel)}: campaigns`}>{channelName(c.channel)}</a> },
                   { key: 'conversions', label: 'Conversions', numeric: true, csv: (c) => c.conversions, render: (c) => count(c.conversions) },
                   { key: 'credited', label: 'Credited conversions', numeric: true, csv: (c) => c.attributed_conversions.toFixed(2), render: (c) => count(c.attributed_conversions, 2) },
                   { key: 'attributed', label: 'Attributed', numeric: true, csv: (c) => decimal(c.attributed_cents, c.currency), render: (c) => money(c.attributed_cents, c.currency) },
@@ -97,11 +105,25 @@ export function Channels() {
                     csv: (c) => (verified && c.currency === currency ? decimal(verified.get(c.channel) ?? 0, currency) : null),
                     render: (c) => (verified && c.currency === currency ? money(verified.get(c.channel) ?? 0, currency) : '—'),
                   },
+                  {
+                    key: 'spend',
+                    label: 'Spend',
+                    numeric: true,
+                    csv: (c) => (withSpend(c) ? decimal(spendOf.get(c.channel)!, spend.currency) : null),
+                    render: (c) => (withSpend(c) ? money(spendOf.get(c.channel)!, spend.currency) : '—'),
+                  },
+                  {
+                    key: 'roas',
+                    label: 'ROAS (verified)',
+                    numeric: true,
+                    csv: (c) => (withSpend(c) && verified ? (verified.get(c.channel) ?? 0) / spendOf.get(c.channel)! : null),
+                    render: (c) => (withSpend(c) && verified ? roas(verified.get(c.channel) ?? 0, spendOf.get(c.channel)!) : '—'),
+                  },
                   { key: 'confidence', label: 'Confidence', numeric: true, csv: (c) => c.mean_confidence, render: (c) => (c.mean_confidence === null ? '—' : c.mean_confidence.toFixed(2)) },
                   { key: 'currency', label: 'Currency', csv: (c) => c.currency },
                 ]}
               />
-              <p class="note">Campaigns per channel appear here once campaigns are recorded (the ad-spend import).</p>
+              <p class="note">Open a channel for its campaigns. Spend is in {spend.currency}, by the days of the tenant's reporting time zone.</p>
             </>
           );
         }}

@@ -1,21 +1,29 @@
 import { api, call } from '../api';
 import { Chart } from '../chart';
 import { Async, DataTable, Empty, Metric, useLoad } from '../components';
-import { count, decimal, major, money, percent } from '../format';
-import { instants, usePeriod } from '../period';
+import { count, decimal, major, money, percent, roas } from '../format';
+import { days, instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
 
 export function Overview() {
   const [period] = usePeriod();
-  const [load, retry] = useLoad(() => call(api.GET('/api/v1/reconciliation', { params: { query: instants(period) } })), [period.from, period.to]);
+  const [load, retry] = useLoad(
+    () =>
+      Promise.all([
+        call(api.GET('/api/v1/reconciliation', { params: { query: instants(period) } })),
+        call(api.GET('/api/v1/spend/summary', { params: { query: { ...days(period), group_by: 'channel' } } })),
+      ]),
+    [period.from, period.to],
+  );
   return (
     <section>
       <PageHead title="Overview" intro="Revenue your marketing claims against revenue the payment ledger verifies, for the period.">
         <PeriodPicker />
       </PageHead>
       <Async load={load} what="the overview" retry={retry}>
-        {(r) => {
+        {([r, spend]) => {
           const t = r.total;
+          const spent = spend.total_spend_cents;
           if (t.conversions === 0) return <Empty title="No conversions in this period">{FIRST_EVENT_HINT}</Empty>;
           return (
             <>
@@ -25,7 +33,18 @@ export function Overview() {
                 <Metric testId="gap" label="Gap" value={money(t.gap_cents, r.currency)} note={`${percent(t.gap_bps)} of claimed`} />
                 <Metric testId="conversions" label="Conversions" value={count(t.conversions)} />
               </div>
-              <p class="note">Spend, ROAS, CPA and MER appear here once ad spend is imported (Settings).</p>
+              {spend.lines.length > 0 ? (
+                <div class="metrics">
+                  <Metric testId="spend" label="Ad spend" value={money(spent, spend.currency)} note={`${count(spend.lines.length)} channels`} />
+                  <Metric testId="roas" label="ROAS (verified)" value={roas(t.verified_cents, spent)} note="verified revenue ÷ spend" />
+                  <Metric testId="roas-claimed" label="ROAS (claimed)" value={roas(t.claimed_cents, spent)} note="claimed revenue ÷ spend" />
+                </div>
+              ) : (
+                <p class="note">Spend and ROAS appear here once ad spend is imported (Settings → Spend import).</p>
+              )}
+              {spend.fx_gaps.length > 0 && (
+                <p class="note">Spend without a rate into {spend.currency} is left out: {spend.fx_gaps.map((g) => `${g.currency} on ${g.day}`).join(', ')}.</p>
+              )}
               <h2>Trend by day</h2>
               <Chart
                 label={`Claimed and verified revenue per day, ${r.currency}`}

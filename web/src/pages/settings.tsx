@@ -11,7 +11,7 @@ export function Settings() {
       <div class="page-head">
         <div>
           <h1>Settings</h1>
-          <p class="intro">Attribution models and their parameters, and who can use this tenant.</p>
+          <p class="intro">Attribution models and their parameters, currency, webhooks, keys, ad spend, and who can use this tenant.</p>
         </div>
       </div>
       <AttributionSettings />
@@ -19,8 +19,7 @@ export function Settings() {
       {canAdmin ? <Webhooks /> : <p class="note">Webhook endpoints are managed by admins and owners.</p>}
       <ApiKeys />
       {canAdmin ? <Users /> : <p class="note">Users and roles are managed by admins and owners.</p>}
-      <h2>Spend import</h2>
-      <p class="note">Importing ad spend (for ROAS, CPA and MER) arrives with the spend routes.</p>
+      {canAdmin ? <SpendImport /> : <p class="note">Ad spend is imported by admins and owners.</p>}
     </section>
   );
 }
@@ -423,6 +422,92 @@ function ApiKeys() {
       </div>
       {key && <Secret label="New API key" value={key.key} note={`The new API key, shown only now.${key.until ? ` The previous key works until ${when(key.until)}.` : ''}`} />}
       {problem && <ProblemBox problem={problem} />}
+    </div>
+  );
+}
+
+const PLATFORMS = ['google_ads', 'meta_ads', 'tiktok_ads', 'microsoft_ads', 'linkedin_ads', 'other'] as const;
+const PLATFORM_NAMES: Record<(typeof PLATFORMS)[number], string> = {
+  google_ads: 'Google Ads (campaign report CSV)',
+  meta_ads: 'Meta (Ads Manager export)',
+  tiktok_ads: 'TikTok Ads (generic CSV)',
+  microsoft_ads: 'Microsoft Ads (generic CSV)',
+  linkedin_ads: 'LinkedIn Ads (generic CSV)',
+  other: 'Other (generic CSV)',
+};
+
+/** The file's bytes as base64 (what POST /spend/import takes: a UTF-16 export survives unchanged). */
+function base64Of(file: File): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ''));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+function SpendImport() {
+  const [platform, setPlatform] = useState<(typeof PLATFORMS)[number]>('google_ads');
+  const [currency, setCurrency] = useState('');
+  const [file, setFile] = useState<File | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [done, setDone] = useState<{ rows: number; created: number; updated: number; unchanged: number; deleted: number; days: { from: string; to: string }; file: string } | null>(null);
+  const upload = async (e: Event) => {
+    e.preventDefault();
+    if (!file) return;
+    setProblem(null);
+    setDone(null);
+    setBusy(true);
+    try {
+      const body = { platform, file_name: file.name, content_base64: await base64Of(file), ...(currency.trim() ? { currency: currency.trim().toUpperCase() } : {}) };
+      const { data, error, response } = await api.POST('/api/v1/spend/import', { body });
+      if (!data) setProblem(asProblem(error, response));
+      else setDone({ ...data, file: file.name });
+    } catch {
+      setProblem({ title: 'The file could not be read', detail: 'choose the file again', status: 0, code: 'file_unreadable' });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <div>
+      <h2>Spend import</h2>
+      <form class="invite" onSubmit={upload} aria-label="Spend import">
+        <p class="note">
+          A Google Ads campaign report, a Meta Ads Manager export or a generic CSV (<code>day, platform, campaign_id, currency, spend, …</code>; docs/spend.md). Every line is
+          checked first: a file with a bad line imports nothing. The days the file covers are replaced.
+        </p>
+        <div class="row">
+          <label>
+            Platform
+            <select value={platform} onChange={(e) => setPlatform(e.currentTarget.value as (typeof PLATFORMS)[number])}>
+              {PLATFORMS.map((p) => (
+                <option value={p} key={p}>
+                  {PLATFORM_NAMES[p]}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Currency, if the file names none
+            <input value={currency} onInput={(e) => setCurrency(e.currentTarget.value)} pattern="[A-Za-z]{3}" maxLength={3} placeholder="USD" />
+          </label>
+          <label>
+            Spend file (CSV)
+            <input type="file" accept=".csv,text/csv" required onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} />
+          </label>
+          <button type="submit" disabled={busy || !file}>
+            {busy ? 'Importing…' : 'Import spend'}
+          </button>
+        </div>
+        {done && (
+          <p role="status" class="ok" data-testid="spend-imported">
+            {done.file}: {done.rows} rows ({done.created} new, {done.updated} changed, {done.unchanged} unchanged, {done.deleted} removed), days {done.days.from} to {done.days.to}.
+          </p>
+        )}
+        {problem && <ProblemBox problem={problem} />}
+      </form>
     </div>
   );
 }
