@@ -9,10 +9,10 @@ import { runCommand, type CommandContext } from '../cli/run.js';
 import { stderrProgress } from '../cli/progress.js';
 import type { Service } from '../cli/start.js';
 import { AttributionError } from './errors.js';
-import { isModelType, MODEL_TYPES, type ModelType } from './models.js';
-import { checkInstant } from './reports.js';
+import { isModelType, MODEL_TYPES, MODEL_VERSIONS, type ModelType } from './models.js';
+import { channelReport, checkInstant, checkPeriod } from './reports.js';
 import { runModel } from './run.js';
-import { latestRuns } from './runs.js';
+import { latestRuns, recentRuns, reportRuns, reportRunsJson, runJson } from './runs.js';
 import { AttributionScheduler, schedulePass } from './scheduler.js';
 import { readSettings, settingsJson, writeSettings, type SettingsChange } from './settings.js';
 
@@ -197,14 +197,49 @@ export function registerAttribution(program: Command): void {
 
   attribution
     .command('show')
-    .description("print a tenant's settings (defaults when unconfigured) and the latest run of each model")
+    .description("print a tenant's settings (defaults when unconfigured), the latest good run of each model (succeeded, found conversions) and the last five runs of each, whatever their status")
     .requiredOption('--tenant <id>', 'tenant id')
     .action((o: { tenant: string }) =>
       runCommand(async (ctx) => {
         const pool = await checkTenant(ctx, o.tenant);
         try {
-          const out = await withTenant(pool, o.tenant, async (c) => ({ settings: settingsJson(await readSettings(c)), latest_runs: await latestRuns(c) }));
+          const out = await withTenant(pool, o.tenant, async (c) => ({
+            settings: settingsJson(await readSettings(c)),
+            latest_runs: (await latestRuns(c, o.tenant)).map((r) => ({ model: r.model_type, ...runJson(r) })),
+            recent_runs: (await recentRuns(c, o.tenant)).map((r) => ({ model: r.model_type, ...runJson(r) })),
+          }));
           print(out);
+        } finally {
+          await pool.end();
+        }
+      }),
+    );
+
+  attribution
+    .command('report')
+    .description("print one model's channel report for the conversions of [--from, --to) (GET /api/v1/attribution/channels' figures): per channel and currency, and which runs wrote them")
+    .requiredOption('--tenant <id>', 'tenant id')
+    .requiredOption('--model <model>', `one of ${MODEL_TYPES.join(', ')}`)
+    .requiredOption('--from <date>', 'period start (inclusive): YYYY-MM-DD (UTC) or ISO 8601 timestamp')
+    .requiredOption('--to <date>', 'period end (exclusive)')
+    .action((o: { tenant: string; model: string; from: string; to: string }) =>
+      runCommand(async (ctx) => {
+        if (!isModelType(o.model)) throw new AttributionError('attribution_model_invalid', `--model must be one of ${MODEL_TYPES.join(', ')}, got ${JSON.stringify(o.model)}`, {}, '--model');
+        const model: ModelType = o.model;
+        const [from, to] = [parseInstant('--from', o.from), parseInstant('--to', o.to)];
+        checkPeriod(from, to);
+        const pool = await checkTenant(ctx, o.tenant);
+        try {
+          print(
+            await withTenant(pool, o.tenant, async (c) => ({
+              model,
+              model_version: MODEL_VERSIONS[model],
+              from,
+              to,
+              channels: await channelReport(c, o.tenant, model, from, to),
+              ...reportRunsJson(await reportRuns(c, o.tenant, model, from, to)),
+            })),
+          );
         } finally {
           await pool.end();
         }

@@ -9,10 +9,27 @@ import { DomainError } from '../errors.js';
 import { channelReport, comparisonReport } from './reports.js';
 import { withDailyAggregates } from '../retention/aggregates.js';
 import { CONFIDENCE_MEANING } from './run.js';
-import { latestRuns } from './runs.js';
+import { latestRuns, recentRuns, reportRuns, reportRunsJson, runJson } from './runs.js';
 import { readSettings, settingsJson, writeSettings, type AttributionSettings } from './settings.js';
 import { SHAPLEY_DEFAULTS } from './shapley-model.js';
-import { formatInstant, formatInstantOrNull, instantOf } from '../db/timestamps.js';
+import { formatInstant, instantOf } from '../db/timestamps.js';
+
+const Run = Type.Object({
+  id: Type.String(),
+  status: Type.String({ description: 'running, succeeded, not_converged (wrote nothing) or failed' }),
+  trigger: Type.String(),
+  model_version: Type.String(),
+  window_from: Type.String(),
+  window_to: Type.String(),
+  parameters: Type.Unknown({ description: 'The model parameters the run used' }),
+  started_at: Type.String(),
+  finished_at: Type.Union([Type.String(), Type.Null()]),
+  conversions: Type.Union([Type.Integer(), Type.Null()]),
+  allocations: Type.Union([Type.Integer(), Type.Null()]),
+  results: Type.Unknown(),
+  diagnostics: Type.Unknown(),
+  error: Type.Union([Type.String(), Type.Null()]),
+});
 
 const ModelName = Type.Union(MODEL_TYPES.map((m) => Type.Literal(m)), { description: 'Attribution model' });
 const Period = {
@@ -144,6 +161,22 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
               Type.Null(),
               Type.Object({ days: Type.Integer(), first_day: Type.String(), last_day: Type.String(), note: Type.String() }),
             ], { description: 'Days of the period whose events retention removed: their figures come from daily aggregates (null: none)' }),
+            runs: Type.Array(
+              Type.Object({
+                id: Type.String(),
+                status: Type.String(),
+                trigger: Type.String(),
+                model_version: Type.String(),
+                window_from: Type.String(),
+                window_to: Type.String(),
+                parameters: Type.Unknown(),
+                started_at: Type.String(),
+                finished_at: Type.Union([Type.String(), Type.Null()]),
+                allocation_rows: Type.Integer({ description: 'Allocation rows of this report the run wrote' }),
+              }),
+              { description: 'The runs whose allocations these figures sum (each row names its run), newest first' },
+            ),
+            allocation_rows_without_run: Type.Integer({ description: 'Allocation rows the worker wrote per conversion (heuristic models): no run' }),
           }),
         },
       },
@@ -151,11 +184,21 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     async (request) => {
       const { model, from, to } = request.query;
       const [start, end] = [instantOf(from), instantOf(to)];
-      const [report, verified] = await request.inTenant(async (c) => [
+      const [report, verified, runs] = await request.inTenant(async (c) => [
         await withDailyAggregates(c, request.tenantId, model, start, end, await channelReport(c, request.tenantId, model, start, end)),
         await verifiedByChannel(c, request.tenantId, model, start, end),
+        await reportRuns(c, request.tenantId, model, start, end),
       ] as const);
-      return { model, model_version: MODEL_VERSIONS[model], from: formatInstant(start), to: formatInstant(end), channels: report.channels, verified, from_aggregates: report.source };
+      return {
+        model,
+        model_version: MODEL_VERSIONS[model],
+        from: formatInstant(start),
+        to: formatInstant(end),
+        channels: report.channels,
+        verified,
+        from_aggregates: report.source,
+        ...reportRunsJson(runs),
+      };
     },
   );
 
@@ -178,23 +221,8 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
                 configured: Type.Boolean(),
                 parameters: Type.Record(Type.String(), Type.Unknown()),
                 confidence_score: Type.String(),
-                latest_run: Type.Union([
-                  Type.Object({
-                    id: Type.String(),
-                    status: Type.String(),
-                    trigger: Type.String(),
-                    window_from: Type.String(),
-                    window_to: Type.String(),
-                    started_at: Type.String(),
-                    finished_at: Type.Union([Type.String(), Type.Null()]),
-                    conversions: Type.Union([Type.Integer(), Type.Null()]),
-                    allocations: Type.Union([Type.Integer(), Type.Null()]),
-                    results: Type.Unknown(),
-                    diagnostics: Type.Unknown(),
-                    error: Type.Union([Type.String(), Type.Null()]),
-                  }),
-                  Type.Null(),
-                ]),
+                latest_run: Type.Union([Run, Type.Null()], { description: 'The latest run that succeeded and found conversions (null: none)' }),
+                recent_runs: Type.Array(Run, { description: 'The last five runs, newest first, whatever their status' }),
               }),
             ),
           }),
@@ -204,7 +232,8 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     async (request) =>
       request.inTenant(async (c) => {
         const settings = await readSettings(c);
-        const runs = new Map((await latestRuns(c)).map((r) => [r.model_type, r]));
+        const runs = new Map((await latestRuns(c, request.tenantId)).map((r) => [r.model_type, r]));
+        const recent = await recentRuns(c, request.tenantId);
         return {
           settings: settingsJson(settings),
           models: MODEL_TYPES.map((model) => {
@@ -221,22 +250,8 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
               configured: settings.models.includes(model),
               parameters: modelParameters(model, settings),
               confidence_score: CONFIDENCE_MEANING[model],
-              latest_run: run
-                ? {
-                    id: run.id,
-                    status: run.status,
-                    trigger: run.trigger,
-                    window_from: formatInstant(run.window_from),
-                    window_to: formatInstant(run.window_to),
-                    started_at: formatInstant(run.started_at),
-                    finished_at: formatInstantOrNull(run.finished_at),
-                    conversions: run.conversions,
-                    allocations: run.allocations,
-                    results: run.results,
-                    diagnostics: run.diagnostics,
-                    error: run.error,
-                  }
-                : null,
+              latest_run: run ? runJson(run) : null,
+              recent_runs: recent.filter((r) => r.model_type === model).map(runJson),
             };
           }),
         };

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import type { ModelType } from './models.js';
-import { formatInstant } from '../db/timestamps.js';
+import { formatInstant, formatInstantOrNull } from '../db/timestamps.js';
 
 /** SQL of attribution_model_runs: one function per statement. */
 
@@ -81,15 +81,84 @@ export interface RunRow {
   finished_at: Date | null;
 }
 
-/** The latest run of each model (of the tenant in context). */
-export async function latestRuns(client: Queryable): Promise<RunRow[]> {
+const RUN_COLUMNS = `id, model_type, model_version, window_from, window_to, trigger, status, parameters,
+            results, diagnostics, conversions, journeys, allocations, error, started_at, finished_at`;
+
+/**
+ * The latest good run of each model: succeeded and found conversions. A run that did not converge,
+ * failed, is still running or found no conversions wrote nothing, so it never stands for the
+ * model's figures as "latest" (recentRuns still lists it, with its status).
+ */
+export async function latestRuns(client: Queryable, tenantId: string): Promise<RunRow[]> {
   const r = await client.query<RunRow>(
-    `SELECT DISTINCT ON (model_type) id, model_type, model_version, window_from, window_to, trigger, status, parameters,
-            results, diagnostics, conversions, journeys, allocations, error, started_at, finished_at
+    `SELECT DISTINCT ON (model_type) ${RUN_COLUMNS}
      FROM attribution_model_runs
+     WHERE tenant_id = $1 AND status = 'succeeded' AND conversions > 0
      ORDER BY model_type, started_at DESC`,
+    [tenantId],
   );
   return r.rows;
+}
+
+/** The last `perModel` runs of each model, newest first, whatever their status. */
+export async function recentRuns(client: Queryable, tenantId: string, perModel = 5): Promise<RunRow[]> {
+  const r = await client.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM (
+       SELECT *, row_number() OVER (PARTITION BY model_type ORDER BY started_at DESC) AS n
+       FROM attribution_model_runs WHERE tenant_id = $1
+     ) r
+     WHERE n <= $2
+     ORDER BY model_type, started_at DESC`,
+    [tenantId, perModel],
+  );
+  return r.rows;
+}
+
+/** A run as the API and the CLI print it. */
+export function runJson(run: RunRow) {
+  return {
+    id: run.id,
+    status: run.status,
+    trigger: run.trigger,
+    model_version: run.model_version,
+    window_from: formatInstant(run.window_from),
+    window_to: formatInstant(run.window_to),
+    parameters: run.parameters,
+    started_at: formatInstant(run.started_at),
+    finished_at: formatInstantOrNull(run.finished_at),
+    conversions: run.conversions,
+    allocations: run.allocations,
+    results: run.results,
+    diagnostics: run.diagnostics,
+    error: run.error,
+  };
+}
+
+/**
+ * The runs whose allocations a channel report of `model` over conversions in [from, to) sums
+ * (each allocation row names the run that wrote it, model_metadata.run_id), with how many rows each;
+ * `without_run`: rows the worker wrote per conversion (heuristic models), which name no run.
+ * A second pass over the report's range of idx_allocations_model_created, reading model_metadata.
+ */
+export async function reportRuns(
+  client: Queryable,
+  tenantId: string,
+  model: ModelType,
+  from: Date,
+  to: Date,
+): Promise<{ runs: (Pick<RunRow, 'id' | 'status' | 'trigger' | 'model_version' | 'window_from' | 'window_to' | 'parameters' | 'started_at' | 'finished_at'> & { rows: number })[]; withoutRun: number }> {
+  const r = await client.query<{ run_id: string | null; rows: number; id: string | null } & Omit<RunRow, 'id'>>(
+    `SELECT u.run_id, u.n AS rows, r.id, r.status, r.trigger, r.model_version, r.window_from, r.window_to, r.parameters, r.started_at, r.finished_at
+     FROM (SELECT a.model_metadata->>'run_id' AS run_id, count(*)::int AS n
+           FROM attribution_allocations a
+           WHERE a.tenant_id = $1 AND a.model_type = $2 AND a.created_at >= $3 AND a.created_at < $4
+           GROUP BY 1) u
+     LEFT JOIN attribution_model_runs r ON r.tenant_id = $1 AND r.id::text = u.run_id
+     ORDER BY r.started_at DESC NULLS LAST`,
+    [tenantId, model, formatInstant(from), formatInstant(to)],
+  );
+  const runs = r.rows.filter((x) => x.id !== null).map(({ run_id: _, ...x }) => ({ ...x, id: x.id! }));
+  return { runs, withoutRun: r.rows.filter((x) => x.id === null).reduce((n, x) => n + x.rows, 0) };
 }
 
 /** When the scheduler last started a run of `model` for the tenant in context (null: never). */
@@ -99,4 +168,23 @@ export async function lastScheduledStart(client: Queryable, model: ModelType): P
     [model],
   );
   return r.rows[0]?.started_at ?? null;
+}
+
+/** reportRuns as the channel report prints it (API and CLI). */
+export function reportRunsJson(r: Awaited<ReturnType<typeof reportRuns>>) {
+  return {
+    runs: r.runs.map((x) => ({
+      id: x.id,
+      status: x.status,
+      trigger: x.trigger,
+      model_version: x.model_version,
+      window_from: formatInstant(x.window_from),
+      window_to: formatInstant(x.window_to),
+      parameters: x.parameters,
+      started_at: formatInstant(x.started_at),
+      finished_at: formatInstantOrNull(x.finished_at),
+      allocation_rows: x.rows,
+    })),
+    allocation_rows_without_run: r.withoutRun,
+  };
 }

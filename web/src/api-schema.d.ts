@@ -1866,6 +1866,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description Allocation rows the worker wrote per conversion (heuristic models): no run */
+                        allocation_rows_without_run: number;
                         channels: {
                             /** @description Value credited to the channel, minor units of the currency */
                             attributed_cents: number;
@@ -1898,6 +1900,20 @@ export interface operations {
                         };
                         model: string;
                         model_version: string;
+                        /** @description The runs whose allocations these figures sum (each row names its run), newest first */
+                        runs: {
+                            /** @description Allocation rows of this report the run wrote */
+                            allocation_rows: number;
+                            finished_at: string | null;
+                            id: string;
+                            model_version: string;
+                            parameters: unknown;
+                            started_at: string;
+                            status: string;
+                            trigger: string;
+                            window_from: string;
+                            window_to: string;
+                        }[];
                         to: string;
                         /** @description Verified revenue of the same conversions, as GET /reconciliation computes it, per channel of this model */
                         verified: {
@@ -2331,6 +2347,7 @@ export interface operations {
                             configured: boolean;
                             /** @enum {string} */
                             kind: "per_conversion" | "population";
+                            /** @description The latest run that succeeded and found conversions (null: none) */
                             latest_run: {
                                 allocations: number | null;
                                 conversions: number | null;
@@ -2338,8 +2355,12 @@ export interface operations {
                                 error: string | null;
                                 finished_at: string | null;
                                 id: string;
+                                model_version: string;
+                                /** @description The model parameters the run used */
+                                parameters: unknown;
                                 results: unknown;
                                 started_at: string;
+                                /** @description running, succeeded, not_converged (wrote nothing) or failed */
                                 status: string;
                                 trigger: string;
                                 window_from: string;
@@ -2349,6 +2370,25 @@ export interface operations {
                             parameters: {
                                 [key: string]: unknown;
                             };
+                            /** @description The last five runs, newest first, whatever their status */
+                            recent_runs: {
+                                allocations: number | null;
+                                conversions: number | null;
+                                diagnostics: unknown;
+                                error: string | null;
+                                finished_at: string | null;
+                                id: string;
+                                model_version: string;
+                                /** @description The model parameters the run used */
+                                parameters: unknown;
+                                results: unknown;
+                                started_at: string;
+                                /** @description running, succeeded, not_converged (wrote nothing) or failed */
+                                status: string;
+                                trigger: string;
+                                window_from: string;
+                                window_to: string;
+                            }[];
                             version: string;
                         }[];
                         settings: {
