@@ -31,7 +31,9 @@ export function staleness(root) {
 }
 
 /** Builds when stale; returns what it did. */
-export function buildIfStale(root, run = () => spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' }).status) {
+// The build's own output goes to stderr (fd 2): `npm start --silent` prints the server's JSON log lines on stdout and
+// nothing else, even when it builds first.
+export function buildIfStale(root, run = () => spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore', 2, 2] }).status) {
   const why = staleness(root);
   if (why === null) return { built: false };
   process.stderr.write(`skeldir: building (${why})\n`);

@@ -3,7 +3,7 @@ import pino from 'pino';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { withTenant } from '../db/tenant-context.js';
-import { readInstant } from '../db/timestamps.js';
+import { compareInstants, instantsReplacer, readInstant } from '../db/timestamps.js';
 import { serviceLogger, type Logger } from '../cli/log.js';
 import { runCommand, type CommandContext } from '../cli/run.js';
 import { stderrProgress } from '../cli/progress.js';
@@ -16,7 +16,7 @@ import { latestRuns } from './runs.js';
 import { AttributionScheduler, schedulePass } from './scheduler.js';
 import { readSettings, settingsJson, writeSettings, type SettingsChange } from './settings.js';
 
-const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value, instantsReplacer, 2) + '\n');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** `--from` / `--to`: the one rule of the API and the CLI (readInstant): a date (its midnight UTC) or an RFC 3339 date-time with offset. */
@@ -110,7 +110,7 @@ export function registerAttribution(program: Command): void {
         const model: ModelType = o.model;
         const from = parseInstant('--from', o.from);
         const to = parseInstant('--to', o.to);
-        if (from.getTime() >= to.getTime()) throw new AttributionError('attribution_window_invalid', `--to (${o.to}) must be after --from (${o.from})`, {}, '--to');
+        if (compareInstants(from, to) >= 0) throw new AttributionError('attribution_window_invalid', `--to (${o.to}) must be after --from (${o.from})`, {}, '--to');
         const lookbackDays = parseIntFlag('--lookback-days', o.lookbackDays);
         if (lookbackDays !== undefined && (lookbackDays < 1 || lookbackDays > 365)) throw new AttributionError('attribution_settings_invalid', '--lookback-days must be from 1 to 365', {}, '--lookback-days');
         const halfLifeDays = parseNumberFlag('--half-life-days', o.halfLifeDays);

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { inStorableYears } from '../db/timestamps.js';
+import { compareInstants, formatInstant, inStorableYears } from '../db/timestamps.js';
 import { AttributionError } from './errors.js';
 import { MODEL_TYPES, type ModelType } from './models.js';
 
@@ -49,14 +49,14 @@ export interface ChannelFigure {
 export function checkInstant(field: string, d: Date): void {
   if (Number.isNaN(d.getTime())) throw new AttributionError('attribution_window_invalid', `${field} must be a timestamp`, {}, field);
   if (!inStorableYears(d)) {
-    throw new AttributionError('attribution_window_invalid', `${field} must be in years 0001–9999 (UTC), got ${d.toISOString()}`, {}, field);
+    throw new AttributionError('attribution_window_invalid', `${field} must be in years 0001–9999 (UTC), got ${formatInstant(d)}`, {}, field);
   }
 }
 
 export function checkPeriod(from: Date, to: Date): void {
   checkInstant('from', from);
   checkInstant('to', to);
-  if (from.getTime() >= to.getTime()) throw new AttributionError('attribution_window_invalid', `to (${to.toISOString()}) must be after from (${from.toISOString()})`, {}, 'to');
+  if (compareInstants(from, to) >= 0) throw new AttributionError('attribution_window_invalid', `to (${formatInstant(to)}) must be after from (${formatInstant(from)})`, {}, 'to');
 }
 
 function money(text: string | null): number {
@@ -79,7 +79,7 @@ export async function channelReport(client: Queryable, tenantId: string, model: 
     ci_lower: string | null;
     ci_upper: string | null;
     with_interval: number;
-  }>(CHANNELS_SQL, [tenantId, model, from.toISOString(), to.toISOString()]);
+  }>(CHANNELS_SQL, [tenantId, model, formatInstant(from), formatInstant(to)]);
   return r.rows.map((x) => ({
     channel: x.channel,
     display_name: x.display_name,
@@ -119,7 +119,7 @@ export async function comparisonReport(client: Queryable, tenantId: string, from
   checkPeriod(from, to);
   const r = await client.query<{ channel: string; currency: string; model_type: string; cents: string; attributed_conversions: string; mean_confidence: number | null }>(
     COMPARISON_SQL,
-    [tenantId, from.toISOString(), to.toISOString(), [...MODEL_TYPES]],
+    [tenantId, formatInstant(from), formatInstant(to), [...MODEL_TYPES]],
   );
   const lines = new Map<string, ComparisonLine>();
   for (const x of r.rows) {

@@ -12,6 +12,7 @@ import { CONFIDENCE_MEANING } from './run.js';
 import { latestRuns } from './runs.js';
 import { readSettings, settingsJson, writeSettings, type AttributionSettings } from './settings.js';
 import { SHAPLEY_DEFAULTS } from './shapley-model.js';
+import { formatInstant, formatInstantOrNull, instantOf } from '../db/timestamps.js';
 
 const ModelName = Type.Union(MODEL_TYPES.map((m) => Type.Literal(m)), { description: 'Attribution model' });
 const Period = {
@@ -149,12 +150,12 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) => {
       const { model, from, to } = request.query;
-      const [start, end] = [new Date(from), new Date(to)];
+      const [start, end] = [instantOf(from), instantOf(to)];
       const [report, verified] = await request.inTenant(async (c) => [
         await withDailyAggregates(c, request.tenantId, model, start, end, await channelReport(c, request.tenantId, model, start, end)),
         await verifiedByChannel(c, request.tenantId, model, start, end),
       ] as const);
-      return { model, model_version: MODEL_VERSIONS[model], from: start.toISOString(), to: end.toISOString(), channels: report.channels, verified, from_aggregates: report.source };
+      return { model, model_version: MODEL_VERSIONS[model], from: formatInstant(start), to: formatInstant(end), channels: report.channels, verified, from_aggregates: report.source };
     },
   );
 
@@ -225,10 +226,10 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
                     id: run.id,
                     status: run.status,
                     trigger: run.trigger,
-                    window_from: run.window_from.toISOString(),
-                    window_to: run.window_to.toISOString(),
-                    started_at: run.started_at.toISOString(),
-                    finished_at: run.finished_at?.toISOString() ?? null,
+                    window_from: formatInstant(run.window_from),
+                    window_to: formatInstant(run.window_to),
+                    started_at: formatInstant(run.started_at),
+                    finished_at: formatInstantOrNull(run.finished_at),
                     conversions: run.conversions,
                     allocations: run.allocations,
                     results: run.results,
@@ -272,8 +273,8 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) => {
       const { from, to } = request.query;
-      const channels = await request.inTenant((c) => comparisonReport(c, request.tenantId, new Date(from), new Date(to)));
-      return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), models: [...MODEL_TYPES], channels };
+      const channels = await request.inTenant((c) => comparisonReport(c, request.tenantId, instantOf(from), instantOf(to)));
+      return { from: formatInstant(instantOf(from)), to: formatInstant(instantOf(to)), models: [...MODEL_TYPES], channels };
     },
   );
 

@@ -14,6 +14,7 @@ import { readSettings } from './settings.js';
 import { fitShapleyModel, SHAPLEY_DEFAULTS, type ShapleyParameters } from './shapley-model.js';
 import { fixed, replaceAllocations, type AllocationRow } from './store.js';
 import { loadWindow, type WindowConversion } from './window.js';
+import { formatInstant } from '../db/timestamps.js';
 
 export interface RunOptions {
   readonly model: ModelType;
@@ -81,7 +82,7 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
       );
       return { runId, model, status: 'not_converged', conversions: window.conversions.length, journeys, allocations: 0, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
     }
-    const rowMeta = { run_id: runId, window: { from: from.toISOString(), to: to.toISOString() }, parameters: compactParameters(parameters), confidence: confidenceKind(model) };
+    const rowMeta = { run_id: runId, window: { from: formatInstant(from), to: formatInstant(to) }, parameters: compactParameters(parameters), confidence: confidenceKind(model) };
     // Conversion i of the window is journey i of its population.
     const rowsOf = (conv: WindowConversion, index: number): AllocationRow[] =>
       isHeuristic(model) ? heuristicRows(model, conv, halfLifeDays, rowMeta, excluded) : populationRows(window.journeys, index, conv, fit!, rowMeta);

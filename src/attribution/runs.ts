@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import type { ModelType } from './models.js';
+import { formatInstant } from '../db/timestamps.js';
 
 /** SQL of attribution_model_runs: one function per statement. */
 
@@ -13,7 +14,7 @@ export async function insertRun(
   const r = await client.query<{ id: string }>(
     `INSERT INTO attribution_model_runs (tenant_id, model_type, model_version, window_from, window_to, trigger, parameters)
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-    [run.tenantId, run.model, run.modelVersion, run.from.toISOString(), run.to.toISOString(), run.trigger, JSON.stringify(run.parameters)],
+    [run.tenantId, run.model, run.modelVersion, formatInstant(run.from), formatInstant(run.to), run.trigger, JSON.stringify(run.parameters)],
   );
   return r.rows[0]!.id;
 }

@@ -2,6 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import { AttributionError } from './errors.js';
 import type { Touch } from './heuristics.js';
 import { MAX_POPULATION_CHANNELS, packJourneys, type JourneySet } from './journey-set.js';
+import { formatInstant } from '../db/timestamps.js';
 
 /** A conversion of the window, with the index of its journey in `journeys`. */
 export interface WindowConversion {
@@ -59,7 +60,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
        AND e.event_timestamp >= $2::timestamptz - make_interval(hours => 24 * $4) AND e.event_timestamp < $3
        AND (e.event_type = 'touchpoint' OR (e.event_type = 'conversion' AND e.event_timestamp >= $2))
      ORDER BY e.event_timestamp, e.id`,
-    [tenantId, from.toISOString(), to.toISOString(), lookbackDays],
+    [tenantId, formatInstant(from), formatInstant(to), lookbackDays],
   );
   // The same lookback as the SQL above and journeys.ts: days × 24 h, whatever the session's zone.
   const lookbackMs = lookbackDays * 86_400_000;

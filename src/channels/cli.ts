@@ -9,8 +9,9 @@ import { ChannelError } from './errors.js';
 import { countEvents, reclassifyAll } from './reclassify.js';
 import { createChannel, createRule, listChannels, listRules, testTouch } from './service.js';
 import type { RuleInputBody } from './schema.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
-const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value, instantsReplacer, 2) + '\n');
 
 /** The application-role pool for a tenant that exists (`--tenant` checked by src/cli/tenant-flag.ts: exit 2 otherwise). */
 export async function tenantPool(ctx: CommandContext, tenant: string, applicationName: string): Promise<pg.Pool> {

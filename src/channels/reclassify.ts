@@ -3,7 +3,7 @@ import { attributeConversion } from '../attribution/entry.js';
 import { readSettings } from '../attribution/settings.js';
 import type { Queryable } from '../db/pool.js';
 import { withTenant } from '../db/tenant-context.js';
-import { inStorableYears } from '../db/timestamps.js';
+import { compareInstants, formatInstantOrNull, inStorableYears } from '../db/timestamps.js';
 import { classify, CLICK_IDS, type RuleSet, type Touch } from './classify.js';
 import { loadRuleSet } from './cache.js';
 import { ChannelError } from './errors.js';
@@ -59,7 +59,7 @@ export function checkReclassifyOptions(o: ReclassifyOptions): void {
       throw new ChannelError('reclassify_invalid', `${field} must be a timestamp in years 0001–9999`, { field });
     }
   }
-  if (o.from && o.to && o.from.getTime() >= o.to.getTime()) throw new ChannelError('reclassify_invalid', 'to must be after from', { field: 'to' });
+  if (o.from && o.to && compareInstants(o.from, o.to) >= 0) throw new ChannelError('reclassify_invalid', 'to must be after from', { field: 'to' });
   if (o.limit !== undefined && !(Number.isInteger(o.limit) && o.limit >= 1 && o.limit <= MAX_RECLASSIFY_BATCH)) {
     throw new ChannelError('reclassify_invalid', `limit must be a whole number from 1 to ${MAX_RECLASSIFY_BATCH}`, { field: 'limit' });
   }
@@ -98,7 +98,7 @@ async function selectBatch(client: Queryable, tenantId: string, o: ReclassifyOpt
         AND ($4::timestamptz IS NULL OR (event_timestamp >= $4 AND (event_timestamp, id) > ($4::timestamptz, $5::uuid)))
       ORDER BY event_timestamp, id
       LIMIT $6`,
-    [tenantId, o.from?.toISOString() ?? null, o.to?.toISOString() ?? null, after?.at ?? null, after?.id ?? null, limit],
+    [tenantId, formatInstantOrNull(o.from), formatInstantOrNull(o.to), after?.at ?? null, after?.id ?? null, limit],
   );
   return r.rows;
 }
@@ -181,7 +181,7 @@ export async function countEvents(client: Queryable, tenantId: string, o: Pick<R
   const r = await client.query<{ n: string }>(
     `SELECT count(*) AS n FROM attribution_events WHERE tenant_id = $1
         AND ($2::timestamptz IS NULL OR event_timestamp >= $2) AND ($3::timestamptz IS NULL OR event_timestamp < $3)`,
-    [tenantId, o.from?.toISOString() ?? null, o.to?.toISOString() ?? null],
+    [tenantId, formatInstantOrNull(o.from), formatInstantOrNull(o.to)],
   );
   return Number(r.rows[0]!.n);
 }

@@ -7,6 +7,7 @@ import { ChannelCreate, ChannelOutput, ChannelPatch, RuleInputSchema, RuleOutput
 import { ChannelError } from './errors.js';
 import { createChannel, createRule, listChannels, listRules, orderRules, patchChannel, removeChannel, removeRule, replaceRule, testTouch } from './service.js';
 import { toRule, type ChannelRow, type RuleRow } from './store.js';
+import { formatInstant, instantOf } from '../db/timestamps.js';
 
 const security = [{ apiKey: [] }];
 const tags = ['channels'];
@@ -14,7 +15,7 @@ const tags = ['channels'];
 const CodeParams = Type.Object({ code: Type.String({ pattern: '^[a-z0-9_]{1,100}$', description: 'Channel code' }) }, { additionalProperties: false });
 const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
 
-const channelJson = (c: ChannelRow) => ({ ...c, created_at: c.created_at.toISOString(), updated_at: c.updated_at.toISOString() });
+const channelJson = (c: ChannelRow) => ({ ...c, created_at: formatInstant(c.created_at), updated_at: formatInstant(c.updated_at) });
 const ruleJson = (r: RuleRow) => ({
   ...validity(r),
   id: r.id,
@@ -23,8 +24,8 @@ const ruleJson = (r: RuleRow) => ({
   channel: r.channel_code,
   conditions: r.conditions,
   is_active: r.is_active,
-  created_at: r.created_at.toISOString(),
-  updated_at: r.updated_at.toISOString(),
+  created_at: formatInstant(r.created_at),
+  updated_at: formatInstant(r.updated_at),
 });
 
 function validity(r: RuleRow): { valid: boolean; invalid_reason?: string } {
@@ -239,7 +240,7 @@ export const channelRoutes: FastifyPluginAsync = async (app) => {
       const at = (field: 'from' | 'to') => {
         const v = b[field];
         if (v === undefined) return undefined;
-        const d = new Date(v);
+        const d = instantOf(v);
         if (Number.isNaN(d.getTime())) throw new ChannelError('reclassify_invalid', `${field} must be a timestamp`, { field: `body/${field}` });
         return d;
       };

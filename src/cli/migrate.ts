@@ -6,6 +6,7 @@ import type { Progress } from '../migrations/context.js';
 import { SchemaMigrator, type DataLoss, type Inflight, type MigrateResult } from '../migrations/migrator.js';
 import { stderrProgress } from './progress.js';
 import { CommandFailed, runCommand, type CommandContext } from './run.js';
+import { formatInstant } from '../db/timestamps.js';
 
 export function migratorFor(db: Database, config: Config, progress: Progress = stderrProgress()): { migrator: SchemaMigrator; close(): Promise<void> } {
   const pool = db.ownerPool({ max: 3, applicationName: 'skeldir-migrate' });
@@ -90,7 +91,7 @@ function warnInflight(inflight: Inflight | undefined): void {
   if (!inflight) return;
   process.stderr.write(
     `warning: the ${inflight.direction === 'up' ? 'upgrade' : 'downgrade'} of revision ${inflight.revision} started ` +
-      `${inflight.started_at.toISOString()} did not finish; the next \`skeldir migrate upgrade\` or \`downgrade\` finishes it first\n`,
+      `${formatInstant(inflight.started_at)} did not finish; the next \`skeldir migrate upgrade\` or \`downgrade\` finishes it first\n`,
   );
 }
 

@@ -4,6 +4,7 @@ import { runCommand, type CommandContext } from '../cli/run.js';
 import { validateTenantId } from '../tenants/tenants.js';
 import { CollectError } from './keys.js';
 import { createPublishableKey, listPublishableKeys, revokePublishableKey, updatePublishableKey, type KeySettings } from './publishable-keys.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 async function asOwner<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
   const db = await ctx.database();
@@ -22,7 +23,7 @@ function keyId(text: string): string {
   return text.toLowerCase();
 }
 
-const print = (value: unknown) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value, instantsReplacer, 2) + '\n');
 const collectOrigins = (value: string, previous: string[] = []) => [...previous, value];
 
 interface SettingFlags {

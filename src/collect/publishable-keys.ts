@@ -3,6 +3,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { hashesEqual } from '../tenants/api-keys.js';
 import { CollectError, generatePublishableKey, hashPublishableKey, looksLikePublishableKey, normaliseOrigins, tenantOfKey } from './keys.js';
 import { findActiveKeyByHash, findKey, insertKey, listKeys, revokeKey, updateKey, type KeyRow } from './store.js';
+import { formatInstant, formatInstantOrNull } from '../db/timestamps.js';
 
 /** A publishable key as the API and the CLI show it (never the key itself, except once at creation). */
 export interface PublishableKeyView {
@@ -41,8 +42,8 @@ export function view(row: KeyRow): PublishableKeyView {
     require_consent: row.require_consent,
     honor_gpc: row.honor_gpc,
     status: row.revoked_at ? 'revoked' : 'active',
-    created_at: row.created_at.toISOString(),
-    revoked_at: row.revoked_at?.toISOString() ?? null,
+    created_at: formatInstant(row.created_at),
+    revoked_at: formatInstantOrNull(row.revoked_at),
   };
 }
 

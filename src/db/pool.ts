@@ -1,4 +1,9 @@
 import pg from 'pg';
+import { timestamptzParser } from './timestamps.js';
+
+// timestamptz columns hold microseconds; pg's Date has milliseconds. Every timestamptz read is an
+// Instant that keeps them (src/db/timestamps.ts), for every pool and client of the process.
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, timestamptzParser(pg.types.getTypeParser(pg.types.builtins.TIMESTAMPTZ)) as (text: string) => Date);
 
 export interface PoolOptions {
   /** Role to act as for the whole session, given at connection start-up (`-c role=…`). */

@@ -4,6 +4,7 @@ import { UsageError, runCommand } from '../cli/run.js';
 import { withTenant } from '../db/tenant-context.js';
 import { applyRemediation, getDeadEvent, listDeadEvents, MAX_PAGE, parseInstant, type DeadEventFilter, type DeadEventSummary } from './store.js';
 import { isRemediationStatus, REMEDIATION_ACTIONS, type RemediationAction, type RemediationStatus } from './transitions.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -47,7 +48,7 @@ export function registerDlq(program: Command): void {
             items.sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1));
             page = { items: items.slice(0, filter.limit), next_cursor: null };
           }
-          if (o.json) process.stdout.write(JSON.stringify(page, null, 2) + '\n');
+          if (o.json) process.stdout.write(JSON.stringify(page, instantsReplacer, 2) + '\n');
           else process.stdout.write(table(page.items, typeof o.tenant !== 'string') + (page.next_cursor ? `next page: --cursor ${page.next_cursor}\n` : ''));
         } finally {
           await pool.end();
@@ -63,7 +64,7 @@ export function registerDlq(program: Command): void {
     .action((id: string, o: { tenant: string }) =>
       runCommand(async (ctx) => {
         const dead = await inTenant(ctx, o.tenant, (c) => getDeadEvent(c, deadEventId(id)));
-        process.stdout.write(JSON.stringify(dead, null, 2) + '\n');
+        process.stdout.write(JSON.stringify(dead, instantsReplacer, 2) + '\n');
       }),
     );
 

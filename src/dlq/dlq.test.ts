@@ -13,6 +13,7 @@ import { DEFAULT_WORKER_OPTIONS } from '../worker/options.js';
 import { insertPendingEvents } from '../worker/test-fixtures.js';
 import { Worker } from '../worker/worker.js';
 import { REMEDIATION_ACTIONS, type RemediationAction, type RemediationStatus } from './transitions.js';
+import { INSTANT_TEXT } from '../db/timestamps.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
 console.log(`# fast-check seed ${seed} (FC_SEED=${seed} to replay)`);
@@ -409,6 +410,7 @@ describe('the dlq command', () => {
     r = await runCli(['dlq', 'list', '--tenant', A.tenant_id, '--error-type', 'timeout', '--json'], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout).items.map((d: { id: string }) => d.id), [a.id]);
+    assert.match(JSON.parse(r.stdout).items[0].created_at, INSTANT_TEXT, 'one timestamp precision: microseconds');
 
     r = await runCli(['dlq', 'show', a.id, '--tenant', A.tenant_id], { env });
     assert.equal(r.code, 0, r.stderr);

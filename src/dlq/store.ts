@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { FIRST_INSTANT, inStorableYears, LAST_INSTANT, readInstant } from '../db/timestamps.js';
+import { FIRST_INSTANT, LAST_INSTANT, formatInstant, inStorableYears, readInstant } from '../db/timestamps.js';
 import { EVENTS_CHANNEL } from '../worker/channel.js';
 import { DeadEventError, nextStatus, type RemediationAction, type RemediationStatus } from './transitions.js';
 
@@ -92,8 +92,8 @@ export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Pro
   if (f.errorType !== undefined) where.push(`d.error_type = ${p(f.errorType)}`);
   if (f.eventType !== undefined) where.push(`d.event_type = ${p(f.eventType)}`);
   if (f.source !== undefined) where.push(`d.source = ${p(f.source)}`);
-  if (f.from !== undefined) where.push(`d.created_at >= ${p(f.from)}`);
-  if (f.to !== undefined) where.push(`d.created_at < ${p(f.to)}`);
+  if (f.from !== undefined) where.push(`d.created_at >= ${p(formatInstant(f.from))}`);
+  if (f.to !== undefined) where.push(`d.created_at < ${p(formatInstant(f.to))}`);
   if (f.cursor !== undefined) {
     const c = decodeCursor(f.cursor);
     where.push(`(d.created_at, d.id) < (timestamptz 'epoch' + ${p(c.us)}::bigint * interval '1 microsecond', ${p(c.id)}::uuid)`);
@@ -159,7 +159,7 @@ export async function applyRemediation(
     });
   }
   const to = nextStatus(action, dead.remediation_status);
-  const note = `${new Date().toISOString()} ${options.actor}: ${action}${notes ? `: ${notes}` : ''}`;
+  const note = `${formatInstant(new Date())} ${options.actor}: ${action}${notes ? `: ${notes}` : ''}`;
 
   if (action === 'retry') {
     if (!dead.event_id || !event) {
@@ -218,7 +218,7 @@ function decodeCursor(cursor: string): { us: string; id: string } {
   return { us: m[1]!, id: m[2]! };
 }
 
-const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : v === null || v === undefined ? null : String(v));
+const iso = (v: unknown) => (v instanceof Date ? formatInstant(v) : v === null || v === undefined ? null : String(v));
 
 function summary(r: Row): DeadEventSummary {
   return {

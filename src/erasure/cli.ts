@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { runCommand } from '../cli/run.js';
 import { existingTenant, tenantFlag } from '../cli/tenant-flag.js';
 import { erasePerson } from './erase.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 /** `skeldir people erase --tenant ID USER_ID`: the same erasure as DELETE /api/v1/people/{user_id}. */
 export function registerPeople(program: Command): void {
@@ -21,7 +22,7 @@ export function registerPeople(program: Command): void {
         try {
           const tenantId = await existingTenant(pool, o.tenant);
           const receipt = await erasePerson(pool, { tenantId, userId, requestedBy: `cli:${safeUser()}` });
-          process.stdout.write(JSON.stringify(receipt, null, 2) + '\n');
+          process.stdout.write(JSON.stringify(receipt, instantsReplacer, 2) + '\n');
         } finally {
           await pool.end();
         }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { ErasureError } from './errors.js';
 import { COUNT_NAMES, ERASURE_STEPS, type ErasureContext } from './steps.js';
+import { formatInstant } from '../db/timestamps.js';
 
 /** Events per batch transaction: a person with 100,000 events is erased in 100 short transactions, never one long lock. */
 export const ERASURE_BATCH = 1_000;
@@ -70,8 +71,8 @@ export async function erasePerson(pool: pg.Pool, o: { tenantId: string; userId: 
   );
   return {
     erasure_id: rows[0]!.id,
-    started_at: started.toISOString(),
-    finished_at: finished.toISOString(),
+    started_at: formatInstant(started),
+    finished_at: formatInstant(finished),
     counts: ctx.counts,
     derived: {
       reports: 'recomputed: attribution, comparison and reconciliation reports are computed from the remaining rows when read',

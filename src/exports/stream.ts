@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
-import { readInstant } from '../db/timestamps.js';
+import { compareInstants, formatInstant, readInstant } from '../db/timestamps.js';
 import { DATASETS, pageSql, type DatasetName } from './datasets.js';
 import { encoderFor, type Format, type TextRow } from './encode.js';
 import { ExportError } from './errors.js';
@@ -31,8 +31,8 @@ export function periodBound(field: 'from' | 'to', text: string | undefined): Dat
 }
 
 export function checkPeriod(from: Date | undefined, to: Date | undefined): void {
-  if (from && to && from.getTime() >= to.getTime()) {
-    throw new ExportError('export_period_invalid', `to (${to.toISOString()}) must be after from (${from.toISOString()})`, 'to');
+  if (from && to && compareInstants(from, to) >= 0) {
+    throw new ExportError('export_period_invalid', `to (${formatInstant(to)}) must be after from (${formatInstant(from)})`, 'to');
   }
 }
 
@@ -51,8 +51,8 @@ export async function* exportChunks(pool: pg.Pool, req: ExportRequest, stats?: {
   const pageSize = req.pageSize ?? PAGE_SIZE;
   const text = pageSql(dataset);
   const name = `skeldir_export_${dataset.name}`;
-  const from = req.from?.toISOString() ?? '-infinity';
-  const to = req.to?.toISOString() ?? 'infinity';
+  const from = (req.from ? formatInstant(req.from) : '-infinity');
+  const to = (req.to ? formatInstant(req.to) : 'infinity');
   let after: [string, string] = ['-infinity', '00000000-0000-0000-0000-000000000000'];
   let prefix = encoder.header;
   const n = dataset.columns.length;

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../errors.js';
+import { SESSION_COOKIE } from '../users/tokens.js';
 
 /**
  * The one registry of error codes the HTTP API can answer with, rendered as RFC 9457
@@ -90,7 +91,7 @@ export const PROBLEMS = {
   forbidden: { status: 403, title: 'Your role does not allow this' },
   csrf_failed: { status: 403, title: 'The request failed the cross-site request forgery check' },
   session_required: { status: 400, title: 'This needs a signed-in session' },
-  login_failed: { status: 401, title: 'Sign-in failed' },
+  login_failed: { status: 401, title: 'Sign-in failed', challenge: 'Session' },
   login_throttled: { status: 429, title: 'Too many failed sign-ins' },
   login_tenant_ambiguous: { status: 409, title: 'Choose a tenant' },
   invitation_invalid: { status: 400, title: 'The invitation link is not valid' },
@@ -139,9 +140,11 @@ interface ProblemSpec {
    * 401s: the authentication scheme for `WWW-Authenticate` (RFC 9110 §11.6.1, which a 401 must
    * carry): `Bearer` for API keys and the metrics token (RFC 6750), `Signature` for webhooks,
    * whose providers sign the body, `PublishableKey` for the collect endpoint (its key goes in the
-   * query string, ?key=pk_…). The one place a 401 gets its challenge.
+   * query string, ?key=pk_…), `Session` for the web app's sign-in (e-mail and password posted to
+   * /api/v1/auth/login set a session cookie). The one place a 401 gets its challenge. No browser
+   * prompts for these schemes (only Basic, Digest, Negotiate and NTLM do).
    */
-  challenge?: 'Bearer' | 'Signature' | 'PublishableKey';
+  challenge?: 'Bearer' | 'Signature' | 'PublishableKey' | 'Session';
 }
 
 /** Domain modules add their codes here (one line each), e.g. `idempotency_key_reused: { status: 409, … }`. */
@@ -202,9 +205,11 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
 
 /**
  * The challenge of a 401. For Bearer, RFC 6750 §3: `error="invalid_token"` when credentials were
- * sent and refused; none when they were missing.
+ * sent and refused; none when they were missing. An API route refusing a session cookie (signed
+ * out, expired) offers both ways in: `Bearer realm="skeldir", Session realm="skeldir"`.
  */
 function wwwAuthenticate(scheme: string, request: FastifyRequest): string {
   const sent = scheme === 'Bearer' && request.headers.authorization !== undefined;
-  return `${scheme} realm="skeldir"${sent ? ', error="invalid_token"' : ''}`;
+  const session = scheme === 'Bearer' && !sent && request.cookies?.[SESSION_COOKIE] !== undefined;
+  return `${scheme} realm="skeldir"${sent ? ', error="invalid_token"' : ''}${session ? ', Session realm="skeldir"' : ''}`;
 }

@@ -71,7 +71,7 @@ describe('POST /api/v1/events', () => {
     const out = res.json();
     assert.equal(out.idempotency_key, body.idempotency_key);
     assert.equal(out.event_type, 'conversion');
-    assert.equal(out.event_timestamp, '2026-03-01T11:00:00.123Z');
+    assert.equal(out.event_timestamp, '2026-03-01T11:00:00.123456Z', 'in UTC, to the microsecond as sent');
     assert.equal(out.session_id, body.session_id);
     assert.equal(out.user_id, 'user-42');
     assert.equal(out.order_id, 'order-9');

@@ -2,6 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import { EVENTS_CHANNEL } from '../worker/channel.js';
 import type { PreparedEvent } from './prepare.js';
 import type { EventOutput } from './schema.js';
+import { formatInstant } from '../db/timestamps.js';
 
 /**
  * The SQL of ingestion, one function per statement. Every statement runs inside the request's
@@ -109,7 +110,7 @@ export function toOutput(row: StoredEvent, tenantId: string): EventOutput {
     id: row.id,
     idempotency_key: key,
     event_type: row.event_type,
-    event_timestamp: row.event_timestamp.toISOString(),
+    event_timestamp: formatInstant(row.event_timestamp),
     session_id: row.session_id,
     anonymous_id: row.anonymous_id,
     user_id: row.user_id,
@@ -119,6 +120,6 @@ export function toOutput(row: StoredEvent, tenantId: string): EventOutput {
     currency: row.conversion_value_cents === null ? null : row.currency,
     order_id: row.order_id,
     processing_status: row.processing_status,
-    received_at: row.created_at.toISOString(),
+    received_at: formatInstant(row.created_at),
   };
 }

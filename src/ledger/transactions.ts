@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import { LedgerError } from './errors.js';
 import { PROVIDERS, scopedId, unscopedId, type Provider } from './apply.js';
+import { formatInstant } from '../db/timestamps.js';
 
 export interface TransactionView {
   transaction_id: string;
@@ -64,10 +65,10 @@ export async function getTransaction(client: Queryable, tenantId: string, id: st
     net_cents: net,
     currency: r.currency,
     verification_source: r.verification_source,
-    verification_timestamp: r.verification_timestamp.toISOString(),
+    verification_timestamp: formatInstant(r.verification_timestamp),
     metadata: r.metadata,
-    created_at: r.created_at.toISOString(),
-    updated_at: r.updated_at.toISOString(),
+    created_at: formatInstant(r.created_at),
+    updated_at: formatInstant(r.updated_at),
     transitions: r.transitions,
   };
 }

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { inStorableYears } from '../db/timestamps.js';
+import { compareInstants, formatInstant, inStorableYears } from '../db/timestamps.js';
 import { DomainError } from '../errors.js';
 import { CURRENCY_EXPONENTS } from '../money/currencies.js';
 import { divideHalfEven, RATE_LOOKUP_SQL } from '../money/fx.js';
@@ -75,7 +75,7 @@ function safe(v: bigint): number {
 function checkInstant(field: 'from' | 'to', d: Date): void {
   if (Number.isNaN(d.getTime())) throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be a timestamp`, { field });
   if (!inStorableYears(d)) {
-    throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be in years 0001–9999 (UTC), got ${d.toISOString()}`, { field });
+    throw new ReconciliationError('reconciliation_window_invalid', `\`${field}\` must be in years 0001–9999 (UTC), got ${formatInstant(d)}`, { field });
   }
 }
 
@@ -183,7 +183,7 @@ export const RECONCILIATION_SQL = `
 export async function reconciliation(client: Queryable, tenantId: string, from: Date, to: Date, model: string): Promise<Report> {
   checkInstant('from', from);
   checkInstant('to', to);
-  if (!(from < to)) throw new ReconciliationError('reconciliation_window_invalid', '`from` must be before `to`', { field: 'from' });
+  if (compareInstants(from, to) >= 0) throw new ReconciliationError('reconciliation_window_invalid', '`from` must be before `to`', { field: 'from' });
   if (!(RECONCILIATION_MODELS as readonly string[]).includes(model)) {
     throw new ReconciliationError('reconciliation_model_invalid', `model must be one of ${RECONCILIATION_MODELS.join(', ')}`, { field: 'model' });
   }
@@ -193,7 +193,7 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
   await client.query(`SET LOCAL work_mem = '64MB'`);
   const { rows } = await client.query<{ kind: 'channel' | 'day' | 'total' | 'unmatched'; key: string | null; conversions: number; verified_conversions: number; claimed: string | null; verified: string | null; missing: string | null }>(
     RECONCILIATION_SQL,
-    [tenantId, from, to, model, reporting, [...CURRENCY_EXPONENTS.keys()], [...CURRENCY_EXPONENTS.values()]],
+    [tenantId, formatInstant(from), formatInstant(to), model, reporting, [...CURRENCY_EXPONENTS.keys()], [...CURRENCY_EXPONENTS.values()]],
   );
   const missing = rows.map((r) => r.missing).filter((m): m is string => m !== null).sort()[0];
   if (missing) {
@@ -210,8 +210,8 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
   const unmatchedCents = BigInt(unmatched.claimed ?? 0);
 
   return {
-    from: from.toISOString(),
-    to: to.toISOString(),
+    from: formatInstant(from),
+    to: formatInstant(to),
     model,
     currency: reporting,
     channels: [...channels].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([channel, acc]) => ({ channel, ...line(acc) })),

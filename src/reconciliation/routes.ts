@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { DEFAULT_RECONCILIATION_MODEL, reconciliation, RECONCILIATION_MODELS } from './report.js';
+import { instantOf } from '../db/timestamps.js';
 
 const Line = {
   conversions: Type.Integer(),
@@ -46,7 +47,7 @@ export const reconciliationRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) =>
       request.inTenant((client) =>
-        reconciliation(client, request.tenantId, new Date(request.query.from), new Date(request.query.to), request.query.model ?? DEFAULT_RECONCILIATION_MODEL),
+        reconciliation(client, request.tenantId, instantOf(request.query.from), instantOf(request.query.to), request.query.model ?? DEFAULT_RECONCILIATION_MODEL),
       ),
   );
 };

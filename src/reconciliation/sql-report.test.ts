@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { BENCH_TENANT, seedWebTenant } from '../../bench/web-seed.js';
 import { DEFAULT_CHANNEL_CODES } from '../channels/classify.js';
 import { withTenant } from '../db/tenant-context.js';
+import { formatInstant } from '../db/timestamps.js';
 import { allocate } from '../money/allocate.js';
 import { convertWithQuote, divideHalfEven, findRate, importFxRates, parseFxCsv, type FxQuote } from '../money/fx.js';
 import { createTenant } from '../tenants/tenants.js';
@@ -172,8 +173,8 @@ async function referenceReport(client: pg.PoolClient, tenantId: string, from: Da
   for (const u of unmatched) unmatchedCents += await convert(BigInt(Math.max(0, u.amount - u.refunded - u.chargeback)), u.currency, u.at, u.fx);
 
   return {
-    from: from.toISOString(),
-    to: to.toISOString(),
+    from: formatInstant(from),
+    to: formatInstant(to),
     model,
     currency: reporting,
     channels: [...channels.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([channel, acc]) => ({ channel, ...line(acc) })),

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import { ALIVE_WITHIN_SECONDS } from '../worker/instances.js';
+import { formatInstantOrNull } from '../db/timestamps.js';
 
 export interface TenantHealth {
   /** This tenant's events waiting to be processed (due now or waiting for a retry). */
@@ -48,7 +49,7 @@ export async function tenantHealth(client: Queryable, tenantId: string, now: Dat
   return {
     pending: q.pending,
     retrying: q.retrying,
-    oldest_pending_at: q.oldest?.toISOString() ?? null,
+    oldest_pending_at: formatInstantOrNull(q.oldest),
     dead: byStatus,
     dead_last_hour: dead.reduce((s, d) => s + d.hour, 0),
     dead_last_day: dead.reduce((s, d) => s + d.day, 0),

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { readSettings } from '../attribution/settings.js';
 import { tenantHealth } from './health.js';
 import { conversionPaths, MAX_PATHS } from './paths.js';
+import { formatInstant, instantOf } from '../db/timestamps.js';
 
 const PathsQuery = Type.Object(
   {
@@ -48,12 +49,12 @@ export const reportRoutes: FastifyPluginAsync = async (app) => {
       config: { problems: ['report_window_invalid'] },
     },
     async (request) => {
-      const from = new Date(request.query.from);
-      const to = new Date(request.query.to);
+      const from = instantOf(request.query.from);
+      const to = instantOf(request.query.to);
       return request.inTenant(async (client) => {
         const settings = await readSettings(client);
         const paths = await conversionPaths(client, request.tenantId, from, to, request.query.limit ?? 20, settings.lookbackDays);
-        return { from: from.toISOString(), to: to.toISOString(), lookback_days: settings.lookbackDays, paths };
+        return { from: formatInstant(from), to: formatInstant(to), lookback_days: settings.lookbackDays, paths };
       });
     },
   );

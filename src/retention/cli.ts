@@ -7,8 +7,9 @@ import { existingTenant, tenantFlag } from '../cli/tenant-flag.js';
 import type { Service } from '../cli/start.js';
 import { withTenant } from '../db/tenant-context.js';
 import { RetentionError, runRetention, SETTING_NAMES, tenantsWithRetention, writeRetentionSettings, type RetentionSettings } from './retention.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
-const print = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+const print = (v: unknown) => process.stdout.write(JSON.stringify(v, instantsReplacer, 2) + '\n');
 
 function days(flag: string, v: string | undefined): number | null | undefined {
   if (v === undefined) return undefined;

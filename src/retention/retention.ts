@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Queryable } from '../db/pool.js';
 import { withTenant } from '../db/tenant-context.js';
 import { DomainError } from '../errors.js';
+import { formatInstantOrNull } from '../db/timestamps.js';
 
 /**
  * Retention: a tenant's rules (retention_settings), and the run that applies them. Every part works in batches of
@@ -126,7 +127,7 @@ export async function runRetention(pool: pg.Pool, tenantId: string, o: { dryRun?
     tenant_id: tenantId,
     dry_run: Boolean(o.dryRun),
     settings,
-    cutoffs: { payloads: payloads?.toISOString() ?? null, events: events?.toISOString() ?? null, dead_event_payloads: dead?.toISOString() ?? null },
+    cutoffs: { payloads: formatInstantOrNull(payloads), events: formatInstantOrNull(events), dead_event_payloads: formatInstantOrNull(dead) },
     events_deleted: 0,
     allocations_folded: 0,
     payloads_redacted: 0,

@@ -9,6 +9,7 @@ import { isCurrency } from '../money/currencies.js';
 import { checkFilePlatform, decodeSpendFile, parseSpendFile, SPEND_FORMATS, type SpendFormat } from './csv.js';
 import { SpendError } from './errors.js';
 import { importSpend } from './import.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 /** Largest file read (a year of daily ad-level rows of a large account is far below). */
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
@@ -60,7 +61,7 @@ export function registerSpend(program: Command): void {
             return;
           }
           const summary = await importSpend(pool, o.tenant, { format: parsed.format, rows: parsed.rows, sourceFile: basename(file).slice(0, 255) }, stderrProgress());
-          process.stdout.write(JSON.stringify({ ...summary, skipped_lines: skipped }, null, 2) + '\n');
+          process.stdout.write(JSON.stringify({ ...summary, skipped_lines: skipped }, instantsReplacer, 2) + '\n');
         } finally {
           await pool.end();
         }

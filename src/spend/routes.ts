@@ -9,6 +9,7 @@ import { importSpendIn, postSpend } from './import.js';
 import { convertedSpend } from './report.js';
 import { checkSpendRow, dayProblem, type SpendRow } from './rows.js';
 import { deleteSpend, listSpend, type StoredSpend } from './store.js';
+import { formatInstant } from '../db/timestamps.js';
 
 export const MAX_SPEND_ROWS = 5000;
 /** Largest file POST /spend/import takes (a month of ad-level rows of a large account is far below; the CLI takes more). */
@@ -97,7 +98,7 @@ const rowJson = (r: StoredSpend) => ({
   source: r.source,
   source_file: r.source_file,
   import_id: r.import_id,
-  imported_at: r.imported_at.toISOString(),
+  imported_at: formatInstant(r.imported_at),
 });
 
 const ListQuery = Type.Object(

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { runCommand, type CommandContext } from '../cli/run.js';
 import { reportingTimeZone } from '../money/reporting.js';
 import { createTenant, DEFAULT_GRACE_MS, listTenants, parseGrace, revokeApiKeys, rotateApiKey, type TenantSummary } from './tenants.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 /** Runs `fn` with a one-connection owner pool (tenant administration is the owner's job). */
 async function asOwner<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
@@ -15,7 +16,7 @@ async function asOwner<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>
   }
 }
 
-const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value, instantsReplacer) + '\n');
 
 export function registerTenant(program: Command): void {
   const tenant = program.command('tenant').description('manage tenants and their API keys');

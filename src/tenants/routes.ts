@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { keyState, parseGrace, revokeApiKeys, rotateApiKey } from './tenants.js';
 import type { FastifyPluginAsync } from 'fastify';
+import { formatInstant } from '../db/timestamps.js';
 
 const Tenant = Type.Object(
   {
@@ -24,7 +25,7 @@ export const tenantRoutes: FastifyPluginAsync = async (app) => {
         // Row-level security shows exactly one tenant row: the one in context.
         const { rows } = await client.query(`SELECT id, name, notification_email, reporting_currency, reporting_time_zone, created_at FROM tenants`);
         const row = rows[0]!;
-        return { ...row, created_at: row.created_at.toISOString() };
+        return { ...row, created_at: formatInstant(row.created_at) };
       }),
   );
 };

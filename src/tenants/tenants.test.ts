@@ -9,6 +9,7 @@ import { createTestDatabase, superClient, type TestDatabase } from '../testing/d
 import { API_KEY_PREFIX, generateApiKey, hashesEqual, looksLikeApiKey } from './api-keys.js';
 import { ApiKeyAuthenticator } from './authenticator.js';
 import { createTenant, parseGrace, revokeApiKeys, rotateApiKey } from './tenants.js';
+import { INSTANT_TEXT } from '../db/timestamps.js';
 
 let db: TestDatabase;
 let app: App;
@@ -94,6 +95,8 @@ describe('skeldir tenant (CLI)', () => {
     assert.equal(row.name, 'Acme');
     assert.equal(row.current_key, 'active');
     assert.equal(row.keys_in_grace.length, 1);
+    assert.match(row.keys_in_grace[0], INSTANT_TEXT, 'one timestamp precision: microseconds');
+    assert.match(row.created_at, INSTANT_TEXT);
     assert.ok(!listed.stdout.includes(r.api_key) && !listed.stdout.includes(first), 'list never shows keys');
     const table = await cli(['list']);
     assert.match(table.stdout, /^TENANT ID\s+NAME/);

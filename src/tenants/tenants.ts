@@ -5,6 +5,7 @@ import { DomainError } from '../errors.js';
 import type { Queryable } from '../db/pool.js';
 import { withTenant } from '../db/tenant-context.js';
 import { generateApiKey, hashApiKey, hashesEqual } from './api-keys.js';
+import { formatInstant } from '../db/timestamps.js';
 
 export class TenantInputError extends DomainError {}
 export class TenantNotFoundError extends DomainError {}
@@ -103,7 +104,7 @@ export async function rotateApiKey(owner: pg.Pool, tenantId: string, graceMs = D
          VALUES ($1, $2, now(), now() + $3 * interval '1 millisecond') RETURNING expires_at`,
         [id, current, graceMs],
       );
-      validUntil = graceMs > 0 ? rows[0]!.expires_at.toISOString() : null;
+      validUntil = graceMs > 0 ? formatInstant(rows[0]!.expires_at) : null;
     }
     await client.query(`UPDATE tenants SET api_key_hash = $2 WHERE id = $1`, [id, hashApiKey(apiKey)]);
     return { tenant_id: id, api_key: apiKey, previous_key_valid_until: validUntil };
@@ -177,7 +178,7 @@ export async function listTenants(owner: pg.Pool): Promise<TenantSummary[]> {
       tenant_id: row.id,
       name: row.name,
       notification_email: row.notification_email,
-      created_at: row.created_at.toISOString(),
+      created_at: formatInstant(row.created_at),
       ...(await keyState(owner, row.id, row.api_key_hash)),
     });
   }
@@ -196,7 +197,7 @@ export async function keyState(pool: pg.Pool, tenantId: string, currentHash?: st
     );
     return {
       current_key: KEY_HASH.test(hash) ? 'active' : hash.startsWith('revoked:') ? 'revoked' : 'unset',
-      keys_in_grace: grace.rows.map((r) => r.expires_at.toISOString()),
+      keys_in_grace: grace.rows.map((r) => formatInstant(r.expires_at)),
     };
   });
 }

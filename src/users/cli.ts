@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { validateTenantId } from '../tenants/tenants.js';
 import { ROLES } from './roles.js';
 import { inviteUser, listUsers } from './users.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 async function asOwner<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
   const db = await ctx.database();
@@ -15,7 +16,7 @@ async function asOwner<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>
   }
 }
 
-const print = (value: unknown) => process.stdout.write(JSON.stringify(value) + '\n');
+const print = (value: unknown) => process.stdout.write(JSON.stringify(value, instantsReplacer) + '\n');
 
 export function registerUser(program: Command): void {
   const user = program.command('user').description("manage a tenant's web app users (there is no mail server: invitations are links you pass on)");

@@ -7,9 +7,10 @@ import { acceptInvitation, changeRole, inviteUser, listUsers, login, logout, log
 import { tenantName } from './store.js';
 import { withTenant } from '../db/tenant-context.js';
 import { MAX_PASSWORD } from './passwords.js';
+import { SESSION_COOKIE } from './tokens.js';
 
 /** The session cookie: HttpOnly, SameSite=Strict, Secure whenever the request came over TLS. */
-export const SESSION_COOKIE = 'skeldir_session';
+export { SESSION_COOKIE };
 
 const Role = Type.Union(ROLES.map((r) => Type.Literal(r)));
 const UserSchema = Type.Object(

@@ -1,5 +1,8 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
+/** The cookie holding a web-app session's token. */
+export const SESSION_COOKIE = 'skeldir_session';
+
 /**
  * Session cookies and invitation links carry `<tenant_id>.<secret>`: 32 random bytes
  * (base64url) after the tenant's id. The tenant part routes the lookup to that tenant's rows

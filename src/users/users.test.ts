@@ -159,6 +159,8 @@ describe('sign-in', () => {
     const after = await as(b, 'GET', '/api/v1/tenant');
     assert.equal(after.statusCode, 401);
     assert.match(after.json().detail, /session has ended/);
+    // Every 401 names its ways in (RFC 9110 §11.6.1): an API key, or signing in again.
+    assert.equal(after.headers['www-authenticate'], 'Bearer realm="skeldir", Session realm="skeldir"');
   });
 
   test('a wrong password and an unknown e-mail get the same answer; failures are throttled per e-mail', async () => {
@@ -168,6 +170,7 @@ describe('sign-in', () => {
     assert.equal(unknown.statusCode, 401);
     assert.equal(wrong.json().detail, unknown.json().detail);
     assert.equal(wrong.json().code, 'login_failed');
+    assert.equal(wrong.headers['www-authenticate'], 'Session realm="skeldir"', 'a 401 carries its challenge');
     for (let i = 0; i < 4; i++) await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: 'owner@alpha.example', password: 'guess ' + i } });
     // The right password no longer helps: the e-mail is throttled before any check.
     const blocked = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: 'owner@alpha.example', password: PASSWORD } });

@@ -7,6 +7,7 @@ import { hashPassword, validatePassword, verifyNothing, verifyPassword } from '.
 import { isRole, ROLES, type Role } from './roles.js';
 import * as sql from './store.js';
 import { csrfTokenFor, issueToken, parseToken } from './tokens.js';
+import { formatInstant } from '../db/timestamps.js';
 
 /** How often a session's last_seen_at is written: at most once a minute per session, not per request. */
 export const TOUCH_EVERY_MS = 60_000;
@@ -21,7 +22,7 @@ export interface User {
 }
 
 function toUser(row: sql.UserRow): User {
-  return { id: row.id, email: row.email, role: row.role, status: row.password_set_at ? 'active' : 'invited', created_at: row.created_at.toISOString() };
+  return { id: row.id, email: row.email, role: row.role, status: row.password_set_at ? 'active' : 'invited', created_at: formatInstant(row.created_at) };
 }
 
 export function normaliseEmail(email: string): string {
@@ -73,7 +74,7 @@ export async function inviteUser(
     const { token, hash } = issueToken(tenant);
     const expires = new Date(now.getTime() + web.invitationMs);
     await sql.insertInvitation(c, tenant, user.id, hash, now, expires);
-    return { user: toUser(user), invitation_url: `${web.publicUrl}/invite#${token}`, expires_at: expires.toISOString() };
+    return { user: toUser(user), invitation_url: `${web.publicUrl}/invite#${token}`, expires_at: formatInstant(expires) };
   });
 }
 

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { runCommand } from '../cli/run.js';
 import { createEndpoint, deleteEndpoint, listEndpoints, rotateEndpoint } from './endpoints.js';
 import { loadSecretKey } from './secret-key.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 /** `skeldir webhook create|list|rotate|delete`: a tenant's payment-provider webhook endpoints. */
 export function registerWebhook(program: Command): void {
@@ -13,7 +14,7 @@ export function registerWebhook(program: Command): void {
       const pool = db.ownerPool({ max: 1 });
       try {
         const out = await body(pool, ctx);
-        process.stdout.write(JSON.stringify(out) + '\n');
+        process.stdout.write(JSON.stringify(out, instantsReplacer) + '\n');
       } finally {
         await pool.end();
       }

@@ -4,6 +4,7 @@ import { withTenant } from '../db/tenant-context.js';
 import { DomainError } from '../errors.js';
 import { PROVIDERS, type Provider } from '../ledger/apply.js';
 import { encryptSecret, secretAad, type SecretKey } from './secret-key.js';
+import { formatInstant, formatInstantOrNull } from '../db/timestamps.js';
 
 export class WebhookInputError extends DomainError {}
 
@@ -92,11 +93,11 @@ export async function listEndpoints(owner: pg.Pool, tenantIdInput: string): Prom
       provider: r.provider,
       url_path: urlPath(r.provider, r.id),
       description: r.description,
-      created_at: r.created_at.toISOString(),
-      rotated_at: r.rotated_at?.toISOString() ?? null,
-      previous_secret_valid_until: r.previous_until?.toISOString() ?? null,
+      created_at: formatInstant(r.created_at),
+      rotated_at: formatInstantOrNull(r.rotated_at),
+      previous_secret_valid_until: formatInstantOrNull(r.previous_until),
       deliveries: Number(r.deliveries),
-      last_delivery_at: r.last_delivery_at?.toISOString() ?? null,
+      last_delivery_at: formatInstantOrNull(r.last_delivery_at),
     }));
   });
 }
@@ -135,7 +136,7 @@ export async function rotateEndpoint(
         RETURNING previous_secret_expires_at AS until`,
       [endpointId, encryptSecret(key, secret, secretAad(tenantId, endpointId)), grace, input.graceHours * 3600],
     );
-    return { endpoint_id: endpointId, url_path: urlPath(row.provider, endpointId), secret, previous_secret_valid_until: rows[0]!.until?.toISOString() ?? null };
+    return { endpoint_id: endpointId, url_path: urlPath(row.provider, endpointId), secret, previous_secret_valid_until: formatInstantOrNull(rows[0]!.until) };
   });
 }
 

@@ -7,6 +7,7 @@ import type { Service } from '../cli/start.js';
 import { workerOptions, type WorkerOptions } from './options.js';
 import { queueStats, renderStatus, statsJson } from './stats.js';
 import { Worker } from './worker.js';
+import { instantsReplacer } from '../db/timestamps.js';
 
 function describe(o: WorkerOptions, w: Worker): string {
   return (
@@ -58,7 +59,7 @@ export function registerWorker(program: Command): void {
           const pool = db.appPool({ max: 1, applicationName: 'skeldir-worker-status' });
           try {
             const stats = await queueStats(pool);
-            process.stdout.write(flags.json ? JSON.stringify(statsJson(stats), null, 2) + '\n' : renderStatus(stats));
+            process.stdout.write(flags.json ? JSON.stringify(statsJson(stats), instantsReplacer, 2) + '\n' : renderStatus(stats));
           } finally {
             await pool.end();
           }

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import type { ClassifiedFailure } from './classify.js';
+import { formatInstant } from '../db/timestamps.js';
 
 /**
  * The queue's SQL, one function per statement. Everything but `claimEvents` runs as the
@@ -146,5 +147,5 @@ export async function recordThroughput(client: Queryable, instanceId: string, sl
 
 /** A line for remediation_notes: `<UTC time> <who>: <text>`. */
 export function noteLine(who: string, text: string): string {
-  return `${new Date().toISOString()} ${who}: ${text}`;
+  return `${formatInstant(new Date())} ${who}: ${text}`;
 }

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import { ALIVE_WITHIN_SECONDS } from './instances.js';
+import { formatInstant, formatInstantOrNull } from '../db/timestamps.js';
 
 /**
  * What /metrics and `skeldir worker --status` show: aggregates over all tenants, never a row
@@ -85,12 +86,12 @@ export function statsJson(s: QueueStats) {
     window_seconds: r.windowSeconds,
   });
   return {
-    measured_at: s.measuredAt.toISOString(),
+    measured_at: formatInstant(s.measuredAt),
     queue: {
       pending: s.queue.pending,
       due: s.queue.due,
       retrying: s.queue.retrying,
-      oldest_pending_at: s.queue.oldestPendingAt?.toISOString() ?? null,
+      oldest_pending_at: formatInstantOrNull(s.queue.oldestPendingAt),
       oldest_pending_age_seconds: s.queue.oldestPendingAgeSeconds,
     },
     dead: s.dead,
@@ -102,8 +103,8 @@ export function statsJson(s: QueueStats) {
       pid: w.pid,
       concurrency: w.concurrency,
       batch_size: w.batchSize,
-      started_at: w.startedAt.toISOString(),
-      heartbeat_at: w.heartbeatAt.toISOString(),
+      started_at: formatInstant(w.startedAt),
+      heartbeat_at: formatInstant(w.heartbeatAt),
     })),
   };
 }
@@ -114,14 +115,14 @@ export function renderStatus(s: QueueStats): string {
   const r5 = s.rates.fiveMinutes;
   const lines = [
     `queue: ${s.queue.pending} pending (${s.queue.due} due now, ${s.queue.pending - s.queue.due} waiting for a retry; ${s.queue.retrying} failed before)`,
-    `oldest pending: ${s.queue.oldestPendingAt ? `${duration(s.queue.oldestPendingAgeSeconds)} old (arrived ${s.queue.oldestPendingAt.toISOString()})` : 'none'}`,
+    `oldest pending: ${s.queue.oldestPendingAt ? `${duration(s.queue.oldestPendingAgeSeconds)} old (arrived ${formatInstant(s.queue.oldestPendingAt)})` : 'none'}`,
     `processed: ${fmt(r1.processed)}/s (last ${Math.round(r1.windowSeconds)} s), ${fmt(r5.processed)}/s (last ${Math.round(r5.windowSeconds)} s), ${s.totals.processed} in total`,
     `failed attempts: ${fmt(r1.failed + r1.deadLettered)}/s (last ${Math.round(r1.windowSeconds)} s), ${fmt(r5.failed + r5.deadLettered)}/s (last ${Math.round(r5.windowSeconds)} s); ${s.totals.failed} retried and ${s.totals.deadLettered} dead-lettered in total`,
     `dead events: ${s.dead.pending} pending, ${s.dead.in_progress} in progress, ${s.dead.resolved} resolved, ${s.dead.ignored} ignored`,
     `workers alive: ${s.workers.length}`,
     ...s.workers.map(
       (w) =>
-        `  ${w.id} ${w.hostname} pid ${w.pid}: ${w.concurrency} x ${w.batchSize} events, up since ${w.startedAt.toISOString()}, ` +
+        `  ${w.id} ${w.hostname} pid ${w.pid}: ${w.concurrency} x ${w.batchSize} events, up since ${formatInstant(w.startedAt)}, ` +
         `last heartbeat ${duration(Math.max(0, (s.measuredAt.getTime() - w.heartbeatAt.getTime()) / 1000))} ago`,
     ),
   ];

@@ -17,6 +17,7 @@ import { truncate } from './classify.js';
 import { DEFAULT_WORKER_OPTIONS, workerOptions, type WorkerOptions } from './options.js';
 import { assertProcessedExactlyOnce, insertPendingEvents, insertTenants, installAudit, journeys } from './test-fixtures.js';
 import { Worker } from './worker.js';
+import { INSTANT_TEXT } from '../db/timestamps.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
 console.log(`# fast-check seed ${seed} (FC_SEED=${seed} to replay)`);
@@ -553,6 +554,8 @@ describe('observability', () => {
     assert.equal(json.code, 0, json.stderr);
     const s = JSON.parse(json.stdout);
     assert.equal(s.queue.pending, 5);
+    assert.match(s.measured_at, INSTANT_TEXT, 'one timestamp precision: microseconds');
+    assert.match(s.queue.oldest_pending_at, INSTANT_TEXT);
     assert.equal(s.queue.due, 3);
     assert.equal(s.queue.retrying, 2);
     assert.ok(s.queue.oldest_pending_age_seconds >= 90, `oldest ${s.queue.oldest_pending_age_seconds} s`);
