@@ -1,12 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 /**
- * The web app (web/, built by `npm run build` into dist/web): its hashed assets served by
- * @fastify/static under /assets/ (cached for a year: a new build has new names), and index.html
+ * The web app (web/, built by `npm run build` into dist/web): its hashed assets served from
+ * memory under /assets/ (cached for a year: a new build has new names), and index.html
  * for every other GET of a page (Accept: text/html) that is not an API path (the app routes in
  * the browser), never cached. Other unknown paths stay route_not_found problems.
  */
@@ -32,19 +32,54 @@ function securityHeaders(reply: FastifyReply): FastifyReply {
     .header('x-frame-options', 'DENY');
 }
 
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.woff2': 'font/woff2',
+};
+
+interface Asset {
+  body: Buffer;
+  type: string;
+  etag: string;
+}
+
+/**
+ * Every file of the build, read once at start-up (the whole app is ~1 MB): a rebuild of dist/web
+ * under a running server (npm run build empties the folder first) neither breaks the pages it is
+ * serving nor mixes two builds; the server keeps serving the build it started with until it
+ * restarts. Subfolders are not used by the build and not read.
+ */
+function readAssets(dir: string): Map<string, Asset> {
+  const assets = new Map<string, Asset>();
+  if (!existsSync(dir)) return assets;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const body = readFileSync(join(dir, entry.name));
+    assets.set(entry.name, { body, type: TYPES[extname(entry.name)] ?? 'application/octet-stream', etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` });
+  }
+  return assets;
+}
+
 export async function registerWeb(app: FastifyInstance, root = WEB_ROOT): Promise<void> {
   const index = join(root, 'index.html');
-  const built = existsSync(index);
-  if (built) {
-    await app.register(fastifyStatic, {
-      root: join(root, 'assets'),
-      prefix: '/assets/',
-      immutable: true,
-      maxAge: '365d',
-      index: false,
+  const html = existsSync(index) ? readFileSync(index) : null;
+  const assets = html ? readAssets(join(root, 'assets')) : new Map<string, Asset>();
+  if (html) {
+    app.get<{ Params: { '*': string } }>('/assets/*', { schema: { hide: true } }, (request, reply) => {
+      const asset = assets.get(request.params['*']);
+      if (!asset) return reply.callNotFound();
+      // Content-hashed names: a new build has new names, so an asset never changes under its name.
+      reply.header('cache-control', 'public, max-age=31536000, immutable').header('etag', asset.etag).header('x-content-type-options', 'nosniff');
+      if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
+      return reply.type(asset.type).send(asset.body);
     });
   }
-  const html = built ? readFileSync(index) : null;
   app.decorate('webIndex', (request: FastifyRequest, reply: FastifyReply) => {
     securityHeaders(reply).header('cache-control', 'no-cache');
     if (!html) {

@@ -31,6 +31,7 @@ import { revision as r202612021955 } from './revisions/202612021955_ad_spend.js'
 import { revision as r202612022104 } from './revisions/202612022104_web_settings_grants.js';
 import { revision as r202612022129 } from './revisions/202612022129_last_non_direct_and_exclusions.js';
 import { revision as r202612022221 } from './revisions/202612022221_report_indexes.js';
+import { revision as r202612022246 } from './revisions/202612022246_login_failures.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -69,6 +70,7 @@ export const REVISIONS: readonly Revision[] = [
   r202612022104,
   r202612022129,
   r202612022221,
+  r202612022246,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

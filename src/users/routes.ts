@@ -92,7 +92,7 @@ async function sessionAnswer(request: FastifyRequest, session: NewSession) {
 
 /** POST /api/v1/auth/login and /auth/invitations/accept: no credentials yet (mounted outside the API-key scope). */
 export const signInRoutes: FastifyPluginAsync = async (app) => {
-  const throttle = new LoginThrottle();
+  const throttle = new LoginThrottle(app.appPool);
   const web = () => app.skeldir.config.web;
 
   app.post<{ Body: Static<typeof LoginBody> }>(
@@ -109,7 +109,7 @@ export const signInRoutes: FastifyPluginAsync = async (app) => {
     async (request, reply) => {
       refuseCrossSite(request);
       const { email, password, tenant_id } = request.body;
-      const wait = throttle.retryAfterMs(email, request.ip);
+      const wait = await throttle.retryAfterMs(email, request.ip);
       if (wait > 0) {
         reply.header('retry-after', String(Math.ceil(wait / 1000)));
         throw new UserError('login_throttled', `too many failed sign-ins: try again in ${Math.ceil(wait / 60_000)} minute(s)`);
@@ -118,10 +118,10 @@ export const signInRoutes: FastifyPluginAsync = async (app) => {
       try {
         session = await login(app.appPool, { email, password, ...(tenant_id ? { tenantId: tenant_id } : {}) }, web(), new Date(), request.headers['user-agent'] ?? null);
       } catch (error) {
-        if (error instanceof UserError && error.code === 'login_failed') throttle.recordFailure(email, request.ip);
+        if (error instanceof UserError && error.code === 'login_failed') await throttle.recordFailure(email, request.ip);
         throw error;
       }
-      throttle.recordSuccess(email);
+      await throttle.recordSuccess(email);
       setSessionCookie(request, reply, session);
       return sessionAnswer(request, session);
     },

@@ -1,10 +1,14 @@
+import { createHash } from 'node:crypto';
+import type { Queryable } from '../db/pool.js';
+
 /**
  * Login throttling: failed sign-ins are counted per e-mail address and per client address in a
  * sliding window; past the limit, sign-in is refused (429 with Retry-After) until the oldest
- * failure leaves the window, before any password is checked. A success clears the e-mail's
- * count. Per API process, like the request rate limit (src/http/rate-limit.ts): with N processes
- * behind a balancer an attacker gets at most N times the budget, still a handful of guesses a
- * minute against one account, each costing an argon2id verification.
+ * counted failure leaves the window, before any password is checked. A success clears the
+ * e-mail's count. The failures are rows of `login_failures` (revision 202612022246), so every
+ * API process behind a balancer shares one budget; the application role reaches them only
+ * through three SECURITY DEFINER functions, and keys are SHA-256 digests (no e-mail or address
+ * stored in clear).
  */
 export interface ThrottleOptions {
   /** Failures allowed per e-mail within the window (default 5). */
@@ -16,16 +20,20 @@ export interface ThrottleOptions {
   now?: () => number;
 }
 
-const MAX_KEYS = 100_000;
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+const emailKey = (email: string) => digest(`e:${email.toLowerCase()}`);
+const addressKey = (address: string) => digest(`a:${address}`);
 
 export class LoginThrottle {
-  private readonly failures = new Map<string, number[]>();
   private readonly perEmail: number;
   private readonly perAddress: number;
   private readonly windowMs: number;
   private readonly now: () => number;
 
-  constructor(options: ThrottleOptions = {}) {
+  constructor(
+    private readonly db: Queryable,
+    options: ThrottleOptions = {},
+  ) {
     this.perEmail = options.perEmail ?? 5;
     this.perAddress = options.perAddress ?? 50;
     this.windowMs = options.windowMs ?? 15 * 60_000;
@@ -33,31 +41,23 @@ export class LoginThrottle {
   }
 
   /** Milliseconds until another attempt is allowed, or 0 when it is allowed now. */
-  retryAfterMs(email: string, address: string): number {
-    return Math.max(this.wait(`e:${email.toLowerCase()}`, this.perEmail), this.wait(`a:${address}`, this.perAddress));
+  async retryAfterMs(email: string, address: string): Promise<number> {
+    const { rows } = await this.db.query<{ ms: string }>(`SELECT skeldir_login_wait($1, $2, $3, $4, $5, $6) AS ms`, [
+      emailKey(email),
+      addressKey(address),
+      this.perEmail,
+      this.perAddress,
+      this.windowMs,
+      new Date(this.now()),
+    ]);
+    return Math.max(0, Number(rows[0]!.ms));
   }
 
-  recordFailure(email: string, address: string): void {
-    for (const key of [`e:${email.toLowerCase()}`, `a:${address}`]) {
-      const list = this.recent(key);
-      list.push(this.now());
-      if (!this.failures.has(key) && this.failures.size >= MAX_KEYS) this.failures.delete(this.failures.keys().next().value!);
-      this.failures.set(key, list);
-    }
+  async recordFailure(email: string, address: string): Promise<void> {
+    await this.db.query(`SELECT skeldir_login_failed($1, $2, $3)`, [[emailKey(email), addressKey(address)], this.windowMs, new Date(this.now())]);
   }
 
-  recordSuccess(email: string): void {
-    this.failures.delete(`e:${email.toLowerCase()}`);
-  }
-
-  private recent(key: string): number[] {
-    const since = this.now() - this.windowMs;
-    return (this.failures.get(key) ?? []).filter((t) => t > since);
-  }
-
-  private wait(key: string, limit: number): number {
-    const list = this.recent(key);
-    if (list.length < limit) return 0;
-    return list[list.length - limit]! + this.windowMs - this.now();
+  async recordSuccess(email: string): Promise<void> {
+    await this.db.query(`SELECT skeldir_login_succeeded($1)`, [emailKey(email)]);
   }
 }

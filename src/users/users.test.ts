@@ -179,21 +179,48 @@ describe('sign-in', () => {
     assert.ok(Number(blocked.headers['retry-after']) > 0);
   });
 
-  test('the throttle window slides, and a success clears the e-mail', () => {
-    let now = 0;
-    const t = new LoginThrottle({ perEmail: 2, perAddress: 3, windowMs: 1000, now: () => now });
-    t.recordFailure('a@x.io', '1.1.1.1');
-    assert.equal(t.retryAfterMs('A@x.io', '1.1.1.1'), 0);
-    now = 100;
-    t.recordFailure('a@x.io', '1.1.1.1');
-    assert.equal(t.retryAfterMs('a@x.io', '2.2.2.2'), 900);
-    now = 1001;
-    assert.equal(t.retryAfterMs('a@x.io', '2.2.2.2'), 0);
-    t.recordFailure('b@x.io', '1.1.1.1');
-    t.recordFailure('c@x.io', '1.1.1.1');
-    assert.ok(t.retryAfterMs('d@x.io', '1.1.1.1') > 0, 'per address');
-    t.recordSuccess('b@x.io');
-    assert.ok(t.retryAfterMs('d@x.io', '1.1.1.1') > 0, 'a success does not clear the address');
+  test('the throttle window slides, and a success clears the e-mail', async () => {
+    let now = Date.parse('2030-01-01T00:00:00Z');
+    const t = new LoginThrottle(appPool, { perEmail: 2, perAddress: 3, windowMs: 1000, now: () => now });
+    await t.recordFailure('a@x.io', '1.1.1.1');
+    assert.equal(await t.retryAfterMs('A@x.io', '1.1.1.1'), 0);
+    now += 100;
+    await t.recordFailure('a@x.io', '1.1.1.1');
+    assert.equal(await t.retryAfterMs('a@x.io', '2.2.2.2'), 900);
+    now += 901;
+    assert.equal(await t.retryAfterMs('a@x.io', '2.2.2.2'), 0);
+    await t.recordFailure('b@x.io', '1.1.1.1');
+    await t.recordFailure('c@x.io', '1.1.1.1');
+    assert.ok((await t.retryAfterMs('d@x.io', '1.1.1.1')) > 0, 'per address');
+    await t.recordSuccess('b@x.io');
+    assert.ok((await t.retryAfterMs('d@x.io', '1.1.1.1')) > 0, 'a success does not clear the address');
+    // Digests only: no e-mail or address in clear, and failures past the window are deleted as new ones are recorded.
+    const rows = (await su.query<{ key_hash: Buffer; failed_at: Date }>(`SELECT key_hash, failed_at FROM login_failures`)).rows;
+    assert.ok(rows.every((r) => r.key_hash.length === 32 && !r.key_hash.toString('latin1').includes('x.io')));
+    now += 5000;
+    await t.recordFailure('e@x.io', '3.3.3.3');
+    assert.equal((await su.query(`SELECT count(*)::int AS n FROM login_failures WHERE failed_at <= $1`, [new Date(now - 1000)])).rows[0].n, 0);
+  });
+
+  test('the throttle is shared by every API process: failures made through one refuse sign-in through another', async () => {
+    const other = await buildApp({ db, config: loadConfig({}), logger: false });
+    try {
+      const email = 'shared-throttle@alpha.example';
+      for (let i = 0; i < 5; i++) {
+        const via = i % 2 === 0 ? app : other;
+        assert.equal((await via.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'guess ' + i } })).statusCode, 401);
+      }
+      for (const via of [app, other]) {
+        const res = await via.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: 'guess 6' } });
+        assert.equal(res.statusCode, 429);
+        assert.equal(res.json().code, 'login_throttled');
+      }
+    } finally {
+      await other.close();
+    }
+    // The application role cannot read or change the failures itself, only call the functions.
+    await assert.rejects(appPool.query('SELECT * FROM login_failures'), /permission denied/);
+    await assert.rejects(appPool.query('DELETE FROM login_failures'), /permission denied/);
   });
 
   test('sign-in from another site is refused (login CSRF)', async () => {
