@@ -132,7 +132,8 @@ export interface BayesianRun {
   readonly k: number;
 }
 
-export function fitBayesianModel(js: JourneySet, params: BayesianParameters = BAYESIAN_DEFAULTS): PopulationFit {
+/** `onIteration` is called after each NUTS iteration of each chain, warmup included (the run's progress bar). */
+export function fitBayesianModel(js: JourneySet, params: BayesianParameters = BAYESIAN_DEFAULTS, onIteration?: () => void): PopulationFit {
   const k = js.channels.length;
   const counts = maskCounts(js);
   const groups = [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([mask, c]) => ({ channels: maskChannels(mask), n: c.n, y: c.y }));
@@ -147,7 +148,7 @@ export function fitBayesianModel(js: JourneySet, params: BayesianParameters = BA
     const init = new Float64Array(k + 1);
     for (let i = 0; i < k; i++) init[i] = base + rng.uniform() * 2 - 1;
     init[k] = base + rng.uniform() * 2 - 1;
-    chains.push(sampleNuts(target, { warmup: params.warmup, draws: params.draws, seed: params.seed + 104729 * (c + 1), init, targetAccept: params.targetAccept }));
+    chains.push(sampleNuts(target, { warmup: params.warmup, draws: params.draws, seed: params.seed + 104729 * (c + 1), init, targetAccept: params.targetAccept, onIteration }));
   }
   return summarise(js, chains, params);
 }

@@ -19,7 +19,8 @@ export const MARKOV_DEFAULTS: MarkovParameters = { bootstrap: 100, seed: 2016030
  * journeys are resampled with Poisson(1) weights (distinct paths with multiplicity m get
  * Poisson(m)), the chain refitted, the share recomputed.
  */
-export function fitMarkovModel(js: JourneySet, params: MarkovParameters = MARKOV_DEFAULTS): PopulationFit {
+/** `onReplicate` is called after each bootstrap replicate (the run's progress bar: fitting is most of a run's time). */
+export function fitMarkovModel(js: JourneySet, params: MarkovParameters = MARKOV_DEFAULTS, onReplicate?: () => void): PopulationFit {
   const table = pathTable(js);
   const fit = fitMarkov(table);
   const masks = conversionMasks(js);
@@ -29,6 +30,7 @@ export function fitMarkovModel(js: JourneySet, params: MarkovParameters = MARKOV
   for (let b = 0; b < params.bootstrap; b++) {
     for (let p = 0; p < weights.length; p++) weights[p] = rng.poisson(table.count[p]!);
     replicateRE.push(fitMarkov(table, weights).removalEffects);
+    onReplicate?.();
   }
   const byMask = new Map<number, MaskAttribution>();
   for (const mask of masks) {

@@ -23,6 +23,8 @@ export interface NutsOptions {
   readonly init: Float64Array;
   readonly targetAccept?: number;
   readonly maxDepth?: number;
+  /** Called after each iteration, warmup and draws alike (a run's progress bar). */
+  readonly onIteration?: () => void;
 }
 
 export interface ChainResult {
@@ -290,6 +292,7 @@ export function sampleNuts(target: Target, options: NutsOptions): ChainResult {
       if (diverged) divergences++;
       acceptSum += acceptStat;
     }
+    options.onIteration?.();
   }
   return {
     draws,

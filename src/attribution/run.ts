@@ -70,9 +70,22 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
     const window = await withTenant(pool, tenantId, (c) => loadWindow(c, tenantId, from, to, lookbackDays));
     const journeys = window.journeys.converted.length;
     let fit: PopulationFit | undefined;
-    if (model === 'markov') fit = fitMarkovModel(window.journeys, parameters.markov as MarkovParameters);
-    if (model === 'shapley') fit = fitShapleyModel(window.journeys, parameters.shapley as ShapleyParameters);
-    if (model === 'bayesian') fit = window.conversions.length > 0 ? fitBayesianModel(window.journeys, parameters.bayesian as BayesianParameters) : undefined;
+    // Fitting is most of a population run's time: its own bar, one step per bootstrap replicate.
+    // Bayesian: one step per NUTS iteration of every chain (warmup and draws).
+    const bayes = parameters.bayesian as BayesianParameters | undefined;
+    const steps =
+      model === 'markov' || model === 'shapley' ? (parameters[model] as { bootstrap: number }).bootstrap
+      : model === 'bayesian' && window.conversions.length > 0 ? bayes!.chains * (bayes!.warmup + bayes!.draws)
+      : 0;
+    const what = model === 'bayesian' ? 'NUTS iterations' : 'bootstrap replicates';
+    const fitting = steps > 0 ? (options.progress ?? silentProgress).start(`${model} fitting (${what})`, steps) : undefined;
+    try {
+      if (model === 'markov') fit = fitMarkovModel(window.journeys, parameters.markov as MarkovParameters, () => fitting!.tick(1));
+      if (model === 'shapley') fit = fitShapleyModel(window.journeys, parameters.shapley as ShapleyParameters, () => fitting!.tick(1));
+      if (model === 'bayesian') fit = window.conversions.length > 0 ? fitBayesianModel(window.journeys, bayes!, () => fitting!.tick(1)) : undefined;
+    } finally {
+      fitting?.stop();
+    }
     // NaN / Infinity kept as strings (JSON would make them null): the summary says what is stored.
     const results = jsonSafe(fit?.results ?? {}) as Record<string, unknown>;
     const diagnostics = jsonSafe({ ...(fit?.diagnostics ?? {}), skipped_without_value: window.skippedWithoutValue }) as Record<string, unknown>;

@@ -108,3 +108,28 @@ test('a later run that found no conversions, did not converge or failed never hi
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--model must be one of/);
 });
+
+test('the progress of a run covers model fitting (bootstrap replicates, NUTS iterations), then the writes', async () => {
+  const record = () => {
+    const bars: { label: string; total: number; done: number; stopped: boolean }[] = [];
+    return {
+      bars,
+      progress: {
+        start(label: string, total: number) {
+          const bar = { label, total, done: 0, stopped: false };
+          bars.push(bar);
+          return { tick: (n: number) => void (bar.done += n), stop: () => void (bar.stopped = true) };
+        },
+      },
+    };
+  };
+  const markov = record();
+  await runModel(pool, tenant, { model: 'markov', from: at(0), to: at(30), trigger: 'cli', markov: { bootstrap: 30, seed: 3 }, progress: markov.progress });
+  assert.deepEqual(markov.bars.map((b) => [b.label, b.total, b.done, b.stopped]), [
+    ['markov fitting (bootstrap replicates)', 30, 30, true],
+    ['markov allocations', 16, 16, true],
+  ]);
+  const bayes = record();
+  await runModel(pool, tenant, { model: 'bayesian', from: at(0), to: at(30), trigger: 'cli', bayesian: { chains: 4, warmup: 150, draws: 100, seed: 5 }, progress: bayes.progress });
+  assert.deepEqual(bayes.bars[0], { label: 'bayesian fitting (NUTS iterations)', total: 4 * 250, done: 4 * 250, stopped: true });
+});

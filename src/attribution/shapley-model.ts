@@ -26,7 +26,8 @@ export const SHAPLEY_DEFAULTS: ShapleyParameters = { bootstrap: 100, permutation
  * closed form as the oracle.) confidence_score = bootstrap stability of the share: every
  * channel set's journeys and conversions are resampled as Poisson counts.
  */
-export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAPLEY_DEFAULTS): PopulationFit {
+/** `onReplicate` is called after each bootstrap replicate (the run's progress bar). */
+export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAPLEY_DEFAULTS, onReplicate?: () => void): PopulationFit {
   const counts = maskCounts(js);
   const observed = [...counts.entries()].map(([mask, c]) => ({ mask, n: c.n, y: c.y }));
   /** Conversion rate per observed channel set (index into `observed`); a bootstrap replicate resamples the counts. */
@@ -57,6 +58,7 @@ export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAP
   for (let b = 0; b < params.bootstrap; b++) {
     const r = rates(rng);
     masks.forEach((mask, k) => replicates.get(mask)!.push(proportional(solveGame(games[k]!, r, params, rng).values)));
+    onReplicate?.();
   }
   const byMask = new Map<number, MaskAttribution>();
   for (const mask of masks) {
