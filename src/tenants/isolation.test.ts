@@ -158,8 +158,9 @@ function candidates(t: Table, c: Column, tag: string): string[] {
       return ['{}', '[{}]'];
     case 'timestamptz':
     case 'timestamp':
-      // Later columns get later times (window_from < window_to, retired_at <= expires_at …).
-      return [stamp(c.num * 1000), stamp(-c.num * 86_400_000)];
+      // Later columns get later times (window_from < window_to, retired_at <= expires_at …), minutes apart: a
+      // rotated-out key's grace (expires_at) seconds ahead ended between two snapshots on a loaded machine.
+      return [stamp(c.num * 60_000), stamp(-c.num * 86_400_000)];
     case 'date':
       return ['2026-01-01'];
     case 'bytea':
