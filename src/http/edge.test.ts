@@ -158,9 +158,18 @@ describe('slowloris: timeouts and the per-address connection cap', () => {
     const refused = parse(answers[statuses.indexOf(429)]!);
     assertProblem(refused, 429, 'too_many_connections');
     assert.equal(refused.headers['retry-after'], '1');
-    // And the server serves again once they are gone.
-    const ok = await fetch(`http://127.0.0.1:${port}/health`);
-    assert.equal(ok.status, 200);
+    // And the server serves again once they are gone: the server learns of the closes
+    // asynchronously, so on a loaded machine the first request may still find the cap full
+    // (CI saw one 429 here); it must clear within seconds.
+    let status = 0;
+    const until = Date.now() + 10_000;
+    while (Date.now() < until) {
+      status = (await fetch(`http://127.0.0.1:${port}/health`)).status;
+      if (status === 200) break;
+      assert.equal(status, 429, 'only the cap may refuse while closes are noticed');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 200, 'the server serves again once the stalled connections are gone');
   });
 
   test('a body that never finishes is ended by the request timeout', async () => {
