@@ -91,7 +91,6 @@ describe('attribution_run_totals', () => {
         else assert.ok(t.draws <= 200 && t.draws >= 190, `${model}: ${t.draws} finite replicates`);
         assert.equal(t.convergence_r_hat === null, model !== 'bayesian' || BigInt(t.lower_cents) === BigInt(t.upper_cents));
       }
-      if (process.env.DEBUG_TOTALS) console.error(model, totals);
       // Real intervals: some totals are uncertain.
       assert.ok(totals.some((t) => BigInt(t.upper_cents) - BigInt(t.lower_cents) > 100n), model);
     }

@@ -7,7 +7,7 @@ import type { Revision } from '../revision.js';
  * of the total (bayesian: posterior draws; markov, shapley: bootstrap replicates), not by adding
  * up the allocations' own bounds, which is no interval of the sum.
  *
- * - uq_attribution_model_runs_tenant_id: (tenant_id, id) of the runs, so the totals can reference
+ * - idx_attribution_model_runs_tenant_id: (tenant_id, id) of the runs, so the totals can reference
  *   their run by a key that holds the distribution column (Citus: tenant_id in every key).
  * - campaign_id '' : the touches credited had no campaign; channel rows have '' too (level says
  *   which), so the primary key needs no nullable column.
@@ -20,8 +20,8 @@ export const revision: Revision = {
 
   async up(m) {
     await m.transaction(async () => {
-      await m.exec(`CREATE UNIQUE INDEX IF NOT EXISTS uq_attribution_model_runs_tenant_id ON attribution_model_runs (tenant_id, id)`);
-      await m.exec(`COMMENT ON INDEX uq_attribution_model_runs_tenant_id IS 'A run by tenant and id: the key attribution_run_totals references.'`);
+      await m.exec(`CREATE UNIQUE INDEX IF NOT EXISTS idx_attribution_model_runs_tenant_id ON attribution_model_runs (tenant_id, id)`);
+      await m.exec(`COMMENT ON INDEX idx_attribution_model_runs_tenant_id IS 'A run by tenant and id: the key attribution_run_totals references.'`);
       await m.exec(`
         CREATE TABLE IF NOT EXISTS attribution_run_totals (
           tenant_id uuid NOT NULL,
@@ -73,6 +73,6 @@ export const revision: Revision = {
 
   async down(m) {
     await m.exec('DROP TABLE IF EXISTS attribution_run_totals');
-    await m.exec('DROP INDEX IF EXISTS uq_attribution_model_runs_tenant_id');
+    await m.exec('DROP INDEX IF EXISTS idx_attribution_model_runs_tenant_id');
   },
 };
