@@ -536,12 +536,14 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Export a dataset (events, allocations, ledger) as CSV or NDJSON, streamed; columns in docs/exports.md
+         * Export a dataset (events, allocations, ledger, spend) as CSV or NDJSON, streamed; columns in docs/exports.md
          * @description events: Touchpoints and conversions as received, with their processing state. from/to select on event_timestamp (the time the event happened). Columns: id, idempotency_key, event_type, event_timestamp, session_id, user_id, channel, campaign_id, conversion_value_cents, currency, order_id, processing_status, processed_at, retry_count, received_at, raw_payload.
          *
          *     allocations: Revenue of each conversion credited to channels, one row per conversion, model, channel and campaign. from/to select on the conversion time (allocations carry it in created_at). Columns: id, event_id, conversion_time, model_type, model_version, channel, campaign_id, allocated_revenue_cents, currency, allocation_ratio, confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size, verified, verification_source, verification_timestamp.
          *
          *     ledger: Payments from the revenue ledger, one row per transaction, in their current state. from/to select on created_at (when Skeldir recorded the payment). Columns: id, transaction_id, provider, order_id, state, previous_state, amount_cents, captured_cents, refunded_cents, chargeback_cents, currency, verification_timestamp, recorded_at, updated_at, metadata.
+         *
+         *     spend: Ad spend as imported, one row per day, platform, account, campaign, ad group and ad. from/to select on day (the day of the spend; from / to are whole days). Columns: id, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name, channel, currency, spend_cents, impressions, clicks, source, source_file, import_id, imported_at, updated_at.
          */
         get: operations["getExportsByDataset"];
         put?: never;
@@ -11473,7 +11475,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                dataset: "events" | "allocations" | "ledger";
+                dataset: "events" | "allocations" | "ledger" | "spend";
             };
             cookie?: never;
         };
