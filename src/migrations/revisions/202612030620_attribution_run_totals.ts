@@ -13,8 +13,8 @@ import type { Revision } from '../revision.js';
  *   which), so the primary key needs no nullable column.
  */
 export const revision: Revision = {
-  id: '202612030540',
-  previous: '202612022246',
+  id: '202612030620',
+  previous: '202612030600',
   title: 'attribution run totals: the interval of each channel and campaign total',
   dropsOnDowngrade: [{ table: 'attribution_run_totals' }],
 
