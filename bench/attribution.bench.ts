@@ -1,8 +1,9 @@
 // Benchmark of the attribution engine (issue 6). Prints each figure; all compute is single-threaded.
 // - heuristics: the five rules over 1,000,000 conversions (paths of 1–6 touches, 12 channels);
-// - markov: exact absorbing-chain solve over 100,000 journeys × 12 channels (goal < 0.5 s; the issue
-//   quotes 4.3 s for an exact solver in R on one core — not run here), then with the 100 bootstrap
-//   replicates production uses for confidence_score;
+// - markov: exact absorbing-chain solve over 100,000 and 1,000,000 journeys × 12 channels (goal at
+//   1M < 0.3 s), and when Rscript is on PATH the same solve in base R (bench/peers/markov.R: counts
+//   by tabulate, LAPACK solve) on the same journeys, written to a temporary file; then with the
+//   100 bootstrap replicates production uses for confidence_score;
 // - shapley: 100,000 conversions × 12 channels (exact, ≤ 12 channels), without and with bootstrap;
 //   then 100,000 conversions whose paths touch 12 distinct channels (12-player games, the largest
 //   solved exactly), out of 12 channels and out of 16;
@@ -11,9 +12,14 @@
 // - end to end on its own embedded PostgreSQL: `runModel` (load window, fit, write allocations) for
 //   20,000 conversions, and the worker entry point per conversion.
 // Run: node --import tsx bench/attribution.bench.ts
-//      (BENCH_HEURISTIC_CONVERSIONS, BENCH_JOURNEYS, BENCH_DB_CONVERSIONS, BENCH_SHAPLEY12_CONVERSIONS,
-//      BENCH_SHAPLEY12_BOOTSTRAP, BENCH_SKIP_DB=1 to change it)
+//      (BENCH_HEURISTIC_CONVERSIONS, BENCH_JOURNEYS, BENCH_MARKOV_JOURNEYS (comma-separated), BENCH_DB_CONVERSIONS, BENCH_SHAPLEY12_CONVERSIONS,
+//      BENCH_SHAPLEY12_BOOTSTRAP, BENCH_SKIP_DB=1 to change it;
+//      BENCH_SECTIONS=markov,bayesian runs only those of heuristics, markov, shapley, shapley12, bayesian, db)
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rscript, runR } from './peers/r.js';
 import { withTenant } from '../src/db/tenant-context.js';
 import { fitBayesianModel, BAYESIAN_DEFAULTS } from '../src/attribution/bayesian-model.js';
 import { attributeConversion } from '../src/attribution/entry.js';
@@ -31,6 +37,7 @@ import { createTestDatabase, stopTestServer, superClient } from '../src/testing/
 
 const HEURISTIC_CONVERSIONS = Number(process.env.BENCH_HEURISTIC_CONVERSIONS ?? 1_000_000);
 const JOURNEYS = Number(process.env.BENCH_JOURNEYS ?? 100_000);
+const MARKOV_JOURNEYS = (process.env.BENCH_MARKOV_JOURNEYS ?? '100000,1000000').split(',').map(Number);
 const DB_CONVERSIONS = Number(process.env.BENCH_DB_CONVERSIONS ?? 20_000);
 const SHAPLEY12_CONVERSIONS = Number(process.env.BENCH_SHAPLEY12_CONVERSIONS ?? 100_000);
 const SHAPLEY12_BOOTSTRAP = Number(process.env.BENCH_SHAPLEY12_BOOTSTRAP ?? 10);
@@ -68,16 +75,67 @@ function heuristics(): void {
   void cents;
 }
 
+/** The journeys as the R peer reads them (bench/peers/markov.R): int32 n, k, total, pathStart, pathChannels, converted. */
+function writeJourneys(js: JourneySet, file: string): void {
+  const n = js.converted.length;
+  const total = js.pathChannels.length;
+  const out = new Int32Array(3 + n + 1 + total + n);
+  out.set([n, js.channels.length, total]);
+  out.set(js.pathStart, 3);
+  out.set(js.pathChannels, 4 + n);
+  out.set(js.converted, 4 + n + total);
+  writeFileSync(file, new Uint8Array(out.buffer)); // little-endian on x86 and arm64, as the R script reads it
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
 function markov(): void {
+  const r = rscript();
+  if (!r) console.log('markov peer: Rscript not found on PATH: no R figures (install r-base-core to measure them)');
+  for (const journeys of MARKOV_JOURNEYS) {
+    const { js } = syntheticJourneys({ journeys, channels: CHANNELS, seed: 2, maxTouches: 6 });
+    // 5 solves: the first includes compiling the code (JIT); the median is the figure.
+    const wall: number[] = [];
+    const cpus: number[] = [];
+    const tables: number[] = [];
+    let fit = fitMarkov(pathTable(js));
+    let distinct = 0;
+    for (let i = 0; i < 5; i++) {
+      const c0 = cpu();
+      const t0 = process.hrtime.bigint();
+      const table = pathTable(js);
+      const t1 = ms(t0);
+      fit = fitMarkov(table);
+      wall.push(ms(t0));
+      tables.push(t1);
+      cpus.push(cpu() - c0);
+      distinct = table.count.length;
+    }
+    const solve = median(wall);
+    line(
+      `markov exact solve, ${journeys.toLocaleString('en')} journeys × ${CHANNELS} channels`,
+      `${(solve / 1000).toFixed(3)} s median of 5 (${(Math.min(...wall) / 1000).toFixed(3)}–${(Math.max(...wall) / 1000).toFixed(3)}; path table ${(median(tables) / 1000).toFixed(3)} s, CPU ${(median(cpus) / 1000).toFixed(3)} s)${journeys >= 1_000_000 ? `, goal < 0.3 s: ${(solve / 300).toFixed(2)}× the goal` : ''}; ${distinct.toLocaleString('en')} distinct paths, P(conv) ${fit.pConversion.toFixed(4)}`,
+    );
+    if (!r) continue;
+    const dir = mkdtempSync(join(tmpdir(), 'skeldir-markov-'));
+    try {
+      writeJourneys(js, join(dir, 'journeys.bin'));
+      const peer = runR('markov.R', [join(dir, 'journeys.bin')]);
+      const rSolve = Number(peer.solve_s) * 1000;
+      const re = peer.re!.split(',').map(Number);
+      const diff = Math.max(Math.abs(Number(peer.p) - fit.pConversion), ...re.map((x, c) => Math.abs(x - fit.removalEffects[c]!)));
+      line(
+        `  the same in base R (solve), same journeys`,
+        `${(rSolve / 1000).toFixed(3)} s counts + solves (+ ${Number(peer.read_s).toFixed(3)} s reading them): skeldir / R ${(solve / rSolve).toFixed(2)}×; P(conv) and removal effects agree to ${diff.toExponential(1)}`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   const { js } = syntheticJourneys({ journeys: JOURNEYS, channels: CHANNELS, seed: 2, maxTouches: 6 });
-  let t0 = process.hrtime.bigint();
-  const table = pathTable(js);
-  const fit = fitMarkov(table);
-  const solve = ms(t0);
-  line(`markov exact solve, ${JOURNEYS.toLocaleString('en')} journeys × ${CHANNELS} channels`, `${(solve / 1000).toFixed(3)} s (goal < 0.5 s: ${(solve / 500).toFixed(2)}× the goal; the issue's R figure 4.3 s is ${(4300 / solve).toFixed(1)}× this); ${table.count.length.toLocaleString('en')} distinct paths, P(conv) ${fit.pConversion.toFixed(4)}`);
-  t0 = process.hrtime.bigint();
+  const t0 = process.hrtime.bigint();
   const model = fitMarkovModel(js, { bootstrap: 100, seed: 1 });
-  line(`markov with 100 bootstrap replicates (production default)`, `${(ms(t0) / 1000).toFixed(3)} s, ${model.byMask.size.toLocaleString('en')} channel sets`);
+  line(`markov with 100 bootstrap replicates (production default), ${JOURNEYS.toLocaleString('en')} journeys`, `${(ms(t0) / 1000).toFixed(3)} s, ${model.byMask.size.toLocaleString('en')} channel sets`);
 }
 
 function shapley(): void {
@@ -217,9 +275,11 @@ async function endToEnd(): Promise<void> {
 }
 
 console.log(`attribution benchmark (node ${process.version}; figures are noisy when other work shares the CPU)`);
-heuristics();
-markov();
-shapley();
-shapley12();
-bayesian();
-if (!process.env.BENCH_SKIP_DB) await endToEnd();
+const sections = process.env.BENCH_SECTIONS?.split(',');
+const run = (name: string) => !sections || sections.includes(name);
+if (run('heuristics')) heuristics();
+if (run('markov')) markov();
+if (run('shapley')) shapley();
+if (run('shapley12')) shapley12();
+if (run('bayesian')) bayesian();
+if (run('db') && !process.env.BENCH_SKIP_DB) await endToEnd();
