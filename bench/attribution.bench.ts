@@ -8,7 +8,10 @@
 //   then 100,000 conversions whose paths touch 12 distinct channels (12-player games, the largest
 //   solved exactly), out of 12 channels and out of 16;
 // - bayesian: 12 channels, 4 chains × 1000 draws (+1000 warmup) on 100,000 journeys (goal < 10 s with
-//   R-hat < 1.01);
+//   R-hat < 1.01), the sampler's and the summary's time apart; when Rscript with rstan is present,
+//   the same model in Stan (bench/peers/hazard.stan, run by hazard.R) on the same groups with the
+//   same priors, dense metric and chain count: the sampler-time and full-fit ratios and how far
+//   the posterior means are apart;
 // - end to end on its own embedded PostgreSQL: `runModel` (load window, fit, write allocations) for
 //   20,000 conversions, and the worker entry point per conversion.
 // Run: node --import tsx bench/attribution.bench.ts
@@ -19,7 +22,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rscript, runR } from './peers/r.js';
+import { rHasPackage, rscript, runR } from './peers/r.js';
 import { withTenant } from '../src/db/tenant-context.js';
 import { fitBayesianModel, BAYESIAN_DEFAULTS } from '../src/attribution/bayesian-model.js';
 import { attributeConversion } from '../src/attribution/entry.js';
@@ -30,6 +33,7 @@ import { DAY_MS, HEURISTIC_MODELS } from '../src/attribution/models.js';
 import { Rng } from '../src/attribution/rng.js';
 import { runModel } from '../src/attribution/run.js';
 import { packJourneys, type JourneySet } from '../src/attribution/journey-set.js';
+import { maskCounts } from '../src/attribution/population.js';
 import { fitShapleyModel } from '../src/attribution/shapley-model.js';
 import { syntheticJourneys } from '../src/attribution/synthetic.js';
 import { createTenant, insertEvents, type FixtureEvent } from '../src/attribution/test-fixtures.js';
@@ -215,15 +219,59 @@ function shapley12(): void {
 
 function bayesian(): void {
   const { js } = syntheticJourneys({ journeys: JOURNEYS, channels: CHANNELS, seed: 7 });
+  const params = BAYESIAN_DEFAULTS;
   const c0 = cpu();
   const t0 = process.hrtime.bigint();
-  const fit = fitBayesianModel(js, BAYESIAN_DEFAULTS);
+  // The sampler's time is up to its last iteration; the rest of the fit is the summary.
+  let lastIteration = t0;
+  let lastCpu = c0;
+  const fit = fitBayesianModel(js, params, () => {
+    lastIteration = process.hrtime.bigint();
+    lastCpu = cpu();
+  });
   const elapsed = ms(t0);
+  const fitCpu = cpu() - c0;
+  const sampler = Number(lastIteration - t0) / 1e6;
+  const samplerCpu = lastCpu - c0;
   const d = fit.diagnostics;
   line(
-    `bayesian ${CHANNELS} channels, 4 chains × 1000 draws, ${JOURNEYS.toLocaleString('en')} journeys`,
-    `${(elapsed / 1000).toFixed(2)} s wall, ${((cpu() - c0) / 1000).toFixed(2)} s CPU (goal < 10 s: ${(elapsed / 10000).toFixed(2)}×), max R-hat ${(d.max_rhat as number).toFixed(4)}, min bulk ESS ${Math.round(d.min_ess_bulk as number)}, converged ${fit.converged}, ${d.divergences} divergences, ${fit.byMask.size} channel sets, ${d.leapfrog_steps} leapfrog steps`,
+    `bayesian ${CHANNELS} channels, ${params.chains} chains × ${params.draws} draws, ${JOURNEYS.toLocaleString('en')} journeys`,
+    `${(elapsed / 1000).toFixed(2)} s wall (sampler ${(sampler / 1000).toFixed(2)} s, summary ${((elapsed - sampler) / 1000).toFixed(2)} s), ${(fitCpu / 1000).toFixed(2)} s CPU (sampler ${(samplerCpu / 1000).toFixed(2)} s, summary ${((fitCpu - samplerCpu) / 1000).toFixed(2)} s) (goal < 10 s: ${(elapsed / 10000).toFixed(2)}×), max R-hat ${(d.max_rhat as number).toFixed(4)}, min bulk ESS ${Math.round(d.min_ess_bulk as number)}, converged ${fit.converged}, ${d.divergences} divergences, ${fit.byMask.size} channel sets, ${d.leapfrog_steps} leapfrog steps`,
   );
+  if (!rscript()) {
+    console.log('bayesian peer: Rscript not found on PATH: no Stan figures (install r-base-core and r-cran-rstan to measure them)');
+    return;
+  }
+  if (!rHasPackage('rstan')) {
+    console.log('bayesian peer: R has no rstan: no Stan figures (Debian: r-cran-rstan, with libboost-dev for the Boost headers)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'skeldir-stan-'));
+  try {
+    const groups = [...maskCounts(js).entries()].sort((a, b) => a[0] - b[0]);
+    writeFileSync(join(dir, 'groups.csv'), `n,y,mask\n${groups.map(([mask, g]) => `${g.n},${g.y},${mask}`).join('\n')}\n`);
+    // The compiled model is cached across runs (compiling takes minutes on this machine).
+    const peer = runR('hazard.R', [join(dir, 'groups.csv'), String(CHANNELS), join(tmpdir(), 'skeldir-stan-cache'), String(params.chains), String(params.warmup), String(params.draws), String(params.seed)]);
+    const stanSampler = Number(peer.sampler_s) * 1000;
+    const stanFit = (Number(peer.fit_s) + Number(peer.summary_s)) * 1000;
+    const stanFitCpu = Number(peer.fit_cpu_s) * 1000;
+    const stanFullCpu = (Number(peer.fit_cpu_s) + Number(peer.summary_cpu_s)) * 1000;
+    const ours = (fit.results as { parameters: { mean: number }[] }).parameters;
+    // Agreement of posterior means, in posterior standard deviations (Stan's): Monte Carlo error
+    // alone is about 1/sqrt(ESS) ≈ 0.02 of them.
+    let worst = 0;
+    ours.forEach((p, i) => (worst = Math.max(worst, Math.abs(p.mean - Number(peer[`mean_${i + 1}`])) / Number(peer[`sd_${i + 1}`]))));
+    line(
+      `  the same model in Stan (rstan, dense_e), same groups, priors`,
+      `sampler ${(stanSampler / 1000).toFixed(2)} s wall, sampling() + summary() ${(stanFit / 1000).toFixed(2)} s wall, ${(stanFitCpu / 1000).toFixed(2)} + ${((stanFullCpu - stanFitCpu) / 1000).toFixed(2)} s CPU${Number(peer.compile_s) > 0 ? ` (compiled first: ${Number(peer.compile_s).toFixed(0)} s, not counted)` : ''}; max R-hat ${Number(peer.max_rhat).toFixed(4)}, min n_eff ${Math.round(Number(peer.min_neff))}, ${peer.divergences} divergences`,
+    );
+    line(
+      `  skeldir / Stan`,
+      `wall: sampler ${(sampler / stanSampler).toFixed(2)}×, full fit ${(elapsed / stanFit).toFixed(2)}× Stan's sampling() + summary() and ${(elapsed / stanSampler).toFixed(2)}× Stan's sampler; CPU: sampler ${(samplerCpu / stanFitCpu).toFixed(2)}× Stan's sampling(), full fit ${(fitCpu / stanFullCpu).toFixed(2)}× sampling() + summary() and ${(fitCpu / stanFitCpu).toFixed(2)}× sampling(); posterior means of the ${ours.length} parameters agree within ${worst.toFixed(3)} posterior sd`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function endToEnd(): Promise<void> {
