@@ -172,6 +172,14 @@ describe('integer-keyed path table', () => {
     );
   });
 
+  test('a window without channels (every journey empty) is one path per outcome, not a hang', () => {
+    const js = packJourneys([], [[], [], []], 2);
+    const t = pathTable(js);
+    assert.deepEqual(t, stringPathTable(js));
+    assert.deepEqual([...t.count], [2, 1]);
+    assert.equal(fitMarkov(t).pConversion, 2 / 3);
+  });
+
   test('tells apart paths that differ only in length or in where a chunk ends', () => {
     // 12 channels: 7 touches per chunk. Channel 0 repeated 1..22 times (one to four chunks), the
     // same followed by channel 1, and channel 11 (the largest digit) repeated: 66 shapes, each

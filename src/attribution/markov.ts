@@ -50,7 +50,8 @@ export function pathTable(js: JourneySet): PathTable {
   const pathStart = js.pathStart;
   const base = js.channels.length + 1;
   let width = 1;
-  while (4 * base ** (width + 1) < 2 ** 30) width++; // keys stay small integers (V8 Smis), unboxed
+  // Keys stay small integers (V8 Smis, unboxed). No channels (base 1): paths are empty, one chunk.
+  while (width < 30 && 4 * base ** (width + 1) < 2 ** 30) width++;
   // Slots of 4 int32: parent node + 1 (0 = empty slot), key, value, unused. Capacity a power of
   // two, kept at most half full.
   let cap = 1 << 12;
