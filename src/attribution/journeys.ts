@@ -7,6 +7,8 @@ export interface Conversion {
   readonly id: string;
   readonly sessionId: string;
   readonly userId: string | null;
+  /** The browser's first-party anonymous id the conversion was sent with (attribution_events.anonymous_id), null when none. */
+  readonly anonymousId: string | null;
   /** Channel the conversion arrived through: one of the tenant's channels (any other code ⇒ 'unknown'). */
   readonly channel: string;
   /** Its campaign (events.campaign_id), null when none. */
@@ -30,6 +32,7 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
     event_type: string;
     session_id: string;
     user_id: string | null;
+    anonymous_id: string | null;
     channel: string;
     campaign: string | null;
     at_ms: string;
@@ -37,7 +40,7 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
     value: string | null;
     currency: string;
   }>(
-    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel, e.campaign_id AS campaign,
+    `SELECT e.id, e.event_type, e.session_id, e.user_id, e.anonymous_id, coalesce(ct.code, 'unknown') AS channel, e.campaign_id AS campaign,
             (extract(epoch FROM e.event_timestamp) * 1000)::text AS at_ms, e.event_timestamp::text AS at_text,
             e.conversion_value_cents::text AS value, e.currency
      FROM attribution_events e LEFT JOIN tenant_channels ct ON ct.tenant_id = e.tenant_id AND ct.code = e.channel
@@ -64,6 +67,7 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
     id: row.id,
     sessionId: row.session_id,
     userId: row.user_id,
+    anonymousId: row.anonymous_id,
     channel: row.channel,
     campaign: row.campaign,
     at: Number(row.at_ms),
@@ -74,27 +78,45 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
 }
 
 /**
- * The conversion's path: the tenant's touchpoints of the same session — or of the same user_id
- * when the conversion has one (the person's other sessions too) — with time in the lookback
- * window [conversion − lookback, conversion] (a touch at the conversion's own instant counts),
- * in time order, ties broken by event id. Codes that are not the tenant's channels read as 'unknown'.
+ * The conversion's path: the tenant's touchpoints of the conversion's person with time in the
+ * lookback window [conversion − lookback, conversion] (a touch at the conversion's own instant
+ * counts), in time order, ties broken by event id. The person's touches are those
+ * - of the same session;
+ * - of the same user_id, when the conversion has one (the person's other sessions too);
+ * - of every anonymous id the identity graph links to that user_id (identity_links: the
+ *   person's browsers, on every device; src/identity/graph.ts);
+ * - of the conversion's own anonymous id, when the server sent one (the same browser).
+ * Codes that are not the tenant's channels read as 'unknown'.
  * The lookback is days × 24 h (hours, not calendar days: `make_interval(days => n)` would follow
  * the session time zone's DST changes, and window.ts counts n × 86,400,000 ms).
- * Served by idx_attribution_events_journey (tenant, session, time) and
- * idx_attribution_events_user_journey (tenant, user, time).
+ * One index-served branch per kind of tie, not one OR (an OR over a subquery cannot use an
+ * index): idx_attribution_events_journey (tenant, session, time), _user_journey (tenant, user,
+ * time), idx_identity_links_user then _anonymous_journey (tenant, anonymous id, time).
  */
 export async function loadPath(client: Queryable, tenantId: string, conversion: Conversion, lookbackDays: number): Promise<Touch[]> {
   const r = await client.query<{ channel: string; campaign: string | null; at_ms: string }>(
-    `SELECT coalesce(ct.code, 'unknown') AS channel, t.campaign_id AS campaign, (extract(epoch FROM t.event_timestamp) * 1000)::text AS at_ms
+    `WITH span AS (SELECT $4::timestamptz - make_interval(hours => 24 * $5) AS lo, $4::timestamptz AS hi),
+     ids AS (
+       SELECT s.id FROM attribution_events s, span
+        WHERE s.tenant_id = $1 AND s.session_id = $2 AND s.event_timestamp BETWEEN span.lo AND span.hi
+       UNION
+       SELECT u.id FROM attribution_events u, span
+        WHERE $3::varchar IS NOT NULL AND u.tenant_id = $1 AND u.user_id = $3 AND u.event_timestamp BETWEEN span.lo AND span.hi
+       UNION
+       SELECT a.id FROM identity_links l JOIN attribution_events a ON a.tenant_id = l.tenant_id AND a.anonymous_id = l.anonymous_id, span
+        WHERE $3::varchar IS NOT NULL AND l.tenant_id = $1 AND l.user_id = $3
+          AND a.tenant_id = $1 AND a.anonymous_id IS NOT NULL AND a.event_timestamp BETWEEN span.lo AND span.hi
+       UNION
+       SELECT b.id FROM attribution_events b, span
+        WHERE $6::varchar IS NOT NULL AND b.tenant_id = $1 AND b.anonymous_id = $6 AND b.event_timestamp BETWEEN span.lo AND span.hi
+     )
+     SELECT coalesce(ct.code, 'unknown') AS channel, t.campaign_id AS campaign, (extract(epoch FROM t.event_timestamp) * 1000)::text AS at_ms
      FROM attribution_events t
+     JOIN ids ON ids.id = t.id
      LEFT JOIN tenant_channels ct ON ct.tenant_id = t.tenant_id AND ct.code = t.channel
-     WHERE t.tenant_id = $1
-       AND (t.session_id = $2 OR ($3::varchar IS NOT NULL AND t.user_id = $3))
-       AND t.event_type = 'touchpoint'
-       AND t.event_timestamp <= $4::timestamptz
-       AND t.event_timestamp >= $4::timestamptz - make_interval(hours => 24 * $5)
+     WHERE t.tenant_id = $1 AND t.event_type = 'touchpoint'
      ORDER BY t.event_timestamp, t.id`,
-    [tenantId, conversion.sessionId, conversion.userId, conversion.atText, lookbackDays],
+    [tenantId, conversion.sessionId, conversion.userId, conversion.atText, lookbackDays, conversion.anonymousId],
   );
   return r.rows.map((x) => ({ channel: x.channel, at: Number(x.at_ms), campaign: x.campaign }));
 }

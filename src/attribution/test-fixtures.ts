@@ -26,6 +26,8 @@ export interface FixtureEvent {
   value?: number | null;
   currency?: string;
   userId?: string | null;
+  /** attribution_events.anonymous_id (a browser of the identity graph). */
+  anonymousId?: string | null;
 }
 
 /** Inserts events as the application role in the tenant's context (RLS applies). Returns their ids in order. */
@@ -38,11 +40,11 @@ export async function insertEvents(appPool: pg.Pool, tenantId: string, events: r
       await c.query(
         `INSERT INTO attribution_events
            (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents, revenue_cents,
-            currency, idempotency_key, raw_payload, processing_status, user_id)
+            currency, idempotency_key, raw_payload, processing_status, user_id, anonymous_id)
          SELECT i.id, $1::uuid, i.type, i.channel, i.session, i.at, i.at, i.value, coalesce(i.value, 0), i.currency,
-                $1::text || ':ext:' || i.id::text, '{}'::jsonb, 'processed', i.user_id
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[], $8::text[], $9::text[])
-           AS i(id, type, channel, session, at, value, currency, user_id)`,
+                $1::text || ':ext:' || i.id::text, '{}'::jsonb, 'processed', i.user_id, i.anonymous_id
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::text[])
+           AS i(id, type, channel, session, at, value, currency, user_id, anonymous_id)`,
         [
           tenantId,
           chunkIds,
@@ -53,6 +55,7 @@ export async function insertEvents(appPool: pg.Pool, tenantId: string, events: r
           chunk.map((e) => e.value ?? null),
           chunk.map((e) => e.currency ?? 'USD'),
           chunk.map((e) => e.userId ?? null),
+          chunk.map((e) => e.anonymousId ?? null),
         ],
       );
     }

@@ -29,11 +29,14 @@ export interface WindowData {
  * Loads the window [from, to) of the tenant in the transaction's context and builds its journeys.
  *
  * - Converting journeys: for each conversion with a value, its path = the touchpoints of the same
- *   session, or of the same user_id when the conversion has one, with time in
+ *   session, of the same user_id when the conversion has one, of every anonymous id the identity
+ *   graph links to that user_id, and of the conversion's own anonymous id, with time in
  *   [conversion − lookback, conversion], in time order (ties: event id). An empty path is the
  *   conversion's own channel (the channel it arrived through).
  * - Non-converting journeys: the window's touchpoints (time in [from, to)) that are on no
- *   converting path, grouped by person (user_id, else session), in time order.
+ *   converting path, grouped by person: user_id, else the person an anonymous id is linked to
+ *   (the first by user id when several), else the anonymous id (one browser), else the session;
+ *   in time order.
  *
  * The same rule as the worker's per-conversion path (journeys.ts), applied to the whole window.
  */
@@ -43,6 +46,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     event_type: string;
     session_id: string;
     user_id: string | null;
+    anonymous_id: string | null;
     channel: string;
     campaign: string | null;
     at_ms: number;
@@ -51,7 +55,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     currency: string;
   }>(
     // Only conversions need the exact text of their time (it becomes their allocations' created_at).
-    `SELECT e.id, e.event_type, e.session_id, e.user_id, coalesce(ct.code, 'unknown') AS channel, e.campaign_id AS campaign,
+    `SELECT e.id, e.event_type, e.session_id, e.user_id, e.anonymous_id, coalesce(ct.code, 'unknown') AS channel, e.campaign_id AS campaign,
             (extract(epoch FROM e.event_timestamp) * 1000)::float8 AS at_ms,
             CASE WHEN e.event_type = 'conversion' THEN e.event_timestamp::text END AS at_text,
             e.conversion_value_cents AS value, e.currency
@@ -62,6 +66,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
      ORDER BY e.event_timestamp, e.id`,
     [tenantId, formatInstant(from), formatInstant(to), lookbackDays],
   );
+  const links = await loadLinks(client, tenantId);
   // The same lookback as the SQL above and journeys.ts: days × 24 h, whatever the session's zone.
   const lookbackMs = lookbackDays * 86_400_000;
   const fromMs = from.getTime();
@@ -72,6 +77,7 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
   const tKey: string[] = [];
   const bySession = new Map<string, number[]>();
   const byUser = new Map<string, number[]>();
+  const byAnonymous = new Map<string, number[]>();
   const convRows: typeof r.rows = [];
   for (const row of r.rows) {
     if (row.event_type !== 'touchpoint') {
@@ -82,9 +88,13 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     tChannel.push(row.channel);
     tCampaign.push(row.campaign);
     tAt.push(Number(row.at_ms));
-    tKey.push(row.user_id !== null ? `u:${row.user_id}` : `s:${row.session_id}`);
+    const linked = row.anonymous_id === null ? undefined : links.usersOf.get(row.anonymous_id);
+    tKey.push(
+      row.user_id !== null ? `u:${row.user_id}` : linked !== undefined ? `u:${linked[0]}` : row.anonymous_id !== null ? `a:${row.anonymous_id}` : `s:${row.session_id}`,
+    );
     push(bySession, row.session_id, i);
     if (row.user_id !== null) push(byUser, row.user_id, i);
+    if (row.anonymous_id !== null) push(byAnonymous, row.anonymous_id, i);
   }
   const used = new Uint8Array(tChannel.length);
   const conversions: WindowConversion[] = [];
@@ -97,7 +107,11 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
     const at = Number(row.at_ms);
     const picked = new Set<number>();
     for (const i of inWindow(bySession.get(row.session_id), tAt, at - lookbackMs, at)) picked.add(i);
-    if (row.user_id !== null) for (const i of inWindow(byUser.get(row.user_id), tAt, at - lookbackMs, at)) picked.add(i);
+    if (row.user_id !== null) {
+      for (const i of inWindow(byUser.get(row.user_id), tAt, at - lookbackMs, at)) picked.add(i);
+      for (const anonymous of links.anonymousOf.get(row.user_id) ?? []) for (const i of inWindow(byAnonymous.get(anonymous), tAt, at - lookbackMs, at)) picked.add(i);
+    }
+    if (row.anonymous_id !== null) for (const i of inWindow(byAnonymous.get(row.anonymous_id), tAt, at - lookbackMs, at)) picked.add(i);
     const order = [...picked].sort((a, b) => a - b);
     for (const i of order) used[i] = 1;
     conversions.push({
@@ -131,7 +145,25 @@ export async function loadWindow(client: Queryable, tenantId: string, from: Date
   return { conversions, skippedWithoutValue: skipped, journeys: packJourneys(channels, paths, conversions.length) };
 }
 
-function push<K>(m: Map<K, number[]>, k: K, v: number): void {
+/**
+ * The tenant's identity graph, both ways (user id → anonymous ids, anonymous id → user ids in
+ * user id order). The whole graph: a window's touches may belong to any person.
+ */
+async function loadLinks(client: Queryable, tenantId: string): Promise<{ anonymousOf: Map<string, string[]>; usersOf: Map<string, string[]> }> {
+  const r = await client.query<{ anonymous_id: string; user_id: string }>(
+    `SELECT anonymous_id, user_id FROM identity_links WHERE tenant_id = $1 ORDER BY user_id, anonymous_id`,
+    [tenantId],
+  );
+  const anonymousOf = new Map<string, string[]>();
+  const usersOf = new Map<string, string[]>();
+  for (const l of r.rows) {
+    push(anonymousOf, l.user_id, l.anonymous_id);
+    push(usersOf, l.anonymous_id, l.user_id);
+  }
+  return { anonymousOf, usersOf };
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   const list = m.get(k);
   if (list) list.push(v);
   else m.set(k, [v]);

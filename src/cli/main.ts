@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   people: async () => (await import('../erasure/cli.js')).registerPeople,
   retention: async () => (await import('../retention/cli.js')).registerRetention,
   'publishable-key': async () => (await import('../collect/cli.js')).registerPublishableKey,
+  identity: async () => (await import('../identity/cli.js')).registerIdentity,
 };
 /** Short names of top-level commands (commander knows them too, through .alias()). */
 const ALIASES: Record<string, string> = { pk: 'publishable-key' };

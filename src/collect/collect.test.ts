@@ -402,7 +402,8 @@ describe('POST /api/v1/collect', () => {
     const changes = (await su.query(`SELECT * FROM identity_changes WHERE tenant_id = $1 AND anonymous_id = $2`, [A.tenant, anon])).rows;
     assert.equal(changes.length, 1, 'one audit row: the second identify changed nothing');
     assert.equal(changes[0].action, 'link');
-    assert.equal(changes[0].recomputed_at, null);
+    assert.ok(changes[0].recomputed_at, 're-attributed in the transaction that linked (nothing to recompute: no conversion)');
+    assert.equal(changes[0].conversions_recomputed, 0);
   });
 
   test('consent required and not given, consent refused, or Global Privacy Control: no identifier is stored, identify is dropped', async () => {

@@ -1,7 +1,9 @@
 /**
  * The tracker in a real Chromium (issue 14), through the browser harness of src/testing/browser.ts:
  * a test site on one local origin loads /sdk/v1/skeldir.js from the API (another origin) with
- * its publishable key. Landing with UTM and click-id parameters, browsing, identify; sessions;
+ * its publishable key. Landing with UTM and click-id parameters, browsing, identify; a
+ * server-side conversion credited to each device's channel and campaign, a second device (a new
+ * context) identified after it joining the journey and re-attributing it; sessions;
  * the offline queue; a disallowed origin; a publishable key on another route; consent and Global
  * Privacy Control (nothing in cookies or storage); automation filtered as a bot; the ES module.
  */
@@ -18,6 +20,8 @@ import { createTenant } from '../tenants/tenants.js';
 import { launchBrowser, type TestBrowser } from '../testing/browser.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { snippetFor } from './publishable-keys.js';
+import { Worker } from '../worker/worker.js';
+import { DEFAULT_WORKER_OPTIONS } from '../worker/options.js';
 
 let db: TestDatabase;
 let app: App;
@@ -167,6 +171,84 @@ describe('the tracker in Chromium', () => {
     assert.deepEqual(storage.origins.map((o) => o.origin), [siteOrigin]);
     assert.ok(requests.every((m) => m === 'POST'), `text/plain bodies need no preflight: ${requests.join(',')}`);
     await context.close();
+  });
+
+  test('two devices, one person: a server-side conversion is credited to the channel and campaign of each device\'s landing; the second device, identified after the conversion, joins the journey', async () => {
+    const k = await issueKey();
+    current = { key: k.key, requireConsent: false, honorGpc: true, module: false };
+    const worker = new Worker(db, { ...DEFAULT_WORKER_OPTIONS, concurrency: 1, pollMs: 50 });
+    await worker.start();
+    try {
+      // Device 1 (a phone, say): lands from a Facebook ad, browses, signs in.
+      const phone = await visitor();
+      const p1 = await phone.newPage();
+      await p1.goto(`${siteOrigin}/landing?utm_source=facebook&utm_medium=paid_social&utm_campaign=summer_fb&fbclid=IwAR_test_1`);
+      await p1.click('#next');
+      await p1.waitForURL('**/product/2');
+      await p1.evaluate(`skeldir('identify', 'buyer-2d')`);
+      const phoneId = await p1.evaluate<string>(`skeldir('anonymousId')`);
+      await until('the phone\'s link', async () => (await su.query(`SELECT 1 FROM identity_links WHERE tenant_id = $1 AND user_id = 'buyer-2d' AND anonymous_id = $2`, [tenant, phoneId])).rowCount === 1);
+      await settle(p1);
+
+      // Device 2 (a laptop: a new browser context, its own storage) lands from a Google ad; the
+      // person is not signed in there yet.
+      const laptop = await visitor();
+      const p2 = await laptop.newPage();
+      await p2.goto(`${siteOrigin}/landing?utm_source=google&utm_medium=cpc&utm_campaign=brand_search&gclid=Cj0_test_2`, { referer: 'https://www.google.com/' });
+      const laptopId = await p2.evaluate<string>(`skeldir('anonymousId')`);
+      assert.notEqual(laptopId, phoneId, 'another device, another anonymous id');
+      await until('the laptop\'s touch', async () => (await su.query(`SELECT 1 FROM attribution_events WHERE tenant_id = $1 AND anonymous_id = $2`, [tenant, laptopId])).rowCount === 1);
+      await settle(p2);
+
+      // The shop's server records the order with the secret key (conversions never come from the browser).
+      const order = await app.inject({
+        method: 'POST',
+        url: '/api/v1/events',
+        headers: { authorization: `Bearer ${secretKey}` },
+        payload: {
+          idempotency_key: `order-2d-${Date.now()}`,
+          event_type: 'conversion',
+          event_timestamp: new Date().toISOString(),
+          session_id: 'server-checkout-2d',
+          user_id: 'buyer-2d',
+          channel: 'direct',
+          conversion_value_cents: 12_345,
+          currency: 'EUR',
+          order_id: 'order-2d',
+        },
+      });
+      assert.equal(order.statusCode, 201, order.body);
+      const conversionId = order.json().id as string;
+      const credit = async (model: string) =>
+        (
+          await su.query(
+            `SELECT channel_code, campaign_id, allocated_revenue_cents::int AS cents FROM attribution_allocations
+              WHERE tenant_id = $1 AND event_id = $2 AND model_type = $3 ORDER BY channel_code`,
+            [tenant, conversionId, model],
+          )
+        ).rows;
+      await until('the worker\'s allocations', async () => (await credit('last_touch')).length > 0);
+      assert.deepEqual(await credit('last_touch'), [{ channel_code: 'facebook_paid', campaign_id: 'summer_fb', cents: 12_345 }], 'the phone\'s landing: channel and campaign');
+      assert.deepEqual(await credit('linear'), [{ channel_code: 'facebook_paid', campaign_id: 'summer_fb', cents: 12_345 }], 'the laptop is nobody yet');
+
+      // The person signs in on the laptop, after the order: the laptop joins the journey and the
+      // conversion is re-attributed, once, by the identify the tracker sent.
+      await p2.evaluate(`skeldir('identify', 'buyer-2d')`);
+      await until('the laptop\'s link', async () => (await su.query(`SELECT 1 FROM identity_links WHERE tenant_id = $1 AND anonymous_id = $2`, [tenant, laptopId])).rowCount === 1);
+      await settle(p2);
+      const change = (await su.query(`SELECT source, publishable_key_id, conversions_recomputed FROM identity_changes WHERE tenant_id = $1 AND anonymous_id = $2`, [tenant, laptopId])).rows;
+      assert.deepEqual(change, [{ source: 'collect', publishable_key_id: k.id, conversions_recomputed: 1 }]);
+      assert.deepEqual(await credit('last_touch'), [{ channel_code: 'google_search_paid', campaign_id: 'brand_search', cents: 12_345 }], 'the laptop\'s landing came last');
+      assert.deepEqual(await credit('first_touch'), [{ channel_code: 'facebook_paid', campaign_id: 'summer_fb', cents: 12_345 }]);
+      assert.deepEqual(await credit('linear'), [
+        { channel_code: 'facebook_paid', campaign_id: 'summer_fb', cents: 6_173 },
+        { channel_code: 'google_search_paid', campaign_id: 'brand_search', cents: 6_172 },
+      ]);
+      await phone.close();
+      await laptop.close();
+    } finally {
+      await worker.stop();
+    }
   });
 
   test('a new campaign starts a new visit, and so does coming back after 30 minutes idle; a return within it does not', async () => {

@@ -23,6 +23,8 @@ const web = loadConfig({}).web;
 
 /** The order number of each seeded conversion, by person and day. */
 const orders = new Map<string, string>();
+/** The browsers (anonymous ids) the identity graph links to each seeded person, by tenant and person: one theirs alone, one shared. */
+const browsers = new Map<string, { own: string; shared: string }>();
 const auth = (key: string) => ({ authorization: `Bearer ${key}` });
 const del = (userId: string, key = A.api_key) => app.inject({ method: 'DELETE', url: `/api/v1/people/${encodeURIComponent(userId)}`, headers: auth(key) });
 
@@ -68,6 +70,7 @@ async function seedPerson(tenant: { tenant_id: string; api_key: string }, person
     // … the identity graph links two browsers to them, one shared with someone else, and keeps an audit of it …
     const own = `anon-${randomUUID()}`;
     const shared = `anon-${randomUUID()}`;
+    browsers.set(`${t}/${person}`, { own, shared });
     for (const [anon, user] of [[own, person], [shared, person], [shared, `someone-else-${randomUUID()}`]] as const) {
       await c.query(`INSERT INTO identity_links (tenant_id, anonymous_id, user_id, source, linked_at) VALUES ($1, $2, $3, 'api', now())`, [t, anon, user]);
       await c.query(`INSERT INTO identity_changes (tenant_id, action, anonymous_id, user_id, source) VALUES ($1, 'link', $2, $3, 'api')`, [t, anon, user]);
@@ -157,9 +160,11 @@ describe('DELETE /api/v1/people/{user_id}', () => {
 
   test('erases the person; afterwards no text or JSON column of any table holds the id (outside the other tenant)', async () => {
     const before = await scan(person, B.tenant_id);
-    for (const where of ['attribution_events.user_id', 'attribution_events.raw_payload', 'attribution_events.campaign_id', 'dead_events.raw_payload', 'revenue_ledger.metadata', 'webhook_deliveries.detail']) {
+    for (const where of ['attribution_events.user_id', 'attribution_events.raw_payload', 'attribution_events.campaign_id', 'dead_events.raw_payload', 'revenue_ledger.metadata', 'webhook_deliveries.detail', 'identity_links.user_id', 'identity_changes.user_id']) {
       assert.ok(before[where]! > 0, `the scan sees ${where} before (${JSON.stringify(before)})`);
     }
+    const ownBefore = await scan(browsers.get(`${A.tenant_id}/${person}`)!.own, B.tenant_id);
+    for (const where of ['attribution_events.anonymous_id', 'identity_links.anonymous_id', 'identity_changes.anonymous_id']) assert.equal(ownBefore[where], 1, `the scan sees their browser in ${where} (${JSON.stringify(ownBefore)})`);
     const channelsBefore = (await app.inject({ method: 'GET', url: '/api/v1/attribution/channels?model=linear&from=2026-03-01T00:00:00Z&to=2026-04-01T00:00:00Z', headers: auth(A.api_key) })).json();
 
     const allocations = await withTenant(appPool, A.tenant_id, async (c) =>
@@ -182,6 +187,12 @@ describe('DELETE /api/v1/people/{user_id}', () => {
     assert.match(receipt.derived.model_runs, /marked stale: 1/);
 
     assert.deepEqual(await scan(person, B.tenant_id), {}, 'the id is nowhere');
+    // The browser linked to the person alone is gone from every table (its events, its link, the
+    // audit trail); the browser they shared stays only where it is the other person's.
+    const { own, shared } = browsers.get(`${A.tenant_id}/${person}`)!;
+    assert.deepEqual(await scan(own, B.tenant_id), {}, 'their own browser is nowhere');
+    // (the seed names the shared browser's event after it: idempotency_key)
+    assert.deepEqual(await scan(shared, B.tenant_id), { 'attribution_events.anonymous_id': 1, 'attribution_events.idempotency_key': 1, 'identity_changes.anonymous_id': 1, 'identity_links.anonymous_id': 1 });
     const inB = await scan(person, A.tenant_id);
     assert.ok(inB['attribution_events.user_id']! >= 3 && inB['revenue_ledger.metadata'] === 1, `B's person is untouched: ${JSON.stringify(inB)}`);
 

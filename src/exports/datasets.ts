@@ -8,7 +8,7 @@
  */
 
 /** How a column's text is written in NDJSON: a JSON string, or inlined as it is (a number, true/false, a JSON document). */
-export type ColumnKind = 'string' | 'integer' | 'decimal' | 'boolean' | 'timestamp' | 'uuid' | 'json';
+export type ColumnKind = 'string' | 'integer' | 'decimal' | 'boolean' | 'timestamp' | 'date' | 'uuid' | 'json';
 
 export interface Column {
   name: string;
@@ -26,8 +26,10 @@ export interface Dataset {
   columns: Column[];
   /** FROM clause (with joins, each on tenant_id too). */
   from: string;
-  /** The keyset: a timestamptz column and the row id, both of the table the index covers. */
+  /** The keyset: a timestamptz (or, with `timeKind` date, a date) column and the row id, both of the table the index covers. */
   time: string;
+  /** `date`: the period is whole days (`from` / `to` must be dates or their midnight UTC). Default timestamp. */
+  timeKind?: 'timestamp' | 'date';
   id: string;
   tenantColumn: string;
 }
@@ -126,7 +128,40 @@ const ledger: Dataset = {
   ],
 };
 
-export const DATASETS = { events, allocations, ledger } as const satisfies Record<string, Dataset>;
+const spend: Dataset = {
+  name: 'spend',
+  description: 'Ad spend as imported, one row per day, platform, account, campaign, ad group and ad.',
+  period: 'day (the day of the spend; from / to are whole days)',
+  from: 'ad_spend s',
+  time: 's.day',
+  timeKind: 'date',
+  id: 's.id',
+  tenantColumn: 's.tenant_id',
+  columns: [
+    c('id', 'uuid', 's.id::text', 'Id of the spend row (`GET /api/v1/spend`).'),
+    c('day', 'date', 's.day::text', "The day of the spend (YYYY-MM-DD), in the tenant's reporting time zone, as the platform reported it."),
+    c('platform', 'string', 's.platform::text', 'Ad platform: google_ads, meta_ads, tiktok_ads, microsoft_ads, linkedin_ads or other.'),
+    c('account_id', 'string', 's.account_id::text', "The platform's account id; empty string when the import named none."),
+    c('campaign_id', 'string', 's.campaign_id::text', "The platform's campaign id (what touches carry as campaign_id)."),
+    c('campaign_name', 'string', 's.campaign_name::text', 'Campaign name as exported; null when none.'),
+    c('ad_group_id', 'string', 's.ad_group_id::text', 'Ad group (ad set) id; empty string when the row covers the whole campaign.'),
+    c('ad_group_name', 'string', 's.ad_group_name::text', 'Ad group name; null when none.'),
+    c('ad_id', 'string', 's.ad_id::text', 'Ad id; empty string when the row covers the whole ad group or campaign.'),
+    c('ad_name', 'string', 's.ad_name::text', 'Ad name; null when none.'),
+    c('channel', 'string', 's.channel_code', "The tenant's channel the spend is bought for."),
+    c('currency', 'string', 's.currency::text', 'ISO 4217 code of `spend_cents` (the ad account\'s currency).'),
+    c('spend_cents', 'integer', 's.spend_cents::text', 'Spend in minor units of `currency`, never negative.'),
+    c('impressions', 'integer', 's.impressions::text', 'Impressions; null when not reported.'),
+    c('clicks', 'integer', 's.clicks::text', 'Clicks (Meta: link clicks); null when not reported.'),
+    c('source', 'string', 's.source::text', 'How the row arrived: api, google_ads_csv, meta_ads_csv or generic_csv.'),
+    c('source_file', 'string', 's.source_file::text', 'File name of the import; null when not from a file.'),
+    c('import_id', 'uuid', 's.import_id::text', 'The import that last wrote the row.'),
+    c('imported_at', 'timestamp', ts('s.imported_at'), 'When that import ran.'),
+    c('updated_at', 'timestamp', ts('s.updated_at'), 'When the row last changed.'),
+  ],
+};
+
+export const DATASETS = { events, allocations, ledger, spend } as const satisfies Record<string, Dataset>;
 export type DatasetName = keyof typeof DATASETS;
 export const DATASET_NAMES = Object.keys(DATASETS) as DatasetName[];
 
@@ -136,14 +171,17 @@ export function isDatasetName(s: string): s is DatasetName {
 
 /**
  * One keyset page: rows of the tenant in [from, to) strictly after (after_time, after_id), in
- * (time, id) order, through the dataset's (tenant_id, time, id) index. $1 tenant, $2 from, $3 to,
+ * (time, id) order, through the dataset's (tenant_id, time, id) index (spend: idx_ad_spend_tenant_day on
+ * (tenant_id, day), its rows of one day sorted by id: a day holds at most the ad-level rows of one day's import,
+ * so a page re-reads no more than one day). $1 tenant, $2 from, $3 to,
  * $4 after_time, $5 after_id, $6 limit. The last two output columns are the keyset of the row.
  */
 export function pageSql(d: Dataset): string {
-  return `SELECT ${d.columns.map((col) => col.sql).join(', ')}, ${ts(d.time)}, ${d.id}::text
+  const t = d.timeKind === 'date' ? 'date' : 'timestamptz';
+  return `SELECT ${d.columns.map((col) => col.sql).join(', ')}, ${t === 'date' ? `${d.time}::text` : ts(d.time)}, ${d.id}::text
     FROM ${d.from}
-   WHERE ${d.tenantColumn} = $1 AND ${d.time} >= $2 AND ${d.time} < $3
-     AND ${d.time} >= $4::timestamptz AND (${d.time}, ${d.id}) > ($4::timestamptz, $5::uuid)
+   WHERE ${d.tenantColumn} = $1 AND ${d.time} >= $2::${t} AND ${d.time} < $3::${t}
+     AND ${d.time} >= $4::${t} AND (${d.time}, ${d.id}) > ($4::${t}, $5::uuid)
    ORDER BY ${d.time}, ${d.id}
    LIMIT $6`;
 }

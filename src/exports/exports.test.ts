@@ -13,7 +13,7 @@ import { buildApp, type App } from '../http/app.js';
 import { createTenant } from '../tenants/tenants.js';
 import { runCli, ROOT } from '../testing/cli.js';
 import { createTestDatabase, type TestDatabase } from '../testing/db.js';
-import { DATASET_NAMES, DATASETS } from './datasets.js';
+import { DATASET_NAMES, DATASETS, type DatasetName } from './datasets.js';
 import { csvField, encoderFor } from './encode.js';
 import { exportChunks } from './stream.js';
 
@@ -101,6 +101,19 @@ before(async () => {
       [tenantA, RAW[0], RAW[2], RAW[1], { raw: RAW }],
     ),
   );
+  // Spend through the API: ten days of two campaigns for A (awkward names, a day with many ad rows), one row for B.
+  const spendA = [];
+  for (let d = 1; d <= 10; d++) {
+    for (const [i, campaign] of ['brand', 'shoes,"red"'].entries()) {
+      spendA.push({ day: `2026-03-${String(d).padStart(2, '0')}`, platform: i ? 'meta_ads' : 'google_ads', campaign_id: `cmp-${i}`, campaign_name: campaign, currency: i ? 'EUR' : 'USD', spend_cents: 1000 * d + i, ...(i ? { impressions: 100 * d, clicks: d } : {}) });
+    }
+  }
+  for (let ad = 0; ad < 12; ad++) spendA.push({ day: '2026-03-05', platform: 'google_ads', campaign_id: 'cmp-0', ad_group_id: 'g', ad_id: `ad-${ad}`, currency: 'USD', spend_cents: ad });
+  for (const [key, rows] of [[keyA, spendA], [keyB, [{ day: '2026-03-03', platform: 'google_ads', campaign_id: 'tenant-b-secret', currency: 'USD', spend_cents: 7 }]]] as const) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/spend', headers: { authorization: `Bearer ${key}` }, payload: { rows } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().failed, 0, res.body);
+  }
   // Allocations as the worker writes them; a ledger row with metadata per tenant.
   for (const t of [tenantA, tenantB]) {
     await withTenant(appPool, t, async (c) => {
@@ -127,8 +140,8 @@ after(async () => {
 const get = (url: string, key = keyA) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
 
 /** The dataset's rows as the database holds them, for comparison (owner side, in the tenant's context). */
-async function expected(dataset: 'events' | 'allocations' | 'ledger', tenant = tenantA): Promise<number> {
-  const table = { events: 'attribution_events', allocations: 'attribution_allocations', ledger: 'revenue_ledger' }[dataset];
+async function expected(dataset: DatasetName, tenant = tenantA): Promise<number> {
+  const table = { events: 'attribution_events', allocations: 'attribution_allocations', ledger: 'revenue_ledger', spend: 'ad_spend' }[dataset];
   return withTenant(appPool, tenant, async (c) => Number((await c.query(`SELECT count(*) AS n FROM ${table} WHERE tenant_id = $1`, [tenant])).rows[0].n));
 }
 
@@ -146,7 +159,7 @@ describe('exports over HTTP', () => {
       assert.ok(rows.length > 0);
       for (const r of rows) assert.deepEqual(Object.keys(r), DATASETS[dataset].columns.map((c) => c.name));
       // (period, id) order
-      const keyCol = { events: 'event_timestamp', allocations: 'conversion_time', ledger: 'recorded_at' }[dataset];
+      const keyCol = { events: 'event_timestamp', allocations: 'conversion_time', ledger: 'recorded_at', spend: 'day' }[dataset];
       for (let i = 1; i < rows.length; i++) assert.ok(`${rows[i - 1][keyCol]}|${rows[i - 1].id}` < `${rows[i][keyCol]}|${rows[i].id}`, 'sorted, no duplicates');
     }
     const events = (await get('/api/v1/exports/events')).body.trim().split('\n').map((l) => JSON.parse(l));
@@ -202,6 +215,44 @@ describe('exports over HTTP', () => {
     const empty = await get('/api/v1/exports/events?from=2030-01-01&format=csv');
     assert.equal(empty.statusCode, 200);
     assert.equal(empty.body, DATASETS.events.columns.map((c) => c.name).join(',') + '\r\n', 'an empty CSV export is its header');
+  });
+
+  test('spend: the rows as imported, days as YYYY-MM-DD, whole-day periods, numbers typed', async () => {
+    const rows = (url: string) => get(url).then((r) => {
+      assert.equal(r.statusCode, 200, r.body);
+      return r.body.trim() === '' ? [] : r.body.trim().split('\n').map((l) => JSON.parse(l));
+    });
+    const all = await rows('/api/v1/exports/spend');
+    assert.equal(all.length, 32);
+    const listed = await get('/api/v1/spend?from=2026-03-01&to=2026-04-01&limit=1000');
+    assert.equal(listed.statusCode, 200, listed.body);
+    const byId = new Map<string, Record<string, unknown>>(listed.json().rows.map((r: { id: string }) => [r.id, r]));
+    for (const r of all) {
+      const api = byId.get(r.id)!;
+      assert.ok(api, r.id);
+      for (const k of ['day', 'platform', 'account_id', 'campaign_id', 'campaign_name', 'ad_group_id', 'ad_id', 'channel', 'currency', 'spend_cents', 'impressions', 'clicks', 'source', 'import_id']) {
+        assert.deepEqual(r[k], api[k], `${k} as GET /spend gives it`);
+      }
+      assert.match(r.imported_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/);
+    }
+    const meta = all.find((r) => r.campaign_name === 'shoes,"red"' && r.day === '2026-03-04');
+    assert.deepEqual([meta.spend_cents, meta.impressions, meta.clicks, meta.currency], [4001, 400, 4, 'EUR']);
+    assert.equal(all.find((r) => r.campaign_id === 'cmp-0' && r.ad_id === '' && r.day === '2026-03-04').impressions, null);
+    // from inclusive, to exclusive, in days; midnight UTC is the same day
+    const days = await rows('/api/v1/exports/spend?from=2026-03-04&to=2026-03-06T00:00:00Z');
+    assert.deepEqual([...new Set(days.map((r) => r.day))], ['2026-03-04', '2026-03-05']);
+    assert.equal(days.length, 2 + 14);
+    const csv = parseCsv((await get('/api/v1/exports/spend?format=csv&from=2026-03-10')).body);
+    assert.deepEqual(csv[0], DATASETS.spend.columns.map((c) => c.name));
+    assert.equal(csv.length, 3);
+    assert.ok(csv.slice(1).some((r) => r[csv[0]!.indexOf('campaign_name')] === 'shoes,"red"'));
+    for (const [q, field] of [['from=2026-03-04T12:00:00Z', 'from'], ['to=2026-03-05T00:00:00.000001Z', 'to']] as const) {
+      const res = await get(`/api/v1/exports/spend?${q}`);
+      assert.equal(res.statusCode, 400, res.body);
+      assert.equal(res.json().code, 'export_period_invalid');
+      assert.equal(res.json().field, field);
+      assert.match(res.json().detail, /whole day/);
+    }
   });
 
   test('bad input is a 400 problem naming the field', async () => {
@@ -266,10 +317,10 @@ describe('keyset pages', () => {
     for (const dataset of DATASET_NAMES) {
       const plan = await withTenant(appPool, tenantA, async (c) => {
         await c.query('SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off');
-        return (await c.query(`EXPLAIN (FORMAT JSON) ${pageSql(DATASETS[dataset])}`.replace(/\$1/g, `'${tenantA}'::uuid`).replace(/\$2|\$4/g, `'-infinity'::timestamptz`).replace(/\$3/g, `'infinity'::timestamptz`).replace(/\$5::uuid/g, `'00000000-0000-0000-0000-000000000000'::uuid`).replace(/\$6/g, '5000'))).rows[0]['QUERY PLAN'];
+        return (await c.query(`EXPLAIN (FORMAT JSON) ${pageSql(DATASETS[dataset])}`.replace(/\$1/g, `'${tenantA}'::uuid`).replace(/\$2|\$4/g, `'-infinity'`).replace(/\$3/g, `'infinity'`).replace(/\$5::uuid/g, `'00000000-0000-0000-0000-000000000000'::uuid`).replace(/\$6/g, '5000'))).rows[0]['QUERY PLAN'];
       });
       const text = JSON.stringify(plan);
-      const index = { events: 'idx_events_tenant_timestamp', allocations: 'idx_allocations_tenant_created', ledger: 'idx_revenue_ledger_tenant_created' }[dataset];
+      const index = { events: 'idx_events_tenant_timestamp', allocations: 'idx_allocations_tenant_created', ledger: 'idx_revenue_ledger_tenant_created', spend: 'idx_ad_spend_tenant_day' }[dataset];
       assert.ok(text.includes(index), `${dataset} uses ${index}: ${text}`);
       assert.ok(!/"Node Type":"Sort"/.test(text), `${dataset}: no full sort`);
     }
@@ -316,6 +367,10 @@ describe('skeldir export', () => {
     assert.equal(f.code, 0, f.stderr);
     assert.equal(f.stdout, '');
     assert.equal(readFileSync(out, 'utf8'), (await get('/api/v1/exports/ledger', keyB)).body);
+    const spend = await runCli(['export', 'spend', '--tenant', tenantA, '--format', 'csv', '--from', '2026-03-05', '--to', '2026-03-06'], { env: env() });
+    assert.equal(spend.code, 0, spend.stderr);
+    assert.equal(spend.stdout, (await get('/api/v1/exports/spend?format=csv&from=2026-03-05&to=2026-03-06')).body);
+    assert.match(spend.stderr, /exported 14 spend rows/);
   });
 
   test('bad input exits 2 with a message and writes nothing', async () => {
@@ -328,6 +383,7 @@ describe('skeldir export', () => {
       ['export', 'events', '--tenant', tenantA, '--from', '2026-13-01', '--out', out],
       ['export', 'events', '--tenant', tenantA, '--from', '2026-03-02', '--to', '2026-03-01', '--out', out],
       ['export', 'events'],
+      ['export', 'spend', '--tenant', tenantA, '--from', '2026-03-02T06:00:00Z', '--out', out],
     ]) {
       const r = await runCli(args, { env: env() });
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -14,7 +14,7 @@ export const exportRoutes: FastifyPluginAsync = async (app) => {
       config: { access: 'analyst', problems: ['export_period_invalid'] },
       schema: {
         tags: ['exports'],
-        summary: 'Export a dataset (events, allocations, ledger) as CSV or NDJSON, streamed; columns in docs/exports.md',
+        summary: 'Export a dataset (events, allocations, ledger, spend) as CSV or NDJSON, streamed; columns in docs/exports.md',
         description: DATASET_NAMES.map((n) => `${n}: ${DATASETS[n].description} from/to select on ${DATASETS[n].period}. Columns: ${DATASETS[n].columns.map((c) => c.name).join(', ')}.`).join('\n\n'),
         security: [{ apiKey: [] }],
         params: Type.Object({ dataset: Type.Union(DATASET_NAMES.map((n) => Type.Literal(n))) }),

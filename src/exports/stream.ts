@@ -30,10 +30,24 @@ export function periodBound(field: 'from' | 'to', text: string | undefined): Dat
   return d;
 }
 
-export function checkPeriod(from: Date | undefined, to: Date | undefined): void {
+export function checkPeriod(from: Date | undefined, to: Date | undefined, timeKind: 'timestamp' | 'date' = 'timestamp'): void {
+  if (timeKind === 'date') {
+    // Spend comes in whole days (as GET /spend takes them): a bound inside a day would select half of nothing.
+    for (const [field, d] of [['from', from], ['to', to]] as const) {
+      if (d && formatInstant(d).slice(10) !== 'T00:00:00.000000Z') {
+        throw new ExportError('export_period_invalid', `${field} must be a whole day (YYYY-MM-DD, or its midnight UTC) for this dataset, got ${formatInstant(d)}`, field);
+      }
+    }
+  }
   if (from && to && compareInstants(from, to) >= 0) {
     throw new ExportError('export_period_invalid', `to (${formatInstant(to)}) must be after from (${formatInstant(from)})`, 'to');
   }
+}
+
+/** A bound as the page statement takes it: the instant, or its day for a dataset of days; ±infinity when absent. */
+function boundText(d: Date | undefined, timeKind: 'timestamp' | 'date', absent: string): string {
+  if (!d) return absent;
+  return timeKind === 'date' ? formatInstant(d).slice(0, 10) : formatInstant(d);
 }
 
 /**
@@ -45,14 +59,15 @@ export function checkPeriod(from: Date | undefined, to: Date | undefined): void 
  * the caller can still report properly.
  */
 export async function* exportChunks(pool: pg.Pool, req: ExportRequest, stats?: { rows: number }): AsyncGenerator<string> {
-  checkPeriod(req.from, req.to);
   const dataset = DATASETS[req.dataset];
+  const timeKind = dataset.timeKind ?? 'timestamp';
+  checkPeriod(req.from, req.to, timeKind);
   const encoder = encoderFor(req.format, dataset.columns);
   const pageSize = req.pageSize ?? PAGE_SIZE;
   const text = pageSql(dataset);
   const name = `skeldir_export_${dataset.name}`;
-  const from = (req.from ? formatInstant(req.from) : '-infinity');
-  const to = (req.to ? formatInstant(req.to) : 'infinity');
+  const from = boundText(req.from, timeKind, '-infinity');
+  const to = boundText(req.to, timeKind, 'infinity');
   let after: [string, string] = ['-infinity', '00000000-0000-0000-0000-000000000000'];
   let prefix = encoder.header;
   const n = dataset.columns.length;

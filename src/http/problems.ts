@@ -125,6 +125,11 @@ export const PROBLEMS = {
   publishable_key_not_found: { status: 404, title: 'No such publishable key' },
   publishable_key_revoked: { status: 409, title: 'The publishable key is revoked' },
   collect_counts_window_invalid: { status: 400, title: 'The days asked for are not valid' },
+  identity_user_id_invalid: { status: 400, title: 'The user id is not valid' },
+  identity_anonymous_id_invalid: { status: 400, title: 'The anonymous id is not valid' },
+  identity_timestamp_invalid: { status: 400, title: 'The timestamp is not valid' },
+  identity_link_not_found: { status: 404, title: 'No such identity link' },
+  identity_link_limit: { status: 409, title: 'The person has the most anonymous ids allowed' },
 } as const satisfies Record<string, ProblemSpec>;
 
 /**

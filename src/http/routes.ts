@@ -27,6 +27,7 @@ import { collectRoutes } from '../collect/routes.js';
 import { publishableKeyRoutes } from '../collect/key-routes.js';
 import { sdkRoutes } from '../collect/sdk.js';
 import { CollectCounter } from '../collect/counts.js';
+import { identityRoutes } from '../identity/routes.js';
 
 /**
  * Every route of the HTTP API, registered in one place.
@@ -54,6 +55,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   channelRoutes,
   retentionRoutes,
   publishableKeyRoutes,
+  identityRoutes,
   spendRoutes,
 ];
 

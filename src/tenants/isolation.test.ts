@@ -559,9 +559,12 @@ describe('isolation matrix through every API route', () => {
     return out;
   };
 
-  test('the routes under test include the ingestion and tenant routes', () => {
+  test('the routes under test include the ingestion, tenant and identity routes', () => {
     const urls = apiRoutes().map((r) => `${r.method} ${r.url}`);
-    for (const r of ['POST /api/v1/events', 'POST /api/v1/events/batch', 'GET /api/v1/events/:id', 'GET /api/v1/tenant', 'GET /api/v1/spend', 'GET /api/v1/spend/summary', 'DELETE /api/v1/spend', 'POST /api/v1/spend']) assert.ok(urls.includes(r), urls.join(', '));
+    for (const r of [
+      'POST /api/v1/events', 'POST /api/v1/events/batch', 'GET /api/v1/events/:id', 'GET /api/v1/tenant', 'GET /api/v1/spend', 'GET /api/v1/spend/summary', 'DELETE /api/v1/spend', 'POST /api/v1/spend',
+      'POST /api/v1/identify', 'GET /api/v1/people/:user_id/links', 'DELETE /api/v1/people/:user_id/links', 'DELETE /api/v1/people/:user_id/links/:anonymous_id',
+    ]) assert.ok(urls.includes(r), urls.join(', '));
   });
 
   test('a route given one of B\'s identifiers answers A exactly as for an identifier that does not exist', async () => {

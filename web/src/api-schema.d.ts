@@ -536,16 +536,38 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Export a dataset (events, allocations, ledger) as CSV or NDJSON, streamed; columns in docs/exports.md
+         * Export a dataset (events, allocations, ledger, spend) as CSV or NDJSON, streamed; columns in docs/exports.md
          * @description events: Touchpoints and conversions as received, with their processing state. from/to select on event_timestamp (the time the event happened). Columns: id, idempotency_key, event_type, event_timestamp, session_id, user_id, channel, campaign_id, conversion_value_cents, currency, order_id, processing_status, processed_at, retry_count, received_at, raw_payload.
          *
          *     allocations: Revenue of each conversion credited to channels, one row per conversion, model, channel and campaign. from/to select on the conversion time (allocations carry it in created_at). Columns: id, event_id, conversion_time, model_type, model_version, channel, campaign_id, allocated_revenue_cents, currency, allocation_ratio, confidence_score, credible_interval_lower_cents, credible_interval_upper_cents, convergence_r_hat, effective_sample_size, verified, verification_source, verification_timestamp.
          *
          *     ledger: Payments from the revenue ledger, one row per transaction, in their current state. from/to select on created_at (when Skeldir recorded the payment). Columns: id, transaction_id, provider, order_id, state, previous_state, amount_cents, captured_cents, refunded_cents, chargeback_cents, currency, verification_timestamp, recorded_at, updated_at, metadata.
+         *
+         *     spend: Ad spend as imported, one row per day, platform, account, campaign, ad group and ad. from/to select on day (the day of the spend; from / to are whole days). Columns: id, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name, channel, currency, spend_cents, impressions, clicks, source, source_file, import_id, imported_at, updated_at.
          */
         get: operations["getExportsByDataset"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/identify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Link a browser's anonymous id to a person: their conversions are credited to that browser's touches too
+         * @description The server-side identify (the tracker's skeldir('identify', userId) does the same with a publishable key). 201 for a new link (the conversions it affects are re-attributed before the answer), 200 when the link existed.
+         */
+        post: operations["postIdentify"];
         delete?: never;
         options?: never;
         head?: never;
@@ -567,6 +589,41 @@ export interface paths {
          * @description Batched and idempotent (a repeat erases what arrived since, else nothing, and answers 200 with zero counts). The receipt counts what each step removed; an audit row records when, by whom and the counts, never the user id. Steps: docs/erasure.md.
          */
         delete: operations["deletePeopleByUserId"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/people/{user_id}/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A person's links in the identity graph (the anonymous ids of their browsers) and their audit trail */
+        get: operations["getPeopleByUserIdLinks"];
+        put?: never;
+        post?: never;
+        /** Unlink every browser from a person; the conversions the links affected are re-attributed */
+        delete: operations["deletePeopleByUserIdLinks"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/people/{user_id}/links/{anonymous_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unlink one browser from a person; the conversions the link affected are re-attributed */
+        delete: operations["deletePeopleByUserIdLinksByAnonymousId"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1891,10 +1948,12 @@ export interface operations {
                             mean_confidence: number | null;
                         }[];
                         from: string;
-                        /** @description Days of the period whose events retention removed: their figures come from daily aggregates (null: none) */
+                        /** @description Days of the period whose events retention removed: their figures come from daily aggregates (null: none). The verified figures leave them out (see GET /reconciliation's pruned) */
                         from_aggregates: null | {
                             days: number;
+                            /** Format: date */
                             first_day: string;
+                            /** Format: date */
                             last_day: string;
                             note: string;
                         };
@@ -2144,6 +2203,15 @@ export interface operations {
                             };
                         }[];
                         from: string;
+                        /** @description Days of the period whose events retention removed: every model's figures for them come from daily aggregates (null: none) */
+                        from_aggregates: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         models: string[];
                         to: string;
                     };
@@ -11418,7 +11486,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                dataset: "events" | "allocations" | "ledger";
+                dataset: "events" | "allocations" | "ledger" | "spend";
             };
             cookie?: never;
         };
@@ -11639,6 +11707,327 @@ export interface operations {
             };
         };
     };
+    postIdentify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A browser's first-party anonymous id (the tracker's skeldir('anonymousId'), or one your server keeps). */
+                    anonymous_id: string;
+                    /** @description When the identify happened (default now). */
+                    timestamp?: string;
+                    /** @description The tenant's id of the person (the user_id their events carry). */
+                    user_id: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        anonymous_id: string;
+                        /** @description The person's conversions re-attributed because of the new link. */
+                        conversions_recomputed: number;
+                        /**
+                         * @description linked: a new link; known: the link existed (nothing changed).
+                         * @enum {string}
+                         */
+                        outcome: "linked" | "known";
+                        user_id: string;
+                    };
+                };
+            };
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        anonymous_id: string;
+                        /** @description The person's conversions re-attributed because of the new link. */
+                        conversions_recomputed: number;
+                        /**
+                         * @description linked: a new link; known: the link existed (nothing changed).
+                         * @enum {string}
+                         */
+                        outcome: "linked" | "known";
+                        user_id: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; malformed_json: The body is not valid JSON; invalid_utf8: The body is not valid UTF-8; empty_body: The body is empty; forbidden_key: The body uses a forbidden property name; too_deep: The body is nested too deeply; nul_character: The body contains a NUL character; invalid_unicode: The body contains a lone UTF-16 surrogate; identity_user_id_invalid: The user id is not valid; identity_anonymous_id_invalid: The anonymous id is not valid; identity_timestamp_invalid: The timestamp is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description identity_link_limit: The person has the most anonymous ids allowed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description payload_too_large: The body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unsupported_media_type: Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
     deletePeopleByUserId: {
         parameters: {
             query?: never;
@@ -11738,6 +12127,727 @@ export interface operations {
                 };
             };
             /** @description not_found: Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getPeopleByUserIdLinks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id of the person (the user_id their events carry). */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description The audit trail: every link and unlink, oldest first, with when its conversions were re-attributed. */
+                        changes: {
+                            /** @enum {string} */
+                            action: "link" | "unlink";
+                            anonymous_id: string;
+                            conversions_recomputed: number | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: uuid */
+                            id: string;
+                            publishable_key_id: string | null;
+                            recomputed_at: string | null;
+                            /**
+                             * @description collect: the tracker (publishable key); api: POST /api/v1/identify; cli: skeldir identity.
+                             * @enum {string}
+                             */
+                            source: "collect" | "api" | "cli";
+                        }[];
+                        links: {
+                            anonymous_id: string;
+                            /** Format: date-time */
+                            linked_at: string;
+                            publishable_key_id: string | null;
+                            /**
+                             * @description collect: the tracker (publishable key); api: POST /api/v1/identify; cli: skeldir identity.
+                             * @enum {string}
+                             */
+                            source: "collect" | "api" | "cli";
+                        }[];
+                        user_id: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; identity_user_id_invalid: The user id is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deletePeopleByUserIdLinks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id of the person (the user_id their events carry). */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        conversions_recomputed: number;
+                        /** @description The anonymous ids no longer linked to the person. */
+                        unlinked: string[];
+                        user_id: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; identity_user_id_invalid: The user id is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    deletePeopleByUserIdLinksByAnonymousId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A browser's first-party anonymous id (the tracker's skeldir('anonymousId'), or one your server keeps). */
+                anonymous_id: string;
+                /** @description The tenant's id of the person (the user_id their events carry). */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        conversions_recomputed: number;
+                        /** @description The anonymous ids no longer linked to the person. */
+                        unlinked: string[];
+                        user_id: string;
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; identity_user_id_invalid: The user id is not valid; identity_anonymous_id_invalid: The anonymous id is not valid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description not_found: Not found; identity_link_not_found: No such identity link */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -13250,6 +14360,15 @@ export interface operations {
                         }[];
                         from: string;
                         model: string;
+                        /** @description Days of the period whose events retention removed: their conversions are not in this report, and the note says why (null: none) */
+                        pruned: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         to: string;
                         total: {
                             /** @description Revenue the conversions claim, minor units of the reporting currency */
@@ -14021,6 +15140,15 @@ export interface operations {
                             /** @description sum of the conversions' values, minor units of currency */
                             revenue_cents: number;
                         }[];
+                        /** @description Days of the period whose events retention removed: their conversions are not in these paths, and the note says why (null: none) */
+                        pruned: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         to: string;
                     };
                 };
