@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/pool.js';
-import { compareInstants, formatInstant, inStorableYears } from '../db/timestamps.js';
+import { compareInstants, formatInstant, inStorableYears, utcDaysStartingIn } from '../db/timestamps.js';
 import { AttributionError } from './errors.js';
 import { MODEL_TYPES, type ModelType } from './models.js';
 
@@ -93,20 +93,32 @@ export async function channelReport(client: Queryable, tenantId: string, model: 
 }
 
 /** All models side by side: per channel and currency, each model's attributed value and conversions (the same plan as CHANNELS_SQL, one index range per model). */
+/**
+ * The comparison of every model: the live allocations of [$2, $3) grouped once over one index range, and the days
+ * retention folded into allocation_daily_aggregates ($5 to $6, the UTC days starting in the period; an empty range
+ * when none does) added in: sums exactly, the mean confidence over live and aggregated rows together.
+ */
 export const COMPARISON_SQL = `
-  SELECT ct.code AS channel, agg.currency, agg.model_type, agg.cents, agg.attributed_conversions, agg.mean_confidence
+  SELECT ct.code AS channel, agg.currency, agg.model_type, sum(agg.cents)::text AS cents, sum(agg.attributed)::text AS attributed_conversions,
+         (sum(agg.confidence) / nullif(sum(agg.n), 0))::float8 AS mean_confidence
   FROM (
     SELECT a.channel_code, e.currency, a.model_type,
-           sum(a.allocated_revenue_cents)::text AS cents,
-           sum(a.allocation_ratio)::text AS attributed_conversions,
-           avg(a.confidence_score)::float8 AS mean_confidence
+           sum(a.allocated_revenue_cents) AS cents,
+           sum(a.allocation_ratio) AS attributed,
+           sum(a.confidence_score) AS confidence,
+           count(*) AS n
     FROM attribution_allocations a
     JOIN attribution_events e ON e.tenant_id = $1 AND e.id = a.event_id AND e.event_type = 'conversion'
      AND e.event_timestamp >= $2 AND e.event_timestamp < $3
     WHERE a.tenant_id = $1 AND a.model_type = ANY($4::text[]) AND a.created_at >= $2 AND a.created_at < $3
     GROUP BY a.channel_code, e.currency, a.model_type
+    UNION ALL
+    SELECT g.channel_code, g.currency, g.model_type, g.allocated_revenue_cents, g.attributed_conversions, g.confidence_sum, g.allocations
+    FROM allocation_daily_aggregates g
+    WHERE g.tenant_id = $1 AND g.model_type = ANY($4::text[]) AND g.day >= $5::date AND g.day <= $6::date
   ) agg
   JOIN tenant_channels ct ON ct.tenant_id = $1 AND ct.code = agg.channel_code
+  GROUP BY ct.code, agg.currency, agg.model_type
   ORDER BY ct.code, agg.currency, agg.model_type`;
 
 export interface ComparisonLine {
@@ -119,7 +131,7 @@ export async function comparisonReport(client: Queryable, tenantId: string, from
   checkPeriod(from, to);
   const r = await client.query<{ channel: string; currency: string; model_type: string; cents: string; attributed_conversions: string; mean_confidence: number | null }>(
     COMPARISON_SQL,
-    [tenantId, formatInstant(from), formatInstant(to), [...MODEL_TYPES]],
+    [tenantId, formatInstant(from), formatInstant(to), [...MODEL_TYPES], ...(utcDaysStartingIn(from, to) ?? ['infinity', '-infinity'])],
   );
   const lines = new Map<string, ComparisonLine>();
   for (const x of r.rows) {

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { reconciliation } from '../reconciliation/report.js';
 import { DomainError } from '../errors.js';
 import { channelReport, comparisonReport } from './reports.js';
-import { withDailyAggregates } from '../retention/aggregates.js';
+import { FROM_AGGREGATES, PrunedSchema, prunedPeriod, withDailyAggregates } from '../retention/aggregates.js';
 import { CONFIDENCE_MEANING } from './run.js';
 import { latestRuns, recentRuns, reportRuns, reportRunsJson, runJson } from './runs.js';
 import { readSettings, settingsJson, writeSettings, type AttributionSettings } from './settings.js';
@@ -157,10 +157,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
             to: Type.String(),
             channels: Type.Array(ChannelLine),
             verified: Verified,
-            from_aggregates: Type.Union([
-              Type.Null(),
-              Type.Object({ days: Type.Integer(), first_day: Type.String(), last_day: Type.String(), note: Type.String() }),
-            ], { description: 'Days of the period whose events retention removed: their figures come from daily aggregates (null: none)' }),
+            from_aggregates: PrunedSchema('Days of the period whose events retention removed: their figures come from daily aggregates (null: none). The verified figures leave them out (see GET /reconciliation\'s pruned)'),
             runs: Type.Array(
               Type.Object({
                 id: Type.String(),
@@ -282,14 +279,19 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
                 ),
               }),
             ),
+            from_aggregates: PrunedSchema('Days of the period whose events retention removed: every model\'s figures for them come from daily aggregates (null: none)'),
           }),
         },
       },
     },
     async (request) => {
       const { from, to } = request.query;
-      const channels = await request.inTenant((c) => comparisonReport(c, request.tenantId, instantOf(from), instantOf(to)));
-      return { from: formatInstant(instantOf(from)), to: formatInstant(instantOf(to)), models: [...MODEL_TYPES], channels };
+      const [start, end] = [instantOf(from), instantOf(to)];
+      const [channels, pruned] = await request.inTenant(async (c) => [
+        await comparisonReport(c, request.tenantId, start, end),
+        await prunedPeriod(c, request.tenantId, start, end, FROM_AGGREGATES),
+      ] as const);
+      return { from: formatInstant(start), to: formatInstant(end), models: [...MODEL_TYPES], channels, from_aggregates: pruned };
     },
   );
 

@@ -95,7 +95,15 @@ export class Probe {
   }
 
   async transition(ledgerId: string, overrides: Record<string, Value> = {}): Promise<Record<string, unknown>> {
-    return this.insert('revenue_state_transitions', { ledger_id: ledgerId, from_state: null, to_state: 'authorized', reason: 'skeldir forensics fixture', ...overrides });
+    const values: Record<string, Value> = { ledger_id: ledgerId, from_state: null, to_state: 'authorized', reason: 'skeldir forensics fixture' };
+    // From revision 202612030600 a transition carries its ledger row's tenant (the document's six columns before it).
+    const { rows } = await this.session.query<{ tenant_id: string }>(
+      `SELECT l.tenant_id FROM revenue_ledger l
+        WHERE l.id = $1 AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'public.revenue_state_transitions'::regclass AND attname = 'tenant_id' AND NOT attisdropped)`,
+      [ledgerId],
+    );
+    if (rows[0]) values.tenant_id = rows[0].tenant_id;
+    return this.insert('revenue_state_transitions', { ...values, ...overrides });
   }
 
   /**

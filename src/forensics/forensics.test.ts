@@ -177,9 +177,9 @@ describe('skeldir forensics on a populated database', () => {
     const m = new SchemaMigrator(db.ownerPool({ max: 2 }), { roles: db.roles });
     await m.upgrade('head');
     await m.close();
-    const ledger = await client.query(`SELECT id FROM revenue_ledger LIMIT 3`);
-    for (const { id } of ledger.rows) {
-      await client.query(`INSERT INTO revenue_state_transitions (ledger_id, from_state, to_state) VALUES ($1, NULL, 'authorized')`, [id]);
+    const ledger = await client.query(`SELECT id, tenant_id FROM revenue_ledger LIMIT 3`);
+    for (const { id, tenant_id } of ledger.rows) {
+      await client.query(`INSERT INTO revenue_state_transitions (tenant_id, ledger_id, from_state, to_state) VALUES ($1, $2, NULL, 'authorized')`, [tenant_id, id]);
     }
     const before = await contents(client);
     const r = await forensics(db);

@@ -38,7 +38,8 @@ const COLUMNS = `id, idempotency_key, event_type, event_timestamp, session_id, a
  * `pending` with `processed_at` NULL for the worker, which is woken by one NOTIFY per statement
  * (PostgreSQL delivers it at commit and folds duplicates). The legacy NOT NULL columns are
  * filled: occurred_at = event_timestamp, raw_payload = the event as received, revenue_cents =
- * the value or 0.
+ * the value or 0. The ON CONFLICT names no target: the key is unique through idx_events_idempotency
+ * on one server and through (tenant_id, idempotency_key) on Citus (docs/scaling.md).
  */
 export async function insertEvents(client: Queryable, tenantId: string, events: readonly PreparedEvent[]): Promise<StoredEvent[]> {
   if (events.length === 0) return [];
@@ -58,7 +59,7 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
                      $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
               WITH ORDINALITY AS u(k, t, ts, s, usr, ch, cmp, v, cur, o, raw, h, anon, n)
         ORDER BY u.n
-       ON CONFLICT (idempotency_key) DO NOTHING
+       ON CONFLICT DO NOTHING
        RETURNING ${COLUMNS}
      ),
      -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once).

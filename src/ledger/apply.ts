@@ -105,7 +105,7 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
   const pending = await client.query<{ id: string; pending_fact: Knowledge }>(
     `WITH added AS (
        INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id)
-       SELECT unnest($1::text[]), $2, $3 ON CONFLICT (reference) DO NOTHING RETURNING reference
+       SELECT unnest($1::text[]), $2, $3 ON CONFLICT (tenant_id, reference) DO NOTHING RETURNING reference
      )
      SELECT id, pending_fact FROM webhook_deliveries
       WHERE status = 'pending'

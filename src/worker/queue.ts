@@ -92,7 +92,7 @@ export async function deadLetter(
        (tenant_id, event_id, source, event_type, error_type, error_code, error_message, error_traceback, error_detail,
         retry_count, raw_payload, remediation_status)
      SELECT e.tenant_id, e.id, 'worker', e.event_type, $3, $5, $4, $6, $7::jsonb, $2, e.raw_payload, 'pending' FROM e
-     ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO UPDATE
+     ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO UPDATE
         SET event_type = excluded.event_type, error_type = excluded.error_type, error_code = excluded.error_code,
             error_message = excluded.error_message, error_traceback = excluded.error_traceback,
             error_detail = excluded.error_detail, retry_count = excluded.retry_count, raw_payload = excluded.raw_payload,

@@ -1948,10 +1948,12 @@ export interface operations {
                             mean_confidence: number | null;
                         }[];
                         from: string;
-                        /** @description Days of the period whose events retention removed: their figures come from daily aggregates (null: none) */
+                        /** @description Days of the period whose events retention removed: their figures come from daily aggregates (null: none). The verified figures leave them out (see GET /reconciliation's pruned) */
                         from_aggregates: null | {
                             days: number;
+                            /** Format: date */
                             first_day: string;
+                            /** Format: date */
                             last_day: string;
                             note: string;
                         };
@@ -2201,6 +2203,15 @@ export interface operations {
                             };
                         }[];
                         from: string;
+                        /** @description Days of the period whose events retention removed: every model's figures for them come from daily aggregates (null: none) */
+                        from_aggregates: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         models: string[];
                         to: string;
                     };
@@ -14349,6 +14360,15 @@ export interface operations {
                         }[];
                         from: string;
                         model: string;
+                        /** @description Days of the period whose events retention removed: their conversions are not in this report, and the note says why (null: none) */
+                        pruned: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         to: string;
                         total: {
                             /** @description Revenue the conversions claim, minor units of the reporting currency */
@@ -15120,6 +15140,15 @@ export interface operations {
                             /** @description sum of the conversions' values, minor units of currency */
                             revenue_cents: number;
                         }[];
+                        /** @description Days of the period whose events retention removed: their conversions are not in these paths, and the note says why (null: none) */
+                        pruned: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         to: string;
                     };
                 };
