@@ -92,9 +92,9 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
  * One index-served branch per kind of tie, not one OR (an OR over a subquery cannot use an
  * index): idx_attribution_events_journey (tenant, session, time), _user_journey (tenant, user,
  * time), idx_identity_links_user then _anonymous_journey (tenant, anonymous id, time), the
- * lookback in each branch's index condition. bench/journeys.bench.ts (300,000 touches): the
- * one-OR form took 27× as long as this one; this one 1.7× the path query before the graph, for
- * 1.6× the touches.
+ * lookback in each branch's index condition. bench/journeys.bench.ts (300,000 touches, busy
+ * machine): the one-OR form took 27–39× as long as this one; this one 1.1–1.7× the path query
+ * before the graph, for 1.6× the touches.
  */
 export async function loadPath(client: Queryable, tenantId: string, conversion: Conversion, lookbackDays: number): Promise<Touch[]> {
   const r = await client.query<{ channel: string; campaign: string | null; at_ms: string }>({
