@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   attribution: async () => (await import('../attribution/cli.js')).registerAttribution,
   channels: async () => (await import('../channels/cli.js')).registerChannels,
   spend: async () => (await import('../spend/cli.js')).registerSpend,
+  report: async () => (await import('../performance/cli.js')).registerReport,
   user: async () => (await import('../users/cli.js')).registerUser,
   export: async () => (await import('../exports/cli.js')).registerExport,
   people: async () => (await import('../erasure/cli.js')).registerPeople,

@@ -79,6 +79,9 @@ export const PROBLEMS = {
   spend_cursor_invalid: { status: 400, title: 'The pagination cursor is not valid' },
   spend_file_invalid: { status: 422, title: 'The spend file is not valid' },
   spend_time_zone_invalid: { status: 400, title: 'Unknown time zone' },
+  // the performance report (src/performance)
+  performance_query_invalid: { status: 400, title: 'The performance query is not valid' },
+  performance_overflow: { status: 400, title: 'A sum of the performance report is too large' },
   // worker and dead-letter queue (src/worker, src/dlq)
   dead_event_not_found: { status: 404, title: 'No such dead event' },
   dead_event_transition_not_allowed: { status: 409, title: 'The dead event cannot make this remediation move' },

@@ -15,6 +15,7 @@ import { reconciliationRoutes } from '../reconciliation/routes.js';
 import { attributionRoutes } from '../attribution/routes.js';
 import { channelRoutes } from '../channels/routes.js';
 import { spendRoutes } from '../spend/routes.js';
+import { performanceRoutes } from '../performance/routes.js';
 import { signInRoutes, userRoutes } from '../users/routes.js';
 import { webhookEndpointRoutes } from '../webhooks/endpoint-routes.js';
 import { apiKeyRoutes, tenantRoutes } from '../tenants/routes.js';
@@ -57,6 +58,7 @@ export const API_ROUTES: FastifyPluginAsync[] = [
   publishableKeyRoutes,
   identityRoutes,
   spendRoutes,
+  performanceRoutes,
 ];
 
 /** collectRoutes authenticates with a publishable key (its own hook), sdkRoutes serve the tracker. */

@@ -629,6 +629,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/performance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Spend against attributed and ledger-verified revenue per channel, campaign, platform or day: ROAS (with its interval), CPA, refund and chargeback rates, MER */
+        get: operations["getPerformance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/publishable-keys": {
         parameters: {
             query?: never;
@@ -12873,6 +12890,308 @@ export interface operations {
             };
             /** @description not_found: Not found; identity_link_not_found: No such identity link */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getPerformance: {
+        parameters: {
+            query: {
+                /** @description First day (YYYY-MM-DD, in the tenant's reporting time zone) */
+                from: string;
+                /** @description channel (default), campaign, platform or day */
+                group_by?: string;
+                /** @description Attribution model splitting conversions (default last_touch) */
+                model?: string;
+                /** @description Day after the last (exclusive) */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Reporting currency of every amount */
+                        currency: string;
+                        from: string;
+                        /** @description Amounts left out of every converted figure: no rate for the currency on or before the day (skeldir fx import) */
+                        fx_gaps: {
+                            /** @description Left out, minor units of its own currency */
+                            amount_cents: number;
+                            currency: string;
+                            day: string;
+                            rows: number;
+                            /** @description spend, conversions or ledger */
+                            source: string;
+                        }[];
+                        group_by: string;
+                        /** @description Every key with spend or revenue: spend without revenue and revenue without spend are both lines */
+                        lines: {
+                            /** @description Claimed revenue: the allocations of the model, converted at the conversion day's rate */
+                            attributed_cents: number;
+                            captured_cents: number;
+                            chargeback_cents: number;
+                            /** @description charged back / captured */
+                            chargeback_rate: number | null;
+                            /** @description Conversions credited to the line at all */
+                            conversions: number;
+                            /** @description spend / credited conversions, half to even (null: no spend or no conversions) */
+                            cpa_cents: number | null;
+                            /** @description Sum of the allocation ratios */
+                            credited_conversions: number;
+                            /** @description channel: {channel}; campaign: {channel, campaign_id, platform, campaign_name}; platform: {platform} (null: revenue of campaigns no spend row of the period names); day: {day} */
+                            key: {
+                                [key: string]: string | null;
+                            };
+                            /** @description refunded / captured */
+                            refund_rate: number | null;
+                            refunded_cents: number;
+                            roas: {
+                                /** @description attributed / spend (null: no spend) */
+                                claimed: number | null;
+                                /** @description verified / spend (null: no spend) */
+                                verified: number | null;
+                            };
+                            /** @description total_interval / spend: the interval of claimed ROAS (spend is known exactly) */
+                            roas_interval: {
+                                /** @enum {string} */
+                                basis: "claimed";
+                                lower: number;
+                                upper: number;
+                            } | null;
+                            /** @description Spend converted at each day's rate (minor units of the reporting currency); 0 when none */
+                            spend_cents: number;
+                            spend_rows: number;
+                            /** @description The 94 % interval of the line's attributed total (channel and campaign lines of population models whose run covers exactly the period) */
+                            total_interval: {
+                                /** @description Draws or bootstrap replicates the quantiles were taken over */
+                                draws: number;
+                                /** @description Bulk effective sample size of the total (bayesian) */
+                                ess: number | null;
+                                /** @description Lower bound of the total, minor units (rounded down) */
+                                lower_cents: number;
+                                /** @description Probability mass of the interval (0.94) */
+                                mass: number;
+                                /** @description posterior_draws (bayesian) or bootstrap (markov, shapley) */
+                                method: string;
+                                /** @description R-hat of the total over the chains (bayesian) */
+                                r_hat: number | null;
+                                /** @description Upper bound of the total, minor units (rounded up) */
+                                upper_cents: number;
+                            } | null;
+                            /** @description Spend rows and revenue buckets of the line left out for want of an FX rate (listed in fx_gaps) */
+                            unconverted_buckets: number;
+                            /** @description Ledger-verified revenue: captured − refunded − charged back of the conversions' orders, split like the allocations */
+                            verified_cents: number;
+                        }[];
+                        model: string;
+                        /** @description The instants of the conversions counted: [from, to) at midnight in time_zone */
+                        period: {
+                            from: string;
+                            to: string;
+                        };
+                        time_zone: string;
+                        to: string;
+                        /** @description Where total_interval comes from */
+                        total_intervals: {
+                            /** @description What the intervals are, or why there are none */
+                            note: string;
+                            /** @description The run whose stored totals give total_interval (null: none applies) */
+                            run_id: string | null;
+                        };
+                        totals: {
+                            attributed_cents: number;
+                            conversions: number;
+                            /** @description Marketing efficiency ratio: verified revenue / spend of the period (null: no spend) */
+                            mer: number | null;
+                            /** @description claimed revenue / spend */
+                            mer_claimed: number | null;
+                            spend_cents: number;
+                            verified_cents: number;
+                        };
+                    };
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; performance_query_invalid: The performance query is not valid; performance_overflow: A sum of the performance report is too large */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

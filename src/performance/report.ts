@@ -1,0 +1,307 @@
+import type { Queryable } from '../db/pool.js';
+import { formatInstant } from '../db/timestamps.js';
+import { intervalFor, totalIntervals, type TotalIntervals } from '../attribution/reports.js';
+import type { ModelType } from '../attribution/models.js';
+import { convertWithQuote, divideHalfEven, findRates, type FxQuote } from '../money/fx.js';
+import { convertedSpend } from '../spend/report.js';
+import { PerformanceError } from './errors.js';
+
+export const PERFORMANCE_GROUPS = ['channel', 'campaign', 'platform', 'day'] as const;
+export type PerformanceGroup = (typeof PERFORMANCE_GROUPS)[number];
+/** The channel of conversions that have no allocation of the chosen model. */
+export const UNATTRIBUTED = 'unattributed';
+
+/**
+ * The revenue side of the performance report in one statement, in native currencies, per
+ * (group key, currency, UTC day of the rate): the caller converts each bucket once at its day's
+ * rate (findRates, the ledger's FX rule) and lists the buckets without a rate as gaps.
+ *
+ * - conv: conversions with event time in [$2, $3) (the period's days in the tenant's reporting
+ *   time zone $5), the first of each order carrying the order's ledger rows (as reconciliation).
+ * - alloc: the model's allocations of the same period, one range of idx_allocations_model_created
+ *   (the engine stores the conversion time in created_at); `w`, a row's share of its conversion,
+ *   is its cents over the conversion's (1/n when all are 0), at 30 decimal places; a conversion
+ *   without allocations is `unattributed` with w = 1.
+ * - ledger: captured (0 while authorized), refunded, charged back and verified = max(0, captured −
+ *   refunded − charged back) of each order's ledger rows, dated by their verification time.
+ * - revenue buckets: claimed = the allocations' cents, conversions (distinct), credited
+ *   conversions (Σ allocation_ratio); ledger buckets: w × each amount (fractional; rounded half to
+ *   even per bucket by the caller).
+ * KEY1/KEY2 are the group's key expressions (GROUP_KEYS); platform: the ad platform of the
+ * allocation's channel (tenant_channels.ad_platform, '' when it has none), as docs/channels.md says.
+ */
+const revenueSql = (key1: string, key2: string) => `
+  WITH conv AS MATERIALIZED (
+    SELECT e.id, (e.event_timestamp AT TIME ZONE $5)::date AS day, (e.event_timestamp AT TIME ZONE 'UTC')::date AS fx_day, e.currency,
+           coalesce(e.conversion_value_cents, 0)::bigint AS value, e.order_id,
+           e.order_id IS NOT NULL AND row_number() OVER (PARTITION BY e.order_id ORDER BY e.event_timestamp, e.id) = 1 AS first_of_order
+      FROM attribution_events e
+     WHERE e.tenant_id = $1 AND e.event_type = 'conversion' AND e.event_timestamp >= $2 AND e.event_timestamp < $3),
+  alloc AS (
+    SELECT a.event_id, a.channel_code, coalesce(a.campaign_id, '') AS campaign, a.allocated_revenue_cents::bigint AS cents, a.allocation_ratio AS ratio,
+           sum(a.allocated_revenue_cents) OVER (PARTITION BY a.event_id) AS total, count(*) OVER (PARTITION BY a.event_id) AS n
+      FROM attribution_allocations a
+     WHERE a.tenant_id = $1 AND a.model_type = $4 AND a.created_at >= $2 AND a.created_at < $3),
+  shares AS MATERIALIZED (
+    SELECT c.id, c.day, c.fx_day, c.currency, c.first_of_order,
+           coalesce(a.channel_code, '${UNATTRIBUTED}') AS channel, coalesce(a.campaign, '') AS campaign,
+           CASE WHEN a.event_id IS NULL THEN 1::numeric
+                WHEN a.total > 0 THEN a.cents::numeric(60, 30) / a.total
+                ELSE 1::numeric(60, 30) / a.n END AS w,
+           coalesce(a.cents, c.value) AS claimed, coalesce(a.ratio, 1) AS credited
+      FROM conv c LEFT JOIN alloc a ON a.event_id = c.id),
+  ledger AS (
+    SELECT c.id, l.currency, (l.verification_timestamp AT TIME ZONE 'UTC')::date AS fx_day,
+           coalesce(l.captured_cents, l.amount_cents)::bigint AS captured, l.refunded_cents::bigint AS refunded, l.chargeback_cents::bigint AS chargeback,
+           greatest(0, coalesce(l.captured_cents, l.amount_cents)::bigint - l.refunded_cents - l.chargeback_cents) AS verified
+      FROM conv c JOIN revenue_ledger l ON l.tenant_id = $1 AND l.order_id = c.order_id
+     WHERE c.first_of_order AND l.state <> 'authorized')
+  SELECT 'revenue' AS kind, ${key1} AS k1, ${key2} AS k2, s.currency, s.fx_day::text AS fx_day,
+         sum(s.claimed)::text AS claimed, NULL AS verified, NULL AS captured, NULL AS refunded, NULL AS chargeback,
+         count(DISTINCT s.id)::int AS conversions, sum(s.credited)::text AS credited
+    FROM shares s LEFT JOIN tenant_channels p ON p.tenant_id = $1 AND p.code = s.channel
+   GROUP BY 2, 3, s.currency, s.fx_day
+  UNION ALL
+  SELECT 'ledger', ${key1}, ${key2}, l.currency, l.fx_day::text,
+         NULL, sum(s.w * l.verified)::text, sum(s.w * l.captured)::text, sum(s.w * l.refunded)::text, sum(s.w * l.chargeback)::text, 0, NULL
+    FROM shares s JOIN ledger l ON l.id = s.id LEFT JOIN tenant_channels p ON p.tenant_id = $1 AND p.code = s.channel
+   GROUP BY 2, 3, l.currency, l.fx_day
+  UNION ALL
+  SELECT 'count', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*)::int, NULL FROM conv`;
+
+const GROUP_KEYS: Record<PerformanceGroup, [string, string]> = {
+  channel: ['s.channel', `''`],
+  campaign: ['s.channel', 's.campaign'],
+  platform: [`coalesce(p.ad_platform, '')`, `''`],
+  day: ['s.day::text', `''`],
+};
+export const PERFORMANCE_SQL = Object.fromEntries(PERFORMANCE_GROUPS.map((g) => [g, revenueSql(...GROUP_KEYS[g])])) as Record<PerformanceGroup, string>;
+
+interface Bucket {
+  kind: 'revenue' | 'ledger' | 'count';
+  k1: string | null;
+  k2: string | null;
+  currency: string | null;
+  fx_day: string | null;
+  claimed: string | null;
+  verified: string | null;
+  captured: string | null;
+  refunded: string | null;
+  chargeback: string | null;
+  conversions: number;
+  credited: string | null;
+}
+
+export interface FxGap {
+  source: 'spend' | 'conversions' | 'ledger';
+  currency: string;
+  day: string;
+  amount_cents: number;
+  rows: number;
+}
+
+interface Acc {
+  key: Record<string, string | null>;
+  spend: bigint;
+  spendRows: number;
+  conversions: number;
+  /** Σ allocation_ratio in units of 10^-5 (numeric(6,5) sums exactly). */
+  creditedUnits: bigint;
+  claimed: bigint;
+  verified: bigint;
+  captured: bigint;
+  refunded: bigint;
+  chargeback: bigint;
+  /** Currencies of the claimed revenue (the ROAS interval needs it all in the reporting currency). */
+  currencies: Set<string>;
+  unconverted: number;
+}
+
+/** A decimal text (numeric) rounded to an integer, half to even (as every money rounding here). */
+export function roundHalfEven(text: string): bigint {
+  const negative = text.startsWith('-');
+  const [whole, frac = ''] = (negative ? text.slice(1) : text).split('.');
+  const scale = 10n ** BigInt(frac.length);
+  const n = BigInt(whole! + frac);
+  const q = divideHalfEven(n, scale);
+  return negative ? -q : q;
+}
+
+/** Exact units of 10^-digits of a decimal text with at most `digits` decimals (Σ of numeric(6,5)). */
+function decimalUnits(text: string, digits: number): bigint {
+  const [whole, frac = ''] = text.split('.');
+  return BigInt(whole!) * 10n ** BigInt(digits) + BigInt(frac.padEnd(digits, '0').slice(0, digits) || '0');
+}
+
+function safe(v: bigint): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) throw new PerformanceError('performance_overflow', 'a sum exceeds 2^53 minor units; narrow the period');
+  return Number(v);
+}
+
+const ratio = (a: bigint, b: bigint): number | null => (b === 0n ? null : Math.round((Number(a) / Number(b)) * 1e6) / 1e6);
+
+export interface PerformanceOptions {
+  from: string;
+  to: string;
+  model: ModelType;
+  groupBy: PerformanceGroup;
+}
+
+/**
+ * The performance report of [from, to) (days in the tenant's reporting time zone), every amount in
+ * the reporting currency: per group, spend, conversions, attributed (claimed) and ledger-verified
+ * revenue, ROAS on both, the ROAS interval that follows from the total's interval (spend is
+ * known), CPA, refund and chargeback rates; MER for the period; FX gaps listed, never counted as 0.
+ */
+export async function performanceReport(client: Queryable, tenantId: string, o: PerformanceOptions) {
+  const t = (
+    await client.query<{ currency: string; zone: string; from_at: Date; to_at: Date }>(
+      `SELECT reporting_currency AS currency, reporting_time_zone AS zone,
+              ($2::date::timestamp AT TIME ZONE reporting_time_zone) AS from_at, ($3::date::timestamp AT TIME ZONE reporting_time_zone) AS to_at
+         FROM tenants WHERE id = $1`,
+      [tenantId, o.from, o.to],
+    )
+  ).rows[0]!;
+  await client.query(`SET LOCAL work_mem = '64MB'`);
+  const buckets = (await client.query<Bucket>(PERFORMANCE_SQL[o.groupBy], [tenantId, formatInstant(t.from_at), formatInstant(t.to_at), o.model, t.zone])).rows;
+  const spend = await convertedSpend(client, tenantId, o.from, o.to, t.currency);
+  const revenue = buckets.filter((b) => b.kind !== 'count');
+  const pairs = [...new Map(revenue.map((b) => [`${b.currency}|${b.fx_day}`, { base: b.currency!, quote: t.currency, date: b.fx_day! }])).values()];
+  const quotes = new Map<string, FxQuote | null>();
+  (await findRates(client, pairs)).forEach((q, i) => quotes.set(`${pairs[i]!.base}|${pairs[i]!.date}`, q));
+
+  const lines = new Map<string, Acc>();
+  const line = (k1: string, k2: string, key: () => Record<string, string | null>) => {
+    const id = `${k1}\u0000${k2}`;
+    let a = lines.get(id);
+    if (!a) {
+      a = { key: key(), spend: 0n, spendRows: 0, conversions: 0, creditedUnits: 0n, claimed: 0n, verified: 0n, captured: 0n, refunded: 0n, chargeback: 0n, currencies: new Set(), unconverted: 0 };
+      lines.set(id, a);
+    }
+    return a;
+  };
+  const keyOf = (k1: string, k2: string): Record<string, string | null> =>
+    o.groupBy === 'channel' ? { channel: k1 }
+    : o.groupBy === 'campaign' ? { channel: k1, campaign_id: k2 === '' ? null : k2, platform: null, campaign_name: null }
+    : o.groupBy === 'platform' ? { platform: k1 === '' ? null : k1 }
+    : { day: k1 };
+  const gaps = new Map<string, FxGap>();
+  const gap = (source: FxGap['source'], currency: string, day: string, amount: bigint, rows: number) => {
+    const k = `${source}|${currency}|${day}`;
+    const g = gaps.get(k) ?? { source, currency, day, amount_cents: 0, rows: 0 };
+    g.amount_cents = safe(BigInt(g.amount_cents) + amount);
+    g.rows += rows;
+    gaps.set(k, g);
+  };
+  // Spend, converted per (day, currency, platform, channel, campaign) by convertedSpend.
+  for (const s of spend.lines) {
+    const [k1, k2] =
+      o.groupBy === 'channel' ? [s.channel_code, ''] : o.groupBy === 'campaign' ? [s.channel_code, s.campaign_id] : o.groupBy === 'platform' ? [s.platform, ''] : [s.day, ''];
+    const a = line(k1, k2, () => keyOf(k1, k2));
+    if (o.groupBy === 'campaign') {
+      a.key.platform ??= s.platform;
+      a.key.campaign_name ??= s.campaign_name ?? null;
+    }
+    a.spendRows += s.rows;
+    if (s.reporting_cents === null) a.unconverted += s.rows;
+    else a.spend += s.reporting_cents;
+  }
+  for (const g of spend.gaps) gap('spend', g.currency, g.day, BigInt(g.spend_cents), g.rows);
+  let conversions = 0;
+  for (const b of buckets) {
+    if (b.kind === 'count') {
+      conversions = b.conversions;
+      continue;
+    }
+    const a = line(b.k1!, b.k2!, () => keyOf(b.k1!, b.k2!));
+    const q = quotes.get(`${b.currency}|${b.fx_day}`) ?? null;
+    const convert = (text: string | null) => {
+      const native = roundHalfEven(text ?? '0');
+      return q ? convertWithQuote(native, q) : null;
+    };
+    if (b.kind === 'revenue') {
+      a.conversions += b.conversions;
+      a.creditedUnits += decimalUnits(b.credited ?? '0', 5);
+      a.currencies.add(b.currency!);
+      const claimed = convert(b.claimed);
+      if (claimed === null) {
+        a.unconverted += 1;
+        gap('conversions', b.currency!, b.fx_day!, roundHalfEven(b.claimed ?? '0'), b.conversions);
+      } else a.claimed += claimed;
+    } else {
+      const verified = convert(b.verified);
+      if (verified === null) {
+        a.unconverted += 1;
+        gap('ledger', b.currency!, b.fx_day!, roundHalfEven(b.verified ?? '0'), 1);
+        continue;
+      }
+      a.verified += verified;
+      a.captured += convert(b.captured)!;
+      a.refunded += convert(b.refunded)!;
+      a.chargeback += convert(b.chargeback)!;
+    }
+  }
+  const intervals: TotalIntervals | null =
+    o.groupBy === 'channel' || o.groupBy === 'campaign' ? await totalIntervals(client, tenantId, o.model, t.from_at, t.to_at, o.groupBy) : null;
+  let totalSpend = 0n;
+  let totalClaimed = 0n;
+  let totalVerified = 0n;
+  const out = [...lines.values()]
+    .sort((x, y) => {
+      const a = JSON.stringify(Object.values(x.key));
+      const b = JSON.stringify(Object.values(y.key));
+      return a < b ? -1 : a > b ? 1 : 0;
+    })
+    .map((a) => {
+      totalSpend += a.spend;
+      totalClaimed += a.claimed;
+      totalVerified += a.verified;
+      const channel = a.key.channel ?? null;
+      // The ROAS interval: the total's interval over the spend, when the line's revenue is all in
+      // the reporting currency (the stored totals are per conversion currency) and the run applies.
+      const onlyReporting = a.currencies.size === 1 && a.currencies.has(t.currency);
+      const iv =
+        intervals && channel && channel !== UNATTRIBUTED && onlyReporting && a.unconverted === 0
+          ? intervalFor(intervals, channel, o.groupBy === 'campaign' ? (a.key.campaign_id ?? '') : '', t.currency, safe(a.claimed))
+          : null;
+      return {
+        key: a.key,
+        spend_cents: safe(a.spend),
+        spend_rows: a.spendRows,
+        conversions: a.conversions,
+        credited_conversions: Number(a.creditedUnits) / 1e5,
+        attributed_cents: safe(a.claimed),
+        verified_cents: safe(a.verified),
+        captured_cents: safe(a.captured),
+        refunded_cents: safe(a.refunded),
+        chargeback_cents: safe(a.chargeback),
+        roas: { claimed: ratio(a.claimed, a.spend), verified: ratio(a.verified, a.spend) },
+        total_interval: iv,
+        roas_interval: iv && a.spend > 0n ? { lower: ratio(BigInt(iv.lower_cents), a.spend)!, upper: ratio(BigInt(iv.upper_cents), a.spend)!, basis: 'claimed' as const } : null,
+        cpa_cents: a.creditedUnits > 0n && a.spend > 0n ? safe(divideHalfEven(a.spend * 100000n, a.creditedUnits)) : null,
+        refund_rate: ratio(a.refunded, a.captured),
+        chargeback_rate: ratio(a.chargeback, a.captured),
+        unconverted_buckets: a.unconverted,
+      };
+    });
+  return {
+    from: o.from,
+    to: o.to,
+    time_zone: t.zone,
+    period: { from: formatInstant(t.from_at), to: formatInstant(t.to_at) },
+    model: o.model,
+    group_by: o.groupBy,
+    currency: t.currency,
+    lines: out,
+    totals: {
+      spend_cents: safe(totalSpend),
+      conversions,
+      attributed_cents: safe(totalClaimed),
+      verified_cents: safe(totalVerified),
+      mer: ratio(totalVerified, totalSpend),
+      mer_claimed: ratio(totalClaimed, totalSpend),
+    },
+    total_intervals: intervals ? { run_id: intervals.run_id, note: intervals.note } : { run_id: null, note: `no interval per ${o.groupBy}: intervals are stored per channel and campaign` },
+    fx_gaps: [...gaps.values()].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : x.source < y.source ? -1 : x.source > y.source ? 1 : x.currency < y.currency ? -1 : 1)),
+  };
+}
