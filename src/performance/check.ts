@@ -6,12 +6,13 @@ import { PERFORMANCE_GROUPS, type PerformanceGroup, type PerformanceOptions } fr
 /** The report's parameters checked as HTTP and the CLI take them (days, a model, a grouping); every problem names its field. */
 export function checkPerformanceQuery(q: { from?: string; to?: string; model?: string; group_by?: string }): PerformanceOptions {
   for (const field of ['from', 'to'] as const) {
-    const v = q[field];
+    // A bare day arrives from HTTP as its midnight UTC (the HTTP layer's one rule for from/to): the day is its date part.
+    const v = q[field]?.slice(0, 10);
     if (v === undefined) throw new PerformanceError('performance_query_invalid', `${field} is required (a day, YYYY-MM-DD)`, { field });
     const p = dayProblem(v);
     if (p) throw new PerformanceError('performance_query_invalid', `${field}: ${p}`, { field });
   }
-  const { from, to } = q as { from: string; to: string };
+  const [from, to] = [q.from!.slice(0, 10), q.to!.slice(0, 10)];
   if (from >= to) throw new PerformanceError('performance_query_invalid', `to (${to}) must be after from (${from})`, { field: 'to' });
   if ((Date.parse(to) - Date.parse(from)) / 86_400_000 > 3660) throw new PerformanceError('performance_query_invalid', 'the period is longer than ten years', { field: 'to' });
   const model = q.model ?? 'last_touch';

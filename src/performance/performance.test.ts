@@ -39,7 +39,7 @@ before(async () => {
   db = await createTestDatabase('head');
   const owner = db.ownerPool({ max: 1 });
   ({ tenant_id: tenant, api_key: key } = await createTenant(owner, { name: 'Performance', email: 'ops@performance.example' }));
-  await createTenant(owner, { name: 'Other', email: 'ops@other-performance.example' });
+  const other = await createTenant(owner, { name: 'Other', email: 'ops@other-performance.example' });
   const endpoint = await createEndpoint(owner, loadSecretKey(process.env, '/nonexistent'), { tenantId: tenant, provider: 'stripe', secret: 'whsec_perf' });
   await importFxRates(owner, parseFxCsv('2026-04-15,EUR,USD,2\n'), 'test-rates');
   await owner.end();
@@ -91,6 +91,9 @@ before(async () => {
   row('2026-05-02', 'google_ads', 'g1', 'google_search_paid', 99_999); // after the period
   const res = await app.inject({ method: 'POST', url: '/api/v1/spend', headers: { authorization: `Bearer ${key}` }, payload: { rows: spend } });
   assert.equal(res.json().failed, 0, res.body);
+  // Another tenant's spend on the same campaigns and days: never in this tenant's figures (tenant isolation).
+  const theirs = await app.inject({ method: 'POST', url: '/api/v1/spend', headers: { authorization: `Bearer ${other.api_key}` }, payload: { rows: spend.slice(0, 40) } });
+  assert.equal(theirs.json().failed, 0, theirs.body);
 
   for (const model of ['linear', 'markov'] as const) {
     const r = await runModel(pool, tenant, { model, from: new Date(`${FROM}T00:00:00Z`), to: new Date(`${TO}T00:00:00Z`), trigger: 'cli', markov: { bootstrap: 200 } });
@@ -128,7 +131,7 @@ async function expected(model: string, by: 'channel' | 'campaign' | 'platform' |
         GROUP BY 1`,
       [model],
     );
-    const spend = await c.query<{ k: string; cents: string }>(`SELECT ${skey} AS k, sum(spend_cents)::text AS cents FROM ad_spend WHERE currency = 'USD' AND day >= '${FROM}' AND day < '${TO}' GROUP BY 1`);
+    const spend = await c.query<{ k: string; cents: string }>(`SELECT ${skey} AS k, coalesce(sum(spend_cents) FILTER (WHERE currency = 'USD'), 0)::text AS cents FROM ad_spend WHERE day >= '${FROM}' AND day < '${TO}' GROUP BY 1`);
     return { revenue: new Map(revenue.rows.map((r) => [r.k, r])), spend: new Map(spend.rows.map((r) => [r.k, Number(r.cents)])) };
   });
 }
@@ -216,6 +219,7 @@ describe('GET /api/v1/performance', () => {
       [`from=${TO}&to=${FROM}`, 'to'],
       [`from=${FROM}&to=${TO}&group_by=week`, 'group_by'],
       [`from=${FROM}&to=${TO}&model=magic`, 'model'],
+      [`from=2026-04-01T10:00:00Z&to=${TO}`, 'from'],
     ] as const) {
       const res = await get(`/api/v1/performance?${q}`);
       assert.equal(res.statusCode, 400, `${q}: ${res.body}`);

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { TotalIntervalSchema, TotalIntervalsNote } from '../attribution/routes.js';
+import { QueryDay } from '../spend/routes.js';
 import { checkPerformanceQuery } from './check.js';
 import { performanceReport } from './report.js';
 
@@ -46,8 +47,8 @@ export const performanceRoutes: FastifyPluginAsync = async (app) => {
         security: [{ apiKey: [] }],
         querystring: Type.Object(
           {
-            from: Type.String({ format: 'date', description: "First day (YYYY-MM-DD, in the tenant's reporting time zone)" }),
-            to: Type.String({ format: 'date', description: 'Day after the last (exclusive)' }),
+            from: QueryDay("First day, in the tenant's reporting time zone:"),
+            to: QueryDay('Day after the last (exclusive):'),
             model: Type.Optional(Type.String({ description: 'Attribution model splitting conversions (default last_touch)' })),
             group_by: Type.Optional(Type.String({ description: 'channel (default), campaign, platform or day' })),
           },

@@ -13038,13 +13038,13 @@ export interface operations {
     getPerformance: {
         parameters: {
             query: {
-                /** @description First day (YYYY-MM-DD, in the tenant's reporting time zone) */
+                /** @description First day, in the tenant's reporting time zone: YYYY-MM-DD (a whole day). */
                 from: string;
                 /** @description channel (default), campaign, platform or day */
                 group_by?: string;
                 /** @description Attribution model splitting conversions (default last_touch) */
                 model?: string;
-                /** @description Day after the last (exclusive) */
+                /** @description Day after the last (exclusive): YYYY-MM-DD (a whole day). */
                 to: string;
             };
             header?: never;
