@@ -10,7 +10,7 @@ import { stderrProgress } from '../cli/progress.js';
 import type { Service } from '../cli/start.js';
 import { AttributionError } from './errors.js';
 import { isModelType, MODEL_TYPES, MODEL_VERSIONS, type ModelType } from './models.js';
-import { channelReport, checkInstant, checkPeriod } from './reports.js';
+import { channelReport, checkInstant, checkPeriod, totalIntervals, withTotalIntervals } from './reports.js';
 import { runModel } from './run.js';
 import { latestRuns, recentRuns, reportRuns, reportRunsJson, runJson } from './runs.js';
 import { AttributionScheduler, schedulePass } from './scheduler.js';
@@ -240,7 +240,7 @@ export function registerAttribution(program: Command): void {
                 model_version: MODEL_VERSIONS[model],
                 from,
                 to,
-                channels: report.channels,
+                ...withTotalIntervals(report.channels, await totalIntervals(c, o.tenant, model, from, to, 'channel'), report.source !== null),
                 from_aggregates: report.source,
                 ...reportRunsJson(await reportRuns(c, o.tenant, model, from, to)),
               };

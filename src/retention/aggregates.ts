@@ -91,7 +91,7 @@ export async function withDailyAggregates(
         attributed_conversions: Number(r.attributed),
         conversions: r.conversions,
         mean_confidence: aggMean === null ? null : Math.round(aggMean * 1000) / 1000,
-        credible_interval: interval,
+        summed_allocation_bounds: interval,
       });
       continue;
     }
@@ -102,11 +102,11 @@ export async function withDailyAggregates(
     f.conversions += r.conversions;
     f.mean_confidence = mean === null ? null : Math.round(mean * 1000) / 1000;
     if (interval) {
-      f.credible_interval = f.credible_interval
+      f.summed_allocation_bounds = f.summed_allocation_bounds
         ? {
-            lower_cents: f.credible_interval.lower_cents + interval.lower_cents,
-            upper_cents: f.credible_interval.upper_cents + interval.upper_cents,
-            allocations_with_interval: f.credible_interval.allocations_with_interval + interval.allocations_with_interval,
+            lower_cents: f.summed_allocation_bounds.lower_cents + interval.lower_cents,
+            upper_cents: f.summed_allocation_bounds.upper_cents + interval.upper_cents,
+            allocations_with_interval: f.summed_allocation_bounds.allocations_with_interval + interval.allocations_with_interval,
           }
         : interval;
     }
