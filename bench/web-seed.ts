@@ -46,7 +46,7 @@ export async function seedWebTenant(client: pg.Client, events: number): Promise<
      SELECT ${T}, conversion_value_cents, true, '${BENCH_TENANT}' || ':stripe:ch_' || order_id, 'captured', conversion_value_cents, 'USD', 'stripe', event_timestamp, order_id
        FROM attribution_events WHERE tenant_id = ${T} AND event_type = 'conversion' AND (hashtext(order_id) & 3) <> 0`,
   );
-  await client.query(`INSERT INTO revenue_state_transitions (ledger_id, from_state, to_state) SELECT id, NULL, 'captured' FROM revenue_ledger WHERE tenant_id = ${T}`);
+  await client.query(`INSERT INTO revenue_state_transitions (tenant_id, ledger_id, from_state, to_state) SELECT tenant_id, id, NULL, 'captured' FROM revenue_ledger WHERE tenant_id = ${T}`);
   await client.query(
     `INSERT INTO ad_spend (tenant_id, platform, account_id, campaign_id, campaign_name, channel_code, day, currency, spend_cents, clicks, impressions, source, import_id, imported_at)
      SELECT ${T}, p.platform, 'acct', p.platform || '-c' || c, 'Campaign ' || c, p.channel, d::date, 'USD', 10000 + c * 2500 + extract(doy FROM d)::int * 10, 100 + c, 5000 + c, 'api',

@@ -1,8 +1,8 @@
-import { quantileSorted, rhatAndEssBulk } from './diagnostics.js';
+import { quantileSelect, quantileSorted, rhatAndEssBulk } from './diagnostics.js';
 import type { JourneySet } from './journey-set.js';
 import { maskChannels } from './journey-set.js';
 import { sampleNuts, type ChainResult, type Target } from './nuts.js';
-import { clamp01, conversionMasks, maskCounts, type MaskAttribution, type PopulationFit } from './population.js';
+import { addToTotals, clamp01, conversionMasks, emptyTotalDraws, maskCounts, summariseTotals, type MaskAttribution, type PopulationFit, type TotalTerms } from './population.js';
 import { Rng } from './rng.js';
 
 /**
@@ -29,12 +29,14 @@ import { Rng } from './rng.js';
  * λ_c / Σ_{c'∈S} λ_c' (the cause, given that a listed channel caused it; the baseline's share
  * λ₀/Λ_S is reported per run). Each allocation carries the central 94 % credible interval of
  * that share times the value (3 % and 97 % posterior quantiles; lower rounded down, upper up),
- * the rank-normalised split R-hat and bulk ESS of the share's draws, and
+ * the rank-normalised split R-hat and bulk ESS of its channel's total in the run (run.ts), and
  * confidence_score = 1 − width of that 94 % interval of the share.
  *
  * Sampling is on the unconstrained vector (θ_1..θ_k, β₀) with ≥ 4 chains. A run is
- * converged only if every parameter and every allocated share has R-hat ≤ 1.01 and bulk ESS ≥
- * 400; otherwise it is flagged not converged and its allocations are not stored.
+ * converged only if every parameter and every channel (and campaign) total the run stores has
+ * R-hat ≤ 1.01 and bulk ESS ≥ 400; otherwise it is flagged not converged and its allocations are
+ * not stored. (Until bayesian/3 every allocated share of every channel set was diagnosed: most of
+ * the summary's time, for figures no report reads.)
  */
 export interface BayesianParameters {
   readonly chains: number;
@@ -133,7 +135,7 @@ export interface BayesianRun {
 }
 
 /** `onIteration` is called after each NUTS iteration of each chain, warmup included (the run's progress bar). */
-export function fitBayesianModel(js: JourneySet, params: BayesianParameters = BAYESIAN_DEFAULTS, onIteration?: () => void): PopulationFit {
+export function fitBayesianModel(js: JourneySet, params: BayesianParameters = BAYESIAN_DEFAULTS, onIteration?: () => void, terms?: TotalTerms): PopulationFit {
   const k = js.channels.length;
   const counts = maskCounts(js);
   const groups = [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([mask, c]) => ({ channels: maskChannels(mask), n: c.n, y: c.y }));
@@ -150,13 +152,14 @@ export function fitBayesianModel(js: JourneySet, params: BayesianParameters = BA
     init[k] = base + rng.uniform() * 2 - 1;
     chains.push(sampleNuts(target, { warmup: params.warmup, draws: params.draws, seed: params.seed + 104729 * (c + 1), init, targetAccept: params.targetAccept, onIteration }));
   }
-  return summarise(js, chains, params);
+  return summarise(js, chains, params, terms);
 }
 
-function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParameters): PopulationFit {
+function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParameters, terms?: TotalTerms): PopulationFit {
   const k = js.channels.length;
   const d = k + 1;
   const nd = params.draws;
+  const nc = chains.length;
   const paramChains = (i: number, f: (x: number) => number = (x) => x) => chains.map((ch) => Float64Array.from({ length: nd }, (_, s) => f(ch.draws[s * d + i]!)));
   const names = [...js.channels.map((c) => `theta[${c}]`), 'beta0'];
   const paramDiag = names.map((name, i) => {
@@ -167,61 +170,55 @@ function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParame
   });
   const lo = (1 - params.credibleMass) / 2;
   const hi = 1 - lo;
+  const paramMaxRhat = Math.max(...paramDiag.map((p) => (Number.isNaN(p.rhat) ? Infinity : p.rhat)));
+  const paramMinEss = Math.min(...paramDiag.map((p) => (Number.isNaN(p.essBulk) ? 0 : p.essBulk)));
   const byMask = new Map<number, MaskAttribution>();
-  const shareDiag: number[][] = [];
-  // λ_c draws per chain (draws × k), exponentiated once.
-  const lambdas = chains.map((ch) => {
-    const lam = new Float64Array(nd * k);
-    for (let s = 0; s < nd; s++) for (let c = 0; c < k; c++) lam[s * k + c] = Math.exp(ch.draws[s * d + c]!);
-    return lam;
+  const totals = terms ? emptyTotalDraws(terms, nc, nd) : undefined;
+  // λ_c draws, all chains one after the other (draw index ci·nd + s), exponentiated once.
+  const lambdas = new Float64Array(nc * nd * k);
+  chains.forEach((ch, ci) => {
+    for (let s = 0; s < nd; s++) for (let c = 0; c < k; c++) lambdas[(ci * nd + s) * k + c] = Math.exp(ch.draws[s * d + c]!);
   });
+  // One pass per channel set over the draws: each share draw is computed once and used for the
+  // share's mean and quantiles (the allocation's interval and confidence) and added to the totals.
+  // R-hat and ESS are not computed per share (that was most of the summary: measured in the commit
+  // that made this change); they are computed on the parameters and on the totals reports use.
+  const N = nc * nd;
+  const shareDraw = new Float64Array(32);
   for (const mask of conversionMasks(js)) {
     const channels = maskChannels(mask);
     const m = channels.length;
-    // Share draws per channel, chain by chain.
-    const shares = channels.map(() => chains.map(() => new Float64Array(nd)));
-    lambdas.forEach((lam, ci) => {
-      for (let s = 0; s < nd; s++) {
-        let sum = 0;
-        for (const c of channels) sum += lam[s * k + c]!;
-        for (let i = 0; i < m; i++) shares[i]![ci]![s] = lam[s * k + channels[i]!]! / sum;
-      }
-    });
+    const draws = channels.map(() => new Float64Array(N));
+    const maskTerms = terms?.byMask.get(mask);
+    for (let t = 0; t < N; t++) {
+      let sum = 0;
+      for (let i = 0; i < m; i++) sum += lambdas[t * k + channels[i]!]!;
+      for (let i = 0; i < m; i++) draws[i]![t] = shareDraw[i] = lambdas[t * k + channels[i]!]! / sum;
+      if (totals) addToTotals(totals, maskTerms, shareDraw, t);
+    }
     const share = new Float64Array(m);
     const lower = new Float64Array(m);
     const upper = new Float64Array(m);
     const confidence = new Float64Array(m);
-    const rh = new Float64Array(m);
-    const es = new Float64Array(m);
     for (let i = 0; i < m; i++) {
-      const pooled = concat(shares[i]!);
-      share[i] = pooled.reduce((a, b) => a + b, 0) / pooled.length;
-      pooled.sort();
-      lower[i] = quantileSorted(pooled, lo);
-      upper[i] = quantileSorted(pooled, hi);
+      const x = draws[i]!;
+      let sum = 0;
+      for (let t = 0; t < N; t++) sum += x[t]!;
+      share[i] = sum / N;
+      lower[i] = quantileSelect(x, lo);
+      upper[i] = quantileSelect(x, hi);
       confidence[i] = clamp01(1 - (upper[i]! - lower[i]!));
-      // A one-channel path's share is identically 1: no diagnostic applies (NaN).
-      const diag = m > 1 ? rhatAndEssBulk(shares[i]!) : { rhat: NaN, essBulk: NaN };
-      rh[i] = diag.rhat;
-      es[i] = diag.essBulk;
-      if (m > 1) shareDiag.push([rh[i]!, es[i]!]);
     }
-    byMask.set(mask, { channels, share, confidence, shareLower: lower, shareUpper: upper, rHat: rh, ess: es });
+    // Per row, the parameters' worst R-hat and ESS; run.ts puts the row's channel total's instead.
+    byMask.set(mask, { channels, share, confidence, shareLower: lower, shareUpper: upper, rHat: new Float64Array(m).fill(paramMaxRhat), ess: new Float64Array(m).fill(paramMinEss) });
   }
-  const allRhat = [...paramDiag.map((p) => p.rhat), ...shareDiag.map((s) => s[0]!)];
-  const allEss = [...paramDiag.map((p) => p.essBulk), ...shareDiag.map((s) => s[1]!)];
-  const maxRhat = Math.max(...allRhat.map((x) => (Number.isNaN(x) ? Infinity : x)));
-  const minEss = Math.min(...allEss.map((x) => (Number.isNaN(x) ? 0 : x)));
+  const totalSummaries = totals ? summariseTotals(totals, params.credibleMass, true) : undefined;
+  // Totals whose draws are all the same (a channel only ever alone on its paths: share 1) have no
+  // diagnostic and need none.
+  const varying = (totalSummaries ?? []).filter((t) => !t.constant);
+  const maxRhat = Math.max(paramMaxRhat, ...varying.map((t) => (t.rhat === null || Number.isNaN(t.rhat) ? Infinity : t.rhat)));
+  const minEss = Math.min(paramMinEss, ...varying.map((t) => (t.ess === null || Number.isNaN(t.ess) ? 0 : t.ess)));
   const converged = maxRhat <= RHAT_MAX && minEss >= ESS_MIN;
-  // Parameter-level figures stand in for a row whose own share is constant (one-channel paths).
-  for (const attr of byMask.values()) {
-    attr.rHat!.forEach((v, i) => {
-      if (Number.isNaN(v)) (attr.rHat as Float64Array)[i] = Math.max(...paramDiag.map((p) => p.rhat));
-    });
-    attr.ess!.forEach((v, i) => {
-      if (Number.isNaN(v)) (attr.ess as Float64Array)[i] = Math.min(...paramDiag.map((p) => p.essBulk));
-    });
-  }
   // Per channel, the hazard λ_c = exp(θ_c) itself: its mean and 3 %/97 % quantiles are all taken
   // over the λ draws (the θ-scale summaries are in `parameters`).
   const hazards = Object.fromEntries(
@@ -243,6 +240,8 @@ function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParame
       converged,
       max_rhat: maxRhat,
       min_ess_bulk: minEss,
+      diagnosed: 'R-hat and bulk ESS of the model parameters and of the channel (and campaign) totals of the run',
+      totals_diagnosed: varying.length,
       rhat_threshold: RHAT_MAX,
       ess_threshold: ESS_MIN,
       divergences: chains.reduce((a, c) => a + c.divergences, 0),
@@ -252,6 +251,7 @@ function summarise(js: JourneySet, chains: ChainResult[], params: BayesianParame
       leapfrog_steps: chains.reduce((a, c) => a + c.leapfrogs, 0),
     },
     converged,
+    ...(totals ? { totals, totalSummaries } : {}),
   };
 }
 

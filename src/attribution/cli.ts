@@ -10,11 +10,12 @@ import { stderrProgress } from '../cli/progress.js';
 import type { Service } from '../cli/start.js';
 import { AttributionError } from './errors.js';
 import { isModelType, MODEL_TYPES, MODEL_VERSIONS, type ModelType } from './models.js';
-import { channelReport, checkInstant, checkPeriod } from './reports.js';
+import { channelReport, checkInstant, checkPeriod, totalIntervals, withTotalIntervals } from './reports.js';
 import { runModel } from './run.js';
 import { latestRuns, recentRuns, reportRuns, reportRunsJson, runJson } from './runs.js';
 import { AttributionScheduler, schedulePass } from './scheduler.js';
 import { readSettings, settingsJson, writeSettings, type SettingsChange } from './settings.js';
+import { withDailyAggregates } from '../retention/aggregates.js';
 
 const print = (value: unknown) => process.stdout.write(JSON.stringify(value, instantsReplacer, 2) + '\n');
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -231,14 +232,19 @@ export function registerAttribution(program: Command): void {
         const pool = await checkTenant(ctx, o.tenant);
         try {
           print(
-            await withTenant(pool, o.tenant, async (c) => ({
-              model,
-              model_version: MODEL_VERSIONS[model],
-              from,
-              to,
-              channels: await channelReport(c, o.tenant, model, from, to),
-              ...reportRunsJson(await reportRuns(c, o.tenant, model, from, to)),
-            })),
+            await withTenant(pool, o.tenant, async (c) => {
+              // Days retention pruned are added from the daily aggregates and named, as the API does.
+              const report = await withDailyAggregates(c, o.tenant, model, from, to, await channelReport(c, o.tenant, model, from, to));
+              return {
+                model,
+                model_version: MODEL_VERSIONS[model],
+                from,
+                to,
+                ...withTotalIntervals(report.channels, await totalIntervals(c, o.tenant, model, from, to, 'channel'), report.source !== null),
+                from_aggregates: report.source,
+                ...reportRunsJson(await reportRuns(c, o.tenant, model, from, to)),
+              };
+            }),
           );
         } finally {
           await pool.end();

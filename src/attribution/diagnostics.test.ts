@@ -90,3 +90,19 @@ describe('convergence diagnostics against published reference values', () => {
     assert.deepEqual(sorted, [...x].sort((a, b) => a - b));
   });
 });
+
+describe('quantileSelect', () => {
+  test('equals quantileSorted of the sorted draws, for any draws and p', async () => {
+    const fc = (await import('fast-check')).default;
+    const { quantileSelect, quantileSorted } = await import('./diagnostics.js');
+    fc.assert(
+      fc.property(fc.array(fc.double({ noNaN: true, min: -1e6, max: 1e6 }), { minLength: 1, maxLength: 300 }), fc.double({ min: 0, max: 1, noNaN: true }), (xs, p) => {
+        const sorted = Float64Array.from(xs).sort();
+        const expected = quantileSorted(sorted, p);
+        const got = quantileSelect(Float64Array.from(xs), p);
+        return Math.abs(got - expected) <= 1e-9 * Math.max(1, Math.abs(expected));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -225,6 +225,52 @@ export function quantileSorted(sorted: ArrayLike<number>, p: number): number {
   return sorted[lo]! + (h - lo) * (sorted[hi]! - sorted[lo]!);
 }
 
+/**
+ * quantileSorted(sorted copy of x, p) without sorting: x is reordered in place by quickselect so
+ * that the two order statistics the interpolation needs are found in O(n). Measured on a bayesian
+ * summary (818 channel sets × their channels, 4000 draws each): 2.4 s with a full sort per share,
+ * see the commit introducing it for the figure with this.
+ */
+export function quantileSelect(x: Float64Array, p: number): number {
+  const n = x.length;
+  if (n === 0) return NaN;
+  const h = (n - 1) * p;
+  const lo = Math.floor(h);
+  const a = select(x, lo, 0, n - 1);
+  if (lo + 1 >= n || h === lo) return a;
+  // After select, everything right of lo is ≥ x[lo]: the next order statistic is their minimum.
+  let b = Infinity;
+  for (let i = lo + 1; i < n; i++) if (x[i]! < b) b = x[i]!;
+  return a + (h - lo) * (b - a);
+}
+
+/** The k-th smallest of x[left..right] (Hoare partition, median-of-three pivot), x reordered in place. */
+function select(x: Float64Array, k: number, left: number, right: number): number {
+  while (right > left) {
+    const mid = (left + right) >>> 1;
+    // Median of three as pivot: sorted data (draws of a share are often near-sorted) stays O(n).
+    const a = x[left]!, b = x[mid]!, c = x[right]!;
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (x[i]! < pivot) i++;
+      while (x[j]! > pivot) j--;
+      if (i <= j) {
+        const t = x[i]!;
+        x[i] = x[j]!;
+        x[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) right = j;
+    else if (k >= i) left = i;
+    else return x[k]!;
+  }
+  return x[k]!;
+}
+
 /** Rank-normalised split R-hat: max of bulk and folded (tail) R-hat. */
 export function rhat(chains: Chains): number {
   if (!finiteAndVaries(chains)) return NaN;

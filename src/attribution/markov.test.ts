@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { journeySetFrom } from './journey-set.js';
-import { fitMarkov, pathTable } from './markov.js';
+import { journeySetFrom, packJourneys, type JourneySet } from './journey-set.js';
+import { fitMarkov, pathTable, type PathTable } from './markov.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
 console.log(`# fast-check seed ${seed}`);
@@ -104,5 +104,94 @@ describe('markov removal effects', () => {
       ),
       { seed, numRuns: 150 },
     );
+  });
+});
+
+/** The simple reference the integer-keyed path table replaced: one string key per journey. */
+function stringPathTable(js: JourneySet): PathTable {
+  const index = new Map<string, number>();
+  const starts: number[] = [0];
+  const chans: number[] = [];
+  const conv: number[] = [];
+  const count: number[] = [];
+  for (let j = 0; j < js.converted.length; j++) {
+    const path = Array.from(js.pathChannels.subarray(js.pathStart[j]!, js.pathStart[j + 1]!));
+    const key = `${js.converted[j]}:${path.join(',')}`;
+    const found = index.get(key);
+    if (found !== undefined) {
+      count[found]! += 1;
+      continue;
+    }
+    index.set(key, conv.length);
+    chans.push(...path);
+    starts.push(chans.length);
+    conv.push(js.converted[j]!);
+    count.push(1);
+  }
+  return { k: js.channels.length, start: Int32Array.from(starts), channels: Int32Array.from(chans), converted: Uint8Array.from(conv), count: Float64Array.from(count) };
+}
+
+describe('integer-keyed path table', () => {
+  // Channel counts from 1 to 30 change the chunk width (30 touches per chunk for 1 channel, 6 for
+  // 30); paths up to 40 touches span several chunks; thousands of journeys grow the edge table.
+  const population = fc.integer({ min: 1, max: 30 }).chain((k) =>
+    fc.record({
+      k: fc.constant(k),
+      paths: fc.array(
+        fc.record({
+          path: fc.oneof(
+            fc.array(fc.integer({ min: 0, max: k - 1 }), { minLength: 1, maxLength: 8 }),
+            fc.array(fc.integer({ min: 0, max: Math.min(k - 1, 2) }), { minLength: 1, maxLength: 40, size: 'max' }),
+          ),
+          converted: fc.boolean(),
+        }),
+        { minLength: 1, maxLength: 3000, size: 'max' },
+      ),
+    }),
+  );
+
+  test('finds the same distinct paths, in the same order, with the same counts, and so the same removal effects, as a string-keyed table', () => {
+    fc.assert(
+      fc.property(population, ({ k, paths }) => {
+        // Duplicate a slice of the journeys so repeats are common, not just chance.
+        const all = [...paths, ...paths.slice(0, paths.length >> 1)];
+        const channels = Array.from({ length: k }, (_, c) => `c${String(c).padStart(2, '0')}`);
+        const conv = all.filter((p) => p.converted);
+        const js = packJourneys(channels, [...conv, ...all.filter((p) => !p.converted)].map((p) => p.path), conv.length);
+        const fast = pathTable(js);
+        const ref = stringPathTable(js);
+        assert.deepEqual(fast, ref);
+        const a = fitMarkov(fast);
+        const b = fitMarkov(ref);
+        // Exactly equal: same table, same arithmetic.
+        assert.equal(a.pConversion, b.pConversion);
+        assert.deepEqual(a.removalEffects, b.removalEffects);
+        assert.deepEqual(a.pWithout, b.pWithout);
+      }),
+      { seed, numRuns: 200 },
+    );
+  });
+
+  test('a window without channels (every journey empty) is one path per outcome, not a hang', () => {
+    const js = packJourneys([], [[], [], []], 2);
+    const t = pathTable(js);
+    assert.deepEqual(t, stringPathTable(js));
+    assert.deepEqual([...t.count], [2, 1]);
+    assert.equal(fitMarkov(t).pConversion, 2 / 3);
+  });
+
+  test('tells apart paths that differ only in length or in where a chunk ends', () => {
+    // 12 channels: 7 touches per chunk. Channel 0 repeated 1..22 times (one to four chunks), the
+    // same followed by channel 1, and channel 11 (the largest digit) repeated: 66 shapes, each
+    // converted and not, each twice.
+    const rep = (c: number, n: number) => Array(n).fill(c) as number[];
+    const shapes: number[][] = [];
+    for (let len = 1; len <= 22; len++) shapes.push(rep(0, len), [...rep(0, len), 1], rep(11, len));
+    const channels = Array.from({ length: 12 }, (_, c) => `c${String(c).padStart(2, '0')}`);
+    const js = packJourneys(channels, [...shapes, ...shapes, ...shapes, ...shapes], 2 * shapes.length);
+    const t = pathTable(js);
+    assert.equal(t.count.length, 2 * shapes.length);
+    assert.ok(t.count.every((c) => c === 2));
+    assert.deepEqual(t, stringPathTable(js));
   });
 });

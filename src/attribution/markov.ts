@@ -30,36 +30,132 @@ export interface PathTable {
   readonly count: Float64Array;
 }
 
+/**
+ * Distinct journeys in order of first appearance, without strings. A path is cut into chunks of
+ * up to `width` channels, each packed into one small integer (bijective base k+1: digits c+1, so
+ * chunks of different lengths never collide). The chunks are the edges of a trie, held in one
+ * open-addressing table of int32 slots (parent node, key, value): an inner chunk (more touches
+ * follow) has key 4·chunk + 2 and leads to a child node; a journey's last chunk has key
+ * 4·chunk + converted and its value is the distinct path's id. With 12 channels a chunk holds 7
+ * touches, so most journeys cost one probe, in one cache line.
+ * Measured (CPU time) on 1,000,000 journeys × 12 channels, 210,369 distinct paths, on the shared
+ * 2-core machine at load 10: a Map keyed by one string per journey 590–730 ms; this 130–215 ms.
+ * Quieter, in wall time: strings 270–370 ms, a trie with an edge per touch 170–450 ms (a cache
+ * miss per touch), chunked edges in three parallel arrays 100–140 ms without closures over them
+ * and about twice that with a `grow()` closure. bench/attribution.bench.ts prints the figure.
+ */
 export function pathTable(js: JourneySet): PathTable {
-  const index = new Map<string, number>();
-  const starts: number[] = [0];
-  const chans: number[] = [];
-  const conv: number[] = [];
-  const count: number[] = [];
   const n = js.converted.length;
+  const src = js.pathChannels;
+  const pathStart = js.pathStart;
+  const base = js.channels.length + 1;
+  let width = 1;
+  // Keys stay small integers (V8 Smis, unboxed). No channels (base 1): paths are empty, one chunk.
+  while (width < 30 && 4 * base ** (width + 1) < 2 ** 30) width++;
+  // Slots of 4 int32: parent node + 1 (0 = empty slot), key, value, unused. Capacity a power of
+  // two, kept at most half full.
+  let cap = 1 << 12;
+  let mask = cap - 1;
+  let table = new Int32Array(4 * cap);
+  let used = 0;
+  let nodes = 1; // node 0 = the root (the empty prefix)
+  // Output, grown by doubling.
+  let starts: Int32Array = new Int32Array(1025);
+  let chans: Int32Array = new Int32Array(4096);
+  let conv = new Uint8Array(1024);
+  let count = new Float64Array(1024);
+  let paths = 0;
+  let touches = 0;
   for (let j = 0; j < n; j++) {
-    const a = js.pathStart[j]!;
-    const b = js.pathStart[j + 1]!;
-    let key = js.converted[j] ? 'c' : 'n';
-    for (let i = a; i < b; i++) key += String.fromCharCode(js.pathChannels[i]! + 48);
-    const found = index.get(key);
-    if (found !== undefined) {
-      count[found]! += 1;
-      continue;
+    const a = pathStart[j]!;
+    const b = pathStart[j + 1]!;
+    const converted = js.converted[j]! ? 1 : 0;
+    let node = 0;
+    for (let i = a; ; i += width) {
+      const last = i + width >= b;
+      const end = last ? b : i + width;
+      let chunk = 0;
+      for (let x = i; x < end; x++) chunk = chunk * base + src[x]! + 1;
+      const key = 4 * chunk + (last ? converted : 2);
+      let h = slot(node, key, mask);
+      let value = -1;
+      for (;;) {
+        const parent = table[4 * h]!;
+        if (parent === 0) break;
+        if (parent === node + 1 && table[4 * h + 1] === key) {
+          value = table[4 * h + 2]!;
+          break;
+        }
+        h = (h + 1) & mask;
+      }
+      if (value < 0) {
+        value = last ? paths : nodes++;
+        table[4 * h] = node + 1;
+        table[4 * h + 1] = key;
+        table[4 * h + 2] = value;
+        if (last) {
+          // A new distinct path: append it to the output.
+          if (paths === conv.length) {
+            starts = growInt(starts, 2 * paths + 1);
+            const c1 = new Uint8Array(2 * paths);
+            c1.set(conv);
+            conv = c1;
+            const c2 = new Float64Array(2 * paths);
+            c2.set(count);
+            count = c2;
+          }
+          const len = b - a;
+          if (touches + len > chans.length) chans = growInt(chans, Math.max(2 * chans.length, touches + len));
+          for (let x = a; x < b; x++) chans[touches + x - a] = src[x]!;
+          starts[paths] = touches;
+          touches += len;
+          starts[paths + 1] = touches;
+          conv[paths] = converted;
+          count[paths] = 0;
+          paths++;
+        }
+        if (++used * 2 > cap) {
+          // Double the table, inline: a closure over these variables measured about 2× slower.
+          const old = table;
+          cap *= 2;
+          mask = cap - 1;
+          table = new Int32Array(4 * cap);
+          for (let e = 0; e < old.length; e += 4) {
+            const parent = old[e]!;
+            if (parent === 0) continue;
+            let g = slot(parent - 1, old[e + 1]!, mask);
+            while (table[4 * g] !== 0) g = (g + 1) & mask;
+            table[4 * g] = parent;
+            table[4 * g + 1] = old[e + 1]!;
+            table[4 * g + 2] = old[e + 2]!;
+          }
+        }
+      }
+      if (last) {
+        count[value]! += 1;
+        break;
+      }
+      node = value;
     }
-    index.set(key, conv.length);
-    for (let i = a; i < b; i++) chans.push(js.pathChannels[i]!);
-    starts.push(chans.length);
-    conv.push(js.converted[j]!);
-    count.push(1);
   }
   return {
     k: js.channels.length,
-    start: Int32Array.from(starts),
-    channels: Int32Array.from(chans),
-    converted: Uint8Array.from(conv),
-    count: Float64Array.from(count),
+    start: starts.slice(0, paths + 1),
+    channels: chans.slice(0, touches),
+    converted: conv.slice(0, paths),
+    count: count.slice(0, paths),
   };
+}
+
+function slot(parent: number, chunk: number, mask: number): number {
+  const h = Math.imul(parent ^ Math.imul(chunk, 0x9e3779b1), 0x85ebca6b);
+  return (h ^ (h >>> 15)) & mask;
+}
+
+function growInt(a: Int32Array, size: number): Int32Array {
+  const b = new Int32Array(size);
+  b.set(a);
+  return b;
 }
 
 /**

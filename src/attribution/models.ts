@@ -21,9 +21,11 @@ export const MODEL_VERSIONS: Record<ModelType, string> = {
   linear: 'linear/2',
   time_decay: 'time_decay/2',
   position_based: 'position_based/2',
-  markov: 'markov/2',
-  shapley: 'shapley/2',
-  bayesian: 'bayesian/2',
+  // /3: 1000 bootstrap replicates (confidence over them); bayesian/3: rows carry their channel
+  // total's R-hat and ESS, and convergence is judged on parameters and totals.
+  markov: 'markov/3',
+  shapley: 'shapley/3',
+  bayesian: 'bayesian/3',
 };
 
 /**
@@ -55,3 +57,6 @@ export function isPopulation(m: ModelType): m is PopulationModel {
 }
 
 export const DAY_MS = 86_400_000;
+
+/** Mass of the intervals of a run's channel and campaign totals, for every population model (bayesian: credibleMass). */
+export const TOTAL_MASS = 0.94;

@@ -73,16 +73,16 @@ describe('GET /api/v1/attribution/channels', () => {
     assert.ok(Math.abs(attributed - 25) < 1e-9);
     for (const c of body.channels) {
       assert.ok(c.mean_confidence >= 0 && c.mean_confidence <= 1);
-      assert.equal(c.credible_interval, null);
+      assert.equal(c.summed_allocation_bounds, null);
       assert.ok(c.conversions > 0 && typeof c.display_name === 'string');
     }
   });
 
-  test('bayesian lines carry the summed credible interval around the attributed value', async () => {
+  test('bayesian lines carry the summed allocation bounds around the attributed value', async () => {
     const body = (await get(`/api/v1/attribution/channels?model=bayesian&from=${FROM}&to=${TO}`)).json();
     assert.ok(body.channels.length > 0);
     for (const c of body.channels) {
-      assert.ok(c.credible_interval && c.credible_interval.lower_cents <= c.attributed_cents && c.attributed_cents <= c.credible_interval.upper_cents);
+      assert.ok(c.summed_allocation_bounds && c.summed_allocation_bounds.lower_cents <= c.attributed_cents && c.attributed_cents <= c.summed_allocation_bounds.upper_cents);
     }
   });
 

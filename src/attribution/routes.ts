@@ -6,8 +6,8 @@ import { HEURISTIC_MODELS, isPopulation, MODEL_TYPES, MODEL_VERSIONS, POSITION_B
 import type pg from 'pg';
 import { reconciliation } from '../reconciliation/report.js';
 import { DomainError } from '../errors.js';
-import { channelReport, comparisonReport } from './reports.js';
-import { withDailyAggregates } from '../retention/aggregates.js';
+import { channelReport, comparisonReport, totalIntervals, withTotalIntervals } from './reports.js';
+import { FROM_AGGREGATES, PrunedSchema, prunedPeriod, withDailyAggregates } from '../retention/aggregates.js';
 import { CONFIDENCE_MEANING } from './run.js';
 import { latestRuns, recentRuns, reportRuns, reportRunsJson, runJson } from './runs.js';
 import { readSettings, settingsJson, writeSettings, type AttributionSettings } from './settings.js';
@@ -56,6 +56,19 @@ const Verified = Type.Union(
   { description: 'Verified revenue of the same conversions, as GET /reconciliation computes it, per channel of this model' },
 );
 
+export const TotalIntervalSchema = Type.Object(
+  {
+    lower_cents: Type.Integer({ description: 'Lower bound of the total, minor units (rounded down)' }),
+    upper_cents: Type.Integer({ description: 'Upper bound of the total, minor units (rounded up)' }),
+    mass: Type.Number({ description: 'Probability mass of the interval (0.94)' }),
+    method: Type.String({ description: 'posterior_draws (bayesian) or bootstrap (markov, shapley)' }),
+    draws: Type.Integer({ description: 'Draws or bootstrap replicates the quantiles were taken over' }),
+    r_hat: Type.Union([Type.Number(), Type.Null()], { description: 'R-hat of the total over the chains (bayesian)' }),
+    ess: Type.Union([Type.Integer(), Type.Null()], { description: 'Bulk effective sample size of the total (bayesian)' }),
+  },
+  { description: 'Central interval of a total from the draws of the total' },
+);
+
 const ChannelLine = Type.Object({
   channel: Type.String(),
   display_name: Type.String(),
@@ -64,18 +77,29 @@ const ChannelLine = Type.Object({
   attributed_conversions: Type.Number({ description: 'Sum of the allocation ratios: conversions credited, fractionally' }),
   conversions: Type.Integer({ description: 'Conversions that credit the channel at all' }),
   mean_confidence: Type.Union([Type.Number(), Type.Null()], { description: 'Mean confidence_score of the allocations (meaning per model: GET /attribution/models)' }),
-  credible_interval: Type.Union(
+  summed_allocation_bounds: Type.Union(
     [
       Type.Object({
-        lower_cents: Type.Integer({ description: 'Sum of the allocations\' lower bounds (bayesian: 94 % central intervals)' }),
+        lower_cents: Type.Integer({ description: 'Sum of the allocations\' lower bounds (bayesian: 94 % central intervals of each share)' }),
         upper_cents: Type.Integer({ description: 'Sum of the allocations\' upper bounds' }),
         allocations_with_interval: Type.Integer(),
       }),
       Type.Null(),
     ],
-    { description: 'Only for models with intervals (bayesian). Summed bounds, not the interval of the sum: conservative.' },
+    { description: 'Only for models with per-allocation intervals (bayesian). The bounds ADDED UP: not an interval of the total (too wide); total_interval is.' },
   ),
+  total_interval: Type.Union([TotalIntervalSchema, Type.Null()], {
+    description: "The central 94 % interval of this line's total, from the draws of the total (bayesian: posterior draws; markov, shapley: bootstrap replicates) in the run named by total_intervals.run_id; null for rule models, when no run applies (total_intervals.note) or when the line's sum is no longer the run's total",
+  }),
 });
+
+export const TotalIntervalsNote = Type.Object(
+  {
+    run_id: Type.Union([Type.String(), Type.Null()], { description: 'The run whose stored totals give total_interval (null: none applies)' }),
+    note: Type.String({ description: 'What the intervals are, or why there are none' }),
+  },
+  { description: 'Where total_interval comes from' },
+);
 
 const SettingsBody = Type.Object(
   {
@@ -146,7 +170,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
       config: { problems: ['attribution_window_invalid'] },
       schema: {
         tags: ['attribution'],
-        summary: 'Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, summed credible interval',
+        summary: 'Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, the 94 % interval of the total',
         security: [{ apiKey: [] }],
         querystring: Type.Object({ model: ModelName, ...Period }, { additionalProperties: false }),
         response: {
@@ -156,11 +180,9 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
             from: Type.String(),
             to: Type.String(),
             channels: Type.Array(ChannelLine),
+            total_intervals: TotalIntervalsNote,
             verified: Verified,
-            from_aggregates: Type.Union([
-              Type.Null(),
-              Type.Object({ days: Type.Integer(), first_day: Type.String(), last_day: Type.String(), note: Type.String() }),
-            ], { description: 'Days of the period whose events retention removed: their figures come from daily aggregates (null: none)' }),
+            from_aggregates: PrunedSchema('Days of the period whose events retention removed: their figures come from daily aggregates (null: none). The verified figures leave them out (see GET /reconciliation\'s pruned)'),
             runs: Type.Array(
               Type.Object({
                 id: Type.String(),
@@ -184,17 +206,18 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     async (request) => {
       const { model, from, to } = request.query;
       const [start, end] = [instantOf(from), instantOf(to)];
-      const [report, verified, runs] = await request.inTenant(async (c) => [
+      const [report, verified, runs, intervals] = await request.inTenant(async (c) => [
         await withDailyAggregates(c, request.tenantId, model, start, end, await channelReport(c, request.tenantId, model, start, end)),
         await verifiedByChannel(c, request.tenantId, model, start, end),
         await reportRuns(c, request.tenantId, model, start, end),
+        await totalIntervals(c, request.tenantId, model, start, end, 'channel'),
       ] as const);
       return {
         model,
         model_version: MODEL_VERSIONS[model],
         from: formatInstant(start),
         to: formatInstant(end),
-        channels: report.channels,
+        ...withTotalIntervals(report.channels, intervals, report.source !== null),
         verified,
         from_aggregates: report.source,
         ...reportRunsJson(runs),
@@ -282,14 +305,19 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
                 ),
               }),
             ),
+            from_aggregates: PrunedSchema('Days of the period whose events retention removed: every model\'s figures for them come from daily aggregates (null: none)'),
           }),
         },
       },
     },
     async (request) => {
       const { from, to } = request.query;
-      const channels = await request.inTenant((c) => comparisonReport(c, request.tenantId, instantOf(from), instantOf(to)));
-      return { from: formatInstant(instantOf(from)), to: formatInstant(instantOf(to)), models: [...MODEL_TYPES], channels };
+      const [start, end] = [instantOf(from), instantOf(to)];
+      const [channels, pruned] = await request.inTenant(async (c) => [
+        await comparisonReport(c, request.tenantId, start, end),
+        await prunedPeriod(c, request.tenantId, start, end, FROM_AGGREGATES),
+      ] as const);
+      return { from: formatInstant(start), to: formatInstant(end), models: [...MODEL_TYPES], channels, from_aggregates: pruned };
     },
   );
 

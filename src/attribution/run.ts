@@ -6,9 +6,10 @@ import { BAYESIAN_DEFAULTS, fitBayesianModel, type BayesianParameters } from './
 import { campaignWeights, heuristicAllocations, RATIO_UNITS, splitByCampaign, withoutExcluded } from './heuristics.js';
 import { channelMask, type JourneySet } from './journey-set.js';
 import { fitMarkovModel, MARKOV_DEFAULTS, type MarkovParameters } from './markov-model.js';
-import { DAY_MS, isHeuristic, MODEL_VERSIONS, POSITION_BASED_SHARES, type HeuristicModel, type ModelType } from './models.js';
+import { DAY_MS, isHeuristic, isPopulation, MODEL_VERSIONS, POSITION_BASED_SHARES, TOTAL_MASS, type HeuristicModel, type ModelType } from './models.js';
 import type { PopulationFit } from './population.js';
-import { finishRun, insertRun, jsonSafe, type RunTrigger } from './runs.js';
+import { finishRun, insertRun, insertRunTotals, jsonSafe, type RunTrigger } from './runs.js';
+import { addRowsToTotals, buildTotalTerms, channelTotalIndex, runTotals } from './totals.js';
 import { checkPeriod } from './reports.js';
 import { readSettings } from './settings.js';
 import { fitShapleyModel, SHAPLEY_DEFAULTS, type ShapleyParameters } from './shapley-model.js';
@@ -69,6 +70,8 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
   try {
     const window = await withTenant(pool, tenantId, (c) => loadWindow(c, tenantId, from, to, lookbackDays));
     const journeys = window.journeys.converted.length;
+    // The run's channel and campaign totals, whose intervals come from the fit's draws (totals.ts).
+    const built = isPopulation(model) && window.conversions.length > 0 ? buildTotalTerms(window.journeys, window.conversions) : undefined;
     let fit: PopulationFit | undefined;
     // Fitting is most of a population run's time: its own bar, one step per bootstrap replicate.
     // Bayesian: one step per NUTS iteration of every chain (warmup and draws).
@@ -80,9 +83,9 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
     const what = model === 'bayesian' ? 'NUTS iterations' : 'bootstrap replicates';
     const fitting = steps > 0 ? (options.progress ?? silentProgress).start(`${model} fitting (${what})`, steps) : undefined;
     try {
-      if (model === 'markov') fit = fitMarkovModel(window.journeys, parameters.markov as MarkovParameters, () => fitting!.tick(1));
-      if (model === 'shapley') fit = fitShapleyModel(window.journeys, parameters.shapley as ShapleyParameters, () => fitting!.tick(1));
-      if (model === 'bayesian') fit = window.conversions.length > 0 ? fitBayesianModel(window.journeys, bayes!, () => fitting!.tick(1)) : undefined;
+      if (model === 'markov') fit = fitMarkovModel(window.journeys, parameters.markov as MarkovParameters, () => fitting!.tick(1), built?.terms);
+      if (model === 'shapley') fit = fitShapleyModel(window.journeys, parameters.shapley as ShapleyParameters, () => fitting!.tick(1), built?.terms);
+      if (model === 'bayesian') fit = window.conversions.length > 0 ? fitBayesianModel(window.journeys, bayes!, () => fitting!.tick(1), built?.terms) : undefined;
     } finally {
       fitting?.stop();
     }
@@ -96,9 +99,18 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
       return { runId, model, status: 'not_converged', conversions: window.conversions.length, journeys, allocations: 0, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
     }
     const rowMeta = { run_id: runId, window: { from: formatInstant(from), to: formatInstant(to) }, parameters: compactParameters(parameters), confidence: confidenceKind(model) };
+    // Bayesian rows carry the R-hat and ESS of their channel's total in the run (channel, currency).
+    const channelIndex = built ? channelTotalIndex(built.keys) : undefined;
+    const rowDiagnostics = (channel: string, currency: string) => {
+      const i = channelIndex?.get(`${channel}\u0000${currency}`);
+      const t = i === undefined ? undefined : fit?.totalSummaries?.[i];
+      return t && t.rhat !== null && t.ess !== null && !t.constant ? { rHat: t.rhat, ess: t.ess } : undefined;
+    };
     // Conversion i of the window is journey i of its population.
     const rowsOf = (conv: WindowConversion, index: number): AllocationRow[] =>
-      isHeuristic(model) ? heuristicRows(model, conv, halfLifeDays, rowMeta, excluded) : populationRows(window.journeys, index, conv, fit!, rowMeta);
+      isHeuristic(model) ? heuristicRows(model, conv, halfLifeDays, rowMeta, excluded) : populationRows(window.journeys, index, conv, fit!, rowMeta, rowDiagnostics);
+    const currencyOf = new Map(window.conversions.map((c) => [c.id, c.currency]));
+    const sums = new Map<string, bigint>();
     const progress = (options.progress ?? silentProgress).start(`${model} allocations`, window.conversions.length);
     const chunk = options.chunkSize ?? 2000;
     let allocations = 0;
@@ -118,15 +130,18 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
           const mine = rows.filter((row) => present.has(row.eventId));
           // Rows written: a conversion whose rows are unchanged is skipped and does not count.
           allocations += (await replaceAllocations(c, tenantId, model, [...present], mine)).inserted;
+          if (built) addRowsToTotals(sums, mine, (id) => currencyOf.get(id)!);
         });
         progress.tick(part.length);
       }
     } finally {
       progress.stop();
     }
-    await withTenant(pool, tenantId, (c) =>
-      finishRun(c, runId, { status: 'succeeded', results, diagnostics, conversions: window.conversions.length, journeys, allocations }),
-    );
+    const totals = built && fit?.totalSummaries ? runTotals(built.keys, fit.totalSummaries, sums, TOTAL_MASS, model === 'bayesian' ? 'posterior_draws' : 'bootstrap') : [];
+    await withTenant(pool, tenantId, async (c) => {
+      await insertRunTotals(c, tenantId, runId, totals);
+      await finishRun(c, runId, { status: 'succeeded', results, diagnostics, conversions: window.conversions.length, journeys, allocations });
+    });
     return { runId, model, status: 'succeeded', conversions: window.conversions.length, journeys, allocations, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
   } catch (error) {
     await withTenant(pool, tenantId, (c) => finishRun(c, runId, { status: 'failed', error: (error as Error).message })).catch(() => {});
@@ -142,8 +157,8 @@ export const CONFIDENCE_MEANING: Record<ModelType, string> = {
   linear: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
   time_decay: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
   position_based: 'rule_agreement: 1 - (max - min) of the share the five rules give this channel on this path',
-  markov: 'bootstrap_stability: 1 - width of the 90% Poisson-bootstrap interval of the share',
-  shapley: 'bootstrap_stability: 1 - width of the 90% Poisson-bootstrap interval of the share',
+  markov: 'bootstrap_stability: 1 - width of the 90% Poisson-bootstrap interval of the share (1000 replicates)',
+  shapley: 'bootstrap_stability: 1 - width of the 90% Poisson-bootstrap interval of the share (1000 replicates)',
   bayesian: 'credible_width: 1 - width of the 94% central credible interval of the share',
 };
 
@@ -183,7 +198,14 @@ function heuristicRows(model: HeuristicModel, conv: WindowConversion, halfLifeDa
   }));
 }
 
-function populationRows(js: JourneySet, journey: number, conv: WindowConversion, fit: PopulationFit, meta: Record<string, unknown>): AllocationRow[] {
+function populationRows(
+  js: JourneySet,
+  journey: number,
+  conv: WindowConversion,
+  fit: PopulationFit,
+  meta: Record<string, unknown>,
+  totalDiagnostics: (channel: string, currency: string) => { rHat: number; ess: number } | undefined,
+): AllocationRow[] {
   const mask = channelMask(js, journey);
   const attr = fit.byMask.get(mask);
   if (!attr) throw new Error(`internal: no attribution for channel set ${mask}`);
@@ -200,8 +222,9 @@ function populationRows(js: JourneySet, journey: number, conv: WindowConversion,
   const ones = path.map(() => 1);
   const rows: AllocationRow[] = [];
   attr.channels.forEach((c, i) => {
-    const rHat = attr.rHat ? Math.min(9.9999, Math.max(0, attr.rHat[i]!)) : null;
-    const ess = attr.ess ? Math.min(2_147_483_647, Math.floor(attr.ess[i]!)) : null;
+    const own = attr.rHat ? totalDiagnostics(js.channels[c]!, conv.currency) : undefined;
+    const rHat = attr.rHat ? Math.min(9.9999, Math.max(0, own?.rHat ?? attr.rHat[i]!)) : null;
+    const ess = attr.ess ? Math.min(2_147_483_647, Math.floor(own?.ess ?? attr.ess[i]!)) : null;
     const byCampaign = campaignWeights(path, touchChannel, c, ones);
     const touchesOfChannel = byCampaign.reduce((a, [, w]) => a + w, 0);
     splitByCampaign(byCampaign, cents[i]!, ratios[i]!, (campaign, campaignCents, campaignRatio) => {

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/pool.js';
 import type { ModelType } from './models.js';
+import type { RunTotal } from './totals.js';
 import { formatInstant, formatInstantOrNull } from '../db/timestamps.js';
 
 /** SQL of attribution_model_runs: one function per statement. */
@@ -187,4 +188,82 @@ export function reportRunsJson(r: Awaited<ReturnType<typeof reportRuns>>) {
     })),
     allocation_rows_without_run: r.withoutRun,
   };
+}
+
+/** Stores a run's channel and campaign totals with their intervals (in the transaction that finishes the run). */
+export async function insertRunTotals(client: Queryable, tenantId: string, runId: string, totals: readonly RunTotal[]): Promise<void> {
+  if (totals.length === 0) return;
+  await client.query(
+    `INSERT INTO attribution_run_totals
+       (tenant_id, run_id, level, channel_code, campaign_id, currency, total_cents, lower_cents, upper_cents, interval_mass, interval_method,
+        draws, convergence_r_hat, effective_sample_size)
+     SELECT $1, $2, t.level, t.channel, t.campaign, t.currency, t.total, t.lower, t.upper, t.mass, t.method, t.draws, t.r_hat, t.ess
+     FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::text[],
+                 $12::int[], $13::numeric[], $14::int[])
+       AS t(level, channel, campaign, currency, total, lower, upper, mass, method, draws, r_hat, ess)`,
+    [
+      tenantId,
+      runId,
+      totals.map((t) => t.level),
+      totals.map((t) => t.channel),
+      totals.map((t) => t.campaign),
+      totals.map((t) => t.currency),
+      totals.map((t) => t.totalCents.toString()),
+      totals.map((t) => t.lowerCents.toString()),
+      totals.map((t) => t.upperCents.toString()),
+      totals.map((t) => t.mass),
+      totals.map((t) => t.method),
+      totals.map((t) => t.draws),
+      totals.map((t) => (t.rHat === null ? null : Math.min(99.9999, t.rHat).toFixed(4))),
+      totals.map((t) => t.ess),
+    ],
+  );
+}
+
+export interface StoredRunTotal {
+  level: 'channel' | 'campaign';
+  channel_code: string;
+  campaign_id: string;
+  currency: string;
+  total_cents: string;
+  lower_cents: string;
+  upper_cents: string;
+  interval_mass: string;
+  interval_method: string;
+  draws: number;
+  convergence_r_hat: string | null;
+  effective_sample_size: number | null;
+}
+
+/**
+ * The run whose stored totals can stand for a report of `model` over conversions in [from, to):
+ * the latest succeeded, not stale run of the model whose window is exactly [from, to), provided
+ * every allocation row of the period names a run with that same window (a run of another window
+ * overwrote some of them otherwise). The caller still checks each total against the report's sum.
+ */
+export async function totalsRun(client: Queryable, tenantId: string, model: ModelType, from: Date, to: Date): Promise<string | null> {
+  const r = await client.query<{ id: string | null }>(
+    `SELECT (SELECT r.id FROM attribution_model_runs r
+             WHERE r.tenant_id = $1 AND r.model_type = $2 AND r.window_from = $3 AND r.window_to = $4
+               AND r.status = 'succeeded' AND r.stale_at IS NULL
+             ORDER BY r.started_at DESC LIMIT 1) AS id
+     WHERE NOT EXISTS (
+       SELECT 1 FROM attribution_allocations a
+       LEFT JOIN attribution_model_runs o ON o.tenant_id = $1 AND o.id::text = a.model_metadata->>'run_id'
+       WHERE a.tenant_id = $1 AND a.model_type = $2 AND a.created_at >= $3 AND a.created_at < $4
+         AND (o.id IS NULL OR o.window_from <> $3 OR o.window_to <> $4))`,
+    [tenantId, model, formatInstant(from), formatInstant(to)],
+  );
+  return r.rows[0]?.id ?? null;
+}
+
+export async function readRunTotals(client: Queryable, tenantId: string, runId: string, level: 'channel' | 'campaign'): Promise<StoredRunTotal[]> {
+  const r = await client.query<StoredRunTotal>(
+    `SELECT level, channel_code, campaign_id, currency, total_cents::text, lower_cents::text, upper_cents::text, interval_mass::text,
+            interval_method, draws, convergence_r_hat::text, effective_sample_size
+     FROM attribution_run_totals WHERE tenant_id = $1 AND run_id = $2 AND level = $3
+     ORDER BY channel_code, campaign_id, currency`,
+    [tenantId, runId, level],
+  );
+  return r.rows;
 }

@@ -1,7 +1,8 @@
 import type { JourneySet } from './journey-set.js';
 import { channelMask, maskChannels } from './journey-set.js';
-import { bootstrapConfidence, conversionMasks, maskCounts, proportional, type MaskAttribution, type PopulationFit } from './population.js';
+import { addToTotals, bootstrapConfidence, conversionMasks, emptyTotalDraws, summariseTotals, maskCounts, proportional, type MaskAttribution, type PopulationFit, type TotalTerms } from './population.js';
 import { Rng } from './rng.js';
+import { TOTAL_MASS } from './models.js';
 import { EXACT_SHAPLEY_MAX, exactShapley, shapley } from './shapley.js';
 
 export interface ShapleyParameters {
@@ -11,7 +12,8 @@ export interface ShapleyParameters {
   readonly seed: number;
 }
 
-export const SHAPLEY_DEFAULTS: ShapleyParameters = { bootstrap: 100, permutations: 2000, seed: 20090501 };
+/** 1000 replicates for 94 % intervals of the channel totals: why, in MARKOV_DEFAULTS. */
+export const SHAPLEY_DEFAULTS: ShapleyParameters = { bootstrap: 1000, permutations: 2000, seed: 20090501 };
 
 /**
  * shapley: the players of a conversion are the distinct channels S of its path. The
@@ -27,7 +29,7 @@ export const SHAPLEY_DEFAULTS: ShapleyParameters = { bootstrap: 100, permutation
  * channel set's journeys and conversions are resampled as Poisson counts.
  */
 /** `onReplicate` is called after each bootstrap replicate (the run's progress bar). */
-export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAPLEY_DEFAULTS, onReplicate?: () => void): PopulationFit {
+export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAPLEY_DEFAULTS, onReplicate?: () => void, terms?: TotalTerms): PopulationFit {
   const counts = maskCounts(js);
   const observed = [...counts.entries()].map(([mask, c]) => ({ mask, n: c.n, y: c.y }));
   /** Conversion rate per observed channel set (index into `observed`); a bootstrap replicate resamples the counts. */
@@ -61,8 +63,10 @@ export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAP
     onReplicate?.();
   }
   const byMask = new Map<number, MaskAttribution>();
+  const totals = terms ? emptyTotalDraws(terms, 1, params.bootstrap) : undefined;
   for (const mask of masks) {
     const channels = maskChannels(mask);
+    if (totals) replicates.get(mask)!.forEach((r, b) => addToTotals(totals, terms!.byMask.get(mask), r, b));
     byMask.set(mask, { channels, share: proportional(pointValues.get(mask)!), confidence: bootstrapConfidence(replicates.get(mask)!, channels.length) });
   }
   // Run-level summary: each channel's total Shapley value over the window's conversions.
@@ -83,6 +87,7 @@ export function fitShapleyModel(js: JourneySet, params: ShapleyParameters = SHAP
     },
     diagnostics: { channel_sets: masks.length, sampled_channel_sets: sampled, bootstrap_replicates: params.bootstrap },
     converged: true,
+    ...(totals ? { totals, totalSummaries: summariseTotals(totals, TOTAL_MASS, false) } : {}),
     maskMetadata: (mask) => {
       const m = methods.get(mask)!;
       return m.method === 'exact' ? { shapley: 'exact' } : { shapley: 'sampled', permutations: params.permutations, standard_errors: m.se };

@@ -28,6 +28,8 @@ export interface FixtureEvent {
   userId?: string | null;
   /** attribution_events.anonymous_id (a browser of the identity graph). */
   anonymousId?: string | null;
+  campaign?: string | null;
+  orderId?: string | null;
 }
 
 /** Inserts events as the application role in the tenant's context (RLS applies). Returns their ids in order. */
@@ -40,11 +42,11 @@ export async function insertEvents(appPool: pg.Pool, tenantId: string, events: r
       await c.query(
         `INSERT INTO attribution_events
            (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents, revenue_cents,
-            currency, idempotency_key, raw_payload, processing_status, user_id, anonymous_id)
+            currency, idempotency_key, raw_payload, processing_status, user_id, anonymous_id, campaign_id, order_id)
          SELECT i.id, $1::uuid, i.type, i.channel, i.session, i.at, i.at, i.value, coalesce(i.value, 0), i.currency,
-                $1::text || ':ext:' || i.id::text, '{}'::jsonb, 'processed', i.user_id, i.anonymous_id
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::text[])
-           AS i(id, type, channel, session, at, value, currency, user_id, anonymous_id)`,
+                $1::text || ':ext:' || i.id::text, '{}'::jsonb, 'processed', i.user_id, i.anonymous_id, i.campaign, i.order_id
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+           AS i(id, type, channel, session, at, value, currency, user_id, anonymous_id, campaign, order_id)`,
         [
           tenantId,
           chunkIds,
@@ -56,6 +58,8 @@ export async function insertEvents(appPool: pg.Pool, tenantId: string, events: r
           chunk.map((e) => e.currency ?? 'USD'),
           chunk.map((e) => e.userId ?? null),
           chunk.map((e) => e.anonymousId ?? null),
+          chunk.map((e) => e.campaign ?? null),
+          chunk.map((e) => e.orderId ?? null),
         ],
       );
     }

@@ -116,3 +116,17 @@ export function compareInstants(a: Date, b: Date): number {
 
 /** What formatInstant prints, for the tests that check every printed instant. */
 export const INSTANT_TEXT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The UTC days that start in [from, to), as the first and last YYYY-MM-DD, or null when none does: what a report
+ * over the period reads of data kept per whole day (retention's daily aggregates), which counts a day only if the
+ * period holds its start.
+ */
+export function utcDaysStartingIn(from: Date, to: Date): [string, string] | null {
+  const first = Math.ceil(from.getTime() / DAY_MS);
+  const last = Math.floor((to.getTime() - 1) / DAY_MS);
+  const iso = (n: number) => new Date(n * DAY_MS).toISOString().slice(0, 10);
+  return first > last ? null : [iso(first), iso(last)];
+}

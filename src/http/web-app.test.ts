@@ -19,6 +19,7 @@ import { TEST_SECRET_KEY } from '../webhooks/test-support.js';
 import { inviteUser } from '../users/users.js';
 import { channelName, count, money, roas } from '../../web/src/format.js';
 import { buildApp, type App } from './app.js';
+import { runModel } from '../attribution/run.js';
 import { WEB_ROOT } from './web.js';
 
 process.env.SKELDIR_SECRET_KEY = TEST_SECRET_KEY;
@@ -203,14 +204,23 @@ describe('every page, with its numbers from the API', () => {
         assert.equal((await cells.nth(7).textContent())?.trim(), spent ? roas(verified, spent.spend_cents) : '—', `ROAS of ${c.channel}`);
       }
     }
-    // Bayesian: the interval column and the error bars (a custom series drawing three lines per channel).
+    // Bayesian fixture rows (no run): no interval of the totals, and the page says why.
     const bayes = await apiGet(`/api/v1/attribution/channels?model=bayesian&${q()}`);
-    assert.ok(bayes.channels.every((c: { credible_interval: unknown }) => c.credible_interval));
-    const bp = await visit('/channels?model=bayesian', 'channels-bayesian', (p) => p.locator('table tbody tr').first().waitFor());
-    const first = bayes.channels[0];
+    assert.ok(bayes.channels.length > 0 && bayes.channels.every((c: { total_interval: unknown }) => c.total_interval === null));
+    const fixturePage = await visit('/channels?model=bayesian', 'channels-bayesian', (p) => p.locator('table tbody tr').first().waitFor());
+    assert.equal((await fixturePage.locator('table tbody tr').first().locator('td').nth(4).textContent())?.trim(), '—');
+    assert.match((await fixturePage.getByTestId('interval-note').textContent()) ?? '', /No interval of the totals/);
+    // A markov run over exactly the page's period: the interval column and the error bars are its totals' intervals.
+    const { from, to } = period();
+    const pool = db.appPool({ max: 1 });
+    await runModel(pool, A.tenant_id, { model: 'markov', from: new Date(from), to: new Date(to), trigger: 'cli', markov: { bootstrap: 100 } }).finally(() => pool.end());
+    const markov = await apiGet(`/api/v1/attribution/channels?model=markov&${q()}`);
+    assert.ok(markov.channels.length > 0 && markov.channels.every((c: { total_interval: unknown }) => c.total_interval));
+    const bp = await visit('/channels?model=markov', 'channels-markov', (p) => p.locator('table tbody tr').first().waitFor());
+    const first = markov.channels[0];
     assert.equal(
       (await bp.locator('table tbody tr').first().locator('td').nth(4).textContent())?.trim(),
-      `${money(first.credible_interval.lower_cents, first.currency)} – ${money(first.credible_interval.upper_cents, first.currency)}`,
+      `${money(first.total_interval.lower_cents, first.currency)} – ${money(first.total_interval.upper_cents, first.currency)}`,
     );
     assert.ok(await bp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
     const page = owner.page;

@@ -12,6 +12,8 @@
  *   recompute, and every model's allocations of a conversion sum to its value.
  * - Idempotence: repeating every link changes nothing (no audit row, rows byte-identical).
  * - Order independence: the same links in another order give the same graph and allocations.
+ * And, with the worker: a conversion not processed yet is left to the worker (which then sees
+ * the link); one the worker is processing while the link is made is waited for, then recomputed.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -262,5 +264,56 @@ describe('the identity graph, property-based', () => {
     const of = (id: string) => rows.find((r) => r.event_id === id)!.channels;
     assert.deepEqual(of(conversionIds[0]!), ['email', 'organic']);
     assert.deepEqual(of(conversionIds[1]!), ['email', 'referral']);
+  });
+});
+
+describe('re-attribution and the worker', () => {
+  const w = {
+    touches: [{ browser: 0, session: 0, channel: 'email', at: T0 + DAY }],
+    conversions: [{ user: 0, browser: null, session: 1, at: T0 + 2 * DAY, value: 4321 }],
+  };
+  const linearOf = async (tenant: string, id: string) =>
+    (await su.query(`SELECT channel_code FROM attribution_allocations WHERE tenant_id = $1 AND event_id = $2 AND model_type = 'linear' ORDER BY 1`, [tenant, id])).rows.map((r) => r.channel_code);
+
+  test('a conversion the worker has not processed yet is left to it: the link recomputes nothing, the worker then sees the link', async () => {
+    const { tenant, conversionIds } = await plant(w);
+    const id = conversionIds[0]!;
+    await su.query(`UPDATE attribution_events SET processing_status = 'pending' WHERE id = $1`, [id]);
+    const r = await withTenant(app, tenant, (c) => linkIdentities(c, tenant, [{ anonymousId: 'b0', userId: 'u0', at: new Date(T0).toISOString() }], { source: 'api', keyId: null }));
+    assert.equal(r.conversionsRecomputed, 0);
+    assert.deepEqual(await linearOf(tenant, id), ['direct'], 'untouched until the worker processes it');
+    await withTenant(app, tenant, (c) => attributeConversion(c, tenant, id)); // what the worker does
+    assert.deepEqual(await linearOf(tenant, id), ['email']);
+  });
+
+  test('a conversion the worker is processing while the link is made: the link waits for it, then recomputes it with the link', async () => {
+    const { tenant, conversionIds } = await plant(w);
+    const id = conversionIds[0]!;
+    await su.query(`UPDATE attribution_events SET processing_status = 'pending' WHERE id = $1`, [id]);
+    // The worker's batch: claims the conversion (FOR UPDATE), attributes it without the link (not committed yet).
+    const workerTx = await app.connect();
+    try {
+      await workerTx.query('BEGIN');
+      await workerTx.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
+      await workerTx.query(`SELECT id FROM attribution_events WHERE id = $1 FOR UPDATE`, [id]);
+      const linking = withTenant(app, tenant, (c) => linkIdentities(c, tenant, [{ anonymousId: 'b0', userId: 'u0', at: new Date(T0).toISOString() }], { source: 'api', keyId: null }));
+      // The link's transaction waits on the worker's row lock.
+      for (let waited = 0; ; waited += 20) {
+        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE OF c%'`);
+        if (rows[0].n > 0) break;
+        assert.ok(waited < 20_000, 'the link waits for the worker');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await attributeConversion(workerTx, tenant, id);
+      await workerTx.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE id = $1`, [id]);
+      await workerTx.query('COMMIT');
+      const r = await linking;
+      assert.equal(r.conversionsRecomputed, 1, 'processed by the time the lock was granted: recomputed');
+    } finally {
+      workerTx.release();
+    }
+    assert.deepEqual(await linearOf(tenant, id), ['email'], 'the worker\'s stale rows were replaced');
+    const sums = await su.query(`SELECT model_type, sum(allocated_revenue_cents)::int AS s FROM attribution_allocations WHERE event_id = $1 GROUP BY 1`, [id]);
+    for (const s of sums.rows) assert.equal(s.s, 4321, s.model_type);
   });
 });

@@ -1,3 +1,4 @@
+import { withLocalSettings } from '../db/local-settings.js';
 import type { Queryable } from '../db/pool.js';
 import { compareInstants, formatInstant, inStorableYears } from '../db/timestamps.js';
 import { DomainError } from '../errors.js';
@@ -180,6 +181,31 @@ export const RECONCILIATION_SQL = `
      AND (l.order_id IS NULL OR (NOT EXISTS (SELECT 1 FROM conv c WHERE c.order_id = l.order_id)
           AND NOT EXISTS (SELECT 1 FROM attribution_events e WHERE e.tenant_id = $1 AND e.order_id = l.order_id AND e.event_type = 'conversion')))`;
 
+/**
+ * What the statement runs with (for it alone: withLocalSettings restores the caller's values).
+ * - work_mem: its sorts and hashes hold ~70,000 rows for a month of a busy tenant: in memory rather than spilled to
+ *   disk (4 MB default).
+ * - enable_nestloop off: every join of the statement is of one period's rows to another's (conversions, their
+ *   allocations, their orders' ledger rows), which hash joins do in one pass. When the planner misjudges a CTE's
+ *   size (the materialized ones have no statistics) it can pick a nested loop whose inner side is an index range of
+ *   the whole period, once per conversion: quadratic on a busy tenant. With nested loops ruled out only the joins
+ *   that need one remain so (the LATERAL rate look-ups, one row each). Hash and merge joins are switched on in
+ *   case the session turned them off. Measured in docs/web.md.
+ */
+export const RECONCILIATION_SETTINGS = { work_mem: '64MB', enable_nestloop: 'off', enable_hashjoin: 'on', enable_mergejoin: 'on' } as const;
+
+/** The statement's parameters ($1 … $7 of RECONCILIATION_SQL). */
+export function reconciliationParams(tenantId: string, from: Date, to: Date, model: string, reporting: string): unknown[] {
+  return [tenantId, formatInstant(from), formatInstant(to), model, reporting, [...CURRENCY_EXPONENTS.keys()], [...CURRENCY_EXPONENTS.values()]];
+}
+
+/** The plan the statement gets (EXPLAIN, FORMAT JSON), with the settings it runs with: for tests and for operators. */
+export async function explainReconciliation(client: Queryable, tenantId: string, from: Date, to: Date, model: string, reporting: string): Promise<unknown> {
+  return withLocalSettings(client, RECONCILIATION_SETTINGS, async () =>
+    (await client.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${RECONCILIATION_SQL}`, reconciliationParams(tenantId, from, to, model, reporting))).rows[0]!['QUERY PLAN'],
+  );
+}
+
 export async function reconciliation(client: Queryable, tenantId: string, from: Date, to: Date, model: string): Promise<Report> {
   checkInstant('from', from);
   checkInstant('to', to);
@@ -188,12 +214,11 @@ export async function reconciliation(client: Queryable, tenantId: string, from: 
     throw new ReconciliationError('reconciliation_model_invalid', `model must be one of ${RECONCILIATION_MODELS.join(', ')}`, { field: 'model' });
   }
   const reporting = (await client.query<{ c: string }>(`SELECT reporting_currency AS c FROM tenants WHERE id = $1`, [tenantId])).rows[0]!.c;
-  // The statement's sorts and hashes hold ~70,000 rows for a month of a busy tenant: in memory
-  // rather than spilled to disk (4 MB default).
-  await client.query(`SET LOCAL work_mem = '64MB'`);
-  const { rows } = await client.query<{ kind: 'channel' | 'day' | 'total' | 'unmatched'; key: string | null; conversions: number; verified_conversions: number; claimed: string | null; verified: string | null; missing: string | null }>(
-    RECONCILIATION_SQL,
-    [tenantId, formatInstant(from), formatInstant(to), model, reporting, [...CURRENCY_EXPONENTS.keys()], [...CURRENCY_EXPONENTS.values()]],
+  const { rows } = await withLocalSettings(client, RECONCILIATION_SETTINGS, () =>
+    client.query<{ kind: 'channel' | 'day' | 'total' | 'unmatched'; key: string | null; conversions: number; verified_conversions: number; claimed: string | null; verified: string | null; missing: string | null }>(
+      RECONCILIATION_SQL,
+      reconciliationParams(tenantId, from, to, model, reporting),
+    ),
   );
   const missing = rows.map((r) => r.missing).filter((m): m is string => m !== null).sort()[0];
   if (missing) {

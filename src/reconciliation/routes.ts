@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { DEFAULT_RECONCILIATION_MODEL, reconciliation, RECONCILIATION_MODELS } from './report.js';
 import { instantOf } from '../db/timestamps.js';
+import { PrunedSchema, prunedPeriod, RECONCILIATION_PRUNED } from '../retention/aggregates.js';
 
 const Line = {
   conversions: Type.Integer(),
@@ -41,13 +42,17 @@ export const reconciliationRoutes: FastifyPluginAsync = async (app) => {
             days: Type.Array(Type.Object({ date: Type.String({ format: 'date', description: 'UTC day of the conversions' }), ...Line }), {
               description: 'The totals per UTC day of the conversions, oldest first (days without conversions are absent)',
             }),
+            pruned: PrunedSchema('Days of the period whose events retention removed: their conversions are not in this report, and the note says why (null: none)'),
           }),
         },
       },
     },
-    async (request) =>
-      request.inTenant((client) =>
-        reconciliation(client, request.tenantId, instantOf(request.query.from), instantOf(request.query.to), request.query.model ?? DEFAULT_RECONCILIATION_MODEL),
-      ),
+    async (request) => {
+      const [from, to] = [instantOf(request.query.from), instantOf(request.query.to)];
+      return request.inTenant(async (client) => ({
+        ...(await reconciliation(client, request.tenantId, from, to, request.query.model ?? DEFAULT_RECONCILIATION_MODEL)),
+        pruned: await prunedPeriod(client, request.tenantId, from, to, RECONCILIATION_PRUNED),
+      }));
+    },
   );
 };

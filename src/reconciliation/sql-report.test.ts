@@ -10,7 +10,7 @@ import { allocate } from '../money/allocate.js';
 import { convertWithQuote, divideHalfEven, findRate, importFxRates, parseFxCsv, type FxQuote } from '../money/fx.js';
 import { createTenant } from '../tenants/tenants.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
-import { reconciliation, ReconciliationError, UNATTRIBUTED, type Line, type Report } from './report.js';
+import { explainReconciliation, reconciliation, ReconciliationError, RECONCILIATION_SQL, reconciliationParams, UNATTRIBUTED, type Line, type Report } from './report.js';
 
 // The report is one SQL statement (src/reconciliation/report.ts). These tests hold it to (1) the
 // JavaScript implementation it replaced, kept below as the reference, on random tenants: several
@@ -334,5 +334,30 @@ describe('reconciliation in SQL', () => {
     const linear = await withTenant(appPool, BENCH_TENANT, (c) => reconciliation(c, BENCH_TENANT, from, to, 'linear'));
     assert.equal(linear.channels.reduce((s, c) => s + c.claimed_cents, 0), sums.conversions && Number(sums.claimed));
     assert.equal(linear.channels.reduce((s, c) => s + c.verified_cents, 0), Number(sums.verified));
+  });
+
+  test('no nested loop over the period\'s rows, even in a session that turned hash and merge joins off; the caller\'s settings come back', async () => {
+    // The benchmark tenant seeded above. A nested loop is allowed only where nothing else can join: the LATERAL
+    // rate look-ups (fx_rates, inside sub-plans). One over events, allocations or the ledger is the quadratic plan.
+    const BIG = new Set(['attribution_events', 'attribution_allocations', 'revenue_ledger']);
+    type Node = { 'Node Type': string; 'Relation Name'?: string; Plans?: Node[] };
+    const relations = (n: Node): string[] => [...(n['Relation Name'] ? [n['Relation Name']] : []), ...(n.Plans ?? []).flatMap(relations)];
+    const loopsOverBig = (n: Node): number => (n['Node Type'] === 'Nested Loop' && relations(n).some((r) => BIG.has(r)) ? 1 : 0) + (n.Plans ?? []).reduce((k, p) => k + loopsOverBig(p), 0);
+    const [from, to] = [new Date(Date.now() - 30 * 86_400_000), new Date()];
+    await withTenant(appPool, BENCH_TENANT, async (c) => {
+      await c.query('SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off');
+      for (const model of ['last_touch', 'linear']) {
+        // Without the statement's settings this session's plan does loop over them (the test can fail) …
+        const plain = (await c.query(`EXPLAIN (FORMAT JSON) ${RECONCILIATION_SQL}`, reconciliationParams(BENCH_TENANT, from, to, model, 'USD'))).rows[0]['QUERY PLAN'];
+        assert.ok(loopsOverBig(plain[0].Plan) > 0, 'precondition: a nested-loop plan exists');
+        // … with them, never.
+        const plan = (await explainReconciliation(c, BENCH_TENANT, from, to, model, 'USD')) as { Plan: Node }[];
+        assert.equal(loopsOverBig(plan[0]!.Plan), 0, JSON.stringify(plan));
+        const report = await reconciliation(c, BENCH_TENANT, from, to, model);
+        assert.ok(report.total.conversions > 0);
+      }
+      const after = (await c.query(`SELECT current_setting('enable_nestloop') AS n, current_setting('enable_hashjoin') AS h, current_setting('work_mem') AS w`)).rows[0];
+      assert.deepEqual(after, { n: 'on', h: 'off', w: '4MB' }, 'the statements after it run with the caller\'s settings');
+    });
   });
 });

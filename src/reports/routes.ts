@@ -4,6 +4,7 @@ import { readSettings } from '../attribution/settings.js';
 import { tenantHealth } from './health.js';
 import { conversionPaths, MAX_PATHS } from './paths.js';
 import { formatInstant, instantOf } from '../db/timestamps.js';
+import { PATHS_PRUNED, PrunedSchema, prunedPeriod } from '../retention/aggregates.js';
 
 const PathsQuery = Type.Object(
   {
@@ -41,6 +42,7 @@ export const reportRoutes: FastifyPluginAsync = async (app) => {
                   { additionalProperties: false },
                 ),
               ),
+              pruned: PrunedSchema('Days of the period whose events retention removed: their conversions are not in these paths, and the note says why (null: none)'),
             },
             { additionalProperties: false },
           ),
@@ -54,7 +56,8 @@ export const reportRoutes: FastifyPluginAsync = async (app) => {
       return request.inTenant(async (client) => {
         const settings = await readSettings(client);
         const paths = await conversionPaths(client, request.tenantId, from, to, request.query.limit ?? 20, settings.lookbackDays);
-        return { from: formatInstant(from), to: formatInstant(to), lookback_days: settings.lookbackDays, paths };
+        const pruned = await prunedPeriod(client, request.tenantId, from, to, PATHS_PRUNED);
+        return { from: formatInstant(from), to: formatInstant(to), lookback_days: settings.lookbackDays, paths, pruned };
       });
     },
   );

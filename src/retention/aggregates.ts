@@ -1,9 +1,7 @@
+import { Type } from '@sinclair/typebox';
 import type { Queryable } from '../db/pool.js';
+import { utcDaysStartingIn } from '../db/timestamps.js';
 import type { ChannelFigure } from '../attribution/reports.js';
-
-const DAY_MS = 86_400_000;
-
-const isoDay = (dayNumber: number) => new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
 
 export interface AggregateSource {
   /** UTC days of the period read from allocation_daily_aggregates. */
@@ -11,6 +9,31 @@ export interface AggregateSource {
   first_day: string;
   last_day: string;
   note: string;
+}
+
+/**
+ * The days of [from, to) whose events retention removed (the days allocation_daily_aggregates holds, of any model
+ * or of `model`), with `note(days, first, last)` saying what that means for the report; null when there are none.
+ * One index range of pk_allocation_daily_aggregates (tenant_id, day, …).
+ */
+export async function prunedPeriod(
+  client: Queryable,
+  tenantId: string,
+  from: Date,
+  to: Date,
+  note: (days: number, first: string, last: string) => string,
+  model?: string,
+): Promise<AggregateSource | null> {
+  const days = utcDaysStartingIn(from, to);
+  if (!days) return null;
+  const { rows } = await client.query<{ days: number; first_day: string | null; last_day: string | null }>(
+    `SELECT count(DISTINCT day)::int AS days, min(day)::text AS first_day, max(day)::text AS last_day FROM allocation_daily_aggregates
+      WHERE tenant_id = $1 AND day >= $2::date AND day <= $3::date AND ($4::text IS NULL OR model_type = $4)`,
+    [tenantId, ...days, model ?? null],
+  );
+  const r = rows[0]!;
+  if (r.days === 0 || r.first_day === null || r.last_day === null) return null;
+  return { days: r.days, first_day: r.first_day, last_day: r.last_day, note: note(r.days, r.first_day, r.last_day) };
 }
 
 /**
@@ -28,11 +51,8 @@ export async function withDailyAggregates(
   to: Date,
   live: ChannelFigure[],
 ): Promise<{ channels: ChannelFigure[]; source: AggregateSource | null }> {
-  // The days starting in [from, to): the first at or after `from`, the last before `to` (both in years 0001-9999).
-  const first = Math.ceil(from.getTime() / DAY_MS);
-  const last = Math.floor((to.getTime() - 1) / DAY_MS);
-  if (first > last) return { channels: live, source: null };
-  const days = [isoDay(first), isoDay(last)];
+  const days = utcDaysStartingIn(from, to);
+  if (!days) return { channels: live, source: null };
   const { rows } = await client.query<{
     channel: string;
     display_name: string | null;
@@ -56,11 +76,6 @@ export async function withDailyAggregates(
     [tenantId, model, ...days],
   );
   if (rows.length === 0) return { channels: live, source: null };
-  const span = await client.query<{ days: number; first_day: string; last_day: string }>(
-    `SELECT count(DISTINCT day)::int AS days, min(day)::text AS first_day, max(day)::text AS last_day FROM allocation_daily_aggregates
-      WHERE tenant_id = $1 AND model_type = $2 AND day >= $3::date AND day <= $4::date`,
-    [tenantId, model, ...days],
-  );
   const lines = new Map(live.map((f) => [`${f.channel}\u0000${f.currency}`, { ...f }]));
   for (const r of rows) {
     const key = `${r.channel}\u0000${r.currency}`;
@@ -76,7 +91,7 @@ export async function withDailyAggregates(
         attributed_conversions: Number(r.attributed),
         conversions: r.conversions,
         mean_confidence: aggMean === null ? null : Math.round(aggMean * 1000) / 1000,
-        credible_interval: interval,
+        summed_allocation_bounds: interval,
       });
       continue;
     }
@@ -87,23 +102,37 @@ export async function withDailyAggregates(
     f.conversions += r.conversions;
     f.mean_confidence = mean === null ? null : Math.round(mean * 1000) / 1000;
     if (interval) {
-      f.credible_interval = f.credible_interval
+      f.summed_allocation_bounds = f.summed_allocation_bounds
         ? {
-            lower_cents: f.credible_interval.lower_cents + interval.lower_cents,
-            upper_cents: f.credible_interval.upper_cents + interval.upper_cents,
-            allocations_with_interval: f.credible_interval.allocations_with_interval + interval.allocations_with_interval,
+            lower_cents: f.summed_allocation_bounds.lower_cents + interval.lower_cents,
+            upper_cents: f.summed_allocation_bounds.upper_cents + interval.upper_cents,
+            allocations_with_interval: f.summed_allocation_bounds.allocations_with_interval + interval.allocations_with_interval,
           }
         : interval;
     }
   }
-  const r0 = span.rows[0]!;
   return {
     channels: [...lines.values()].sort((a, b) => (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : a.currency < b.currency ? -1 : 1)),
-    source: {
-      days: r0.days,
-      first_day: r0.first_day,
-      last_day: r0.last_day,
-      note: `${r0.days} day(s) of this period (${r0.first_day} to ${r0.last_day}) come from daily aggregates: their events were removed by the tenant's retention rule`,
-    },
+    source: await prunedPeriod(client, tenantId, from, to, FROM_AGGREGATES, model),
   };
 }
+
+
+/** The note of a report that adds the aggregated days in (the channel report, the model comparison). */
+export const FROM_AGGREGATES = (days: number, first: string, last: string) =>
+  `${days} day(s) of this period (${first} to ${last}) come from daily aggregates: their events were removed by the tenant's retention rule`;
+
+/** Reconciliation cannot use the aggregates: they keep attributed revenue per day, not the orders the ledger verifies. */
+export const RECONCILIATION_PRUNED = (days: number, first: string, last: string) =>
+  `${days} day(s) of this period (${first} to ${last}) are left out: the tenant's retention rule removed their events, and the daily aggregates ` +
+  `that keep their attributed revenue (GET /api/v1/attribution/channels) keep no orders to verify against the ledger; ` +
+  `ledger revenue of those days' orders counts as unmatched`;
+
+/** Paths cannot use the aggregates: they keep no touch sequences. */
+export const PATHS_PRUNED = (days: number, first: string, last: string) =>
+  `${days} day(s) of this period (${first} to ${last}) are left out: the tenant's retention rule removed their events, and daily aggregates keep no paths ` +
+  `(a later conversion's path also lacks touchpoints older than the rule)`;
+
+/** The response field of a report over a period retention pruned (null: no day of it was). */
+export const PrunedSchema = (description: string) =>
+  Type.Union([Type.Null(), Type.Object({ days: Type.Integer(), first_day: Type.String({ format: 'date' }), last_day: Type.String({ format: 'date' }), note: Type.String() }, { additionalProperties: false })], { description });

@@ -52,6 +52,13 @@ const channels = async (key: string, fromDaysAgo: number, toDaysAgo: number) => 
   assert.equal(res.statusCode, 200, res.body);
   return res.json();
 };
+/** A report route over [fromDaysAgo, toDaysAgo) days ago. */
+const report = async (key: string, path: string, fromDaysAgo: number, toDaysAgo: number) => {
+  const res = await app.inject({ method: 'GET', url: `/api/v1/${path}${path.includes('?') ? '&' : '?'}from=${day(fromDaysAgo).toISOString()}&to=${day(toDaysAgo).toISOString()}`, headers: auth(key) });
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json();
+};
+const REPORTS = ['attribution/comparison', 'reconciliation', 'reports/paths'] as const;
 const counts = (t: string) =>
   withTenant(appPool, t, async (c) => ({
     events: Number((await c.query(`SELECT count(*) FROM attribution_events WHERE tenant_id = $1`, [t])).rows[0].count),
@@ -119,6 +126,13 @@ describe('retention', () => {
     const oldBefore = await channels(A.api_key, 210, 190);
     const recentBefore = await channels(A.api_key, 5, 0);
     assert.equal(oldBefore.from_aggregates, null);
+    const before: Record<string, { old: any; all: any; recent: any }> = {};
+    for (const path of REPORTS) before[path] = { old: await report(A.api_key, path, 210, 190), all: await report(A.api_key, path, 210, 0), recent: await report(A.api_key, path, 5, 0) };
+    for (const path of REPORTS) {
+      assert.equal(before[path]!.old[path === 'attribution/comparison' ? 'from_aggregates' : 'pruned'], null, path);
+    }
+    assert.equal(before['reconciliation']!.old.total.conversions, 4);
+    assert.ok(before['reports/paths']!.old.paths.length > 0);
     const dry = (await runRetention(appPool, A.tenant_id, { dryRun: true })).allocations_folded;
 
     const r = await runCli(['retention', 'run'], { env: env() }); // every tenant with rules: A only (B's rule keeps a year)
@@ -136,6 +150,42 @@ describe('retention', () => {
     assert.match(oldAfter.from_aggregates.note, /daily aggregates/);
     const recentAfter = await channels(A.api_key, 5, 0);
     assert.deepEqual(recentAfter, recentBefore, 'recent periods are untouched and say nothing of aggregates');
+
+    // The model comparison adds the aggregated days in, for every model, and says so; over a period of pruned
+    // and live days it answers the same as before.
+    const comparison = await report(A.api_key, 'attribution/comparison', 210, 190);
+    assert.ok(before['attribution/comparison']!.old.channels.length > 0);
+    assert.deepEqual(comparison.channels, before['attribution/comparison']!.old.channels, 'every model: same money, conversions and confidence');
+    assert.deepEqual(comparison.from_aggregates, { ...oldAfter.from_aggregates, note: comparison.from_aggregates.note });
+    assert.match(comparison.from_aggregates.note, /come from daily aggregates/);
+    const comparisonAll = await report(A.api_key, 'attribution/comparison', 210, 0);
+    assert.deepEqual(comparisonAll.channels, before['attribution/comparison']!.all.channels);
+    assert.equal(comparisonAll.from_aggregates.days, 1);
+    // Reconciliation and paths cannot be rebuilt from aggregates: they say which days they leave out.
+    const rec = await report(A.api_key, 'reconciliation', 210, 190);
+    assert.equal(rec.total.conversions, 0);
+    assert.deepEqual([rec.pruned.days, rec.pruned.first_day, rec.pruned.last_day], [1, oldAfter.from_aggregates.first_day, oldAfter.from_aggregates.first_day]);
+    assert.match(rec.pruned.note, /are left out: .*keep no orders to verify/);
+    const paths = await report(A.api_key, 'reports/paths', 210, 190);
+    assert.deepEqual(paths.paths, []);
+    assert.equal(paths.pruned.days, 1);
+    assert.match(paths.pruned.note, /are left out: .*keep no paths/);
+    for (const path of ['reconciliation', 'reports/paths'] as const) {
+      const all = await report(A.api_key, path, 210, 0);
+      assert.equal(all.pruned.days, 1, path);
+      const recent = await report(A.api_key, path, 5, 0);
+      assert.deepEqual(recent, before[path]!.recent, `${path}: a recent period is untouched and says nothing`);
+      assert.equal(recent.pruned, null);
+      // The other tenant's pruned days are not this tenant's.
+      assert.equal((await report(B.api_key, path, 210, 190)).pruned, null, `${path}: tenant B`);
+    }
+    assert.deepEqual(await report(A.api_key, 'attribution/comparison', 5, 0), before['attribution/comparison']!.recent);
+    // The CLI's channel report adds them too.
+    const cli = await runCli(['attribution', 'report', '--tenant', A.tenant_id, '--model', 'linear', '--from', day(210).toISOString(), '--to', day(190).toISOString()], { env: env() });
+    assert.equal(cli.code, 0, cli.stderr);
+    const cliReport = JSON.parse(cli.stdout);
+    assert.deepEqual(cliReport.channels, oldAfter.channels);
+    assert.deepEqual(cliReport.from_aggregates, oldAfter.from_aggregates);
 
     const c = await counts(A.tenant_id);
     assert.equal(c.events, 3 * 2 + 2 * 2);

@@ -58,7 +58,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, summed credible interval */
+        /** Per channel, for one model and period of conversion times: attributed value, conversions, mean confidence, the 94 % interval of the total */
         get: operations["getAttributionChannels"];
         put?: never;
         post?: never;
@@ -1933,25 +1933,44 @@ export interface operations {
                             channel: string;
                             /** @description Conversions that credit the channel at all */
                             conversions: number;
-                            /** @description Only for models with intervals (bayesian). Summed bounds, not the interval of the sum: conservative. */
-                            credible_interval: {
-                                allocations_with_interval: number;
-                                /** @description Sum of the allocations' lower bounds (bayesian: 94 % central intervals) */
-                                lower_cents: number;
-                                /** @description Sum of the allocations' upper bounds */
-                                upper_cents: number;
-                            } | null;
                             /** @description ISO 4217 code; a channel with conversions in several currencies has one line per currency */
                             currency: string;
                             display_name: string;
                             /** @description Mean confidence_score of the allocations (meaning per model: GET /attribution/models) */
                             mean_confidence: number | null;
+                            /** @description Only for models with per-allocation intervals (bayesian). The bounds ADDED UP: not an interval of the total (too wide); total_interval is. */
+                            summed_allocation_bounds: {
+                                allocations_with_interval: number;
+                                /** @description Sum of the allocations' lower bounds (bayesian: 94 % central intervals of each share) */
+                                lower_cents: number;
+                                /** @description Sum of the allocations' upper bounds */
+                                upper_cents: number;
+                            } | null;
+                            /** @description The central 94 % interval of this line's total, from the draws of the total (bayesian: posterior draws; markov, shapley: bootstrap replicates) in the run named by total_intervals.run_id; null for rule models, when no run applies (total_intervals.note) or when the line's sum is no longer the run's total */
+                            total_interval: {
+                                /** @description Draws or bootstrap replicates the quantiles were taken over */
+                                draws: number;
+                                /** @description Bulk effective sample size of the total (bayesian) */
+                                ess: number | null;
+                                /** @description Lower bound of the total, minor units (rounded down) */
+                                lower_cents: number;
+                                /** @description Probability mass of the interval (0.94) */
+                                mass: number;
+                                /** @description posterior_draws (bayesian) or bootstrap (markov, shapley) */
+                                method: string;
+                                /** @description R-hat of the total over the chains (bayesian) */
+                                r_hat: number | null;
+                                /** @description Upper bound of the total, minor units (rounded up) */
+                                upper_cents: number;
+                            } | null;
                         }[];
                         from: string;
-                        /** @description Days of the period whose events retention removed: their figures come from daily aggregates (null: none) */
+                        /** @description Days of the period whose events retention removed: their figures come from daily aggregates (null: none). The verified figures leave them out (see GET /reconciliation's pruned) */
                         from_aggregates: null | {
                             days: number;
+                            /** Format: date */
                             first_day: string;
+                            /** Format: date */
                             last_day: string;
                             note: string;
                         };
@@ -1972,6 +1991,13 @@ export interface operations {
                             window_to: string;
                         }[];
                         to: string;
+                        /** @description Where total_interval comes from */
+                        total_intervals: {
+                            /** @description What the intervals are, or why there are none */
+                            note: string;
+                            /** @description The run whose stored totals give total_interval (null: none applies) */
+                            run_id: string | null;
+                        };
                         /** @description Verified revenue of the same conversions, as GET /reconciliation computes it, per channel of this model */
                         verified: {
                             channels: {
@@ -2201,6 +2227,15 @@ export interface operations {
                             };
                         }[];
                         from: string;
+                        /** @description Days of the period whose events retention removed: every model's figures for them come from daily aggregates (null: none) */
+                        from_aggregates: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         models: string[];
                         to: string;
                     };
@@ -14349,6 +14384,15 @@ export interface operations {
                         }[];
                         from: string;
                         model: string;
+                        /** @description Days of the period whose events retention removed: their conversions are not in this report, and the note says why (null: none) */
+                        pruned: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         to: string;
                         total: {
                             /** @description Revenue the conversions claim, minor units of the reporting currency */
@@ -15120,6 +15164,15 @@ export interface operations {
                             /** @description sum of the conversions' values, minor units of currency */
                             revenue_cents: number;
                         }[];
+                        /** @description Days of the period whose events retention removed: their conversions are not in these paths, and the note says why (null: none) */
+                        pruned: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         to: string;
                     };
                 };

@@ -51,7 +51,7 @@ export function Channels() {
           const currency = r.channels[0]!.currency;
           const lines = r.channels.filter((c) => c.currency === currency);
           const verified = 'channels' in r.verified ? new Map(r.verified.channels.map((v) => [v.channel, v.verified_cents])) : null;
-          const hasIntervals = lines.some((c) => c.credible_interval);
+          const hasIntervals = lines.some((c) => c.total_interval);
           // Spend is in the reporting currency: shown against the lines in that currency.
           const spendOf = new Map(spend.lines.map((l) => [String(l.key.channel), l.spend_cents]));
           const withSpend = (c: { currency: string; channel: string }) => c.currency === spend.currency && spendOf.has(c.channel);
@@ -59,7 +59,7 @@ export function Channels() {
           return (
             <>
               <Chart
-                label={`Attributed revenue per channel, ${MODEL_NAMES[model]}, ${currency}${hasIntervals ? ', with credible intervals' : ''}`}
+                label={`Attributed revenue per channel, ${MODEL_NAMES[model]}, ${currency}${hasIntervals ? ', with the 94 % intervals of the totals' : ''}`}
                 option={{
                   tooltip: { trigger: 'axis' },
                   legend: { top: 0 },
@@ -73,7 +73,7 @@ export function Channels() {
                       ? [
                           errorBars(
                             '94 % interval',
-                            lines.map((c, i) => [i, major(c.credible_interval?.lower_cents ?? c.attributed_cents, currency), major(c.credible_interval?.upper_cents ?? c.attributed_cents, currency)]),
+                            lines.map((c, i) => [i, major(c.total_interval?.lower_cents ?? c.attributed_cents, currency), major(c.total_interval?.upper_cents ?? c.attributed_cents, currency)]),
                             verified ? -0.175 : 0,
                           ),
                         ]
@@ -82,6 +82,11 @@ export function Channels() {
                 }}
               />
               {'unavailable' in r.verified && <p class="note">Verified revenue is unavailable: {r.verified.unavailable}</p>}
+              {['markov', 'shapley', 'bayesian'].includes(model) && (
+                <p class="note" data-testid="interval-note">
+                  {hasIntervals ? `Interval of each channel's total: ${r.total_intervals.note}.` : `No interval of the totals for this period (${r.total_intervals.note}).`}
+                </p>
+              )}
               <DataTable
                 caption={`Channels by ${MODEL_NAMES[model]}`}
                 file={`channels-${model}`}
@@ -93,10 +98,10 @@ export function Channels() {
                   { key: 'attributed', label: 'Attributed', numeric: true, csv: (c) => decimal(c.attributed_cents, c.currency), render: (c) => money(c.attributed_cents, c.currency) },
                   {
                     key: 'interval',
-                    label: 'Interval (94 %)',
+                    label: 'Interval of the total (94 %)',
                     numeric: true,
-                    csv: (c) => (c.credible_interval ? `${decimal(c.credible_interval.lower_cents, c.currency)}..${decimal(c.credible_interval.upper_cents, c.currency)}` : null),
-                    render: (c) => (c.credible_interval ? `${money(c.credible_interval.lower_cents, c.currency)} – ${money(c.credible_interval.upper_cents, c.currency)}` : '—'),
+                    csv: (c) => (c.total_interval ? `${decimal(c.total_interval.lower_cents, c.currency)}..${decimal(c.total_interval.upper_cents, c.currency)}` : null),
+                    render: (c) => (c.total_interval ? `${money(c.total_interval.lower_cents, c.currency)} – ${money(c.total_interval.upper_cents, c.currency)}` : '—'),
                   },
                   {
                     key: 'verified',
