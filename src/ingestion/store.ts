@@ -71,8 +71,9 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
        ON CONFLICT DO NOTHING
        RETURNING ${COLUMNS}
      ),
-     -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once).
-     notified AS (SELECT pg_notify('${EVENTS_CHANNEL}', $1::text) FROM (SELECT 1 FROM ins LIMIT 1) AS one)
+     -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once). count():
+     -- Citus refuses a CTE column of pseudo-type void ("column pg_notify has pseudo-type void").
+     notified AS (SELECT count(pg_notify('${EVENTS_CHANNEL}', $1::text)) FROM (SELECT 1 FROM ins LIMIT 1) AS one)
      SELECT ins.* FROM ins LEFT JOIN notified ON true`,
     values: [
       tenantId,
