@@ -20,7 +20,9 @@
 // compare the ratios, not absolutes.
 // Run: node --import tsx bench/ingestion.bench.ts
 //      (BENCH_SINGLE, BENCH_BATCH_EVENTS resize the HTTP phases; BENCH_PGBENCH_SECONDS, default 8,
-//      each pgbench phase; BENCH_SERVER_PROF=<dir> writes the server's --cpu-prof there)
+//      each pgbench phase; BENCH_SERVER_PROF=<dir> writes a CPU profile of the server per HTTP phase,
+//      <dir>/single.cpuprofile and batch.cpuprofile: V8's sampling profiler, as --cpu-prof, but only
+//      around the phase)
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   retention: async () => (await import('../retention/cli.js')).registerRetention,
   'publishable-key': async () => (await import('../collect/cli.js')).registerPublishableKey,
   identity: async () => (await import('../identity/cli.js')).registerIdentity,
+  citus: async () => (await import('../citus/cli.js')).registerCitus,
 };
 /** Short names of top-level commands (commander knows them too, through .alias()). */
 const ALIASES: Record<string, string> = { pk: 'publishable-key' };

@@ -114,7 +114,7 @@ export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Pro
 export async function getDeadEvent(client: Queryable, id: string): Promise<DeadEvent> {
   const { rows } = await client.query<Row>(
     `SELECT ${SUMMARY_COLUMNS}, d.error_traceback, d.error_detail, d.remediation_notes, d.raw_payload, e.processing_status AS event_status
-       FROM dead_events d LEFT JOIN attribution_events e ON e.id = d.event_id
+       FROM dead_events d LEFT JOIN attribution_events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
       WHERE d.id = $1`,
     [id],
   );

@@ -1,5 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { ident } from '../db/pool.js';
+import { tenantContextSql } from '../db/tenant-context.js';
 import type { Session, TableColumn } from './session.js';
 import type { Check } from './types.js';
 
@@ -41,7 +42,7 @@ export class Probe {
   constructor(readonly session: Session) {}
 
   async useTenant(id: string): Promise<void> {
-    await this.session.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [id]);
+    await this.session.query(tenantContextSql(id));
   }
 
   /** A fixture tenant (its context set first, in case a later revision forces RLS on tenants too). */

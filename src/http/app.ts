@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { ErrorObject } from 'ajv';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
 import type { Config, HttpLimits } from '../config.js';
@@ -169,10 +169,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     requestIdHeader: false,
-    // One log line per request (written in onResponse below) instead of Fastify's two
-    // ("incoming request" + "request completed"): the second line was about 4 % of the single-event
-    // route's CPU (bench/ingestion.bench.ts with BENCH_SERVER_PROF; docs/ingestion.md).
-    disableRequestLogging: true,
+    logController: new OneLinePerRequest(),
     // Errors the router raises before any route or hook runs (a malformed percent-escape, an
     // over-long path parameter) are problems like any other, not Fastify's own JSON.
     frameworkErrors: (error, request, reply) => {
@@ -212,8 +209,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
   // Every response, by route pattern (not the raw URL: bounded label values) and status.
   app.addHook('onResponse', (request, reply, done) => {
     metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }, reply.elapsedTime / 1000);
-    // The request's one log line: the request (serializeRequest, credentials censored), the status and the time.
-    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
     done();
   });
   app.addHook('onRoute', (route) => {
@@ -430,6 +425,19 @@ export function validationProblem(validation: Pick<ErrorObject, 'instancePath' |
   });
   if (errors.length === 0) return new HttpProblem('validation_failed', `${part} is not valid`, { field: part });
   return new HttpProblem('validation_failed', errors[0]!.message, { field: errors[0]!.field, details: { errors } });
+}
+
+/**
+ * One log line per request, when it completes, with the request (serializeRequest: credentials
+ * censored), the status and the time, instead of Fastify's two ("incoming request" + "request
+ * completed"). Fastify's other log lines (errors, 404s) stay as they are.
+ */
+class OneLinePerRequest extends LogController {
+  override incomingRequest(): void {}
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
 }
 
 /**

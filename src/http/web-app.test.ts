@@ -440,3 +440,40 @@ describe('tenant A never sees tenant B', () => {
     await b.context.close();
   });
 });
+
+describe('a period the retention rule pruned', () => {
+  test("every report page shows the API's note on it (figures from aggregates, or days left out); none without one", async () => {
+    const { context, page } = await signedIn(A.tenant_id, 'retention@acme.example', 'viewer');
+    const day = new Date(Date.now() - 10 * 86_400_000).toISOString().slice(0, 10);
+    // What retention leaves when it deletes a day's events: its allocations folded into a daily aggregate.
+    await su.query(
+      `INSERT INTO allocation_daily_aggregates (tenant_id, day, model_type, channel_code, currency, allocated_revenue_cents, attributed_conversions, conversions, allocations, confidence_sum, updated_at)
+       VALUES ($1, $2, 'last_touch', 'email', 'USD', 12345, 3, 3, 3, 2.4, now())`,
+      [A.tenant_id, day],
+    );
+    try {
+      for (const [path, url, field] of [
+        ['/', `/api/v1/reconciliation?${q()}`, 'pruned'],
+        ['/reconciliation', `/api/v1/reconciliation?${q()}`, 'pruned'],
+        ['/paths', `/api/v1/reports/paths?${q()}&limit=50`, 'pruned'],
+        ['/channels', `/api/v1/attribution/channels?model=last_touch&${q()}`, 'from_aggregates'],
+        ['/models', `/api/v1/attribution/comparison?${q()}`, 'from_aggregates'],
+      ] as const) {
+        const source = (await apiGet(url))[field];
+        assert.equal(source?.first_day, day, `${url} names the pruned day`);
+        await page.goto(path);
+        await page.getByTestId('retention-note').waitFor();
+        assert.equal((await page.getByTestId('retention-note').textContent())?.trim(), source.note, path);
+      }
+      await screenshot(page, 'models-retention-note');
+    } finally {
+      await su.query(`DELETE FROM allocation_daily_aggregates WHERE tenant_id = $1`, [A.tenant_id]);
+    }
+    for (const path of ['/', '/reconciliation', '/paths', '/channels', '/models']) {
+      await page.goto(path);
+      await settle(page);
+      assert.equal(await page.getByTestId('retention-note').count(), 0, `${path}: no note when nothing was pruned`);
+    }
+    await context.close();
+  });
+});

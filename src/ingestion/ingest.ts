@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import { IngestionError, type PreparedEvent } from './prepare.js';
 import type { EventOutput } from './schema.js';
-import { findByKeys, insertEvents, toOutput, type StoredEvent } from './store.js';
+import { findByKeys, insertEvents, insertedOutput, toOutput, type InsertedEvent, type StoredEvent } from './store.js';
 
 /** What became of one event: created (201), a replay of the same body (200), or its key reused with another body (409). */
 export type Outcome = { status: 201 | 200; event: EventOutput } | { status: 409; eventId: string; clientKey: string; keyField: string };
@@ -17,7 +17,7 @@ export async function ingestEvents(client: Queryable, tenantId: string, events: 
   const first = new Map<string, PreparedEvent>();
   for (const e of events) if (!first.has(e.scopedKey)) first.set(e.scopedKey, e);
 
-  const created = new Map<string, StoredEvent>();
+  const created = new Map<string, InsertedEvent>();
   const existing = new Map<string, StoredEvent>();
   let pending = [...first.values()];
   // A key that is neither inserted nor found belonged to a concurrent transaction that rolled
@@ -34,11 +34,17 @@ export async function ingestEvents(client: Queryable, tenantId: string, events: 
   return events.map((e): Outcome => {
     const isFirst = first.get(e.scopedKey) === e;
     const createdRow = created.get(e.scopedKey);
-    if (createdRow && isFirst && !reported.has(e.scopedKey)) {
-      reported.add(e.scopedKey);
-      return { status: 201, event: toOutput(createdRow, tenantId) };
+    if (createdRow) {
+      // Inserted now, by the first event with this key: later ones in the list replay or conflict with it.
+      const firstEvent = first.get(e.scopedKey)!;
+      if (isFirst && !reported.has(e.scopedKey)) {
+        reported.add(e.scopedKey);
+        return { status: 201, event: insertedOutput(e, createdRow, tenantId) };
+      }
+      if (firstEvent.requestHash === e.requestHash) return { status: 200, event: insertedOutput(firstEvent, createdRow, tenantId) };
+      return { status: 409, eventId: createdRow.id, clientKey: e.clientKey, keyField: e.keyField };
     }
-    const row = (createdRow ?? existing.get(e.scopedKey))!;
+    const row = existing.get(e.scopedKey)!;
     // Rows stored before request hashes existed (legacy imports) cannot be compared: a replay.
     if (row.request_hash === null || row.request_hash === e.requestHash) return { status: 200, event: toOutput(row, tenantId) };
     return { status: 409, eventId: row.id, clientKey: e.clientKey, keyField: e.keyField };

@@ -31,6 +31,14 @@ export interface StoredEvent {
 const COLUMNS = `id, idempotency_key, event_type, event_timestamp, session_id, anonymous_id, user_id, channel, campaign_id,
   conversion_value_cents, currency, order_id, processing_status, created_at, encode(request_hash, 'hex') AS request_hash`;
 
+/** What an insert returns of a new event: what the database decided. The rest is the prepared event, as written. */
+export interface InsertedEvent {
+  id: string;
+  idempotency_key: string;
+  event_timestamp: Date;
+  created_at: Date;
+}
+
 /**
  * Inserts events (sorted by key, so two batches sharing keys lock them in the same order and
  * cannot deadlock) and returns the rows that were new; a key that exists already (or is being
@@ -41,14 +49,15 @@ const COLUMNS = `id, idempotency_key, event_type, event_timestamp, session_id, a
  * the value or 0. The ON CONFLICT names no target: the key is unique through idx_events_idempotency
  * on one server and through (tenant_id, idempotency_key) on Citus (docs/scaling.md).
  */
-export async function insertEvents(client: Queryable, tenantId: string, events: readonly PreparedEvent[]): Promise<StoredEvent[]> {
+export async function insertEvents(client: Queryable, tenantId: string, events: readonly PreparedEvent[]): Promise<InsertedEvent[]> {
   if (events.length === 0) return [];
   const sorted = [...events].sort((a, b) => (a.scopedKey < b.scopedKey ? -1 : a.scopedKey > b.scopedKey ? 1 : 0));
   const col = <T>(f: (e: PreparedEvent) => T) => sorted.map(f);
-  const { rows } = await client.query<StoredEvent>({
+  const { rows } = await client.query<InsertedEvent>({
     // A named statement is parsed and planned once per connection (the text never varies: the
-    // events travel as arrays, whatever their number).
-    name: 'skeldir_ingest_events',
+    // events travel as arrays, whatever their number). It returns only what the database decides
+    // (id, the timestamp as stored, created_at): the other columns are the prepared event's.
+    name: 'skeldir_ingest_events_v2',
     text: `WITH ins AS (
        INSERT INTO attribution_events (tenant_id, idempotency_key, event_type, event_timestamp, occurred_at, session_id, user_id,
          channel, campaign_id, conversion_value_cents, currency, order_id, raw_payload, revenue_cents, request_hash,
@@ -62,8 +71,9 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
        ON CONFLICT DO NOTHING
        RETURNING ${COLUMNS}
      ),
-     -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once).
-     notified AS (SELECT pg_notify('${EVENTS_CHANNEL}', $1::text) FROM (SELECT 1 FROM ins LIMIT 1) AS one)
+     -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once). count():
+     -- Citus refuses a CTE column of pseudo-type void ("column pg_notify has pseudo-type void").
+     notified AS (SELECT count(pg_notify('${EVENTS_CHANNEL}', $1::text)) FROM (SELECT 1 FROM ins LIMIT 1) AS one)
      SELECT ins.* FROM ins LEFT JOIN notified ON true`,
     values: [
       tenantId,
@@ -100,6 +110,30 @@ export async function findByKeys(client: Queryable, keys: readonly string[]): Pr
 export async function findById(client: Queryable, id: string): Promise<StoredEvent | undefined> {
   const { rows } = await client.query<StoredEvent>(`SELECT ${COLUMNS} FROM attribution_events WHERE id = $1`, [id]);
   return rows[0];
+}
+
+/** The API's view of an event just inserted: the prepared event with what the database decided. */
+export function insertedOutput(e: PreparedEvent, row: InsertedEvent, tenantId: string): EventOutput {
+  return toOutput(
+    {
+      id: row.id,
+      idempotency_key: row.idempotency_key,
+      event_type: e.eventType,
+      event_timestamp: row.event_timestamp,
+      session_id: e.sessionId,
+      anonymous_id: e.anonymousId,
+      user_id: e.userId,
+      channel: e.channel,
+      campaign_id: e.campaignId,
+      conversion_value_cents: e.valueCents,
+      currency: e.currency,
+      order_id: e.orderId,
+      processing_status: 'pending',
+      created_at: row.created_at,
+      request_hash: e.requestHash,
+    },
+    tenantId,
+  );
 }
 
 /** The API's view of a stored event. */

@@ -1,6 +1,6 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { ident } from '../db/pool.js';
-import { CURRENT_TENANT_SQL } from '../db/tenant-context.js';
+import { CURRENT_TENANT_SQL, tenantContextSql } from '../db/tenant-context.js';
 
 /** Reports progress of long steps (backfills). The CLI draws bars; tests stay silent. */
 export interface Progress {
@@ -237,7 +237,7 @@ export class MigrationContext {
     const sizes: number[] = [];
     for (const tenant of tenants) {
       await this.transaction(async () => {
-        await this.exec(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
+        await this.exec(tenantContextSql(tenant));
         const [row] = await this.exec<{ n: string }>(`SELECT count(*) AS n FROM ${t}`);
         sizes.push(Number(row!.n));
       });
@@ -253,7 +253,7 @@ export class MigrationContext {
         for (;;) {
           let seen = 0;
           await this.transaction(async () => {
-            await this.exec(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
+            await this.exec(tenantContextSql(tenant));
             const [r] = await this.exec<{ last: string | null; seen: string; updated: string }>(
               `WITH batch AS (
                  SELECT id AS batch_id FROM ${t} WHERE tenant_id = ${CURRENT_TENANT_SQL} AND id > $1 ORDER BY id LIMIT ${this.batchSize}

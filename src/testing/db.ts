@@ -10,6 +10,7 @@ import { acquireAdvisoryLock, releaseAdvisoryLock } from '../db/locks.js';
 import { ident } from '../db/pool.js';
 import { ensureRoles, type Roles } from '../db/roles.js';
 import { SchemaMigrator } from '../migrations/migrator.js';
+import { databaseSettingsSql, distribute } from '../citus/distribute.js';
 
 /**
  * Test databases, graphile-worker style: one PostgreSQL server per test run (TEST_DATABASE_URL,
@@ -62,6 +63,7 @@ function migrationsFingerprint(): string {
   };
   walk(join(here, '..', 'migrations'));
   walk(join(here, '..', 'db'));
+  walk(join(here, '..', 'citus'));
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -76,12 +78,12 @@ async function ensureTemplate(adminUrl: string, roles: Roles): Promise<void> {
         [TEMPLATE],
       );
       if (rows[0]?.comment === fingerprint) return;
-      if (rows.length) {
-        await client.query(`ALTER DATABASE ${ident(TEMPLATE)} WITH IS_TEMPLATE false`);
-        await client.query(`DROP DATABASE ${ident(TEMPLATE)} WITH (FORCE)`);
-      }
+      if (rows.length) await dropTemplate(client);
+      const workers = citusWorkers();
+      for (const w of workers) await onWorker(adminUrl, w, (c) => dropTemplate(c));
       await createDatabaseIfMissing(client, TEMPLATE, roles.owner, 'template0');
       const db = databaseAt(urlFor(adminUrl, TEMPLATE), roles);
+      if (workers.length) await prepareCitus(adminUrl, workers, roles);
       const pool = db.ownerPool({ max: 2 });
       const migrator = new SchemaMigrator(pool, { roles });
       try {
@@ -89,10 +91,71 @@ async function ensureTemplate(adminUrl: string, roles: Roles): Promise<void> {
       } finally {
         await migrator.close();
       }
+      if (workers.length) {
+        await withClient(urlFor(adminUrl, TEMPLATE), (c) => distribute(c, roles));
+        // CREATE DATABASE … TEMPLATE needs the template unused on every node: no new connections,
+        // and Citus's maintenance daemon and cached connections ended.
+        for (const target of [adminUrl, ...workers.map((w) => workerUrl(adminUrl, w))]) {
+          await withClient(target, async (c) => {
+            await c.query(`ALTER DATABASE ${ident(TEMPLATE)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true`);
+            await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [TEMPLATE]);
+          });
+        }
+      }
       await client.query(`COMMENT ON DATABASE ${ident(TEMPLATE)} IS '${fingerprint}'`);
       await client.query(`ALTER DATABASE ${ident(TEMPLATE)} WITH IS_TEMPLATE true`);
     } finally {
       await releaseAdvisoryLock(client, '8642001');
+    }
+  });
+}
+
+async function dropTemplate(client: pg.ClientBase): Promise<void> {
+  const { rows } = await client.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [TEMPLATE]);
+  if (!rows.length) return;
+  await client.query(`ALTER DATABASE ${ident(TEMPLATE)} WITH IS_TEMPLATE false`);
+  await client.query(`DROP DATABASE ${ident(TEMPLATE)} WITH (FORCE)`);
+}
+
+/**
+ * Citus (npm run test:citus): SKELDIR_TEST_CITUS_WORKERS lists the workers (host:port) of the
+ * cluster whose coordinator TEST_DATABASE_URL names. A test database is then one database of the
+ * same name on every node: the template is created on each, the workers registered in the
+ * coordinator's copy, migrated and distributed there, and each test file's database is a clone
+ * of the template on every node (the coordinator's metadata names the workers by host and port,
+ * and Citus connects to the database of the same name on them, so the clones form a cluster of
+ * their own: CREATE DATABASE … TEMPLATE copies the distribution too, node by node).
+ */
+function citusWorkers(): string[] {
+  return (process.env.SKELDIR_TEST_CITUS_WORKERS ?? '').split(',').map((w) => w.trim()).filter(Boolean);
+}
+
+function workerUrl(adminUrl: string, worker: string): string {
+  const u = new URL(adminUrl);
+  const [host, port] = worker.split(':');
+  u.hostname = host!;
+  u.port = port!;
+  return u.toString();
+}
+
+async function onWorker<T>(adminUrl: string, worker: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  return withClient(workerUrl(adminUrl, worker), fn);
+}
+
+async function prepareCitus(adminUrl: string, workers: string[], roles: Roles): Promise<void> {
+  for (const w of workers) {
+    await onWorker(adminUrl, w, async (c) => {
+      await createDatabaseIfMissing(c, TEMPLATE, roles.owner, 'template0');
+    });
+    await withClient(urlFor(workerUrl(adminUrl, w), TEMPLATE), (c) => c.query('CREATE EXTENSION IF NOT EXISTS citus'));
+  }
+  const coordinator = new URL(adminUrl);
+  await withClient(urlFor(adminUrl, TEMPLATE), async (c) => {
+    await c.query('CREATE EXTENSION IF NOT EXISTS citus');
+    await c.query(`SELECT citus_set_coordinator_host($1, $2)`, [coordinator.hostname, Number(coordinator.port || 5432)]);
+    for (const w of workers) {
+      const [host, port] = w.split(':');
+      await c.query(`SELECT citus_add_node($1, $2)`, [host, Number(port)]);
     }
   });
 }
@@ -122,7 +185,9 @@ export async function createTestDatabase(from: 'head' | 'empty' = 'head'): Promi
  */
 export async function cloneDatabase(adminUrl: string, roles: Roles, template: string): Promise<TestDatabase> {
   const name = `skeldir_t_${randomBytes(6).toString('hex')}`;
-  await withClient(adminUrl, async (client) => {
+  // On Citus the head template is cloned on every node (see citusWorkers).
+  const nodes = template === TEMPLATE ? [adminUrl, ...citusWorkers().map((w) => workerUrl(adminUrl, w))] : [adminUrl];
+  for (const node of nodes) await withClient(node, async (client) => {
     for (let attempt = 0; ; attempt++) {
       try {
         await createDatabaseIfMissing(client, name, roles.owner, template);
@@ -134,12 +199,13 @@ export async function cloneDatabase(adminUrl: string, roles: Roles, template: st
       }
     }
   });
+  if (nodes.length > 1) await withClient(adminUrl, (c) => c.query(databaseSettingsSql(name)));
   return {
     ...databaseAt(urlFor(adminUrl, name), roles),
     name,
     adminUrl,
     drop: async () => {
-      await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+      for (const node of nodes) await withClient(node, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
     },
   };
 }

@@ -84,9 +84,15 @@ export async function listEndpoints(owner: pg.Pool, tenantIdInput: string): Prom
     const { rows } = await client.query(
       `SELECT e.id, e.provider, e.description, e.created_at, e.rotated_at,
               CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_expires_at END AS previous_until,
-              (SELECT count(*) FROM webhook_deliveries d WHERE d.endpoint_id = e.id) AS deliveries,
-              (SELECT max(received_at) FROM webhook_deliveries d WHERE d.endpoint_id = e.id) AS last_delivery_at
-         FROM webhook_endpoints e ORDER BY e.created_at, e.id`,
+              coalesce(d.deliveries, 0) AS deliveries, d.last_delivery_at
+         FROM webhook_endpoints e
+         LEFT JOIN (SELECT endpoint_id, count(*) AS deliveries, max(received_at) AS last_delivery_at
+                      FROM webhook_deliveries WHERE tenant_id = $1 GROUP BY endpoint_id) d ON d.endpoint_id = e.id
+        WHERE e.tenant_id = $1
+        ORDER BY e.created_at, e.id`,
+      // An aggregate joined, not correlated subqueries, and tenant_id explicit: on Citus the deliveries
+      // are one shard's router query (a correlated subquery next to a reference table is refused).
+      [tenantId],
     );
     return rows.map((r) => ({
       endpoint_id: r.id,

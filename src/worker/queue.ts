@@ -1,6 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import type { ClassifiedFailure } from './classify.js';
 import { formatInstant } from '../db/timestamps.js';
+import { tenantContextSql } from '../db/tenant-context.js';
 
 /**
  * The queue's SQL, one function per statement. Everything but `claimEvents` runs as the
@@ -29,7 +30,7 @@ export async function claimEvents(client: Queryable, limit: number): Promise<Cla
 
 /** Transaction-local tenant context: row-level security now shows only this tenant's rows. */
 export async function setTenant(client: Queryable, tenantId: string): Promise<void> {
-  await client.query("SELECT set_config('app.current_tenant_id', $1, true)", [tenantId]);
+  await client.query(tenantContextSql(tenantId));
 }
 
 /**

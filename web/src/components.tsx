@@ -164,3 +164,15 @@ export function Metric({ label, value, note, testId }: { label: string; value: s
     </div>
   );
 }
+
+/**
+ * What the tenant's retention rule did to the period (a report's `from_aggregates` or `pruned`): shown as it is
+ * worded by the API, above the figures and in empty states, so nobody reads an old period's numbers as complete.
+ */
+export function RetentionNote({ source }: { source: { note: string } | null | undefined }) {
+  return source ? (
+    <p class="note retention-note" role="note" data-testid="retention-note">
+      {source.note}
+    </p>
+  ) : null;
+}

@@ -1,7 +1,7 @@
 import { useLocation } from 'preact-iso';
 import { api, call } from '../api';
 import { Chart, errorBars } from '../chart';
-import { Async, DataTable, Empty, useLoad } from '../components';
+import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
 import { channelName, count, decimal, major, money, MODEL_NAMES, roas } from '../format';
 import { days, instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
@@ -40,6 +40,8 @@ export function Channels() {
         {([r, spend]) => {
           if (r.channels.length === 0)
             return (
+              <>
+              <RetentionNote source={r.from_aggregates} />
               <Empty title={`No ${MODEL_NAMES[model]} allocations in this period`}>
                 {['markov', 'shapley', 'bayesian'].includes(model) ? (
                   <>This model is computed for the whole window: configure it in Settings, or run <code>skeldir attribution run --model {model}</code>.</>
@@ -47,6 +49,7 @@ export function Channels() {
                   FIRST_EVENT_HINT
                 )}
               </Empty>
+              </>
             );
           const currency = r.channels[0]!.currency;
           const lines = r.channels.filter((c) => c.currency === currency);
@@ -58,6 +61,7 @@ export function Channels() {
           const campaigns = (channel: string) => `/campaigns?${new URLSearchParams({ channel, from: period.from, to: period.to, model }).toString()}`;
           return (
             <>
+              <RetentionNote source={r.from_aggregates} />
               <Chart
                 label={`Attributed revenue per channel, ${MODEL_NAMES[model]}, ${currency}${hasIntervals ? ', with the 94 % intervals of the totals' : ''}`}
                 option={{

@@ -1,6 +1,6 @@
 import { api, call } from '../api';
 import { Chart } from '../chart';
-import { Async, DataTable, Empty, useLoad } from '../components';
+import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
 import { channelName, decimal, major, money, MODEL_NAMES } from '../format';
 import { instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
@@ -15,12 +15,13 @@ export function Models() {
       </PageHead>
       <Async load={load} what="the comparison" retry={retry}>
         {(r) => {
-          if (r.channels.length === 0) return <Empty title="No allocations in this period">{FIRST_EVENT_HINT}</Empty>;
+          if (r.channels.length === 0) return <><RetentionNote source={r.from_aggregates} /><Empty title="No allocations in this period">{FIRST_EVENT_HINT}</Empty></>;
           const currency = r.channels[0]!.currency;
           const lines = r.channels.filter((c) => c.currency === currency);
           const models = r.models.filter((m) => lines.some((c) => c.models[m]));
           return (
             <>
+              <RetentionNote source={r.from_aggregates} />
               <Chart
                 label={`Attributed revenue per channel and model, ${currency}`}
                 height={360}

@@ -1,6 +1,6 @@
 import { api, call } from '../api';
 import { Chart } from '../chart';
-import { Async, DataTable, Empty, Metric, useLoad } from '../components';
+import { Async, DataTable, Empty, Metric, RetentionNote, useLoad } from '../components';
 import { count, decimal, major, money, percent, roas } from '../format';
 import { days, instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
@@ -24,9 +24,10 @@ export function Overview() {
         {([r, spend]) => {
           const t = r.total;
           const spent = spend.total_spend_cents;
-          if (t.conversions === 0) return <Empty title="No conversions in this period">{FIRST_EVENT_HINT}</Empty>;
+          if (t.conversions === 0) return <><RetentionNote source={r.pruned} /><Empty title="No conversions in this period">{FIRST_EVENT_HINT}</Empty></>;
           return (
             <>
+              <RetentionNote source={r.pruned} />
               <div class="metrics">
                 <Metric testId="claimed" label="Revenue claimed" value={money(t.claimed_cents, r.currency)} note={`${count(t.conversions)} conversions`} />
                 <Metric testId="verified" label="Revenue verified" value={money(t.verified_cents, r.currency)} note={`${count(t.verified_conversions)} conversions paid`} />

@@ -1,5 +1,5 @@
 import { api, call } from '../api';
-import { Async, DataTable, Empty, useLoad } from '../components';
+import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
 import { channelName, count, decimal, money } from '../format';
 import { instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
@@ -15,9 +15,13 @@ export function Paths() {
       <Async load={load} what="conversion paths" retry={retry}>
         {(r) =>
           r.paths.length === 0 ? (
-            <Empty title="No conversions in this period">{FIRST_EVENT_HINT}</Empty>
+            <>
+              <RetentionNote source={r.pruned} />
+              <Empty title="No conversions in this period">{FIRST_EVENT_HINT}</Empty>
+            </>
           ) : (
             <>
+              <RetentionNote source={r.pruned} />
               <p class="note">Touchpoints of the conversion's session within {r.lookback_days} days before it, oldest first.</p>
               <DataTable
                 caption="Most common paths"

@@ -1,6 +1,6 @@
 import { api, call } from '../api';
 import { Chart } from '../chart';
-import { Async, DataTable, Empty, Metric, useLoad } from '../components';
+import { Async, DataTable, Empty, Metric, RetentionNote, useLoad } from '../components';
 import { channelName, count, decimal, major, money, percent } from '../format';
 import { instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
@@ -15,10 +15,11 @@ export function Reconciliation() {
       </PageHead>
       <Async load={load} what="the reconciliation" retry={retry}>
         {(r) => {
-          if (r.total.conversions === 0 && r.total.unmatched_ledger_transactions === 0) return <Empty title="Nothing to reconcile in this period">{FIRST_EVENT_HINT}</Empty>;
+          if (r.total.conversions === 0 && r.total.unmatched_ledger_transactions === 0) return <><RetentionNote source={r.pruned} /><Empty title="Nothing to reconcile in this period">{FIRST_EVENT_HINT}</Empty></>;
           const c = r.currency;
           return (
             <>
+              <RetentionNote source={r.pruned} />
               <div class="metrics">
                 <Metric testId="rec-claimed" label="Claimed" value={money(r.total.claimed_cents, c)} />
                 <Metric testId="rec-verified" label="Verified" value={money(r.total.verified_cents, c)} />

@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+// `npm run test:citus`: the test suite (the files of CITUS_SUITE below, or those matching the
+// arguments) against a real Citus cluster: one coordinator and two workers on 127.0.0.1, every
+// test file's database migrated to head and distributed by `skeldir citus distribute`
+// (src/testing/db.ts clones it on every node). Citus comes from, in order: CITUS_PG_BINDIR (the
+// bin directory of a PostgreSQL with Citus installed), the system PostgreSQL 15 if Citus is in
+// it, or ../shared/citus (relative to the repository root) installed into it by its install.sh
+// (as root). The cluster is started with ../shared/citus/cluster.sh (or CITUS_CLUSTER_SH) on
+// ports SKELDIR_CITUS_PORT .. +2 (default 9700), in a temporary directory, and stopped at the end.
+// CITUS_SHARED_DIR overrides ../shared/citus (e.g. from a git worktree). When no Citus can be found or
+// installed, it says why and exits 0 (nothing to test against).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const shared = process.env.CITUS_SHARED_DIR ?? join(root, '..', 'shared', 'citus');
+
+/**
+ * The files run on Citus, and why each file left out is left out. Every file of src/ must be in
+ * one of the two lists (checked below), so a new test file is a decision, not an accident.
+ */
+const CITUS_SUITE = [
+  'src/citus/citus.test.ts',
+  'src/tenants/isolation.test.ts',
+  'src/ingestion/ingestion.test.ts',
+  'src/collect/collect.test.ts',
+];
+const NO_DB = 'no database (pure computation): the same on any server';
+const NOT_YET = 'not yet run on Citus (docs/scaling.md, "Not done")';
+const LEFT_OUT = {
+  'src/attribution/bayesian.test.ts': NO_DB,
+  'src/attribution/diagnostics.test.ts': NO_DB,
+  'src/attribution/heuristics.test.ts': NO_DB,
+  'src/attribution/markov.test.ts': NO_DB,
+  'src/attribution/permutation.test.ts': NO_DB,
+  'src/attribution/shapley.test.ts': NO_DB,
+  'src/channels/classify.test.ts': NO_DB,
+  'src/collect/enrich.test.ts': NO_DB,
+  'src/db/timestamps.test.ts': NO_DB,
+  'src/money/allocate.test.ts': NO_DB,
+  'src/money/money.test.ts': NO_DB,
+  'src/webhooks/json.test.ts': NO_DB,
+  'src/webhooks/providers.test.ts': NO_DB,
+  'src/licensing/licenses.test.ts': 'licence files, no database',
+  'src/testing/openapi-types.test.ts': 'generated types, no database',
+  'src/testing/browser.test.ts': 'the browser harness, no database',
+  'src/cli/build.test.ts': 'the build, no database',
+  'src/collect/tracker.test.ts': 'the browser tracker, no database',
+  'src/db/embedded.test.ts': 'the embedded PostgreSQL itself (one server by design)',
+  'src/migrations/migrations.test.ts': 'walks the revision chain on empty databases: plain tables on the coordinator, what npm test covers; distribution comes after migration',
+  'src/migrations/tenant-scoped-keys.test.ts': 'the revision on plain tables (before distribution), what npm test covers',
+  'src/forensics/apply.test.ts': 'applies the document revisions from the legacy schema (before distribution), what npm test covers',
+  'src/forensics/forensics.test.ts': 'the forensic report does not yet name the Citus differences gate by gate (docs/scaling.md)',
+  'src/forensics/lint.test.ts': 'lints the schema at head (before distribution), what npm test covers',
+  'src/forensics/sabotage.test.ts': 'sabotages the schema with DDL on plain tables, what npm test covers',
+  'src/worker/crash.test.ts': `${NOT_YET}: the worker's updates use clock_timestamp() and RETURNING now(), which Citus refuses in distributed modifications; the audit tables of the test are coordinator-local`,
+  'src/worker/worker.test.ts': `${NOT_YET}: as crash.test.ts`,
+  'src/worker/restart.test.ts': `${NOT_YET}: as crash.test.ts`,
+  'src/worker/concurrency.test.ts': `${NOT_YET}: as crash.test.ts`,
+  'src/ledger/ledger.test.ts': `${NOT_YET}: SELECT … FOR UPDATE by id without tenant_id (refused across shards); the tests set the tenant with set_config`,
+  'src/webhooks/webhooks.test.ts': `${NOT_YET}: applies facts through the ledger (as ledger.test.ts)`,
+  'src/dlq/dlq.test.ts': `${NOT_YET}: FOR UPDATE by id without tenant_id; retries go through the worker`,
+  'src/channels/channels.test.ts': `${NOT_YET}: fails on the cluster (re-classification, rules)`,
+  'src/attribution/engine.test.ts': NOT_YET,
+  'src/attribution/entry.test.ts': NOT_YET,
+  'src/attribution/routes.test.ts': NOT_YET,
+  'src/attribution/runs.test.ts': NOT_YET,
+  'src/cli/cli.test.ts': NOT_YET,
+  'src/cli/outage.test.ts': 'stops and restarts the database server: one embedded server by design',
+  'src/erasure/erasure.test.ts': NOT_YET,
+  'src/exports/exports.test.ts': NOT_YET,
+  'src/http/edge.test.ts': NOT_YET,
+  'src/http/hardening.test.ts': NOT_YET,
+  'src/http/http.test.ts': NOT_YET,
+  'src/http/openapi.test.ts': NOT_YET,
+  'src/http/outage.test.ts': 'stops and restarts the database server: one embedded server by design',
+  'src/http/settings-routes.test.ts': NOT_YET,
+  'src/http/web-app.test.ts': NOT_YET,
+  'src/http/web.test.ts': NOT_YET,
+  'src/identity/graph.property.test.ts': NOT_YET,
+  'src/identity/identity.test.ts': NOT_YET,
+  'src/ingestion/coalescer.test.ts': NOT_YET,
+  'src/ingestion/fuzz.test.ts': NOT_YET,
+  'src/metrics/metrics.test.ts': NOT_YET,
+  'src/reconciliation/reconciliation.test.ts': NOT_YET,
+  'src/reconciliation/sql-report.test.ts': NOT_YET,
+  'src/retention/retention.test.ts': NOT_YET,
+  'src/spend/import-route.test.ts': NOT_YET,
+  'src/spend/spend.test.ts': NOT_YET,
+  'src/tenants/tenants.test.ts': NOT_YET,
+  'src/users/users.test.ts': NOT_YET,
+};
+
+function run(cmd, args, opts = {}) {
+  return spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+}
+
+function pgConfig(bindir) {
+  const exe = bindir ? join(bindir, 'pg_config') : 'pg_config';
+  const r = run(exe, ['--pkglibdir']);
+  if (r.status !== 0) return undefined;
+  const bin = run(exe, ['--bindir']).stdout.trim();
+  return { lib: r.stdout.trim(), bin, version: run(exe, ['--version']).stdout.trim() };
+}
+
+function skip(why) {
+  console.log(`# test:citus skipped: ${why}`);
+  process.exit(0);
+}
+
+let pg = pgConfig(process.env.CITUS_PG_BINDIR);
+if (!pg) skip(process.env.CITUS_PG_BINDIR ? `no pg_config in CITUS_PG_BINDIR=${process.env.CITUS_PG_BINDIR}` : 'no PostgreSQL server installed (pg_config not found)');
+if (!existsSync(join(pg.lib, 'citus.so'))) {
+  const install = join(shared, 'install.sh');
+  if (!existsSync(install)) skip(`Citus is not installed in ${pg.lib} and ${install} does not exist`);
+  if (process.getuid?.() !== 0) skip(`Citus is not installed in ${pg.lib}, and installing it from ${shared} needs root`);
+  const r = run('bash', [install], { stdio: 'inherit' });
+  if (r.status !== 0 || !existsSync(join(pg.lib, 'citus.so'))) skip(`${install} failed (exit ${r.status}); ${pg.version}`);
+}
+const clusterSh = process.env.CITUS_CLUSTER_SH ?? join(shared, 'cluster.sh');
+if (!existsSync(clusterSh)) skip(`no cluster script (${clusterSh})`);
+if (process.getuid?.() === 0 && run('id', ['postgres']).status !== 0) skip('running as root without a postgres user (initdb refuses root)');
+
+// Every test file is either run or left out with a reason.
+const all = run('find', ['src', '-name', '*.test.ts'], { cwd: root }).stdout.split('\n').filter(Boolean).sort();
+const unknown = all.filter((f) => !CITUS_SUITE.includes(f) && !(f in LEFT_OUT));
+if (unknown.length) {
+  console.error(`test:citus: these test files are neither in CITUS_SUITE nor in LEFT_OUT (scripts/test-citus.mjs):\n  ${unknown.join('\n  ')}`);
+  process.exit(1);
+}
+const filters = process.argv.slice(2);
+const files = CITUS_SUITE.filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+for (const [f, why] of Object.entries(LEFT_OUT)) if (filters.length === 0) console.log(`# test:citus leaves out ${f}: ${why}`);
+
+const port = Number(process.env.SKELDIR_CITUS_PORT ?? 9700);
+const base = mkdtempSync(join(tmpdir(), 'skeldir-citus-'));
+chmodSync(base, 0o777);
+const clusterEnv = {
+  ...process.env,
+  PATH: `${pg.bin}:${process.env.PATH}`,
+  CITUS_BASE: base,
+  COORD_PORT: String(port),
+  WORKER1_PORT: String(port + 1),
+  WORKER2_PORT: String(port + 2),
+  SKELDIR_ROLES: '1',
+};
+const stop = () => {
+  run('bash', [clusterSh, 'stop'], { env: clusterEnv, stdio: 'inherit' });
+  rmSync(base, { recursive: true, force: true });
+};
+process.on('SIGINT', () => { stop(); process.exit(130); });
+process.on('SIGTERM', () => { stop(); process.exit(143); });
+
+console.log(`# test:citus: starting a Citus cluster (coordinator ${port}, workers ${port + 1}, ${port + 2}) in ${base}`);
+const started = run('bash', [clusterSh, 'start'], { env: clusterEnv, stdio: 'inherit' });
+if (started.status !== 0) {
+  stop();
+  console.error(`test:citus: the cluster did not start (exit ${started.status})`);
+  process.exit(1);
+}
+const env = {
+  ...process.env,
+  TEST_DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/postgres`,
+  SKELDIR_TEST_CITUS_WORKERS: `127.0.0.1:${port + 1},127.0.0.1:${port + 2}`,
+  SKELDIR_TEST_CONCURRENCY: process.env.SKELDIR_TEST_CONCURRENCY ?? '2',
+};
+const child = spawn(process.execPath, [join(root, 'scripts', 'test.mjs'), ...files], { cwd: root, env, stdio: 'inherit' });
+const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+stop();
+process.exit(code);

@@ -1,0 +1,221 @@
+import type pg from 'pg';
+import { ident } from '../db/pool.js';
+import { DROPPED_FOREIGN_KEYS, KEY_SWAPS, planTables, REFERENCE_TABLES, REPLACED_TRIGGERS, type TablePlan } from './plan.js';
+
+export class CitusUnavailableError extends Error {
+  readonly code = 'citus_unavailable';
+}
+
+/**
+ * The database's settings on Citus: SET LOCAL of the tenant context reaches the workers only with
+ * propagate_set_commands (set_config() never does); the ledger's and the allocations' row
+ * triggers need enable_unsafe_triggers (they read colocated shards of the same tenant).
+ * Per database (a database cloned from this one does not inherit them).
+ */
+export const DATABASE_SETTINGS: ReadonlyArray<[string, string]> = [
+  ['citus.propagate_set_commands', 'local'],
+  ['citus.enable_unsafe_triggers', 'on'],
+];
+
+export function databaseSettingsSql(dbName: string): string {
+  return DATABASE_SETTINGS.map(([k, v]) => `ALTER DATABASE ${ident(dbName)} SET ${k} = '${v}'`).join('; ');
+}
+
+export interface DistributeResult {
+  plan: TablePlan[];
+  /** Tables this run distributed or made reference tables (none on a second run). */
+  changed: string[];
+  workers: number;
+  steps: string[];
+}
+
+/**
+ * `skeldir citus distribute`: turns a database migrated to head on a Citus coordinator into a
+ * distributed one (docs/scaling.md). As a superuser. Idempotent: a second run changes nothing.
+ * Order: settings and roles, the Citus-only key swaps (CHECKs first, validated: a row that breaks
+ * the argument for a swap stops the run before anything is dropped), foreign keys and the trigger
+ * Citus refuses, then reference tables, then every tenant table by tenant_id, parents first, in
+ * the colocation group of attribution_events.
+ */
+export async function distribute(client: pg.ClientBase, roles: { owner: string; app: string; system: string }, say: (line: string) => void = () => {}): Promise<DistributeResult> {
+  const ext = await client.query<{ v: string }>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'citus'`);
+  if (ext.rows.length === 0) throw new CitusUnavailableError('the citus extension is not installed in this database (CREATE EXTENSION citus, on the coordinator and every worker)');
+  const plan = await planTables(client);
+  const steps: string[] = [];
+  const run = async (label: string, sql: string) => {
+    say(label);
+    steps.push(label);
+    await client.query(sql);
+  };
+  const workers = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND groupid <> 0`)).rows[0]!.n);
+  // Tables already distributed or reference (Citus turns a table with a foreign key to a reference table into a
+  // "citus local" table by itself: that one still needs distributing).
+  const done = new Set((await client.query<{ t: string }>(
+    `SELECT table_name::text AS t FROM citus_tables WHERE citus_table_type IN ('distributed', 'reference')`)).rows.map((r) => r.t));
+
+  // Citus opens its connections to the workers as the current role (SET ROLE and SECURITY DEFINER included).
+  for (const role of [roles.owner, roles.app, roles.system]) {
+    const r = await client.query<{ login: boolean }>(`SELECT rolcanlogin AS login FROM pg_roles WHERE rolname = $1`, [role]);
+    if (r.rows[0] && !r.rows[0].login) await run(`role ${role}: LOGIN (Citus connects to the workers as it)`, `ALTER ROLE ${ident(role)} LOGIN`);
+  }
+  const dbName = (await client.query<{ d: string }>(`SELECT current_database() AS d`)).rows[0]!.d;
+  // SET LOCAL of the tenant context reaches the workers only with this (set_config() never does).
+  await run(`database ${dbName}: ${DATABASE_SETTINGS.map(([k, v]) => `${k} = ${v}`).join(', ')}`, databaseSettingsSql(dbName));
+  await client.query(`SET citus.enable_unsafe_triggers = on; SET citus.multi_shard_modify_mode = 'sequential'`);
+
+  const constraint = async (table: string, name: string) =>
+    (await client.query(`SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2`, [`public.${table}`, name])).rows.length > 0;
+  const index = async (name: string) => (await client.query(`SELECT 1 FROM pg_class WHERE oid = to_regclass($1)`, [`public.${name}`])).rows.length > 0;
+
+  for (const s of KEY_SWAPS) {
+    if (s.check && !(await constraint(s.table, s.check.name))) {
+      await run(`${s.table}: CHECK ${s.check.name}`, `ALTER TABLE ${ident(s.table)} ADD CONSTRAINT ${ident(s.check.name)} CHECK (${s.check.expression})`);
+    }
+    const swapped = (await client.query(`SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2 AND pg_get_constraintdef(oid) LIKE '%tenant_id%'`, [`public.${s.table}`, s.name])).rows.length > 0;
+    if (swapped) continue;
+    if (!(await index(s.replacement))) {
+      await run(`${s.table}: UNIQUE ${s.replacement} (${s.columns})`, `CREATE UNIQUE INDEX ${ident(s.replacement)} ON ${ident(s.table)} (${s.columns})${s.where ? ` WHERE ${s.where}` : ''}`);
+    }
+    if (await constraint(s.table, s.name)) {
+      const primary = (await client.query(`SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2 AND contype = 'p'`, [`public.${s.table}`, s.name])).rows.length > 0;
+      await run(`${s.table}: drop ${s.name}${primary ? `, primary key on ${s.replacement}` : ''}`, `ALTER TABLE ${ident(s.table)} DROP CONSTRAINT ${ident(s.name)}` +
+        (primary ? `; ALTER TABLE ${ident(s.table)} ADD CONSTRAINT ${ident(s.name)} PRIMARY KEY USING INDEX ${ident(s.replacement)}` : ''));
+    } else if (await index(s.name)) {
+      await run(`${s.table}: drop ${s.name}`, `DROP INDEX ${ident(s.name)}`);
+    }
+  }
+  for (const f of DROPPED_FOREIGN_KEYS) {
+    if (await constraint(f.table, f.name)) await run(`${f.table}: drop ${f.name}`, `ALTER TABLE ${ident(f.table)} DROP CONSTRAINT ${ident(f.name)}`);
+  }
+
+  // PRIMARY KEY (id) on a generated UUID → PRIMARY KEY (tenant_id, id), on the (tenant_id, id) unique index when there is one.
+  const distributed = plan.filter((p) => p.kind === 'distributed').map((p) => p.table);
+  for (const table of distributed) {
+    const pk = (await client.query<{ name: string; def: string }>(
+      `SELECT conname AS name, pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'`, [`public.${table}`])).rows[0];
+    if (!pk || pk.def !== 'PRIMARY KEY (id)') continue;
+    const existing = (await client.query<{ name: string }>(
+      `SELECT i.relname AS name FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        WHERE x.indrelid = to_regclass($1) AND x.indisunique AND x.indpred IS NULL AND x.indexprs IS NULL
+          AND ARRAY(SELECT a.attname::text FROM unnest(x.indkey) k JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k) = ARRAY['tenant_id', 'id']
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid AND c.contype IN ('p', 'u'))
+        LIMIT 1`, [`public.${table}`])).rows[0];
+    await run(`${table}: PRIMARY KEY (id) → (tenant_id, id)`, `ALTER TABLE ${ident(table)} DROP CONSTRAINT ${ident(pk.name)}; ` +
+      (existing
+        ? `ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(pk.name)} PRIMARY KEY USING INDEX ${ident(existing.name)}`
+        : `ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(pk.name)} PRIMARY KEY (tenant_id, id)`));
+  }
+
+  for (const t of REPLACED_TRIGGERS) {
+    const exists = (await client.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2`, [`public.${t.table}`, t.name])).rows.length > 0;
+    if (!exists) continue;
+    await run(`${t.table}: ${t.name} → trg_attribution_allocations_verify_row (row trigger)`, `
+      DROP TRIGGER ${ident(t.name)} ON ${ident(t.table)};
+      CREATE OR REPLACE FUNCTION skeldir_allocations_verify_row() RETURNS trigger
+      LANGUAGE plpgsql AS $fn$
+      DECLARE v record;
+      BEGIN
+        IF NOT NEW.verified THEN
+          SELECT l.verification_source, l.verification_timestamp INTO v
+            FROM attribution_events e JOIN revenue_ledger l ON l.tenant_id = e.tenant_id AND l.order_id = e.order_id
+           WHERE e.tenant_id = NEW.tenant_id AND l.tenant_id = NEW.tenant_id AND e.id = NEW.event_id
+             AND e.event_type = 'conversion' AND e.order_id IS NOT NULL AND l.state <> 'authorized'
+           ORDER BY l.verification_timestamp, l.id LIMIT 1;
+          IF FOUND THEN
+            NEW.verified := true; NEW.verification_source := v.verification_source; NEW.verification_timestamp := v.verification_timestamp;
+          END IF;
+        END IF;
+        RETURN NEW;
+      END $fn$;
+      COMMENT ON FUNCTION skeldir_allocations_verify_row() IS 'Citus only (skeldir citus distribute): skeldir_allocations_verify_inserted per row, routed by tenant_id.';
+      CREATE TRIGGER trg_attribution_allocations_verify_row BEFORE INSERT ON attribution_allocations
+        FOR EACH ROW EXECUTE FUNCTION skeldir_allocations_verify_row()`);
+  }
+
+  // The worker's claim, per tenant: FOR UPDATE SKIP LOCKED across shards is refused, so each
+  // claim is a router query with an explicit tenant_id; tenants with due work in random order.
+  const claim = (await client.query<{ src: string }>(`SELECT prosrc AS src FROM pg_proc WHERE oid = to_regprocedure('skeldir_claim_due_events(integer)')`)).rows[0];
+  if (claim && !claim.src.includes('citus: per tenant')) {
+    await run('skeldir_claim_due_events: per-tenant router claims', `
+      CREATE OR REPLACE FUNCTION skeldir_claim_due_events(p_limit integer)
+      RETURNS TABLE (id uuid, tenant_id uuid, event_type text, retry_count integer)
+      LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+      SET search_path = public, pg_temp
+      AS $fn$
+      -- citus: per tenant (skeldir citus distribute)
+      DECLARE t uuid; got integer := 0; n integer;
+      BEGIN
+        FOR t IN SELECT d.tenant_id FROM (SELECT DISTINCT e.tenant_id FROM attribution_events e
+                                           WHERE e.processing_status = 'pending' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())) d
+                  ORDER BY random() LOOP
+          RETURN QUERY SELECT c.id, c.tenant_id, c.event_type, c.retry_count
+            FROM (SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count FROM attribution_events e
+                                  WHERE e.tenant_id = t AND e.processing_status = 'pending' AND e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= now()
+                                  ORDER BY e.next_attempt_at LIMIT p_limit - got FOR UPDATE SKIP LOCKED) retry
+                  UNION ALL
+                  SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count FROM attribution_events e
+                                  WHERE e.tenant_id = t AND e.processing_status = 'pending' AND e.next_attempt_at IS NULL
+                                  ORDER BY e.processed_at, e.created_at LIMIT p_limit - got FOR UPDATE SKIP LOCKED) new) c
+            LIMIT p_limit - got;
+          GET DIAGNOSTICS n = ROW_COUNT;
+          got := got + n;
+          EXIT WHEN got >= p_limit;
+        END LOOP;
+      END $fn$`);
+  }
+
+  const changed: string[] = [];
+  // In the order of REFERENCE_TABLES: tenants first, the others reference it.
+  for (const p of REFERENCE_TABLES.map((r) => plan.find((x) => x.table === r.table && x.kind === 'reference')).filter((x) => x !== undefined)) {
+    if (done.has(p.table)) continue;
+    await run(`${p.table}: reference table`, `SELECT create_reference_table(${lit(p.table)})`);
+    changed.push(p.table);
+  }
+  // A local table may not reference a distributed one (nor the other way round), so the foreign
+  // keys between tenant tables are dropped while they are distributed and added back after
+  // (with their comments): Citus then checks each on the shards.
+  const pending = distributed.filter((t) => !done.has(t));
+  const fks = (await client.query<{ table: string; name: string; def: string; comment: string | null }>(
+    `SELECT c.relname AS table, k.conname AS name, pg_get_constraintdef(k.oid) AS def, obj_description(k.oid, 'pg_constraint') AS comment
+       FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+      WHERE k.contype = 'f' AND c.relname = ANY($1) AND p.relname = ANY($1) AND (c.relname = ANY($2) OR p.relname = ANY($2))
+      ORDER BY 1, 2`, [distributed, pending])).rows;
+  for (const f of fks) await run(`${f.table}: drop ${f.name} while distributing`, `ALTER TABLE ${ident(f.table)} DROP CONSTRAINT ${ident(f.name)}`);
+  const ordered = await parentsFirst(client, distributed);
+  const anchor = 'attribution_events';
+  for (const table of [anchor, ...ordered.filter((t) => t !== anchor)]) {
+    if (done.has(table)) continue;
+    await run(`${table}: distributed by tenant_id`, `SELECT create_distributed_table(${lit(table)}, 'tenant_id'${table === anchor ? '' : `, colocate_with => ${lit(anchor)}`})`);
+    changed.push(table);
+  }
+  for (const f of fks) {
+    await run(`${f.table}: ${f.name} again`, `ALTER TABLE ${ident(f.table)} ADD CONSTRAINT ${ident(f.name)} ${f.def}` +
+      (f.comment === null ? '' : `; COMMENT ON CONSTRAINT ${ident(f.name)} ON ${ident(f.table)} IS ${lit(f.comment)}`));
+  }
+  const groups = (await client.query<{ n: string }>(
+    `SELECT count(DISTINCT colocationid) AS n FROM pg_dist_partition WHERE partmethod = 'h' AND logicalrelid::regclass::text = ANY($1)`, [distributed])).rows[0]!.n;
+  if (Number(groups) !== 1) throw new Error(`distributed tables are in ${groups} colocation groups, not one`);
+  return { plan, changed, workers, steps };
+}
+
+function lit(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+/** Distributed tables ordered so that a table comes after every distributed table its foreign keys reference. */
+async function parentsFirst(client: pg.ClientBase, tables: string[]): Promise<string[]> {
+  const edges = (await client.query<{ child: string; parent: string }>(
+    `SELECT c.relname AS child, p.relname AS parent FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+      WHERE k.contype = 'f' AND c.relname = ANY($1) AND p.relname = ANY($1) AND c.relname <> p.relname`, [tables])).rows;
+  const out: string[] = [];
+  const visit = (t: string, path: Set<string>) => {
+    if (out.includes(t)) return;
+    if (path.has(t)) throw new Error(`foreign key cycle through ${t}`);
+    path.add(t);
+    for (const e of edges.filter((x) => x.child === t)) visit(e.parent, path);
+    path.delete(t);
+    out.push(t);
+  };
+  for (const t of [...tables].sort()) visit(t, new Set());
+  return out;
+}
