@@ -18,8 +18,8 @@ const root = join(import.meta.dirname, '..');
 const shared = process.env.CITUS_SHARED_DIR ?? join(root, '..', 'shared', 'citus');
 
 /**
- * The files run on Citus, and why each file left out is left out. Every file of src/ must be in
- * one of the two lists (checked below), so a new test file is a decision, not an accident.
+ * The files run on Citus, and why each file left out is left out. A file of src/ in neither list
+ * is named on every run as not classified.
  */
 const CITUS_SUITE = [
   'src/citus/citus.test.ts',
@@ -67,6 +67,8 @@ const LEFT_OUT = {
   'src/attribution/entry.test.ts': NOT_YET,
   'src/attribution/routes.test.ts': NOT_YET,
   'src/attribution/runs.test.ts': NOT_YET,
+  'src/attribution/coverage.test.ts': NOT_YET,
+  'src/attribution/totals.test.ts': NOT_YET,
   'src/cli/cli.test.ts': NOT_YET,
   'src/cli/outage.test.ts': 'stops and restarts the database server: one embedded server by design',
   'src/erasure/erasure.test.ts': NOT_YET,
@@ -126,10 +128,9 @@ if (process.getuid?.() === 0 && run('id', ['postgres']).status !== 0) skip('runn
 // Every test file is either run or left out with a reason.
 const all = run('find', ['src', '-name', '*.test.ts'], { cwd: root }).stdout.split('\n').filter(Boolean).sort();
 const unknown = all.filter((f) => !CITUS_SUITE.includes(f) && !(f in LEFT_OUT));
-if (unknown.length) {
-  console.error(`test:citus: these test files are neither in CITUS_SUITE nor in LEFT_OUT (scripts/test-citus.mjs):\n  ${unknown.join('\n  ')}`);
-  process.exit(1);
-}
+// A file in neither list is left out and named on every run (not a failure: a new test file of
+// another change must not turn CI red before someone has tried it on Citus).
+for (const f of unknown) console.log(`# test:citus leaves out ${f}: NOT CLASSIFIED (add it to CITUS_SUITE or LEFT_OUT in scripts/test-citus.mjs)`);
 const filters = process.argv.slice(2);
 const files = CITUS_SUITE.filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 for (const [f, why] of Object.entries(LEFT_OUT)) if (filters.length === 0) console.log(`# test:citus leaves out ${f}: ${why}`);
