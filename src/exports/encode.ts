@@ -8,6 +8,9 @@ export const CONTENT_TYPES: Record<Format, string> = {
   ndjson: 'application/x-ndjson; charset=utf-8',
 };
 
+/** What an encoder needs of a column: its name, and how NDJSON writes it. */
+export type EncodedColumn = Pick<Column, 'name' | 'kind'>;
+
 /** A row as the export statement returns it: each column's text, or null. */
 export type TextRow = (string | null)[];
 
@@ -31,7 +34,7 @@ export function csvField(value: string | null): string {
 }
 
 /** Written by hand rather than with csv-stringify: one regular expression per field is all RFC 4180 needs. */
-function csv(columns: Column[]): Encoder {
+function csv(columns: EncodedColumn[]): Encoder {
   return {
     header: columns.map((c) => csvField(c.name)).join(',') + '\r\n',
     line: (row) => {
@@ -46,7 +49,7 @@ function csv(columns: Column[]): Encoder {
  * One JSON object per line, keys in column order. Numbers, booleans and jsonb are inlined as PostgreSQL printed
  * them (valid JSON already: no parse and re-serialise); strings, uuids and timestamps are JSON strings.
  */
-function ndjson(columns: Column[]): Encoder {
+function ndjson(columns: EncodedColumn[]): Encoder {
   const keys = columns.map((c, i) => (i === 0 ? '{' : ',') + JSON.stringify(c.name) + ':');
   const raw = columns.map((c) => c.kind === 'integer' || c.kind === 'decimal' || c.kind === 'boolean' || c.kind === 'json');
   return {
@@ -62,6 +65,6 @@ function ndjson(columns: Column[]): Encoder {
   };
 }
 
-export function encoderFor(format: Format, columns: Column[]): Encoder {
+export function encoderFor(format: Format, columns: EncodedColumn[]): Encoder {
   return format === 'csv' ? csv(columns) : ndjson(columns);
 }

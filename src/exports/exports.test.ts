@@ -16,6 +16,8 @@ import { createTestDatabase, type TestDatabase } from '../testing/db.js';
 import { DATASET_NAMES, DATASETS, type DatasetName } from './datasets.js';
 import { csvField, encoderFor } from './encode.js';
 import { exportChunks } from './stream.js';
+import { PERFORMANCE_GROUPS } from '../performance/report.js';
+import { PERFORMANCE_ALL_KEY_COLUMNS, PERFORMANCE_KEY_COLUMNS, PERFORMANCE_VALUE_COLUMNS } from './performance.js';
 
 let db: TestDatabase;
 let app: App;
@@ -392,6 +394,151 @@ describe('skeldir export', () => {
       assert.ok(!existsSync(out), 'no file written');
     }
   });
+});
+
+describe('performance export', () => {
+  const period = 'from=2026-03-01&to=2026-04-01';
+  /** A report line as the export documents it: the key's fields, then the values (written here, not with the export's own code). */
+  const expectedRow = (l: any, currency: string) => ({
+    ...l.key,
+    currency,
+    spend_cents: l.spend_cents,
+    spend_rows: l.spend_rows,
+    conversions: l.conversions,
+    credited_conversions: l.credited_conversions,
+    attributed_cents: l.attributed_cents,
+    verified_cents: l.verified_cents,
+    captured_cents: l.captured_cents,
+    refunded_cents: l.refunded_cents,
+    chargeback_cents: l.chargeback_cents,
+    roas_claimed: l.roas.claimed,
+    roas_verified: l.roas.verified,
+    total_lower_cents: l.total_interval?.lower_cents ?? null,
+    total_upper_cents: l.total_interval?.upper_cents ?? null,
+    interval_method: l.total_interval?.method ?? null,
+    roas_lower: l.roas_interval?.lower ?? null,
+    roas_upper: l.roas_interval?.upper ?? null,
+    cpa_cents: l.cpa_cents,
+    refund_rate: l.refund_rate,
+    chargeback_rate: l.chargeback_rate,
+    unconverted_buckets: l.unconverted_buckets,
+  });
+  const report = async (query: string, key = keyA) => {
+    const res = await get(`/api/v1/performance?${query}`, key);
+    assert.equal(res.statusCode, 200, res.body);
+    return res.json();
+  };
+
+  test('NDJSON and CSV rows equal GET /api/v1/performance\'s lines for the same parameters, every grouping', async () => {
+    let withMoney = 0;
+    for (const groupBy of PERFORMANCE_GROUPS) {
+      for (const model of ['last_touch', 'linear']) {
+        const query = `${period}&model=${model}&group_by=${groupBy}`;
+        const r = await report(query);
+        assert.ok(r.lines.length > 0, query);
+        const expected = r.lines.map((l: any) => expectedRow(l, r.currency));
+        const names = Object.keys(expected[0]);
+
+        const nd = await get(`/api/v1/exports/performance?${query}`);
+        assert.equal(nd.statusCode, 200, nd.body);
+        assert.match(String(nd.headers['content-type']), /^application\/x-ndjson/);
+        const objects = nd.body.trim().split('\n').map((l) => JSON.parse(l));
+        assert.deepEqual(objects, expected, query);
+        for (const o of objects) assert.deepEqual(Object.keys(o), names, 'keys in column order');
+
+        const csv = await get(`/api/v1/exports/performance?${query}&format=csv`);
+        assert.equal(csv.statusCode, 200, csv.body);
+        assert.match(String(csv.headers['content-type']), /^text\/csv/);
+        const [header, ...rows] = parseCsv(csv.body);
+        assert.deepEqual(header, names);
+        assert.deepEqual(rows, expected.map((e: Record<string, unknown>) => names.map((n) => (e[n] === null ? null : String(e[n])))), query);
+        withMoney += expected.filter((e: any) => e.spend_cents > 0 || e.attributed_cents > 0).length;
+      }
+    }
+    assert.ok(withMoney > 0, 'the fixture has spend and revenue to compare');
+    // Integers stay integers in CSV (no decimals, no exponent).
+    const csv = (await get(`/api/v1/exports/performance?${period}&format=csv&group_by=campaign`)).body;
+    assert.match(csv, /,USD,\d+,\d+,/);
+  });
+
+  test('bad parameters are a 400 problem naming the field, as GET /api/v1/performance\'s', async () => {
+    for (const [query, code, field] of [
+      ['to=2026-04-01', 'validation_failed', 'querystring/from'],
+      ['from=2026-03-01', 'validation_failed', 'querystring/to'],
+      ['from=2026-03-01T06:00:00Z&to=2026-04-01', 'validation_failed', 'querystring/from'],
+      ['from=2026-02-30&to=2026-04-01', 'performance_query_invalid', 'from'],
+      ['from=2026-04-01&to=2026-03-01', 'performance_query_invalid', 'to'],
+      ['from=2000-01-01&to=2026-03-01', 'performance_query_invalid', 'to'],
+      [`${period}&model=nope`, 'performance_query_invalid', 'model'],
+      [`${period}&group_by=week`, 'performance_query_invalid', 'group_by'],
+      [`${period}&format=xlsx`, 'validation_failed', 'querystring/format'],
+      [`${period}&limit=5`, 'validation_failed', 'querystring/limit'],
+    ] as const) {
+      const res = await get(`/api/v1/exports/performance?${query}`);
+      assert.equal(res.statusCode, 400, `${query}: ${res.body}`);
+      assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
+      assert.equal(res.json().code, code, query);
+      assert.equal(res.json().field, field, query);
+    }
+    assert.equal((await app.inject({ method: 'GET', url: `/api/v1/exports/performance?${period}` })).statusCode, 401);
+  });
+
+  test('isolation: another tenant sees only its own lines', async () => {
+    const a = (await get(`/api/v1/exports/performance?${period}&group_by=campaign`)).body;
+    const b = (await get(`/api/v1/exports/performance?${period}&group_by=campaign`, keyB)).body;
+    assert.match(b, /tenant-b-secret/, 'B sees its own campaign');
+    assert.doesNotMatch(a, /tenant-b-secret/);
+    assert.doesNotMatch(b, /cmp-0|cmp-1|shoes/);
+    const r = await report(`${period}&group_by=campaign`, keyB);
+    assert.deepEqual(b.trim().split('\n').map((l) => JSON.parse(l)), r.lines.map((l: any) => expectedRow(l, r.currency)));
+  });
+
+  test('the OpenAPI document lists the route, its formats and columns', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const op = doc.paths['/api/v1/exports/performance'].get;
+    assert.deepEqual(Object.keys(op.responses['200'].content).sort(), ['application/x-ndjson', 'text/csv']);
+    assert.ok(op.responses['400']);
+    for (const c of PERFORMANCE_VALUE_COLUMNS) assert.match(op.description, new RegExp(`\\b${c.name}\\b`));
+  });
+
+  test('skeldir export performance writes the API\'s bytes; bad parameters exit 2 and write nothing', async () => {
+    const env = { DATABASE_URL: db.url };
+    const api = (await get(`/api/v1/exports/performance?${period}&format=csv&group_by=campaign&model=linear`)).body;
+    const r = await runCli(['export', 'performance', '--tenant', tenantA, '--from', '2026-03-01', '--to', '2026-04-01', '--format', 'csv', '--group-by', 'campaign', '--model', 'linear'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, api);
+    assert.match(r.stderr, new RegExp(`exported ${parseCsv(api).length - 1} performance rows`));
+    const out = join(dir, 'performance.ndjson');
+    const f = await runCli(['export', 'performance', '--tenant', tenantB, '--from', '2026-03-01', '--to', '2026-04-01', '--out', out], { env });
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(readFileSync(out, 'utf8'), (await get(`/api/v1/exports/performance?${period}`, keyB)).body);
+    rmSync(out);
+
+    const never = join(dir, 'never-performance.csv');
+    for (const args of [
+      ['export', 'performance', '--tenant', tenantA, '--to', '2026-04-01', '--out', never],
+      ['export', 'performance', '--tenant', tenantA, '--from', '2026-04-01', '--to', '2026-03-01', '--out', never],
+      ['export', 'performance', '--tenant', tenantA, '--from', '2026-03-01', '--to', '2026-04-01', '--group-by', 'week', '--out', never],
+      ['export', 'performance', '--tenant', tenantA, '--from', '2026-03-01', '--to', '2026-04-01', '--model', 'nope', '--out', never],
+      ['export', 'performance', '--tenant', randomUUID(), '--from', '2026-03-01', '--to', '2026-04-01', '--out', never],
+      ['export', 'events', '--tenant', tenantA, '--group-by', 'day', '--out', never],
+    ]) {
+      const res = await runCli(args, { env });
+      assert.equal(res.code, 2, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(res.stderr, /skeldir: /);
+      assert.equal(res.stdout, '');
+      assert.ok(!existsSync(never), 'no file written');
+    }
+  });
+});
+
+test('docs/exports.md documents every column of the performance export, in order', () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'exports.md'), 'utf8');
+  const section = doc.split(/^### /m).find((s) => s.startsWith('`performance`'));
+  assert.ok(section, 'docs/exports.md has a section ### `performance`');
+  const listed = [...section.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+  assert.deepEqual(listed, [...PERFORMANCE_ALL_KEY_COLUMNS, ...PERFORMANCE_VALUE_COLUMNS.map((c) => c.name)]);
+  for (const g of PERFORMANCE_GROUPS) for (const c of PERFORMANCE_KEY_COLUMNS[g]) assert.ok(PERFORMANCE_ALL_KEY_COLUMNS.includes(c.name), c.name);
 });
 
 test('docs/exports.md documents every column of every dataset, in order', () => {

@@ -4,6 +4,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import { DATASET_NAMES, DATASETS, type DatasetName } from './datasets.js';
 import { CONTENT_TYPES, FORMATS, type Format } from './encode.js';
 import { exportChunks, periodBound } from './stream.js';
+import { QueryDay } from '../spend/routes.js';
+import { checkPerformanceQuery } from '../performance/check.js';
+import { PERFORMANCE_GROUPS } from '../performance/report.js';
+import { PERFORMANCE_KEY_COLUMNS, PERFORMANCE_VALUE_COLUMNS, performanceExport } from './performance.js';
 
 /** GET /api/v1/exports/{dataset}?from&to&format: the tenant's rows, streamed. */
 export const exportRoutes: FastifyPluginAsync = async (app) => {
@@ -55,6 +59,51 @@ export const exportRoutes: FastifyPluginAsync = async (app) => {
         .header('content-disposition', `attachment; filename="${name}"`)
         .header('cache-control', 'no-store')
         .send(Readable.from(body(), { objectMode: false }));
+    },
+  );
+
+  // A static segment wins over /exports/:dataset in the router: performance takes the report's parameters, not a period of rows.
+  app.get<{ Querystring: { from: string; to: string; model?: string; group_by?: string; format?: Format } }>(
+    '/exports/performance',
+    {
+      // The numbers a viewer reads in GET /api/v1/performance (the default role of a GET), not raw rows.
+      config: { problems: ['performance_query_invalid', 'performance_overflow'] },
+      schema: {
+        tags: ['exports'],
+        summary: "Export GET /api/v1/performance's lines (one row per group) as CSV or NDJSON; columns in docs/exports.md",
+        description: `The same parameters and numbers as GET /api/v1/performance: one row per line, amounts in integer minor units of the reporting currency, intervals as lower/upper columns. Columns: the grouping's key (${PERFORMANCE_GROUPS.map((g) => `${g}: ${PERFORMANCE_KEY_COLUMNS[g].map((c) => c.name).join(', ')}`).join('; ')}), then ${PERFORMANCE_VALUE_COLUMNS.map((c) => c.name).join(', ')}.`,
+        security: [{ apiKey: [] }],
+        querystring: Type.Object(
+          {
+            from: QueryDay("First day, in the tenant's reporting time zone:"),
+            to: QueryDay('Day after the last (exclusive):'),
+            model: Type.Optional(Type.String({ description: 'Attribution model splitting conversions (default last_touch)' })),
+            group_by: Type.Optional(Type.String({ description: 'channel (default), campaign, platform or day' })),
+            format: Type.Optional(Type.Union(FORMATS.map((f) => Type.Literal(f)), { default: 'ndjson', description: 'csv (RFC 4180, header line) or ndjson (one JSON object per line)' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: {
+            description: "The report's lines in its order (by key).",
+            content: {
+              'text/csv': { schema: { type: 'string' } },
+              'application/x-ndjson': { schema: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const format = request.query.format ?? 'ndjson';
+      const options = checkPerformanceQuery(request.query);
+      const { text } = await performanceExport(request.server.appPool, request.tenantId, options, format);
+      const name = `skeldir-performance-${options.groupBy}-${options.model}-from-${options.from}-to-${options.to}.${format}`;
+      return reply
+        .header('content-type', CONTENT_TYPES[format])
+        .header('content-disposition', `attachment; filename="${name}"`)
+        .header('cache-control', 'no-store')
+        .send(text);
     },
   );
 };
