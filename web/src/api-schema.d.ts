@@ -554,6 +554,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exports/performance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export GET /api/v1/performance's lines (one row per group) as CSV or NDJSON; columns in docs/exports.md
+         * @description The same parameters and numbers as GET /api/v1/performance: one row per line, amounts in integer minor units of the reporting currency, intervals as lower/upper columns. Columns: the grouping's key (channel: channel; campaign: channel, campaign_id, platform, campaign_name; platform: platform; day: day), then currency, spend_cents, spend_rows, conversions, credited_conversions, attributed_cents, verified_cents, captured_cents, refunded_cents, chargeback_cents, roas_claimed, roas_verified, total_lower_cents, total_upper_cents, interval_method, roas_lower, roas_upper, cpa_cents, refund_rate, chargeback_rate, unconverted_buckets.
+         */
+        get: operations["getExportsPerformance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/identify": {
         parameters: {
             query?: never;
@@ -11603,6 +11623,212 @@ export interface operations {
             };
             /** @description not_found: Not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description request_timeout: The request did not arrive in time */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description too_many_connections: Too many open connections from this address; rate_limited: Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description headers_too_large: The request headers are too large */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description database_unavailable: The database is unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
+    getExportsPerformance: {
+        parameters: {
+            query: {
+                /** @description csv (RFC 4180, header line) or ndjson (one JSON object per line) */
+                format?: "csv" | "ndjson";
+                /** @description First day, in the tenant's reporting time zone: YYYY-MM-DD (a whole day). */
+                from: string;
+                /** @description channel (default), campaign, platform or day */
+                group_by?: string;
+                /** @description Attribution model splitting conversions (default last_touch) */
+                model?: string;
+                /** @description Day after the last (exclusive): YYYY-MM-DD (a whole day). */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report's lines in its order (by key). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
+                };
+            };
+            /** @description malformed_request: The request is not valid HTTP/1.1; validation_failed: The request is not valid; performance_query_invalid: The performance query is not valid; performance_overflow: A sum of the performance report is too large */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description The stable error code. */
+                        code: string;
+                        /** @description What is wrong with this request, for a human. */
+                        detail: string;
+                        errors?: {
+                            field: string;
+                            message: string;
+                        }[];
+                        /** @description The input that is wrong: a JSON pointer such as body/events/3/currency, params/id, headers/content-type. */
+                        field?: string;
+                        /** @description The request path. */
+                        instance?: string;
+                        request_id?: string;
+                        status: number;
+                        title: string;
+                        /** @description /problems/<code>: the problem type, documented at that path. */
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description unauthorized: Missing or invalid credentials */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
