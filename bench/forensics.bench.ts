@@ -37,8 +37,8 @@ async function seed(client: pg.Client): Promise<void> {
     SELECT md5('l' || g)::uuid, ${t('g')}, g % 100000, g % 3 <> 0, ${t('g')}::text || ':stripe:ch_' || g,
            CASE WHEN g % 3 = 0 THEN 'authorized' ELSE 'captured' END, g % 100000, 'USD', 'stripe', now()
       FROM generate_series(1, ${LEDGER}) g`);
-  await client.query(`INSERT INTO revenue_state_transitions (ledger_id, from_state, to_state)
-    SELECT md5('l' || g)::uuid, NULL, 'authorized' FROM generate_series(1, ${LEDGER}) g`);
+  await client.query(`INSERT INTO revenue_state_transitions (tenant_id, ledger_id, from_state, to_state)
+    SELECT ${t('g')}, md5('l' || g)::uuid, NULL, 'authorized' FROM generate_series(1, ${LEDGER}) g`);
   await client.query(`INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_type, confidence_score)
     SELECT ${t('g * 5')}, md5('e' || (g * 5))::uuid, 'email', g % 1000, 1, 'last_touch', 1
       FROM generate_series(1, ${ALLOCATIONS}) g WHERE g * 5 <= ${EVENTS}`);
