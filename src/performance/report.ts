@@ -5,6 +5,7 @@ import type { ModelType } from '../attribution/models.js';
 import { convertWithQuote, divideHalfEven, findRates, type FxQuote } from '../money/fx.js';
 import { convertedSpend } from '../spend/report.js';
 import { PerformanceError } from './errors.js';
+import { PERFORMANCE_PRUNED, prunedPeriod } from '../retention/aggregates.js';
 
 export const PERFORMANCE_GROUPS = ['channel', 'campaign', 'platform', 'day'] as const;
 export type PerformanceGroup = (typeof PERFORMANCE_GROUPS)[number];
@@ -302,6 +303,7 @@ export async function performanceReport(client: Queryable, tenantId: string, o: 
       mer_claimed: ratio(totalClaimed, totalSpend),
     },
     total_intervals: intervals ? { run_id: intervals.run_id, note: intervals.note } : { run_id: null, note: `no interval per ${o.groupBy}: intervals are stored per channel and campaign` },
+    pruned: await prunedPeriod(client, tenantId, t.from_at, t.to_at, PERFORMANCE_PRUNED),
     fx_gaps: [...gaps.values()].sort((x, y) => (x.day < y.day ? -1 : x.day > y.day ? 1 : x.source < y.source ? -1 : x.source > y.source ? 1 : x.currency < y.currency ? -1 : 1)),
   };
 }

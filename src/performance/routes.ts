@@ -4,6 +4,7 @@ import { TotalIntervalSchema, TotalIntervalsNote } from '../attribution/routes.j
 import { QueryDay } from '../spend/routes.js';
 import { checkPerformanceQuery } from './check.js';
 import { performanceReport } from './report.js';
+import { PrunedSchema } from '../retention/aggregates.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T, description?: string) => Type.Union([t, Type.Null()], description ? { description } : {});
 
@@ -73,6 +74,7 @@ export const performanceRoutes: FastifyPluginAsync = async (app) => {
               mer_claimed: Nullable(Type.Number(), 'claimed revenue / spend'),
             }),
             total_intervals: TotalIntervalsNote,
+            pruned: PrunedSchema('Days of the period whose events retention removed: their conversions and revenue are not in this report (spend is), and the note says why (null: none)'),
             fx_gaps: Type.Array(
               Type.Object({
                 source: Type.String({ description: 'spend, conversions or ledger' }),

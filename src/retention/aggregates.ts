@@ -133,6 +133,11 @@ export const PATHS_PRUNED = (days: number, first: string, last: string) =>
   `${days} day(s) of this period (${first} to ${last}) are left out: the tenant's retention rule removed their events, and daily aggregates keep no paths ` +
   `(a later conversion's path also lacks touchpoints older than the rule)`;
 
+/** The performance report reads live allocations only; spend is never pruned. */
+export const PERFORMANCE_PRUNED = (days: number, first: string, last: string) =>
+  `${days} day(s) of this period (${first} to ${last}) are left out of conversions, attributed and verified revenue: the tenant's retention rule removed their events, ` +
+  `and daily aggregates keep no orders to verify against the ledger; spend of those days is still counted (retention never removes spend), so their ROAS reads low`;
+
 /** The response field of a report over a period retention pruned (null: no day of it was). */
 export const PrunedSchema = (description: string) =>
   Type.Union([Type.Null(), Type.Object({ days: Type.Integer(), first_day: Type.String({ format: 'date' }), last_day: Type.String({ format: 'date' }), note: Type.String() }, { additionalProperties: false })], { description });

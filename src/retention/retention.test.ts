@@ -58,7 +58,7 @@ const report = async (key: string, path: string, fromDaysAgo: number, toDaysAgo:
   assert.equal(res.statusCode, 200, res.body);
   return res.json();
 };
-const REPORTS = ['attribution/comparison', 'reconciliation', 'reports/paths'] as const;
+const REPORTS = ['attribution/comparison', 'reconciliation', 'reports/paths', 'performance?model=linear'] as const;
 const counts = (t: string) =>
   withTenant(appPool, t, async (c) => ({
     events: Number((await c.query(`SELECT count(*) FROM attribution_events WHERE tenant_id = $1`, [t])).rows[0].count),
@@ -170,7 +170,15 @@ describe('retention', () => {
     assert.deepEqual(paths.paths, []);
     assert.equal(paths.pruned.days, 1);
     assert.match(paths.pruned.note, /are left out: .*keep no paths/);
-    for (const path of ['reconciliation', 'reports/paths'] as const) {
+    // The performance report reads live allocations only: it leaves the pruned days' conversions and revenue out
+    // and says so (spend is never pruned).
+    assert.ok(before['performance?model=linear']!.old.totals.conversions > 0);
+    const perf = await report(A.api_key, 'performance?model=linear', 210, 190);
+    assert.equal(perf.totals.conversions, 0);
+    assert.equal(perf.totals.attributed_cents, 0);
+    assert.deepEqual([perf.pruned.days, perf.pruned.first_day], [1, oldAfter.from_aggregates.first_day]);
+    assert.match(perf.pruned.note, /are left out of conversions, attributed and verified revenue/);
+    for (const path of ['reconciliation', 'reports/paths', 'performance?model=linear'] as const) {
       const all = await report(A.api_key, path, 210, 0);
       assert.equal(all.pruned.days, 1, path);
       const recent = await report(A.api_key, path, 5, 0);

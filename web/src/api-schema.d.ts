@@ -13365,6 +13365,15 @@ export interface operations {
                             from: string;
                             to: string;
                         };
+                        /** @description Days of the period whose events retention removed: their conversions and revenue are not in this report (spend is), and the note says why (null: none) */
+                        pruned: null | {
+                            days: number;
+                            /** Format: date */
+                            first_day: string;
+                            /** Format: date */
+                            last_day: string;
+                            note: string;
+                        };
                         time_zone: string;
                         to: string;
                         /** @description Where total_interval comes from */
