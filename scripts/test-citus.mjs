@@ -91,6 +91,7 @@ const LEFT_OUT = {
   'src/retention/retention.test.ts': NOT_YET,
   'src/spend/import-route.test.ts': NOT_YET,
   'src/spend/spend.test.ts': NOT_YET,
+  'src/performance/performance.test.ts': NOT_YET,
   'src/tenants/tenants.test.ts': NOT_YET,
   'src/users/users.test.ts': NOT_YET,
 };
