@@ -1,6 +1,6 @@
 // Benchmark: the browser endpoint next to the server endpoint, in the same run (issue 14).
 //
-// One database, one API server in a child process (so the load generator does not share its
+// One database, one API server in a child process (bench/api-server.ts, so the load generator does not share its
 // event loop), listening on 127.0.0.1; node's http client with keep-alive. Two contenders, each
 // storing one touchpoint per request, 16 requests in flight, the table emptied between them:
 //   - collect: POST /api/v1/collect?key=pk_… as the tracker sends a landing (text/plain body,
@@ -15,10 +15,9 @@
 // request as in production (to /dev/null). Figures on a shared 2-core machine are noisy: compare
 // the ratio, not absolutes.
 // Run: node --import tsx bench/collect.bench.ts   (BENCH_REQUESTS, BENCH_IDENTIFIES to resize)
-import { fork } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { startBenchServer } from './api-server.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000);
 const IDENTIFIES = Number(process.env.BENCH_IDENTIFIES ?? 5_000);
@@ -84,11 +83,8 @@ async function main(): Promise<void> {
   const { tenant_id: tenant, api_key: key } = await createTenant(owner, { name: 'Bench', email: 'ops@bench.example' });
   const pk = (await createPublishableKey(owner, tenant, { name: 'bench', allowed_origins: [SITE] }, 'http://127.0.0.1')).key;
   await owner.end();
-  const server = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_ROLE: 'server', BENCH_DATABASE_URL: db.url, BENCH_ROLES: JSON.stringify(db.roles) },
-  });
-  const address = new URL(await new Promise<string>((resolve) => server.once('message', (m: { address: string }) => resolve(m.address))));
+  const server = await startBenchServer(db);
+  const { address } = server;
   const reset = () => su.query('TRUNCATE attribution_events CASCADE');
   const count = async () => Number((await su.query('SELECT count(*) AS n FROM attribution_events')).rows[0].n);
   const collectPath = `/api/v1/collect?key=${encodeURIComponent(pk)}`;
@@ -173,8 +169,7 @@ async function main(): Promise<void> {
     const kb = (n: number) => `${(n / 1024).toFixed(2)} KB`;
     console.log(`tracker: skeldir.js ${kb(sizes.classic)} raw, ${kb(sizes.classicGzip)} gzip; skeldir.mjs ${kb(sizes.module)} raw, ${kb(sizes.moduleGzip)} gzip; budget 6 KB gzip: ${Math.max(sizes.classicGzip, sizes.moduleGzip) <= 6144 ? 'meets' : 'MISSES'} (${((100 * Math.max(sizes.classicGzip, sizes.moduleGzip)) / 6144).toFixed(0)} % of it)`);
   } finally {
-    server.send('stop');
-    await new Promise((r) => server.once('exit', r));
+    await server.stop();
     agent.destroy();
     await su.end();
     await db.drop();
@@ -182,30 +177,4 @@ async function main(): Promise<void> {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The server process.
-async function serve(): Promise<void> {
-  const { databaseAt } = await import('../src/db/database.js');
-  const { buildApp } = await import('../src/http/app.js');
-  const { loadConfig } = await import('../src/config.js');
-  const db = databaseAt(process.env.BENCH_DATABASE_URL!, JSON.parse(process.env.BENCH_ROLES!));
-  const { default: pino } = await import('pino');
-  const app = await buildApp({
-    db,
-    config: loadConfig({}),
-    logger: { stream: pino.destination({ dest: '/dev/null', sync: true }) },
-    rateLimit: { max: 0 },
-    collectRateLimit: { perKey: 0, perAddress: 0 },
-  });
-  const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  process.send!({ address });
-  process.on('message', async (m) => {
-    if (m === 'stop') {
-      await app.close();
-      process.exit(0);
-    }
-  });
-}
-
-if (process.env.BENCH_ROLE === 'server') await serve();
-else await main();
+await main();

@@ -14,7 +14,7 @@
 //     INSERT, so these are upper bounds for any client: no HTTP, no validation, no RETURNING.
 // pgbench is taken from the embedded PostgreSQL's binaries, else found on PATH or in
 // /usr/lib/postgresql/*/bin; without it the ceilings are skipped with a message (no ratios).
-// The API server runs in a child process, listening on 127.0.0.1, logging as in production (one
+// The API server runs in a child process (bench/api-server.ts), listening on 127.0.0.1, logging as in production (one
 // JSON line per request, to /dev/null), its per-tenant rate limit off. The table is emptied
 // between phases. Figures on a shared 2-core machine are noisy (the load average is printed):
 // compare the ratios, not absolutes.
@@ -23,7 +23,7 @@
 //      each pgbench phase; BENCH_SERVER_PROF=<dir> writes a CPU profile of the server per HTTP phase,
 //      <dir>/single.cpuprofile and batch.cpuprofile: V8's sampling profiler, as --cpu-prof, but only
 //      around the phase)
-import { execFileSync, fork, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -31,6 +31,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { startBenchServer } from './api-server.js';
 
 const SINGLE = Number(process.env.BENCH_SINGLE ?? 20_000);
 const BATCH_EVENTS = Number(process.env.BENCH_BATCH_EVENTS ?? 100_000);
@@ -167,34 +168,19 @@ async function main(): Promise<void> {
   const owner = db.ownerPool({ max: 1 });
   const { tenant_id: tenant, api_key: key } = await createTenant(owner, { name: 'Bench', email: 'ops@bench.example' });
   await owner.end();
-  const server = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_ROLE: 'server', BENCH_DATABASE_URL: db.url, BENCH_ROLES: JSON.stringify(db.roles) },
-  });
-  const address = new URL(await new Promise<string>((resolve) => server.once('message', (m: { address: string }) => resolve(m.address))));
+  const server = await startBenchServer(db);
+  const { address } = server;
   const reset = () => su.query('TRUNCATE attribution_events CASCADE');
   const stored = async (table = 'attribution_events') => Number((await su.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
-  const serverCpu = () =>
-    new Promise<number>((resolve) => {
-      server.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve((m.cpu.user + m.cpu.system) / 1e6));
-      server.send('cpu');
-    });
   const dir = mkdtempSync(join(tmpdir(), 'skeldir-ingest-bench-'));
   const loads: string[] = [];
   const noteLoad = () => loads.push(loadavg()[0]!.toFixed(1));
 
   /** One autocannon phase: `bodies` POSTed to `path` over `connections` keep-alive connections. */
-  const profile = (what: 'start' | 'stop', phase: string) =>
-    process.env.BENCH_SERVER_PROF
-      ? new Promise<void>((resolve) => {
-          server.once('message', () => resolve());
-          server.send({ profile: what, phase });
-        })
-      : Promise.resolve();
   const http = async (label: string, path: string, bodies: string[], eventsPer: number, connections: number): Promise<Result> => {
     noteLoad();
-    await profile('start', label);
-    const node0 = await serverCpu();
+    await server.profile('start', label);
+    const node0 = await server.cpuSeconds();
     const pg0 = await clusterCpu(su);
     let next = 0;
     const r = await autocannon({
@@ -212,8 +198,8 @@ async function main(): Promise<void> {
       ],
     });
     const pg1 = await clusterCpu(su);
-    const node1 = await serverCpu();
-    await profile('stop', label);
+    const node1 = await server.cpuSeconds();
+    await server.profile('stop', label);
     if (r.errors || r.timeouts || r.non2xx) throw new Error(`${label}: ${r.errors} errors, ${r.timeouts} timeouts, ${r.non2xx} non-2xx responses`);
     const events = r.requests.total * eventsPer;
     const rows = await stored();
@@ -310,8 +296,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    server.send('stop');
-    await new Promise((r) => server.once('exit', r));
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
     await su.end();
     await db.drop();
@@ -319,48 +304,4 @@ async function main(): Promise<void> {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The server process.
-async function serve(): Promise<void> {
-  const { databaseAt } = await import('../src/db/database.js');
-  const { buildApp } = await import('../src/http/app.js');
-  const { loadConfig } = await import('../src/config.js');
-  const db = databaseAt(process.env.BENCH_DATABASE_URL!, JSON.parse(process.env.BENCH_ROLES!));
-  const { default: pino } = await import('pino');
-  // Production logging (one JSON line per request, redaction on), written to /dev/null instead of
-  // stdout so the figure is the server's cost, not the terminal's. No rate limit: the benchmark is
-  // one tenant pushing as hard as it can, and the default budget (SKELDIR_RATE_LIMIT_PER_MINUTE,
-  // 6,000 requests a minute per tenant) would cap it at 100 requests/s.
-  const app = await buildApp({ db, config: loadConfig({}), logger: { stream: pino.destination({ dest: '/dev/null', sync: true }) }, rateLimit: { max: 0 } });
-  const address = await app.listen({ port: 0, host: '127.0.0.1' });
-  process.send!({ address });
-  // BENCH_SERVER_PROF: a CPU profile of each HTTP phase (V8's sampling profiler, as --cpu-prof),
-  // started and stopped around it, written to <dir>/<phase>.cpuprofile.
-  const { Session } = await import('node:inspector/promises');
-  const inspector = process.env.BENCH_SERVER_PROF ? new Session() : undefined;
-  if (inspector) {
-    inspector.connect();
-    await inspector.post('Profiler.enable');
-  }
-  process.on('message', async (m: unknown) => {
-    if (m === 'cpu') process.send!({ cpu: process.cpuUsage() });
-    if (inspector && typeof m === 'object' && m && 'profile' in m) {
-      const { profile, phase } = m as { profile: 'start' | 'stop'; phase: string };
-      if (profile === 'start') await inspector.post('Profiler.start');
-      else {
-        const { writeFileSync } = await import('node:fs');
-        const { profile: data } = await inspector.post('Profiler.stop');
-        writeFileSync(`${process.env.BENCH_SERVER_PROF}/${phase}.cpuprofile`, JSON.stringify(data));
-      }
-      process.send!({ profiled: profile });
-    }
-    if (m === 'stop') {
-      await app.close();
-      process.exit(0);
-    }
-  });
-}
-
-
-if (process.env.BENCH_ROLE === 'server') await serve();
-else await main();
+await main();
