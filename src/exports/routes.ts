@@ -4,8 +4,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import { DATASET_NAMES, DATASETS, type DatasetName } from './datasets.js';
 import { CONTENT_TYPES, FORMATS, type Format } from './encode.js';
 import { exportChunks, periodBound } from './stream.js';
-import { QueryDay } from '../spend/routes.js';
 import { checkPerformanceQuery } from '../performance/check.js';
+import { PERFORMANCE_QUERY } from '../performance/routes.js';
 import { PERFORMANCE_GROUPS } from '../performance/report.js';
 import { PERFORMANCE_KEY_COLUMNS, PERFORMANCE_VALUE_COLUMNS, performanceExport } from './performance.js';
 
@@ -75,10 +75,7 @@ export const exportRoutes: FastifyPluginAsync = async (app) => {
         security: [{ apiKey: [] }],
         querystring: Type.Object(
           {
-            from: QueryDay("First day, in the tenant's reporting time zone:"),
-            to: QueryDay('Day after the last (exclusive):'),
-            model: Type.Optional(Type.String({ description: 'Attribution model splitting conversions (default last_touch)' })),
-            group_by: Type.Optional(Type.String({ description: 'channel (default), campaign, platform or day' })),
+            ...PERFORMANCE_QUERY,
             format: Type.Optional(Type.Union(FORMATS.map((f) => Type.Literal(f)), { default: 'ndjson', description: 'csv (RFC 4180, header line) or ndjson (one JSON object per line)' })),
           },
           { additionalProperties: false },

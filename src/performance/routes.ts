@@ -37,6 +37,14 @@ const Line = Type.Object({
 });
 
 /** GET /api/v1/performance (issue 12; docs/spend.md). */
+/** The report's parameters, as GET /api/v1/performance and its export (GET /api/v1/exports/performance) take them. */
+export const PERFORMANCE_QUERY = {
+  from: QueryDay("First day, in the tenant's reporting time zone:"),
+  to: QueryDay('Day after the last (exclusive):'),
+  model: Type.Optional(Type.String({ description: 'Attribution model splitting conversions (default last_touch)' })),
+  group_by: Type.Optional(Type.String({ description: 'channel (default), campaign, platform or day' })),
+};
+
 export const performanceRoutes: FastifyPluginAsync = async (app) => {
   app.get<{ Querystring: { from: string; to: string; model?: string; group_by?: string } }>(
     '/performance',
@@ -46,15 +54,7 @@ export const performanceRoutes: FastifyPluginAsync = async (app) => {
         tags: ['spend'],
         summary: 'Spend against attributed and ledger-verified revenue per channel, campaign, platform or day: ROAS (with its interval), CPA, refund and chargeback rates, MER',
         security: [{ apiKey: [] }],
-        querystring: Type.Object(
-          {
-            from: QueryDay("First day, in the tenant's reporting time zone:"),
-            to: QueryDay('Day after the last (exclusive):'),
-            model: Type.Optional(Type.String({ description: 'Attribution model splitting conversions (default last_touch)' })),
-            group_by: Type.Optional(Type.String({ description: 'channel (default), campaign, platform or day' })),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: Type.Object(PERFORMANCE_QUERY, { additionalProperties: false }),
         response: {
           200: Type.Object({
             from: Type.String(),
