@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js';
+import { withLocalSettings } from '../db/local-settings.js';
 import { formatInstant } from '../db/timestamps.js';
 import { intervalFor, totalIntervals, type TotalIntervals } from '../attribution/reports.js';
 import type { ModelType } from '../attribution/models.js';
@@ -163,8 +164,12 @@ export async function performanceReport(client: Queryable, tenantId: string, o: 
       [tenantId, o.from, o.to],
     )
   ).rows[0]!;
-  await client.query(`SET LOCAL work_mem = '64MB'`);
-  const buckets = (await client.query<Bucket>(PERFORMANCE_SQL[o.groupBy], [tenantId, formatInstant(t.from_at), formatInstant(t.to_at), o.model, t.zone])).rows;
+  // work_mem for the grouping statement alone (withLocalSettings), not for the lookups after it.
+  const buckets = (
+    await withLocalSettings(client, { work_mem: '64MB' }, () =>
+      client.query<Bucket>(PERFORMANCE_SQL[o.groupBy], [tenantId, formatInstant(t.from_at), formatInstant(t.to_at), o.model, t.zone]),
+    )
+  ).rows;
   const spend = await convertedSpend(client, tenantId, o.from, o.to, t.currency);
   const revenue = buckets.filter((b) => b.kind !== 'count');
   const pairs = [...new Map(revenue.map((b) => [`${b.currency}|${b.fx_day}`, { base: b.currency!, quote: t.currency, date: b.fx_day! }])).values()];
