@@ -81,7 +81,7 @@ export async function totalIntervals(client: Queryable, tenantId: string, model:
   if (!runId) {
     return {
       run_id: null,
-      note: `no interval: the intervals are those of a run's totals, and no succeeded run of ${model} with window exactly [from, to) wrote every allocation of the period (run skeldir attribution run --model ${model} --from … --to … for this period)`,
+      note: `intervals are those of a run's totals, and no succeeded ${model} run with its window exactly this period wrote all of its allocations; run skeldir attribution run --model ${model} --from … --to … for it`,
       byKey: new Map(),
     };
   }
@@ -101,7 +101,8 @@ export async function totalIntervals(client: Queryable, tenantId: string, model:
       },
     ]),
   );
-  return { run_id: runId, note: `central ${Math.round(Number(rows[0]?.interval_mass ?? TOTAL_MASS) * 100)} % interval of each total, from the draws of the total in run ${runId}`, byKey };
+  const source = rows[0]?.interval_method === 'posterior_draws' ? 'posterior draws' : 'bootstrap replicates';
+  return { run_id: runId, note: `central ${Math.round(Number(rows[0]?.interval_mass ?? TOTAL_MASS) * 100)} % interval of each total, over the ${source} of run ${runId}`, byKey };
 }
 
 /** The interval of a line's total, when its run's stored total equals the line's sum. */
@@ -218,6 +219,6 @@ export async function comparisonReport(client: Queryable, tenantId: string, from
 export function withTotalIntervals(lines: readonly ChannelFigure[], t: TotalIntervals, aggregated: boolean) {
   return {
     channels: lines.map((l) => ({ ...l, total_interval: aggregated ? null : intervalFor(t, l.channel, '', l.currency, l.attributed_cents) })),
-    total_intervals: { run_id: aggregated ? null : t.run_id, note: aggregated ? 'no interval: part of the period comes from daily aggregates, which hold no draws' : t.note },
+    total_intervals: { run_id: aggregated ? null : t.run_id, note: aggregated ? 'part of the period comes from daily aggregates, which hold no draws' : t.note },
   };
 }

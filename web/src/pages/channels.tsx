@@ -88,7 +88,7 @@ export function Channels() {
               {'unavailable' in r.verified && <p class="note">Verified revenue is unavailable: {r.verified.unavailable}</p>}
               {['markov', 'shapley', 'bayesian'].includes(model) && (
                 <p class="note" data-testid="interval-note">
-                  {hasIntervals ? `Interval of each channel's total: ${r.total_intervals.note}.` : `No interval of the totals for this period (${r.total_intervals.note}).`}
+                  {hasIntervals ? `Interval of each channel's total: ${r.total_intervals.note}.` : `No interval of the totals for this period: ${r.total_intervals.note}.`}
                 </p>
               )}
               <DataTable
