@@ -93,15 +93,15 @@ async function main(): Promise<void> {
         return { name, ms, touches };
       });
     };
-    const graph = await run('graph', async (c, id) => (await loadPath(c, tenant, await loadConversionForUpdate(c, id), 30)).length);
+    const graph = await run('graph', async (c, id) => (await loadPath(c, tenant, await loadConversionForUpdate(c, tenant, id), 30)).length);
     const peer = await run('before', async (c, id) => {
-      const conv = await loadConversionForUpdate(c, id);
+      const conv = await loadConversionForUpdate(c, tenant, id);
       return (await c.query(before, [tenant, conv.sessionId, conv.userId, conv.atText, 30])).rows.length;
     });
     const naiveOr = await run(
       'naive-or',
       async (c, id) => {
-        const conv = await loadConversionForUpdate(c, id);
+        const conv = await loadConversionForUpdate(c, tenant, id);
         return (await c.query(naive, [tenant, conv.sessionId, conv.userId, conv.atText, 30, conv.anonymousId])).rows.length;
       },
       ids.slice(0, 50), // the graph and before passes have read the same pages already

@@ -205,7 +205,7 @@ export function registerAttribution(program: Command): void {
         const pool = await checkTenant(ctx, o.tenant);
         try {
           const out = await withTenant(pool, o.tenant, async (c) => ({
-            settings: settingsJson(await readSettings(c)),
+            settings: settingsJson(await readSettings(c, o.tenant)),
             latest_runs: (await latestRuns(c, o.tenant)).map((r) => ({ model: r.model_type, ...runJson(r) })),
             recent_runs: (await recentRuns(c, o.tenant)).map((r) => ({ model: r.model_type, ...runJson(r) })),
           }));

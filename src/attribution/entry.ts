@@ -30,8 +30,8 @@ export async function attributeConversion(
   if (ctx.rows[0]?.t !== tenantId) {
     throw new AttributionError('attribution_tenant_context_mismatch', `the transaction's tenant context is ${ctx.rows[0]?.t ?? 'unset'}, not ${tenantId}`);
   }
-  const settings = await readSettings(client);
-  const conversion = await loadConversionForUpdate(client, conversionEventId);
+  const settings = await readSettings(client, tenantId);
+  const conversion = await loadConversionForUpdate(client, tenantId, conversionEventId);
   const models = settings.models.filter(isHeuristic) as HeuristicModel[];
   if (models.length === 0) return { models: [], allocations: 0 };
   const touches = await loadPath(client, tenantId, conversion, settings.lookbackDays);

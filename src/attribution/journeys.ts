@@ -26,7 +26,7 @@ export interface Conversion {
  * concurrent recomputes (FOR NO KEY UPDATE: a second writer of the same conversion waits; other
  * work on the row, e.g. foreign keys, does not). Throws typed errors for data problems.
  */
-export async function loadConversionForUpdate(client: Queryable, conversionEventId: string): Promise<Conversion> {
+export async function loadConversionForUpdate(client: Queryable, tenantId: string, conversionEventId: string): Promise<Conversion> {
   const r = await client.query<{
     id: string;
     event_type: string;
@@ -44,9 +44,9 @@ export async function loadConversionForUpdate(client: Queryable, conversionEvent
             (extract(epoch FROM e.event_timestamp) * 1000)::text AS at_ms, e.event_timestamp::text AS at_text,
             e.conversion_value_cents::text AS value, e.currency
      FROM attribution_events e LEFT JOIN tenant_channels ct ON ct.tenant_id = e.tenant_id AND ct.code = e.channel
-     WHERE e.id = $1
+     WHERE e.tenant_id = $1 AND e.id = $2
      FOR NO KEY UPDATE OF e`,
-    [conversionEventId],
+    [tenantId, conversionEventId],
   );
   const row = r.rows[0];
   if (!row) throw new AttributionError('attribution_conversion_not_found', `event ${conversionEventId} does not exist for this tenant`, { eventId: conversionEventId });

@@ -254,7 +254,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     },
     async (request) =>
       request.inTenant(async (c) => {
-        const settings = await readSettings(c);
+        const settings = await readSettings(c, request.tenantId);
         const runs = new Map((await latestRuns(c, request.tenantId)).map((r) => [r.model_type, r]));
         const recent = await recentRuns(c, request.tenantId);
         return {
@@ -326,7 +326,7 @@ export const attributionRoutes: FastifyPluginAsync = async (app) => {
     {
       schema: { tags: ['attribution'], summary: "The tenant's attribution settings (defaults when unconfigured)", security: [{ apiKey: [] }], response: { 200: Settings } },
     },
-    async (request) => request.inTenant(async (c) => settingsJson(await readSettings(c))),
+    async (request) => request.inTenant(async (c) => settingsJson(await readSettings(c, request.tenantId))),
   );
 
   app.put<{ Body: { models?: string[]; lookback_days?: number; half_life_days?: number; recompute_interval_minutes?: number; recompute_window_days?: number; excluded_channels?: string[] } }>(

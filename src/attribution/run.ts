@@ -58,7 +58,7 @@ export interface RunSummary {
 export async function runModel(pool: pg.Pool, tenantId: string, options: RunOptions): Promise<RunSummary> {
   const { model, from, to } = options;
   checkPeriod(from, to);
-  const settings = await withTenant(pool, tenantId, (c) => readSettings(c));
+  const settings = await withTenant(pool, tenantId, (c) => readSettings(c, tenantId));
   const lookbackDays = options.lookbackDays ?? settings.lookbackDays;
   const halfLifeDays = options.halfLifeDays ?? settings.halfLifeDays;
   const excluded = new Set(isHeuristic(model) ? settings.excludedChannels : []);

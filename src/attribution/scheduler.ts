@@ -44,7 +44,7 @@ export async function schedulePass(
   for (const tenantId of tenants) {
     if (options.stopped?.()) break;
     const due = await withTenant(app, tenantId, async (c) => {
-      const s = await readSettings(c);
+      const s = await readSettings(c, tenantId);
       const models = s.models.filter(isPopulation) as PopulationModel[];
       const out: PopulationModel[] = [];
       for (const m of models) {

@@ -38,10 +38,11 @@ export function settingsJson(s: AttributionSettings) {
   };
 }
 
-/** Reads the settings of the tenant in the transaction's context. */
-export async function readSettings(client: Queryable): Promise<AttributionSettings> {
+/** Reads the settings of the tenant (the transaction's context: row-level security; tenant_id named: one shard on Citus). */
+export async function readSettings(client: Queryable, tenantId: string): Promise<AttributionSettings> {
   const r = await client.query<{ models: string[]; lookback_days: number; half_life_days: string; recompute_interval_minutes: number; recompute_window_days: number; excluded_channels: string[] }>(
-    `SELECT models, lookback_days, half_life_days::text, recompute_interval_minutes, recompute_window_days, excluded_channels FROM attribution_settings`,
+    `SELECT models, lookback_days, half_life_days::text, recompute_interval_minutes, recompute_window_days, excluded_channels FROM attribution_settings WHERE tenant_id = $1`,
+    [tenantId],
   );
   const row = r.rows[0];
   if (!row) return DEFAULT_SETTINGS;
@@ -97,7 +98,7 @@ export function validateSettingsChange(change: SettingsChange): void {
 /** Creates or updates the tenant's settings (fields not given keep their current or default value). */
 export async function writeSettings(client: Queryable, tenantId: string, change: SettingsChange): Promise<AttributionSettings> {
   validateSettingsChange(change);
-  const current = await readSettings(client);
+  const current = await readSettings(client, tenantId);
   const next = {
     models: change.models ? MODEL_TYPES.filter((m) => change.models!.includes(m)) : current.models,
     lookbackDays: change.lookbackDays ?? current.lookbackDays,

@@ -156,7 +156,7 @@ export async function reclassifyBatch(client: pg.ClientBase, tenantId: string, r
   let reattributed = 0;
   if (changes.length > 0 && !o.dryRun) {
     await updateChannels(client, tenantId, changes);
-    const settings = await readSettings(client);
+    const settings = await readSettings(client, tenantId);
     const conversions = new Set([...changedConversions, ...(await conversionsOnPaths(client, tenantId, changedTouches, settings.lookbackDays))]);
     // In id order: two writers of overlapping conversions lock them in the same order.
     for (const id of [...conversions].sort()) {

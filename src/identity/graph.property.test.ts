@@ -189,7 +189,7 @@ describe('the identity graph, property-based', () => {
         const window = await withTenant(app, tenant, (c) => loadWindow(c, tenant, new Date(T0), new Date(T0 + 50 * DAY), LOOKBACK));
         for (const [i, id] of conversionIds.entries()) {
           const c = w.conversions[i]!;
-          const path = await withTenant(app, tenant, async (cl) => loadPath(cl, tenant, await loadConversionForUpdate(cl, id), LOOKBACK));
+          const path = await withTenant(app, tenant, async (cl) => loadPath(cl, tenant, await loadConversionForUpdate(cl, tenant, id), LOOKBACK));
           assert.deepEqual(path.map((t) => t.channel).sort(), modelPathChannels(w, c, edges), `path of conversion ${i} (${JSON.stringify(c)}, sessions ${sessions.length})`);
           const inWindow = window.conversions.find((x) => x.id === id)!;
           assert.deepEqual(inWindow.touches, path, `window path of conversion ${i}`);

@@ -100,7 +100,7 @@ export async function unlinkIdentities(
  * run. Returns how many conversions were recomputed.
  */
 async function reattribute(client: pg.ClientBase, tenantId: string, userId: string, anonymousId: string, changeId: string): Promise<number> {
-  const settings = await readSettings(client);
+  const settings = await readSettings(client, tenantId);
   const affected = await lockAffectedConversions(client, tenantId, userId, anonymousId, settings.lookbackDays);
   const processed = affected.filter((c) => c.processing_status === 'processed');
   for (const c of processed) await attributeConversion(client, tenantId, c.id);

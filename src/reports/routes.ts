@@ -54,7 +54,7 @@ export const reportRoutes: FastifyPluginAsync = async (app) => {
       const from = instantOf(request.query.from);
       const to = instantOf(request.query.to);
       return request.inTenant(async (client) => {
-        const settings = await readSettings(client);
+        const settings = await readSettings(client, request.tenantId);
         const paths = await conversionPaths(client, request.tenantId, from, to, request.query.limit ?? 20, settings.lookbackDays);
         const pruned = await prunedPeriod(client, request.tenantId, from, to, PATHS_PRUNED);
         return { from: formatInstant(from), to: formatInstant(to), lookback_days: settings.lookbackDays, paths, pruned };

@@ -91,7 +91,8 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
     // Events set aside by the worker are claimed too (they may be at the head of the queue) but
     // left alone: pending and untouched, their locks released at COMMIT.
     const skip = s.skip ?? NO_SKIP;
-    const claimed = (await claimEvents(client, s.batchSize + skip.size)).filter((e) => !skip.has(e.id)).slice(0, s.batchSize);
+    const claim = await claimEvents(client, s.batchSize + skip.size);
+    const claimed = claim.events.filter((e) => !skip.has(e.id)).slice(0, s.batchSize);
     claimedIds = claimed.map((e) => e.id);
     if (claimed.length === 0) {
       await client.query('COMMIT');
@@ -105,12 +106,12 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
 
       const touchpoints = events.filter((e) => e.event_type === 'touchpoint');
       if (touchpoints.length > 0) {
-        const bulk = await attempt(client, s, () => markProcessed(client, touchpoints.map((e) => e.id)));
+        const bulk = await attempt(client, s, () => markProcessed(client, tenantId, touchpoints.map((e) => e.id)));
         if (bulk.ok) done.push(...touchpoints);
         else {
           // One of them fails: find it without losing the others.
           for (const event of touchpoints) {
-            const one = touchpoints.length === 1 ? bulk : await attempt(client, s, () => markProcessed(client, [event.id]));
+            const one = touchpoints.length === 1 ? bulk : await attempt(client, s, () => markProcessed(client, tenantId, [event.id]));
             if (one.ok) done.push(event);
             else failed.push({ event, error: one.error });
           }
@@ -127,7 +128,7 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
         }
         const one = await attempt(client, s, async () => {
           await attributeConversion(client, tenantId, event.id);
-          await markProcessed(client, [event.id]);
+          await markProcessed(client, tenantId, [event.id]);
         });
         if (one.ok) done.push(event);
         else failed.push({ event, error: one.error });
@@ -135,9 +136,9 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
 
       result.processed += done.length;
       const retried = done.filter((e) => e.retry_count > 0).map((e) => e.id);
-      if (retried.length > 0) result.resolved += (await resolveRetried(client, retried, noteLine('worker', 'retry succeeded; event processed'))).length;
+      if (retried.length > 0) result.resolved += (await resolveRetried(client, tenantId, retried, noteLine('worker', 'retry succeeded; event processed'))).length;
 
-      for (const { event, error } of failed) result.failures.push(await recordFailure(client, s, tenantId, event, classifyFailure(error)));
+      for (const { event, error } of failed) result.failures.push(await recordFailure(client, s, tenantId, claim.claimedAt!, event, classifyFailure(error)));
     }
     for (const f of result.failures) {
       if (f.outcome === 'dead') result.deadLettered++;
@@ -191,24 +192,25 @@ async function recordFailure(
   client: pg.ClientBase,
   s: BatchSettings,
   tenantId: string,
+  claimedAt: Date,
   event: ClaimedEvent,
   failure: ClassifiedFailure,
 ): Promise<FailureReport> {
   const attempts = event.retry_count + 1;
   // An event re-queued from the dead-letter queue (it has a dead event) gets exactly one more
   // attempt, whatever its retry_count: a failure goes straight back to the engineer.
-  const requeued = !failure.permanent && attempts <= s.maxRetries && (await hasDeadEvent(client, event.id));
+  const requeued = !failure.permanent && attempts <= s.maxRetries && (await hasDeadEvent(client, tenantId, event.id));
   const dead = failure.permanent || attempts > s.maxRetries || requeued;
   const delayMs = dead ? null : retryDelayMs(attempts, s.retryBaseMs, s.retryMaxMs, s.random);
   const write = async (f: ClassifiedFailure): Promise<FailureReport> => {
     const base = { eventId: event.id, tenantId, eventType: event.event_type, attempt: attempts, failure: f };
     if (dead) {
       const why = f.permanent ? 'permanent error' : requeued ? 'the one attempt of a retry from the dead-letter queue' : `attempt ${attempts} of ${s.maxRetries + 1}`;
-      const d = await deadLetter(client, event.id, attempts, f, noteLine('worker', `failed again (${why}): ${f.type}: ${f.message}`));
-      return { ...base, outcome: 'dead', delayMs: null, claimedAt: d.claimed_at, nextAttemptAt: null, deadEventId: d.dead_event_id };
+      const d = await deadLetter(client, tenantId, event.id, attempts, f, noteLine('worker', `failed again (${why}): ${f.type}: ${f.message}`));
+      return { ...base, outcome: 'dead', delayMs: null, claimedAt, nextAttemptAt: null, deadEventId: d.dead_event_id };
     }
-    const at = await scheduleRetry(client, event.id, attempts, delayMs!, f);
-    return { ...base, outcome: 'retry', delayMs, claimedAt: at.claimed_at, nextAttemptAt: at.next_attempt_at, deadEventId: null };
+    const at = await scheduleRetry(client, tenantId, event.id, attempts, delayMs!, f);
+    return { ...base, outcome: 'retry', delayMs, claimedAt, nextAttemptAt: at.next_attempt_at, deadEventId: null };
   };
   const full = await attempt(client, s, () => write(failure));
   if (full.ok) return full.value;

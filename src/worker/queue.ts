@@ -7,6 +7,12 @@ import { tenantContextSql } from '../db/tenant-context.js';
  * The queue's SQL, one function per statement. Everything but `claimEvents` runs as the
  * application role with the event's tenant context set, inside the batch transaction that
  * claimed the events (their row locks are held until it ends).
+ *
+ * Every statement names its tenant_id (on Citus that routes it to the tenant's shard: the
+ * policy's current_setting() does not), and the database's clock is read once per statement in
+ * a CTE (`WITH c AS (SELECT clock_timestamp() AS at)`) instead of in SET or RETURNING: Citus
+ * refuses VOLATILE functions in a distributed UPDATE and non-IMMUTABLE ones in RETURNING, and
+ * evaluates the CTE on the coordinator. On one server the result is the same.
  */
 
 export interface ClaimedEvent {
@@ -23,9 +29,13 @@ export interface ClaimedEvent {
  * function of revision 202611280313 (two partial-index range scans); see docs/worker.md for why
  * the locks, not a status change, are the claim.
  */
-export async function claimEvents(client: Queryable, limit: number): Promise<ClaimedEvent[]> {
-  const { rows } = await client.query<ClaimedEvent>('SELECT id, tenant_id, event_type, retry_count FROM skeldir_claim_due_events($1)', [limit]);
-  return rows;
+export async function claimEvents(client: Queryable, limit: number): Promise<{ events: ClaimedEvent[]; claimedAt: Date | null }> {
+  const { rows } = await client.query<ClaimedEvent & { claimed_at: Date }>(
+    'SELECT id, tenant_id, event_type, retry_count, now() AS claimed_at FROM skeldir_claim_due_events($1)',
+    [limit],
+  );
+  // now() is the transaction's start: the claim time of every event of the batch (null: none claimed).
+  return { events: rows.map(({ claimed_at: _, ...e }) => e), claimedAt: rows[0]?.claimed_at ?? null };
 }
 
 /** Transaction-local tenant context: row-level security now shows only this tenant's rows. */
@@ -39,76 +49,86 @@ export async function setTenant(client: Queryable, tenantId: string): Promise<vo
  * transition to processed) rather than be silently filtered. last_error_* stay: with
  * retry_count they tell that, and why, an event failed before it went through.
  */
-export async function markProcessed(client: Queryable, ids: readonly string[]): Promise<number> {
+export async function markProcessed(client: Queryable, tenantId: string, ids: readonly string[]): Promise<number> {
   const r = await client.query(
-    `UPDATE attribution_events
-        SET processing_status = 'processed', processed_at = clock_timestamp(), next_attempt_at = NULL
-      WHERE id = ANY($1::uuid[])`,
-    [ids],
+    `WITH c AS (SELECT clock_timestamp() AS at)
+     UPDATE attribution_events e
+        SET processing_status = 'processed', processed_at = c.at, next_attempt_at = NULL
+       FROM c
+      WHERE e.tenant_id = $1 AND e.id = ANY($2::uuid[])`,
+    [tenantId, ids],
   );
   return r.rowCount ?? 0;
 }
 
-/** Puts a failed event back in the queue, due after `delayMs`. Returns the claim time (the transaction's start) and the due time, both by the database's clock. */
+/** Puts a failed event back in the queue, due after `delayMs`. Returns the due time, by the database's clock. */
 export async function scheduleRetry(
   client: Queryable,
+  tenantId: string,
   eventId: string,
   failedAttempts: number,
   delayMs: number,
   failure: ClassifiedFailure,
-): Promise<{ claimed_at: Date; next_attempt_at: Date }> {
-  const { rows } = await client.query<{ claimed_at: Date; next_attempt_at: Date }>(
-    `UPDATE attribution_events
-        SET retry_count = $2, next_attempt_at = clock_timestamp() + $3 * interval '1 millisecond',
-            last_error_type = $4, last_error_message = $5
-      WHERE id = $1
-      RETURNING now() AS claimed_at, next_attempt_at`,
-    [eventId, failedAttempts, delayMs, failure.type, failure.message],
+): Promise<{ next_attempt_at: Date }> {
+  const { rows } = await client.query<{ next_attempt_at: Date }>(
+    `WITH c AS (SELECT clock_timestamp() + $4 * interval '1 millisecond' AS at)
+     UPDATE attribution_events e
+        SET retry_count = $3, next_attempt_at = c.at, last_error_type = $5, last_error_message = $6
+       FROM c
+      WHERE e.tenant_id = $1 AND e.id = $2
+      RETURNING e.next_attempt_at`,
+    [tenantId, eventId, failedAttempts, delayMs, failure.type, failure.message],
   );
-  return rows[0]!;
+  if (!rows[0]) throw new Error(`event ${eventId} vanished while it was claimed`);
+  return rows[0];
 }
 
 /**
  * Gives up on an event: marks it failed and copies it to dead_events (remediation pending),
  * in one statement. An event that already has a dead event (it died, was retried from the
- * dead-letter queue and failed again) reopens that one instead of adding a second.
+ * dead-letter queue and failed again) reopens that one instead of adding a second (its notes
+ * appended with `||`, not concat_ws(): Citus refuses STABLE functions of columns in ON CONFLICT
+ * DO UPDATE).
  */
 export async function deadLetter(
   client: Queryable,
+  tenantId: string,
   eventId: string,
   failedAttempts: number,
   failure: ClassifiedFailure,
   note: string,
-): Promise<{ dead_event_id: string; claimed_at: Date }> {
+): Promise<{ dead_event_id: string }> {
   const detail = { code: failure.code, type: failure.type, message: failure.message, sqlstate: failure.sqlstate, attempts: failedAttempts, traceback: failure.traceback };
-  const { rows } = await client.query<{ dead_event_id: string; claimed_at: Date }>(
-    `WITH e AS (
-       UPDATE attribution_events
-          SET processing_status = 'failed', retry_count = $2, processed_at = clock_timestamp(), next_attempt_at = NULL,
-              last_error_type = $3, last_error_message = $4
-        WHERE id = $1
-        RETURNING id, tenant_id, event_type, raw_payload
+  const { rows } = await client.query<{ dead_event_id: string }>(
+    `WITH c AS (SELECT clock_timestamp() AS at),
+     e AS (
+       UPDATE attribution_events e
+          SET processing_status = 'failed', retry_count = $3, processed_at = c.at, next_attempt_at = NULL,
+              last_error_type = $4, last_error_message = $5
+         FROM c
+        WHERE e.tenant_id = $1 AND e.id = $2
+        RETURNING e.id, e.tenant_id, e.event_type, e.raw_payload
      )
      INSERT INTO dead_events AS d
        (tenant_id, event_id, source, event_type, error_type, error_code, error_message, error_traceback, error_detail,
         retry_count, raw_payload, remediation_status)
-     SELECT e.tenant_id, e.id, 'worker', e.event_type, $3, $5, $4, $6, $7::jsonb, $2, e.raw_payload, 'pending' FROM e
+     SELECT e.tenant_id, e.id, 'worker', e.event_type, $4, $6, $5, $7, $8::jsonb, $3, e.raw_payload, 'pending' FROM e
      ON CONFLICT (tenant_id, event_id) WHERE event_id IS NOT NULL DO UPDATE
         SET event_type = excluded.event_type, error_type = excluded.error_type, error_code = excluded.error_code,
             error_message = excluded.error_message, error_traceback = excluded.error_traceback,
             error_detail = excluded.error_detail, retry_count = excluded.retry_count, raw_payload = excluded.raw_payload,
             remediation_status = 'pending', resolved_at = NULL,
-            remediation_notes = concat_ws(E'\\n', d.remediation_notes, $8::text)
-     RETURNING d.id AS dead_event_id, now() AS claimed_at`,
-    [eventId, failedAttempts, failure.type, failure.message, failure.code, failure.traceback, JSON.stringify(detail), note],
+            remediation_notes = coalesce(d.remediation_notes || E'\\n', '') || $9::text
+     RETURNING d.id AS dead_event_id`,
+    [tenantId, eventId, failedAttempts, failure.type, failure.message, failure.code, failure.traceback, JSON.stringify(detail), note],
   );
   if (!rows[0]) throw new Error(`event ${eventId} vanished while it was claimed`);
   return rows[0];
 }
 
 /** The event has a dead event: it is pending again only because it was retried from the dead-letter queue. */
-export async function hasDeadEvent(client: Queryable, eventId: string): Promise<boolean> {
-  const { rows } = await client.query<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM dead_events WHERE event_id = $1) AS ok`, [eventId]);
+export async function hasDeadEvent(client: Queryable, tenantId: string, eventId: string): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>(`SELECT EXISTS (SELECT 1 FROM dead_events WHERE tenant_id = $1 AND event_id = $2) AS ok`, [tenantId, eventId]);
   return rows[0]!.ok;
 }
 
@@ -116,14 +136,16 @@ export async function hasDeadEvent(client: Queryable, eventId: string): Promise<
  * Dead events whose retry (from the dead-letter queue) has just succeeded: in_progress →
  * resolved, in the same transaction as the event's processing.
  */
-export async function resolveRetried(client: Queryable, eventIds: readonly string[], note: string): Promise<string[]> {
+export async function resolveRetried(client: Queryable, tenantId: string, eventIds: readonly string[], note: string): Promise<string[]> {
   const { rows } = await client.query<{ id: string }>(
-    `UPDATE dead_events
-        SET remediation_status = 'resolved', resolved_at = clock_timestamp(),
-            remediation_notes = concat_ws(E'\\n', remediation_notes, $2::text)
-      WHERE event_id = ANY($1::uuid[]) AND remediation_status = 'in_progress'
-      RETURNING id`,
-    [eventIds, note],
+    `WITH c AS (SELECT clock_timestamp() AS at)
+     UPDATE dead_events d
+        SET remediation_status = 'resolved', resolved_at = c.at,
+            remediation_notes = coalesce(d.remediation_notes || E'\\n', '') || $3::text
+       FROM c
+      WHERE d.tenant_id = $1 AND d.event_id = ANY($2::uuid[]) AND d.remediation_status = 'in_progress'
+      RETURNING d.id`,
+    [tenantId, eventIds, note],
   );
   return rows.map((r) => r.id);
 }

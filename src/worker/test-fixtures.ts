@@ -61,7 +61,9 @@ export function journeys(o: { events: number; touches: number; conversionRate: n
 
 /**
  * Inserts pending events as the application role in the tenant's context, the way ingestion
- * stores them (processing_status 'pending', processed_at NULL). Returns their ids.
+ * stores them (processing_status 'pending', processed_at NULL). Returns their ids. RETURNING:
+ * Citus runs an INSERT … SELECT from no distributed table without it as a COPY, which row-level
+ * security refuses.
  */
 export async function insertPendingEvents(appPool: pg.Pool, tenantId: string, events: readonly PendingEvent[]): Promise<string[]> {
   const ids = events.map((e) => e.id ?? randomUUID());
@@ -75,7 +77,8 @@ export async function insertPendingEvents(appPool: pg.Pool, tenantId: string, ev
          SELECT i.id, $1::uuid, i.type, i.channel, i.session, i.at, i.at, i.value, coalesce(i.value, 0), 'USD',
                 $1::text || ':ext:' || i.id::text, jsonb_build_object('event_type', i.type, 'channel', i.channel, 'value', i.value),
                 'pending', NULL
-         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[]) AS i(id, type, channel, session, at, value)`,
+         FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[]) AS i(id, type, channel, session, at, value)
+         RETURNING id`,
         [
           tenantId,
           ids.slice(from, from + 5000),
@@ -95,20 +98,32 @@ export async function insertPendingEvents(appPool: pg.Pool, tenantId: string, ev
  * Audit triggers (test-only, installed by a superuser): every committed transition of an event
  * to 'processed' and every committed allocation insert leaves a row. Rolled-back work leaves
  * none, so these tables show exactly what the workers' committed transactions did.
+ * On Citus the triggers fire on the shards, so the audit tables carry tenant_id and are
+ * distributed with the tables they audit (a coordinator-local table is not there to write).
  */
 export async function installAudit(superuser: Queryable, appRole = 'skeldir_app'): Promise<void> {
-  await superuser.query(`
-    CREATE TABLE test_processed_log (event_id uuid NOT NULL, logged_at timestamptz NOT NULL DEFAULT clock_timestamp());
-    CREATE TABLE test_allocation_log (event_id uuid NOT NULL, model_type text, channel_code text NOT NULL);
-    GRANT INSERT ON test_processed_log, test_allocation_log TO ${appRole};
-    CREATE FUNCTION test_log_processed() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN INSERT INTO test_processed_log (event_id) VALUES (NEW.id); RETURN NULL; END $$;
-    CREATE FUNCTION test_log_allocation() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN INSERT INTO test_allocation_log (event_id, model_type, channel_code) VALUES (NEW.event_id, NEW.model_type, NEW.channel_code); RETURN NULL; END $$;
-    CREATE TRIGGER trg_test_processed_log AFTER UPDATE OF processing_status ON attribution_events
-      FOR EACH ROW WHEN (NEW.processing_status = 'processed') EXECUTE FUNCTION test_log_processed();
-    CREATE TRIGGER trg_test_allocation_log AFTER INSERT ON attribution_allocations
-      FOR EACH ROW EXECUTE FUNCTION test_log_allocation();`);
+  const citus = (await superuser.query(`SELECT 1 FROM pg_extension WHERE extname = 'citus'`)).rows.length > 0;
+  // One statement per query: Citus propagates each DDL statement to the workers by itself.
+  const statements = [
+    `CREATE TABLE test_processed_log (tenant_id uuid NOT NULL, event_id uuid NOT NULL, logged_at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+    `CREATE TABLE test_allocation_log (tenant_id uuid NOT NULL, event_id uuid NOT NULL, model_type text, channel_code text NOT NULL)`,
+    ...(citus
+      ? [
+          `SELECT create_distributed_table('test_processed_log', 'tenant_id', colocate_with => 'attribution_events')`,
+          `SELECT create_distributed_table('test_allocation_log', 'tenant_id', colocate_with => 'attribution_events')`,
+        ]
+      : []),
+    `GRANT INSERT ON test_processed_log, test_allocation_log TO ${appRole}`,
+    `CREATE FUNCTION test_log_processed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO test_processed_log (tenant_id, event_id) VALUES (NEW.tenant_id, NEW.id); RETURN NULL; END $$`,
+    `CREATE FUNCTION test_log_allocation() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO test_allocation_log (tenant_id, event_id, model_type, channel_code) VALUES (NEW.tenant_id, NEW.event_id, NEW.model_type, NEW.channel_code); RETURN NULL; END $$`,
+    `CREATE TRIGGER trg_test_processed_log AFTER UPDATE OF processing_status ON attribution_events
+      FOR EACH ROW WHEN (NEW.processing_status = 'processed') EXECUTE FUNCTION test_log_processed()`,
+    `CREATE TRIGGER trg_test_allocation_log AFTER INSERT ON attribution_allocations
+      FOR EACH ROW EXECUTE FUNCTION test_log_allocation()`,
+  ];
+  for (const sql of statements) await superuser.query(sql);
 }
 
 /**
