@@ -13,7 +13,7 @@
 // On each, BENCH_TENANTS tenants (default 50), then:
 //   1. ingestion: POST /api/v1/events/batch (100 events per request, BENCH_CONCURRENCY concurrent
 //      requests, default 8, tenants round-robin) through the real API server (bench/api-server.ts,
-//      a child process), BENCH_EVENTS events in all (default 20,000: 4 touchpoints per session, 20 %
+//      a child process), BENCH_EVENTS events in all (default 50,000: 4 touchpoints per session, 20 %
 //      of sessions convert);
 //   2. worker: 2 workers (concurrency 1, batch 100) process those events from the first claim to an
 //      empty queue (conversions are attributed with the tenants' models);
@@ -24,18 +24,18 @@
 // machine's cores: see docs/scaling.md "How it would grow" for what the figures can and cannot show.
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startBenchServer } from './api-server.js';
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 50);
-const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 50_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const BATCH = 100;
 const WORKERS = 2;
-const STALL_MS = 30_000;
+const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 30_000);
 
 const root = join(import.meta.dirname, '..');
 const shared = process.env.CITUS_SHARED_DIR ?? join(root, '..', 'shared', 'citus');
@@ -84,7 +84,37 @@ const { DEFAULT_WORKER_OPTIONS } = await import('../src/worker/options.js');
 const { Worker } = await import('../src/worker/worker.js');
 type TestDatabase = Awaited<ReturnType<typeof createTestDatabase>>;
 
-interface Phase { events: number; seconds: number; error?: string; single?: number; multi?: number }
+interface Phase { events: number; seconds: number; error?: string; single?: number; multi?: number; cpu?: Cpu }
+/** CPU seconds of each PostgreSQL server (and of the API server, ingestion only) during a phase. */
+type Cpu = Record<string, number>;
+
+const NODES = ['coord', 'worker1', 'worker2'] as const;
+const fields = (stat: string) => stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+/**
+ * CPU seconds used so far by one server: its postmaster and live children (utime + stime) plus
+ * the children it reaped (cutime + cstime), from Linux /proc; 0 elsewhere.
+ */
+function serverCpu(node: string): number {
+  try {
+    const pid = Number(readFileSync(join(base, node, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const own = fields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const f = fields(readFileSync(`/proc/${e}/stat`, 'utf8'));
+        if (Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]);
+      } catch {
+        // ended meanwhile
+      }
+    }
+    return ticks / 100;
+  } catch {
+    return 0;
+  }
+}
+const cpuNow = (): Cpu => Object.fromEntries(NODES.map((n) => [n, serverCpu(n)]));
+const cpuSince = (a: Cpu, b: Cpu): Cpu => Object.fromEntries(Object.keys(b).map((k) => [k, b[k]! - (a[k] ?? 0)]));
 interface Run { label: string; ingest: Phase; worker: Phase }
 
 /** Request bodies: each tenant's journeys, 100 events a batch, tenants interleaved. */
@@ -125,6 +155,8 @@ async function measure(label: string, db: TestDatabase, citus: boolean): Promise
   const work = bodies();
   const server = await startBenchServer(db);
   const c0 = citus ? await counters(su) : undefined;
+  const p0 = cpuNow();
+  const api0 = await server.cpuSeconds();
   let next = 0;
   let failure: string | undefined;
   const t0 = performance.now();
@@ -140,17 +172,24 @@ async function measure(label: string, db: TestDatabase, citus: boolean): Promise
     }
   }));
   const ingestSeconds = (performance.now() - t0) / 1000;
+  const ingestCpu = { ...cpuSince(p0, cpuNow()), api: (await server.cpuSeconds()) - api0 };
   await server.stop();
   const stored = (await countByStatus(su)).pending;
   const c1 = citus ? await counters(su) : undefined;
-  const ingest: Phase = { events: stored, seconds: ingestSeconds, ...(failure ? { error: failure } : {}),
+  const ingest: Phase = { events: stored, seconds: ingestSeconds, cpu: ingestCpu, ...(failure ? { error: failure } : {}),
     ...(c0 && c1 ? { single: c1.single - c0.single, multi: c1.multi - c0.multi } : {}) };
   await su.query('VACUUM ANALYZE attribution_events');
 
   let errorSeen: string | undefined;
-  const log = { debug() {}, info() {}, warn(o: object, m?: string) { errorSeen ??= `${m ?? ''} ${JSON.stringify(o).slice(0, 300)}`; }, error(o: object, m?: string) { errorSeen ??= `${m ?? ''} ${JSON.stringify(o).slice(0, 300)}`; } };
+  // The first error the workers log (the message of the error, or of its cause).
+  const note = (o: object, m?: string) => {
+    const err = (o as { err?: { message?: string; cause?: { message?: string } } }).err;
+    errorSeen ??= `${m ?? ''}: ${err?.cause?.message ?? err?.message ?? JSON.stringify(o).slice(0, 300)}`;
+  };
+  const log = { debug() {}, info() {}, warn: note, error: note };
   const workers = Array.from({ length: WORKERS }, () => new Worker(db, { ...DEFAULT_WORKER_OPTIONS, concurrency: 1, batchSize: BATCH, pollMs: 20 }, log));
   const w0 = performance.now();
+  const q0 = cpuNow();
   let stall: string | undefined;
   try {
     await Promise.all(workers.map((w) => w.start()));
@@ -167,10 +206,11 @@ async function measure(label: string, db: TestDatabase, citus: boolean): Promise
     stall = `the worker did not start: ${(error as Error).message}`;
   }
   const workerSeconds = (performance.now() - w0) / 1000;
+  const workerCpu = cpuSince(q0, cpuNow());
   await Promise.all(workers.map((w) => w.stop().catch(() => {})));
   const { processed } = await countByStatus(su);
   const c2 = citus ? await counters(su) : undefined;
-  const worker: Phase = { events: processed, seconds: workerSeconds, ...(stall ? { error: stall } : {}),
+  const worker: Phase = { events: processed, seconds: workerSeconds, cpu: workerCpu, ...(stall ? { error: stall } : {}),
     ...(c1 && c2 ? { single: c2.single - c1.single, multi: c2.multi - c1.multi } : {}) };
   await su.end();
   return { label, ingest, worker };
@@ -178,8 +218,11 @@ async function measure(label: string, db: TestDatabase, citus: boolean): Promise
 
 const rate = (p: Phase) => Math.round(p.events / p.seconds);
 const share = (p: Phase) => p.single === undefined ? '' : `   single-shard ${p.single.toLocaleString('en-US')} / multi-shard ${p.multi!.toLocaleString('en-US')} statements = ${((100 * p.single) / Math.max(1, p.single + p.multi!)).toFixed(1)} % single-shard`;
+/** CPU milliseconds per 1,000 events of each server (1 node: the coordinator's server is the one node). */
+const cpuLine = (r: Run, p: Phase) => !p.cpu || p.events === 0 ? '' :
+  `\n           cpu per 1,000 events: ${Object.entries(p.cpu).filter(([k, v]) => v > 0 || k === 'api').map(([k, v]) => `${r.label === '1 node' && k === 'coord' ? 'postgres' : k} ${Math.round((1e6 * v) / p.events)} ms`).join(', ')}`;
 const line = (what: string, r: Run, p: Phase) =>
-  `${what.padEnd(10)} ${r.label.padEnd(8)} ${String(rate(p)).padStart(7)} events/s  (${p.events.toLocaleString('en-US')} events in ${p.seconds.toFixed(1)} s)${share(p)}${p.error ? `\n           ${r.label}: NOT MEASURED: ${p.error}` : ''}`;
+  `${what.padEnd(10)} ${r.label.padEnd(8)} ${String(rate(p)).padStart(7)} events/s  (${p.events.toLocaleString('en-US')} events in ${p.seconds.toFixed(1)} s)${share(p)}${p.error ? `\n           ${r.label}: NOT MEASURED: ${p.error}` : cpuLine(r, p)}`;
 
 try {
   console.log(`citus bench: ${TENANTS} tenants, ${EVENTS.toLocaleString('en-US')} events (batches of ${BATCH}, ${CONCURRENCY} concurrent requests), ${WORKERS} workers; ` +
