@@ -134,7 +134,14 @@ const unknown = all.filter((f) => !CITUS_SUITE.includes(f) && !(f in LEFT_OUT));
 // another change must not turn CI red before someone has tried it on Citus).
 for (const f of unknown) console.log(`# test:citus leaves out ${f}: NOT CLASSIFIED (add it to CITUS_SUITE or LEFT_OUT in scripts/test-citus.mjs)`);
 const filters = process.argv.slice(2);
-const files = CITUS_SUITE.filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+// With arguments, any matching file runs (also one left out, to try it); none matching is an
+// error: an empty list would make scripts/test.mjs run the whole suite.
+const files = filters.length === 0 ? CITUS_SUITE : all.filter((f) => filters.some((x) => f.includes(x)));
+if (files.length === 0) {
+  console.error(`test:citus: no test file matches ${filters.join(' ')}`);
+  process.exit(1);
+}
+for (const f of files) if (f in LEFT_OUT) console.log(`# test:citus runs ${f}, which is left out: ${LEFT_OUT[f]}`);
 for (const [f, why] of Object.entries(LEFT_OUT)) if (filters.length === 0) console.log(`# test:citus leaves out ${f}: ${why}`);
 
 const port = Number(process.env.SKELDIR_CITUS_PORT ?? 9700);

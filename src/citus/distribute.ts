@@ -134,15 +134,20 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
 
   // The worker's claim, per tenant: FOR UPDATE SKIP LOCKED across shards is refused, so each
   // claim is a router query with an explicit tenant_id; tenants with due work in random order.
+  // It only names candidates, locking nothing: the function runs as its owner, and Citus opens
+  // the owner's own connection to the shard, so row locks taken there blocked the worker's
+  // updates on its skeldir_app connection in the same transaction, which Citus cancelled as a
+  // distributed deadlock (measured: every batch of crash.test.ts). The worker locks the
+  // candidates itself as skeldir_app (lockClaimed, src/worker/queue.ts): that lock is the claim.
   const claim = (await client.query<{ src: string }>(`SELECT prosrc AS src FROM pg_proc WHERE oid = to_regprocedure('skeldir_claim_due_events(integer)')`)).rows[0];
-  if (claim && !claim.src.includes('citus: per tenant')) {
+  if (claim && !claim.src.includes('citus: candidates per tenant')) {
     await run('skeldir_claim_due_events: per-tenant router claims', `
       CREATE OR REPLACE FUNCTION skeldir_claim_due_events(p_limit integer)
       RETURNS TABLE (id uuid, tenant_id uuid, event_type text, retry_count integer)
       LANGUAGE plpgsql VOLATILE SECURITY DEFINER
       SET search_path = public, pg_temp
       AS $fn$
-      -- citus: per tenant (skeldir citus distribute)
+      -- citus: candidates per tenant (skeldir citus distribute)
       DECLARE t uuid; got integer := 0; n integer;
       BEGIN
         FOR t IN SELECT d.tenant_id FROM (SELECT DISTINCT e.tenant_id FROM attribution_events e
@@ -151,11 +156,11 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
           RETURN QUERY SELECT c.id, c.tenant_id, c.event_type, c.retry_count
             FROM (SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count FROM attribution_events e
                                   WHERE e.tenant_id = t AND e.processing_status = 'pending' AND e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= now()
-                                  ORDER BY e.next_attempt_at LIMIT p_limit - got FOR UPDATE SKIP LOCKED) retry
+                                  ORDER BY e.next_attempt_at LIMIT p_limit - got) retry
                   UNION ALL
                   SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count FROM attribution_events e
                                   WHERE e.tenant_id = t AND e.processing_status = 'pending' AND e.next_attempt_at IS NULL
-                                  ORDER BY e.processed_at, e.created_at LIMIT p_limit - got FOR UPDATE SKIP LOCKED) new) c
+                                  ORDER BY e.processed_at, e.created_at LIMIT p_limit - got) new) c
             LIMIT p_limit - got;
           GET DIAGNOSTICS n = ROW_COUNT;
           got := got + n;

@@ -12,6 +12,7 @@ import {
   recordThroughput,
   resolveRetried,
   scheduleRetry,
+  lockClaimed,
   setTenant,
   type ClaimedEvent,
 } from './queue.js';
@@ -92,7 +93,13 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
     // left alone: pending and untouched, their locks released at COMMIT.
     const skip = s.skip ?? NO_SKIP;
     const claim = await claimEvents(client, s.batchSize + skip.size);
-    const claimed = claim.events.filter((e) => !skip.has(e.id)).slice(0, s.batchSize);
+    const candidates = claim.events.filter((e) => !skip.has(e.id)).slice(0, s.batchSize);
+    const claimed: ClaimedEvent[] = [];
+    for (const [tenantId, events] of byTenant(candidates)) {
+      await setTenant(client, tenantId);
+      const locked = await lockClaimed(client, tenantId, events.map((e) => e.id));
+      claimed.push(...events.filter((e) => locked.has(e.id)));
+    }
     claimedIds = claimed.map((e) => e.id);
     if (claimed.length === 0) {
       await client.query('COMMIT');

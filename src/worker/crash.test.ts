@@ -60,7 +60,9 @@ test(`a worker killed with SIGKILL ${KILLS} times at random moments while proces
       await waitFor('the worker to make progress', async () => {
         if (w.child.exitCode !== null) throw new Error(`the worker exited: ${w.output()}`);
         return (await countByStatus(su)).processed > before;
-      }, 180_000, 10);
+      }, 60_000, 10).catch((e: Error) => {
+        throw new Error(`${e.message}; the worker wrote: ${w.output()}`);
+      });
       const delayMs = Math.floor(random() * 250);
       await new Promise((r) => setTimeout(r, delayMs));
       // Then at the next moment a batch transaction is open (seen just before the kill; a batch

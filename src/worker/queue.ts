@@ -38,6 +38,25 @@ export async function claimEvents(client: Queryable, limit: number): Promise<{ e
   return { events: rows.map(({ claimed_at: _, ...e }) => e), claimedAt: rows[0]?.claimed_at ?? null };
 }
 
+/**
+ * Locks, as the application role in the tenant's context, the claimed events of one tenant that
+ * are still due and not locked by another worker; returns their ids. On one server the claim
+ * function has locked them already in this transaction (this statement finds them all, at one
+ * statement per tenant per batch). On Citus the claim only names candidates (it runs as its
+ * owner, on its own connection to the shard: locks there would block this transaction's own
+ * updates), so this lock is the claim, and a candidate another worker got first is dropped.
+ */
+export async function lockClaimed(client: Queryable, tenantId: string, ids: readonly string[]): Promise<Set<string>> {
+  const { rows } = await client.query<{ id: string }>(
+    `SELECT e.id FROM attribution_events e
+      WHERE e.tenant_id = $1 AND e.id = ANY($2::uuid[]) AND e.processing_status = 'pending'
+        AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+      FOR UPDATE SKIP LOCKED`,
+    [tenantId, ids],
+  );
+  return new Set(rows.map((r) => r.id));
+}
+
 /** Transaction-local tenant context: row-level security now shows only this tenant's rows. */
 export async function setTenant(client: Queryable, tenantId: string): Promise<void> {
   await client.query(tenantContextSql(tenantId));
