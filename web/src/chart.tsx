@@ -10,20 +10,30 @@ const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'DejaVu
 
 export const PALETTE = ['#2f5fb3', '#d9822b', '#2e8b57', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#b7950b'];
 
+/** Below this width (px of the chart) axis labels are laid out for a phone: shorter, turned, or fewer. */
+export const NARROW = 600;
+
 /**
  * An Apache ECharts chart. `label` is its accessible name; ECharts' aria module adds a spoken
- * description of the data, and each chart sits next to a table with the same numbers.
+ * description of the data, and each chart sits next to a table with the same numbers. `option`
+ * may depend on the chart's width (set again when the window is resized), e.g. to turn category
+ * labels that would overlap on a phone.
  */
-export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption; label: string; height?: number }) {
+export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption | ((width: number) => EChartsCoreOption); label: string; height?: number }) {
   const el = useRef<HTMLDivElement>(null);
+  const optionFor = (width: number) => ({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: FONT }, ...(typeof option === 'function' ? option(width) : option) });
   useEffect(() => {
     let chart: ReturnType<(typeof import('./echarts-setup'))['init']> | undefined;
     let gone = false;
-    const resize = () => chart?.resize();
+    const resize = () => {
+      if (!chart || !el.current) return;
+      if (typeof option === 'function') chart.setOption(optionFor(el.current.clientWidth), { notMerge: true });
+      chart.resize();
+    };
     void loadECharts().then(({ init }) => {
       if (gone || !el.current) return;
       chart = init(el.current, undefined, { renderer: 'svg' });
-      chart.setOption({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: FONT }, ...option });
+      chart.setOption(optionFor(el.current.clientWidth));
       el.current.dataset.ready = 'true';
       window.addEventListener('resize', resize);
     });
@@ -32,7 +42,7 @@ export function Chart({ option, label, height = 320 }: { option: EChartsCoreOpti
       window.removeEventListener('resize', resize);
       chart?.dispose();
     };
-  }, [JSON.stringify(option)]);
+  }, [typeof option === 'function' ? JSON.stringify([option(300), option(1000)]) : JSON.stringify(option)]);
   return <div class="chart" ref={el} role="img" aria-label={label} style={{ height: `${height}px` }} />;
 }
 
@@ -70,4 +80,12 @@ export function errorBars(name: string, data: [number, number, number][], offset
       };
     },
   };
+}
+
+/**
+ * A category axis of UTC days (YYYY-MM-DD). On a phone the labels drop the year (MM-DD); ECharts then
+ * shows as many as fit and hides any that would still overlap.
+ */
+export function dayAxis(dates: string[], width: number) {
+  return { type: 'category', data: dates, axisLabel: { hideOverlap: true, ...(width < NARROW ? { formatter: (d: string) => d.slice(5) } : {}) } };
 }

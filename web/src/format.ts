@@ -94,6 +94,11 @@ export const MODEL_NAMES: Record<string, string> = {
 };
 
 /** Return on ad spend: revenue / spend as "2.35×" (both integer minor units of one currency); "—" without spend. */
+/** A ratio the API computed (ROAS): "1.73×"; a dash when there is none (no spend). */
+export function ratio(x: number | null): string {
+  return x === null ? '—' : `${x.toFixed(2)}×`;
+}
+
 export function roas(revenueCents: number, spendCents: number): string {
   return spendCents > 0 ? `${(revenueCents / spendCents).toFixed(2)}×` : '—';
 }

@@ -1,6 +1,6 @@
 import { useLocation } from 'preact-iso';
 import { api, call } from '../api';
-import { Chart, errorBars } from '../chart';
+import { Chart, errorBars, NARROW } from '../chart';
 import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
 import { channelName, count, decimal, major, money, MODEL_NAMES, roas } from '../format';
 import { days, instants, usePeriod } from '../period';
@@ -55,6 +55,11 @@ export function Channels() {
           const lines = r.channels.filter((c) => c.currency === currency);
           const verified = 'channels' in r.verified ? new Map(r.verified.channels.map((v) => [v.channel, v.verified_cents])) : null;
           const hasIntervals = lines.some((c) => c.total_interval);
+          // Columns that would only ever show a dash are left out, so the table fits 1280 px without scrolling:
+          // rule models have no intervals, and one currency is named in the caption instead of on every row.
+          const population = ['markov', 'shapley', 'bayesian'].includes(model);
+          const currencies = new Set(r.channels.map((c) => c.currency));
+          type Line = (typeof r.channels)[number];
           // Spend is in the reporting currency: shown against the lines in that currency.
           const spendOf = new Map(spend.lines.map((l) => [String(l.key.channel), l.spend_cents]));
           const withSpend = (c: { currency: string; channel: string }) => c.currency === spend.currency && spendOf.has(c.channel);
@@ -64,11 +69,16 @@ export function Channels() {
               <RetentionNote source={r.from_aggregates} />
               <Chart
                 label={`Attributed revenue per channel, ${MODEL_NAMES[model]}, ${currency}${hasIntervals ? ', with the 94 % intervals of the totals' : ''}`}
-                option={{
+                option={(width) => ({
                   tooltip: { trigger: 'axis' },
                   legend: { top: 0 },
-                  grid: { left: 64, right: 16, top: 36, bottom: 56 },
-                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, width: 80, overflow: 'break' } },
+                  // On a phone six channel names side by side overlap: every name is shown, turned.
+                  grid: { left: 64, right: 16, top: 36, bottom: width < NARROW ? 96 : 56 },
+                  xAxis: {
+                    type: 'category',
+                    data: lines.map((c) => channelName(c.channel)),
+                    axisLabel: width < NARROW ? { interval: 0, rotate: 45 } : { interval: 0, width: 80, overflow: 'break' },
+                  },
                   yAxis: { type: 'value', name: currency },
                   series: [
                     { name: 'Attributed', type: 'bar', barGap: '0%', barCategoryGap: '30%', data: lines.map((c) => major(c.attributed_cents, currency)) },
@@ -83,7 +93,7 @@ export function Channels() {
                         ]
                       : []),
                   ],
-                }}
+                })}
               />
               {'unavailable' in r.verified && <p class="note">Verified revenue is unavailable: {r.verified.unavailable}</p>}
               {['markov', 'shapley', 'bayesian'].includes(model) && (
@@ -92,7 +102,7 @@ export function Channels() {
                 </p>
               )}
               <DataTable
-                caption={`Channels by ${MODEL_NAMES[model]}`}
+                caption={`Channels by ${MODEL_NAMES[model]}${currencies.size === 1 ? `, ${currency}` : ''}`}
                 file={`channels-${model}`}
                 rows={r.channels}
                 columns={[
@@ -100,13 +110,13 @@ export function Channels() {
                   { key: 'conversions', label: 'Conversions', numeric: true, csv: (c) => c.conversions, render: (c) => count(c.conversions) },
                   { key: 'credited', label: 'Credited conversions', numeric: true, csv: (c) => c.attributed_conversions.toFixed(2), render: (c) => count(c.attributed_conversions, 2) },
                   { key: 'attributed', label: 'Attributed', numeric: true, csv: (c) => decimal(c.attributed_cents, c.currency), render: (c) => money(c.attributed_cents, c.currency) },
-                  {
+                  ...(population ? [{
                     key: 'interval',
                     label: 'Interval of the total (94 %)',
                     numeric: true,
-                    csv: (c) => (c.total_interval ? `${decimal(c.total_interval.lower_cents, c.currency)}..${decimal(c.total_interval.upper_cents, c.currency)}` : null),
-                    render: (c) => (c.total_interval ? `${money(c.total_interval.lower_cents, c.currency)} – ${money(c.total_interval.upper_cents, c.currency)}` : '—'),
-                  },
+                    csv: (c: Line) => (c.total_interval ? `${decimal(c.total_interval.lower_cents, c.currency)}..${decimal(c.total_interval.upper_cents, c.currency)}` : null),
+                    render: (c: Line) => (c.total_interval ? `${money(c.total_interval.lower_cents, c.currency)} – ${money(c.total_interval.upper_cents, c.currency)}` : '—'),
+                  }] : []),
                   {
                     key: 'verified',
                     label: 'Verified',
@@ -129,7 +139,7 @@ export function Channels() {
                     render: (c) => (withSpend(c) && verified ? roas(verified.get(c.channel) ?? 0, spendOf.get(c.channel)!) : '—'),
                   },
                   { key: 'confidence', label: 'Confidence', numeric: true, csv: (c) => c.mean_confidence, render: (c) => (c.mean_confidence === null ? '—' : c.mean_confidence.toFixed(2)) },
-                  { key: 'currency', label: 'Currency', csv: (c) => c.currency },
+                  ...(currencies.size > 1 ? [{ key: 'currency', label: 'Currency', csv: (c: Line) => c.currency }] : []),
                 ]}
               />
               <p class="note">Open a channel for its campaigns. Spend is in {spend.currency}, by the days of the tenant's reporting time zone.</p>
