@@ -26,6 +26,8 @@ const CITUS_SUITE = [
   'src/tenants/isolation.test.ts',
   'src/ingestion/ingestion.test.ts',
   'src/collect/collect.test.ts',
+  'src/forensics/forensics.test.ts',
+  'src/forensics/distributed.test.ts',
 ];
 const NO_DB = 'no database (pure computation): the same on any server';
 const NOT_YET = 'not yet run on Citus (docs/scaling.md, "Not done")';
@@ -52,7 +54,6 @@ const LEFT_OUT = {
   'src/migrations/migrations.test.ts': 'walks the revision chain on empty databases: plain tables on the coordinator, what npm test covers; distribution comes after migration',
   'src/migrations/tenant-scoped-keys.test.ts': 'the revision on plain tables (before distribution), what npm test covers',
   'src/forensics/apply.test.ts': 'applies the document revisions from the legacy schema (before distribution), what npm test covers',
-  'src/forensics/forensics.test.ts': 'the forensic report does not yet name the Citus differences gate by gate (docs/scaling.md)',
   'src/forensics/lint.test.ts': 'lints the schema at head (before distribution), what npm test covers',
   'src/forensics/sabotage.test.ts': 'sabotages the schema with DDL on plain tables, what npm test covers',
   'src/worker/crash.test.ts': `${NOT_YET}: the worker's updates use clock_timestamp() and RETURNING now(), which Citus refuses in distributed modifications; the audit tables of the test are coordinator-local`,
