@@ -47,36 +47,58 @@ export function Chart({ option, label, height = 320 }: { option: EChartsCoreOpti
 }
 
 /**
- * A custom series drawing vertical error bars (lower..upper) over category bars: ECharts'
- * documented way. `offset` moves them from the category's centre onto one of several bars, in
- * band widths (with two bars, barGap 0 and barCategoryGap 30 %: the first bar's centre is at −0.175).
+ * The axes of a bar chart per channel: channels along the bottom on a wide screen; on a phone (narrower than NARROW)
+ * the bars lie down, channels down the side, first at the top (six names side by side would overlap). `errorBars`
+ * takes the same `horizontal`.
  */
-export function errorBars(name: string, data: [number, number, number][], offset = 0, color = '#1c2330') {
+export function channelAxes(names: string[], currency: string, width: number, top = 36) {
+  if (width < NARROW) {
+    return {
+      horizontal: true,
+      grid: { left: 8, right: 24, top, bottom: 40, containLabel: true },
+      yAxis: { type: 'category', data: names, inverse: true, axisLabel: { interval: 0 } },
+      xAxis: { type: 'value', name: currency, nameLocation: 'middle', nameGap: 24, axisLabel: { hideOverlap: true } },
+    };
+  }
+  return {
+    horizontal: false,
+    grid: { left: 64, right: 16, top, bottom: 56 },
+    xAxis: { type: 'category', data: names, axisLabel: { interval: 0, width: 80, overflow: 'break' } },
+    yAxis: { type: 'value', name: currency },
+  };
+}
+
+/**
+ * A custom series drawing error bars (lower..upper) over category bars: ECharts' documented way. `offset` moves them
+ * from the category's centre onto one of several bars, in band widths (with two bars, barGap 0 and barCategoryGap
+ * 30 %: the first bar's centre is at −0.175; on a horizontal chart with an inverted category axis the first bar is
+ * the upper one, so the same offset applies along the other axis).
+ */
+export function errorBars(name: string, data: [number, number, number][], offset = 0, horizontal = false, color = '#1c2330') {
   return {
     type: 'custom',
     name,
     data,
     z: 10,
-    // Both bounds count for the value axis' extent, so no bar is cut at the top.
-    encode: { x: 0, y: [1, 2] },
+    // Both bounds count for the value axis' extent, so no bar is cut at its end.
+    encode: horizontal ? { y: 0, x: [1, 2] } : { x: 0, y: [1, 2] },
     itemStyle: { color },
     tooltip: { show: false },
     renderItem: (_params: unknown, api: { value(i: number): number; coord(p: [number, number]): [number, number]; size(v: [number, number]): [number, number] }) => {
-      const x = api.value(0);
-      const band = api.size([1, 0])[0];
-      const low = api.coord([x, api.value(1)]);
-      const high = api.coord([x, api.value(2)]);
-      low[0] += band * offset;
-      high[0] += band * offset;
+      const c = api.value(0);
+      const band = horizontal ? api.size([0, 1])[1] : api.size([1, 0])[0];
+      const low = horizontal ? api.coord([api.value(1), c]) : api.coord([c, api.value(1)]);
+      const high = horizontal ? api.coord([api.value(2), c]) : api.coord([c, api.value(2)]);
+      const along = horizontal ? 1 : 0; // the coordinate across the bar
+      low[along] += band * offset;
+      high[along] += band * offset;
       const half = band * 0.06;
       const style = { stroke: color, lineWidth: 1.5 };
+      const whisker = (p: [number, number]) =>
+        horizontal ? { type: 'line', shape: { x1: p[0], y1: p[1] - half, x2: p[0], y2: p[1] + half }, style } : { type: 'line', shape: { x1: p[0] - half, y1: p[1], x2: p[0] + half, y2: p[1] }, style };
       return {
         type: 'group',
-        children: [
-          { type: 'line', shape: { x1: low[0], y1: low[1], x2: high[0], y2: high[1] }, style },
-          { type: 'line', shape: { x1: low[0] - half, y1: low[1], x2: low[0] + half, y2: low[1] }, style },
-          { type: 'line', shape: { x1: high[0] - half, y1: high[1], x2: high[0] + half, y2: high[1] }, style },
-        ],
+        children: [{ type: 'line', shape: { x1: low[0], y1: low[1], x2: high[0], y2: high[1] }, style }, whisker(low), whisker(high)],
       };
     },
   };

@@ -1,6 +1,6 @@
 import { useLocation } from 'preact-iso';
 import { api, call } from '../api';
-import { Chart, errorBars, NARROW } from '../chart';
+import { channelAxes, Chart, errorBars } from '../chart';
 import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
 import { channelName, count, decimal, major, money, MODEL_NAMES, roas } from '../format';
 import { days, instants, usePeriod } from '../period';
@@ -69,31 +69,28 @@ export function Channels() {
               <RetentionNote source={r.from_aggregates} />
               <Chart
                 label={`Attributed revenue per channel, ${MODEL_NAMES[model]}, ${currency}${hasIntervals ? ', with the 94 % intervals of the totals' : ''}`}
-                option={(width) => ({
-                  tooltip: { trigger: 'axis' },
-                  legend: { top: 0 },
-                  // On a phone six channel names side by side overlap: every name is shown, turned.
-                  grid: { left: 64, right: 16, top: 36, bottom: width < NARROW ? 96 : 56 },
-                  xAxis: {
-                    type: 'category',
-                    data: lines.map((c) => channelName(c.channel)),
-                    axisLabel: width < NARROW ? { interval: 0, rotate: 45 } : { interval: 0, width: 80, overflow: 'break' },
-                  },
-                  yAxis: { type: 'value', name: currency },
-                  series: [
-                    { name: 'Attributed', type: 'bar', barGap: '0%', barCategoryGap: '30%', data: lines.map((c) => major(c.attributed_cents, currency)) },
-                    ...(verified ? [{ name: 'Verified', type: 'bar', data: lines.map((c) => major(verified.get(c.channel) ?? 0, currency)) }] : []),
-                    ...(hasIntervals
-                      ? [
-                          errorBars(
-                            '94 % interval',
-                            lines.map((c, i) => [i, major(c.total_interval?.lower_cents ?? c.attributed_cents, currency), major(c.total_interval?.upper_cents ?? c.attributed_cents, currency)]),
-                            verified ? -0.175 : 0,
-                          ),
-                        ]
-                      : []),
-                  ],
-                })}
+                option={(width) => {
+                  const { horizontal, ...axes } = channelAxes(lines.map((c) => channelName(c.channel)), currency, width);
+                  return {
+                    tooltip: { trigger: 'axis' },
+                    legend: { top: 0 },
+                    ...axes,
+                    series: [
+                      { name: 'Attributed', type: 'bar', barGap: '0%', barCategoryGap: '30%', data: lines.map((c) => major(c.attributed_cents, currency)) },
+                      ...(verified ? [{ name: 'Verified', type: 'bar', data: lines.map((c) => major(verified.get(c.channel) ?? 0, currency)) }] : []),
+                      ...(hasIntervals
+                        ? [
+                            errorBars(
+                              '94 % interval',
+                              lines.map((c, i) => [i, major(c.total_interval?.lower_cents ?? c.attributed_cents, currency), major(c.total_interval?.upper_cents ?? c.attributed_cents, currency)]),
+                              verified ? -0.175 : 0,
+                              horizontal,
+                            ),
+                          ]
+                        : []),
+                    ],
+                  };
+                }}
               />
               {'unavailable' in r.verified && <p class="note">Verified revenue is unavailable: {r.verified.unavailable}</p>}
               {['markov', 'shapley', 'bayesian'].includes(model) && (

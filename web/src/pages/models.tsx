@@ -1,5 +1,5 @@
 import { api, call } from '../api';
-import { Chart } from '../chart';
+import { channelAxes, Chart } from '../chart';
 import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
 import { channelName, decimal, major, money, MODEL_NAMES } from '../format';
 import { instants, usePeriod } from '../period';
@@ -25,13 +25,14 @@ export function Models() {
               <Chart
                 label={`Attributed revenue per channel and model, ${currency}`}
                 height={360}
-                option={{
-                  tooltip: { trigger: 'axis' },
-                  legend: { top: 0, type: 'scroll' },
-                  grid: { left: 64, right: 16, top: 40, bottom: 56 },
-                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, width: 80, overflow: 'break' } },
-                  yAxis: { type: 'value', name: currency },
-                  series: models.map((m) => ({ name: MODEL_NAMES[m] ?? m, type: 'bar', data: lines.map((c) => major(c.models[m]?.attributed_cents ?? 0, currency)) })),
+                option={(width) => {
+                  const { horizontal: _, ...axes } = channelAxes(lines.map((c) => channelName(c.channel)), currency, width, 40);
+                  return {
+                    tooltip: { trigger: 'axis' },
+                    legend: { top: 0, type: 'scroll' },
+                    ...axes,
+                    series: models.map((m) => ({ name: MODEL_NAMES[m] ?? m, type: 'bar', data: lines.map((c) => major(c.models[m]?.attributed_cents ?? 0, currency)) })),
+                  };
                 }}
               />
               <DataTable
