@@ -178,6 +178,25 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
       WHERE k.contype = 'f' AND c.relname = ANY($1) AND p.relname = ANY($1) AND (c.relname = ANY($2) OR p.relname = ANY($2))
       ORDER BY 1, 2`, [cluster, pending])).rows;
   for (const f of fks) await run(`${f.table}: drop ${f.name} while distributing`, `ALTER TABLE ${ident(f.table)} DROP CONSTRAINT ${ident(f.name)}`);
+  // Sign-in's lookup across tenants: a LANGUAGE sql function is inlined and planned on the coordinator with its
+  // parameter still a parameter, which Citus cannot plan ("could not create distributed plan"); as plpgsql the
+  // e-mail is a value when the query is planned. Same query, same owner (the system role), same grants.
+  const login = (await client.query<{ lang: string }>(
+    `SELECT l.lanname AS lang FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = to_regprocedure('skeldir_login_candidates(text)')`)).rows[0];
+  if (login?.lang === 'sql') {
+    await run('skeldir_login_candidates: plpgsql (Citus cannot plan a parameter of an inlined sql function)', `
+      CREATE OR REPLACE FUNCTION skeldir_login_candidates(p_email text)
+      RETURNS TABLE (tenant_id uuid, user_id uuid, password_hash text)
+      LANGUAGE plpgsql STABLE SECURITY DEFINER
+      SET search_path = public, pg_temp
+      AS $fn$
+      BEGIN
+        RETURN QUERY SELECT u.tenant_id, u.id, u.password_hash FROM tenant_users u
+         WHERE u.email = lower(p_email) AND u.password_hash IS NOT NULL AND u.disabled_at IS NULL
+         ORDER BY u.tenant_id LIMIT 20;
+      END $fn$`);
+  }
+
   const changed: string[] = [];
   // In the order of REFERENCE_TABLES: tenants first, the others reference it.
   for (const table of replicated) {
