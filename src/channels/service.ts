@@ -68,8 +68,9 @@ export async function removeChannel(client: Queryable, tenantId: string, code: s
   } catch (error) {
     await client.query('ROLLBACK TO SAVEPOINT delete_channel');
     if ((error as { code?: string }).code === '23503') {
-      // "… violates foreign key constraint "fk_…" on table "<referencing table>"".
-      const table = /constraint "[^"]+" on table "([a-z_]+)"/.exec((error as Error).message)?.[1] ?? 'another table';
+      // "… violates foreign key constraint "fk_…" on table "<referencing table>"" (on Citus the shard's
+      // name, "<table>_<shard id>": the suffix is dropped).
+      const table = /constraint "[^"]+" on table "([a-z_]+?)(?:_\d+)?"/.exec((error as Error).message)?.[1] ?? 'another table';
       throw new ChannelError('channel_in_use', `channel ${code} is still named by rows of ${table}: deactivate it instead (is_active false)`, {
         field: 'params/code',
         details: { referenced_by: table },

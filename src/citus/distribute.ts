@@ -164,23 +164,46 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
       END $fn$`);
   }
 
-  const changed: string[] = [];
-  // In the order of REFERENCE_TABLES: tenants first, the others reference it.
-  for (const p of REFERENCE_TABLES.map((r) => plan.find((x) => x.table === r.table && x.kind === 'reference')).filter((x) => x !== undefined)) {
-    if (done.has(p.table)) continue;
-    await run(`${p.table}: reference table`, `SELECT create_reference_table(${lit(p.table)})`);
-    changed.push(p.table);
-  }
-  // A local table may not reference a distributed one (nor the other way round), so the foreign
-  // keys between tenant tables are dropped while they are distributed and added back after
-  // (with their comments): Citus then checks each on the shards.
-  const pending = distributed.filter((t) => !done.has(t));
+  // Citus turns a local table with a foreign key to a new reference table into a "citus local" table, and
+  // distributing that one later re-creates it from Citus's deparsed DDL: every comment (the INVARIANT tags
+  // the forensic protocol reads) was lost and CHECKs came back re-printed. So every foreign key between the
+  // tables to distribute or replicate is dropped first and added back at the end (with its comment): the
+  // tables are then distributed as they are, and Citus checks each key on the shards.
+  const replicated = REFERENCE_TABLES.map((r) => r.table).filter((t) => plan.some((p) => p.table === t && p.kind === 'reference'));
+  const cluster = [...replicated, ...distributed];
+  const pending = cluster.filter((t) => !done.has(t));
   const fks = (await client.query<{ table: string; name: string; def: string; comment: string | null }>(
     `SELECT c.relname AS table, k.conname AS name, pg_get_constraintdef(k.oid) AS def, obj_description(k.oid, 'pg_constraint') AS comment
        FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
       WHERE k.contype = 'f' AND c.relname = ANY($1) AND p.relname = ANY($1) AND (c.relname = ANY($2) OR p.relname = ANY($2))
-      ORDER BY 1, 2`, [distributed, pending])).rows;
+      ORDER BY 1, 2`, [cluster, pending])).rows;
   for (const f of fks) await run(`${f.table}: drop ${f.name} while distributing`, `ALTER TABLE ${ident(f.table)} DROP CONSTRAINT ${ident(f.name)}`);
+  // Sign-in's lookup across tenants: a LANGUAGE sql function is inlined and planned on the coordinator with its
+  // parameter still a parameter, which Citus cannot plan ("could not create distributed plan"); as plpgsql the
+  // e-mail is a value when the query is planned. Same query, same owner (the system role), same grants.
+  const login = (await client.query<{ lang: string }>(
+    `SELECT l.lanname AS lang FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = to_regprocedure('skeldir_login_candidates(text)')`)).rows[0];
+  if (login?.lang === 'sql') {
+    await run('skeldir_login_candidates: plpgsql (Citus cannot plan a parameter of an inlined sql function)', `
+      CREATE OR REPLACE FUNCTION skeldir_login_candidates(p_email text)
+      RETURNS TABLE (tenant_id uuid, user_id uuid, password_hash text)
+      LANGUAGE plpgsql STABLE SECURITY DEFINER
+      SET search_path = public, pg_temp
+      AS $fn$
+      BEGIN
+        RETURN QUERY SELECT u.tenant_id, u.id, u.password_hash FROM tenant_users u
+         WHERE u.email = lower(p_email) AND u.password_hash IS NOT NULL AND u.disabled_at IS NULL
+         ORDER BY u.tenant_id LIMIT 20;
+      END $fn$`);
+  }
+
+  const changed: string[] = [];
+  // In the order of REFERENCE_TABLES: tenants first, the others reference it.
+  for (const table of replicated) {
+    if (done.has(table)) continue;
+    await run(`${table}: reference table`, `SELECT create_reference_table(${lit(table)})`);
+    changed.push(table);
+  }
   const ordered = await parentsFirst(client, distributed);
   const anchor = 'attribution_events';
   for (const table of [anchor, ...ordered.filter((t) => t !== anchor)]) {
@@ -189,8 +212,9 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
     changed.push(table);
   }
   for (const f of fks) {
-    await run(`${f.table}: ${f.name} again`, `ALTER TABLE ${ident(f.table)} ADD CONSTRAINT ${ident(f.name)} ${f.def}` +
-      (f.comment === null ? '' : `; COMMENT ON CONSTRAINT ${ident(f.name)} ON ${ident(f.table)} IS ${lit(f.comment)}`));
+    await run(`${f.table}: ${f.name} again`, `ALTER TABLE ${ident(f.table)} ADD CONSTRAINT ${ident(f.name)} ${f.def}`);
+    // A statement of its own: Citus forwards a COMMENT as the whole query string, and a worker refuses two commands in one.
+    if (f.comment !== null) await client.query(`COMMENT ON CONSTRAINT ${ident(f.name)} ON ${ident(f.table)} IS ${lit(f.comment)}`);
   }
   const groups = (await client.query<{ n: string }>(
     `SELECT count(DISTINCT colocationid) AS n FROM pg_dist_partition WHERE partmethod = 'h' AND logicalrelid::regclass::text = ANY($1)`, [distributed])).rows[0]!.n;

@@ -14,7 +14,7 @@ type Value = unknown;
 /** What a provoked statement did: succeeded, or failed with a SQLSTATE and the object it names. */
 export type Attempt =
   | { ok: true; rows: Record<string, unknown>[] }
-  | { ok: false; code: string; constraint?: string; column?: string; message: string };
+  | { ok: false; code: string; constraint?: string; column?: string; message: string; fromShard?: string };
 
 /**
  * Behavioural probes: one transaction per test, always rolled back. Fixtures are inserted
@@ -138,16 +138,19 @@ export class Probe {
   async attempt(fn: () => Promise<Record<string, unknown>[] | Record<string, unknown> | void>): Promise<Attempt> {
     const name = `forensic_probe_${++this.savepoints}`;
     await this.session.query(`SAVEPOINT ${name}`);
+    let failed: { code: string; constraint?: string; column?: string; message: string };
     try {
       const result = await fn();
       return { ok: true, rows: Array.isArray(result) ? result : result ? [result] : [] };
     } catch (error) {
       const e = error as { code?: string; constraint?: string; column?: string; message: string };
       if (!e.code || /^(08|57P)/.test(e.code)) throw error; // lost connection: the run cannot go on
-      return { ok: false, code: e.code, constraint: e.constraint, column: e.column, message: e.message };
+      failed = { code: e.code, constraint: e.constraint, column: e.column, message: e.message };
     } finally {
       await this.session.query(`ROLLBACK TO SAVEPOINT ${name}`);
     }
+    if (this.session.deployment.kind === 'citus' && !failed.constraint && !failed.column) return this.fromShard(failed.code, failed.message);
+    return { ok: false, ...failed };
   }
 
   async expectRejected(
@@ -165,6 +168,25 @@ export class Probe {
   async expectAccepted(label: string, fn: () => Promise<unknown>): Promise<Check> {
     const a = await this.attempt(fn as () => Promise<void>);
     return { label, expected: 'accepted', actual: a.ok ? 'accepted' : `rejected ${describeAttempt(a)}: ${a.message}`, pass: a.ok };
+  }
+
+  /**
+   * On Citus a violation is raised on a worker's shard and forwarded with its SQLSTATE and message
+   * only (no constraint or column field), naming the shard's objects: `idx_x_102008`, relation
+   * `t_102008`. The constraint (less a `_<shardid>` suffix of a real shard) and the column are read
+   * from PostgreSQL's message, and the evidence says so; a message in another language (lc_messages)
+   * names nothing, and the test fails rather than pass on the code alone.
+   */
+  private async fromShard(code: string, message: string): Promise<Attempt> {
+    const constraint = /violates (?:unique|check|foreign key|exclusion) constraint "([^"]+)"/.exec(message)?.[1];
+    const column = /null value in column "([^"]+)"/.exec(message)?.[1];
+    let name = constraint;
+    const suffix = constraint ? /^(.+)_(\d+)$/.exec(constraint) : null;
+    if (suffix) {
+      const { rows } = await this.session.query(`SELECT 1 FROM pg_dist_shard WHERE shardid = $1`, [suffix[2]]);
+      if (rows.length) name = suffix[1];
+    }
+    return { ok: false, code, constraint: name, column, message, fromShard: constraint ?? column ? message : undefined };
   }
 
   private async columns(table: string): Promise<TableColumn[]> {
@@ -188,7 +210,8 @@ function describeWant(w: { code: string; constraint?: string; column?: string })
 }
 
 function describeAttempt(a: Extract<Attempt, { ok: false }>): string {
-  return `${a.code}${a.constraint ? ` ${a.constraint}` : ''}${a.code === '23502' && a.column ? ` (column ${a.column})` : ''}`;
+  return `${a.code}${a.constraint ? ` ${a.constraint}` : ''}${a.code === '23502' && a.column ? ` (column ${a.column})` : ''}` +
+    (a.fromShard ? ` [Citus: read from the shard's message "${a.fromShard}"]` : '');
 }
 
 export function eventValues(tenantId: string, overrides: Record<string, Value> = {}): Record<string, Value> {

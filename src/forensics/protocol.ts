@@ -1,5 +1,6 @@
 import { CHECKS, COLUMNS, REVISION_LINES, type DocumentColumn, type Phase } from '../migrations/document.js';
 import type { Revision } from '../migrations/revision.js';
+import { keySwapBehaviour, keySwapIndex, transitionsCascade, transitionsForeignKey, transitionsTable, type CitusEquivalent } from './equivalents.js';
 import { eventValues, inTransaction, ledgerValues, type Probe } from './fixtures.js';
 import {
   checkConstraintChecks,
@@ -40,6 +41,8 @@ export interface TestSpec {
   kind: 'catalogue' | 'behaviour';
   lines: number[];
   run(ctx: RunContext): Promise<Check[]>;
+  /** On a distributed Citus database, run instead: the documented equivalent (equivalents.ts). */
+  citus?: CitusEquivalent;
 }
 
 export interface GateSpec {
@@ -69,6 +72,11 @@ const revisionFields = (phase: Phase) => {
   return { revision: r.revision, previous: r.previous, revisionLine: r.line };
 };
 const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+/** The test, with the distributed equivalent Citus runs instead. */
+function onCitus(test: TestSpec, citus: CitusEquivalent): TestSpec {
+  return { ...test, citus };
+}
 
 function catalogue(id: string, title: string, lines: number[], run: (ctx: RunContext) => Promise<Check[]>): TestSpec {
   return { id, title, kind: 'catalogue', lines, run };
@@ -235,8 +243,9 @@ export const PHASES: readonly PhaseSpec[] = [
       {
         id: 'G5.2', title: 'idempotency_key UNIQUE constraint enforced', line: 118, foldedLines: [],
         tests: [
-          indexTest('T5.2.1', 'idx_events_idempotency', 96),
-          behaviour('T5.2.2', 'a duplicate idempotency_key is rejected (23505 idx_events_idempotency), in the same tenant and in another', [81, 96, 118], async (tx) => {
+          onCitus(indexTest('T5.2.1', 'idx_events_idempotency', 96),
+            keySwapIndex('idx_events_idempotency', 'idx_events_idempotency UNIQUE (idempotency_key)')),
+          onCitus(behaviour('T5.2.2', 'a duplicate idempotency_key is rejected (23505 idx_events_idempotency), in the same tenant and in another', [81, 96, 118], async (tx) => {
             const a = await tx.tenant();
             const first = await tx.event(a);
             const checks = [
@@ -246,7 +255,7 @@ export const PHASES: readonly PhaseSpec[] = [
             const b = await tx.tenant();
             checks.push(await tx.expectRejected('same key, another tenant', () => tx.event(b, { idempotency_key: first.idempotency_key }), { code: '23505', constraint: 'idx_events_idempotency' }));
             return checks;
-          }),
+          }), keySwapBehaviour('idx_events_idempotency', 'a duplicate idempotency_key refused by idx_events_idempotency (23505) in any tenant', 'idempotency_key', (tx, t, o) => tx.event(t, o))),
         ],
       },
       {
@@ -349,7 +358,7 @@ export const PHASES: readonly PhaseSpec[] = [
       {
         id: 'G7.2', title: 'transaction_id UNIQUE constraint enforced', line: 204, foldedLines: [],
         tests: [
-          behaviour('T7.2.1', 'a duplicate transaction_id is rejected (23505 idx_revenue_ledger_transaction_id), in the same tenant and in another', [174, 185, 204], async (tx) => {
+          onCitus(behaviour('T7.2.1', 'a duplicate transaction_id is rejected (23505 idx_revenue_ledger_transaction_id), in the same tenant and in another', [174, 185, 204], async (tx) => {
             const a = await tx.tenant();
             const first = await tx.ledger(a);
             const checks = [
@@ -359,7 +368,7 @@ export const PHASES: readonly PhaseSpec[] = [
             const b = await tx.tenant();
             checks.push(await tx.expectRejected('same transaction_id, another tenant', () => tx.ledger(b, { transaction_id: first.transaction_id }), { code: '23505', constraint: 'idx_revenue_ledger_transaction_id' }));
             return checks;
-          }),
+          }), keySwapBehaviour('idx_revenue_ledger_transaction_id', 'a duplicate transaction_id refused by idx_revenue_ledger_transaction_id (23505) in any tenant', 'transaction_id', (tx, t, o) => tx.ledger(t, o))),
         ],
       },
       {
@@ -380,7 +389,8 @@ export const PHASES: readonly PhaseSpec[] = [
       {
         id: 'G7.5', title: 'All 3 indexes exist', line: 207, foldedLines: [],
         tests: [
-          indexTest('T7.5.1', 'idx_revenue_ledger_transaction_id', 185),
+          onCitus(indexTest('T7.5.1', 'idx_revenue_ledger_transaction_id', 185),
+            keySwapIndex('idx_revenue_ledger_transaction_id', 'idx_revenue_ledger_transaction_id UNIQUE (transaction_id)')),
           indexTest('T7.5.2', 'idx_revenue_ledger_state', 186),
           indexTest('T7.5.3', 'idx_revenue_ledger_tenant_state', 187),
         ],
@@ -423,18 +433,18 @@ export const PHASES: readonly PhaseSpec[] = [
         id: 'G8b.1', title: 'Table exists with all 6 columns', line: 269, foldedLines: [268],
         tests: [
           revisionTest('T8b.1.1', '8b'),
-          catalogue('T8b.1.2', 'revenue_state_transitions exists with its primary key and 6 columns: type, nullability, default, INVARIANT tag', [243, ...range(245, 251)], async (ctx) => [
+          onCitus(catalogue('T8b.1.2', 'revenue_state_transitions exists with its primary key and 6 columns: type, nullability, default, INVARIANT tag', [243, ...range(245, 251)], async (ctx) => [
             ...(await tableChecks(ctx.session, 'revenue_state_transitions')),
             ...(await columnChecks(ctx.session, cols('8b'), { invariant: true })),
-          ]),
+          ]), transitionsTable),
         ],
       },
       {
         id: 'G8b.2', title: 'FK to revenue_ledger enforced with CASCADE delete', line: 270, foldedLines: [],
         tests: [
-          catalogue('T8b.2.1', 'fk_revenue_state_transitions_ledger_id: FOREIGN KEY (ledger_id) REFERENCES revenue_ledger(id) ON DELETE CASCADE', [247, 256, 257], (ctx) =>
-            foreignKeyChecks(ctx.session)),
-          behaviour('T8b.2.2', 'deleting a ledger row deletes its transitions; re-keying a referenced ledger row is refused (23503)', [247, 257, 270], async (tx) => {
+          onCitus(catalogue('T8b.2.1', 'fk_revenue_state_transitions_ledger_id: FOREIGN KEY (ledger_id) REFERENCES revenue_ledger(id) ON DELETE CASCADE', [247, 256, 257], (ctx) =>
+            foreignKeyChecks(ctx.session)), transitionsForeignKey),
+          onCitus(behaviour('T8b.2.2', 'deleting a ledger row deletes its transitions; re-keying a referenced ledger row is refused (23503)', [247, 257, 270], async (tx) => {
             const tenant = await tx.tenant();
             const ledger = await tx.ledger(tenant);
             await tx.transition(ledger.id as string);
@@ -460,7 +470,7 @@ export const PHASES: readonly PhaseSpec[] = [
                 code: '23503', constraint: 'fk_revenue_state_transitions_ledger_id',
               }),
             ];
-          }),
+          }), transitionsCascade),
         ],
       },
       {

@@ -47,6 +47,15 @@ export class ReferenceRenderer {
     });
   }
 
+  /** A CHECK that is not the document's (a Citus equivalent's), printed by this server the same way. */
+  async checkExpression(table: string, name: string, expression: string): Promise<Reference> {
+    return this.render(`CHECK (${expression})`, async () => {
+      await this.scratch(table);
+      await this.session.query(`ALTER TABLE pg_temp.${ident(table)} ADD CONSTRAINT ${ident(name)} CHECK (${expression})`);
+      return this.constraintDef(table, name);
+    });
+  }
+
   async foreignKey(): Promise<Reference> {
     const fk = FOREIGN_KEY_SOURCE;
     return this.render(FOREIGN_KEY.definition, async () => {

@@ -5,6 +5,7 @@ import { silentProgress, type Progress } from '../migrations/context.js';
 import { MIGRATION_TABLE, SchemaMigrator } from '../migrations/migrator.js';
 import { REVISIONS } from '../migrations/registry.js';
 import type { Revision } from '../migrations/revision.js';
+import { detectDeployment } from './deployment.js';
 import { lintSchema } from './lint.js';
 import { PHASES, type PhaseSpec } from './protocol.js';
 import { Session } from './session.js';
@@ -69,6 +70,7 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
               current_database() AS db, current_user AS role`,
     )).rows[0]!;
     const session = new Session(client, Number(info.num));
+    session.deployment = await detectDeployment(client);
     const startRevision = await migrator.current();
     let applied = await appliedRevisions(client);
 
@@ -79,7 +81,9 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
           'run `skeldir forensics --apply` to apply and validate the phases, or `skeldir migrate upgrade` first',
       );
     }
-    say(`forensics: PostgreSQL ${info.version}, database ${info.db} at revision ${startRevision}${options.apply ? ', --apply' : ''}`);
+    const d = session.deployment;
+    say(`forensics: PostgreSQL ${info.version}, database ${info.db} at revision ${startRevision}${options.apply ? ', --apply' : ''}` +
+      (d.kind === 'citus' ? `; Citus ${d.version}, ${d.workers} workers, ${d.distributed.length} distributed and ${d.reference.length} reference tables: documented differences are checked as their distributed equivalents` : ''));
 
     const results: PhaseResult[] = [];
     let stop: string | undefined;
@@ -135,12 +139,13 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
           const result = await runTest(session, revisions, spec, gate.id, test);
           tests.push(result);
         }
-        const verdict: Verdict = tests.every((t) => t.verdict === 'PASS') ? 'PASS' : 'FAIL';
+        const verdict = gateVerdict(tests);
         gates.push({ id: gate.id, phase: spec.phase, title: gate.title, line: gate.line, foldedLines: gate.foldedLines, verdict, tests });
-        const failed = tests.filter((t) => t.verdict !== 'PASS').map((t) => t.id);
-        say(`  ${gate.id} ${verdict} ${gate.title}${failed.length ? ` (failed: ${failed.join(', ')})` : ''}`);
+        const failed = tests.filter((t) => !passed(t.verdict)).map((t) => t.id);
+        const equivalent = tests.filter((t) => t.verdict === 'EQUIVALENT').map((t) => t.id);
+        say(`  ${gate.id} ${verdict} ${gate.title}${failed.length ? ` (failed: ${failed.join(', ')})` : ''}${equivalent.length ? ` (Citus equivalent: ${equivalent.join(', ')})` : ''}`);
       }
-      const verdict: Verdict = gates.every((g) => g.verdict === 'PASS') ? 'PASS' : 'FAIL';
+      const verdict: Verdict = gates.every((g) => passed(g.verdict)) ? 'PASS' : 'FAIL';
       results.push({ ...base, verdict, ...(migration ? { migration } : {}), gates, durationMs: Date.now() - phaseStarted });
       say(`phase ${spec.phase} (${spec.revision}): ${verdict}`);
       if (verdict === 'FAIL') {
@@ -168,6 +173,7 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
       role: info.role,
       startRevision,
       currentRevision: await migrator.current(),
+      deployment: session.deployment,
       phases: results,
       summary: summarise(results),
       ...(rollback ? { rollback } : {}),
@@ -199,12 +205,14 @@ async function runTest(session: Session, revisions: readonly Revision[], phase: 
   let expected: string;
   let actual: string;
   let verdict: Verdict;
+  // On a distributed database a test with a documented equivalent runs that instead.
+  const equivalent = session.deployment.kind === 'citus' ? test.citus : undefined;
   try {
-    const checks = await test.run({ session, revisions });
+    const checks = equivalent ? await equivalent.run({ session }) : await test.run({ session, revisions });
     if (checks.length === 0) throw new Error(`test ${test.id} made no checks`);
     expected = checks.map((c) => `${c.label}: ${c.expected}`).join('\n');
     actual = checks.map((c) => `${c.pass ? '' : '✗ '}${c.label}: ${c.actual}`).join('\n');
-    verdict = checks.every((c) => c.pass) ? 'PASS' : 'FAIL';
+    verdict = !checks.every((c) => c.pass) ? 'FAIL' : equivalent ? 'EQUIVALENT' : 'PASS';
   } catch (error) {
     if (isConnectionError(error)) throw error;
     // A probe that errors out is a failed test: the error is its evidence.
@@ -214,7 +222,10 @@ async function runTest(session: Session, revisions: readonly Revision[], phase: 
     verdict = 'FAIL';
   }
   const durationMs = Math.round((performance.now() - t0) * 100) / 100;
-  return { id: test.id, gate, phase: phase.phase, title: test.title, kind: test.kind, lines: test.lines, sql: session.take(), expected, actual, verdict, durationMs };
+  return {
+    id: test.id, gate, phase: phase.phase, title: test.title, kind: test.kind, lines: test.lines, sql: session.take(), expected, actual, verdict, durationMs,
+    ...(equivalent ? { difference: equivalent.difference } : {}),
+  };
 }
 
 function notRun(spec: PhaseSpec): GateResult[] {
@@ -231,9 +242,19 @@ function notRun(spec: PhaseSpec): GateResult[] {
   }));
 }
 
+/** PASS, or EQUIVALENT: passed as the documented distributed equivalent. */
+function passed(v: Verdict): boolean {
+  return v === 'PASS' || v === 'EQUIVALENT';
+}
+
+function gateVerdict(tests: TestResult[]): Verdict {
+  if (!tests.every((t) => passed(t.verdict))) return 'FAIL';
+  return tests.some((t) => t.verdict === 'EQUIVALENT') ? 'EQUIVALENT' : 'PASS';
+}
+
 function count(verdicts: Verdict[]): Count {
   return {
-    passed: verdicts.filter((v) => v === 'PASS').length,
+    passed: verdicts.filter(passed).length,
     failed: verdicts.filter((v) => v === 'FAIL').length,
     notRun: verdicts.filter((v) => v === 'NOT RUN').length,
     total: verdicts.length,
@@ -242,15 +263,17 @@ function count(verdicts: Verdict[]): Count {
 
 export function summarise(phases: PhaseResult[]): ForensicReport['summary'] {
   const gates = count(phases.flatMap((p) => p.gates.map((g) => g.verdict)));
+  const equivalent = phases.flatMap((p) => p.gates.filter((g) => g.verdict === 'EQUIVALENT').map((g) => g.id));
   const tests = count(phases.flatMap((p) => p.gates.flatMap((g) => g.tests.map((t) => t.verdict))));
   const failedPhase = phases.some((p) => p.verdict === 'FAIL');
   const verdict = gates.passed === gates.total && !failedPhase ? 'PASS' : 'FAIL';
   let line = `${gates.passed}/${gates.total} gates, ${tests.passed}/${tests.total} tests passed`;
   const extra = [
+    equivalent.length ? `${equivalent.length} as Citus equivalent${equivalent.length === 1 ? '' : 's'}: ${equivalent.join(', ')}` : '',
     ...phases.filter((p) => p.migration?.error).map((p) => `phase ${p.phase} upgrade failed`),
     gates.failed ? `${gates.failed} gate${gates.failed === 1 ? '' : 's'} failed` : '',
     gates.notRun ? `${gates.notRun} not run` : '',
   ].filter(Boolean);
   if (extra.length) line += ` (${extra.join(', ')})`;
-  return { verdict, gates, tests, line };
+  return { verdict, equivalent, gates, tests, line };
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { Deployment } from './deployment.js';
 
 /**
  * The one connection a forensic run probes through. Every statement is recorded (with its
@@ -11,6 +12,8 @@ export class Session {
   readonly columnCache = new Map<string, TableColumn[]>();
   /** True inside a behavioural test's transaction (nested work then uses savepoints). */
   inTransaction = false;
+  /** One server, or a distributed Citus database (set by the runner before the first test). */
+  deployment: Deployment = { kind: 'postgresql' };
 
   constructor(readonly client: pg.ClientBase, readonly serverVersionNum: number) {}
 

@@ -1,7 +1,22 @@
 import type { Phase } from '../migrations/document.js';
+import type { Deployment } from './deployment.js';
 
-/** PASS / FAIL, or NOT RUN when an earlier phase failed or the phase's revision is not applied. */
-export type Verdict = 'PASS' | 'FAIL' | 'NOT RUN';
+/**
+ * PASS / FAIL, or NOT RUN when an earlier phase failed or the phase's revision is not applied.
+ * EQUIVALENT (tests and gates, on a distributed Citus database only): the schema differs from
+ * the document there in a documented way, and its distributed equivalent passed; the test names
+ * the difference and why it is equivalent (`difference`). It counts as passed.
+ */
+export type Verdict = 'PASS' | 'FAIL' | 'NOT RUN' | 'EQUIVALENT';
+
+/** Where a distributed schema differs from the document, and why that loses nothing. */
+export interface Difference {
+  /** What the document has. */
+  document: string;
+  /** What the distributed database has instead (and what was checked). */
+  distributed: string;
+  why: string;
+}
 
 /** One line of evidence inside a test: what was looked at, what the document wants, what the database has. */
 export interface Check {
@@ -28,6 +43,8 @@ export interface TestResult {
   actual: string;
   verdict: Verdict;
   durationMs: number;
+  /** Set when the test ran its Citus equivalent (verdict EQUIVALENT, or FAIL when the equivalent failed). */
+  difference?: Difference;
 }
 
 export interface GateResult {
@@ -91,9 +108,13 @@ export interface ForensicReport {
   role: string;
   startRevision: string;
   currentRevision: string;
+  /** One server, or Citus (extension version, workers, distributed and reference tables). */
+  deployment: Deployment;
   phases: PhaseResult[];
   summary: {
     verdict: 'PASS' | 'FAIL';
+    /** Gates passed as distributed equivalents (Citus only; empty on one server). */
+    equivalent: string[];
     gates: Count;
     tests: Count;
     /** e.g. "24/24 gates, 51/51 tests passed" */

@@ -215,12 +215,13 @@ export async function importFxRates(owner: Queryable, rows: readonly FxRow[], so
        INSERT INTO fx_rates (rate_date, base_currency, quote_currency, rate, source)
        SELECT rate_date, base, quote, rate, $5 FROM input
        ON CONFLICT (base_currency, quote_currency, rate_date) DO UPDATE
-         SET rate = EXCLUDED.rate, source = EXCLUDED.source, imported_at = now()
+         SET rate = EXCLUDED.rate, source = EXCLUDED.source, imported_at = $6::timestamptz
          WHERE fx_rates.rate <> EXCLUDED.rate OR fx_rates.source <> EXCLUDED.source
        RETURNING (xmax = 0) AS inserted
      )
      SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated FROM upserted`,
-    [rows.map((x) => x.date), rows.map((x) => x.base), rows.map((x) => x.quote), rows.map((x) => x.rate), source],
+    // The time from here, not now(): Citus refuses a non-IMMUTABLE function in ON CONFLICT DO UPDATE.
+    [rows.map((x) => x.date), rows.map((x) => x.base), rows.map((x) => x.quote), rows.map((x) => x.rate), source, new Date()],
   );
   const inserted = Number(r[0]!.inserted);
   const updated = Number(r[0]!.updated);

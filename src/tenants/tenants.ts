@@ -141,8 +141,9 @@ export async function revokeApiKeys(owner: pg.Pool, tenantId: string, options: {
         `INSERT INTO tenant_api_keys_retired (tenant_id, key_hash, retired_at, expires_at, revoked_at) VALUES ($1, $2, now(), now(), now())`,
         [id, current],
       );
-      // A placeholder no SHA-256 hex digest can equal: the tenant has no usable key.
-      await client.query(`UPDATE tenants SET api_key_hash = 'revoked:' || gen_random_uuid() WHERE id = $1`, [id]);
+      // A placeholder no SHA-256 hex digest can equal: the tenant has no usable key. The UUID comes from
+      // here, not gen_random_uuid(): Citus refuses a VOLATILE function in an UPDATE of a reference table.
+      await client.query(`UPDATE tenants SET api_key_hash = 'revoked:' || $2 WHERE id = $1`, [id, randomUUID()]);
       revoked += 1;
       currentRevoked = true;
     }

@@ -133,14 +133,16 @@ export async function rotateEndpoint(
     if (!row) throw new WebhookInputError('webhook_endpoint_not_found', `no endpoint ${endpointId} for tenant ${tenantId}`, { field: 'endpoint' });
     const secret = checkSecret(input.secret, row.provider);
     const grace = input.graceHours > 0;
+    // The times come from here: Citus refuses now() inside CASE in an UPDATE of a reference table.
+    const now = new Date();
     const { rows } = await client.query<{ until: Date | null }>(
       `UPDATE webhook_endpoints
-          SET secret_ciphertext = $2, rotated_at = now(),
+          SET secret_ciphertext = $2, rotated_at = $4,
               previous_secret_ciphertext = CASE WHEN $3 THEN secret_ciphertext END,
-              previous_secret_expires_at = CASE WHEN $3 THEN now() + make_interval(secs => $4) END
+              previous_secret_expires_at = $5
         WHERE id = $1
         RETURNING previous_secret_expires_at AS until`,
-      [endpointId, encryptSecret(key, secret, secretAad(tenantId, endpointId)), grace, input.graceHours * 3600],
+      [endpointId, encryptSecret(key, secret, secretAad(tenantId, endpointId)), grace, now, grace ? new Date(now.getTime() + input.graceHours * 3_600_000) : null],
     );
     return { endpoint_id: endpointId, url_path: urlPath(row.provider, endpointId), secret, previous_secret_valid_until: formatInstantOrNull(rows[0]!.until) };
   });

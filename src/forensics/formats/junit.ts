@@ -53,7 +53,8 @@ export function toJunit(r: ForensicReport): string {
           out.push(`      <skipped message="${xml(p.reason ?? 'not run')}"/>`);
         }
         if (t.verdict !== 'NOT RUN') {
-          out.push(`      <system-out>${xml(`Document lines ${formatLines(t.lines)} (${t.kind})\n\nSQL:\n${t.sql}\n\nExpected:\n${t.expected}\n\nActual:\n${t.actual}`)}</system-out>`);
+          const diff = t.difference ? `${t.verdict === 'EQUIVALENT' ? 'EQUIVALENT' : 'Citus equivalent'}: the document has ${t.difference.document}; the distributed database has ${t.difference.distributed}; ${t.difference.why}\n\n` : '';
+          out.push(`      <system-out>${xml(`${diff}Document lines ${formatLines(t.lines)} (${t.kind})\n\nSQL:\n${t.sql}\n\nExpected:\n${t.expected}\n\nActual:\n${t.actual}`)}</system-out>`);
         }
         out.push('    </testcase>');
       }

@@ -19,6 +19,10 @@ export function toMarkdown(r: ForensicReport): string {
   out.push(`| Design document | \`${r.document}\` |`);
   out.push(`| Server | PostgreSQL ${r.server.version} (${r.server.versionNum}) |`);
   out.push(`| Database / role | \`${r.database}\` / \`${r.role}\` |`);
+  if (r.deployment.kind === 'citus') {
+    const d = r.deployment;
+    out.push(`| Deployment | Citus ${d.version}, ${d.workers} workers, ${d.distributed.length} distributed and ${d.reference.length} reference tables |`);
+  }
   out.push(`| Revision | ${r.currentRevision}${r.startRevision !== r.currentRevision ? ` (started at ${r.startRevision})` : ''} |`);
   out.push(`| Mode | ${r.mode} |`);
   out.push(`| Generated | ${r.generatedAt} (${r.durationMs} ms) |`);
@@ -29,7 +33,7 @@ export function toMarkdown(r: ForensicReport): string {
   out.push('|---|---|---|---|---|');
   for (const p of r.phases) {
     for (const g of p.gates) {
-      const tests = g.tests.map((t) => `${t.id} ${t.verdict === 'PASS' ? '✅' : t.verdict === 'FAIL' ? '❌' : '⏸'} (${formatLines(t.lines)})`).join('<br>');
+      const tests = g.tests.map((t) => `${t.id} ${t.verdict === 'PASS' ? '✅' : t.verdict === 'EQUIVALENT' ? '✅≡' : t.verdict === 'FAIL' ? '❌' : '⏸'} (${formatLines(t.lines)})`).join('<br>');
       out.push(`| ${p.phase} | ${g.id} ${cell(g.title)} | ${g.verdict} | ${formatLines([g.line, ...g.foldedLines])} | ${tests} |`);
     }
   }
@@ -54,6 +58,10 @@ export function toMarkdown(r: ForensicReport): string {
         out.push(`#### ${t.id} ${t.verdict}: ${t.title}`);
         out.push('');
         out.push(`Document lines ${formatLines(t.lines)}; ${t.kind}; ${t.durationMs} ms.`);
+        if (t.difference) {
+          out.push('');
+          out.push(`**Distributed schema differs from the document.** Document: ${t.difference.document}. Distributed: ${t.difference.distributed}. Why it is equivalent: ${t.difference.why}.`);
+        }
         out.push('');
         out.push(fence(t.sql).replace(/^```/, '```sql'));
         out.push('');

@@ -6,6 +6,11 @@ export function toText(r: ForensicReport): string {
   const out: string[] = [];
   out.push(`Skeldir forensic validation of ${r.document}`);
   out.push(`PostgreSQL ${r.server.version} (${r.server.versionNum}), database ${r.database}, probes run as ${r.role}`);
+  if (r.deployment.kind === 'citus') {
+    const d = r.deployment;
+    out.push(`Citus ${d.version}: ${d.workers} workers, ${d.distributed.length} tables distributed by tenant_id, ${d.reference.length} reference tables; ` +
+      'where the distributed schema differs from the document the test checks its equivalent (EQUIVALENT) and says why');
+  }
   out.push(`Revision ${r.currentRevision}${r.startRevision !== r.currentRevision ? ` (was ${r.startRevision})` : ''}, mode ${r.mode}, ${r.generatedAt}, ${r.durationMs} ms`);
   for (const p of r.phases) {
     out.push('');
@@ -16,6 +21,12 @@ export function toText(r: ForensicReport): string {
       if (g.verdict === 'NOT RUN') continue;
       for (const t of g.tests) {
         out.push(`    ${t.id} ${t.verdict}  ${t.title} [${t.kind}, lines ${formatLines(t.lines)}, ${t.durationMs} ms]`);
+        if (t.difference) {
+          out.push('      Distributed schema differs from the document:');
+          out.push(`        document:    ${t.difference.document}`);
+          out.push(`        distributed: ${t.difference.distributed}`);
+          out.push(`        equivalent:  ${t.difference.why}`);
+        }
         out.push('      SQL:');
         out.push(indent(t.sql, '        '));
         out.push('      Expected:');
