@@ -17,7 +17,7 @@ import { createTestDatabase, superClient, type TestDatabase } from '../testing/d
 import { seedTenant, type Seeded } from '../testing/web-seed.js';
 import { TEST_SECRET_KEY } from '../webhooks/test-support.js';
 import { inviteUser } from '../users/users.js';
-import { channelName, count, money, ratio, roas } from '../../web/src/format.js';
+import { channelName, count, money, platformName, ratio, roas } from '../../web/src/format.js';
 import { buildApp, type App } from './app.js';
 import { runModel } from '../attribution/run.js';
 import { WEB_ROOT } from './web.js';
@@ -279,6 +279,7 @@ describe('every page, with its numbers from the API', () => {
     assert.equal(await page.locator('table tbody tr').count(), mine.length);
     for (const [i, l] of mine.entries()) {
       assert.equal(await cell(page, i, 'Campaign'), l.key.campaign_name ?? l.key.campaign_id ?? '(no campaign)');
+      assert.equal(await cell(page, i, 'Platform'), l.key.platform ? platformName(l.key.platform) : '—');
       assert.equal(await cell(page, i, 'Spend'), money(l.spend_cents, r.currency));
       assert.equal(await cell(page, i, 'Claimed'), money(l.attributed_cents, r.currency));
       assert.equal(await cell(page, i, 'Verified'), money(l.verified_cents, r.currency));
@@ -286,6 +287,10 @@ describe('every page, with its numbers from the API', () => {
       assert.equal(await cell(page, i, 'ROAS (claimed)'), ratio(l.roas.claimed));
       assert.equal(await cell(page, i, 'CPA'), money(l.cpa_cents, r.currency));
     }
+    // A rule model has no interval: no column of dashes, no interval note.
+    const lastTouchHeadings = (await page.locator('table thead th').allTextContents()).map((h) => h.trim());
+    assert.ok(!lastTouchHeadings.includes('Claimed ROAS interval (94 %)'), lastTouchHeadings.join(', '));
+    assert.equal(await page.getByTestId('interval-note').count(), 0);
     const sum = (f: (l: { spend_cents: number; verified_cents: number; attributed_cents: number }) => number) => mine.reduce((a: number, l: Parameters<typeof f>[0]) => a + f(l), 0);
     assert.equal(await text(page, 'campaign-spend'), money(sum((l) => l.spend_cents), r.currency));
     assert.equal(await text(page, 'campaign-claimed'), money(sum((l) => l.attributed_cents), r.currency));
@@ -299,6 +304,8 @@ describe('every page, with its numbers from the API', () => {
     for (const [i, l] of withInterval.entries()) {
       assert.equal(await cell(page, i, 'Claimed ROAS interval (94 %)'), l.roas_interval ? `${ratio(l.roas_interval.lower)} – ${ratio(l.roas_interval.upper)}` : '—');
     }
+    const note = (await page.getByTestId('interval-note').textContent()) ?? '';
+    assert.match(note, withInterval.some((l: { roas_interval: unknown }) => l.roas_interval) ? /^Interval of each campaign's claimed ROAS: \S/ : /^No interval of the totals for this period: \S/);
   });
 
   test('Model comparison: every model column matches the comparison report', async () => {

@@ -1,7 +1,7 @@
 import { useLocation } from 'preact-iso';
 import { api, call } from '../api';
 import { Async, DataTable, Empty, Metric, RetentionNote, useLoad } from '../components';
-import { channelName, count, decimal, money, MODEL_NAMES, ratio, roas } from '../format';
+import { channelName, count, decimal, money, MODEL_NAMES, platformName, POPULATION_MODELS, ratio, roas } from '../format';
 import { days, usePeriod } from '../period';
 import { PageHead, PeriodPicker } from './common';
 
@@ -44,6 +44,11 @@ export function Campaigns() {
           const sum = (f: (l: (typeof lines)[number]) => number) => lines.reduce((s, l) => s + f(l), 0);
           const spend = sum((l) => l.spend_cents);
           const verified = sum((l) => l.verified_cents);
+          // As on Channels: the interval column and its note only for models that have intervals (rule models would
+          // show a column of dashes).
+          const population = POPULATION_MODELS.includes(model);
+          const hasIntervals = lines.some((l) => l.roas_interval);
+          type Line = (typeof lines)[number];
           return (
             <>
               <RetentionNote source={r.pruned} />
@@ -60,25 +65,30 @@ export function Campaigns() {
                 rows={lines}
                 columns={[
                   { key: 'campaign', label: 'Campaign', csv: (l) => l.key.campaign_name ?? l.key.campaign_id ?? '(no campaign)' },
-                  { key: 'platform', label: 'Platform', csv: (l) => l.key.platform ?? null },
+                  { key: 'platform', label: 'Platform', csv: (l) => l.key.platform ?? null, render: (l) => (l.key.platform ? platformName(l.key.platform) : '—') },
                   { key: 'spend', label: 'Spend', numeric: true, csv: (l) => decimal(l.spend_cents, c), render: (l) => money(l.spend_cents, c) },
                   { key: 'conversions', label: 'Credited conversions', numeric: true, csv: (l) => l.credited_conversions.toFixed(2), render: (l) => count(l.credited_conversions, 2) },
                   { key: 'claimed', label: 'Claimed', numeric: true, csv: (l) => decimal(l.attributed_cents, c), render: (l) => money(l.attributed_cents, c) },
                   { key: 'verified', label: 'Verified', numeric: true, csv: (l) => decimal(l.verified_cents, c), render: (l) => money(l.verified_cents, c) },
                   { key: 'roas', label: 'ROAS (verified)', numeric: true, csv: (l) => l.roas.verified, render: (l) => ratio(l.roas.verified) },
                   { key: 'roas_claimed', label: 'ROAS (claimed)', numeric: true, csv: (l) => l.roas.claimed, render: (l) => ratio(l.roas.claimed) },
-                  {
+                  ...(population ? [{
                     key: 'roas_interval',
                     label: 'Claimed ROAS interval (94 %)',
                     numeric: true,
-                    csv: (l) => (l.roas_interval ? `${l.roas_interval.lower}..${l.roas_interval.upper}` : null),
-                    render: (l) => (l.roas_interval ? `${ratio(l.roas_interval.lower)} – ${ratio(l.roas_interval.upper)}` : '—'),
-                  },
+                    csv: (l: Line) => (l.roas_interval ? `${l.roas_interval.lower}..${l.roas_interval.upper}` : null),
+                    render: (l: Line) => (l.roas_interval ? `${ratio(l.roas_interval.lower)} – ${ratio(l.roas_interval.upper)}` : '—'),
+                  }] : []),
                   { key: 'cpa', label: 'CPA', numeric: true, csv: (l) => (l.cpa_cents === null ? null : decimal(l.cpa_cents, c)), render: (l) => money(l.cpa_cents, c) },
                 ]}
               />
+              {population && (
+                <p class="note" data-testid="interval-note">
+                  {hasIntervals ? `Interval of each campaign's claimed ROAS: ${r.total_intervals.note}.` : `No interval of the totals for this period: ${r.total_intervals.note}.`}
+                </p>
+              )}
               <p class="note">
-                {r.total_intervals.note}. Spend is by the days of the tenant's reporting time zone ({r.time_zone}); a campaign with revenue but no spend row in the period has no platform.
+                Spend is by the days of the tenant's reporting time zone ({r.time_zone}); a campaign with revenue but no spend row in the period has no platform.
               </p>
             </>
           );

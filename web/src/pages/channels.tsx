@@ -2,7 +2,7 @@ import { useLocation } from 'preact-iso';
 import { api, call } from '../api';
 import { channelAxes, Chart, errorBars } from '../chart';
 import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
-import { channelName, count, decimal, major, money, MODEL_NAMES, roas } from '../format';
+import { channelName, count, decimal, major, money, MODEL_NAMES, POPULATION_MODELS, roas } from '../format';
 import { days, instants, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
 
@@ -43,7 +43,7 @@ export function Channels() {
               <>
               <RetentionNote source={r.from_aggregates} />
               <Empty title={`No ${MODEL_NAMES[model]} allocations in this period`}>
-                {['markov', 'shapley', 'bayesian'].includes(model) ? (
+                {POPULATION_MODELS.includes(model) ? (
                   <>This model is computed for the whole window: configure it in Settings, or run <code>skeldir attribution run --model {model}</code>.</>
                 ) : (
                   FIRST_EVENT_HINT
@@ -57,7 +57,7 @@ export function Channels() {
           const hasIntervals = lines.some((c) => c.total_interval);
           // Columns that would only ever show a dash are left out, so the table fits 1280 px without scrolling:
           // rule models have no intervals, and one currency is named in the caption instead of on every row.
-          const population = ['markov', 'shapley', 'bayesian'].includes(model);
+          const population = POPULATION_MODELS.includes(model);
           const currencies = new Set(r.channels.map((c) => c.currency));
           type Line = (typeof r.channels)[number];
           // Spend is in the reporting currency: shown against the lines in that currency.
@@ -93,7 +93,7 @@ export function Channels() {
                 }}
               />
               {'unavailable' in r.verified && <p class="note">Verified revenue is unavailable: {r.verified.unavailable}</p>}
-              {['markov', 'shapley', 'bayesian'].includes(model) && (
+              {POPULATION_MODELS.includes(model) && (
                 <p class="note" data-testid="interval-note">
                   {hasIntervals ? `Interval of each channel's total: ${r.total_intervals.note}.` : `No interval of the totals for this period: ${r.total_intervals.note}.`}
                 </p>
