@@ -17,7 +17,7 @@ import { createTestDatabase, superClient, type TestDatabase } from '../testing/d
 import { seedTenant, type Seeded } from '../testing/web-seed.js';
 import { TEST_SECRET_KEY } from '../webhooks/test-support.js';
 import { inviteUser } from '../users/users.js';
-import { channelName, count, money, roas } from '../../web/src/format.js';
+import { channelName, count, money, platformName, ratio, roas } from '../../web/src/format.js';
 import { buildApp, type App } from './app.js';
 import { runModel } from '../attribution/run.js';
 import { WEB_ROOT } from './web.js';
@@ -82,6 +82,20 @@ async function settle(page: Page): Promise<void> {
 }
 
 const text = async (page: Page, testId: string) => (await page.getByTestId(testId).locator('.metric-value').textContent())?.trim();
+
+/** The text of row `i`'s cell under the column headed `heading` in the page's first table. */
+async function cell(page: Page, i: number, heading: string): Promise<string | undefined> {
+  const headings = (await page.locator('table').first().locator('thead th').allTextContents()).map((h) => h.trim());
+  const col = headings.indexOf(heading);
+  assert.ok(col >= 0, `no column ${heading} in ${headings.join(', ')}`);
+  return (await page.locator('table').first().locator('tbody tr').nth(i).locator('td').nth(col).textContent())?.trim();
+}
+
+/** Every table of the page fits its box at this width: nothing to scroll sideways to. */
+async function tablesFit(page: Page): Promise<void> {
+  const wide = await page.evaluate<string[]>(`[...document.querySelectorAll('.table-scroll')].filter((e) => e.scrollWidth > e.clientWidth).map((e) => e.getAttribute('aria-label') + ' ' + e.scrollWidth + ' > ' + e.clientWidth)`);
+  assert.deepEqual(wide, [], 'tables scroll sideways');
+}
 
 function period() {
   const to = new Date();
@@ -161,6 +175,13 @@ describe('every page, with its numbers from the API', () => {
         `(() => { const w = document.documentElement.clientWidth; return [...document.querySelectorAll('body *')].filter((e) => !e.closest('.table-scroll') && !e.closest('svg') && e.getBoundingClientRect().right > w + 1).slice(0, 5).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)); })()`,
       );
       assert.deepEqual(overflow, [], `${name} at ${width} overflows the viewport`);
+      // No two labels of a chart overlap (axis labels at phone width were drawn over each other).
+      // The lines of one wrapped label are separate <text> elements whose boxes (ascent to descent) overlap by a few
+      // pixels: an overlap counts from a third of a line's height.
+      const overlaps = await who.page.evaluate<string[]>(
+        `(() => { const out = []; for (const svg of document.querySelectorAll('.chart svg')) { const boxes = [...svg.querySelectorAll('text')].filter((t) => t.textContent.trim() && getComputedStyle(t).opacity !== '0').map((t) => [t.textContent, t.getBoundingClientRect()]).filter(([, r]) => r.width > 0); for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) { const [a, r] = boxes[i], [b, q] = boxes[j]; const w = Math.min(r.right, q.right) - Math.max(r.left, q.left), h = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top); if (w > 1 && h > 0.35 * Math.min(r.height, q.height)) out.push(a + ' / ' + b); } } return out.slice(0, 5); })()`,
+      );
+      assert.deepEqual(overlaps, [], `${name} at ${width}: chart labels overlap`);
       const serious = seriousViolations(await axeViolations(who.page));
       assert.deepEqual(serious, [], `${name} at ${width}: ${serious.join('\n')}`);
     }
@@ -186,67 +207,105 @@ describe('every page, with its numbers from the API', () => {
     assert.equal(await text(page, 'roas-claimed'), roas(r.total.claimed_cents, s.total_spend_cents));
   });
 
-  test('Channels: each row is the channel report of the chosen model; the model picker changes it', async () => {
+  test('Channels: each row is the channel report of the chosen model; the model picker changes it; the table fits 1280 px', async () => {
     const spend = await apiGet(`/api/v1/spend/summary?${days()}&group_by=channel`);
     for (const model of ['last_touch', 'linear']) {
       const r = await apiGet(`/api/v1/attribution/channels?model=${model}&${q()}`);
       assert.ok(r.channels.length >= 3);
       const page = await visit(`/channels?model=${model}`, `channels-${model}`, (p) => p.locator('table tbody tr').first().waitFor());
+      await tablesFit(page); // Spend and ROAS used to be off-screen at 1280 px
       const rows = page.locator('table tbody tr');
       assert.equal(await rows.count(), r.channels.length);
       for (const [i, c] of r.channels.entries()) {
-        const cells = rows.nth(i).locator('td');
-        assert.equal((await cells.nth(0).textContent())?.trim(), channelName(c.channel));
-        assert.equal((await cells.nth(3).textContent())?.trim(), money(c.attributed_cents, c.currency));
+        assert.equal(await cell(page, i, 'Channel'), channelName(c.channel));
+        assert.equal(await cell(page, i, 'Attributed'), money(c.attributed_cents, c.currency));
         const spent = spend.lines.find((l: { key: { channel: string } }) => l.key.channel === c.channel);
         const verified = r.verified.channels.find((v: { channel: string }) => v.channel === c.channel)?.verified_cents ?? 0;
-        assert.equal((await cells.nth(6).textContent())?.trim(), spent ? money(spent.spend_cents, spend.currency) : '—', `spend of ${c.channel}`);
-        assert.equal((await cells.nth(7).textContent())?.trim(), spent ? roas(verified, spent.spend_cents) : '—', `ROAS of ${c.channel}`);
+        assert.equal(await cell(page, i, 'Verified'), money(verified, c.currency), `verified of ${c.channel}`);
+        assert.equal(await cell(page, i, 'Spend'), spent ? money(spent.spend_cents, spend.currency) : '—', `spend of ${c.channel}`);
+        assert.equal(await cell(page, i, 'ROAS (verified)'), spent ? roas(verified, spent.spend_cents) : '—', `ROAS of ${c.channel}`);
       }
     }
-    // Bayesian fixture rows (no run): no interval of the totals, and the page says why.
+    // The seed's Bayesian run covers exactly the default period: each line's interval is its total's, drawn as error bars.
     const bayes = await apiGet(`/api/v1/attribution/channels?model=bayesian&${q()}`);
-    assert.ok(bayes.channels.length > 0 && bayes.channels.every((c: { total_interval: unknown }) => c.total_interval === null));
-    const fixturePage = await visit('/channels?model=bayesian', 'channels-bayesian', (p) => p.locator('table tbody tr').first().waitFor());
-    assert.equal((await fixturePage.locator('table tbody tr').first().locator('td').nth(4).textContent())?.trim(), '—');
-    assert.match((await fixturePage.getByTestId('interval-note').textContent()) ?? '', /No interval of the totals/);
+    assert.ok(bayes.channels.length > 0 && bayes.channels.every((c: { total_interval: unknown }) => c.total_interval), 'the seeded bayesian run gives every line an interval');
+    const bp = await visit('/channels?model=bayesian', 'channels-bayesian', (p) => p.locator('table tbody tr').first().waitFor());
+    await tablesFit(bp);
+    for (const [i, c] of bayes.channels.entries()) {
+      assert.equal(await cell(bp, i, 'Interval of the total (94 %)'), `${money(c.total_interval.lower_cents, c.currency)} – ${money(c.total_interval.upper_cents, c.currency)}`);
+    }
+    assert.ok(await bp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
+    assert.match((await bp.getByTestId('interval-note').textContent()) ?? '', /^Interval of each channel's total: central 94 % interval of each total, over the posterior draws of run /);
+    // A period no run has as its window: no interval of the totals, and the page says why.
+    const shifted = { from: period().from.slice(0, 10), to: new Date(Date.parse(period().to) - 2 * 86_400_000).toISOString().slice(0, 10) };
+    const other = await apiGet(`/api/v1/attribution/channels?model=bayesian&${new URLSearchParams({ from: `${shifted.from}T00:00:00Z`, to: new Date(Date.parse(`${shifted.to}T00:00:00Z`) + 86_400_000).toISOString() }).toString()}`);
+    assert.ok(other.channels.length > 0 && other.channels.every((c: { total_interval: unknown }) => c.total_interval === null));
+    const np = owner.page;
+    await np.goto(`/channels?model=bayesian&from=${shifted.from}&to=${shifted.to}`);
+    await np.locator('table tbody tr').first().waitFor();
+    await settle(np);
+    assert.equal(await cell(np, 0, 'Interval of the total (94 %)'), '—');
+    assert.match((await np.getByTestId('interval-note').textContent()) ?? '', /No interval of the totals/);
     // A markov run over exactly the page's period: the interval column and the error bars are its totals' intervals.
     const { from, to } = period();
     const pool = db.appPool({ max: 1 });
     await runModel(pool, A.tenant_id, { model: 'markov', from: new Date(from), to: new Date(to), trigger: 'cli', markov: { bootstrap: 100 } }).finally(() => pool.end());
     const markov = await apiGet(`/api/v1/attribution/channels?model=markov&${q()}`);
     assert.ok(markov.channels.length > 0 && markov.channels.every((c: { total_interval: unknown }) => c.total_interval));
-    const bp = await visit('/channels?model=markov', 'channels-markov', (p) => p.locator('table tbody tr').first().waitFor());
+    const mp = await visit('/channels?model=markov', 'channels-markov', (p) => p.locator('table tbody tr').first().waitFor());
+    await tablesFit(mp);
     const first = markov.channels[0];
-    assert.equal(
-      (await bp.locator('table tbody tr').first().locator('td').nth(4).textContent())?.trim(),
-      `${money(first.total_interval.lower_cents, first.currency)} – ${money(first.total_interval.upper_cents, first.currency)}`,
-    );
-    assert.ok(await bp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
+    assert.equal(await cell(mp, 0, 'Interval of the total (94 %)'), `${money(first.total_interval.lower_cents, first.currency)} – ${money(first.total_interval.upper_cents, first.currency)}`);
+    assert.ok(await mp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
     const page = owner.page;
     await page.getByLabel('Model').selectOption('first_touch');
     await page.waitForURL(/model=first_touch/);
     await settle(page);
     const r = await apiGet(`/api/v1/attribution/channels?model=first_touch&${q()}`);
-    assert.equal((await page.locator('table tbody tr').first().locator('td').nth(3).textContent())?.trim(), money(r.channels[0].attributed_cents, r.channels[0].currency));
+    assert.equal(await cell(page, 0, 'Attributed'), money(r.channels[0].attributed_cents, r.channels[0].currency));
   });
 
-  test("Campaigns: a channel's row opens its campaigns, with the spend of each", async () => {
-    const r = await apiGet(`/api/v1/spend/summary?${days()}&group_by=campaign`);
+  test("Campaigns: a channel's row opens its campaigns with the performance report's spend, revenue, ROAS and CPA of each", async () => {
+    const r = await apiGet(`/api/v1/performance?${days()}&model=last_touch&group_by=campaign`);
     const mine = r.lines.filter((l: { key: { channel: string } }) => l.key.channel === 'google_search_paid');
-    assert.equal(mine.length, 3);
+    assert.ok(mine.length >= 3, 'three campaigns with spend');
+    assert.ok(mine.some((l: { attributed_cents: number; spend_cents: number }) => l.attributed_cents > 0 && l.spend_cents > 0), 'a campaign with both revenue and spend');
     const page = owner.page;
     await page.goto('/channels?model=last_touch');
     await page.getByRole('link', { name: `${channelName('google_search_paid')}: campaigns` }).click();
     await page.waitForURL(/\/campaigns\?channel=google_search_paid/);
     await visit(page.url().replace(base, ''), 'campaigns', (p) => p.locator('table tbody tr').first().waitFor());
-    const rows = page.locator('table tbody tr');
-    assert.equal(await rows.count(), mine.length);
+    await tablesFit(page);
+    assert.equal(await page.locator('table tbody tr').count(), mine.length);
     for (const [i, l] of mine.entries()) {
-      assert.equal((await rows.nth(i).locator('td').nth(0).textContent())?.trim(), l.key.campaign_name);
-      assert.equal((await rows.nth(i).locator('td').nth(4).textContent())?.trim(), money(l.spend_cents, r.currency));
+      assert.equal(await cell(page, i, 'Campaign'), l.key.campaign_name ?? l.key.campaign_id ?? '(no campaign)');
+      assert.equal(await cell(page, i, 'Platform'), l.key.platform ? platformName(l.key.platform) : '—');
+      assert.equal(await cell(page, i, 'Spend'), money(l.spend_cents, r.currency));
+      assert.equal(await cell(page, i, 'Claimed'), money(l.attributed_cents, r.currency));
+      assert.equal(await cell(page, i, 'Verified'), money(l.verified_cents, r.currency));
+      assert.equal(await cell(page, i, 'ROAS (verified)'), ratio(l.roas.verified));
+      assert.equal(await cell(page, i, 'ROAS (claimed)'), ratio(l.roas.claimed));
+      assert.equal(await cell(page, i, 'CPA'), money(l.cpa_cents, r.currency));
     }
-    assert.equal(await text(page, 'campaign-spend'), money(mine.reduce((a: number, l: { spend_cents: number }) => a + l.spend_cents, 0), r.currency));
+    // A rule model has no interval: no column of dashes, no interval note.
+    const lastTouchHeadings = (await page.locator('table thead th').allTextContents()).map((h) => h.trim());
+    assert.ok(!lastTouchHeadings.includes('Claimed ROAS interval (94 %)'), lastTouchHeadings.join(', '));
+    assert.equal(await page.getByTestId('interval-note').count(), 0);
+    const sum = (f: (l: { spend_cents: number; verified_cents: number; attributed_cents: number }) => number) => mine.reduce((a: number, l: Parameters<typeof f>[0]) => a + f(l), 0);
+    assert.equal(await text(page, 'campaign-spend'), money(sum((l) => l.spend_cents), r.currency));
+    assert.equal(await text(page, 'campaign-claimed'), money(sum((l) => l.attributed_cents), r.currency));
+    assert.equal(await text(page, 'campaign-verified'), money(sum((l) => l.verified_cents), r.currency));
+    // A Bayesian run over the period gives the claimed ROAS its interval (total interval / spend).
+    await page.goto(`/campaigns?channel=google_search_paid&model=bayesian`);
+    await page.locator('table tbody tr').first().waitFor();
+    await settle(page);
+    const b = await apiGet(`/api/v1/performance?${days()}&model=bayesian&group_by=campaign`);
+    const withInterval = b.lines.filter((l: { key: { channel: string } }) => l.key.channel === 'google_search_paid');
+    for (const [i, l] of withInterval.entries()) {
+      assert.equal(await cell(page, i, 'Claimed ROAS interval (94 %)'), l.roas_interval ? `${ratio(l.roas_interval.lower)} – ${ratio(l.roas_interval.upper)}` : '—');
+    }
+    const note = (await page.getByTestId('interval-note').textContent()) ?? '';
+    assert.match(note, withInterval.some((l: { roas_interval: unknown }) => l.roas_interval) ? /^Interval of each campaign's claimed ROAS: \S/ : /^No interval of the totals for this period: \S/);
   });
 
   test('Model comparison: every model column matches the comparison report', async () => {

@@ -20,15 +20,19 @@ export const UNATTRIBUTED = 'unattributed';
  *
  * - conv: conversions with event time in [$2, $3) (the period's days in the tenant's reporting
  *   time zone $5), the first of each order carrying the order's ledger rows (as reconciliation).
- * - alloc: the model's allocations of the same period, one range of idx_allocations_model_created
- *   (the engine stores the conversion time in created_at); `w`, a row's share of its conversion,
- *   is its cents over the conversion's (1/n when all are 0), at 30 decimal places; a conversion
- *   without allocations is `unattributed` with w = 1.
- * - ledger: captured (0 while authorized), refunded, charged back and verified = max(0, captured −
- *   refunded − charged back) of each order's ledger rows, dated by their verification time.
+ * - alloc: the model's allocations of the same period (the engine stores the conversion time in
+ *   created_at); a row's share of its conversion is wn / wd: its cents over the conversion's (1/n
+ *   when all are 0); a conversion without allocations is `unattributed` with share 1/1.
+ * - ledger: per first-of-order conversion, its order's ledger rows summed per (currency, UTC day
+ *   of verification): captured (0 while authorized), refunded, charged back and verified =
+ *   max(0, captured − refunded − charged back). A LATERAL index lookup on
+ *   idx_revenue_ledger_tenant_order per order of the period: a hash join read the tenant's whole
+ *   ledger instead (1,000,000 rows for 82,192 orders of 30 days: 2.5 s of the 3.2 s).
  * - revenue buckets: claimed = the allocations' cents, conversions (distinct), credited
- *   conversions (Σ allocation_ratio); ledger buckets: w × each amount (fractional; rounded half to
- *   even per bucket by the caller).
+ *   conversions (Σ allocation_ratio); ledger buckets: Σ amount × wn / wd, the integer products
+ *   summed per denominator first (exact, bigint/numeric) and divided once per (bucket, wd) at 30
+ *   decimals, instead of a numeric(60,30) share times each amount per allocation; rounded half
+ *   to even per bucket by the caller.
  * KEY1/KEY2 are the group's key expressions (GROUP_KEYS); platform: the ad platform of the
  * allocation's channel (tenant_channels.ad_platform, '' when it has none), as docs/channels.md says.
  */
@@ -41,33 +45,41 @@ const revenueSql = (key1: string, key2: string) => `
      WHERE e.tenant_id = $1 AND e.event_type = 'conversion' AND e.event_timestamp >= $2 AND e.event_timestamp < $3),
   alloc AS (
     SELECT a.event_id, a.channel_code, coalesce(a.campaign_id, '') AS campaign, a.allocated_revenue_cents::bigint AS cents, a.allocation_ratio AS ratio,
-           sum(a.allocated_revenue_cents) OVER (PARTITION BY a.event_id) AS total, count(*) OVER (PARTITION BY a.event_id) AS n
+           sum(a.allocated_revenue_cents) OVER w AS total, count(*) OVER w AS n
       FROM attribution_allocations a
-     WHERE a.tenant_id = $1 AND a.model_type = $4 AND a.created_at >= $2 AND a.created_at < $3),
+     WHERE a.tenant_id = $1 AND a.model_type = $4 AND a.created_at >= $2 AND a.created_at < $3
+    WINDOW w AS (PARTITION BY a.event_id)),
   shares AS MATERIALIZED (
-    SELECT c.id, c.day, c.fx_day, c.currency, c.first_of_order,
-           coalesce(a.channel_code, '${UNATTRIBUTED}') AS channel, coalesce(a.campaign, '') AS campaign,
-           CASE WHEN a.event_id IS NULL THEN 1::numeric
-                WHEN a.total > 0 THEN a.cents::numeric(60, 30) / a.total
-                ELSE 1::numeric(60, 30) / a.n END AS w,
+    SELECT c.id, c.day, c.fx_day, c.currency, coalesce(a.channel_code, '${UNATTRIBUTED}') AS channel, coalesce(a.campaign, '') AS campaign,
+           CASE WHEN a.event_id IS NULL THEN 1 WHEN a.total > 0 THEN a.cents ELSE 1 END AS wn,
+           CASE WHEN a.event_id IS NULL THEN 1 WHEN a.total > 0 THEN a.total ELSE a.n END AS wd,
            coalesce(a.cents, c.value) AS claimed, coalesce(a.ratio, 1) AS credited
       FROM conv c LEFT JOIN alloc a ON a.event_id = c.id),
-  ledger AS (
-    SELECT c.id, l.currency, (l.verification_timestamp AT TIME ZONE 'UTC')::date AS fx_day,
-           coalesce(l.captured_cents, l.amount_cents)::bigint AS captured, l.refunded_cents::bigint AS refunded, l.chargeback_cents::bigint AS chargeback,
-           greatest(0, coalesce(l.captured_cents, l.amount_cents)::bigint - l.refunded_cents - l.chargeback_cents) AS verified
-      FROM conv c JOIN revenue_ledger l ON l.tenant_id = $1 AND l.order_id = c.order_id
-     WHERE c.first_of_order AND l.state <> 'authorized')
+  ledger AS MATERIALIZED (
+    SELECT c.id, l.currency, l.fx_day, l.captured, l.refunded, l.chargeback, l.verified
+      FROM conv c CROSS JOIN LATERAL (
+        SELECT l.currency, (l.verification_timestamp AT TIME ZONE 'UTC')::date AS fx_day,
+               sum(coalesce(l.captured_cents, l.amount_cents))::numeric AS captured, sum(l.refunded_cents)::numeric AS refunded,
+               sum(l.chargeback_cents)::numeric AS chargeback,
+               sum(greatest(0, coalesce(l.captured_cents, l.amount_cents)::bigint - l.refunded_cents - l.chargeback_cents))::numeric AS verified
+          FROM revenue_ledger l
+         WHERE l.tenant_id = $1 AND l.order_id = c.order_id AND l.state <> 'authorized'
+         GROUP BY 1, 2) l
+     WHERE c.first_of_order)
   SELECT 'revenue' AS kind, ${key1} AS k1, ${key2} AS k2, s.currency, s.fx_day::text AS fx_day,
          sum(s.claimed)::text AS claimed, NULL AS verified, NULL AS captured, NULL AS refunded, NULL AS chargeback,
          count(DISTINCT s.id)::int AS conversions, sum(s.credited)::text AS credited
     FROM shares s LEFT JOIN tenant_channels p ON p.tenant_id = $1 AND p.code = s.channel
    GROUP BY 2, 3, s.currency, s.fx_day
   UNION ALL
-  SELECT 'ledger', ${key1}, ${key2}, l.currency, l.fx_day::text,
-         NULL, sum(s.w * l.verified)::text, sum(s.w * l.captured)::text, sum(s.w * l.refunded)::text, sum(s.w * l.chargeback)::text, 0, NULL
-    FROM shares s JOIN ledger l ON l.id = s.id LEFT JOIN tenant_channels p ON p.tenant_id = $1 AND p.code = s.channel
-   GROUP BY 2, 3, l.currency, l.fx_day
+  SELECT 'ledger', k1, k2, currency, fx_day::text, NULL,
+         sum(verified::numeric(60, 30) / wd)::text, sum(captured::numeric(60, 30) / wd)::text,
+         sum(refunded::numeric(60, 30) / wd)::text, sum(chargeback::numeric(60, 30) / wd)::text, 0, NULL
+    FROM (SELECT ${key1} AS k1, ${key2} AS k2, l.currency, l.fx_day, s.wd,
+                 sum(l.verified * s.wn) AS verified, sum(l.captured * s.wn) AS captured, sum(l.refunded * s.wn) AS refunded, sum(l.chargeback * s.wn) AS chargeback
+            FROM shares s JOIN ledger l ON l.id = s.id LEFT JOIN tenant_channels p ON p.tenant_id = $1 AND p.code = s.channel
+           GROUP BY 1, 2, 3, 4, 5) x
+   GROUP BY 2, 3, 4, 5
   UNION ALL
   SELECT 'count', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*)::int, NULL FROM conv`;
 

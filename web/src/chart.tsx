@@ -10,20 +10,30 @@ const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Noto Sans', 'DejaVu
 
 export const PALETTE = ['#2f5fb3', '#d9822b', '#2e8b57', '#8e44ad', '#c0392b', '#16a085', '#7f8c8d', '#b7950b'];
 
+/** Below this width (px of the chart) axis labels are laid out for a phone: shorter, turned, or fewer. */
+export const NARROW = 600;
+
 /**
  * An Apache ECharts chart. `label` is its accessible name; ECharts' aria module adds a spoken
- * description of the data, and each chart sits next to a table with the same numbers.
+ * description of the data, and each chart sits next to a table with the same numbers. `option`
+ * may depend on the chart's width (set again when the window is resized), e.g. to turn category
+ * labels that would overlap on a phone.
  */
-export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption; label: string; height?: number }) {
+export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption | ((width: number) => EChartsCoreOption); label: string; height?: number }) {
   const el = useRef<HTMLDivElement>(null);
+  const optionFor = (width: number) => ({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: FONT }, ...(typeof option === 'function' ? option(width) : option) });
   useEffect(() => {
     let chart: ReturnType<(typeof import('./echarts-setup'))['init']> | undefined;
     let gone = false;
-    const resize = () => chart?.resize();
+    const resize = () => {
+      if (!chart || !el.current) return;
+      if (typeof option === 'function') chart.setOption(optionFor(el.current.clientWidth), { notMerge: true });
+      chart.resize();
+    };
     void loadECharts().then(({ init }) => {
       if (gone || !el.current) return;
       chart = init(el.current, undefined, { renderer: 'svg' });
-      chart.setOption({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: FONT }, ...option });
+      chart.setOption(optionFor(el.current.clientWidth));
       el.current.dataset.ready = 'true';
       window.addEventListener('resize', resize);
     });
@@ -32,42 +42,72 @@ export function Chart({ option, label, height = 320 }: { option: EChartsCoreOpti
       window.removeEventListener('resize', resize);
       chart?.dispose();
     };
-  }, [JSON.stringify(option)]);
+  }, [typeof option === 'function' ? JSON.stringify([option(300), option(1000)]) : JSON.stringify(option)]);
   return <div class="chart" ref={el} role="img" aria-label={label} style={{ height: `${height}px` }} />;
 }
 
 /**
- * A custom series drawing vertical error bars (lower..upper) over category bars: ECharts'
- * documented way. `offset` moves them from the category's centre onto one of several bars, in
- * band widths (with two bars, barGap 0 and barCategoryGap 30 %: the first bar's centre is at −0.175).
+ * The axes of a bar chart per channel: channels along the bottom on a wide screen; on a phone (narrower than NARROW)
+ * the bars lie down, channels down the side, first at the top (six names side by side would overlap). `errorBars`
+ * takes the same `horizontal`.
  */
-export function errorBars(name: string, data: [number, number, number][], offset = 0, color = '#1c2330') {
+export function channelAxes(names: string[], currency: string, width: number, top = 36) {
+  if (width < NARROW) {
+    return {
+      horizontal: true,
+      grid: { left: 8, right: 24, top, bottom: 40, containLabel: true },
+      yAxis: { type: 'category', data: names, inverse: true, axisLabel: { interval: 0 } },
+      xAxis: { type: 'value', name: currency, nameLocation: 'middle', nameGap: 24, axisLabel: { hideOverlap: true } },
+    };
+  }
+  return {
+    horizontal: false,
+    grid: { left: 64, right: 16, top, bottom: 56 },
+    xAxis: { type: 'category', data: names, axisLabel: { interval: 0, width: 80, overflow: 'break' } },
+    yAxis: { type: 'value', name: currency },
+  };
+}
+
+/**
+ * A custom series drawing error bars (lower..upper) over category bars: ECharts' documented way. `offset` moves them
+ * from the category's centre onto one of several bars, in band widths (with two bars, barGap 0 and barCategoryGap
+ * 30 %: the first bar's centre is at −0.175; on a horizontal chart with an inverted category axis the first bar is
+ * the upper one, so the same offset applies along the other axis).
+ */
+export function errorBars(name: string, data: [number, number, number][], offset = 0, horizontal = false, color = '#1c2330') {
   return {
     type: 'custom',
     name,
     data,
     z: 10,
-    // Both bounds count for the value axis' extent, so no bar is cut at the top.
-    encode: { x: 0, y: [1, 2] },
+    // Both bounds count for the value axis' extent, so no bar is cut at its end.
+    encode: horizontal ? { y: 0, x: [1, 2] } : { x: 0, y: [1, 2] },
     itemStyle: { color },
     tooltip: { show: false },
     renderItem: (_params: unknown, api: { value(i: number): number; coord(p: [number, number]): [number, number]; size(v: [number, number]): [number, number] }) => {
-      const x = api.value(0);
-      const band = api.size([1, 0])[0];
-      const low = api.coord([x, api.value(1)]);
-      const high = api.coord([x, api.value(2)]);
-      low[0] += band * offset;
-      high[0] += band * offset;
+      const c = api.value(0);
+      const band = horizontal ? api.size([0, 1])[1] : api.size([1, 0])[0];
+      const low = horizontal ? api.coord([api.value(1), c]) : api.coord([c, api.value(1)]);
+      const high = horizontal ? api.coord([api.value(2), c]) : api.coord([c, api.value(2)]);
+      const along = horizontal ? 1 : 0; // the coordinate across the bar
+      low[along] += band * offset;
+      high[along] += band * offset;
       const half = band * 0.06;
       const style = { stroke: color, lineWidth: 1.5 };
+      const whisker = (p: [number, number]) =>
+        horizontal ? { type: 'line', shape: { x1: p[0], y1: p[1] - half, x2: p[0], y2: p[1] + half }, style } : { type: 'line', shape: { x1: p[0] - half, y1: p[1], x2: p[0] + half, y2: p[1] }, style };
       return {
         type: 'group',
-        children: [
-          { type: 'line', shape: { x1: low[0], y1: low[1], x2: high[0], y2: high[1] }, style },
-          { type: 'line', shape: { x1: low[0] - half, y1: low[1], x2: low[0] + half, y2: low[1] }, style },
-          { type: 'line', shape: { x1: high[0] - half, y1: high[1], x2: high[0] + half, y2: high[1] }, style },
-        ],
+        children: [{ type: 'line', shape: { x1: low[0], y1: low[1], x2: high[0], y2: high[1] }, style }, whisker(low), whisker(high)],
       };
     },
   };
+}
+
+/**
+ * A category axis of UTC days (YYYY-MM-DD). On a phone the labels drop the year (MM-DD); ECharts then
+ * shows as many as fit and hides any that would still overlap.
+ */
+export function dayAxis(dates: string[], width: number) {
+  return { type: 'category', data: dates, axisLabel: { hideOverlap: true, ...(width < NARROW ? { formatter: (d: string) => d.slice(5) } : {}) } };
 }

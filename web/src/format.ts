@@ -93,6 +93,27 @@ export const MODEL_NAMES: Record<string, string> = {
   bayesian: 'Bayesian (with intervals)',
 };
 
+/** The models fitted over a whole window: the only ones whose totals have intervals (rule models are deterministic). */
+export const POPULATION_MODELS: readonly string[] = ['markov', 'shapley', 'bayesian'];
+
+/** An ad platform (the API's code, as in ad_spend.platform) by the name its users know. */
+export function platformName(code: string): string {
+  const names: Record<string, string> = {
+    google_ads: 'Google Ads',
+    meta_ads: 'Meta Ads',
+    tiktok_ads: 'TikTok Ads',
+    microsoft_ads: 'Microsoft Ads',
+    linkedin_ads: 'LinkedIn Ads',
+    other: 'Other',
+  };
+  return names[code] ?? code;
+}
+
+/** A ratio the API computed (ROAS): "1.73×"; a dash when there is none (no spend). */
+export function ratio(x: number | null): string {
+  return x === null ? '—' : `${x.toFixed(2)}×`;
+}
+
 /** Return on ad spend: revenue / spend as "2.35×" (both integer minor units of one currency); "—" without spend. */
 export function roas(revenueCents: number, spendCents: number): string {
   return spendCents > 0 ? `${(revenueCents / spendCents).toFixed(2)}×` : '—';

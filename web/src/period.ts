@@ -34,3 +34,28 @@ export function instants(p: Period): { from: string; to: string } {
 export function days(p: Period): { from: string; to: string } {
   return { from: p.from, to: new Date(Date.parse(`${p.to}T00:00:00Z`) + DAY).toISOString().slice(0, 10) };
 }
+
+/**
+ * Every UTC day of the period, oldest first, up to today (later days have had no chance of data yet), and any later
+ * day a report lists (`listed`: an event may carry a future time).
+ */
+export function periodDays(p: Period, listed: readonly { date: string }[] = [], today = new Date()): string[] {
+  const last = Math.min(Date.parse(`${p.to}T00:00:00Z`), Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate()));
+  const out: string[] = [];
+  for (let t = Date.parse(`${p.from}T00:00:00Z`); t <= last; t += DAY) out.push(new Date(t).toISOString().slice(0, 10));
+  return [...new Set([...out, ...listed.map((d) => d.date)])].sort();
+}
+
+/**
+ * One value per day of `dates` for a chart, from a report's `days` (which lists only days with conversions): a day
+ * without conversions is 0 (no line drawn across it as if it had none missing), and a day between the first and last
+ * day retention pruned that the report does not list is null (a gap: its events are gone, not zero).
+ */
+export function dailyValues<D extends { date: string }>(dates: string[], days: D[], value: (d: D) => number, pruned: { first_day: string; last_day: string } | null | undefined): (number | null)[] {
+  const byDate = new Map(days.map((d) => [d.date, d]));
+  return dates.map((date) => {
+    const d = byDate.get(date);
+    if (d) return value(d);
+    return pruned && date >= pruned.first_day && date <= pruned.last_day ? null : 0;
+  });
+}

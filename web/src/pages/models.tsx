@@ -1,5 +1,5 @@
 import { api, call } from '../api';
-import { Chart } from '../chart';
+import { channelAxes, Chart, NARROW } from '../chart';
 import { Async, DataTable, Empty, RetentionNote, useLoad } from '../components';
 import { channelName, decimal, major, money, MODEL_NAMES } from '../format';
 import { instants, usePeriod } from '../period';
@@ -24,14 +24,19 @@ export function Models() {
               <RetentionNote source={r.from_aggregates} />
               <Chart
                 label={`Attributed revenue per channel and model, ${currency}`}
-                height={360}
-                option={{
-                  tooltip: { trigger: 'axis' },
-                  legend: { top: 0, type: 'scroll' },
-                  grid: { left: 64, right: 16, top: 40, bottom: 56 },
-                  xAxis: { type: 'category', data: lines.map((c) => channelName(c.channel)), axisLabel: { interval: 0, width: 80, overflow: 'break' } },
-                  yAxis: { type: 'value', name: currency },
-                  series: models.map((m) => ({ name: MODEL_NAMES[m] ?? m, type: 'bar', data: lines.map((c) => major(c.models[m]?.attributed_cents ?? 0, currency)) })),
+                height={window.innerWidth < NARROW ? 420 : 360}
+                option={(width) => {
+                  // On a phone the legend wraps onto rows (three or so) instead of scrolling: a scrolling legend there
+                  // showed two and a half of the models behind a pager. On a wide screen the
+                  // grid starts below the legend's row, whose first item otherwise sat on the value axis' name.
+                  const narrow = width < NARROW;
+                  const { horizontal: _, ...axes } = channelAxes(lines.map((c) => channelName(c.channel)), currency, width, narrow ? 96 : 56);
+                  return {
+                    tooltip: { trigger: 'axis' },
+                    legend: narrow ? { top: 0, type: 'plain' } : { top: 0, type: 'scroll' },
+                    ...axes,
+                    series: models.map((m) => ({ name: MODEL_NAMES[m] ?? m, type: 'bar', data: lines.map((c) => major(c.models[m]?.attributed_cents ?? 0, currency)) })),
+                  };
                 }}
               />
               <DataTable

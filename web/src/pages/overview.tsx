@@ -1,8 +1,8 @@
 import { api, call } from '../api';
-import { Chart } from '../chart';
+import { Chart, dayAxis } from '../chart';
 import { Async, DataTable, Empty, Metric, RetentionNote, useLoad } from '../components';
 import { count, decimal, major, money, percent, roas } from '../format';
-import { days, instants, usePeriod } from '../period';
+import { dailyValues, days, instants, periodDays, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
 
 export function Overview() {
@@ -25,6 +25,7 @@ export function Overview() {
           const t = r.total;
           const spent = spend.total_spend_cents;
           if (t.conversions === 0) return <><RetentionNote source={r.pruned} /><Empty title="No conversions in this period">{FIRST_EVENT_HINT}</Empty></>;
+          const dates = periodDays(period, r.days);
           return (
             <>
               <RetentionNote source={r.pruned} />
@@ -49,17 +50,17 @@ export function Overview() {
               <h2>Trend by day</h2>
               <Chart
                 label={`Claimed and verified revenue per day, ${r.currency}`}
-                option={{
+                option={(width) => ({
                   tooltip: { trigger: 'axis' },
                   legend: { top: 0 },
                   grid: { left: 64, right: 16, top: 36, bottom: 32 },
-                  xAxis: { type: 'category', data: r.days.map((d) => d.date) },
+                  xAxis: dayAxis(dates, width),
                   yAxis: { type: 'value', name: r.currency },
                   series: [
-                    { name: 'Claimed', type: 'line', data: r.days.map((d) => major(d.claimed_cents, r.currency)) },
-                    { name: 'Verified', type: 'line', data: r.days.map((d) => major(d.verified_cents, r.currency)) },
+                    { name: 'Claimed', type: 'line', data: dailyValues(dates, r.days, (d) => major(d.claimed_cents, r.currency), r.pruned) },
+                    { name: 'Verified', type: 'line', data: dailyValues(dates, r.days, (d) => major(d.verified_cents, r.currency), r.pruned) },
                   ],
-                }}
+                })}
               />
               <DataTable
                 caption="Revenue by day"

@@ -1,8 +1,8 @@
 import { api, call } from '../api';
-import { Chart } from '../chart';
+import { Chart, dayAxis } from '../chart';
 import { Async, DataTable, Empty, Metric, RetentionNote, useLoad } from '../components';
 import { channelName, count, decimal, major, money, percent } from '../format';
-import { instants, usePeriod } from '../period';
+import { dailyValues, instants, periodDays, usePeriod } from '../period';
 import { FIRST_EVENT_HINT, PageHead, PeriodPicker } from './common';
 
 export function Reconciliation() {
@@ -17,6 +17,7 @@ export function Reconciliation() {
         {(r) => {
           if (r.total.conversions === 0 && r.total.unmatched_ledger_transactions === 0) return <><RetentionNote source={r.pruned} /><Empty title="Nothing to reconcile in this period">{FIRST_EVENT_HINT}</Empty></>;
           const c = r.currency;
+          const dates = periodDays(period, r.days);
           return (
             <>
               <RetentionNote source={r.pruned} />
@@ -33,17 +34,17 @@ export function Reconciliation() {
               </div>
               <Chart
                 label={`Claimed and verified revenue per day, ${c}`}
-                option={{
+                option={(width) => ({
                   tooltip: { trigger: 'axis' },
                   legend: { top: 0 },
                   grid: { left: 64, right: 16, top: 36, bottom: 32 },
-                  xAxis: { type: 'category', data: r.days.map((d) => d.date) },
+                  xAxis: dayAxis(dates, width),
                   yAxis: { type: 'value', name: c },
                   series: [
-                    { name: 'Claimed', type: 'bar', data: r.days.map((d) => major(d.claimed_cents, c)) },
-                    { name: 'Verified', type: 'bar', data: r.days.map((d) => major(d.verified_cents, c)) },
+                    { name: 'Claimed', type: 'bar', data: dailyValues(dates, r.days, (d) => major(d.claimed_cents, c), r.pruned) },
+                    { name: 'Verified', type: 'bar', data: dailyValues(dates, r.days, (d) => major(d.verified_cents, c), r.pruned) },
                   ],
-                }}
+                })}
               />
               <DataTable
                 caption={`Per channel (${r.model.replace('_', ' ')} attribution)`}
