@@ -320,6 +320,15 @@ describe('every page, with its numbers from the API', () => {
       assert.ok(col > 0, `a column for ${model}: ${headers.join('|')}`);
       assert.equal((await rows.first().locator('td').nth(col).textContent())?.trim(), money(v.attributed_cents, first.currency));
     }
+    // The chart's height follows its own width, also after a resize: 360 px wide, 420 px at phone width (where the
+    // legend wraps onto rows); it used to keep the height of the window the page was opened in.
+    const height = () => page.locator('.chart').evaluate((e) => (e as HTMLElement).style.height);
+    assert.equal(await height(), '360px');
+    const size = page.viewportSize()!;
+    await page.setViewportSize({ width: PHONE.width, height: size.height });
+    await page.waitForFunction(() => (document.querySelector('.chart') as HTMLElement).style.height === '420px', undefined, { timeout: 10_000 });
+    await page.setViewportSize(size);
+    await page.waitForFunction(() => (document.querySelector('.chart') as HTMLElement).style.height === '360px', undefined, { timeout: 10_000 });
   });
 
   test('Conversion paths: the most common paths with their conversions', async () => {
