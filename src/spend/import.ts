@@ -11,14 +11,19 @@ import type { SpendRow } from './rows.js';
 import {
   copySpendToStaging,
   createSpendStaging,
+  deleteStaleSpend,
   deleteStaleSpendFromStaging,
   insertNewSpendFromStaging,
+  runsCitus,
   updateSpendFromStaging,
   upsertSpendFromStaging,
   upsertSpend,
   type ImportMeta,
   type StorableSpend,
 } from './store.js';
+
+/** Rows per INSERT statement on Citus (runsCitus; larger batches gained nothing there and hold bigger arrays). */
+const CITUS_WRITE_BATCH = 5000;
 
 /**
  * The channel of each row: the one given (it must be one of the tenant's channels), else the
@@ -99,7 +104,16 @@ async function writeRows(client: Queryable, tenantId: string, rows: StorableSpen
   let deleted = 0;
   let counts = { created: 0, updated: 0 };
   try {
-    if (rows.length > 0) {
+    if (rows.length > 0 && (await runsCitus(client))) {
+      deleted = await deleteStaleSpend(client, tenantId, rows);
+      const all = { created: 0, updated: 0, unchanged: 0 };
+      for (let at = 0; at < rows.length; at += CITUS_WRITE_BATCH) {
+        const part = rows.slice(at, at + CITUS_WRITE_BATCH);
+        for (const o of await upsertSpend(client, tenantId, part, meta)) all[o.outcome]++;
+        bar.tick(part.length);
+      }
+      counts = { created: all.created, updated: all.updated };
+    } else if (rows.length > 0) {
       await createSpendStaging(client);
       await copySpendToStaging(client, rows, (n) => bar.tick(n));
       deleted = await deleteStaleSpendFromStaging(client, tenantId);
