@@ -48,6 +48,20 @@ export interface ImportMeta {
 }
 
 /**
+ * The natural key's conflict clause of both upserts (batches and staging): the stored row is
+ * replaced only when something differs, so an unchanged row keeps its id and its import.
+ */
+const REPLACE_CHANGED = `ON CONFLICT (tenant_id, platform, account_id, campaign_id, ad_group_id, ad_id, day) DO UPDATE
+         SET campaign_name = EXCLUDED.campaign_name, ad_group_name = EXCLUDED.ad_group_name, ad_name = EXCLUDED.ad_name,
+             channel_code = EXCLUDED.channel_code, currency = EXCLUDED.currency, spend_cents = EXCLUDED.spend_cents,
+             impressions = EXCLUDED.impressions, clicks = EXCLUDED.clicks, source = EXCLUDED.source, source_file = EXCLUDED.source_file,
+             import_id = EXCLUDED.import_id, imported_at = EXCLUDED.imported_at
+         WHERE (s.campaign_name, s.ad_group_name, s.ad_name, s.channel_code, s.currency, s.spend_cents, s.impressions, s.clicks)
+               IS DISTINCT FROM
+               (EXCLUDED.campaign_name, EXCLUDED.ad_group_name, EXCLUDED.ad_name, EXCLUDED.channel_code, EXCLUDED.currency,
+                EXCLUDED.spend_cents, EXCLUDED.impressions, EXCLUDED.clicks)`;
+
+/**
  * Inserts rows or replaces the stored row of the same natural key when anything differs (an
  * unchanged row is left as it is: same id, same import); returns, in input order, what became of
  * each row. Rows are sorted by key first, so two imports of overlapping rows lock them in one order.
@@ -69,15 +83,7 @@ export async function upsertSpend(client: Queryable, tenantId: string, rows: rea
        SELECT $1, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
               channel_code, currency, spend_cents, impressions, clicks, $16, $17, $18, $19
          FROM input ORDER BY platform, account_id, campaign_id, ad_group_id, ad_id, day
-       ON CONFLICT (tenant_id, platform, account_id, campaign_id, ad_group_id, ad_id, day) DO UPDATE
-         SET campaign_name = EXCLUDED.campaign_name, ad_group_name = EXCLUDED.ad_group_name, ad_name = EXCLUDED.ad_name,
-             channel_code = EXCLUDED.channel_code, currency = EXCLUDED.currency, spend_cents = EXCLUDED.spend_cents,
-             impressions = EXCLUDED.impressions, clicks = EXCLUDED.clicks, source = EXCLUDED.source, source_file = EXCLUDED.source_file,
-             import_id = EXCLUDED.import_id, imported_at = EXCLUDED.imported_at
-         WHERE (s.campaign_name, s.ad_group_name, s.ad_name, s.channel_code, s.currency, s.spend_cents, s.impressions, s.clicks)
-               IS DISTINCT FROM
-               (EXCLUDED.campaign_name, EXCLUDED.ad_group_name, EXCLUDED.ad_name, EXCLUDED.channel_code, EXCLUDED.currency,
-                EXCLUDED.spend_cents, EXCLUDED.impressions, EXCLUDED.clicks)
+       ${REPLACE_CHANGED}
        RETURNING s.id, s.platform, s.account_id, s.campaign_id, s.ad_group_id, s.ad_id, s.day, (s.xmax = 0) AS inserted
      )
      SELECT i.n::int AS n, coalesce(w.id, s.id) AS id, w.inserted
@@ -273,15 +279,7 @@ export async function upsertSpendFromStaging(client: Queryable, tenantId: string
        SELECT $1, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
               channel_code, currency, spend_cents, impressions, clicks, $2, $3, $4, $5
          FROM skeldir_spend_staging ORDER BY platform, account_id, campaign_id, ad_group_id, ad_id, day
-       ON CONFLICT (tenant_id, platform, account_id, campaign_id, ad_group_id, ad_id, day) DO UPDATE
-         SET campaign_name = EXCLUDED.campaign_name, ad_group_name = EXCLUDED.ad_group_name, ad_name = EXCLUDED.ad_name,
-             channel_code = EXCLUDED.channel_code, currency = EXCLUDED.currency, spend_cents = EXCLUDED.spend_cents,
-             impressions = EXCLUDED.impressions, clicks = EXCLUDED.clicks, source = EXCLUDED.source, source_file = EXCLUDED.source_file,
-             import_id = EXCLUDED.import_id, imported_at = EXCLUDED.imported_at
-         WHERE (s.campaign_name, s.ad_group_name, s.ad_name, s.channel_code, s.currency, s.spend_cents, s.impressions, s.clicks)
-               IS DISTINCT FROM
-               (EXCLUDED.campaign_name, EXCLUDED.ad_group_name, EXCLUDED.ad_name, EXCLUDED.channel_code, EXCLUDED.currency,
-                EXCLUDED.spend_cents, EXCLUDED.impressions, EXCLUDED.clicks)
+       ${REPLACE_CHANGED}
        RETURNING (s.xmax = 0) AS inserted
      )
      SELECT count(*) FILTER (WHERE inserted)::int AS created, count(*) FILTER (WHERE NOT inserted)::int AS updated FROM written`,
