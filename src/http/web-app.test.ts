@@ -258,9 +258,14 @@ describe('every page, with its numbers from the API', () => {
     assert.equal(await cell(mp, 0, 'Interval of the total (94 %)'), `${money(first.total_interval.lower_cents, first.currency)} – ${money(first.total_interval.upper_cents, first.currency)}`);
     assert.ok(await mp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
     const page = owner.page;
+    // The picker's fetch of the new model is awaited before the table is read: right after the URL changes the page
+    // can still be between tables (a CI run read an empty header row there).
+    const loaded = page.waitForResponse((res) => res.url().includes('/api/v1/attribution/channels') && res.url().includes('model=first_touch'));
     await page.getByLabel('Model').selectOption('first_touch');
     await page.waitForURL(/model=first_touch/);
+    await loaded;
     await settle(page);
+    await page.locator('table tbody tr').first().waitFor();
     const r = await apiGet(`/api/v1/attribution/channels?model=first_touch&${q()}`);
     assert.equal(await cell(page, 0, 'Attributed'), money(r.channels[0].attributed_cents, r.channels[0].currency));
   });
