@@ -258,9 +258,14 @@ describe('every page, with its numbers from the API', () => {
     assert.equal(await cell(mp, 0, 'Interval of the total (94 %)'), `${money(first.total_interval.lower_cents, first.currency)} – ${money(first.total_interval.upper_cents, first.currency)}`);
     assert.ok(await mp.getByText('94 % interval').first().isVisible(), 'the error bars have a legend entry');
     const page = owner.page;
+    // The picker's fetch of the new model is awaited before the table is read: right after the URL changes the page
+    // can still be between tables (a CI run read an empty header row there).
+    const loaded = page.waitForResponse((res) => res.url().includes('/api/v1/attribution/channels') && res.url().includes('model=first_touch'));
     await page.getByLabel('Model').selectOption('first_touch');
     await page.waitForURL(/model=first_touch/);
+    await loaded;
     await settle(page);
+    await page.locator('table tbody tr').first().waitFor();
     const r = await apiGet(`/api/v1/attribution/channels?model=first_touch&${q()}`);
     assert.equal(await cell(page, 0, 'Attributed'), money(r.channels[0].attributed_cents, r.channels[0].currency));
   });
@@ -320,6 +325,15 @@ describe('every page, with its numbers from the API', () => {
       assert.ok(col > 0, `a column for ${model}: ${headers.join('|')}`);
       assert.equal((await rows.first().locator('td').nth(col).textContent())?.trim(), money(v.attributed_cents, first.currency));
     }
+    // The chart's height follows its own width, also after a resize: 360 px wide, 420 px at phone width (where the
+    // legend wraps onto rows); it used to keep the height of the window the page was opened in.
+    const height = () => page.locator('.chart').evaluate((e) => (e as HTMLElement).style.height);
+    assert.equal(await height(), '360px');
+    const size = page.viewportSize()!;
+    await page.setViewportSize({ width: PHONE.width, height: size.height });
+    await page.waitForFunction(() => (document.querySelector('.chart') as HTMLElement).style.height === '420px', undefined, { timeout: 10_000 });
+    await page.setViewportSize(size);
+    await page.waitForFunction(() => (document.querySelector('.chart') as HTMLElement).style.height === '360px', undefined, { timeout: 10_000 });
   });
 
   test('Conversion paths: the most common paths with their conversions', async () => {

@@ -64,6 +64,15 @@ before(async () => {
     events.push({ type: 'conversion', channel: 'direct', session, at: at(12), value, currency: eur ? 'EUR' : 'USD', orderId });
     if (s % 9 !== 8) orders.push({ id: orderId, amount: eur ? 2 * value : value, refunded: s % 6 === 0 ? 120 : 0, disputed: s === 5, at: at(13) });
   }
+  // One path touching a channel twice (two campaigns): the conversion counts once per channel, once
+  // per campaign; its order paid in two charges (two ledger rows, one partly refunded): counted once
+  // per allocation, each row's share in the verified figures.
+  const twice = randomUUID();
+  const twiceAt = (h: number) => new Date(`${day(20)}T${String(h).padStart(2, '0')}:00:00Z`);
+  events.push({ type: 'touchpoint', channel: 'google_search_paid', campaign: 'g1', session: twice, at: twiceAt(8) });
+  events.push({ type: 'touchpoint', channel: 'facebook_paid', campaign: 'f1', session: twice, at: twiceAt(9) });
+  events.push({ type: 'touchpoint', channel: 'google_search_paid', campaign: 'g2', session: twice, at: twiceAt(10) });
+  events.push({ type: 'conversion', channel: 'direct', session: twice, at: twiceAt(12), value: 1800, currency: 'USD', orderId: 'order-twice' });
   // A conversion after the period: never counted.
   const late = randomUUID();
   events.push({ type: 'touchpoint', channel: 'email', session: late, at: new Date('2026-05-03T08:00:00Z') });
@@ -79,6 +88,9 @@ before(async () => {
     await deliver(stripeEvent(o.refunded ? 'charge.refunded' : 'charge.succeeded', charge));
     if (o.disputed) await deliver(stripeEvent('charge.dispute.closed', { id: `dp_${o.id}`, object: 'dispute', amount: o.amount, charge: `ch_${o.id}`, currency: 'usd', status: 'lost' }));
   }
+
+  await deliver(stripeEvent('charge.succeeded', stripeCharge({ id: 'ch_twice_1', amount: 1200, refunded: 0, orderId: 'order-twice', created: Math.floor(new Date(`${day(20)}T13:00:00Z`).getTime() / 1000) })));
+  await deliver(stripeEvent('charge.refunded', stripeCharge({ id: 'ch_twice_2', amount: 600, refunded: 60, orderId: 'order-twice', created: Math.floor(new Date(`${day(20)}T14:00:00Z`).getTime() / 1000) })));
 
   const spend: Record<string, unknown>[] = [];
   const row = (d: string, platform: string, campaign: string, channel: string, cents: number, currency = 'USD') =>
@@ -172,7 +184,7 @@ describe('GET /api/v1/performance', () => {
       assert.equal(body.totals.spend_cents, [...want.spend.values()].reduce((a, b) => a + b, 0));
       assert.equal(body.totals.verified_cents, sum('verified_cents'));
       assert.equal(body.totals.mer, Math.round((body.totals.verified_cents / body.totals.spend_cents) * 1e6) / 1e6);
-      assert.equal(body.totals.conversions, 40);
+      assert.equal(body.totals.conversions, 41);
       // The gaps, named: the GBP spend and the EUR conversions before the first EUR rate.
       const gaps = body.fx_gaps.map((g: { source: string; currency: string; day: string }) => `${g.source} ${g.currency} ${g.day}`);
       assert.ok(gaps.includes('spend GBP 2026-04-03'), gaps.join(', '));

@@ -8,10 +8,22 @@ import { silentProgress, type Progress } from '../migrations/context.js';
 import type { SpendFormat } from './csv.js';
 import { SpendError } from './errors.js';
 import type { SpendRow } from './rows.js';
-import { deleteStaleSpend, upsertSpend, type ImportMeta, type StorableSpend } from './store.js';
+import {
+  copySpendToStaging,
+  createSpendStaging,
+  deleteStaleSpend,
+  deleteStaleSpendFromStaging,
+  insertNewSpendFromStaging,
+  runsCitus,
+  updateSpendFromStaging,
+  upsertSpendFromStaging,
+  upsertSpend,
+  type ImportMeta,
+  type StorableSpend,
+} from './store.js';
 
-/** Rows per INSERT statement (measured: larger batches gain nothing and hold bigger arrays). */
-export const WRITE_BATCH = 5000;
+/** Rows per INSERT statement on Citus (runsCitus; larger batches gained nothing there and hold bigger arrays). */
+const CITUS_WRITE_BATCH = 5000;
 
 /**
  * The channel of each row: the one given (it must be one of the tenant's channels), else the
@@ -79,19 +91,33 @@ export async function importSpendIn(
       details: { errors: errors.slice(0, 1000), bad_lines: errors.length },
     });
   }
-  const summary = await writeRows(client, tenantId, rows, meta, progress, true);
+  const summary = await writeRows(client, tenantId, rows, meta, progress);
   return { import_id: meta.importId, format: file.format, ...summary };
 }
 
-async function writeRows(client: Queryable, tenantId: string, rows: StorableSpend[], meta: ImportMeta, progress: Progress, replaceDays: boolean) {
-  const counts = { created: 0, updated: 0, unchanged: 0 };
-  const deleted = replaceDays ? await deleteStaleSpend(client, tenantId, rows) : 0;
+/**
+ * The checked rows COPYed into a staging table, then the days they cover replaced from it
+ * (store.ts: createSpendStaging says why, insertNewSpendFromStaging what was measured).
+ */
+async function writeRows(client: Queryable, tenantId: string, rows: StorableSpend[], meta: ImportMeta, progress: Progress) {
   const bar = progress.start('spend rows written', rows.length);
+  let deleted = 0;
+  let counts = { created: 0, updated: 0 };
   try {
-    for (let at = 0; at < rows.length; at += WRITE_BATCH) {
-      const part = rows.slice(at, at + WRITE_BATCH);
-      for (const o of await upsertSpend(client, tenantId, part, meta)) counts[o.outcome]++;
-      bar.tick(part.length);
+    if (rows.length > 0 && (await runsCitus(client))) {
+      deleted = await deleteStaleSpend(client, tenantId, rows);
+      const all = { created: 0, updated: 0, unchanged: 0 };
+      for (let at = 0; at < rows.length; at += CITUS_WRITE_BATCH) {
+        const part = rows.slice(at, at + CITUS_WRITE_BATCH);
+        for (const o of await upsertSpend(client, tenantId, part, meta)) all[o.outcome]++;
+        bar.tick(part.length);
+      }
+      counts = { created: all.created, updated: all.updated };
+    } else if (rows.length > 0) {
+      await createSpendStaging(client);
+      await copySpendToStaging(client, rows, (n) => bar.tick(n));
+      deleted = await deleteStaleSpendFromStaging(client, tenantId);
+      counts = await writeFromStaging(client, tenantId, meta);
     }
   } finally {
     bar.stop();
@@ -99,7 +125,25 @@ async function writeRows(client: Queryable, tenantId: string, rows: StorableSpen
   const byChannel: Record<string, number> = {};
   for (const r of rows) byChannel[r.channel] = (byChannel[r.channel] ?? 0) + 1;
   const days = rows.map((r) => r.day).sort();
-  return { rows: rows.length, ...counts, deleted, days: { from: days[0] ?? '', to: days[days.length - 1] ?? '' }, by_channel: byChannel };
+  return { rows: rows.length, ...counts, unchanged: rows.length - counts.created - counts.updated, deleted, days: { from: days[0] ?? '', to: days[days.length - 1] ?? '' }, by_channel: byChannel };
+}
+
+/**
+ * Updates, then plain inserts (the fast path); if a concurrent writer stored one of the new keys
+ * meanwhile (unique violation), back to the savepoint and one INSERT … ON CONFLICT DO UPDATE.
+ */
+async function writeFromStaging(client: Queryable, tenantId: string, meta: ImportMeta): Promise<{ created: number; updated: number }> {
+  await client.query('SAVEPOINT skeldir_spend_write');
+  try {
+    const updated = await updateSpendFromStaging(client, tenantId, meta);
+    const created = await insertNewSpendFromStaging(client, tenantId, meta);
+    await client.query('RELEASE SAVEPOINT skeldir_spend_write');
+    return { created, updated };
+  } catch (error) {
+    if ((error as { code?: string }).code !== '23505') throw error;
+    await client.query('ROLLBACK TO SAVEPOINT skeldir_spend_write');
+    return upsertSpendFromStaging(client, tenantId, meta);
+  }
 }
 
 /**

@@ -19,19 +19,26 @@ export const NARROW = 600;
  * may depend on the chart's width (set again when the window is resized), e.g. to turn category
  * labels that would overlap on a phone.
  */
-export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption | ((width: number) => EChartsCoreOption); label: string; height?: number }) {
+export function Chart({ option, label, height = 320 }: { option: EChartsCoreOption | ((width: number) => EChartsCoreOption); label: string; height?: number | ((width: number) => number) }) {
   const el = useRef<HTMLDivElement>(null);
+  // A height that depends on the chart's own width (like `option`) is set before each layout, so a chart follows a
+  // resize across NARROW instead of keeping the height of the window it was first drawn in.
+  const fit = (div: HTMLDivElement) => {
+    if (typeof height === 'function') div.style.height = `${height(div.clientWidth)}px`;
+  };
   const optionFor = (width: number) => ({ color: PALETTE, aria: { enabled: true }, animation: false, textStyle: { fontFamily: FONT }, ...(typeof option === 'function' ? option(width) : option) });
   useEffect(() => {
     let chart: ReturnType<(typeof import('./echarts-setup'))['init']> | undefined;
     let gone = false;
     const resize = () => {
       if (!chart || !el.current) return;
+      fit(el.current);
       if (typeof option === 'function') chart.setOption(optionFor(el.current.clientWidth), { notMerge: true });
       chart.resize();
     };
     void loadECharts().then(({ init }) => {
       if (gone || !el.current) return;
+      fit(el.current);
       chart = init(el.current, undefined, { renderer: 'svg' });
       chart.setOption(optionFor(el.current.clientWidth));
       el.current.dataset.ready = 'true';
@@ -43,7 +50,7 @@ export function Chart({ option, label, height = 320 }: { option: EChartsCoreOpti
       chart?.dispose();
     };
   }, [typeof option === 'function' ? JSON.stringify([option(300), option(1000)]) : JSON.stringify(option)]);
-  return <div class="chart" ref={el} role="img" aria-label={label} style={{ height: `${height}px` }} />;
+  return <div class="chart" ref={el} role="img" aria-label={label} style={typeof height === 'number' ? { height: `${height}px` } : undefined} />;
 }
 
 /**

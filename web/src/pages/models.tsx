@@ -24,7 +24,7 @@ export function Models() {
               <RetentionNote source={r.from_aggregates} />
               <Chart
                 label={`Attributed revenue per channel and model, ${currency}`}
-                height={window.innerWidth < NARROW ? 420 : 360}
+                height={(width) => (width < NARROW ? 420 : 360)}
                 option={(width) => {
                   // On a phone the legend wraps onto rows (three or so) instead of scrolling: a scrolling legend there
                   // showed two and a half of the models behind a pager. On a wide screen the
