@@ -25,9 +25,9 @@
 //      around the phase)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -109,6 +109,26 @@ async function clusterCpu(client: pg.Client): Promise<number> {
     return 0;
   }
 }
+
+/**
+ * Latencies in ms, sorted, from pgbench's per-transaction logs (`<prefix>.<pid>` and `<prefix>.<pid>.<thread>`):
+ * `client_id transaction_no time_us script_no epoch epoch_us`.
+ */
+function transactionLatencies(dir: string, prefix: string): number[] {
+  const base = basename(prefix);
+  const out: number[] = [];
+  for (const f of readdirSync(dir)) {
+    if (!f.startsWith(`${base}.`)) continue;
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      const us = Number(line.split(' ')[2]);
+      if (line && Number.isFinite(us)) out.push(us / 1000);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Nearest-rank percentile of sorted values. */
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 
 /** CPU seconds of this process's reaped children (pgbench, run to completion with execFileSync). */
 async function childrenCpu(): Promise<number> {
@@ -211,6 +231,7 @@ async function main(): Promise<void> {
   const pgbench = async (bin: string, label: string, table: string, rows: number, clients: number, asApp: boolean): Promise<Result> => {
     noteLoad();
     const script = join(dir, `${table}-${rows}.sql`);
+    const logPrefix = join(dir, `log-${table}-${rows}-${asApp ? 'app' : 'owner'}`);
     writeFileSync(script, pgbenchScript(table, tenant, rows));
     const url = new URL(db.url);
     // As the application role: the role and the tenant are session settings, given at start-up
@@ -222,7 +243,9 @@ async function main(): Promise<void> {
     const client0 = await childrenCpu();
     const out = execFileSync(
       bin,
-      ['-n', '-M', 'prepared', '-c', String(clients), '-j', '2', '-T', String(PGBENCH_SECONDS), '-r', '-f', script, '-D', `raw=${raw}`, '-D', `prefix=${tenant}:ext:`, '-h', url.hostname, '-p', url.port, '-U', decodeURIComponent(url.username), url.pathname.slice(1)],
+      // -l with a 20 % sample: a latency per sampled transaction (pgbench prints only the mean), at a
+      // cost of one buffered line per five transactions.
+      ['-n', '-M', 'prepared', '-c', String(clients), '-j', '2', '-T', String(PGBENCH_SECONDS), '-r', '-l', '--sampling-rate=0.2', `--log-prefix=${logPrefix}`, '-f', script, '-D', `raw=${raw}`, '-D', `prefix=${tenant}:ext:`, '-h', url.hostname, '-p', url.port, '-U', decodeURIComponent(url.username), url.pathname.slice(1)],
       { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password), PGOPTIONS: options }, maxBuffer: 16 << 20 },
     );
     const pg1 = await clusterCpu(su);
@@ -234,8 +257,9 @@ async function main(): Promise<void> {
     const rowsStored = (await stored(table)) - before;
     if (rowsStored !== transactions * rows) throw new Error(`${label}: ${rowsStored} rows stored for ${transactions} transactions of ${rows}`);
     const events = transactions * rows;
-    // pgbench reports the mean latency only (no percentiles without logging every transaction).
-    return { label, events, seconds: events / (tps * rows), p50: latency, p99: NaN, nodeCpu: client1 - client0, pgCpu: pg1 - pg0 };
+    const sampled = transactionLatencies(dir, logPrefix);
+    if (sampled.length === 0) throw new Error(`${label}: pgbench wrote no transaction log (mean ${latency} ms)`);
+    return { label, events, seconds: events / (tps * rows), p50: percentile(sampled, 50), p99: percentile(sampled, 99), nodeCpu: client1 - client0, pgCpu: pg1 - pg0 };
   };
 
   try {
@@ -281,7 +305,7 @@ async function main(): Promise<void> {
       results.push(...Object.values(ceilings));
     }
 
-    for (const r of results) console.log(fmt(r, r.label.startsWith('pgbench') ? `transaction (mean; ${r.label.includes(' 1 ') ? 1 : BATCH_SIZE} rows)` : r.label === 'batch' ? 'request of 100' : 'request'));
+    for (const r of results) console.log(fmt(r, r.label.startsWith('pgbench') ? (r.label.includes(' 1 ') ? 'transaction of 1 row' : `transaction of ${BATCH_SIZE} rows`) + ' (20 % sampled)' : r.label === 'batch' ? 'request of 100' : 'request'));
     for (const r of results) console.log(cpuLine(r));
     console.log(`load average (1 min) at the start of each phase: ${loads.join(', ')} (${results.map((r) => r.label).join(', ')}); 2 cores`);
     if (bin) {

@@ -64,7 +64,9 @@ export function channelAxes(names: string[], currency: string, width: number, to
       horizontal: true,
       grid: { left: 8, right: 24, top, bottom: 40, containLabel: true },
       yAxis: { type: 'category', data: names, inverse: true, axisLabel: { interval: 0 } },
-      xAxis: { type: 'value', name: currency, nameLocation: 'middle', nameGap: 24, axisLabel: { hideOverlap: true } },
+      // Three splits: at 390 px the value axis is ~160 px wide, and ECharts' default five split lines put labels
+      // so close that hideOverlap dropped every other one, 0 included.
+      xAxis: { type: 'value', name: currency, nameLocation: 'middle', nameGap: 24, splitNumber: 3, axisLabel: { hideOverlap: true } },
     };
   }
   return {
