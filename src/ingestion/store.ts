@@ -69,7 +69,7 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
               WITH ORDINALITY AS u(k, t, ts, s, usr, ch, cmp, v, cur, o, raw, h, anon, n)
         ORDER BY u.n
        ON CONFLICT DO NOTHING
-       RETURNING ${COLUMNS}
+       RETURNING id, idempotency_key, event_timestamp, created_at
      ),
      -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once). count():
      -- Citus refuses a CTE column of pseudo-type void ("column pg_notify has pseudo-type void").
