@@ -69,10 +69,12 @@ export function channelAxes(names: string[], currency: string, width: number, to
       xAxis: { type: 'value', name: currency, nameLocation: 'middle', nameGap: 24, splitNumber: 3, axisLabel: { hideOverlap: true } },
     };
   }
+  // lineHeight 15 (1.25 × the 12 px labels): ECharts' default spacing of a wrapped name's lines is the font size,
+  // which drew "Google / Search / (paid)" over each other in the fonts of @sparticuz/chromium's headless shell.
   return {
     horizontal: false,
     grid: { left: 64, right: 16, top, bottom: 56 },
-    xAxis: { type: 'category', data: names, axisLabel: { interval: 0, width: 80, overflow: 'break' } },
+    xAxis: { type: 'category', data: names, axisLabel: { interval: 0, width: 80, overflow: 'break', lineHeight: 15 } },
     yAxis: { type: 'value', name: currency },
   };
 }
