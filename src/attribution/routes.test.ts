@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
+import { BENCH_TENANT, seedWebTenant } from '../../bench/web-seed.js';
 import { loadConfig } from '../config.js';
 import { seedDefaultChannels } from '../channels/store.js';
 import { withTenant } from '../db/tenant-context.js';
 import { buildApp, type App } from '../http/app.js';
-import { createTenant } from '../tenants/tenants.js';
+import { createTenant, rotateApiKey } from '../tenants/tenants.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { MODEL_TYPES } from './models.js';
 import { CHANNELS_SQL } from './reports.js';
@@ -168,6 +169,45 @@ describe('GET /api/v1/attribution/channels', () => {
     // The figures are unchanged by the other tenant's rows.
     const body = (await get(`/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}`)).json();
     assert.equal(body.channels.reduce((a: number, c: { attributed_cents: number }) => a + c.attributed_cents, 0), 1000 + Array.from({ length: 24 }, (_, i) => 1001 + i).reduce((a, b) => a + b, 0));
+  });
+
+  test("verified: the reconciliation route's channel lines and total, on the benchmark's tenant with refunds, chargebacks, authorizations and unmatched revenue", async () => {
+    // The channels route computes them with its own statement (RECONCILIATION_CHANNELS_SQL, without days and unmatched revenue).
+    const su = await superClient(db);
+    try {
+      await seedWebTenant(su, 5_000);
+      await su.query(`SET session_replication_role = replica`);
+      await su.query(`UPDATE revenue_ledger SET state = 'refunded', refunded_cents = amount_cents / 3 WHERE tenant_id = $1 AND hashtext(order_id) % 5 = 1`, [BENCH_TENANT]);
+      await su.query(`UPDATE revenue_ledger SET state = 'chargeback', chargeback_cents = amount_cents WHERE tenant_id = $1 AND hashtext(order_id) % 7 = 2`, [BENCH_TENANT]);
+      await su.query(`UPDATE revenue_ledger SET state = 'authorized', captured_cents = NULL WHERE tenant_id = $1 AND hashtext(order_id) % 11 = 3`, [BENCH_TENANT]);
+      await su.query(
+        `INSERT INTO revenue_ledger (tenant_id, revenue_cents, is_verified, transaction_id, state, amount_cents, currency, verification_source, verification_timestamp, order_id)
+         SELECT $1::uuid, 5000, true, $1::text || ':stripe:ch_unmatched_' || g, 'captured', 5000, 'USD', 'stripe', now() - g * interval '1 day', CASE WHEN g % 2 = 0 THEN 'no-such-order-' || g END
+           FROM generate_series(1, 10) g`,
+        [BENCH_TENANT],
+      );
+      await su.query(`RESET session_replication_role`);
+    } finally {
+      await su.end();
+    }
+    const owner = db.ownerPool({ max: 1 });
+    const { api_key: benchKey } = await rotateApiKey(owner, BENCH_TENANT);
+    await owner.end();
+    const period = `from=${new Date(Date.now() - 30 * 86_400_000).toISOString()}&to=${new Date(Date.now() + 86_400_000).toISOString()}`;
+    for (const model of ['last_touch', 'linear']) {
+      const ch = await get(`/api/v1/attribution/channels?model=${model}&${period}`, benchKey);
+      const rec = await get(`/api/v1/reconciliation?model=${model}&${period}`, benchKey);
+      assert.equal(ch.statusCode, 200, ch.body);
+      assert.equal(rec.statusCode, 200, rec.body);
+      const [verified, r] = [ch.json().verified, rec.json()];
+      assert.ok(r.total.conversions > 300 && r.total.verified_cents > 0 && r.total.verified_cents < r.total.claimed_cents, JSON.stringify(r.total));
+      assert.ok(r.total.unmatched_ledger_transactions >= 10, 'unmatched revenue is in the period');
+      assert.deepEqual(verified, {
+        currency: r.currency,
+        channels: r.channels.map((c: { channel: string; claimed_cents: number; verified_cents: number; gap_cents: number }) => ({ channel: c.channel, claimed_cents: c.claimed_cents, verified_cents: c.verified_cents, gap_cents: c.gap_cents })),
+        total_verified_cents: r.total.verified_cents,
+      }, model);
+    }
   });
 });
 

@@ -4,7 +4,7 @@ import { BAYESIAN_DEFAULTS } from './bayesian-model.js';
 import { MARKOV_DEFAULTS } from './markov-model.js';
 import { HEURISTIC_MODELS, isPopulation, MODEL_TYPES, MODEL_VERSIONS, POSITION_BASED_SHARES, type ModelType } from './models.js';
 import type pg from 'pg';
-import { reconciliation } from '../reconciliation/report.js';
+import { reconciliationChannels } from '../reconciliation/report.js';
 import { DomainError } from '../errors.js';
 import { channelReport, comparisonReport, totalIntervals, withTotalIntervals } from './reports.js';
 import { FROM_AGGREGATES, PrunedSchema, prunedPeriod, withDailyAggregates } from '../retention/aggregates.js';
@@ -141,14 +141,15 @@ function modelParameters(model: ModelType, s: AttributionSettings): Record<strin
 }
 
 /**
- * The verified side of the channel report: the reconciliation of the same period and model
- * (refunds and chargebacks reduce it), so both reports agree by construction. A missing FX rate
+ * The verified side of the channel report: the reconciliation's channel lines for the same period
+ * and model (refunds and chargebacks reduce it), from the same statement without its days and
+ * unmatched ledger revenue (reconciliationChannels), so both reports agree by construction. A missing FX rate
  * makes the verified figures unavailable, not the channel report.
  */
 async function verifiedByChannel(client: pg.PoolClient, tenantId: string, model: ModelType, from: Date, to: Date) {
   await client.query('SAVEPOINT verified');
   try {
-    const r = await reconciliation(client, tenantId, from, to, model);
+    const r = await reconciliationChannels(client, tenantId, from, to, model);
     await client.query('RELEASE SAVEPOINT verified');
     return {
       currency: r.currency,

@@ -34,6 +34,7 @@ import { revision as r202612022221 } from './revisions/202612022221_report_index
 import { revision as r202612022246 } from './revisions/202612022246_login_failures.js';
 import { revision as r202612030600 } from './revisions/202612030600_tenant_scoped_keys.js';
 import { revision as r202612030620 } from './revisions/202612030620_attribution_run_totals.js';
+import { revision as r202612071600 } from './revisions/202612071600_ledger_verification_index.js';
 
 /**
  * The revision chain, oldest first. Append new revisions at the end, with `down` naming the
@@ -75,6 +76,7 @@ export const REVISIONS: readonly Revision[] = [
   r202612022246,
   r202612030600,
   r202612030620,
+  r202612071600,
 ];
 
 /** The last revision of the legacy schema, SPEC §1.1. */

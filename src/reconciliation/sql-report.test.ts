@@ -10,7 +10,7 @@ import { allocate } from '../money/allocate.js';
 import { convertWithQuote, divideHalfEven, findRate, importFxRates, parseFxCsv, type FxQuote } from '../money/fx.js';
 import { createTenant } from '../tenants/tenants.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
-import { explainReconciliation, reconciliation, ReconciliationError, RECONCILIATION_SQL, reconciliationParams, UNATTRIBUTED, type Line, type Report } from './report.js';
+import { explainReconciliation, reconciliation, reconciliationChannels, ReconciliationError, RECONCILIATION_CHANNELS_SQL, RECONCILIATION_SQL, reconciliationParams, UNATTRIBUTED, type Line, type Report } from './report.js';
 
 // The report is one SQL statement (src/reconciliation/report.ts). These tests hold it to (1) the
 // JavaScript implementation it replaced, kept below as the reference, on random tenants: several
@@ -250,7 +250,7 @@ async function load(tenant: string, d: Data): Promise<void> {
   }
 }
 
-async function outcome(f: () => Promise<Report>): Promise<Report | { error: string }> {
+async function outcome<R = Report>(f: () => Promise<R>): Promise<R | { error: string }> {
   try {
     return await f();
   } catch (error) {
@@ -273,6 +273,15 @@ describe('reconciliation in SQL', () => {
           await c.query('SAVEPOINT s');
           const actual = await outcome(() => reconciliation(c, tenant, from, to, 'linear'));
           await c.query('ROLLBACK TO SAVEPOINT s');
+          // What GET /attribution/channels shows, from its own statement: the same lines and total (without the
+          // unmatched revenue); it fails only where the whole report fails, with the same error.
+          const channels = await outcome(() => reconciliationChannels(c, tenant, from, to, 'linear'));
+          await c.query('ROLLBACK TO SAVEPOINT s');
+          if ('error' in channels) assert.equal(channels.error, 'error' in actual ? actual.error : 'none');
+          else if (!('error' in actual)) {
+            const { unmatched_ledger_cents: _c, unmatched_ledger_transactions: _t, ...total } = actual.total;
+            assert.deepEqual(channels, { currency: actual.currency, channels: actual.channels, total });
+          }
           if ('error' in expected && expected.error === 'fx_rate_invalid') {
             // The reference refused a recorded rate it could not parse; the SQL uses the rate of the day instead. Not compared.
             return;
@@ -346,12 +355,12 @@ describe('reconciliation in SQL', () => {
     const [from, to] = [new Date(Date.now() - 30 * 86_400_000), new Date()];
     await withTenant(appPool, BENCH_TENANT, async (c) => {
       await c.query('SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off');
-      for (const model of ['last_touch', 'linear']) {
+      for (const [model, sql] of [['last_touch', RECONCILIATION_SQL], ['linear', RECONCILIATION_SQL], ['last_touch', RECONCILIATION_CHANNELS_SQL], ['linear', RECONCILIATION_CHANNELS_SQL]] as const) {
         // Without the statement's settings this session's plan does loop over them (the test can fail) …
-        const plain = (await c.query(`EXPLAIN (FORMAT JSON) ${RECONCILIATION_SQL}`, reconciliationParams(BENCH_TENANT, from, to, model, 'USD'))).rows[0]['QUERY PLAN'];
+        const plain = (await c.query(`EXPLAIN (FORMAT JSON) ${sql}`, reconciliationParams(BENCH_TENANT, from, to, model, 'USD'))).rows[0]['QUERY PLAN'];
         assert.ok(loopsOverBig(plain[0].Plan) > 0, 'precondition: a nested-loop plan exists');
         // … with them, never.
-        const plan = (await explainReconciliation(c, BENCH_TENANT, from, to, model, 'USD')) as { Plan: Node }[];
+        const plan = (await explainReconciliation(c, BENCH_TENANT, from, to, model, 'USD', sql)) as { Plan: Node }[];
         assert.equal(loopsOverBig(plan[0]!.Plan), 0, JSON.stringify(plan));
         const report = await reconciliation(c, BENCH_TENANT, from, to, model);
         assert.ok(report.total.conversions > 0);
