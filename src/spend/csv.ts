@@ -329,15 +329,11 @@ export function parseSpendFile(text: string, options: ParseOptions): ParsedFile 
       }
       // The currency must be known before its amount can be read: check it first for a clear message.
       if (typeof raw.currency === 'string') checkCurrency(raw.currency.trim());
-      const row = checkSpendRow(
-        {
-          ...raw,
-          platform: options.platform,
-          account_id: raw.account_id || options.account,
-          channel: raw.channel || options.channel,
-        },
-        '',
-      );
+      // raw is this row's own object (toRaw made it): filled in place, not copied.
+      raw.platform = options.platform;
+      raw.account_id = raw.account_id || options.account;
+      raw.channel = raw.channel || options.channel;
+      const row = checkSpendRow(raw, '');
       const key = naturalKey(row);
       const earlier = seen.get(key);
       if (earlier !== undefined) throw new Error(`the same campaign${row.ad_group_id ? ', ad group' : ''}${row.ad_id ? ', ad' : ''} and day as line ${earlier}`);
