@@ -79,6 +79,23 @@ describe('the COPY text of a spend import', () => {
   });
 });
 
+describe('the summary of an import', () => {
+  test('names the first and last day of the file whatever the rows\' order, and counts rows per channel', async () => {
+    const summary = await importSpend(app, tenant, {
+      format: 'generic',
+      rows: [
+        { line: 2, row: row({ account_id: 'span', campaign_id: 'a', day: '2026-03-05' }) },
+        { line: 3, row: row({ account_id: 'span', campaign_id: 'a', day: '2025-12-31', channel: 'google_display_paid' }) },
+        { line: 4, row: row({ account_id: 'span', campaign_id: 'a', day: '2026-03-07' }) },
+        { line: 5, row: row({ account_id: 'span', campaign_id: 'a', day: '2026-01-15' }) },
+      ],
+      sourceFile: 'span.csv',
+    });
+    assert.deepEqual(summary.days, { from: '2025-12-31', to: '2026-03-07' });
+    assert.deepEqual(summary.by_channel, { google_search_paid: 3, google_display_paid: 1 });
+  });
+});
+
 describe('a key stored by a concurrent writer during the import', () => {
   test('the import waits, then replaces that row (the ON CONFLICT fallback) and writes the others', async () => {
     const client = await app.connect();

@@ -123,9 +123,15 @@ async function writeRows(client: Queryable, tenantId: string, rows: StorableSpen
     bar.stop();
   }
   const byChannel: Record<string, number> = {};
-  for (const r of rows) byChannel[r.channel] = (byChannel[r.channel] ?? 0) + 1;
-  const days = rows.map((r) => r.day).sort();
-  return { rows: rows.length, ...counts, unchanged: rows.length - counts.created - counts.updated, deleted, days: { from: days[0] ?? '', to: days[days.length - 1] ?? '' }, by_channel: byChannel };
+  // The first and last day in one pass (YYYY-MM-DD compares as text), not a sort of every row's day.
+  let from = '';
+  let to = '';
+  for (const r of rows) {
+    byChannel[r.channel] = (byChannel[r.channel] ?? 0) + 1;
+    if (from === '' || r.day < from) from = r.day;
+    if (r.day > to) to = r.day;
+  }
+  return { rows: rows.length, ...counts, unchanged: rows.length - counts.created - counts.updated, deleted, days: { from, to }, by_channel: byChannel };
 }
 
 /**

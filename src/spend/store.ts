@@ -39,6 +39,12 @@ export interface StoredSpend {
 const COLUMNS = `id, day::text AS day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
   channel_code, currency, spend_cents::text AS spend_cents, impressions::text AS impressions, clicks::text AS clicks, source, source_file, import_id, imported_at`;
 
+/**
+ * The columns of ad_spend a write gives per row, in the staging table's (and the unnest input's) order;
+ * each INSERT adds tenant_id and the import's source, source_file, import_id and imported_at.
+ */
+const SPEND_COLUMNS = 'day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name, channel_code, currency, spend_cents, impressions, clicks';
+
 export interface ImportMeta {
   importId: string;
   source: 'api' | 'google_ads_csv' | 'meta_ads_csv' | 'generic_csv';
@@ -74,14 +80,11 @@ export async function upsertSpend(client: Queryable, tenantId: string, rows: rea
     text: `WITH input AS (
        SELECT * FROM unnest($2::date[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                             $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::bigint[])
-         WITH ORDINALITY AS i(day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-                              channel_code, currency, spend_cents, impressions, clicks, n)
+         WITH ORDINALITY AS i(${SPEND_COLUMNS}, n)
      ),
      written AS (
-       INSERT INTO ad_spend AS s (tenant_id, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-                                  channel_code, currency, spend_cents, impressions, clicks, source, source_file, import_id, imported_at)
-       SELECT $1, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-              channel_code, currency, spend_cents, impressions, clicks, $16, $17, $18, $19
+       INSERT INTO ad_spend AS s (tenant_id, ${SPEND_COLUMNS}, source, source_file, import_id, imported_at)
+       SELECT $1, ${SPEND_COLUMNS}, $16, $17, $18, $19
          FROM input ORDER BY platform, account_id, campaign_id, ad_group_id, ad_id, day
        ${REPLACE_CHANGED}
        RETURNING s.id, s.platform, s.account_id, s.campaign_id, s.ad_group_id, s.ad_id, s.day, (s.xmax = 0) AS inserted
@@ -201,8 +204,7 @@ export async function copySpendToStaging(client: Queryable, rows: readonly Stora
   }
   const stream = client.query(
     copyFrom(
-      `COPY skeldir_spend_staging (day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-         channel_code, currency, spend_cents, impressions, clicks) FROM STDIN`,
+      `COPY skeldir_spend_staging (${SPEND_COLUMNS}) FROM STDIN`,
     ),
   );
   await pipeline(Readable.from(chunks()), stream);
@@ -253,10 +255,8 @@ export async function updateSpendFromStaging(client: Queryable, tenantId: string
  */
 export async function insertNewSpendFromStaging(client: Queryable, tenantId: string, meta: ImportMeta): Promise<number> {
   const r = await client.query(
-    `INSERT INTO ad_spend (tenant_id, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-                           channel_code, currency, spend_cents, impressions, clicks, source, source_file, import_id, imported_at)
-     SELECT $1, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-            channel_code, currency, spend_cents, impressions, clicks, $2, $3, $4, $5
+    `INSERT INTO ad_spend (tenant_id, ${SPEND_COLUMNS}, source, source_file, import_id, imported_at)
+     SELECT $1, ${SPEND_COLUMNS}, $2, $3, $4, $5
        FROM skeldir_spend_staging i
       WHERE NOT EXISTS (SELECT 1 FROM ad_spend s WHERE s.tenant_id = $1 AND ${KEY_MATCH})
       ORDER BY platform, account_id, campaign_id, ad_group_id, ad_id, day`,
@@ -274,10 +274,8 @@ export async function insertNewSpendFromStaging(client: Queryable, tenantId: str
 export async function upsertSpendFromStaging(client: Queryable, tenantId: string, meta: ImportMeta): Promise<{ created: number; updated: number }> {
   const r = await client.query<{ created: number; updated: number }>(
     `WITH written AS (
-       INSERT INTO ad_spend AS s (tenant_id, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-                                  channel_code, currency, spend_cents, impressions, clicks, source, source_file, import_id, imported_at)
-       SELECT $1, day, platform, account_id, campaign_id, campaign_name, ad_group_id, ad_group_name, ad_id, ad_name,
-              channel_code, currency, spend_cents, impressions, clicks, $2, $3, $4, $5
+       INSERT INTO ad_spend AS s (tenant_id, ${SPEND_COLUMNS}, source, source_file, import_id, imported_at)
+       SELECT $1, ${SPEND_COLUMNS}, $2, $3, $4, $5
          FROM skeldir_spend_staging ORDER BY platform, account_id, campaign_id, ad_group_id, ad_id, day
        ${REPLACE_CHANGED}
        RETURNING (s.xmax = 0) AS inserted
