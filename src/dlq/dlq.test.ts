@@ -4,11 +4,11 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type pg from 'pg';
 import { loadConfig } from '../config.js';
-import { withTenant } from '../db/tenant-context.js';
+import { tenantContextSql, withTenant } from '../db/tenant-context.js';
 import { buildApp, type App } from '../http/app.js';
 import { createTenant } from '../tenants/tenants.js';
 import { runCli } from '../testing/cli.js';
-import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { createTestDatabase, lockWaiters, superClient, type TestDatabase } from '../testing/db.js';
 import { DEFAULT_WORKER_OPTIONS } from '../worker/options.js';
 import { insertPendingEvents } from '../worker/test-fixtures.js';
 import { Worker } from '../worker/worker.js';
@@ -309,17 +309,16 @@ describe('remediation moves', () => {
     const worker = await appPool.connect();
     try {
       await worker.query('BEGIN');
-      await worker.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [A.tenant_id]);
-      await worker.query(`SELECT 1 FROM attribution_events WHERE id = $1 FOR UPDATE`, [eventId]);
+      await worker.query(tenantContextSql(A.tenant_id));
+      await worker.query(`SELECT 1 FROM attribution_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [A.tenant_id, eventId]);
       const pending = act(id, 'resolve');
       for (let i = 0; ; i++) {
-        const waiting = (await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`)).rows[0].n;
-        if (waiting > 0) break;
+        if ((await lockWaiters(su)) > 0) break;
         assert.ok(i < 400, 'the action waits for the batch');
         await new Promise((r) => setTimeout(r, 25));
       }
-      await worker.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE id = $1`, [eventId]);
-      await worker.query(`UPDATE dead_events SET remediation_status = 'resolved', resolved_at = now() WHERE event_id = $1`, [eventId]);
+      await worker.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE tenant_id = $1 AND id = $2`, [A.tenant_id, eventId]);
+      await worker.query(`UPDATE dead_events SET remediation_status = 'resolved', resolved_at = now() WHERE tenant_id = $1 AND event_id = $2`, [A.tenant_id, eventId]);
       await worker.query('COMMIT');
       problem(await pending, 409, 'dead_event_transition_not_allowed');
     } finally {

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type pg from 'pg';
-import { withTenant } from '../db/tenant-context.js';
+import { tenantContextSql, withTenant } from '../db/tenant-context.js';
 import { createTenant } from '../tenants/tenants.js';
-import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
-import { applyFact } from './apply.js';
+import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
+import { applyFact, transitionReasonSql } from './apply.js';
 import { derive, EMPTY, join, path, type Knowledge } from './lattice.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -116,7 +116,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
       const id = await insert(c);
       let row = (await c.query(`SELECT previous_state, revenue_cents, is_verified, verified_at FROM revenue_ledger WHERE id = $1`, [id])).rows[0];
       assert.deepEqual([row.previous_state, row.revenue_cents, row.is_verified, row.verified_at], [null, 1000, false, null], 'previous_state cannot be forged on insert');
-      await c.query(`SELECT set_config('skeldir.transition_reason', 'manual capture', true)`);
+      await c.query(transitionReasonSql('manual capture'));
       await c.query(`UPDATE revenue_ledger SET state = 'captured' WHERE id = $1`, [id]);
       await c.query(`UPDATE revenue_ledger SET refunded_cents = 250, previous_state = 'forged' WHERE id = $1`, [id]);
       row = (await c.query(`SELECT state, previous_state, revenue_cents, is_verified, verified_at FROM revenue_ledger WHERE id = $1`, [id])).rows[0];
@@ -202,7 +202,10 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     assert.equal(seen.rowCount, 0, 'the other tenant updates nothing');
   });
 
-  test('a payment and a conversion of the same order in concurrent transactions: the allocations end verified, whichever commits first', async () => {
+  // Not on Citus: there the allocations' trigger is the per-row one on the shards, which cannot take
+  // the coordinator's advisory lock of the order (docs/scaling.md: this race is not covered on Citus).
+  const raceOnCitus = testsRunOnCitus() && 'on Citus the allocation trigger does not take the order lock (docs/scaling.md)';
+  test('a payment and a conversion of the same order in concurrent transactions: the allocations end verified, whichever commits first', { skip: raceOnCitus }, async () => {
     const capture = (c: pg.PoolClient, order: string) =>
       applyFact(c, { tenantId: tenant, provider: 'stripe', reason: 'test', reportingCurrency: 'USD' }, {
         target: `ch_${order}`, aliases: [], knowledge: { ...EMPTY, amount: 900, currency: 'USD', captured: true, orderId: order },
@@ -241,7 +244,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
       try {
         for (const c of [a, b]) {
           await c.query('BEGIN');
-          await c.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
+          await c.query(tenantContextSql(tenant));
         }
         const pidB = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
         let event: Promise<string> | string;
