@@ -72,6 +72,25 @@ describe('what the ledger knows is a semilattice (order and repetition of delive
   });
 });
 
+/**
+ * The constraint a violation names. On Citus the rows live on the workers' shards, whose errors
+ * reach the coordinator with their SQLSTATE and message only (no constraint field): there the name
+ * is read from the message, a CHECK's less its shard suffix, a ledger trigger's from the message it
+ * raises (one per constraint, src/migrations/revisions/202611280020…, 202611280300…, 202611280409…).
+ */
+const TRIGGER_MESSAGES: [RegExp, string][] = [
+  [/^revenue_ledger row \S+: illegal state transition /, 'revenue_ledger_state_machine'],
+  [/^revenue_ledger row \S+: transaction_id, amount_cents, currency and tenant_id never change$/, 'revenue_ledger_immutable_columns'],
+  [/^revenue_ledger row \S+: (refunded_cents and chargeback_cents are cumulative and never shrink|captured_cents is cumulative and never shrinks)$/, 'revenue_ledger_cumulative_amounts'],
+  [/^revenue_ledger: a row cannot be inserted in state /, 'revenue_ledger_initial_state'],
+];
+function constraintOf(e: { constraint?: string; message: string }): string | undefined {
+  if (e.constraint !== undefined || !testsRunOnCitus()) return e.constraint;
+  const check = /violates check constraint "(.+?)(_\d+)?"/.exec(e.message);
+  if (check) return check[1];
+  return TRIGGER_MESSAGES.find(([re]) => re.test(e.message))?.[1];
+}
+
 describe('the state machine is enforced by the database (direct SQL as the application role)', () => {
   let db: TestDatabase;
   let appPool: pg.Pool;
@@ -104,7 +123,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
   const rejected = async (fn: (c: pg.PoolClient) => Promise<unknown>, constraint: string) => {
     await assert.rejects(inTenant(fn), (e: { code?: string; constraint?: string; message: string }) => {
       assert.equal(e.code, '23514', e.message);
-      assert.equal(e.constraint, constraint, e.message);
+      assert.equal(constraintOf(e), constraint, e.message);
       return true;
     });
   };
@@ -158,13 +177,13 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     await rejected((c) => c.query(`UPDATE revenue_ledger SET currency = 'EUR' WHERE id = $1`, [id]), 'revenue_ledger_immutable_columns');
     await inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 400 WHERE id = $1`, [id]));
     await rejected((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 300 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
-    await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_refunded_cents_range' });
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 1001 WHERE id = $1`, [id]), 'ck_revenue_ledger_refunded_cents_range');
     // A partial capture: captured_cents only grows; the legacy revenue_cents counts what was captured.
     await inTenant((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 700 WHERE id = $1`, [id]));
     assert.equal((await inTenant((c) => c.query(`SELECT revenue_cents FROM revenue_ledger WHERE id = $1`, [id]))).rows[0].revenue_cents, 300, '700 captured - 400 refunded');
     await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 600 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
     await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = NULL WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
-    await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_captured_cents_range' });
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 1001 WHERE id = $1`, [id]), 'ck_revenue_ledger_captured_cents_range');
   });
 
   test('a row is born authorized or captured only: refunded and chargeback are reached by transitions', async () => {
