@@ -352,10 +352,17 @@ describe('retry end to end', () => {
       }
       throw new Error(`timed out: ${sql}`);
     };
-    let w = new Worker(db, options);
-    await w.start();
-    await waitFor(`SELECT processing_status = 'failed' AS ok FROM attribution_events WHERE id = $1`);
-    await w.stop();
+    // Stopped also when the wait fails: a running worker would keep the test file from ending.
+    const running = async (until: string) => {
+      const w = new Worker(db, options);
+      await w.start();
+      try {
+        await waitFor(until);
+      } finally {
+        await w.stop();
+      }
+    };
+    await running(`SELECT processing_status = 'failed' AS ok FROM attribution_events WHERE id = $1`);
     const listed = (await app.inject({ method: 'GET', url: '/api/v1/dead-events?error_type=data&status=pending', headers: auth(B) })).json().items;
     const dead = listed.find((d: { event_id: string }) => d.event_id === eventId);
     assert.ok(dead, 'listed with its error type');
@@ -370,10 +377,7 @@ describe('retry end to end', () => {
     assert.ok(res.json().last_retry_at);
     problem(await act(dead.id, 'resolve', B), 409, 'dead_event_retry_in_flight');
 
-    w = new Worker(db, options);
-    await w.start();
-    await waitFor(`SELECT remediation_status = 'resolved' AS ok FROM dead_events WHERE event_id = $1`);
-    await w.stop();
+    await running(`SELECT remediation_status = 'resolved' AS ok FROM dead_events WHERE event_id = $1`);
     const final = (await app.inject({ method: 'GET', url: `/api/v1/dead-events/${dead.id}`, headers: auth(B) })).json();
     assert.equal(final.event_status, 'processed');
     assert.ok(final.resolved_at);
