@@ -40,6 +40,11 @@ const CITUS_SUITE = [
   'src/http/openapi.test.ts',
   'src/http/settings-routes.test.ts',
   'src/http/web.test.ts',
+  // Each skips one test on Citus, saying why: the order-lock race the shards' allocation trigger does
+  // not cover (docs/scaling.md), and the retry end to end through the worker (not on Citus yet).
+  'src/ledger/ledger.test.ts',
+  'src/webhooks/webhooks.test.ts',
+  'src/dlq/dlq.test.ts',
 ];
 const NO_DB = 'no database (pure computation): the same on any server';
 const NOT_YET = 'not yet run on Citus (docs/scaling.md, "Not done")';
@@ -75,9 +80,6 @@ const LEFT_OUT = {
   'src/worker/worker.test.ts': `${NOT_YET}: as crash.test.ts`,
   'src/worker/restart.test.ts': `${NOT_YET}: as crash.test.ts`,
   'src/worker/concurrency.test.ts': `${NOT_YET}: as crash.test.ts`,
-  'src/ledger/ledger.test.ts': `${NOT_YET}: SELECT … FOR UPDATE by id without tenant_id (refused across shards); the tests set the tenant with set_config`,
-  'src/webhooks/webhooks.test.ts': `${NOT_YET}: applies facts through the ledger (as ledger.test.ts)`,
-  'src/dlq/dlq.test.ts': `${NOT_YET}: FOR UPDATE by id without tenant_id; retries go through the worker`,
   'src/channels/channels.test.ts': `${NOT_YET}: fails on the cluster (re-classification, rules)`,
   'src/attribution/engine.test.ts': NOT_YET,
   'src/attribution/entry.test.ts': NOT_YET,

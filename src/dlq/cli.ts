@@ -39,12 +39,12 @@ export function registerDlq(program: Command): void {
         try {
           let page: { items: DeadEventSummary[]; next_cursor: string | null };
           if (typeof o.tenant === 'string') {
-            page = await withTenant(pool, tenantId(o.tenant), (c) => listDeadEvents(c, filter));
+            page = await withTenant(pool, tenantId(o.tenant), (c) => listDeadEvents(c, tenantId(o.tenant as string), filter));
           } else {
             // The owner sees every tenant (tenants' RLS is not forced); dead events only one tenant at a time.
             const tenants = (await pool.query<{ id: string }>('SELECT id FROM tenants ORDER BY id')).rows.map((r) => r.id);
             const items: DeadEventSummary[] = [];
-            for (const t of tenants) items.push(...(await withTenant(pool, t, (c) => listDeadEvents(c, { ...filter, cursor: undefined }))).items);
+            for (const t of tenants) items.push(...(await withTenant(pool, t, (c) => listDeadEvents(c, t, { ...filter, cursor: undefined }))).items);
             items.sort((a, b) => (a.created_at === b.created_at ? (a.id < b.id ? 1 : -1) : a.created_at < b.created_at ? 1 : -1));
             page = { items: items.slice(0, filter.limit), next_cursor: null };
           }
@@ -63,7 +63,7 @@ export function registerDlq(program: Command): void {
     .requiredOption('--tenant <id>', 'the tenant it belongs to (see `dlq list`)')
     .action((id: string, o: { tenant: string }) =>
       runCommand(async (ctx) => {
-        const dead = await inTenant(ctx, o.tenant, (c) => getDeadEvent(c, deadEventId(id)));
+        const dead = await inTenant(ctx, o.tenant, (c, t) => getDeadEvent(c, t, deadEventId(id)));
         process.stdout.write(JSON.stringify(dead, instantsReplacer, 2) + '\n');
       }),
     );
@@ -84,9 +84,9 @@ export function registerDlq(program: Command): void {
       .option('--notes <text>', 'a note, appended to the remediation notes')
       .action((id: string, o: { tenant: string; notes?: string }) =>
         runCommand(async (ctx) => {
-          const dead = await inTenant(ctx, o.tenant, async (c) => {
-            const before = (await getDeadEvent(c, deadEventId(id))).remediation_status;
-            const after = await applyRemediation(c, id, action, { actor: 'cli', ...(o.notes !== undefined ? { notes: o.notes } : {}) });
+          const dead = await inTenant(ctx, o.tenant, async (c, t) => {
+            const before = (await getDeadEvent(c, t, deadEventId(id))).remediation_status;
+            const after = await applyRemediation(c, t, id, action, { actor: 'cli', ...(o.notes !== undefined ? { notes: o.notes } : {}) });
             return { before, after };
           });
           const requeued = action === 'retry' ? `; event ${dead.after.event_id} re-queued` : '';
@@ -96,12 +96,12 @@ export function registerDlq(program: Command): void {
   }
 }
 
-async function inTenant<T>(ctx: { database(): Promise<import('../db/database.js').Database> }, tenant: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+async function inTenant<T>(ctx: { database(): Promise<import('../db/database.js').Database> }, tenant: string, fn: (c: pg.PoolClient, tenantId: string) => Promise<T>): Promise<T> {
   const id = tenantId(tenant);
   const db = await ctx.database();
   const pool = db.ownerPool({ max: 1, applicationName: 'skeldir-dlq' });
   try {
-    return await withTenant(pool, id, fn);
+    return await withTenant(pool, id, (c) => fn(c, id));
   } finally {
     await pool.end();
   }

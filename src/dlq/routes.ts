@@ -90,7 +90,7 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
         ...(q.to !== undefined ? { to: parseInstant('to', q.to) } : {}),
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       };
-      return request.inTenant((client) => listDeadEvents(client, filter));
+      return request.inTenant((client) => listDeadEvents(client, request.tenantId, filter));
     },
   );
 
@@ -106,7 +106,7 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
       },
       config: { problems: ['dead_event_not_found'] },
     },
-    async (request) => request.inTenant((client) => getDeadEvent(client, request.params.id)),
+    async (request) => request.inTenant((client) => getDeadEvent(client, request.tenantId, request.params.id)),
   );
 
   for (const action of REMEDIATION_ACTIONS) {
@@ -129,7 +129,7 @@ export const deadEventRoutes: FastifyPluginAsync = async (app) => {
       },
       async (request) =>
         request.inTenant((client) =>
-          applyRemediation(client, request.params.id, action, { actor: request.actor, ...(request.body?.notes !== undefined ? { notes: request.body.notes } : {}) }),
+          applyRemediation(client, request.tenantId, request.params.id, action, { actor: request.actor, ...(request.body?.notes !== undefined ? { notes: request.body.notes } : {}) }),
         ),
     );
   }

@@ -6,7 +6,9 @@ import { DeadEventError, nextStatus, type RemediationAction, type RemediationSta
 /**
  * The dead-letter queue's SQL. Every function runs in a transaction with the tenant context
  * set (the API's request.inTenant, or the CLI's withTenant as the owner): row-level security
- * shows only that tenant's dead events, so an id of another tenant is simply not found.
+ * shows only that tenant's dead events, so an id of another tenant is simply not found. Each
+ * statement also names the tenant's id: on Citus that routes it to the tenant's shard (a
+ * FOR UPDATE across shards is refused, a read without it asks every shard).
  */
 
 export interface DeadEventSummary {
@@ -72,7 +74,7 @@ export function parseInstant(field: string, text: string): Date {
 }
 
 /** Newest first, keyset-paginated on (created_at, id) through idx_dead_events_tenant_created. */
-export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Promise<{ items: DeadEventSummary[]; next_cursor: string | null }> {
+export async function listDeadEvents(client: Queryable, tenantId: string, f: DeadEventFilter): Promise<{ items: DeadEventSummary[]; next_cursor: string | null }> {
   if (!Number.isInteger(f.limit) || f.limit < 1 || f.limit > MAX_PAGE) {
     throw new DeadEventError('dead_event_limit_invalid', `limit must be an integer from 1 to ${MAX_PAGE}`, { field: 'limit' });
   }
@@ -85,9 +87,9 @@ export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Pro
       throw new DeadEventError('validation_failed', `${field} must be a valid instant in years 0001–9999 (UTC)`, { field });
     }
   }
-  const where: string[] = [];
   const params: unknown[] = [];
   const p = (v: unknown) => `$${params.push(v)}`;
+  const where: string[] = [`d.tenant_id = ${p(tenantId)}`];
   if (f.status?.length) where.push(`d.remediation_status = ANY(${p(f.status)}::text[])`);
   if (f.errorType !== undefined) where.push(`d.error_type = ${p(f.errorType)}`);
   if (f.eventType !== undefined) where.push(`d.event_type = ${p(f.eventType)}`);
@@ -100,7 +102,7 @@ export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Pro
   }
   const { rows } = await client.query<Row>(
     `SELECT ${SUMMARY_COLUMNS} FROM dead_events d
-      ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      WHERE ${where.join(' AND ')}
       ORDER BY d.created_at DESC, d.id DESC
       LIMIT ${f.limit + 1}`,
     params,
@@ -111,12 +113,12 @@ export async function listDeadEvents(client: Queryable, f: DeadEventFilter): Pro
   return { items: page.map(summary), next_cursor: more && last ? encodeCursor(last.created_us, String(last.id)) : null };
 }
 
-export async function getDeadEvent(client: Queryable, id: string): Promise<DeadEvent> {
+export async function getDeadEvent(client: Queryable, tenantId: string, id: string): Promise<DeadEvent> {
   const { rows } = await client.query<Row>(
     `SELECT ${SUMMARY_COLUMNS}, d.error_traceback, d.error_detail, d.remediation_notes, d.raw_payload, e.processing_status AS event_status
        FROM dead_events d LEFT JOIN attribution_events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id
-      WHERE d.id = $1`,
-    [id],
+      WHERE d.tenant_id = $1 AND d.id = $2`,
+    [tenantId, id],
   );
   if (!rows[0]) throw notFound(id);
   return full(rows[0]);
@@ -131,22 +133,25 @@ export async function getDeadEvent(client: Queryable, id: string): Promise<DeadE
  */
 export async function applyRemediation(
   client: Queryable,
+  tenantId: string,
   id: string,
   action: RemediationAction,
   options: { notes?: string; actor: string },
 ): Promise<DeadEvent> {
   const notes = options.notes === undefined ? undefined : validateNotes(options.notes);
-  const peek = (await client.query<{ event_id: string | null }>(`SELECT event_id FROM dead_events WHERE id = $1`, [id])).rows[0];
+  const peek = (await client.query<{ event_id: string | null }>(`SELECT event_id FROM dead_events WHERE tenant_id = $1 AND id = $2`, [tenantId, id])).rows[0];
   if (!peek) throw notFound(id);
   // Lock order: the event, then its dead event, as the worker does (its claim locks the event,
   // then it resolves or reopens the dead event), so a move racing a worker waits for its batch
   // instead of deadlocking with it.
   const event = peek.event_id
-    ? (await client.query<{ processing_status: string }>(`SELECT processing_status FROM attribution_events WHERE id = $1 FOR UPDATE`, [peek.event_id])).rows[0]
+    ? (await client.query<{ processing_status: string }>(`SELECT processing_status FROM attribution_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [tenantId, peek.event_id])).rows[0]
     : undefined;
-  const { rows } = await client.query<{ tenant_id: string; event_id: string | null; remediation_status: RemediationStatus; source: string }>(
-    `SELECT tenant_id, event_id, remediation_status, source FROM dead_events WHERE id = $1 FOR UPDATE`,
-    [id],
+  // The database's time once the lock is held (`at`) stamps the move: Citus refuses clock_timestamp()
+  // (VOLATILE) in a distributed UPDATE and any non-IMMUTABLE function inside its CASE.
+  const { rows } = await client.query<{ tenant_id: string; event_id: string | null; remediation_status: RemediationStatus; source: string; at: Date }>(
+    `SELECT tenant_id, event_id, remediation_status, source, clock_timestamp() AS at FROM dead_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+    [tenantId, id],
   );
   const dead = rows[0];
   if (!dead) throw notFound(id);
@@ -168,26 +173,31 @@ export async function applyRemediation(
     if (event.processing_status !== 'failed') {
       throw new DeadEventError('dead_event_not_retryable', `the event of dead event ${id} is already ${event.processing_status}; resolve it instead`);
     }
-    await client.query(`UPDATE attribution_events SET processing_status = 'pending', next_attempt_at = NULL WHERE id = $1`, [dead.event_id]);
+    await client.query(`UPDATE attribution_events SET processing_status = 'pending', next_attempt_at = NULL WHERE tenant_id = $1 AND id = $2`, [tenantId, dead.event_id]);
     await client.query(
-      `UPDATE dead_events SET remediation_status = $2, retry_count = retry_count + 1, last_retry_at = clock_timestamp(),
-              remediation_notes = concat_ws(E'\\n', remediation_notes, $3::text)
-        WHERE id = $1`,
-      [id, to, note],
+      `UPDATE dead_events SET remediation_status = $3, retry_count = retry_count + 1, last_retry_at = $5,
+              remediation_notes = ${APPEND_NOTE}
+        WHERE tenant_id = $1 AND id = $2`,
+      [tenantId, id, to, note, dead.at],
     );
     // Delivered at COMMIT: idle workers wake at once instead of at their next poll.
     await client.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, dead.tenant_id]);
   } else {
     await client.query(
-      `UPDATE dead_events SET remediation_status = $2::text,
-              resolved_at = CASE WHEN $2::text IN ('resolved', 'ignored') THEN clock_timestamp() ELSE resolved_at END,
-              remediation_notes = concat_ws(E'\\n', remediation_notes, $3::text)
-        WHERE id = $1`,
-      [id, to, note],
+      `UPDATE dead_events SET remediation_status = $3::text, resolved_at = COALESCE($5::timestamptz, resolved_at),
+              remediation_notes = ${APPEND_NOTE}
+        WHERE tenant_id = $1 AND id = $2`,
+      [tenantId, id, to, note, to === 'resolved' || to === 'ignored' ? dead.at : null],
     );
   }
-  return getDeadEvent(client, id);
+  return getDeadEvent(client, tenantId, id);
 }
+
+/**
+ * remediation_notes with the note $4 appended on a line of its own (as concat_ws(E'\n', notes, $4),
+ * which Citus refuses in an UPDATE: a STABLE function of a column; text || is IMMUTABLE).
+ */
+const APPEND_NOTE = `COALESCE(remediation_notes || E'\\n', '') || $4::text`;
 
 export function validateNotes(notes: string): string {
   const trimmed = notes.trim();

@@ -76,16 +76,20 @@ interface LedgerRow {
 export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact): Promise<ApplyResult> {
   const ids = [...new Set([fact.target, ...fact.aliases])];
   const refs = ids.map((id) => scopedId(ctx.tenantId, ctx.provider, id)).sort();
-  // One round trip: the locks are taken in sorted order (no deadlock between two facts sharing ids),
-  // and the transition reason is set for the triggers of this transaction.
+  // The transition reason for the triggers of this transaction: SET LOCAL, not set_config(), because
+  // on Citus the triggers run on the shards and only a SET LOCAL reaches them (as the tenant context,
+  // src/db/tenant-context.ts). Then the locks, in sorted order (no deadlock between two facts sharing
+  // ids); advisory locks are the coordinator's on Citus, where every statement of the API starts.
+  await client.query(transitionReasonSql(ctx.reason));
   await client.query(
-    `SELECT set_config('skeldir.transition_reason', $2, true), (SELECT count(pg_advisory_xact_lock(hashtextextended(r, 7)))
-       FROM (SELECT r FROM unnest($1::text[]) AS r ORDER BY r) AS s)`,
-    [refs, ctx.reason.slice(0, 500)],
-  );
-  const found = await client.query<{ ledger_id: string }>(
-    `SELECT DISTINCT ledger_id FROM revenue_ledger_references WHERE reference = ANY($1::text[])`,
+    `SELECT count(pg_advisory_xact_lock(hashtextextended(r, 7))) FROM (SELECT r FROM unnest($1::text[]) AS r ORDER BY r) AS s`,
     [refs],
+  );
+  // Every statement below names tenant_id: on Citus that routes it to the tenant's shard (a FOR UPDATE
+  // across shards is refused); on one server it is the policy's own condition, written out.
+  const found = await client.query<{ ledger_id: string }>(
+    `SELECT DISTINCT ledger_id FROM revenue_ledger_references WHERE tenant_id = $2 AND reference = ANY($1::text[])`,
+    [refs, ctx.tenantId],
   );
   if (found.rows.length > 1) {
     throw new LedgerError('ledger_reference_conflict', `the ids ${ids.join(', ')} name ${found.rows.length} different ledger rows`);
@@ -97,22 +101,18 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     row = await insertRow(client, ctx, fact);
     created = true;
   } else {
-    const r = await client.query<LedgerRow>(`SELECT ${ROW_COLUMNS} FROM revenue_ledger WHERE id = $1 FOR UPDATE`, [found.rows[0]!.ledger_id]);
+    const r = await client.query<LedgerRow>(`SELECT ${ROW_COLUMNS} FROM revenue_ledger WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [ctx.tenantId, found.rows[0]!.ledger_id]);
     row = r.rows[0]!;
   }
   // Every id of the fact now names this row (all are locked: none can name another meanwhile);
   // then the facts that waited for any id of the row are taken.
+  await insertReferences(client, ctx.tenantId, row.id, refs);
   const pending = await client.query<{ id: string; pending_fact: Knowledge }>(
-    `WITH added AS (
-       INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id)
-       SELECT unnest($1::text[]), $2, $3 ON CONFLICT (tenant_id, reference) DO NOTHING RETURNING reference
-     )
-     SELECT id, pending_fact FROM webhook_deliveries
-      WHERE status = 'pending'
-        AND (pending_reference = ANY($1::text[])
-             OR pending_reference IN (SELECT reference FROM revenue_ledger_references WHERE ledger_id = $3))
+    `SELECT id, pending_fact FROM webhook_deliveries
+      WHERE tenant_id = $2 AND status = 'pending'
+        AND pending_reference IN (SELECT reference FROM revenue_ledger_references WHERE tenant_id = $2 AND ledger_id = $1)
       ORDER BY received_at, id FOR UPDATE`,
-    [refs, ctx.tenantId, row.id],
+    [row.id, ctx.tenantId],
   );
 
   let knowledge = join(fromJson(row.metadata?.knowledge), fact.knowledge);
@@ -123,7 +123,7 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     if (k.currency !== null && k.currency !== row.currency) {
       // A waiting fact that cannot apply to this payment is dead-lettered on its own: the payment
       // (and every later event of it) still goes through.
-      await deadLetterPending(client, p.id, `the event is in ${k.currency} but its payment ${unscopedId(row.transaction_id)} is in ${row.currency}`);
+      await deadLetterPending(client, ctx.tenantId, p.id, `the event is in ${k.currency} but its payment ${unscopedId(row.transaction_id)} is in ${row.currency}`);
       continue;
     }
     knowledge = join(knowledge, k);
@@ -137,8 +137,8 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     await client.query(
       `UPDATE webhook_deliveries SET status = 'applied', applied_at = now(), transaction_id = $2, pending_reference = NULL, pending_fact = NULL,
               detail = 'applied when its payment arrived'
-        WHERE id = ANY($1::uuid[])`,
-      [taken, row.transaction_id],
+        WHERE tenant_id = $3 AND id = ANY($1::uuid[])`,
+      [taken, row.transaction_id, ctx.tenantId],
     );
   }
   if (after.changed && after.order_id && after.state !== 'authorized') {
@@ -153,21 +153,54 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
   };
 }
 
-/** A waiting delivery that turned out unusable when its payment arrived: its own dead event (source webhook). */
-async function deadLetterPending(client: Queryable, deliveryId: string, message: string): Promise<void> {
+/**
+ * The SET LOCAL of the reason every transition of this transaction records (the transition
+ * trigger reads skeldir.transition_reason). SET takes no parameters: a quoted literal, at most 500
+ * characters.
+ */
+export function transitionReasonSql(reason: string): string {
+  return `SET LOCAL skeldir.transition_reason = '${reason.slice(0, 500).replace(/'/g, "''")}'`;
+}
+
+/**
+ * Registers ids of a ledger row (those already registered are left as they are). A multi-row
+ * VALUES, not INSERT … SELECT unnest(…): Citus runs an INSERT … SELECT that reads no distributed
+ * table as COPY, which row-level security refuses.
+ */
+async function insertReferences(client: Queryable, tenantId: string, ledgerId: string, refs: readonly string[]): Promise<void> {
+  const values = refs.map((_r, i) => `($${i + 3}, $1::uuid, $2::uuid)`).join(', ');
   await client.query(
-    `WITH d AS (
-       INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
-       SELECT tenant_id, 'webhook', 'ledger_currency_mismatch',
-              jsonb_build_object('provider', provider, 'endpoint_id', endpoint_id, 'event_id', provider_event_id, 'event_type', event_type,
-                                 'field', NULL, 'message', $2::text),
-              jsonb_build_object('pending_fact', pending_fact), left(event_type, 50), 'webhook_payload', $2::text
-         FROM webhook_deliveries WHERE id = $1
-       RETURNING id
-     )
-     UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = (SELECT id FROM d), pending_reference = NULL, pending_fact = NULL, detail = $2
-      WHERE id = $1`,
-    [deliveryId, message],
+    `INSERT INTO revenue_ledger_references (reference, tenant_id, ledger_id) VALUES ${values} ON CONFLICT (tenant_id, reference) DO NOTHING`,
+    [tenantId, ledgerId, ...refs],
+  );
+}
+
+/**
+ * A waiting delivery that turned out unusable when its payment arrived: its own dead event (source
+ * webhook). Read, then written (three router statements): Citus refuses the STABLE
+ * jsonb_build_object of columns in a distributed INSERT … SELECT.
+ */
+async function deadLetterPending(client: Queryable, tenantId: string, deliveryId: string, message: string): Promise<void> {
+  const { rows } = await client.query<{ provider: string; endpoint_id: string | null; provider_event_id: string; event_type: string; pending_fact: unknown }>(
+    `SELECT provider, endpoint_id, provider_event_id, event_type, pending_fact FROM webhook_deliveries WHERE tenant_id = $1 AND id = $2`,
+    [tenantId, deliveryId],
+  );
+  const d = rows[0]!;
+  const dead = await client.query<{ id: string }>(
+    `INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
+     VALUES ($1, 'webhook', 'ledger_currency_mismatch', $2, $3, $4, 'webhook_payload', $5) RETURNING id`,
+    [
+      tenantId,
+      { provider: d.provider, endpoint_id: d.endpoint_id, event_id: d.provider_event_id, event_type: d.event_type, field: null, message },
+      { pending_fact: d.pending_fact },
+      [...d.event_type].slice(0, 50).join(''),
+      message,
+    ],
+  );
+  await client.query(
+    `UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = $3, pending_reference = NULL, pending_fact = NULL, detail = $4
+      WHERE tenant_id = $1 AND id = $2`,
+    [tenantId, deliveryId, dead.rows[0]!.id, message],
   );
 }
 
@@ -243,11 +276,11 @@ async function writeKnowledge(client: Queryable, ctx: ApplyContext, row: LedgerR
     `UPDATE revenue_ledger SET refunded_cents = GREATEST(refunded_cents, $2), chargeback_cents = GREATEST(chargeback_cents, $3),
             captured_cents = GREATEST(captured_cents, $7::int),
             order_id = $4, verification_timestamp = $5, metadata = $6
-      WHERE id = $1`,
-    [row.id, d.refundedCents, d.chargebackCents, orderId, occurredAt, metadata, d.capturedCents],
+      WHERE tenant_id = $8 AND id = $1`,
+    [row.id, d.refundedCents, d.chargebackCents, orderId, occurredAt, metadata, d.capturedCents, ctx.tenantId],
   );
   for (const state of steps ?? []) {
-    await client.query(`UPDATE revenue_ledger SET state = $2 WHERE id = $1`, [row.id, state]);
+    await client.query(`UPDATE revenue_ledger SET state = $3 WHERE tenant_id = $1 AND id = $2`, [ctx.tenantId, row.id, state]);
   }
   return result(true);
 }
@@ -288,11 +321,12 @@ export async function verifyOrderAllocations(
   const r = await client.query(
     `UPDATE attribution_allocations a
         SET verified = true, verification_source = $2, verification_timestamp = $3
-      WHERE a.id IN (SELECT x.id FROM attribution_allocations x
+      WHERE a.tenant_id = $4
+        AND a.id IN (SELECT x.id FROM attribution_allocations x
                        JOIN attribution_events e ON e.id = x.event_id AND e.tenant_id = x.tenant_id
-                      WHERE e.event_type = 'conversion' AND e.order_id = $1 AND NOT x.verified
+                      WHERE x.tenant_id = $4 AND e.tenant_id = $4 AND e.event_type = 'conversion' AND e.order_id = $1 AND NOT x.verified
                         FOR UPDATE OF x SKIP LOCKED)`,
-    [row.order_id, row.provider, row.verification_timestamp],
+    [row.order_id, row.provider, row.verification_timestamp, row.tenant_id],
   );
   return r.rowCount ?? 0;
 }

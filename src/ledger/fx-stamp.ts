@@ -35,7 +35,7 @@ export async function stampLedgerFx(owner: pg.Pool): Promise<{ stamped: number; 
             withoutRate++;
             continue;
           }
-          await c.query(`UPDATE revenue_ledger SET metadata = jsonb_set(COALESCE(metadata, '{}'::jsonb), '{fx}', $2::jsonb) WHERE id = $1`, [r.id, JSON.stringify(q)]);
+          await c.query(`UPDATE revenue_ledger SET metadata = jsonb_set(COALESCE(metadata, '{}'::jsonb), '{fx}', $2::jsonb) WHERE tenant_id = $3 AND id = $1`, [r.id, JSON.stringify(q), t.id]);
           stamped++;
         }
         if (rows.length) last = rows[rows.length - 1]!.id;

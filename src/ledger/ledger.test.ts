@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type pg from 'pg';
-import { withTenant } from '../db/tenant-context.js';
+import { tenantContextSql, withTenant } from '../db/tenant-context.js';
 import { createTenant } from '../tenants/tenants.js';
-import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
-import { applyFact } from './apply.js';
+import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
+import { applyFact, transitionReasonSql } from './apply.js';
 import { derive, EMPTY, join, path, type Knowledge } from './lattice.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -72,6 +72,25 @@ describe('what the ledger knows is a semilattice (order and repetition of delive
   });
 });
 
+/**
+ * The constraint a violation names. On Citus the rows live on the workers' shards, whose errors
+ * reach the coordinator with their SQLSTATE and message only (no constraint field): there the name
+ * is read from the message, a CHECK's less its shard suffix, a ledger trigger's from the message it
+ * raises (one per constraint, src/migrations/revisions/202611280020…, 202611280300…, 202611280409…).
+ */
+const TRIGGER_MESSAGES: [RegExp, string][] = [
+  [/^revenue_ledger row \S+: illegal state transition /, 'revenue_ledger_state_machine'],
+  [/^revenue_ledger row \S+: transaction_id, amount_cents, currency and tenant_id never change$/, 'revenue_ledger_immutable_columns'],
+  [/^revenue_ledger row \S+: (refunded_cents and chargeback_cents are cumulative and never shrink|captured_cents is cumulative and never shrinks)$/, 'revenue_ledger_cumulative_amounts'],
+  [/^revenue_ledger: a row cannot be inserted in state /, 'revenue_ledger_initial_state'],
+];
+function constraintOf(e: { constraint?: string; message: string }): string | undefined {
+  if (e.constraint !== undefined || !testsRunOnCitus()) return e.constraint;
+  const check = /violates check constraint "(.+?)(_\d+)?"/.exec(e.message);
+  if (check) return check[1];
+  return TRIGGER_MESSAGES.find(([re]) => re.test(e.message))?.[1];
+}
+
 describe('the state machine is enforced by the database (direct SQL as the application role)', () => {
   let db: TestDatabase;
   let appPool: pg.Pool;
@@ -104,7 +123,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
   const rejected = async (fn: (c: pg.PoolClient) => Promise<unknown>, constraint: string) => {
     await assert.rejects(inTenant(fn), (e: { code?: string; constraint?: string; message: string }) => {
       assert.equal(e.code, '23514', e.message);
-      assert.equal(e.constraint, constraint, e.message);
+      assert.equal(constraintOf(e), constraint, e.message);
       return true;
     });
   };
@@ -116,7 +135,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
       const id = await insert(c);
       let row = (await c.query(`SELECT previous_state, revenue_cents, is_verified, verified_at FROM revenue_ledger WHERE id = $1`, [id])).rows[0];
       assert.deepEqual([row.previous_state, row.revenue_cents, row.is_verified, row.verified_at], [null, 1000, false, null], 'previous_state cannot be forged on insert');
-      await c.query(`SELECT set_config('skeldir.transition_reason', 'manual capture', true)`);
+      await c.query(transitionReasonSql('manual capture'));
       await c.query(`UPDATE revenue_ledger SET state = 'captured' WHERE id = $1`, [id]);
       await c.query(`UPDATE revenue_ledger SET refunded_cents = 250, previous_state = 'forged' WHERE id = $1`, [id]);
       row = (await c.query(`SELECT state, previous_state, revenue_cents, is_verified, verified_at FROM revenue_ledger WHERE id = $1`, [id])).rows[0];
@@ -158,13 +177,13 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     await rejected((c) => c.query(`UPDATE revenue_ledger SET currency = 'EUR' WHERE id = $1`, [id]), 'revenue_ledger_immutable_columns');
     await inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 400 WHERE id = $1`, [id]));
     await rejected((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 300 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
-    await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_refunded_cents_range' });
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET refunded_cents = 1001 WHERE id = $1`, [id]), 'ck_revenue_ledger_refunded_cents_range');
     // A partial capture: captured_cents only grows; the legacy revenue_cents counts what was captured.
     await inTenant((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 700 WHERE id = $1`, [id]));
     assert.equal((await inTenant((c) => c.query(`SELECT revenue_cents FROM revenue_ledger WHERE id = $1`, [id]))).rows[0].revenue_cents, 300, '700 captured - 400 refunded');
     await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 600 WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
     await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = NULL WHERE id = $1`, [id]), 'revenue_ledger_cumulative_amounts');
-    await assert.rejects(inTenant((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 1001 WHERE id = $1`, [id])), { code: '23514', constraint: 'ck_revenue_ledger_captured_cents_range' });
+    await rejected((c) => c.query(`UPDATE revenue_ledger SET captured_cents = 1001 WHERE id = $1`, [id]), 'ck_revenue_ledger_captured_cents_range');
   });
 
   test('a row is born authorized or captured only: refunded and chargeback are reached by transitions', async () => {
@@ -202,7 +221,10 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     assert.equal(seen.rowCount, 0, 'the other tenant updates nothing');
   });
 
-  test('a payment and a conversion of the same order in concurrent transactions: the allocations end verified, whichever commits first', async () => {
+  // Not on Citus: there the allocations' trigger is the per-row one on the shards, which cannot take
+  // the coordinator's advisory lock of the order (docs/scaling.md: this race is not covered on Citus).
+  const raceOnCitus = testsRunOnCitus() && 'on Citus the allocation trigger does not take the order lock (docs/scaling.md)';
+  test('a payment and a conversion of the same order in concurrent transactions: the allocations end verified, whichever commits first', { skip: raceOnCitus }, async () => {
     const capture = (c: pg.PoolClient, order: string) =>
       applyFact(c, { tenantId: tenant, provider: 'stripe', reason: 'test', reportingCurrency: 'USD' }, {
         target: `ch_${order}`, aliases: [], knowledge: { ...EMPTY, amount: 900, currency: 'USD', captured: true, orderId: order },
@@ -241,7 +263,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
       try {
         for (const c of [a, b]) {
           await c.query('BEGIN');
-          await c.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
+          await c.query(tenantContextSql(tenant));
         }
         const pidB = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
         let event: Promise<string> | string;

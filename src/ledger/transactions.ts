@@ -28,14 +28,15 @@ export interface TransactionView {
  * A ledger row of the tenant in context by the provider's id (ch_…, a Shopify order id, a PayPal
  * capture or authorization id …) or its stored `legacy_<uuid>` id, with its transitions oldest
  * first. The provider's id is resolved within the tenant only (row-level security), through
- * every id that names the row; `provider` narrows it when two providers use the same id.
+ * every id that names the row; `provider` narrows it when two providers use the same id. Each
+ * query names tenant_id too: on Citus that routes it to the tenant's shard instead of all of them.
  */
 export async function getTransaction(client: Queryable, tenantId: string, id: string, provider?: Provider): Promise<TransactionView> {
   const candidates = id.startsWith('legacy_') ? [id] : (provider ? [provider] : PROVIDERS).map((p) => scopedId(tenantId, p, id));
   const found = await client.query<{ ledger_id: string }>(
-    `SELECT id AS ledger_id FROM revenue_ledger WHERE transaction_id = ANY($1::text[])
-     UNION SELECT ledger_id FROM revenue_ledger_references WHERE reference = ANY($1::text[])`,
-    [candidates],
+    `SELECT id AS ledger_id FROM revenue_ledger WHERE tenant_id = $2 AND transaction_id = ANY($1::text[])
+     UNION SELECT ledger_id FROM revenue_ledger_references WHERE tenant_id = $2 AND reference = ANY($1::text[])`,
+    [candidates, tenantId],
   );
   if (found.rows.length === 0) throw new LedgerError('transaction_not_found', `no transaction ${JSON.stringify(id)}`, { field: 'transaction_id' });
   if (found.rows.length > 1) {
@@ -45,9 +46,9 @@ export async function getTransaction(client: Queryable, tenantId: string, id: st
     `SELECT l.*, COALESCE((SELECT json_agg(json_build_object('from_state', t.from_state, 'to_state', t.to_state, 'reason', t.reason,
                                    'transitioned_at', to_char(t.transitioned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
                                    ORDER BY t.transitioned_at, t.id)
-                        FROM revenue_state_transitions t WHERE t.ledger_id = l.id), '[]') AS transitions
-       FROM revenue_ledger l WHERE l.id = $1`,
-    [found.rows[0]!.ledger_id],
+                        FROM revenue_state_transitions t WHERE t.tenant_id = l.tenant_id AND t.ledger_id = l.id), '[]') AS transitions
+       FROM revenue_ledger l WHERE l.tenant_id = $2 AND l.id = $1`,
+    [found.rows[0]!.ledger_id, tenantId],
   );
   const r = rows[0];
   const net = r.state === 'authorized' ? 0 : Math.max(0, (r.captured_cents ?? r.amount_cents) - r.refunded_cents - r.chargeback_cents);

@@ -130,6 +130,22 @@ function citusWorkers(): string[] {
   return (process.env.SKELDIR_TEST_CITUS_WORKERS ?? '').split(',').map((w) => w.trim()).filter(Boolean);
 }
 
+/** Whether the tests run on a Citus cluster (npm run test:citus). */
+export function testsRunOnCitus(): boolean {
+  return citusWorkers().length > 0;
+}
+
+/**
+ * How many backends of the database wait for a lock. On Citus the statements that wait are the
+ * shards' (on the workers), so it counts them cluster-wide (citus_stat_activity); the
+ * coordinator's backend meanwhile only waits for its worker's answer.
+ */
+export async function lockWaiters(su: pg.ClientBase): Promise<number> {
+  const view = testsRunOnCitus() ? 'citus_stat_activity' : 'pg_stat_activity';
+  const { rows } = await su.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${view} WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+  return rows[0]!.n;
+}
+
 function workerUrl(adminUrl: string, worker: string): string {
   const u = new URL(adminUrl);
   const [host, port] = worker.split(':');

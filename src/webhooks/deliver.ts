@@ -103,13 +103,15 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
     // transaction, then finds the row and answers `duplicate`. A redelivery of an event that was
     // dead-lettered takes its row over and is processed again (the provider's resend is the way
     // back once the cause is gone, e.g. a parser that now reads the payload); its dead event is
-    // updated in place, or resolved when the event now goes through.
+    // updated in place, or resolved when the event now goes through. received_at of a takeover is the
+    // new row's default (now()): Citus refuses now() itself in ON CONFLICT DO UPDATE. Every
+    // statement of the transaction names tenant_id (routed to the tenant's shard on Citus).
     const inserted = await client.query<{ id: string | null; dead_event_id: string | null; reporting: string }>(
       `WITH ins AS (
          INSERT INTO webhook_deliveries (tenant_id, endpoint_id, provider, provider_event_id, event_type, status)
          VALUES ($1, $2, $3, $4, $5, 'applied')
          ON CONFLICT (tenant_id, provider, provider_event_id) DO UPDATE
-           SET status = 'applied', endpoint_id = EXCLUDED.endpoint_id, event_type = EXCLUDED.event_type, detail = NULL, received_at = now()
+           SET status = 'applied', endpoint_id = EXCLUDED.endpoint_id, event_type = EXCLUDED.event_type, detail = NULL, received_at = EXCLUDED.received_at
            WHERE webhook_deliveries.status = 'dead_lettered'
          RETURNING id, dead_event_id
        )
@@ -132,8 +134,8 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
         ? await client.query<{ id: string }>(
             `UPDATE dead_events SET error_code = $2, error_detail = $3, raw_payload = $4, error_message = $5,
                     retry_count = retry_count + 1, last_retry_at = now()
-              WHERE id = $1 RETURNING id`,
-            [previousDead, error.code, detail, raw, message],
+              WHERE tenant_id = $6 AND id = $1 RETURNING id`,
+            [previousDead, error.code, detail, raw, message, endpoint.tenant_id],
           )
         : { rows: [] };
       const { rows } = again.rows.length
@@ -143,17 +145,23 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
              VALUES ($1, 'webhook', $2, $3, $4, $5, 'webhook_payload', $6) RETURNING id`,
             [endpoint.tenant_id, error.code, detail, raw, eventType.slice(0, 50), message],
           );
-      await client.query(`UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = $2, detail = $3 WHERE id = $1`, [deliveryId, rows[0]!.id, message]);
+      await client.query(`UPDATE webhook_deliveries SET status = 'dead_lettered', dead_event_id = $2, detail = $3 WHERE tenant_id = $4 AND id = $1`, [
+        deliveryId,
+        rows[0]!.id,
+        message,
+        endpoint.tenant_id,
+      ]);
       return { status: 'dead_lettered', event_id: eventId, event_type: eventType, dead_event_id: rows[0]!.id, detail: message };
     };
 
     const outcome = await process(client, deliveryId, reporting, dead);
     if (previousDead && outcome.status !== 'dead_lettered') {
       await client.query(
+        // text || rather than concat_ws(): Citus refuses a STABLE function of a column in an UPDATE.
         `UPDATE dead_events SET remediation_status = 'resolved', resolved_at = now(), retry_count = retry_count + 1, last_retry_at = now(),
-                remediation_notes = concat_ws(E'\n', remediation_notes, $2::text)
-          WHERE id = $1 AND remediation_status IN ('pending', 'in_progress')`,
-        [previousDead, `redelivered by ${provider} and ${outcome.status}`],
+                remediation_notes = COALESCE(remediation_notes || E'\n', '') || $2::text
+          WHERE tenant_id = $3 AND id = $1 AND remediation_status IN ('pending', 'in_progress')`,
+        [previousDead, `redelivered by ${provider} and ${outcome.status}`, endpoint.tenant_id],
       );
     }
     return outcome;
@@ -174,7 +182,7 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
     const fact = parsed.fact && provider === 'woocommerce' ? { ...parsed.fact, target: `${endpointId}:${parsed.fact.target}` } : parsed.fact;
     if (!fact) {
       const detail = printable(parsed.ignored ?? 'nothing to record', 1000);
-      await client.query(`UPDATE webhook_deliveries SET status = 'ignored', detail = $2 WHERE id = $1`, [deliveryId, detail]);
+      await client.query(`UPDATE webhook_deliveries SET status = 'ignored', detail = $2 WHERE tenant_id = $3 AND id = $1`, [deliveryId, detail, endpoint!.tenant_id]);
       return { status: 'ignored', event_id: eventId, event_type: eventType, detail };
     }
     const reason = `${provider} ${eventType} ${eventId}`;
@@ -183,15 +191,20 @@ export async function deliverWebhook(deps: DeliveryDeps, provider: Provider, end
       const r = await applyFact(client, { tenantId: endpoint!.tenant_id, provider, reason, reportingCurrency: reporting }, fact);
       await client.query('RELEASE SAVEPOINT skeldir_fact');
       if (r.status === 'pending') {
-        await client.query(`UPDATE webhook_deliveries SET status = 'pending', pending_reference = $2, pending_fact = $3, detail = $4 WHERE id = $1`, [
+        await client.query(`UPDATE webhook_deliveries SET status = 'pending', pending_reference = $2, pending_fact = $3, detail = $4 WHERE tenant_id = $5 AND id = $1`, [
           deliveryId,
           r.reference,
           fact.knowledge,
           `waits for payment ${fact.target}`,
+          endpoint!.tenant_id,
         ]);
         return { status: 'pending', event_id: eventId, event_type: eventType, transaction_id: fact.target, detail: `recorded; applied when payment ${fact.target} arrives` };
       }
-      await client.query(`UPDATE webhook_deliveries SET status = 'applied', transaction_id = $2, applied_at = now() WHERE id = $1`, [deliveryId, r.transactionId]);
+      await client.query(`UPDATE webhook_deliveries SET status = 'applied', transaction_id = $2, applied_at = now() WHERE tenant_id = $3 AND id = $1`, [
+        deliveryId,
+        r.transactionId,
+        endpoint!.tenant_id,
+      ]);
       return { status: 'applied', event_id: eventId, event_type: eventType, transaction_id: unscopedId(r.transactionId), state: r.state };
     } catch (error) {
       // The ledger work is undone; the dedup row stays and records the dead letter.

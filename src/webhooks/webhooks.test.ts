@@ -507,7 +507,7 @@ describe('a waiting fact that cannot apply', () => {
     assert.deepEqual([r.statusCode, r.json().status, r.json().state], [200, 'applied', 'captured'], r.body);
     const c = await superClient(db);
     const d = (await c.query(
-      `SELECT d.status, e.error_code, e.source, e.raw_payload ? 'pending_fact' AS has_fact FROM webhook_deliveries d JOIN dead_events e ON e.id = d.dead_event_id
+      `SELECT d.status, e.error_code, e.source, e.raw_payload ? 'pending_fact' AS has_fact FROM webhook_deliveries d JOIN dead_events e ON e.tenant_id = d.tenant_id AND e.id = d.dead_event_id
         WHERE d.tenant_id = $1 AND d.provider_event_id = 'evt_wrong_cur'`, [tenant])).rows[0];
     await c.end();
     assert.deepEqual(d, { status: 'dead_lettered', error_code: 'ledger_currency_mismatch', source: 'webhook', has_fact: true });
