@@ -10,8 +10,12 @@ import {
   DEFAULT_CHANNEL_CODES,
   DEFAULT_RULES,
   defaultRuleSet,
+  CLICK_ID_PLATFORM,
+  campaignOf,
   hostOf,
+  normaliseChannelName,
   normaliseTouch,
+  type NormalisedTouch,
   RULE_FIELDS,
   RULE_OPS,
   type Rule,
@@ -219,5 +223,83 @@ describe('properties', () => {
   test('every default rule names a default channel and compiles', () => {
     for (const r of DEFAULT_RULES) assert.ok((DEFAULT_CHANNEL_CODES as readonly string[]).includes(r.channel), r.name);
     assert.equal(compileRuleSet([], DEFAULT_RULES).rules.length, DEFAULT_RULES.length);
+  });
+
+  // normaliseTouch as it was before issue 17 rewrote it for speed (one URL parse, no intermediate
+  // objects): the rewrite must give the same touch (key order included: POST /channels/test prints
+  // it) and the same campaign on any input.
+  const clean = (v: string | null | undefined) => (v?.trim() ? v.trim() : undefined);
+  const landingParams = (url: string | undefined) => {
+    if (!url) return undefined;
+    try {
+      return new URL(url).searchParams;
+    } catch {
+      return undefined;
+    }
+  };
+  const UTM = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'] as const;
+  function referenceNormalise(touch: Touch): NormalisedTouch {
+    const landing = clean(touch.landing_url);
+    const params = landingParams(landing);
+    const fromUrl = (name: string) => clean(params?.get(name) ?? undefined);
+    const utm = Object.fromEntries(UTM.map((f) => [f, clean(touch[f]) ?? fromUrl(f)])) as Record<(typeof UTM)[number], string | undefined>;
+    const clickIds = CLICK_IDS.filter((k) => (clean(touch[k]) ?? fromUrl(k)) !== undefined);
+    const landingDomain = hostOf(landing);
+    let referrerDomain = hostOf(touch.referrer);
+    if (referrerDomain !== undefined && landingDomain !== undefined && referrerDomain === landingDomain) referrerDomain = undefined;
+    const campaignId = clean(touch.campaign_id);
+    const explicitPlatform = clean(touch.ad_platform)?.toLowerCase();
+    const adPlatform = explicitPlatform ?? (clickIds.length ? CLICK_ID_PLATFORM[clickIds[0]!] : undefined);
+    const channel = clean(touch.channel) === undefined ? undefined : normaliseChannelName(touch.channel!);
+    const out = {
+      ...(channel !== undefined ? { channel } : {}),
+      ...Object.fromEntries(Object.entries(utm).filter(([, v]) => v !== undefined).map(([k, v]) => [k, v!.toLowerCase()])),
+      ...(campaignId !== undefined ? { campaign_id: campaignId.toLowerCase() } : {}),
+      campaign: [campaignId, utm.utm_campaign].filter((v): v is string => v !== undefined).map((v) => v.toLowerCase()),
+      ...(referrerDomain !== undefined ? { referrer_domain: referrerDomain } : {}),
+      ...(landingDomain !== undefined ? { landing_domain: landingDomain } : {}),
+      click_id: clickIds,
+      ...(adPlatform !== undefined ? { ad_platform: adPlatform } : {}),
+    };
+    const informative =
+      channel !== undefined || Object.values(utm).some((v) => v !== undefined) || campaignId !== undefined || referrerDomain !== undefined ||
+      landing !== undefined || clickIds.length > 0 || explicitPlatform !== undefined;
+    return { ...out, informative } as NormalisedTouch;
+  }
+
+  test('normaliseTouch and the campaign equal the implementation before the speed rewrite, key order included', () => {
+    const text = fc.oneof(word, fc.constantFrom(undefined, null, '', '  ', ' Google ', 'CPC', 'Spring Sale'));
+    const url = fc.oneof(
+      fc.webUrl({ withQueryParameters: true, withFragments: true }),
+      fc.constantFrom(
+        'https://shop.example/?gclid=1&utm_source=google&utm_medium=cpc&utm_campaign=Spring',
+        'https://WWW.Shop.Example./p?utm_content=%20x%20&utm_term=&fbclid=2&li_fat_id=3&wbraid=4&gbraid=5&ttclid=6&msclkid=7',
+        'shop.example/landing?utm_source=bing', 'www.google.com', 'mailto:x?utm_source=mail', 'not a url', ' https://shop.example/ ', '',
+        'http://[::1]/?utm_medium=cpc', 'https://mail.google.com/mail/u/0',
+      ),
+    );
+    const touch = fc.record(
+      {
+        channel: text, utm_source: text, utm_medium: text, utm_campaign: text, utm_content: text, utm_term: text, campaign_id: text,
+        referrer: fc.oneof(url, text), landing_url: fc.oneof(url, text), ad_platform: fc.oneof(text, fc.constantFrom('google_ads', ' META_ADS ')),
+        ...Object.fromEntries(CLICK_IDS.map((k) => [k, text])),
+      },
+      { requiredKeys: [] },
+    ) as fc.Arbitrary<Touch>;
+    const set = defaultRuleSet();
+    fc.assert(
+      fc.property(touch, (t) => {
+        const expected = referenceNormalise(t);
+        const actual = normaliseTouch(t);
+        assert.deepEqual(actual, expected);
+        assert.equal(JSON.stringify(actual), JSON.stringify(expected));
+        const classified = classify(t, set);
+        assert.equal(JSON.stringify(classified.touch), JSON.stringify(expected));
+        assert.equal(classified.campaign, campaignOf(t));
+      }),
+      { numRuns: 3000 },
+    );
+    // The same touch when the landing page is also the referrer: no referral.
+    assert.equal(normaliseTouch({ landing_url: 'https://www.shop.example/a', referrer: 'https://shop.example/b' }).referrer_domain, undefined);
   });
 });
