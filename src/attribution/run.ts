@@ -121,10 +121,10 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
         await withTenant(pool, tenantId, async (c) => {
           // Lock the chunk's conversions (in id order: no deadlock between two runs) so a
           // concurrent writer of the same conversion waits; conversions deleted since the load
-          // are skipped.
+          // are skipped. tenant_id routes the lock to the tenant's shard on Citus (refused across shards).
           const locked = await c.query<{ id: string }>(
-            `SELECT id FROM attribution_events WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`,
-            [part.map((p) => p.id)],
+            `SELECT id FROM attribution_events WHERE tenant_id = $2 AND id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE`,
+            [part.map((p) => p.id), tenantId],
           );
           const present = new Set(locked.rows.map((x) => x.id));
           const mine = rows.filter((row) => present.has(row.eventId));

@@ -39,14 +39,18 @@ export async function insertEvents(appPool: pg.Pool, tenantId: string, events: r
     for (let from = 0; from < events.length; from += 5000) {
       const chunk = events.slice(from, from + 5000);
       const chunkIds = ids.slice(from, from + 5000);
+      // In a CTE, as ingestion's insert (src/ingestion/store.ts): on Citus a bare INSERT … SELECT
+      // unnest(…) is run as COPY, which row-level security refuses ("COPY FROM not supported").
       await c.query(
-        `INSERT INTO attribution_events
+        `WITH ins AS (INSERT INTO attribution_events
            (id, tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, conversion_value_cents, revenue_cents,
             currency, idempotency_key, raw_payload, processing_status, user_id, anonymous_id, campaign_id, order_id)
          SELECT i.id, $1::uuid, i.type, i.channel, i.session, i.at, i.at, i.value, coalesce(i.value, 0), i.currency,
                 $1::text || ':ext:' || i.id::text, '{}'::jsonb, 'processed', i.user_id, i.anonymous_id, i.campaign, i.order_id
          FROM unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-           AS i(id, type, channel, session, at, value, currency, user_id, anonymous_id, campaign, order_id)`,
+           AS i(id, type, channel, session, at, value, currency, user_id, anonymous_id, campaign, order_id)
+         RETURNING 1)
+         SELECT count(*) FROM ins`,
         [
           tenantId,
           chunkIds,
