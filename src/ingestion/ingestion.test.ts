@@ -349,6 +349,46 @@ describe('POST /api/v1/events/batch', () => {
     assert.equal(await countEvents(), before);
   });
 
+  test('quotes, backslashes, braces, commas and NULL-like text survive the batch insert\'s array literals, column by column', async () => {
+    const odd = ['a"b', 'back\\slash', '\\"', '{x,y}', 'NULL', 'é😀 ,', '"'];
+    const events = odd.map((v, i) =>
+      event({
+        idempotency_key: `k-${i}-${v.replace(/[^\x21-\x7e]/g, '')}-${randomUUID()}`,
+        user_id: v,
+        order_id: `o ${v}`,
+        campaign_id: v,
+        utm_term: v,
+        ...(i % 2 ? { anonymous_id: `anon${v.replace(/[^\x21-\x7e]/g, '')}` } : {}),
+      }),
+    );
+    // One without any optional text: NULLs between quoted elements.
+    events.push(event({ event_type: 'touchpoint', conversion_value_cents: undefined, currency: undefined }));
+    const res = await postBatch(events);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().created, events.length, res.body);
+    for (const [i, e] of events.entries()) {
+      const { rows } = await su.query(
+        'SELECT idempotency_key, user_id, order_id, campaign_id, anonymous_id, raw_payload, conversion_value_cents FROM attribution_events WHERE idempotency_key = $1',
+        [`${tenant}:ext:${e.idempotency_key}`],
+      );
+      assert.equal(rows.length, 1, String(e.idempotency_key));
+      const row = rows[0];
+      assert.equal(row.user_id, e.user_id ?? null);
+      assert.equal(row.order_id, e.order_id ?? null);
+      assert.equal(row.campaign_id, e.campaign_id ?? null);
+      assert.equal(row.anonymous_id, e.anonymous_id ?? null);
+      assert.equal(row.conversion_value_cents, e.conversion_value_cents ?? null);
+      assert.deepEqual(row.raw_payload, JSON.parse(JSON.stringify(e)), 'raw_payload is the event as received');
+      assert.equal(res.json().results[i].event.idempotency_key, e.idempotency_key);
+      // The 201's event (built from the prepared event) is the stored event as GET shows it.
+      const got = await app.inject({ method: 'GET', url: `/api/v1/events/${res.json().results[i].event.id}`, headers: auth() });
+      assert.deepEqual(res.json().results[i].event, got.json());
+    }
+    // Replayed: the same events (their hashes match), none created.
+    const again = await postBatch(events);
+    assert.deepEqual([again.json().created, again.json().replayed], [0, events.length]);
+  });
+
   test('1,000 events in one batch', async () => {
     const res = await postBatch(Array.from({ length: 1000 }, () => event()));
     assert.equal(res.statusCode, 200);
