@@ -12,6 +12,8 @@ export interface BenchServer {
   address: URL;
   /** The server process's user + system CPU so far, in seconds. */
   cpuSeconds(): Promise<number>;
+  /** POST /events' group commit so far: transactions and the events they wrote (skeldir_ingest_group_events). */
+  groups(): Promise<{ transactions: number; events: number }>;
   /** Starts or stops the CPU profile of a phase (nothing without BENCH_SERVER_PROF). */
   profile(what: 'start' | 'stop', phase: string): Promise<void>;
   stop(): Promise<void>;
@@ -34,6 +36,7 @@ export async function startBenchServer(db: { url: string; roles: unknown }): Pro
       const { cpu } = await ask<{ cpu: NodeJS.CpuUsage }>('cpu');
       return (cpu.user + cpu.system) / 1e6;
     },
+    groups: async () => (await ask<{ groups: { transactions: number; events: number } }>('groups')).groups,
     profile: async (what, phase) => {
       if (process.env.BENCH_SERVER_PROF) await ask({ profile: what, phase });
     },
@@ -67,6 +70,11 @@ async function serve(): Promise<void> {
   }
   process.on('message', async (m: unknown) => {
     if (m === 'cpu') process.send!({ cpu: process.cpuUsage() });
+    if (m === 'groups') {
+      const { values } = await app.metrics.ingestGroup.get();
+      const of = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0;
+      process.send!({ groups: { transactions: of('skeldir_ingest_group_events_count'), events: of('skeldir_ingest_group_events_sum') } });
+    }
     if (inspector && typeof m === 'object' && m && 'profile' in m) {
       const { profile, phase } = m as { profile: 'start' | 'stop'; phase: string };
       if (profile === 'start') await inspector.post('Profiler.start');

@@ -276,7 +276,10 @@ async function main(): Promise<void> {
     });
     await reset();
 
+    const groups0 = await server.groups();
     const single = await http('single', '/api/v1/events', Array.from({ length: SINGLE }, (_, i) => JSON.stringify(event(i))), 1, SINGLE_CONCURRENCY);
+    const groups1 = await server.groups();
+    const groupTransactions = groups1.transactions - groups0.transactions;
     await reset();
     const batchBodies = Array.from({ length: Math.ceil(BATCH_EVENTS / BATCH_SIZE) }, (_, b) =>
       JSON.stringify({ events: Array.from({ length: BATCH_SIZE }, (_, i) => event(b * BATCH_SIZE + i)) }),
@@ -307,6 +310,9 @@ async function main(): Promise<void> {
 
     for (const r of results) console.log(fmt(r, r.label.startsWith('pgbench') ? (r.label.includes(' 1 ') ? 'transaction of 1 row' : `transaction of ${BATCH_SIZE} rows`) + ' (20 % sampled)' : r.label === 'batch' ? 'request of 100' : 'request'));
     for (const r of results) console.log(cpuLine(r));
+    console.log(
+      `single: group commit wrote ${single.events.toLocaleString('en-US')} events in ${groupTransactions.toLocaleString('en-US')} transactions, ${(single.events / groupTransactions).toFixed(1)} events per transaction`,
+    );
     console.log(`load average (1 min) at the start of each phase: ${loads.join(', ')} (${results.map((r) => r.label).join(', ')}); 2 cores`);
     if (bin) {
       const ratio = (a: Result, b: Result) => rate(a) / rate(b);

@@ -191,7 +191,12 @@ describe('logs', () => {
     const app = await buildApp({ db, config: loadConfig({}), logger: { level: 'info', stream }, rateLimit: { max: 0 } });
     try {
       const requests = [
-        { method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${keyA}`, 'x-request-id': 'req-ok-1' }, payload: event() },
+        {
+          method: 'POST',
+          url: '/api/v1/events',
+          headers: { authorization: `Bearer ${keyA}`, 'x-request-id': 'req-ok-1', 'x-api-key': 'xapikey-secret', cookie: 'other=cookie-secret', 'proxy-authorization': 'Basic proxy-secret', 'x-csrf-token': 'csrf-secret' },
+          payload: event(),
+        },
         { method: 'POST', url: '/api/v1/events', headers: { authorization: `Bearer ${keyA}`, 'x-request-id': 'req-bad-2', 'idempotency-key': 'secret-ish' }, payload: { ...event(), idempotency_key: undefined, api_key: keyA } },
         { method: 'GET', url: '/api/v1/tenant', headers: { authorization: `Bearer ${keyB}x`, 'x-request-id': 'req-401-3' } },
         { method: 'GET', url: '/api/v1/tenant', headers: { authorization: `Basic ${keyB}`, 'x-request-id': 'req-401-4' } },
@@ -209,7 +214,11 @@ describe('logs', () => {
     const incoming = parsed.filter((l) => l.req?.headers);
     assert.ok(incoming.length >= 4);
     for (const l of incoming) assert.equal(l.req.headers.authorization, '[redacted]', 'the header is logged, censored');
+    const ok = incoming.find((l) => l.reqId === 'req-ok-1' && l.res?.statusCode === 201);
+    assert.ok(ok, 'the 201 line is there');
+    for (const h of ['x-api-key', 'cookie', 'proxy-authorization', 'x-csrf-token']) assert.equal(ok.req.headers[h], '[redacted]', h);
+    assert.equal(ok.req.headers['x-request-id'], 'req-ok-1', 'other headers are logged as sent');
     const all = lines.join('\n');
-    for (const secret of [keyA, keyB, keyA.slice(4), keyB.slice(4), 'secret-ish']) assert.ok(!all.includes(secret), `a credential leaked into the logs: ${secret.slice(0, 6)}…`);
+    for (const secret of [keyA, keyB, keyA.slice(4), keyB.slice(4), 'secret-ish', 'xapikey-secret', 'cookie-secret', 'proxy-secret', 'csrf-secret']) assert.ok(!all.includes(secret), `a credential leaked into the logs: ${secret.slice(0, 6)}…`);
   });
 });

@@ -80,3 +80,22 @@ test('a group whose transaction fails is retried event by event: one bad event f
   assert.equal(results[1]!.status, 'rejected');
   for (const r of [results[0], ...results.slice(2)]) assert.equal(r!.status, 'fulfilled');
 });
+
+test('by default one transaction per tenant at a time: everything that arrives meanwhile is the next group', async () => {
+  const calls: { size: number; done: () => void }[] = [];
+  const coalescer = new IngestCoalescer(async (t, events) => {
+    const gate = new Promise<void>((resolve) => calls.push({ size: events.length, done: resolve }));
+    await gate;
+    return realWrite(t, events);
+  });
+  const first = coalescer.submit(tenant, prepared());
+  const rest = Array.from({ length: 7 }, () => coalescer.submit(tenant, prepared()));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(calls.map((c) => c.size), [1], 'the first event goes alone; the others wait for its transaction, none starts beside it');
+  calls[0]!.done();
+  assert.equal((await first).status, 201);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(calls.map((c) => c.size), [1, 7], 'the seven that waited are one group');
+  calls[1]!.done();
+  assert.deepEqual((await Promise.all(rest)).map((o) => o.status), Array(7).fill(201));
+});

@@ -10,10 +10,15 @@ interface Waiter {
 
 /**
  * Group commit for single-event requests. A tenant's concurrent `POST /events` are written
- * together: at most `maxInFlight` transactions per tenant are open at once, and the events that
- * arrive meanwhile wait and then go as ONE multi-row insert (up to `maxGroup`) when a transaction
- * ends. There is no timer: an event of an otherwise idle tenant is written at once, and waiting
- * only ever happens behind a transaction that is already running.
+ * together: at most `maxInFlight` transactions per tenant are open at once (default one), and the
+ * events that arrive meanwhile wait and then go as ONE multi-row insert (up to `maxGroup`) when a
+ * transaction ends. There is no timer: an event of an otherwise idle tenant is written at once,
+ * and waiting only ever happens behind a transaction that is already running.
+ *
+ * One at a time rather than two: with two, each group only collects what arrived during the
+ * other's round trip, and groups stayed at ~2.1 events on the benchmark (16 connections); with
+ * one, a group is everything that arrived during the previous one (figures in the commit that
+ * made it one, bench/ingestion.bench.ts).
  *
  * Why: each transaction costs PostgreSQL and node far more than each row (measured with
  * bench/ingestion.bench.ts on this 2-core machine: ~1 ms of PostgreSQL CPU per one-event
@@ -30,7 +35,7 @@ export class IngestCoalescer {
 
   constructor(
     private readonly write: (tenantId: string, events: PreparedEvent[]) => Promise<Outcome[]>,
-    private readonly maxInFlight = 2,
+    private readonly maxInFlight = 1,
     private readonly maxGroup = 500,
   ) {}
 

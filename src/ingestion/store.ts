@@ -39,6 +39,25 @@ export interface InsertedEvent {
   created_at: Date;
 }
 
+/** The statement of insertEvents; also PREPAREd by the single-event path (src/ingestion/coalescer-store.ts). */
+export const insertEventsSql = `WITH ins AS (
+    INSERT INTO attribution_events (tenant_id, idempotency_key, event_type, event_timestamp, occurred_at, session_id, user_id,
+      channel, campaign_id, conversion_value_cents, currency, order_id, raw_payload, revenue_cents, request_hash,
+      processing_status, processed_at, anonymous_id)
+    SELECT $1::uuid, u.k, u.t, u.ts::timestamptz, u.ts::timestamptz, u.s::uuid, u.usr, u.ch, u.cmp, u.v, u.cur, u.o,
+           u.raw::jsonb, coalesce(u.v, 0), decode(u.h, 'hex'), 'pending', NULL, u.anon
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
+                  $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+           WITH ORDINALITY AS u(k, t, ts, s, usr, ch, cmp, v, cur, o, raw, h, anon, n)
+     ORDER BY u.n
+    ON CONFLICT DO NOTHING
+    RETURNING id, idempotency_key, event_timestamp, created_at
+  ),
+  -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once). count():
+  -- Citus refuses a CTE column of pseudo-type void ("column pg_notify has pseudo-type void").
+  notified AS (SELECT count(pg_notify('${EVENTS_CHANNEL}', $1::text)) FROM (SELECT 1 FROM ins LIMIT 1) AS one)
+  SELECT ins.* FROM ins LEFT JOIN notified ON true`;
+
 /**
  * Inserts events (sorted by key, so two batches sharing keys lock them in the same order and
  * cannot deadlock) and returns the rows that were new; a key that exists already (or is being
@@ -58,23 +77,7 @@ export async function insertEvents(client: Queryable, tenantId: string, events: 
     // events travel as arrays, whatever their number). It returns only what the database decides
     // (id, the timestamp as stored, created_at): the other columns are the prepared event's.
     name: 'skeldir_ingest_events_v2',
-    text: `WITH ins AS (
-       INSERT INTO attribution_events (tenant_id, idempotency_key, event_type, event_timestamp, occurred_at, session_id, user_id,
-         channel, campaign_id, conversion_value_cents, currency, order_id, raw_payload, revenue_cents, request_hash,
-         processing_status, processed_at, anonymous_id)
-       SELECT $1::uuid, u.k, u.t, u.ts::timestamptz, u.ts::timestamptz, u.s::uuid, u.usr, u.ch, u.cmp, u.v, u.cur, u.o,
-              u.raw::jsonb, coalesce(u.v, 0), decode(u.h, 'hex'), 'pending', NULL, u.anon
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[],
-                     $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
-              WITH ORDINALITY AS u(k, t, ts, s, usr, ch, cmp, v, cur, o, raw, h, anon, n)
-        ORDER BY u.n
-       ON CONFLICT DO NOTHING
-       RETURNING id, idempotency_key, event_timestamp, created_at
-     ),
-     -- One wake-up for the worker when anything was inserted (a volatile CTE runs exactly once). count():
-     -- Citus refuses a CTE column of pseudo-type void ("column pg_notify has pseudo-type void").
-     notified AS (SELECT count(pg_notify('${EVENTS_CHANNEL}', $1::text)) FROM (SELECT 1 FROM ins LIMIT 1) AS one)
-     SELECT ins.* FROM ins LEFT JOIN notified ON true`,
+    text: insertEventsSql,
     values: [tenantId, c.k, c.t, c.ts, c.s, c.usr, c.ch, c.cmp, c.v, c.cur, c.o, c.raw, c.h, c.anon],
   });
   return rows;

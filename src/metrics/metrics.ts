@@ -8,6 +8,8 @@ import type { QueueStats } from '../worker/stats.js';
  * - `skeldir_http_request_duration_seconds{method,route,status_code}`: a histogram of every
  *   response, labelled by the route's pattern (`/api/v1/events/:id`, bounded cardinality;
  *   `unmatched` for a path no route has), never by a raw URL or a tenant;
+ * - `skeldir_ingest_group_events`: a histogram of the events per group-commit transaction of
+ *   `POST /api/v1/events` (src/ingestion/coalescer.ts);
  * - `skeldir_ingested_events_total{endpoint,outcome}` and `skeldir_webhook_deliveries_total{provider,outcome}`;
  * - the queue and worker figures of all tenants (gauges and counters read from the database at
  *   each scrape). Rates are Prometheus's to compute (`rate(…_total[5m])`): no `*_per_second` gauge.
@@ -21,6 +23,8 @@ export interface Metrics {
   readonly registry: Registry;
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   readonly ingested: Counter<'endpoint' | 'outcome'>;
+  /** Events per transaction of POST /api/v1/events' group commit (src/ingestion/coalescer.ts). */
+  readonly ingestGroup: Histogram;
   readonly webhooks: Counter<'provider' | 'outcome'>;
   /** Sets the database-wide figures (called at each scrape, before rendering). */
   setQueue(stats: QueueStats): void;
@@ -53,6 +57,12 @@ export function createMetrics(): Metrics {
     labelNames: ['endpoint', 'outcome'] as const,
     registers,
   });
+  const ingestGroup = new Histogram({
+    name: 'skeldir_ingest_group_events',
+    help: 'Events written per transaction by POST /api/v1/events (concurrent single events of a tenant share one: group commit).',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 500],
+    registers,
+  });
   const webhooks = new Counter({
     name: 'skeldir_webhook_deliveries_total',
     help: 'Webhook deliveries by provider and outcome: applied, duplicate, ignored, pending, dead_lettered, ping, signature_invalid, too_large, rejected.',
@@ -80,6 +90,7 @@ export function createMetrics(): Metrics {
     registry,
     httpDuration,
     ingested,
+    ingestGroup,
     webhooks,
     setQueue(s) {
       pending.set(s.queue.pending);

@@ -1,0 +1,96 @@
+import { escapeLiteral } from 'pg';
+import type pg from 'pg';
+import { tenantContextSql, withTenant } from '../db/tenant-context.js';
+import { ingestEvents, type Outcome } from './ingest.js';
+import type { PreparedEvent } from './prepare.js';
+import { insertedOutput, insertEventsSql, type InsertedEvent } from './store.js';
+
+/**
+ * The write of one coalescer group (POST /events, src/ingestion/coalescer.ts) in ONE round trip:
+ * `BEGIN; SET LOCAL <tenant>; EXECUTE <insert>(…); COMMIT` as a single simple-protocol query,
+ * where the usual path (withTenant + ingestEvents) takes three (BEGIN + SET LOCAL, the insert,
+ * COMMIT). The tenant context is still a SET LOCAL in an explicit transaction, so Citus carries
+ * it to the workers as before (src/db/tenant-context.ts). The insert is the batch path's own
+ * statement (insertEventsSql), PREPAREd once per connection, its arrays given as quoted literals.
+ *
+ * Only events that the insert did not create (their key exists already, or a concurrent request
+ * holds it) go on to the usual path, which tells a replay from a conflict, so the outcomes are
+ * exactly ingestEvents'. A group with a key twice, or text PostgreSQL cannot take in a simple
+ * query (a NUL; the JSON parser refuses it before, this is a second guard), takes the usual path
+ * whole.
+ */
+export async function writeGroup(pool: pg.Pool, tenantId: string, events: readonly PreparedEvent[]): Promise<Outcome[]> {
+  const usual = () => withTenant(pool, tenantId, (client) => ingestEvents(client, tenantId, events));
+  if (new Set(events.map((e) => e.scopedKey)).size !== events.length) return usual();
+  const text = committedInsertSql(tenantId, events);
+  if (text.includes('\u0000')) return usual();
+
+  const created = new Map<string, InsertedEvent>();
+  for (const row of await insertCommitted(pool, text)) created.set(row.idempotency_key, row);
+  const rest = events.filter((e) => !created.has(e.scopedKey));
+  const others = rest.length > 0 ? await withTenant(pool, tenantId, (client) => ingestEvents(client, tenantId, rest)) : [];
+  let next = 0;
+  return events.map((e) => {
+    const row = created.get(e.scopedKey);
+    return row ? { status: 201, event: insertedOutput(e, row, tenantId) } : others[next++]!;
+  });
+}
+
+const STATEMENT = 'skeldir_ingest_group_v1';
+/** Connections (pool clients live as long as their connection) on which STATEMENT is prepared. */
+const prepared = new WeakSet<pg.PoolClient>();
+
+/** PREPARE of the insert, once per connection: parsed and planned once, like a named protocol statement. */
+async function prepareInsert(client: pg.PoolClient): Promise<void> {
+  if (prepared.has(client)) return;
+  await client.query(`PREPARE ${STATEMENT} (uuid, text[], text[], text[], text[], text[], text[], text[], int[], text[], text[], text[], text[], text[]) AS ${insertEventsSql}`).catch((error: { code?: string }) => {
+    if (error.code !== '42P05') throw error; // duplicate_prepared_statement: it is there already
+  });
+  prepared.add(client);
+}
+
+/** The one query string: the transaction, the tenant context, the insert with its arrays as literals, the commit. */
+function committedInsertSql(tenantId: string, events: readonly PreparedEvent[]): string {
+  const sorted = [...events].sort((a, b) => (a.scopedKey < b.scopedKey ? -1 : a.scopedKey > b.scopedKey ? 1 : 0));
+  const texts = (f: (e: PreparedEvent) => string | null) => escapeLiteral(arrayLiteral(sorted.map(f)));
+  const args = [
+    escapeLiteral(tenantId),
+    texts((e) => e.scopedKey),
+    texts((e) => e.eventType),
+    texts((e) => e.timestamp),
+    texts((e) => e.sessionId),
+    texts((e) => e.userId),
+    texts((e) => e.channel),
+    texts((e) => e.campaignId),
+    `'{${sorted.map((e) => (e.valueCents === null ? 'NULL' : String(e.valueCents))).join(',')}}'`,
+    texts((e) => e.currency),
+    texts((e) => e.orderId),
+    texts((e) => e.raw),
+    texts((e) => e.requestHash),
+    texts((e) => e.anonymousId),
+  ];
+  return `BEGIN; ${tenantContextSql(tenantId)}; EXECUTE ${STATEMENT}(${args.join(', ')}); COMMIT`;
+}
+
+/** A text[] literal: every element double-quoted (backslash and quote escaped), NULL unquoted. */
+function arrayLiteral(values: readonly (string | null)[]): string {
+  return `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, '\\$&')}"`)).join(',')}}`;
+}
+
+/** Runs the one query string; on failure rolls back (the string stops at the failing statement, inside BEGIN). */
+async function insertCommitted(pool: pg.Pool, text: string): Promise<InsertedEvent[]> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await prepareInsert(client);
+    const results = (await client.query(text)) as unknown as pg.QueryResult<InsertedEvent>[];
+    return results[2]!.rows;
+  } catch (error) {
+    // Prepared again next time (a duplicate is harmless), in case the error was its absence.
+    prepared.delete(client);
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
