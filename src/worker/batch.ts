@@ -184,7 +184,7 @@ async function claim(client: pg.ClientBase, s: BatchSettings): Promise<{ events:
   for (const tenantId of tenants) {
     if (events.length >= s.batchSize) break;
     await setTenant(client, tenantId);
-    events.push(...(await claimTenantEvents(client, tenantId, s.batchSize - events.length, skipped)));
+    events.push(...(await claimTenantEvents(client, tenantId, s.batchSize - events.length, skipped, claimedAt!)));
   }
   return { events, claimedAt };
 }

@@ -59,13 +59,15 @@ export async function dueTenants(client: Queryable, limit: number): Promise<{ te
  * by the explicit tenant_id. Due retries first, then events due at once, each branch through its
  * tenant-led partial index (idx_events_claim_retry_tenant, idx_events_claim_new_tenant), FOR
  * UPDATE SKIP LOCKED: the locks are the claim, as on one server; `skip` (events set aside) are
- * neither returned nor locked.
+ * neither returned nor locked. "Due" is by `claimedAt` (the coordinator's now(), from dueTenants),
+ * not the shard's now(): the shard's transaction starts later, and a retry due in between would
+ * be claimed before the claim time the batch reports.
  */
 export const CLAIM_TENANT_SQL = `SELECT c.id, c.tenant_id, c.event_type, c.retry_count
   FROM (SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count
                          FROM attribution_events e
                         WHERE e.tenant_id = $1::uuid AND e.processing_status = 'pending'
-                          AND e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= now() AND e.id <> ALL($3::uuid[])
+                          AND e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= $4::timestamptz AND e.id <> ALL($3::uuid[])
                         ORDER BY e.next_attempt_at
                         LIMIT $2::integer
                           FOR UPDATE SKIP LOCKED) retry
@@ -79,8 +81,8 @@ export const CLAIM_TENANT_SQL = `SELECT c.id, c.tenant_id, c.event_type, c.retry
                           FOR UPDATE SKIP LOCKED) new) c
  LIMIT $2::integer`;
 
-export async function claimTenantEvents(client: Queryable, tenantId: string, limit: number, skip: readonly string[]): Promise<ClaimedEvent[]> {
-  const { rows } = await client.query<ClaimedEvent>(CLAIM_TENANT_SQL, [tenantId, limit, skip]);
+export async function claimTenantEvents(client: Queryable, tenantId: string, limit: number, skip: readonly string[], claimedAt: Date): Promise<ClaimedEvent[]> {
+  const { rows } = await client.query<ClaimedEvent>(CLAIM_TENANT_SQL, [tenantId, limit, skip, claimedAt]);
   return rows;
 }
 
