@@ -26,6 +26,9 @@ const db = await createTestDatabase('head');
 const su = await superClient(db);
 const app = db.appPool({ max: 4 });
 const tenants = await insertTenants(su, 4);
+// A distributed database (TEST_DATABASE_URL + SKELDIR_TEST_CITUS_WORKERS): the claim goes tenant by tenant, as the Worker does.
+const perTenantClaim = (await su.query<{ ok: boolean }>(`SELECT to_regprocedure('skeldir_due_tenants(integer)') IS NOT NULL AS ok`)).rows[0]!.ok;
+if (perTenantClaim) console.log('distributed database (Citus): per-tenant claim');
 
 async function reset(): Promise<void> {
   await su.query('TRUNCATE attribution_events, attribution_allocations, worker_throughput, worker_instances CASCADE');
@@ -77,7 +80,7 @@ try {
     let t0 = performance.now();
     await Promise.all(
       clients.map(async (c, slot) => {
-        const s = { ...DEFAULT_WORKER_OPTIONS, batchSize: BATCH, instanceId: '00000000-0000-0000-0000-00000000000b', slot };
+        const s = { ...DEFAULT_WORKER_OPTIONS, batchSize: BATCH, instanceId: '00000000-0000-0000-0000-00000000000b', slot, perTenantClaim };
         while ((await processBatch(c, s)).claimed > 0);
       }),
     );

@@ -132,41 +132,56 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
         FOR EACH ROW EXECUTE FUNCTION skeldir_allocations_verify_row()`);
   }
 
-  // The worker's claim, per tenant: FOR UPDATE SKIP LOCKED across shards is refused, so each
-  // claim is a router query with an explicit tenant_id; tenants with due work in random order.
-  // It only names candidates, locking nothing: the function runs as its owner, and Citus opens
-  // the owner's own connection to the shard, so row locks taken there blocked the worker's
-  // updates on its skeldir_app connection in the same transaction, which Citus cancelled as a
-  // distributed deadlock (measured: every batch of crash.test.ts). The worker locks the
-  // candidates itself as skeldir_app (lockClaimed, src/worker/queue.ts): that lock is the claim.
+  // The worker's claim, per tenant (src/worker/queue.ts, claimTenantEvents): FOR UPDATE SKIP
+  // LOCKED across shards is refused, so on Citus the worker asks skeldir_due_tenants for the
+  // tenants with due work (a read fanned out to every shard, locking nothing) and claims each
+  // tenant's events itself, as skeldir_app in the tenant's context, with a router query
+  // `tenant_id = t … FOR UPDATE SKIP LOCKED`. Not in a SECURITY DEFINER function: Citus opens the
+  // owner's own connection to the shard for it, and row locks taken there blocked the batch's
+  // updates on its skeldir_app connection, which Citus cancelled as a distributed deadlock
+  // (measured: every batch of crash.test.ts). skeldir_claim_due_events (one statement over all
+  // tenants) cannot run here; it now says so, for a worker of an older release.
   const claim = (await client.query<{ src: string }>(`SELECT prosrc AS src FROM pg_proc WHERE oid = to_regprocedure('skeldir_claim_due_events(integer)')`)).rows[0];
-  if (claim && !claim.src.includes('citus: candidates per tenant')) {
-    await run('skeldir_claim_due_events: per-tenant router claims', `
+  if (claim && !claim.src.includes('citus: the worker claims per tenant')) {
+    await run('skeldir_claim_due_events: refused (the worker claims per tenant on Citus)', `
       CREATE OR REPLACE FUNCTION skeldir_claim_due_events(p_limit integer)
       RETURNS TABLE (id uuid, tenant_id uuid, event_type text, retry_count integer)
       LANGUAGE plpgsql VOLATILE SECURITY DEFINER
       SET search_path = public, pg_temp
       AS $fn$
-      -- citus: candidates per tenant (skeldir citus distribute)
-      DECLARE t uuid; got integer := 0; n integer;
+      -- citus: the worker claims per tenant (skeldir citus distribute)
       BEGIN
-        FOR t IN SELECT d.tenant_id FROM (SELECT DISTINCT e.tenant_id FROM attribution_events e
-                                           WHERE e.processing_status = 'pending' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())) d
-                  ORDER BY random() LOOP
-          RETURN QUERY SELECT c.id, c.tenant_id, c.event_type, c.retry_count
-            FROM (SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count FROM attribution_events e
-                                  WHERE e.tenant_id = t AND e.processing_status = 'pending' AND e.next_attempt_at IS NOT NULL AND e.next_attempt_at <= now()
-                                  ORDER BY e.next_attempt_at LIMIT p_limit - got) retry
-                  UNION ALL
-                  SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count FROM attribution_events e
-                                  WHERE e.tenant_id = t AND e.processing_status = 'pending' AND e.next_attempt_at IS NULL
-                                  ORDER BY e.processed_at, e.created_at LIMIT p_limit - got) new) c
-            LIMIT p_limit - got;
-          GET DIAGNOSTICS n = ROW_COUNT;
-          got := got + n;
-          EXIT WHEN got >= p_limit;
-        END LOOP;
+        RAISE EXCEPTION 'on Citus the worker claims per tenant (skeldir_due_tenants, then FOR UPDATE SKIP LOCKED by tenant_id as the application role): upgrade the worker'
+          USING ERRCODE = 'feature_not_supported';
       END $fn$`);
+  }
+  if (claim && (await client.query(`SELECT 1 FROM pg_proc WHERE oid = to_regprocedure('skeldir_due_tenants(integer)')`)).rows.length === 0) {
+    // plpgsql: the limit is a value when Citus plans the query (a parameter of an inlined sql function is not).
+    await run('skeldir_due_tenants: the tenants with due events, for the per-tenant claim', `
+      CREATE FUNCTION skeldir_due_tenants(p_limit integer)
+      RETURNS TABLE (tenant_id uuid)
+      LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+      SET search_path = public, pg_temp
+      AS $fn$
+      BEGIN
+        RETURN QUERY SELECT d.tenant_id FROM (SELECT DISTINCT e.tenant_id FROM attribution_events e
+                                               WHERE e.processing_status = 'pending' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())) d
+                      ORDER BY random() LIMIT p_limit;
+      END $fn$;
+      REVOKE ALL ON FUNCTION skeldir_due_tenants(integer) FROM PUBLIC;
+      GRANT EXECUTE ON FUNCTION skeldir_due_tenants(integer) TO ${ident(roles.app)};
+      ALTER FUNCTION skeldir_due_tenants(integer) OWNER TO ${ident(roles.system)};
+      COMMENT ON FUNCTION skeldir_due_tenants(integer) IS 'Citus only (skeldir citus distribute): up to n tenants with due pending events, in random order (so that workers spread over tenants); locks nothing: the worker then claims each tenant''s events FOR UPDATE SKIP LOCKED by tenant_id as the application role. SECURITY DEFINER, owned by the system role.'`);
+  }
+  // The per-tenant claim walks the tenant's due events in claim order: the claim indexes lead with
+  // tenant_id here (a shard holds many tenants; the one-server indexes would read and filter the
+  // other tenants' due events of the shard on every claim).
+  for (const [name, replacement, columns, where] of CLAIM_INDEXES) {
+    if (!(await index(replacement))) {
+      await run(`attribution_events: ${replacement} (${columns}) for the per-tenant claim`, `CREATE INDEX ${ident(replacement)} ON attribution_events (${columns}) WHERE ${where}`);
+      await client.query(`COMMENT ON INDEX ${ident(replacement)} IS ${lit(`Citus only (skeldir citus distribute): ${name} led by tenant_id, for the worker's per-tenant claim.`)}`);
+    }
+    if (await index(name)) await run(`attribution_events: drop ${name} (replaced by ${replacement})`, `DROP INDEX ${ident(name)}`);
   }
 
   // Citus turns a local table with a foreign key to a new reference table into a "citus local" table, and
@@ -226,6 +241,12 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
   if (Number(groups) !== 1) throw new Error(`distributed tables are in ${groups} colocation groups, not one`);
   return { plan, changed, workers, steps };
 }
+
+/** The one-server claim indexes (revision 202611280313) and their tenant-led replacements on Citus. */
+const CLAIM_INDEXES: ReadonlyArray<[string, string, string, string]> = [
+  ['idx_events_claim_retry', 'idx_events_claim_retry_tenant', 'tenant_id, next_attempt_at', `processing_status = 'pending' AND next_attempt_at IS NOT NULL`],
+  ['idx_events_claim_new', 'idx_events_claim_new_tenant', 'tenant_id, processed_at, created_at', `processing_status = 'pending' AND next_attempt_at IS NULL`],
+];
 
 function lit(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;

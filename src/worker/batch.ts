@@ -5,14 +5,15 @@ import { retryDelayMs } from './backoff.js';
 import { classifyFailure, isRetryableInPlace, WorkerEventError, type ClassifiedFailure } from './classify.js';
 import {
   claimEvents,
+  claimTenantEvents,
   deadLetter,
+  dueTenants,
   hasDeadEvent,
   markProcessed,
   noteLine,
   recordThroughput,
   resolveRetried,
   scheduleRetry,
-  lockClaimed,
   setTenant,
   type ClaimedEvent,
 } from './queue.js';
@@ -31,6 +32,11 @@ export interface BatchSettings {
   random?: () => number;
   /** Events the worker has set aside (their batches failed as a whole): not processed by this batch. */
   skip?: ReadonlySet<string>;
+  /**
+   * Claim tenant by tenant (Citus: skeldir_due_tenants exists), see claim(). Otherwise one
+   * statement over all tenants (skeldir_claim_due_events).
+   */
+  perTenantClaim?: boolean;
 }
 
 const NO_SKIP: ReadonlySet<string> = new Set();
@@ -89,17 +95,7 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
       ` SET LOCAL idle_in_transaction_session_timeout = ${Math.max(60_000, Math.trunc(s.statementTimeoutMs) * 2)}`,
   );
   try {
-    // Events set aside by the worker are claimed too (they may be at the head of the queue) but
-    // left alone: pending and untouched, their locks released at COMMIT.
-    const skip = s.skip ?? NO_SKIP;
-    const claim = await claimEvents(client, s.batchSize + skip.size);
-    const candidates = claim.events.filter((e) => !skip.has(e.id)).slice(0, s.batchSize);
-    const claimed: ClaimedEvent[] = [];
-    for (const [tenantId, events] of byTenant(candidates)) {
-      await setTenant(client, tenantId);
-      const locked = await lockClaimed(client, tenantId, events.map((e) => e.id));
-      claimed.push(...events.filter((e) => locked.has(e.id)));
-    }
+    const { events: claimed, claimedAt } = await claim(client, s);
     claimedIds = claimed.map((e) => e.id);
     if (claimed.length === 0) {
       await client.query('COMMIT');
@@ -145,7 +141,7 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
       const retried = done.filter((e) => e.retry_count > 0).map((e) => e.id);
       if (retried.length > 0) result.resolved += (await resolveRetried(client, tenantId, retried, noteLine('worker', 'retry succeeded; event processed'))).length;
 
-      for (const { event, error } of failed) result.failures.push(await recordFailure(client, s, tenantId, claim.claimedAt!, event, classifyFailure(error)));
+      for (const { event, error } of failed) result.failures.push(await recordFailure(client, s, tenantId, claimedAt!, event, classifyFailure(error)));
     }
     for (const f of result.failures) {
       if (f.outcome === 'dead') result.deadLettered++;
@@ -160,6 +156,37 @@ export async function processBatch(client: pg.ClientBase, s: BatchSettings): Pro
     if (error instanceof FailureNotRecorded) throw new BatchError(error.cause, claimedIds, error.eventId);
     throw new BatchError(error, claimedIds, null);
   }
+}
+
+/**
+ * Locks up to batchSize due events for this transaction (the locks are the claim).
+ *
+ * One server: one statement over all tenants (skeldir_claim_due_events). Events set aside by the
+ * worker are claimed too (they may be at the head of the queue) but left alone: pending and
+ * untouched, their locks released at COMMIT.
+ *
+ * Citus refuses FOR UPDATE across shards, so there the claim is a loop: the tenants with due
+ * events (one read fanned out to every shard, no locks, random order so that workers spread over
+ * tenants), then per tenant, in its context, a router query FOR UPDATE SKIP LOCKED for what the
+ * batch still lacks, until it is full or the tenants are exhausted. A tenant whose due events
+ * other workers hold gives nothing and the loop goes on to the next. Order differs from one
+ * server: due retries first within a tenant, not across tenants.
+ */
+async function claim(client: pg.ClientBase, s: BatchSettings): Promise<{ events: ClaimedEvent[]; claimedAt: Date | null }> {
+  const skip = s.skip ?? NO_SKIP;
+  if (!s.perTenantClaim) {
+    const c = await claimEvents(client, s.batchSize + skip.size);
+    return { events: c.events.filter((e) => !skip.has(e.id)).slice(0, s.batchSize), claimedAt: c.claimedAt };
+  }
+  const { tenants, claimedAt } = await dueTenants(client, s.batchSize);
+  const events: ClaimedEvent[] = [];
+  const skipped = [...skip];
+  for (const tenantId of tenants) {
+    if (events.length >= s.batchSize) break;
+    await setTenant(client, tenantId);
+    events.push(...(await claimTenantEvents(client, tenantId, s.batchSize - events.length, skipped, claimedAt!)));
+  }
+  return { events, claimedAt };
 }
 
 type Attempt<T = unknown> = { ok: true; value: T } | { ok: false; error: unknown };

@@ -17,6 +17,7 @@ import { truncate } from './classify.js';
 import { DEFAULT_WORKER_OPTIONS, workerOptions, type WorkerOptions } from './options.js';
 import { assertProcessedExactlyOnce, insertPendingEvents, insertTenants, installAudit, journeys } from './test-fixtures.js';
 import { Worker } from './worker.js';
+import { CLAIM_TENANT_SQL, claimTenantEvents, dueTenants } from './queue.js';
 import { INSTANT_TEXT } from '../db/timestamps.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -27,10 +28,13 @@ let su: pg.Client;
 let app: pg.Pool;
 let tenantA: string;
 let tenantB: string;
+/** A distributed database (npm run test:citus): the worker claims tenant by tenant there. */
+let citus = false;
 
 before(async () => {
   db = await createTestDatabase('head');
   su = await superClient(db);
+  citus = (await su.query(`SELECT 1 FROM pg_extension WHERE extname = 'citus'`)).rows.length > 0;
   await installAudit(su);
   [tenantA, tenantB] = await insertTenants(su, 2) as [string, string];
   app = db.appPool({ max: 4 });
@@ -63,6 +67,28 @@ async function withWorker<T>(options: Partial<WorkerOptions>, fn: (w: Worker) =>
     await w.stop();
   }
 }
+
+/**
+ * A sequence the test's triggers count with. On Citus the triggers fire on the shards, so it is
+ * created on every worker too (each counts its own shards' firings; the events concerned are one
+ * tenant's, on one worker): Citus does not propagate a sequence no distributed table uses.
+ */
+async function sequence(name: string): Promise<void> {
+  for (const sql of [`CREATE SEQUENCE ${name}`, `GRANT USAGE ON SEQUENCE ${name} TO skeldir_app`]) {
+    await su.query(sql);
+    if (citus) await su.query(`SELECT run_command_on_workers($1)`, [sql]);
+  }
+}
+
+/** nextval of such a sequence: the largest over the nodes on Citus. */
+async function nextval(name: string): Promise<number> {
+  if (!citus) return (await su.query(`SELECT nextval('${name}')::int AS n`)).rows[0].n;
+  const { rows } = await su.query(`SELECT max(result::int) AS n FROM run_command_on_workers($1)`, [`SELECT nextval('${name}')`]);
+  return rows[0].n;
+}
+
+/** Why the tests that re-queue a dead event through `skeldir dlq retry` do not run that part on Citus. */
+const DLQ_ON_CITUS = 'src/dlq/store.ts applyRemediation locks the event and its dead event FOR UPDATE by id without tenant_id, which Citus refuses across shards ("could not run distributed query with FOR UPDATE/SHARE commands"); dlq.test.ts is left out of test:citus for the same reason';
 
 const queueEmpty = `SELECT NOT EXISTS (SELECT 1 FROM attribution_events WHERE processing_status = 'pending') AS ok`;
 
@@ -140,12 +166,39 @@ describe('the claim', () => {
     }
   }
 
+  /**
+   * Citus: EXPLAIN of the worker's per-tenant claim (CLAIM_TENANT_SQL, the values in place of its
+   * parameters), as the application role in the tenant's context, as the worker runs it.
+   */
+  async function tenantClaimPlan(tenantId: string, limit: number, analyze: boolean): Promise<string> {
+    const sql = CLAIM_TENANT_SQL.replaceAll('$1::uuid', `'${tenantId}'::uuid`).replaceAll('$2::integer', String(limit)).replaceAll('$3::uuid[]', `'{}'::uuid[]`).replaceAll('$4::timestamptz', 'now()');
+    return withTenant(app, tenantId, async (c) => {
+      const rows = (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF, TIMING OFF)' : ''} ${sql}`)).rows;
+      if (analyze) await c.query('ROLLBACK; BEGIN'); // its locks go with it
+      return rows.map((r) => r['QUERY PLAN']).join('\n');
+    });
+  }
+
   test('locks due pending events through the partial indexes (EXPLAIN of the function body)', async () => {
     // A realistic table: most rows processed, a few pending; statistics up to date.
     await insertPendingEvents(app, tenantA, journeys({ events: 3000, touches: 5, conversionRate: 0, seed: 3 }));
     await su.query(`UPDATE attribution_events SET processing_status = 'processed'`);
     await insertPendingEvents(app, tenantA, journeys({ events: 20, touches: 5, conversionRate: 0, seed: 4 }));
     await su.query('ANALYZE attribution_events');
+    if (citus) {
+      // The function's body is one statement over all tenants, which Citus refuses (FOR UPDATE
+      // across shards): the worker claims per tenant there. The same checks on that statement,
+      // plus the routing: one task, the tenant's shard.
+      const plan = await tenantClaimPlan(tenantA, 100, false);
+      assert.match(plan, /Task Count: 1\b/, plan);
+      assert.match(plan, /LockRows/, plan);
+      assert.match(plan, /Index Scan using idx_events_claim_retry_tenant_\d+ on attribution_events_\d+/, plan);
+      assert.match(plan, /Index Scan using idx_events_claim_new_tenant_\d+ on attribution_events_\d+/, plan);
+      assert.doesNotMatch(plan, /Seq Scan|Sort|Bitmap/, plan);
+      assert.equal(CLAIM_TENANT_SQL.match(/FOR UPDATE SKIP LOCKED/g)?.length, 2);
+      await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+      return;
+    }
     const { plan, src } = await claimPlan(100, false);
     assert.match(plan, /LockRows/, plan);
     assert.match(plan, /Index Scan using idx_events_claim_retry on attribution_events/, plan);
@@ -165,6 +218,28 @@ describe('the claim', () => {
     await su.query(`UPDATE attribution_events SET retry_count = 2, next_attempt_at = now() - interval '1 minute' WHERE id = ANY($1)`, [due]);
     const fresh = await insertPendingEvents(app, tenantA, journeys({ events: 30, touches: 5, conversionRate: 0, seed: 8 }));
     await su.query('ANALYZE attribution_events');
+    if (citus) {
+      // Per tenant (see above): B has the waiting and the due retries, A the new events.
+      for (const [tenant, expected] of [[tenantB, 30], [tenantA, 30]] as const) {
+        for (const limit of [100, 10]) {
+          const plan = await tenantClaimPlan(tenant, limit, true);
+          assert.match(plan, /Task Count: 1\b/, plan);
+          assert.doesNotMatch(plan, /Seq Scan|Sort|Bitmap/, plan);
+          const removed = [...plan.matchAll(/Rows Removed by Filter: (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+          assert.equal(removed, 0, `no row read and thrown away:\n${plan}`);
+          const locked = Number(/Limit \(actual rows=(\d+)/.exec(plan)?.[1]);
+          assert.equal(locked, Math.min(limit, expected), plan);
+        }
+      }
+      const tenants = await withTenant(app, tenantA, async (c) => (await dueTenants(c, 10)).tenants);
+      assert.deepEqual(new Set(tenants), new Set([tenantA, tenantB]), 'both tenants have due work');
+      const claimB = await withTenant(app, tenantB, async (c) => (await claimTenantEvents(c, tenantB, 100, [], new Date())).map((e) => e.id));
+      assert.deepEqual(new Set(claimB), new Set(due), 'the due retries, no waiting one');
+      const claimA = await withTenant(app, tenantA, async (c) => (await claimTenantEvents(c, tenantA, 100, fresh.slice(0, 5), new Date())).map((e) => e.id));
+      assert.deepEqual(new Set(claimA), new Set(fresh.slice(5)), 'the new events, the ones set aside left out');
+      await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
+      return;
+    }
     for (const limit of [100, 10]) {
       const { plan } = await claimPlan(limit, true);
       assert.doesNotMatch(plan, /Seq Scan|Sort|Bitmap/, plan);
@@ -190,6 +265,16 @@ describe('the claim', () => {
     assert.equal(fn.owner, 'skeldir_system');
     assert.equal(fn.definer, true);
     assert.doesNotMatch(fn.acl, /(^|,)=X/, 'PUBLIC may not execute it');
+    if (citus) {
+      const due = (await su.query<{ owner: string; definer: boolean; acl: string }>(
+        `SELECT pg_get_userbyid(proowner) AS owner, prosecdef AS definer, array_to_string(proacl, ',') AS acl FROM pg_proc WHERE proname = 'skeldir_due_tenants'`,
+      )).rows[0]!;
+      assert.deepEqual([due.owner, due.definer], ['skeldir_system', true], 'the per-tenant claim\'s tenant list: as the system role');
+      assert.doesNotMatch(due.acl, /(^|,)=X/, 'PUBLIC may not execute it');
+      assert.match(due.acl, /skeldir_app=X/);
+      // The one-statement claim is refused with a reason (a worker of an older release).
+      await assert.rejects(withTenant(app, tenantA, (c) => c.query('SELECT * FROM skeldir_claim_due_events(1)')), /on Citus the worker claims per tenant/);
+    }
     await su.query('BEGIN');
     try {
       await su.query('SET LOCAL ROLE skeldir_system');
@@ -206,7 +291,8 @@ describe('the claim', () => {
       await refused(`DELETE FROM attribution_events`, /permission denied/);
       await refused(`INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
         VALUES ('${tenantA}', 'x', 'x', '{}', '{}', 'x', 'x', 'x')`, /permission denied/);
-      const locked = (await su.query<{ id: string }>('SELECT id FROM attribution_events FOR UPDATE SKIP LOCKED')).rows.map((r) => r.id);
+      // On Citus with the tenant named: FOR UPDATE across shards is refused there.
+      const locked = (await su.query<{ id: string }>(`SELECT id FROM attribution_events ${citus ? `WHERE tenant_id = '${tenantA}'` : ''} FOR UPDATE SKIP LOCKED`)).rows.map((r) => r.id);
       assert.deepEqual(locked, [pending], 'it may lock the pending row');
     } finally {
       await su.query('ROLLBACK');
@@ -296,7 +382,7 @@ describe('processing', () => {
     assert.equal(d.retry_count, 1);
   });
 
-  test('a poison event retries with growing delays, dies after the last retry, and `dlq retry` after the fix resolves it', async () => {
+  test('a poison event retries with growing delays, dies after the last retry, and `dlq retry` after the fix resolves it', async (t) => {
     const events = journeys({ events: 30, touches: 5, conversionRate: 0, seed: 21 });
     const ids = await insertPendingEvents(app, tenantA, events);
     const poison = ids[7]!;
@@ -333,10 +419,17 @@ describe('processing', () => {
     assert.equal(d.error_code, 'sqlstate_P0001');
     assert.match(d.error_message, /poisoned event/);
     // node-postgres's stack, then what PostgreSQL said about where the error arose.
-    assert.match(d.error_traceback, /^error: poisoned event[\s\S]*\nDETAIL: the poison detail\nHINT: drop the trigger\nCONTEXT: PL\/pgSQL function test_poison\(\) line \d+ at RAISE$/);
+    // (Citus adds the shard's node to the context: "while executing command on <host:port>".)
+    assert.match(d.error_traceback, /^error: poisoned event[\s\S]*\nDETAIL: the poison detail\nHINT: drop the trigger\nCONTEXT: PL\/pgSQL function test_poison\(\) line \d+ at RAISE(\nwhile executing command on [\d.]+:\d+)?$/);
     assert.equal(d.retry_count, maxRetries + 1);
     assert.equal(d.event_type, 'touchpoint');
     assert.equal(d.remediation_status, 'pending');
+    if (citus) {
+      await su.query('DROP TRIGGER trg_test_poison ON attribution_events');
+      await su.query(`DELETE FROM dead_events; DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
+      t.diagnostic(`on Citus the \`dlq retry\` half is not run: ${DLQ_ON_CITUS}`);
+      return;
+    }
 
     // A retry before the fix fails again: the same dead event is reopened (pending), not duplicated.
     let r = await runCli(['dlq', 'retry', d.id, '--tenant', tenantA, '--notes', 'trying once more'], { env: { DATABASE_URL: db.url } });
@@ -363,7 +456,8 @@ describe('processing', () => {
     await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
   });
 
-  test('an event retried from the dead-letter queue gets exactly one more attempt, even with retries left', async () => {
+  test('an event retried from the dead-letter queue gets exactly one more attempt, even with retries left', async (t) => {
+    if (citus) return t.skip(`on Citus: the retry goes through \`dlq retry\`: ${DLQ_ON_CITUS}`);
     // Dead at once (permanent: no value) with retry_count 1 of maxRetries 5.
     const [id] = await insertPendingEvents(app, tenantA, [{ type: 'conversion', channel: 'email', session: randomUUID(), at: new Date('2026-10-01T00:00:00Z'), value: null }]);
     const failures: FailureReport[] = [];
@@ -399,13 +493,13 @@ describe('processing', () => {
   test('transient errors are repeated in place and burn no retry; a lost connection rolls the batch back and it is redone', async () => {
     const ids = await insertPendingEvents(app, tenantB, journeys({ events: 40, touches: 4, conversionRate: 0.25, seed: 31 }));
     // Two serialization failures, then success (a sequence ignores rollbacks).
-    await su.query(`CREATE SEQUENCE test_flaky_seq; GRANT USAGE ON SEQUENCE test_flaky_seq TO skeldir_app`);
+    await sequence('test_flaky_seq');
     await su.query(`CREATE FUNCTION test_flaky() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF nextval('test_flaky_seq') <= 2 THEN RAISE EXCEPTION 'could not serialize' USING ERRCODE = '40001'; END IF; RETURN NEW; END $$`);
     await su.query(`CREATE TRIGGER trg_test_flaky BEFORE UPDATE OF processing_status ON attribution_events
       FOR EACH ROW WHEN (NEW.id = '${ids[9]}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_flaky()`);
     // Once, the connection of the worker processing event 20 is killed mid-batch.
-    await su.query(`CREATE SEQUENCE test_kill_seq`);
+    await sequence('test_kill_seq');
     await su.query(`CREATE FUNCTION test_kill() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
       BEGIN IF nextval('test_kill_seq') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF; RETURN NEW; END $$`);
     await su.query(`GRANT EXECUTE ON FUNCTION test_kill() TO skeldir_app`);
@@ -420,11 +514,13 @@ describe('processing', () => {
     });
     assert.deepEqual(failures, [], 'no attempt failed');
     assert.equal(lost, 1, 'the connection was lost once');
-    assert.ok((await su.query(`SELECT nextval('test_flaky_seq')::int AS n`)).rows[0].n >= 4, 'failed twice, then passed');
+    assert.ok((await nextval('test_flaky_seq')) >= 4, 'failed twice, then passed');
     const rows = (await su.query(`SELECT count(*) FILTER (WHERE processing_status = 'processed' AND retry_count = 0)::int AS ok FROM attribution_events`)).rows[0];
     assert.equal(rows.ok, 40, 'all processed, none with a retry counted');
     await assertProcessedExactlyOnce(su, 40);
-    await su.query(`DROP TRIGGER trg_test_flaky ON attribution_events; DROP TRIGGER trg_test_kill ON attribution_events`);
+    // One statement per query: Citus forwards DDL as the query string, and a worker refuses two commands in one.
+    await su.query(`DROP TRIGGER trg_test_flaky ON attribution_events`);
+    await su.query(`DROP TRIGGER trg_test_kill ON attribution_events`);
     await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
   });
 
@@ -535,7 +631,8 @@ describe('one bad event blocks nothing', () => {
       const left = (await su.query(`SELECT id, processing_status, retry_count FROM attribution_events WHERE processing_status <> 'processed' ORDER BY id`)).rows;
       assert.deepEqual(left, [a, b].sort().map((id) => ({ id, processing_status: 'pending', retry_count: 0 })), 'left pending, untouched');
       // Once the database is fixed, the same worker processes them when their time aside (1 s here) is over.
-      await su.query(`DROP TRIGGER trg_test_frozen ON attribution_events; DROP TRIGGER trg_test_deferred ON attribution_events`);
+      await su.query(`DROP TRIGGER trg_test_frozen ON attribution_events`); // one DDL statement per query (Citus)
+      await su.query(`DROP TRIGGER trg_test_deferred ON attribution_events`);
       await until(queueEmpty, [], 30_000);
     });
     await assertProcessedExactlyOnce(su, 60);
@@ -695,7 +792,10 @@ describe('the worker command', () => {
     child.stdout!.on('data', (d) => (stderr += d));
     try {
       // The slow event is in the first batch: wait until its statement is running.
-      await until(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%UPDATE attribution_events%' AND wait_event = 'PgSleep') AS ok`);
+      // On Citus the trigger sleeps on the shard's node: citus_stat_activity shows every node's backends.
+      await until(citus
+        ? `SELECT EXISTS (SELECT 1 FROM citus_stat_activity WHERE datname = current_database() AND query LIKE '%UPDATE %attribution_events%' AND wait_event = 'PgSleep') AS ok`
+        : `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%UPDATE attribution_events%' AND wait_event = 'PgSleep') AS ok`);
       child.kill('SIGTERM');
       const [code] = (await once(child, 'close')) as [number | null];
       assert.equal(code, 0, stderr);

@@ -73,6 +73,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   private readonly suspects = new Set<string>();
   /** Single-event batches left before the suspects are forgotten (another worker may have taken them). */
   private isolationLeft = 0;
+  /** Claim tenant by tenant: the database is distributed (Citus; see processBatch's claim). */
+  private perTenantClaim = false;
 
   constructor(
     private readonly db: Pick<Database, 'appPool' | 'appClientConfig'>,
@@ -97,6 +99,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       if (!rows[0]!.ok) {
         throw new WorkerSetupError('worker_schema_outdated', 'the database schema has no worker claim function skeldir_claim_due_events (revision 202611280313); run `skeldir migrate upgrade` first');
       }
+      // `skeldir citus distribute` made it: FOR UPDATE across shards is refused, the claim goes tenant by tenant.
+      this.perTenantClaim = (await pool.query<{ ok: boolean }>(`SELECT to_regprocedure('skeldir_due_tenants(integer)') IS NOT NULL AS ok`)).rows[0]!.ok;
       await registerInstance(pool, this.instanceId, this.options);
       await housekeeping(pool).catch((error) => this.log.warn({ err: error }, 'worker housekeeping failed'));
     } catch (error) {
@@ -182,6 +186,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
           statementTimeoutMs: this.options.statementTimeoutMs,
           instanceId: this.instanceId,
           slot,
+          perTenantClaim: this.perTenantClaim,
         });
       } catch (error) {
         if (client) {
