@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { tenantContextSql, withTenant } from '../db/tenant-context.js';
 import { ingestEvents, type Outcome } from './ingest.js';
 import type { PreparedEvent } from './prepare.js';
-import { insertedOutput, insertEventsSql, type InsertedEvent } from './store.js';
+import { columnLiterals, insertedOutput, insertEventsSql, type InsertedEvent } from './store.js';
 
 /**
  * The write of one coalescer group (POST /events, src/ingestion/coalescer.ts) in ONE round trip:
@@ -52,29 +52,10 @@ async function prepareInsert(client: pg.PoolClient): Promise<void> {
 /** The one query string: the transaction, the tenant context, the insert with its arrays as literals, the commit. */
 function committedInsertSql(tenantId: string, events: readonly PreparedEvent[]): string {
   const sorted = [...events].sort((a, b) => (a.scopedKey < b.scopedKey ? -1 : a.scopedKey > b.scopedKey ? 1 : 0));
-  const texts = (f: (e: PreparedEvent) => string | null) => escapeLiteral(arrayLiteral(sorted.map(f)));
-  const args = [
-    escapeLiteral(tenantId),
-    texts((e) => e.scopedKey),
-    texts((e) => e.eventType),
-    texts((e) => e.timestamp),
-    texts((e) => e.sessionId),
-    texts((e) => e.userId),
-    texts((e) => e.channel),
-    texts((e) => e.campaignId),
-    `'{${sorted.map((e) => (e.valueCents === null ? 'NULL' : String(e.valueCents))).join(',')}}'`,
-    texts((e) => e.currency),
-    texts((e) => e.orderId),
-    texts((e) => e.raw),
-    texts((e) => e.requestHash),
-    texts((e) => e.anonymousId),
-  ];
+  // The same array literals as insertEvents' parameters (columnLiterals), here as SQL string literals.
+  const c = columnLiterals(sorted);
+  const args = [tenantId, c.k, c.t, c.ts, c.s, c.usr, c.ch, c.cmp, c.v, c.cur, c.o, c.raw, c.h, c.anon].map(escapeLiteral);
   return `BEGIN; ${tenantContextSql(tenantId)}; EXECUTE ${STATEMENT}(${args.join(', ')}); COMMIT`;
-}
-
-/** A text[] literal: every element double-quoted (backslash and quote escaped), NULL unquoted. */
-function arrayLiteral(values: readonly (string | null)[]): string {
-  return `{${values.map((v) => (v === null ? 'NULL' : `"${v.replace(/[\\"]/g, '\\$&')}"`)).join(',')}}`;
 }
 
 /** Runs the one query string; on failure rolls back (the string stops at the failing statement, inside BEGIN). */

@@ -95,7 +95,7 @@ const ESCAPED = /["\\]/g;
  * either (the timestamp, matched by prepareEvent's pattern; the session UUID and the hex hash, made
  * there) are not tested at all.
  */
-function columnLiterals(events: readonly PreparedEvent[]) {
+export function columnLiterals(events: readonly PreparedEvent[]) {
   let k = '', t = '', ts = '', s = '', usr = '', ch = '', cmp = '', v = '', cur = '', o = '', raw = '', h = '', anon = '';
   for (let i = 0; i < events.length; i++) {
     const e = events[i]!;
