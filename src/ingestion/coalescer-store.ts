@@ -1,5 +1,6 @@
 import { escapeLiteral } from 'pg';
 import type pg from 'pg';
+import { runsCitus } from '../db/citus.js';
 import { tenantContextSql, withTenant } from '../db/tenant-context.js';
 import { ingestEvents, type Outcome } from './ingest.js';
 import type { PreparedEvent } from './prepare.js';
@@ -21,6 +22,9 @@ import { columnLiterals, insertedOutput, insertEventsSql, type InsertedEvent } f
  */
 export async function writeGroup(pool: pg.Pool, tenantId: string, events: readonly PreparedEvent[]): Promise<Outcome[]> {
   const usual = () => withTenant(pool, tenantId, (client) => ingestEvents(client, tenantId, events));
+  // On Citus the prepared statement would be EXECUTEd on a worker that never saw the PREPARE (measured: every
+  // write refused, "prepared statement … does not exist"): the usual path, asked once per pool.
+  if (await onCitus(pool)) return usual();
   if (new Set(events.map((e) => e.scopedKey)).size !== events.length) return usual();
   const text = committedInsertSql(tenantId, events);
   if (text.includes('\u0000')) return usual();
@@ -34,6 +38,18 @@ export async function writeGroup(pool: pg.Pool, tenantId: string, events: readon
     const row = created.get(e.scopedKey);
     return row ? { status: 201, event: insertedOutput(e, row, tenantId) } : others[next++]!;
   });
+}
+
+const citus = new WeakMap<pg.Pool, Promise<boolean>>();
+function onCitus(pool: pg.Pool): Promise<boolean> {
+  let v = citus.get(pool);
+  if (!v) {
+    v = runsCitus(pool);
+    // A failed check (the database away) is asked again next time, not remembered.
+    v.catch(() => citus.delete(pool));
+    citus.set(pool, v);
+  }
+  return v;
 }
 
 const STATEMENT = 'skeldir_ingest_group_v1';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { classifySpend, type RuleSet } from '../channels/classify.js';
 import { loadRuleSet } from '../channels/cache.js';
+import { runsCitus } from '../db/citus.js';
 import type { Queryable } from '../db/pool.js';
 import { withTenant } from '../db/tenant-context.js';
 import { silentProgress, type Progress } from '../migrations/context.js';
@@ -14,7 +15,6 @@ import {
   deleteStaleSpend,
   deleteStaleSpendFromStaging,
   insertNewSpendFromStaging,
-  runsCitus,
   updateSpendFromStaging,
   upsertSpendFromStaging,
   upsertSpend,

@@ -151,16 +151,6 @@ export async function deleteStaleSpend(client: Queryable, tenantId: string, rows
 }
 
 /**
- * Whether the database runs Citus: there a multi-row INSERT … SELECT into a distributed table is
- * executed as COPY (refused under row-level security) and a temporary table cannot be joined in a
- * modification, so a file import writes in batches (upsertSpend) instead of through the staging table.
- */
-export async function runsCitus(client: Queryable): Promise<boolean> {
-  const r = await client.query<{ citus: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus`);
-  return r.rows[0]!.citus;
-}
-
-/**
  * A file import's rows go through a staging table: COPY into ad_spend itself is refused for the
  * application role (forced row-level security), a temporary table has none, and one
  * INSERT … SELECT from it then goes through the policies. Measured at 50,000 rows: 0.39× COPY's
