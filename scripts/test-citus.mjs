@@ -40,8 +40,8 @@ const CITUS_SUITE = [
   'src/http/openapi.test.ts',
   'src/http/settings-routes.test.ts',
   'src/http/web.test.ts',
-  // Each skips one test on Citus, saying why: the order-lock race the shards' allocation trigger does
-  // not cover (docs/scaling.md), and the retry end to end through the worker (not on Citus yet).
+  // ledger.test skips one test on Citus, saying why: the order-lock race the shards' allocation trigger
+  // does not cover (docs/scaling.md). dlq.test runs whole there, its retry through the worker included.
   'src/ledger/ledger.test.ts',
   'src/webhooks/webhooks.test.ts',
   'src/dlq/dlq.test.ts',

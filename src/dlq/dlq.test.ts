@@ -8,7 +8,7 @@ import { tenantContextSql, withTenant } from '../db/tenant-context.js';
 import { buildApp, type App } from '../http/app.js';
 import { createTenant } from '../tenants/tenants.js';
 import { runCli } from '../testing/cli.js';
-import { createTestDatabase, lockWaiters, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
+import { createTestDatabase, lockWaiters, superClient, type TestDatabase } from '../testing/db.js';
 import { DEFAULT_WORKER_OPTIONS } from '../worker/options.js';
 import { insertPendingEvents } from '../worker/test-fixtures.js';
 import { Worker } from '../worker/worker.js';
@@ -340,8 +340,7 @@ describe('remediation moves', () => {
 describe('retry end to end', () => {
   // The worker does not run on Citus yet (scripts/test-citus.mjs, src/worker/worker.test.ts): this one
   // test needs it; the API's side of a retry is tested on Citus by the remediation tests above.
-  const withoutWorker = testsRunOnCitus() && "the worker's updates are refused on Citus (as src/worker/worker.test.ts in scripts/test-citus.mjs)";
-  test('a conversion without value dies; after the data is fixed, an API retry gets it processed and the dead event resolved', { skip: withoutWorker }, async () => {
+  test('a conversion without value dies; after the data is fixed, an API retry gets it processed and the dead event resolved', async () => {
     await su.query(`DELETE FROM attribution_events WHERE processing_status = 'pending'`);
     const [eventId] = await insertPendingEvents(appPool, B.tenant_id, [{ type: 'conversion', channel: 'email', session: randomUUID(), at: new Date('2026-10-01T00:00:00Z'), value: null }]);
     const options = { ...DEFAULT_WORKER_OPTIONS, concurrency: 1, pollMs: 50 };

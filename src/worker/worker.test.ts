@@ -88,7 +88,7 @@ async function nextval(name: string): Promise<number> {
 }
 
 /** Why the tests that re-queue a dead event through `skeldir dlq retry` do not run that part on Citus. */
-const DLQ_ON_CITUS = 'src/dlq/store.ts applyRemediation locks the event and its dead event FOR UPDATE by id without tenant_id, which Citus refuses across shards ("could not run distributed query with FOR UPDATE/SHARE commands"); dlq.test.ts is left out of test:citus for the same reason';
+const DLQ_ON_CITUS = 'written when src/dlq/store.ts applyRemediation locked the event FOR UPDATE by id without tenant_id (refused by Citus across shards); it now names tenant_id and dlq.test.ts retries through the worker on the cluster, but these halves have not been re-tried there';
 
 const queueEmpty = `SELECT NOT EXISTS (SELECT 1 FROM attribution_events WHERE processing_status = 'pending') AS ok`;
 
