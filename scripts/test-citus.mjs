@@ -23,6 +23,7 @@ const shared = process.env.CITUS_SHARED_DIR ?? join(root, '..', 'shared', 'citus
  */
 const CITUS_SUITE = [
   'src/citus/citus.test.ts',
+  'src/citus/upgrade.test.ts',
   'src/tenants/isolation.test.ts',
   'src/ingestion/ingestion.test.ts',
   'src/collect/collect.test.ts',

@@ -158,15 +158,15 @@ async function onWorker<T>(adminUrl: string, worker: string, fn: (c: pg.Client) 
   return withClient(workerUrl(adminUrl, worker), fn);
 }
 
-async function prepareCitus(adminUrl: string, workers: string[], roles: Roles): Promise<void> {
+async function prepareCitus(adminUrl: string, workers: string[], roles: Roles, name: string = TEMPLATE): Promise<void> {
   for (const w of workers) {
     await onWorker(adminUrl, w, async (c) => {
-      await createDatabaseIfMissing(c, TEMPLATE, roles.owner, 'template0');
+      await createDatabaseIfMissing(c, name, roles.owner, 'template0');
     });
-    await withClient(urlFor(workerUrl(adminUrl, w), TEMPLATE), (c) => c.query('CREATE EXTENSION IF NOT EXISTS citus'));
+    await withClient(urlFor(workerUrl(adminUrl, w), name), (c) => c.query('CREATE EXTENSION IF NOT EXISTS citus'));
   }
   const coordinator = new URL(adminUrl);
-  await withClient(urlFor(adminUrl, TEMPLATE), async (c) => {
+  await withClient(urlFor(adminUrl, name), async (c) => {
     await c.query('CREATE EXTENSION IF NOT EXISTS citus');
     await c.query(`SELECT citus_set_coordinator_host($1, $2)`, [coordinator.hostname, Number(coordinator.port || 5432)]);
     for (const w of workers) {
@@ -193,6 +193,30 @@ export async function createTestDatabase(from: 'head' | 'empty' = 'head'): Promi
   const roles = await withClient(adminUrl, (c) => ensureRoles(c, ROLE_CONFIG));
   if (from === 'head') await ensureTemplate(adminUrl, roles);
   return cloneDatabase(adminUrl, roles, from === 'head' ? TEMPLATE : 'template0');
+}
+
+/**
+ * On Citus (npm run test:citus): an empty database of one name on every node, the extension
+ * created and the workers registered in the coordinator's copy, not migrated and not distributed
+ * (for tests that migrate and distribute themselves, e.g. an upgrade of a distributed database).
+ */
+export async function createCitusDatabase(): Promise<TestDatabase> {
+  const workers = citusWorkers();
+  if (!workers.length) throw new Error('createCitusDatabase: not on a Citus cluster (npm run test:citus)');
+  const adminUrl = await testServer();
+  const roles = await withClient(adminUrl, (c) => ensureRoles(c, ROLE_CONFIG));
+  const name = `skeldir_t_${randomBytes(6).toString('hex')}`;
+  await withClient(adminUrl, (c) => createDatabaseIfMissing(c, name, roles.owner, 'template0'));
+  await prepareCitus(adminUrl, workers, roles, name);
+  const nodes = [adminUrl, ...workers.map((w) => workerUrl(adminUrl, w))];
+  return {
+    ...databaseAt(urlFor(adminUrl, name), roles),
+    name,
+    adminUrl,
+    drop: async () => {
+      for (const node of nodes) await withClient(node, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+    },
+  };
 }
 
 /**
