@@ -49,12 +49,20 @@ async function seedPerson(tenant: { tenant_id: string; api_key: string }, person
   await withTenant(appPool, t, async (c) => {
     const conv = await c.query<{ id: string }>(`SELECT id FROM attribution_events WHERE tenant_id = $1 AND order_id = $2`, [t, order]);
     await attributeConversion(c, t, conv.rows[0]!.id);
-    // The worker gave up on one of their events once (its dead event copies the payload) …
-    await c.query(
-      `INSERT INTO dead_events (tenant_id, event_id, source, error_code, error_type, error_message, error_detail, event_type, raw_payload)
-       SELECT $1, id, 'worker', 'data', 'data', 'failed', '{}', event_type, raw_payload FROM attribution_events WHERE tenant_id = $1 AND raw_payload->>'idempotency_key' = $2`,
+    // The worker gave up on one of their events once (its dead event copies the payload) … (read, then inserted
+    // with its values: Citus ran the INSERT … SELECT from attribution_events, tenant_id taken from the row or not,
+    // as COPY on the coordinator, which row-level security refuses: "COPY FROM not supported with row-level security")
+    const failed = await c.query<{ id: string; event_type: string; raw_payload: unknown }>(
+      `SELECT id, event_type, raw_payload FROM attribution_events WHERE tenant_id = $1 AND raw_payload->>'idempotency_key' = $2`,
       [t, `${person}-t1-${day}`],
     );
+    for (const e of failed.rows) {
+      await c.query(
+        `INSERT INTO dead_events (tenant_id, event_id, source, error_code, error_type, error_message, error_detail, event_type, raw_payload)
+         VALUES ($1, $2, 'worker', 'data', 'data', 'failed', '{}', $3, $4)`,
+        [t, e.id, e.event_type, e.raw_payload],
+      );
+    }
     // … a signed webhook that could not be used carried their id, with no event behind it …
     await c.query(
       `INSERT INTO dead_events (tenant_id, source, error_code, error_type, error_message, error_detail, event_type, raw_payload)
