@@ -51,6 +51,9 @@ const CITUS_SUITE = [
   // on Citus, refused under row-level security) and name tenant_id in every statement.
   'src/attribution/entry.test.ts',
   'src/attribution/runs.test.ts',
+  'src/attribution/engine.test.ts',
+  'src/attribution/routes.test.ts',
+  'src/attribution/totals.test.ts',
   'src/reconciliation/reconciliation.test.ts',
 ];
 const NO_DB = 'no database (pure computation): the same on any server';
@@ -84,10 +87,7 @@ const LEFT_OUT = {
   'src/forensics/lint.test.ts': 'lints the schema at head (before distribution), what npm test covers',
   'src/forensics/sabotage.test.ts': 'sabotages the schema with DDL on plain tables, what npm test covers',
   'src/channels/channels.test.ts': `${NOT_YET}: fails on the cluster (re-classification, rules)`,
-  'src/attribution/engine.test.ts': NOT_YET,
-  'src/attribution/routes.test.ts': NOT_YET,
   'src/attribution/coverage.test.ts': NO_DB,
-  'src/attribution/totals.test.ts': NOT_YET,
   'src/worker/worker.test.ts': 'passes alone on the cluster (22 tests: 21 pass, 1 skipped; twice, load 1 and 7-9) but not inside the whole Citus suite: there the set-aside test timed out waiting for 58 processed events and left its row-frozen trigger behind, failing the observability test after it (2026-12-07, 300/304 with it in the suite)',
   'src/worker/restart.test.ts': 'starts its own embedded PostgreSQL (one server) to stop and restart it under a running worker: the cluster is not involved (under test:citus it passes, 1/1, on that one server again)',
   'src/cli/outage.test.ts': 'stops and restarts the database server: one embedded server by design',
