@@ -5,14 +5,20 @@
 // touch's channel, half each), created at the conversion's time as the engine writes them, a
 // ledger row for 3 of 4 orders, 90 days of spend on 3 paid channels, 1,000 dead events.
 import type pg from 'pg';
+import { withTriggersOff } from '../src/testing/triggers-off.js';
 
 export const BENCH_TENANT = '00000000-0000-4000-8000-00000000be0c';
 
-/** Bulk data as the superuser with triggers off (session_replication_role = replica), consistent by construction. */
+/** Bulk data as the superuser with triggers off (session_replication_role = replica, on every node: withTriggersOff), consistent by construction. */
 export async function seedWebTenant(client: pg.Client, events: number): Promise<void> {
   const T = `'${BENCH_TENANT}'::uuid`;
-  await client.query(`SET session_replication_role = replica`);
-  await client.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES (${T}, 'Bench', encode(sha256('bench'::bytea), 'hex'), 'ops@bench.example')`);
+  await withTriggersOff(client, () => client.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES (${T}, 'Bench', encode(sha256('bench'::bytea), 'hex'), 'ops@bench.example')`));
+  // The tenant (a reference table on Citus) in a transaction of its own, then its rows.
+  await withTriggersOff(client, () => seedRows(client, T, events));
+  await client.query('VACUUM ANALYZE');
+}
+
+async function seedRows(client: pg.Client, T: string, events: number): Promise<void> {
   await client.query(
     `INSERT INTO tenant_channels (tenant_id, code, display_name, family, is_paid, is_active, is_default)
      SELECT ${T}, code, display_name, family, is_paid, is_active, true FROM channel_taxonomy`,
@@ -59,6 +65,4 @@ export async function seedWebTenant(client: pg.Client, events: number): Promise<
      SELECT ${T}, 'worker', 'timeout', jsonb_build_object('message', 'boom ' || g), '{}', 'conversion', 'transient', 'boom ' || g, now() - g * interval '1 minute'
        FROM generate_series(1, 1000) g`,
   );
-  await client.query(`RESET session_replication_role`);
-  await client.query('VACUUM ANALYZE');
 }

@@ -280,7 +280,7 @@ describe('stored runs', () => {
       insertRun(c, { tenantId: tenant, model: 'bayesian', modelVersion: 'bayesian/1', from: FROM, to: TO, trigger: 'cli', parameters: {} }),
     );
     await withTenant(app, tenant, (c) =>
-      finishRun(c, runId, {
+      finishRun(c, tenant, runId, {
         status: 'not_converged',
         results: { hazards: { email: { mean: 0.01, rhat: Number.NaN } }, draws: Float64Array.from([1, Number.POSITIVE_INFINITY]) },
         diagnostics: { converged: false, max_rhat: Number.POSITIVE_INFINITY, min_ess_bulk: 12.5, low: Number.NEGATIVE_INFINITY },
@@ -452,7 +452,12 @@ describe('skeldir attribution schedule --once', () => {
     // Once the failing tenant is fixed (here: its extra-channel touches removed), the next pass exits 0.
     await withTenant(app, failing, (c) => c.query(`DELETE FROM attribution_events WHERE channel LIKE 'extra_%'`));
     await withTenant(app, failing, (c) => writeSettings(c, failing, { recomputeIntervalMinutes: 5 }));
-    await withTenant(owner, failing, (c) => c.query(`UPDATE attribution_model_runs SET started_at = started_at - interval '1 hour'`));
+    // Each run's new start read first, then written as a value: Citus refuses `started_at - interval …`
+    // (a STABLE function of a column) in an UPDATE.
+    await withTenant(owner, failing, async (c) => {
+      const runs = await c.query<{ id: string; started_at: string }>(`SELECT id, (started_at - interval '1 hour')::text AS started_at FROM attribution_model_runs WHERE tenant_id = $1`, [failing]);
+      for (const r of runs.rows) await c.query(`UPDATE attribution_model_runs SET started_at = $3::timestamptz WHERE tenant_id = $1 AND id = $2`, [failing, r.id, r.started_at]);
+    });
     const again = await cli(['schedule', '--once']);
     assert.equal(again.code, 0, again.stderr);
     assert.ok((JSON.parse(again.stdout) as Array<{ tenant_id: string; status: string }>).some((r) => r.tenant_id === failing && r.status === 'succeeded'));

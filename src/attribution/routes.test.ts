@@ -8,7 +8,8 @@ import { seedDefaultChannels } from '../channels/store.js';
 import { withTenant } from '../db/tenant-context.js';
 import { buildApp, type App } from '../http/app.js';
 import { createTenant, rotateApiKey } from '../tenants/tenants.js';
-import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
+import { withTriggersOff } from '../testing/triggers-off.js';
 import { MODEL_TYPES } from './models.js';
 import { CHANNELS_SQL } from './reports.js';
 import { runModel } from './run.js';
@@ -127,7 +128,8 @@ describe('GET /api/v1/attribution/channels', () => {
     // Enough rows of another tenant for the planner to prefer the index over a scan, then statistics.
     const su = await superClient(db);
     try {
-      const bulk = randomUUID();
+      // On Citus the other tenant's rows must share the tenant's shard (each shard plans on its own rows).
+      const bulk = testsRunOnCitus() ? await tenantOfSameShard(su, tenant) : randomUUID();
       await su.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email) VALUES ($1::uuid, 'bulk', 'unset:' || $1::text, 'bulk@skeldir.invalid')`, [bulk]);
       await seedDefaultChannels(su, bulk);
       await su.query(
@@ -161,11 +163,12 @@ describe('GET /api/v1/attribution/channels', () => {
     // load 15-20), the planner rightly starts from those instead: a range of the tenant's conversions in the period
     // (idx_events_tenant_timestamp / idx_attribution_events_conversions) and each one's allocations by event id.
     // Both are bounded by the tenant's period; what must never appear is a scan of all allocations.
-    const allocRange = /"Index Name":"(idx_allocations_model_created|idx_allocations_channel_performance|idx_allocations_tenant_created)"[^}]*"Index Cond":"\(\(tenant_id = [^"]*created_at >= /;
+    // On Citus the plan is the shard's (its Remote Plan), whose indexes and tables carry the shard's suffix (_102117).
+    const allocRange = /"Index Name":"(idx_allocations_model_created|idx_allocations_channel_performance|idx_allocations_tenant_created)(_\d+)?"[^}]*"Index Cond":"\(\(tenant_id = [^"]*created_at >= /;
     const perConversion =
-      /"Index Name":"(idx_events_tenant_timestamp|idx_attribution_events_conversions)","Relation Name":"attribution_events"[^}]*"Index Cond":"\(\(tenant_id = [^"]*event_timestamp >= [^}]*\},\{"Node Type":"Index Scan"[^}]*"Index Name":"idx_attribution_allocations_event_id"[^}]*"Index Cond":"\(event_id = e\.id\)"/;
+      /"Index Name":"(idx_events_tenant_timestamp|idx_attribution_events_conversions)(_\d+)?","Relation Name":"attribution_events(_\d+)?"[^}]*"Index Cond":"\(\(tenant_id = [^"]*event_timestamp >= [^}]*\},\{"Node Type":"Index Scan"[^}]*"Index Name":"idx_attribution_allocations_event_id(_\d+)?"[^}]*"Index Cond":"\(event_id = e\.id\)"/;
     assert.ok(allocRange.test(plan) || perConversion.test(plan), plan);
-    assert.doesNotMatch(plan, /"Relation Name":"attribution_allocations","Alias":"a"[^}]*"Node Type":"Seq Scan"/);
+    assert.doesNotMatch(plan, /"Relation Name":"attribution_allocations(_\d+)?","Alias":"a"[^}]*"Node Type":"Seq Scan"/);
     // The figures are unchanged by the other tenant's rows.
     const body = (await get(`/api/v1/attribution/channels?model=linear&from=${FROM}&to=${TO}`)).json();
     assert.equal(body.channels.reduce((a: number, c: { attributed_cents: number }) => a + c.attributed_cents, 0), 1000 + Array.from({ length: 24 }, (_, i) => 1001 + i).reduce((a, b) => a + b, 0));
@@ -176,17 +179,18 @@ describe('GET /api/v1/attribution/channels', () => {
     const su = await superClient(db);
     try {
       await seedWebTenant(su, 5_000);
-      await su.query(`SET session_replication_role = replica`);
-      await su.query(`UPDATE revenue_ledger SET state = 'refunded', refunded_cents = amount_cents / 3 WHERE tenant_id = $1 AND hashtext(order_id) % 5 = 1`, [BENCH_TENANT]);
-      await su.query(`UPDATE revenue_ledger SET state = 'chargeback', chargeback_cents = amount_cents WHERE tenant_id = $1 AND hashtext(order_id) % 7 = 2`, [BENCH_TENANT]);
-      await su.query(`UPDATE revenue_ledger SET state = 'authorized', captured_cents = NULL WHERE tenant_id = $1 AND hashtext(order_id) % 11 = 3`, [BENCH_TENANT]);
-      await su.query(
-        `INSERT INTO revenue_ledger (tenant_id, revenue_cents, is_verified, transaction_id, state, amount_cents, currency, verification_source, verification_timestamp, order_id)
-         SELECT $1::uuid, 5000, true, $1::text || ':stripe:ch_unmatched_' || g, 'captured', 5000, 'USD', 'stripe', now() - g * interval '1 day', CASE WHEN g % 2 = 0 THEN 'no-such-order-' || g END
-           FROM generate_series(1, 10) g`,
-        [BENCH_TENANT],
-      );
-      await su.query(`RESET session_replication_role`);
+      // Triggers off on every node (a session's SET does not reach Citus's shards).
+      await withTriggersOff(su, async () => {
+        await su.query(`UPDATE revenue_ledger SET state = 'refunded', refunded_cents = amount_cents / 3 WHERE tenant_id = $1 AND hashtext(order_id) % 5 = 1`, [BENCH_TENANT]);
+        await su.query(`UPDATE revenue_ledger SET state = 'chargeback', chargeback_cents = amount_cents WHERE tenant_id = $1 AND hashtext(order_id) % 7 = 2`, [BENCH_TENANT]);
+        await su.query(`UPDATE revenue_ledger SET state = 'authorized', captured_cents = NULL WHERE tenant_id = $1 AND hashtext(order_id) % 11 = 3`, [BENCH_TENANT]);
+        await su.query(
+          `INSERT INTO revenue_ledger (tenant_id, revenue_cents, is_verified, transaction_id, state, amount_cents, currency, verification_source, verification_timestamp, order_id)
+           SELECT $1::uuid, 5000, true, $1::text || ':stripe:ch_unmatched_' || g, 'captured', 5000, 'USD', 'stripe', now() - g * interval '1 day', CASE WHEN g % 2 = 0 THEN 'no-such-order-' || g END
+             FROM generate_series(1, 10) g`,
+          [BENCH_TENANT],
+        );
+      });
     } finally {
       await su.end();
     }
@@ -253,3 +257,16 @@ describe('GET /api/v1/attribution/models, /comparison, GET|PUT /settings', () =>
     assert.equal((await get('/api/v1/attribution/settings', otherKey)).json().configured, false);
   });
 });
+
+/** A new tenant id whose rows Citus places on the same shard as `tenant`'s (about 1 in 32 random ids). */
+async function tenantOfSameShard(su: pg.ClientBase, tenant: string): Promise<string> {
+  for (let tries = 0; tries < 2000; tries++) {
+    const id = randomUUID();
+    const r = await su.query<{ same: boolean }>(
+      `SELECT get_shard_id_for_distribution_column('attribution_events', $1::uuid) = get_shard_id_for_distribution_column('attribution_events', $2::uuid) AS same`,
+      [id, tenant],
+    );
+    if (r.rows[0]!.same) return id;
+  }
+  throw new Error(`no tenant id on the shard of ${tenant} in 2000 tries`);
+}

@@ -94,7 +94,7 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
     const diagnostics = jsonSafe({ ...(fit?.diagnostics ?? {}), skipped_without_value: window.skippedWithoutValue }) as Record<string, unknown>;
     if (fit && !fit.converged) {
       await withTenant(pool, tenantId, (c) =>
-        finishRun(c, runId, { status: 'not_converged', results, diagnostics, conversions: window.conversions.length, journeys, allocations: 0 }),
+        finishRun(c, tenantId, runId, { status: 'not_converged', results, diagnostics, conversions: window.conversions.length, journeys, allocations: 0 }),
       );
       return { runId, model, status: 'not_converged', conversions: window.conversions.length, journeys, allocations: 0, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
     }
@@ -140,11 +140,11 @@ export async function runModel(pool: pg.Pool, tenantId: string, options: RunOpti
     const totals = built && fit?.totalSummaries ? runTotals(built.keys, fit.totalSummaries, sums, TOTAL_MASS, model === 'bayesian' ? 'posterior_draws' : 'bootstrap') : [];
     await withTenant(pool, tenantId, async (c) => {
       await insertRunTotals(c, tenantId, runId, totals);
-      await finishRun(c, runId, { status: 'succeeded', results, diagnostics, conversions: window.conversions.length, journeys, allocations });
+      await finishRun(c, tenantId, runId, { status: 'succeeded', results, diagnostics, conversions: window.conversions.length, journeys, allocations });
     });
     return { runId, model, status: 'succeeded', conversions: window.conversions.length, journeys, allocations, skippedWithoutValue: window.skippedWithoutValue, results, diagnostics };
   } catch (error) {
-    await withTenant(pool, tenantId, (c) => finishRun(c, runId, { status: 'failed', error: (error as Error).message })).catch(() => {});
+    await withTenant(pool, tenantId, (c) => finishRun(c, tenantId, runId, { status: 'failed', error: (error as Error).message })).catch(() => {});
     throw error;
   }
 }

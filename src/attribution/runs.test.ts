@@ -51,7 +51,7 @@ before(async () => {
   for (const status of ['not_converged', 'failed'] as const) {
     await withTenant(pool, tenant, async (c) => {
       const id = await insertRun(c, { tenantId: tenant, model: 'markov', modelVersion: 'markov-v1', from: at(0), to: at(30), trigger: 'cli', parameters: {} });
-      await finishRun(c, id, status === 'failed' ? { status, error: 'it broke' } : { status, conversions: 16, allocations: 0 });
+      await finishRun(c, tenant, id, status === 'failed' ? { status, error: 'it broke' } : { status, conversions: 16, allocations: 0 });
     });
   }
   app = await buildApp({ db, config: loadConfig({}), logger: process.env.DEBUG_RUNS ? { level: 'error' } : false });

@@ -35,6 +35,7 @@ export function jsonSafe(value: unknown): unknown {
 
 export async function finishRun(
   client: Queryable,
+  tenantId: string,
   id: string,
   outcome: {
     status: Exclude<RunStatus, 'running'>;
@@ -49,7 +50,7 @@ export async function finishRun(
   await client.query(
     `UPDATE attribution_model_runs
      SET status = $2, results = $3, diagnostics = $4, conversions = $5, journeys = $6, allocations = $7, error = $8, finished_at = now()
-     WHERE id = $1`,
+     WHERE tenant_id = $9 AND id = $1`,
     [
       id,
       outcome.status,
@@ -59,6 +60,7 @@ export async function finishRun(
       outcome.journeys ?? null,
       outcome.allocations ?? null,
       outcome.error ?? null,
+      tenantId,
     ],
   );
 }
@@ -163,10 +165,10 @@ export async function reportRuns(
 }
 
 /** When the scheduler last started a run of `model` for the tenant in context (null: never). */
-export async function lastScheduledStart(client: Queryable, model: ModelType): Promise<Date | null> {
+export async function lastScheduledStart(client: Queryable, tenantId: string, model: ModelType): Promise<Date | null> {
   const r = await client.query<{ started_at: Date }>(
-    `SELECT started_at FROM attribution_model_runs WHERE model_type = $1 AND trigger = 'schedule' ORDER BY started_at DESC LIMIT 1`,
-    [model],
+    `SELECT started_at FROM attribution_model_runs WHERE tenant_id = $2 AND model_type = $1 AND trigger = 'schedule' ORDER BY started_at DESC LIMIT 1`,
+    [model, tenantId],
   );
   return r.rows[0]?.started_at ?? null;
 }
@@ -193,14 +195,19 @@ export function reportRunsJson(r: Awaited<ReturnType<typeof reportRuns>>) {
 /** Stores a run's channel and campaign totals with their intervals (in the transaction that finishes the run). */
 export async function insertRunTotals(client: Queryable, tenantId: string, runId: string, totals: readonly RunTotal[]): Promise<void> {
   if (totals.length === 0) return;
+  // In a CTE, as ingestion's insert (src/ingestion/store.ts): on Citus a bare INSERT … SELECT
+  // unnest(…) is run as COPY, which row-level security refuses ("COPY FROM not supported"); the
+  // CTE's parameters are cast (a CTE reaches the shard as a query of its own).
   await client.query(
-    `INSERT INTO attribution_run_totals
+    `WITH ins AS (INSERT INTO attribution_run_totals
        (tenant_id, run_id, level, channel_code, campaign_id, currency, total_cents, lower_cents, upper_cents, interval_mass, interval_method,
         draws, convergence_r_hat, effective_sample_size)
-     SELECT $1, $2, t.level, t.channel, t.campaign, t.currency, t.total, t.lower, t.upper, t.mass, t.method, t.draws, t.r_hat, t.ess
+     SELECT $1::uuid, $2::uuid, t.level, t.channel, t.campaign, t.currency, t.total, t.lower, t.upper, t.mass, t.method, t.draws, t.r_hat, t.ess
      FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::text[],
                  $12::int[], $13::numeric[], $14::int[])
-       AS t(level, channel, campaign, currency, total, lower, upper, mass, method, draws, r_hat, ess)`,
+       AS t(level, channel, campaign, currency, total, lower, upper, mass, method, draws, r_hat, ess)
+     RETURNING 1)
+     SELECT count(*) FROM ins`,
     [
       tenantId,
       runId,

@@ -48,7 +48,7 @@ export async function schedulePass(
       const models = s.models.filter(isPopulation) as PopulationModel[];
       const out: PopulationModel[] = [];
       for (const m of models) {
-        const last = await lastScheduledStart(c, m);
+        const last = await lastScheduledStart(c, tenantId, m);
         if (!last || now.getTime() - last.getTime() >= s.recomputeIntervalMinutes * 60_000) out.push(m);
       }
       return { models: out, windowDays: s.recomputeWindowDays };

@@ -73,10 +73,10 @@ describe('attribution_run_totals', () => {
         totals: (await c.query(`SELECT level, channel_code, campaign_id, currency, total_cents::text, lower_cents::text, upper_cents::text, interval_method, draws, interval_mass::text, convergence_r_hat, effective_sample_size FROM attribution_run_totals WHERE run_id = $1`, [runs[model]])).rows,
         sums: (await c.query(
           `SELECT 'channel' AS level, channel_code, '' AS campaign_id, e.currency, sum(allocated_revenue_cents)::text AS cents
-             FROM attribution_allocations a JOIN attribution_events e ON e.id = a.event_id WHERE a.model_type = $1 GROUP BY 1, 2, 3, 4
+             FROM attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id WHERE a.model_type = $1 GROUP BY 1, 2, 3, 4
            UNION ALL
            SELECT 'campaign', channel_code, coalesce(a.campaign_id, ''), e.currency, sum(allocated_revenue_cents)::text
-             FROM attribution_allocations a JOIN attribution_events e ON e.id = a.event_id WHERE a.model_type = $1 GROUP BY 1, 2, 3, 4`,
+             FROM attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id WHERE a.model_type = $1 GROUP BY 1, 2, 3, 4`,
           [model],
         )).rows,
       }));
@@ -103,8 +103,8 @@ describe('attribution_run_totals', () => {
     const r = await withTenant(pool, tenant, (c) =>
       c.query(
         `SELECT DISTINCT a.channel_code, e.currency, a.convergence_r_hat::text AS row_rhat, a.effective_sample_size AS row_ess, t.convergence_r_hat::text AS rhat, t.effective_sample_size AS ess
-           FROM attribution_allocations a JOIN attribution_events e ON e.id = a.event_id
-           JOIN attribution_run_totals t ON t.run_id = $1 AND t.level = 'channel' AND t.channel_code = a.channel_code AND t.currency = e.currency
+           FROM attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id
+           JOIN attribution_run_totals t ON t.tenant_id = a.tenant_id AND t.run_id = $1 AND t.level = 'channel' AND t.channel_code = a.channel_code AND t.currency = e.currency
           WHERE a.model_type = 'bayesian' AND t.convergence_r_hat IS NOT NULL`,
         [runs.bayesian],
       ),
