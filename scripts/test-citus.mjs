@@ -53,6 +53,8 @@ const CITUS_SUITE = [
   'src/channels/channels.test.ts',
   'src/identity/identity.test.ts',
   'src/identity/graph.property.test.ts',
+  'src/ingestion/coalescer.test.ts',
+  'src/ingestion/fuzz.test.ts',
 ];
 const NO_DB = 'no database (pure computation): the same on any server';
 const NOT_YET = 'not yet run on Citus (docs/scaling.md, "Not done")';
@@ -96,10 +98,8 @@ const LEFT_OUT = {
   'src/http/outage.test.ts': 'stops and restarts the database server: one embedded server by design',
   'src/http/web-days.test.ts': `${NO_DB} (the web app's day axis, web/src/period.ts)`,
   'src/http/web-app.test.ts': `${NOT_YET}: its seed waits for the worker, which now runs on Citus, but the file has not been run there since (its dead-letter screens go through src/dlq, as dlq.test.ts)`,
-  'src/ingestion/coalescer.test.ts': NOT_YET,
   'src/ingestion/coalescer-store.test.ts': "the one-round-trip write of a coalescer group (a SQL PREPARE, then EXECUTE), which is off on Citus: the PREPARE does not reach the workers, so the group takes the usual path there (ingestion.test.ts runs it on the cluster)",
   'src/ingestion/prepare.test.ts': NO_DB,
-  'src/ingestion/fuzz.test.ts': NOT_YET,
   'src/reconciliation/reconciliation.test.ts': NOT_YET,
   'src/reconciliation/sql-report.test.ts': NOT_YET,
   'src/spend/csv.test.ts': NO_DB,
