@@ -408,7 +408,7 @@ describe('changing things', () => {
     await page.getByLabel('Note for this action (optional)').fill('rate imported');
     await page.getByRole('button', { name: 'Retry' }).click();
     await page.getByRole('status').getByText('Retry: now in progress').waitFor();
-    const row = (await su.query(`SELECT d.remediation_status, d.remediation_notes, e.processing_status FROM dead_events d JOIN attribution_events e ON e.id = d.event_id WHERE d.id = $1`, [id])).rows[0];
+    const row = (await su.query(`SELECT d.remediation_status, d.remediation_notes, e.processing_status FROM dead_events d JOIN attribution_events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id WHERE d.id = $1`, [id])).rows[0];
     assert.equal(row.remediation_status, 'in_progress');
     assert.equal(row.processing_status, 'pending');
     assert.match(row.remediation_notes, /fixer@acme\.example: retry: rate imported/);

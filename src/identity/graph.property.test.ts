@@ -24,8 +24,8 @@ import { attributeConversion } from '../attribution/entry.js';
 import { loadConversionForUpdate, loadPath } from '../attribution/journeys.js';
 import { createTenant, insertEvents, type FixtureEvent } from '../attribution/test-fixtures.js';
 import { loadWindow } from '../attribution/window.js';
-import { withTenant } from '../db/tenant-context.js';
-import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { tenantContextSql, withTenant } from '../db/tenant-context.js';
+import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
 import { linkIdentities, unlinkIdentities } from './graph.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -154,7 +154,7 @@ async function freshAllocations(tenant: string, conversionIds: string[]): Promis
   const client = await app.connect();
   try {
     await client.query('BEGIN');
-    await client.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
+    await client.query(tenantContextSql(tenant));
     await client.query(`DELETE FROM attribution_allocations WHERE tenant_id = $1`, [tenant]);
     for (const id of conversionIds) await attributeConversion(client, tenant, id);
     const { rows } = await client.query(
@@ -200,7 +200,7 @@ describe('the identity graph, property-based', () => {
         assert.deepEqual(withoutUpdateTimes(rows), await freshAllocations(tenant, conversionIds));
         const sums = await su.query(
           `SELECT e.conversion_value_cents AS value, a.model_type, sum(a.allocated_revenue_cents)::bigint AS total
-             FROM attribution_allocations a JOIN attribution_events e ON e.id = a.event_id WHERE a.tenant_id = $1
+             FROM attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id WHERE a.tenant_id = $1
             GROUP BY e.id, e.conversion_value_cents, a.model_type`,
           [tenant],
         );
@@ -294,18 +294,19 @@ describe('re-attribution and the worker', () => {
     const workerTx = await app.connect();
     try {
       await workerTx.query('BEGIN');
-      await workerTx.query(`SELECT set_config('app.current_tenant_id', $1, true)`, [tenant]);
-      await workerTx.query(`SELECT id FROM attribution_events WHERE id = $1 FOR UPDATE`, [id]);
+      await workerTx.query(tenantContextSql(tenant));
+      await workerTx.query(`SELECT id FROM attribution_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, [tenant, id]);
       const linking = withTenant(app, tenant, (c) => linkIdentities(c, tenant, [{ anonymousId: 'b0', userId: 'u0', at: new Date(T0).toISOString() }], { source: 'api', keyId: null }));
       // The link's transaction waits on the worker's row lock.
       for (let waited = 0; ; waited += 20) {
-        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE OF c%'`);
+        // On Citus the waiting statement is the shard's, on a worker: citus_stat_activity shows every node's backends.
+        const { rows } = await su.query(`SELECT count(*)::int AS n FROM ${testsRunOnCitus() ? 'citus_stat_activity' : 'pg_stat_activity'} WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE OF c%'`);
         if (rows[0].n > 0) break;
         assert.ok(waited < 20_000, 'the link waits for the worker');
         await new Promise((r) => setTimeout(r, 20));
       }
       await attributeConversion(workerTx, tenant, id);
-      await workerTx.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE id = $1`, [id]);
+      await workerTx.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE tenant_id = $1 AND id = $2`, [tenant, id]);
       await workerTx.query('COMMIT');
       const r = await linking;
       assert.equal(r.conversionsRecomputed, 1, 'processed by the time the lock was granted: recomputed');

@@ -88,7 +88,7 @@ const conversion = (user: string, days: number, cents: number, more: Record<stri
 async function allocationsOf(tenant: string, userId: string) {
   const { rows } = await su.query(
     `SELECT a.model_type, a.channel_code, a.campaign_id, a.allocated_revenue_cents AS cents, a.updated_at, e.conversion_value_cents AS value
-       FROM attribution_allocations a JOIN attribution_events e ON e.id = a.event_id
+       FROM attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id
       WHERE a.tenant_id = $1 AND e.user_id = $2 ORDER BY a.model_type, a.channel_code, a.campaign_id NULLS FIRST`,
     [tenant, userId],
   );
@@ -101,7 +101,7 @@ async function allocationsOf(tenant: string, userId: string) {
 async function assertExactSums(tenant: string): Promise<void> {
   const { rows } = await su.query(
     `SELECT e.id, a.model_type, e.conversion_value_cents AS value, sum(a.allocated_revenue_cents)::bigint AS total, count(*)::int AS n
-       FROM attribution_allocations a JOIN attribution_events e ON e.id = a.event_id WHERE a.tenant_id = $1
+       FROM attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id WHERE a.tenant_id = $1
       GROUP BY e.id, a.model_type, e.conversion_value_cents`,
     [tenant],
   );
@@ -244,7 +244,7 @@ describe('journeys across linked browsers', () => {
     const res = await call(A, 'POST', '/api/v1/identify', { anonymous_id: 'old-browser', user_id: 'shopper-5' });
     assert.equal(res.json().conversions_recomputed, 1, 'the conversion 38 days ago (touch 2 days before it), not the one 2 days ago (touch 38 days before)');
     const { rows } = await su.query(
-      `SELECT e.conversion_value_cents AS value, a.channel_code FROM attribution_allocations a JOIN attribution_events e ON e.id = a.event_id
+      `SELECT e.conversion_value_cents AS value, a.channel_code FROM attribution_allocations a JOIN attribution_events e ON e.tenant_id = a.tenant_id AND e.id = a.event_id
         WHERE e.user_id = 'shopper-5' AND a.model_type = 'linear' ORDER BY value`,
     );
     assert.deepEqual(rows.map((r) => [Number(r.value), r.channel_code]), [[500, 'direct'], [700, 'referral']]);
