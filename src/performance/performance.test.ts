@@ -125,11 +125,11 @@ async function expected(model: string, by: 'channel' | 'campaign' | 'platform' |
   const skey = by === 'channel' ? `channel_code` : by === 'campaign' ? `channel_code || '/' || campaign_id` : by === 'platform' ? `platform` : `day::text`;
   return withTenant(pool, tenant, async (c) => {
     const revenue = await c.query<{ k: string; attributed: string; verified: string; refunded: string; chargeback: string; captured: string; conversions: number; credited: string }>(
-      `WITH e AS (SELECT * FROM attribution_events WHERE event_type = 'conversion' AND event_timestamp >= '${FROM}' AND event_timestamp < '${TO}'),
-            tot AS (SELECT event_id, sum(allocated_revenue_cents) AS total FROM attribution_allocations WHERE model_type = $1 GROUP BY event_id),
+      `WITH e AS (SELECT * FROM attribution_events WHERE tenant_id = $2 AND event_type = 'conversion' AND event_timestamp >= '${FROM}' AND event_timestamp < '${TO}'),
+            tot AS (SELECT event_id, sum(allocated_revenue_cents) AS total FROM attribution_allocations WHERE tenant_id = $2 AND model_type = $1 GROUP BY event_id),
             l AS (SELECT order_id, sum(greatest(0, coalesce(captured_cents, amount_cents) - refunded_cents - chargeback_cents)) AS net,
                          sum(coalesce(captured_cents, amount_cents)) AS captured, sum(refunded_cents) AS refunded, sum(chargeback_cents) AS chargeback
-                    FROM revenue_ledger WHERE state <> 'authorized' GROUP BY order_id)
+                    FROM revenue_ledger WHERE tenant_id = $2 AND state <> 'authorized' GROUP BY order_id)
        SELECT ${key} AS k,
               sum(CASE WHEN e.currency = 'USD' THEN a.allocated_revenue_cents WHEN e.event_timestamp >= '2026-04-15' THEN 2 * a.allocated_revenue_cents END)::text AS attributed,
               coalesce(sum(l.net * a.allocated_revenue_cents / tot.total), 0)::text AS verified,
@@ -137,11 +137,11 @@ async function expected(model: string, by: 'channel' | 'campaign' | 'platform' |
               coalesce(sum(l.refunded * a.allocated_revenue_cents / tot.total), 0)::text AS refunded,
               coalesce(sum(l.chargeback * a.allocated_revenue_cents / tot.total), 0)::text AS chargeback,
               count(DISTINCT e.id)::int AS conversions, sum(a.allocation_ratio)::text AS credited
-         FROM e JOIN attribution_allocations a ON a.event_id = e.id AND a.model_type = $1 JOIN tot ON tot.event_id = e.id
+         FROM e JOIN attribution_allocations a ON a.tenant_id = e.tenant_id AND a.event_id = e.id AND a.model_type = $1 JOIN tot ON tot.event_id = e.id
          LEFT JOIN l ON l.order_id = e.order_id
-         LEFT JOIN tenant_channels p ON p.code = a.channel_code
+         LEFT JOIN tenant_channels p ON p.tenant_id = a.tenant_id AND p.code = a.channel_code
         GROUP BY 1`,
-      [model],
+      [model, tenant],
     );
     const spend = await c.query<{ k: string; cents: string }>(`SELECT ${skey} AS k, coalesce(sum(spend_cents) FILTER (WHERE currency = 'USD'), 0)::text AS cents FROM ad_spend WHERE day >= '${FROM}' AND day < '${TO}' GROUP BY 1`);
     return { revenue: new Map(revenue.rows.map((r) => [r.k, r])), spend: new Map(spend.rows.map((r) => [r.k, Number(r.cents)])) };
