@@ -69,10 +69,6 @@ const CITUS_SUITE = [
   'src/performance/performance.test.ts',
 ];
 const NO_DB = 'no database (pure computation): the same on any server';
-const NOT_YET = 'not yet run on Citus (docs/scaling.md, "Not done")';
-// Reasons shared by several files (the statement Citus refuses, and where it is).
-const LOCK_BY_ID = `${NOT_YET}: its fixtures attribute conversions through attributeConversion, whose loadConversionForUpdate (src/attribution/journeys.ts) locks the conversion FOR NO KEY UPDATE by id without tenant_id (Citus: "could not run distributed query with FOR UPDATE/SHARE commands")`;
-const COPY_UNDER_RLS = 'src/attribution/test-fixtures.ts inserts events with INSERT … SELECT unnest(…), which Citus runs as COPY and refuses under row-level security';
 const LEFT_OUT = {
   'src/attribution/bayesian.test.ts': NO_DB,
   'src/attribution/diagnostics.test.ts': NO_DB,
