@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import { runForensics } from '../src/forensics/runner.js';
 import { createTestDatabase, stopTestServer, superClient } from '../src/testing/db.js';
+import { withTriggersOff } from '../src/testing/triggers-off.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const LEDGER = Number(process.env.BENCH_LEDGER ?? 100_000);
@@ -17,9 +18,13 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CEILING_MS = 5000;
 const BIG = ['attribution_events', 'revenue_ledger', 'attribution_allocations', 'dead_events', 'revenue_state_transitions'];
 
-/** Seeded as the superuser with triggers off (session_replication_role = replica): bulk data, consistent by construction. */
+/** Seeded as the superuser with triggers off (withTriggersOff: SET LOCAL session_replication_role = replica, on every node): bulk data, consistent by construction. */
 async function seed(client: pg.Client): Promise<void> {
-  await client.query(`SET session_replication_role = replica`);
+  await withTriggersOff(client, () => seedRows(client));
+  await client.query('VACUUM ANALYZE');
+}
+
+async function seedRows(client: pg.Client): Promise<void> {
   const t = (g: string) => `md5('t' || (${g} % ${TENANTS} + 1))::uuid`;
   await client.query(`INSERT INTO tenants (id, name, api_key_hash, notification_email)
     SELECT md5('t' || g)::uuid, 'tenant ' || g, encode(sha256(('k' || g)::bytea), 'hex'), 'ops' || g || '@example.com'
@@ -45,8 +50,6 @@ async function seed(client: pg.Client): Promise<void> {
   await client.query(`INSERT INTO dead_events (tenant_id, source, error_code, error_detail, raw_payload, event_type, error_type, error_message)
     SELECT ${t('g')}, 'worker', 'timeout', jsonb_build_object('message', 'boom ' || g), '{}', 'conversion', 'transient', 'boom ' || g
       FROM generate_series(1, ${DEAD}) g`);
-  await client.query(`RESET session_replication_role`);
-  await client.query('VACUUM ANALYZE');
 }
 
 async function scanStats(client: pg.Client): Promise<Map<string, { scans: number; rows: number }>> {

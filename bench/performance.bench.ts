@@ -25,6 +25,7 @@ import { PERFORMANCE_GROUPS, PERFORMANCE_SQL, performanceReport } from '../src/p
 import { parseSpendFile } from '../src/spend/csv.js';
 import { importSpend } from '../src/spend/import.js';
 import { createTestDatabase, superClient } from '../src/testing/db.js';
+import { withTriggersOff } from '../src/testing/triggers-off.js';
 import { insertTenants } from '../src/worker/test-fixtures.js';
 
 const CONVERSIONS = Number(process.env.BENCH_PERF_CONVERSIONS ?? 1_000_000);
@@ -41,7 +42,10 @@ for (const t of [tenant, other, importer, copier]) await seedDefaultChannels(su,
 const line = (what: string, value: string) => console.log(`${what.padEnd(72)} ${value}`);
 
 async function seed(t: string, conversions: number, spendRows: number): Promise<void> {
-  await su.query(`SET session_replication_role = replica`);
+  await withTriggersOff(su, () => seedRows(t, conversions, spendRows));
+}
+
+async function seedRows(t: string, conversions: number, spendRows: number): Promise<void> {
   const step = (DAYS * 86_400) / conversions;
   for (let from = 0; from < conversions; from += 50_000) {
     const n = Math.min(50_000, conversions - from);
@@ -74,7 +78,6 @@ async function seed(t: string, conversions: number, spendRows: number): Promise<
       LIMIT $2`,
     [t, spendRows],
   );
-  await su.query(`SET session_replication_role = origin`);
 }
 
 let t0 = performance.now();

@@ -25,7 +25,7 @@ import { loadConversionForUpdate, loadPath } from '../attribution/journeys.js';
 import { createTenant, insertEvents, type FixtureEvent } from '../attribution/test-fixtures.js';
 import { loadWindow } from '../attribution/window.js';
 import { tenantContextSql, withTenant } from '../db/tenant-context.js';
-import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
+import { createTestDatabase, lockWaiters, superClient, type TestDatabase } from '../testing/db.js';
 import { linkIdentities, unlinkIdentities } from './graph.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -299,9 +299,8 @@ describe('re-attribution and the worker', () => {
       const linking = withTenant(app, tenant, (c) => linkIdentities(c, tenant, [{ anonymousId: 'b0', userId: 'u0', at: new Date(T0).toISOString() }], { source: 'api', keyId: null }));
       // The link's transaction waits on the worker's row lock.
       for (let waited = 0; ; waited += 20) {
-        // On Citus the waiting statement is the shard's, on a worker: citus_stat_activity shows every node's backends.
-        const { rows } = await su.query(`SELECT count(*)::int AS n FROM ${testsRunOnCitus() ? 'citus_stat_activity' : 'pg_stat_activity'} WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR NO KEY UPDATE OF c%'`);
-        if (rows[0].n > 0) break;
+        // lockWaiters: on Citus the waiting statement is the shard's, on a worker.
+        if ((await lockWaiters(su, '%FOR NO KEY UPDATE OF c%')) > 0) break;
         assert.ok(waited < 20_000, 'the link waits for the worker');
         await new Promise((r) => setTimeout(r, 20));
       }

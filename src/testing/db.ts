@@ -138,11 +138,15 @@ export function testsRunOnCitus(): boolean {
 /**
  * How many backends of the database wait for a lock. On Citus the statements that wait are the
  * shards' (on the workers), so it counts them cluster-wide (citus_stat_activity); the
- * coordinator's backend meanwhile only waits for its worker's answer.
+ * coordinator's backend meanwhile only waits for its worker's answer. `queryLike`: only waiters whose
+ * statement matches this LIKE pattern.
  */
-export async function lockWaiters(su: pg.ClientBase): Promise<number> {
+export async function lockWaiters(su: pg.ClientBase, queryLike?: string): Promise<number> {
   const view = testsRunOnCitus() ? 'citus_stat_activity' : 'pg_stat_activity';
-  const { rows } = await su.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${view} WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+  const { rows } = await su.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ${view} WHERE datname = current_database() AND wait_event_type = 'Lock' AND ($1::text IS NULL OR query LIKE $1)`,
+    [queryLike ?? null],
+  );
   return rows[0]!.n;
 }
 
@@ -205,18 +209,11 @@ export async function createCitusDatabase(): Promise<TestDatabase> {
   if (!workers.length) throw new Error('createCitusDatabase: not on a Citus cluster (npm run test:citus)');
   const adminUrl = await testServer();
   const roles = await withClient(adminUrl, (c) => ensureRoles(c, ROLE_CONFIG));
-  const name = `skeldir_t_${randomBytes(6).toString('hex')}`;
+  const name = newDatabaseName();
   await withClient(adminUrl, (c) => createDatabaseIfMissing(c, name, roles.owner, 'template0'));
   await prepareCitus(adminUrl, workers, roles, name);
   const nodes = [adminUrl, ...workers.map((w) => workerUrl(adminUrl, w))];
-  return {
-    ...databaseAt(urlFor(adminUrl, name), roles),
-    name,
-    adminUrl,
-    drop: async () => {
-      for (const node of nodes) await withClient(node, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
-    },
-  };
+  return testDatabaseOn(adminUrl, roles, name, nodes);
 }
 
 /**
@@ -224,7 +221,7 @@ export async function createCitusDatabase(): Promise<TestDatabase> {
  * migrated to some revision and seeded): CREATE DATABASE … TEMPLATE copies files, ~0.5 s.
  */
 export async function cloneDatabase(adminUrl: string, roles: Roles, template: string): Promise<TestDatabase> {
-  const name = `skeldir_t_${randomBytes(6).toString('hex')}`;
+  const name = newDatabaseName();
   // On Citus the head template is cloned on every node (see citusWorkers).
   const nodes = template === TEMPLATE ? [adminUrl, ...citusWorkers().map((w) => workerUrl(adminUrl, w))] : [adminUrl];
   for (const node of nodes) await withClient(node, async (client) => {
@@ -240,6 +237,15 @@ export async function cloneDatabase(adminUrl: string, roles: Roles, template: st
     }
   });
   if (nodes.length > 1) await withClient(adminUrl, (c) => c.query(databaseSettingsSql(name)));
+  return testDatabaseOn(adminUrl, roles, name, nodes);
+}
+
+function newDatabaseName(): string {
+  return `skeldir_t_${randomBytes(6).toString('hex')}`;
+}
+
+/** The test database `name` of the server `adminUrl`, dropped from every one of `nodes` (its Citus nodes, or the one server). */
+function testDatabaseOn(adminUrl: string, roles: Roles, name: string, nodes: readonly string[]): TestDatabase {
   return {
     ...databaseAt(urlFor(adminUrl, name), roles),
     name,
