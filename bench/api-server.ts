@@ -12,6 +12,8 @@ export interface BenchServer {
   address: URL;
   /** The server process's user + system CPU so far, in seconds. */
   cpuSeconds(): Promise<number>;
+  /** The same, user and system apart, in seconds. */
+  cpu(): Promise<{ user: number; system: number }>;
   /** POST /events' group commit so far: transactions and the events they wrote (skeldir_ingest_group_events). */
   groups(): Promise<{ transactions: number; events: number }>;
   /** Starts or stops the CPU profile of a phase (nothing without BENCH_SERVER_PROF). */
@@ -32,6 +34,10 @@ export async function startBenchServer(db: { url: string; roles: unknown }): Pro
     });
   return {
     address,
+    cpu: async () => {
+      const { cpu } = await ask<{ cpu: NodeJS.CpuUsage }>('cpu');
+      return { user: cpu.user / 1e6, system: cpu.system / 1e6 };
+    },
     cpuSeconds: async () => {
       const { cpu } = await ask<{ cpu: NodeJS.CpuUsage }>('cpu');
       return (cpu.user + cpu.system) / 1e6;
