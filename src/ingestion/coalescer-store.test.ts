@@ -120,3 +120,11 @@ test('the tenant context is the group\'s; a failing group rolls back and leaves 
   // … and the connections are usable afterwards (the failed transaction was rolled back).
   assert.equal((await writeGroup(pool, tenant, [prepared()]))[0]!.status, 201);
 });
+
+test('quoteLiteral writes what pg.escapeLiteral writes, for any text', async () => {
+  const { escapeLiteral } = await import('pg');
+  const { quoteLiteral } = await import('./coalescer-store.js');
+  const fc = (await import('fast-check')).default;
+  const text = fc.oneof(fc.string({ unit: 'binary' }), fc.stringMatching(/^['\\"a{},]*$/), fc.constantFrom('', "'", '\\', "\\'", "a'b\\c"));
+  fc.assert(fc.property(text, (s) => quoteLiteral(s) === escapeLiteral(s)), { numRuns: 5000 });
+});

@@ -1,4 +1,3 @@
-import { escapeLiteral } from 'pg';
 import type pg from 'pg';
 import { runsCitus } from '../db/citus.js';
 import { tenantContextSql, withTenant } from '../db/tenant-context.js';
@@ -70,9 +69,23 @@ function committedInsertSql(tenantId: string, events: readonly PreparedEvent[]):
   const sorted = [...events].sort((a, b) => (a.scopedKey < b.scopedKey ? -1 : a.scopedKey > b.scopedKey ? 1 : 0));
   // The same array literals as insertEvents' parameters (columnLiterals), here as SQL string literals.
   const c = columnLiterals(sorted);
-  const args = [tenantId, c.k, c.t, c.ts, c.s, c.usr, c.ch, c.cmp, c.v, c.cur, c.o, c.raw, c.h, c.anon].map(escapeLiteral);
+  const args = [tenantId, c.k, c.t, c.ts, c.s, c.usr, c.ch, c.cmp, c.v, c.cur, c.o, c.raw, c.h, c.anon].map(quoteLiteral);
   return `BEGIN; ${tenantContextSql(tenantId)}; EXECUTE ${STATEMENT}(${args.join(', ')}); COMMIT`;
 }
+
+/**
+ * A SQL string literal: what pg's escapeLiteral writes (quotes and backslashes doubled; with a
+ * backslash, an E'' literal preceded by a space), by two native replaces instead of its loop over
+ * every character, which was 7 µs per event on the single-event benchmark (the raw JSON is most of
+ * the text). A property test holds the two equal (coalescer-store.test.ts).
+ */
+export function quoteLiteral(text: string): string {
+  const backslash = text.includes('\\');
+  const body = text.replace(QUOTES, "''");
+  return backslash ? ` E'${body.replace(BACKSLASHES, '\\\\')}'` : `'${body}'`;
+}
+const QUOTES = /'/g;
+const BACKSLASHES = /\\/g;
 
 /** Runs the one query string; on failure rolls back (the string stops at the failing statement, inside BEGIN). */
 async function insertCommitted(pool: pg.Pool, text: string): Promise<InsertedEvent[]> {
