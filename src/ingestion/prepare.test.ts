@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { canonicalJson, eventTexts, requestHash } from './prepare.js';
+import { canonicalJson, eventTexts, parseTimestamp, requestHash } from './prepare.js';
 import { EventInput } from './schema.js';
 
 const reference = (input: object) => {
@@ -61,5 +61,59 @@ describe('eventTexts', () => {
     assert.notEqual(requestHash(a as EventInput), requestHash({ ...a, user_id: 'u' } as EventInput));
     assert.equal(eventTexts({} as EventInput).raw, '{}');
     assert.equal(eventTexts({ idempotency_key: 'k' } as EventInput).raw, '{"idempotency_key":"k"}');
+  });
+});
+
+describe('parseTimestamp', () => {
+  // The version before issue 17's fast path, kept as the reference, with the one thing it got wrong
+  // put right: it read February's length from Date.UTC(year, 2, 0), which maps years 0-99 to
+  // 1900-1999, so year 0 (a leap year, as Date itself holds) lost its 29 February.
+  const PATTERN = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+  const earlier = (text: string): number | null => {
+    const m = PATTERN.exec(text);
+    if (!m) return null;
+    const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+    const lastDay = new Date(0);
+    lastDay.setUTCFullYear(year, month, 0);
+    const daysInMonth = lastDay.getUTCDate();
+    if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return null;
+    let offset = 0;
+    if (m[8]) {
+      const oh = Number(m[9]);
+      const om = Number(m[10]);
+      if (oh > 15 || om > 59) return null;
+      offset = (m[8] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
+    }
+    const fraction = m[7] ? Math.floor(Number(m[7]) * 1000) : 0;
+    const utc = new Date(0);
+    utc.setUTCFullYear(year, month - 1, day);
+    utc.setUTCHours(hour, minute, second, fraction);
+    return utc.getTime() - offset;
+  };
+  const digits = (n: number, max: number) => fc.integer({ min: 0, max }).map((v) => String(v).padStart(n, '0'));
+  const stamp = fc
+    .tuple(
+      fc.oneof(digits(4, 9999), fc.constantFrom('0000', '0099', '0100', '1900', '2000', '2024', '2100', '2400')),
+      digits(2, 14),
+      digits(2, 32),
+      fc.constantFrom('T', 't', ' '),
+      digits(2, 25),
+      digits(2, 61),
+      digits(2, 61),
+      fc.oneof(fc.constant(''), fc.stringMatching(/^\.\d{1,7}$/)),
+      fc.oneof(fc.constantFrom('Z', 'z', ''), fc.tuple(fc.constantFrom('+', '-'), digits(2, 17), digits(2, 61)).map(([s, h, m]) => `${s}${h}:${m}`)),
+    )
+    .map(([y, mo, d, t, h, mi, s, f, z]) => `${y}-${mo}-${d}${t}${h}:${mi}:${s}${f}${z}`);
+
+  test('agrees with the earlier version on any timestamp-shaped text, real or not', () => {
+    fc.assert(fc.property(fc.oneof(stamp, fc.string()), (text) => Object.is(parseTimestamp(text), earlier(text))), { numRuns: 20000 });
+  });
+
+  test('leap days, the ends of months and years before 100', () => {
+    for (const text of ['2024-02-29T00:00:00Z', '2023-02-29T00:00:00Z', '1900-02-29T00:00:00Z', '2000-02-29T00:00:00Z', '2026-04-31T00:00:00Z', '2026-12-31T23:59:59.999999-15:59', '0050-06-15T00:00:00Z', '0000-01-01T00:00:00+01:00']) {
+      assert.equal(parseTimestamp(text), earlier(text), text);
+    }
+    assert.equal(parseTimestamp('0050-06-15T00:00:00Z'), new Date('0050-06-15T00:00:00Z').getTime());
+    assert.equal(parseTimestamp('0000-02-29T00:00:00Z'), new Date('0000-02-29T00:00:00Z').getTime());
   });
 });

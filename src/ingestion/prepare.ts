@@ -40,13 +40,28 @@ export interface PreparedEvent {
 
 const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 
-/** Milliseconds since the epoch of an RFC 3339 timestamp, or null when it names no real instant. */
+/** Days in each month of a common year; February gains one in a leap year (the Gregorian rule, as Date's). */
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+
+/**
+ * Milliseconds since the epoch of an RFC 3339 timestamp, or null when it names no real instant.
+ * Fields are read by position from the match and the instant is one Date.UTC (years 0-99, which
+ * Date.UTC would take for 1900-1999, through setUTCFullYear): the slice/map and the two Date objects
+ * before cost 9 µs per single-event request (server profile, bench/ingestion.bench.ts). A property
+ * test holds it to the earlier version (prepare.test.ts).
+ */
 export function parseTimestamp(text: string): number | null {
   const m = TIMESTAMP.exec(text);
   if (!m) return null;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return null;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
+  if (day > (month === 2 && isLeap(year) ? 29 : MONTH_DAYS[month - 1]!)) return null;
   let offset = 0;
   if (m[8]) {
     const oh = Number(m[9]);
@@ -56,6 +71,7 @@ export function parseTimestamp(text: string): number | null {
     offset = (m[8] === '-' ? -1 : 1) * (oh * 60 + om) * 60_000;
   }
   const fraction = m[7] ? Math.floor(Number(m[7]) * 1000) : 0;
+  if (year >= 100) return Date.UTC(year, month - 1, day, hour, minute, second, fraction) - offset;
   const utc = new Date(0);
   utc.setUTCFullYear(year, month - 1, day);
   utc.setUTCHours(hour, minute, second, fraction);
