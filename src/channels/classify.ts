@@ -498,29 +498,30 @@ const COMPILED_DEFAULTS = DEFAULT_RULES.map(compileRule);
 /** Decides the channel of a touch with a tenant's rules (see the file comment for the order). */
 export function classify(touch: Touch, rules: RuleSet): Classification {
   const { touch: t, campaign } = normalise(touch);
-  const isActive = (code: string) => rules.channels.get(code)?.active === true;
-  const done = (channel: string, decided_by: Decision): Classification => ({
-    channel,
-    decided_by,
-    campaign,
-    ad_platform: rules.channels.get(channel)?.ad_platform ?? null,
-    touch: t,
-  });
   if (t.channel !== undefined) {
-    if (isActive(t.channel)) return done(t.channel, { kind: 'explicit', name: `channel ${t.channel}` });
+    if (isActive(rules, t.channel)) return decided(rules, t, campaign, t.channel, { kind: 'explicit', name: `channel ${t.channel}` });
     const alias = CHANNEL_ALIASES[t.channel];
-    if (alias !== undefined && isActive(alias)) return done(alias, { kind: 'alias', name: `alias ${t.channel} → ${alias}` });
+    if (alias !== undefined && isActive(rules, alias)) return decided(rules, t, campaign, alias, { kind: 'alias', name: `alias ${t.channel} → ${alias}` });
   }
   for (const c of rules.rules) {
-    if (c.rule.active === false || !isActive(c.rule.channel)) continue;
-    if (c.test(t)) return done(c.rule.channel, { kind: 'rule', rule_id: c.rule.id, name: c.rule.name, ...(c.rule.position !== undefined ? { position: c.rule.position } : {}) });
+    if (c.rule.active === false || !isActive(rules, c.rule.channel)) continue;
+    if (c.test(t)) return decided(rules, t, campaign, c.rule.channel, { kind: 'rule', rule_id: c.rule.id, name: c.rule.name, ...(c.rule.position !== undefined ? { position: c.rule.position } : {}) });
   }
-  if (t.channel !== undefined) return done('unknown', { kind: 'explicit_unknown', name: `channel ${t.channel} is not one of the tenant's channels` });
+  if (t.channel !== undefined) return decided(rules, t, campaign, 'unknown', { kind: 'explicit_unknown', name: `channel ${t.channel} is not one of the tenant's channels` });
   for (const c of COMPILED_DEFAULTS) {
-    if (!isActive(c.rule.channel)) continue;
-    if (c.test(t)) return done(c.rule.channel, { kind: 'default', rule_id: c.rule.id, name: c.rule.name });
+    if (!isActive(rules, c.rule.channel)) continue;
+    if (c.test(t)) return decided(rules, t, campaign, c.rule.channel, { kind: 'default', rule_id: c.rule.id, name: c.rule.name });
   }
-  return done('unknown', { kind: 'fallback', name: t.informative ? 'no rule matched' : 'the touch says nothing about its channel' });
+  return decided(rules, t, campaign, 'unknown', { kind: 'fallback', name: t.informative ? 'no rule matched' : 'the touch says nothing about its channel' });
+}
+
+// Module-level rather than closures in classify: a named closure is made (and, under tsx's
+// keepNames, renamed by a defineProperty) on every call, 2.7 µs per batched event in the server profile.
+function isActive(rules: RuleSet, code: string): boolean {
+  return rules.channels.get(code)?.active === true;
+}
+function decided(rules: RuleSet, t: NormalisedTouch, campaign: string | null, channel: string, decided_by: Decision): Classification {
+  return { channel, decided_by, campaign, ad_platform: rules.channels.get(channel)?.ad_platform ?? null, touch: t };
 }
 
 /**

@@ -3,7 +3,7 @@ import { runsCitus } from '../db/citus.js';
 import { tenantContextSql, withTenant } from '../db/tenant-context.js';
 import { ingestEvents, type Outcome } from './ingest.js';
 import type { PreparedEvent } from './prepare.js';
-import { columnLiterals, insertedOutput, insertEventsSql, type InsertedEvent } from './store.js';
+import { columnLiterals, insertedOutput, insertEventsSql, SHARED_INSTANTS, type InsertedEvent } from './store.js';
 
 /**
  * The write of one coalescer group (POST /events, src/ingestion/coalescer.ts) in ONE round trip:
@@ -51,14 +51,14 @@ function onCitus(pool: pg.Pool): Promise<boolean> {
   return v;
 }
 
-const STATEMENT = 'skeldir_ingest_group_v1';
+const STATEMENT = 'skeldir_ingest_group_v2';
 /** Connections (pool clients live as long as their connection) on which STATEMENT is prepared. */
 const prepared = new WeakSet<pg.PoolClient>();
 
 /** PREPARE of the insert, once per connection: parsed and planned once, like a named protocol statement. */
 async function prepareInsert(client: pg.PoolClient): Promise<void> {
   if (prepared.has(client)) return;
-  await client.query(`PREPARE ${STATEMENT} (uuid, text[], text[], text[], text[], text[], text[], text[], int[], text[], text[], text[], text[], text[]) AS ${insertEventsSql}`).catch((error: { code?: string }) => {
+  await client.query(`PREPARE ${STATEMENT} (uuid, text[], text[], text[], text[], text[], text[], text[], int[], text[], text[], jsonb, text[], text[]) AS ${insertEventsSql}`).catch((error: { code?: string }) => {
     if (error.code !== '42P05') throw error; // duplicate_prepared_statement: it is there already
   });
   prepared.add(client);
@@ -67,7 +67,7 @@ async function prepareInsert(client: pg.PoolClient): Promise<void> {
 /** The one query string: the transaction, the tenant context, the insert with its arrays as literals, the commit. */
 function committedInsertSql(tenantId: string, events: readonly PreparedEvent[]): string {
   const sorted = [...events].sort((a, b) => (a.scopedKey < b.scopedKey ? -1 : a.scopedKey > b.scopedKey ? 1 : 0));
-  // The same array literals as insertEvents' parameters (columnLiterals), here as SQL string literals.
+  // The same literals as insertEvents' parameters (columnLiterals: arrays, the raw payloads' JSON array), here as SQL string literals.
   const c = columnLiterals(sorted);
   const args = [tenantId, c.k, c.t, c.ts, c.s, c.usr, c.ch, c.cmp, c.v, c.cur, c.o, c.raw, c.h, c.anon].map(quoteLiteral);
   return `BEGIN; ${tenantContextSql(tenantId)}; EXECUTE ${STATEMENT}(${args.join(', ')}); COMMIT`;
@@ -93,7 +93,7 @@ async function insertCommitted(pool: pg.Pool, text: string): Promise<InsertedEve
   let broken: Error | undefined;
   try {
     await prepareInsert(client);
-    const results = (await client.query(text)) as unknown as pg.QueryResult<InsertedEvent>[];
+    const results = (await client.query({ text, types: SHARED_INSTANTS })) as unknown as pg.QueryResult<InsertedEvent>[];
     return results[2]!.rows;
   } catch (error) {
     // Prepared again next time (a duplicate is harmless), in case the error was its absence.

@@ -6,6 +6,7 @@ import { loadConfig } from '../config.js';
 import { buildApp, type App } from '../http/app.js';
 import { createTenant } from '../tenants/tenants.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { formatInstant } from '../db/timestamps.js';
 import { canonicalJson, parseTimestamp } from './prepare.js';
 
 let db: TestDatabase;
@@ -387,6 +388,29 @@ describe('POST /api/v1/events/batch', () => {
     // Replayed: the same events (their hashes match), none created.
     const again = await postBatch(events);
     assert.deepEqual([again.json().created, again.json().replayed], [0, events.length]);
+  });
+
+  test('the 201s print each event_timestamp as the stored row holds it (offsets, 0-6 fractional digits, lower case)', async () => {
+    const stamps = [
+      '2026-03-01T12:00:00.57Z', '2026-03-01t12:00:00.29z', '2026-01-01T00:30:00.000001+15:59', '2025-12-31T23:59:59.999999-15:59',
+      '2024-02-29T23:59:59.1+00:00', '2000-01-01T00:00:00Z', '2020-06-30T12:34:56.123456-07:30',
+      ...Array.from({ length: 40 }, (_, i) => {
+        const t = new Date(Date.UTC(2001, 0, 1) + i * 7_777_777_777 + (i % 7) * 123);
+        const fraction = ['', '.5', '.05', '.123', '.1234', '.12345', '.999999'][i % 7];
+        return `${t.toISOString().slice(0, 19)}${fraction}${i % 3 ? `+0${i % 10}:${String(i % 60).padStart(2, '0')}` : 'Z'}`;
+      }),
+    ];
+    const events = stamps.map((event_timestamp) => event({ event_timestamp }));
+    const res = await postBatch(events);
+    assert.equal(res.json().created, events.length, res.body);
+    const { rows } = await su.query<{ idempotency_key: string; event_timestamp: Date }>(
+      'SELECT idempotency_key, event_timestamp FROM attribution_events WHERE idempotency_key = ANY($1::text[])',
+      [events.map((e) => `${tenant}:ext:${e.idempotency_key}`)],
+    );
+    const stored = new Map(rows.map((r) => [r.idempotency_key, formatInstant(r.event_timestamp)]));
+    for (const [i, e] of events.entries()) {
+      assert.equal(res.json().results[i].event.event_timestamp, stored.get(`${tenant}:ext:${e.idempotency_key}`), String(e.event_timestamp));
+    }
   });
 
   test('1,000 events in one batch', async () => {

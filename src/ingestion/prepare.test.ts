@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { canonicalJson, eventTexts, parseTimestamp, requestHash } from './prepare.js';
+import { formatInstant, instantOf } from '../db/timestamps.js';
+import { canonicalJson, eventTexts, instantText, MAX_FUTURE_MS, MIN_TIMESTAMP_MS, parseTimestamp, requestHash } from './prepare.js';
 import { EventInput } from './schema.js';
 
 const reference = (input: object) => {
@@ -115,5 +116,46 @@ describe('parseTimestamp', () => {
     }
     assert.equal(parseTimestamp('0050-06-15T00:00:00Z'), new Date('0050-06-15T00:00:00Z').getTime());
     assert.equal(parseTimestamp('0000-02-29T00:00:00Z'), new Date('0000-02-29T00:00:00Z').getTime());
+  });
+});
+
+describe('instantText', () => {
+  const digits = (n: number, min: number, max: number) => fc.integer({ min, max }).map((v) => String(v).padStart(n, '0'));
+  /** What prepareEvent accepts: real dates from 2000 to a day ahead, any offset PostgreSQL takes, 0-6 fractional digits, either case. */
+  const accepted = fc
+    .tuple(
+      digits(4, 1999, 2027),
+      digits(2, 1, 12),
+      digits(2, 1, 31),
+      fc.constantFrom('T', 't'),
+      digits(2, 0, 23),
+      digits(2, 0, 59),
+      digits(2, 0, 59),
+      fc.oneof(fc.constant(''), fc.stringMatching(/^\.\d{1,6}$/), fc.constantFrom('.57', '.29', '.999999', '.000001', '.1')),
+      fc.oneof(fc.constantFrom('Z', 'z'), fc.tuple(fc.constantFrom('+', '-'), digits(2, 0, 15), digits(2, 0, 59)).map(([s, h, m]) => `${s}${h}:${m}`)),
+    )
+    .map(([y, mo, d, t, h, mi, s, f, z]) => `${y}-${mo}-${d}${t}${h}:${mi}:${s}${f}${z}`)
+    .filter((text) => {
+      const at = parseTimestamp(text);
+      return at !== null && at >= MIN_TIMESTAMP_MS && at <= Date.now() + MAX_FUTURE_MS;
+    });
+
+  test('prints what formatInstant prints of the instant read from the text (what the insert used to read back)', () => {
+    fc.assert(
+      fc.property(accepted, (text) => {
+        const expected = formatInstant(instantOf(text.toUpperCase()));
+        assert.equal(instantText(text.toUpperCase()), expected, text);
+        assert.equal(instantText(text), expected, text);
+      }),
+      { numRuns: 20000 },
+    );
+  });
+
+  test('fractions that a float would misread, offsets across midnight and the year', () => {
+    assert.equal(instantText('2026-03-01T12:00:00.57Z'), '2026-03-01T12:00:00.570000Z');
+    assert.equal(instantText('2026-03-01T12:00:00.123456+01:00'), '2026-03-01T11:00:00.123456Z');
+    assert.equal(instantText('2026-01-01T00:30:00.000001+15:59'), '2025-12-31T08:31:00.000001Z');
+    assert.equal(instantText('2025-12-31T23:59:59.999999-15:59'), '2026-01-01T15:58:59.999999Z');
+    assert.throws(() => instantText('yesterday'), RangeError);
   });
 });

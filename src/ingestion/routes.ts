@@ -143,11 +143,19 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
             ? itemProblem(index, keyReusedError(event.clientKey, outcome.eventId, event.keyField))
             : { index, status: outcome.status, event: outcome.event };
       });
-      const count = (f: (s: number) => boolean) => results.filter((r) => f(r.status)).length;
-      const created = count((s) => s === 201);
-      const replayed = count((s) => s === 200);
-      const conflicts = count((s) => s === 409);
-      const failed = count((s) => s >= 400);
+      // One pass for the four counts (four filters were four arrays and loops per batch).
+      let created = 0;
+      let replayed = 0;
+      let conflicts = 0;
+      let failed = 0;
+      for (const { status } of results) {
+        if (status === 201) created++;
+        else if (status === 200) replayed++;
+        else if (status >= 400) {
+          failed++;
+          if (status === 409) conflicts++;
+        }
+      }
       for (const [outcome, n] of [['created', created], ['replayed', replayed], ['conflict', conflicts], ['rejected', failed - conflicts]] as const) {
         if (n > 0) app.metrics.ingested.inc({ endpoint: 'batch', outcome }, n);
       }
