@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { createTenant } from '../tenants/tenants.js';
-import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
 import { defaultRuleSet } from '../channels/classify.js';
 import { writeGroup } from './coalescer-store.js';
 import { ingestEvents } from './ingest.js';
@@ -73,7 +73,9 @@ test('a group of new events is one round trip (after the statement is prepared o
     prepared({ anonymous_id: tricky }),
   ];
   let outcomes: Awaited<ReturnType<typeof writeGroup>> = [];
-  assert.equal(await statementsOf(async () => (outcomes = await writeGroup(pool, tenant, events))), 1);
+  // On Citus the one-round-trip write is off (its PREPARE does not reach the workers): the usual path's
+  // BEGIN with the tenant, the insert, COMMIT; what is stored must be the same.
+  assert.equal(await statementsOf(async () => (outcomes = await writeGroup(pool, tenant, events))), testsRunOnCitus() ? 3 : 1);
   assert.deepEqual(outcomes.map((o) => o.status), [201, 201, 201]);
   const { rows } = await su.query(
     `SELECT idempotency_key, tenant_id::text, user_id, campaign_id, order_id, anonymous_id, conversion_value_cents, currency, raw_payload::text AS raw,
