@@ -47,15 +47,41 @@ after(async () => {
 
 const FAST: WorkerOptions = { ...DEFAULT_WORKER_OPTIONS, concurrency: 2, batchSize: 50, pollMs: 50, retryBaseMs: 200, retryMaxMs: 5_000 };
 
-/** Polls the database until `sql` returns true (a bounded wait: the test fails rather than hangs). */
-async function until(sql: string, params: unknown[] = [], timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * What the worker has done so far, by its own counters (written in its batch transactions, folded
+ * totals kept): every event processed, failed attempt and dead-lettering adds to it. A test of the
+ * whole Citus suite shares two cores with the other files, so a wait is bounded by progress, not by
+ * the clock: while the worker keeps moving it may take as long as it needs.
+ */
+const WORK_DONE = `SELECT coalesce(sum(processed + failed + dead_lettered), 0)::text AS n FROM worker_throughput`;
+
+/**
+ * Polls the database until `sql` returns true. Bounded: it fails when `progress` (WORK_DONE unless
+ * given) has not changed for `stallMs`, rather than hang; a wait with no progress measure of its own
+ * (a statement to start, say) is thus bounded by `stallMs` outright.
+ */
+async function until(sql: string, params: unknown[] = [], stallMs = 60_000, progress = WORK_DONE): Promise<void> {
+  let seen: string | undefined;
+  let deadline = Date.now() + stallMs;
   for (;;) {
     const { rows } = await su.query<{ ok: boolean }>(sql, params);
     if (rows[0]?.ok) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${sql}`);
+    const now = (await su.query<{ n: string }>(progress)).rows[0]?.n;
+    if (now !== seen) {
+      seen = now;
+      deadline = Date.now() + stallMs;
+    } else if (Date.now() > deadline) {
+      throw new Error(`no progress for ${stallMs / 1000} s (${progress}: ${now}) waiting for: ${sql}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Statements run after the test, whether it passed or not (a trigger left behind would fail the tests after it). */
+function cleanUp(t: { after(fn: () => Promise<void>): void }, ...statements: string[]): void {
+  t.after(async () => {
+    for (const sql of statements) await su.query(sql);
+  });
 }
 
 async function withWorker<T>(options: Partial<WorkerOptions>, fn: (w: Worker) => Promise<T>): Promise<T> {
@@ -86,9 +112,6 @@ async function nextval(name: string): Promise<number> {
   const { rows } = await su.query(`SELECT max(result::int) AS n FROM run_command_on_workers($1)`, [`SELECT nextval('${name}')`]);
   return rows[0].n;
 }
-
-/** Why the tests that re-queue a dead event through `skeldir dlq retry` do not run that part on Citus. */
-const DLQ_ON_CITUS = 'written when src/dlq/store.ts applyRemediation locked the event FOR UPDATE by id without tenant_id (refused by Citus across shards); it now names tenant_id and dlq.test.ts retries through the worker on the cluster, but these halves have not been re-tried there';
 
 const queueEmpty = `SELECT NOT EXISTS (SELECT 1 FROM attribution_events WHERE processing_status = 'pending') AS ok`;
 
@@ -179,7 +202,8 @@ describe('the claim', () => {
     });
   }
 
-  test('locks due pending events through the partial indexes (EXPLAIN of the function body)', async () => {
+  test('locks due pending events through the partial indexes (EXPLAIN of the function body)', async (t) => {
+    cleanUp(t, 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     // A realistic table: most rows processed, a few pending; statistics up to date.
     await insertPendingEvents(app, tenantA, journeys({ events: 3000, touches: 5, conversionRate: 0, seed: 3 }));
     await su.query(`UPDATE attribution_events SET processing_status = 'processed'`);
@@ -196,7 +220,6 @@ describe('the claim', () => {
       assert.match(plan, /Index Scan using idx_events_claim_new_tenant_\d+ on attribution_events_\d+/, plan);
       assert.doesNotMatch(plan, /Seq Scan|Sort|Bitmap/, plan);
       assert.equal(CLAIM_TENANT_SQL.match(/FOR UPDATE SKIP LOCKED/g)?.length, 2);
-      await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
       return;
     }
     const { plan, src } = await claimPlan(100, false);
@@ -205,10 +228,10 @@ describe('the claim', () => {
     assert.match(plan, /Index Scan using idx_events_claim_new on attribution_events/, plan);
     assert.doesNotMatch(plan, /Seq Scan|Sort|Bitmap/, plan);
     assert.equal(src.match(/FOR UPDATE SKIP LOCKED/g)?.length, 2);
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 
-  test('with a backlog of retries not yet due, the claim reads only what it locks (EXPLAIN ANALYZE: nothing removed by a filter)', async () => {
+  test('with a backlog of retries not yet due, the claim reads only what it locks (EXPLAIN ANALYZE: nothing removed by a filter)', async (t) => {
+    cleanUp(t, 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     // The review's shape, scaled down: processed rows, 3,000 retries waiting, 30 due retries, 30 new.
     await insertPendingEvents(app, tenantA, journeys({ events: 3000, touches: 5, conversionRate: 0, seed: 5 }));
     await su.query(`UPDATE attribution_events SET processing_status = 'processed'`);
@@ -237,7 +260,6 @@ describe('the claim', () => {
       assert.deepEqual(new Set(claimB), new Set(due), 'the due retries, no waiting one');
       const claimA = await withTenant(app, tenantA, async (c) => (await claimTenantEvents(c, tenantA, 100, fresh.slice(0, 5), new Date())).map((e) => e.id));
       assert.deepEqual(new Set(claimA), new Set(fresh.slice(5)), 'the new events, the ones set aside left out');
-      await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
       return;
     }
     for (const limit of [100, 10]) {
@@ -252,10 +274,10 @@ describe('the claim', () => {
     const claimed = await withTenant(app, tenantA, async (c) => (await c.query<{ id: string }>('SELECT id FROM skeldir_claim_due_events(100)')).rows.map((r) => r.id));
     assert.deepEqual(new Set(claimed.slice(0, 30)), new Set(due));
     assert.deepEqual(new Set(claimed.slice(30)), new Set(fresh));
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 
-  test('the system role sees and locks pending rows only, reads only the claim columns, and can change nothing', async () => {
+  test('the system role sees and locks pending rows only, reads only the claim columns, and can change nothing', async (t) => {
+    cleanUp(t, 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     const [pending] = await insertPendingEvents(app, tenantA, [{ type: 'touchpoint', channel: 'email', session: randomUUID(), at: new Date() }]);
     const [done] = await insertPendingEvents(app, tenantB, [{ type: 'touchpoint', channel: 'email', session: randomUUID(), at: new Date() }]);
     await su.query(`UPDATE attribution_events SET processing_status = 'processed' WHERE id = $1`, [done]);
@@ -315,8 +337,6 @@ describe('the claim', () => {
       await owner.end();
       await su.query('DELETE FROM dead_events');
     }
-    await su.query(`DELETE FROM attribution_events`);
-    await su.query(`DELETE FROM test_processed_log`);
   });
 });
 
@@ -392,6 +412,7 @@ describe('processing', () => {
       BEGIN RAISE EXCEPTION 'poisoned event %', NEW.id USING DETAIL = 'the poison detail', HINT = 'drop the trigger'; END $$`);
     await su.query(`CREATE TRIGGER trg_test_poison BEFORE UPDATE OF processing_status ON attribution_events
       FOR EACH ROW WHEN (NEW.id = '${poison}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_poison()`);
+    cleanUp(t, 'DROP TRIGGER IF EXISTS trg_test_poison ON attribution_events', 'DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log');
     const failures: FailureReport[] = [];
     const maxRetries = 3;
     const options = { maxRetries, retryBaseMs: 300, retryMaxMs: 60_000 };
@@ -424,13 +445,6 @@ describe('processing', () => {
     assert.equal(d.retry_count, maxRetries + 1);
     assert.equal(d.event_type, 'touchpoint');
     assert.equal(d.remediation_status, 'pending');
-    if (citus) {
-      await su.query('DROP TRIGGER trg_test_poison ON attribution_events');
-      await su.query(`DELETE FROM dead_events; DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
-      t.diagnostic(`on Citus the \`dlq retry\` half is not run: ${DLQ_ON_CITUS}`);
-      return;
-    }
-
     // A retry before the fix fails again: the same dead event is reopened (pending), not duplicated.
     let r = await runCli(['dlq', 'retry', d.id, '--tenant', tenantA, '--notes', 'trying once more'], { env: { DATABASE_URL: db.url } });
     assert.equal(r.code, 0, r.stderr);
@@ -446,18 +460,17 @@ describe('processing', () => {
     r = await runCli(['dlq', 'retry', d.id, '--tenant', tenantA, '--notes', 'trigger removed'], { env: { DATABASE_URL: db.url } });
     assert.equal(r.code, 0, r.stderr);
     await withWorker(options, () => until(`SELECT remediation_status = 'resolved' AS ok FROM dead_events WHERE id = $1`, [d.id]));
+    // Joined on tenant_id too: Citus joins distributed tables on their distribution column.
     after = (await su.query(`SELECT d.*, e.processing_status AS event_status, e.retry_count AS event_retries
-      FROM dead_events d JOIN attribution_events e ON e.id = d.event_id WHERE d.id = $1`, [d.id])).rows;
+      FROM dead_events d JOIN attribution_events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id WHERE d.id = $1`, [d.id])).rows;
     assert.equal(after[0].event_status, 'processed');
     assert.ok(after[0].resolved_at instanceof Date);
     assert.ok(after[0].last_retry_at instanceof Date);
     assert.equal(after[0].retry_count, maxRetries + 3, 'retry_count counts the retry');
     assert.match(after[0].remediation_notes, /cli: retry: trigger removed\n.*worker: retry succeeded/);
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
   });
 
   test('an event retried from the dead-letter queue gets exactly one more attempt, even with retries left', async (t) => {
-    if (citus) return t.skip(`on Citus: the retry goes through \`dlq retry\`: ${DLQ_ON_CITUS}`);
     // Dead at once (permanent: no value) with retry_count 1 of maxRetries 5.
     const [id] = await insertPendingEvents(app, tenantA, [{ type: 'conversion', channel: 'email', session: randomUUID(), at: new Date('2026-10-01T00:00:00Z'), value: null }]);
     const failures: FailureReport[] = [];
@@ -472,25 +485,26 @@ describe('processing', () => {
     await su.query(`CREATE FUNCTION test_still_broken() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'still broken'; END $$`);
     await su.query(`CREATE TRIGGER trg_test_still_broken BEFORE UPDATE OF processing_status ON attribution_events
       FOR EACH ROW WHEN (NEW.id = '${id}' AND NEW.processing_status = 'processed') EXECUTE FUNCTION test_still_broken()`);
+    cleanUp(t, 'DROP TRIGGER IF EXISTS trg_test_still_broken ON attribution_events', 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     const r = await runCli(['dlq', 'retry', dead.id, '--tenant', tenantA], { env: { DATABASE_URL: db.url } });
     assert.equal(r.code, 0, r.stderr);
     await withWorker(options, async (w) => {
       w.on('failure', (f) => f.eventId === id && failures.push(f));
-      await until(`SELECT remediation_status = 'pending' AS ok FROM dead_events WHERE id = $1`, [dead.id], 20_000);
+      await until(`SELECT remediation_status = 'pending' AS ok FROM dead_events WHERE id = $1`, [dead.id]);
     });
-    await su.query(`DROP TRIGGER trg_test_still_broken ON attribution_events`);
     assert.deepEqual(failures.map((f) => [f.attempt, f.outcome, f.failure.type]), [[1, 'dead', 'data'], [2, 'dead', 'internal']], 'no backoff round after the retry');
     const after = (await su.query(`SELECT d.remediation_status, d.error_message, d.remediation_notes, e.processing_status, e.retry_count, e.next_attempt_at
-      FROM dead_events d JOIN attribution_events e ON e.id = d.event_id WHERE d.id = $1`, [dead.id])).rows[0];
+      FROM dead_events d JOIN attribution_events e ON e.tenant_id = d.tenant_id AND e.id = d.event_id WHERE d.id = $1`, [dead.id])).rows[0];
     assert.equal(after.processing_status, 'failed');
     assert.equal(after.retry_count, 2);
     assert.equal(after.next_attempt_at, null);
     assert.match(after.error_message, /still broken/);
     assert.match(after.remediation_notes, /worker: failed again \(the one attempt of a retry from the dead-letter queue\)/);
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 
-  test('transient errors are repeated in place and burn no retry; a lost connection rolls the batch back and it is redone', async () => {
+  test('transient errors are repeated in place and burn no retry; a lost connection rolls the batch back and it is redone', async (t) => {
+    // One DDL statement per query: Citus forwards DDL as the query string, and a worker refuses two commands in one.
+    cleanUp(t, 'DROP TRIGGER IF EXISTS trg_test_flaky ON attribution_events', 'DROP TRIGGER IF EXISTS trg_test_kill ON attribution_events', 'DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log');
     const ids = await insertPendingEvents(app, tenantB, journeys({ events: 40, touches: 4, conversionRate: 0.25, seed: 31 }));
     // Two serialization failures, then success (a sequence ignores rollbacks).
     await sequence('test_flaky_seq');
@@ -518,13 +532,10 @@ describe('processing', () => {
     const rows = (await su.query(`SELECT count(*) FILTER (WHERE processing_status = 'processed' AND retry_count = 0)::int AS ok FROM attribution_events`)).rows[0];
     assert.equal(rows.ok, 40, 'all processed, none with a retry counted');
     await assertProcessedExactlyOnce(su, 40);
-    // One statement per query: Citus forwards DDL as the query string, and a worker refuses two commands in one.
-    await su.query(`DROP TRIGGER trg_test_flaky ON attribution_events`);
-    await su.query(`DROP TRIGGER trg_test_kill ON attribution_events`);
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
   });
 
-  test('NOTIFY skeldir_events wakes an idle worker (polling is an hour away)', async () => {
+  test('NOTIFY skeldir_events wakes an idle worker (polling is an hour away)', async (t) => {
+    cleanUp(t, 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     await withWorker({ pollMs: 3_600_000, concurrency: 1 }, async (w) => {
       const idle = once(w, 'idle');
       await idle; // it has looked once and found nothing
@@ -537,9 +548,8 @@ describe('processing', () => {
         await c.query(`SELECT pg_notify('skeldir_events', $1)`, [tenantA]);
         return [r.rows[0].id as string];
       });
-      await until(`SELECT processing_status = 'processed' AS ok FROM attribution_events WHERE id = $1`, [id], 20_000);
+      await until(`SELECT processing_status = 'processed' AS ok FROM attribution_events WHERE id = $1`, [id]);
     });
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 });
 
@@ -564,7 +574,8 @@ describe('one bad event blocks nothing', () => {
     assert.equal(truncate('a'.repeat(3998) + 'b😀c', 4000), 'a'.repeat(3998) + 'b…', 'or before it, never inside');
   });
 
-  test("the review's trigger: a 4,000-code-point message with a surrogate pair at the cut is stored whole, the queue goes on", async () => {
+  test("the review's trigger: a 4,000-code-point message with a surrogate pair at the cut is stored whole, the queue goes on", async (t) => {
+    cleanUp(t, 'DROP TRIGGER IF EXISTS trg_test_long_error ON attribution_events', 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     const ids = await insertPendingEvents(app, tenantA, journeys({ events: 30, touches: 5, conversionRate: 0, seed: 61 }));
     const poison = ids[0]!;
     await su.query(`UPDATE attribution_events SET processed_at = now() - interval '1 hour' WHERE id = $1`, [poison]); // head of the queue
@@ -575,7 +586,7 @@ describe('one bad event blocks nothing', () => {
     const batchErrors: unknown[] = [];
     await withWorker({ maxRetries: 0, batchSize: 10 }, async (w) => {
       w.on('batch-error', ({ error }) => batchErrors.push(error));
-      await until(queueEmpty, [], 30_000);
+      await until(queueEmpty);
     });
     assert.deepEqual(batchErrors, [], 'no batch failed');
     const d = (await su.query(`SELECT error_message, error_detail FROM dead_events WHERE event_id = $1`, [poison])).rows[0];
@@ -583,31 +594,29 @@ describe('one bad event blocks nothing', () => {
     assert.equal(d.error_detail.message, 'a'.repeat(3998) + '😀b');
     const statuses = (await su.query(`SELECT processing_status AS s, count(*)::int AS n FROM attribution_events GROUP BY 1 ORDER BY 1`)).rows;
     assert.deepEqual(statuses, [{ s: 'failed', n: 1 }, { s: 'processed', n: 29 }]);
-    await su.query(`DROP TRIGGER trg_test_long_error ON attribution_events`);
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 
-  test('a failure record the database refuses is written again in minimal form (no traceback, ASCII message)', async () => {
+  test('a failure record the database refuses is written again in minimal form (no traceback, ASCII message)', async (t) => {
+    cleanUp(t, 'DROP TRIGGER IF EXISTS trg_test_refuse_trace ON dead_events', 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     const [id] = await insertPendingEvents(app, tenantB, [{ type: 'pageview', channel: 'email', session: randomUUID(), at: new Date() }]);
     await su.query(`CREATE FUNCTION test_refuse_trace() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN RAISE EXCEPTION 'no tracebacks here'; END $$`);
     await su.query(`CREATE TRIGGER trg_test_refuse_trace BEFORE INSERT ON dead_events
       FOR EACH ROW WHEN (NEW.error_traceback IS NOT NULL) EXECUTE FUNCTION test_refuse_trace()`);
-    try {
-      await withWorker({}, () => until(queueEmpty, [], 30_000));
-    } finally {
-      await su.query(`DROP TRIGGER trg_test_refuse_trace ON dead_events`);
-    }
+    await withWorker({}, () => until(queueEmpty));
+    await su.query(`DROP TRIGGER trg_test_refuse_trace ON dead_events`);
     const d = (await su.query(`SELECT * FROM dead_events WHERE event_id = $1`, [id])).rows[0];
     assert.equal(d.error_type, 'validation');
     assert.equal(d.error_code, 'event_type_unknown');
     assert.equal(d.error_traceback, null);
     assert.match(d.error_message, /^event type "pageview" is neither touchpoint nor conversion \[the full failure could not be recorded: P0001: no tracebacks here\]$/);
     assert.equal(d.retry_count, 1);
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 
-  test('events whose batch fails as a whole (failure unrecordable; a COMMIT refused) are set aside, the rest is processed, they are tried again later', async () => {
+  test('events whose batch fails as a whole (failure unrecordable; a COMMIT refused) are set aside, the rest is processed, they are tried again later', async (t) => {
+    // One DDL statement per query (Citus).
+    cleanUp(t, 'DROP TRIGGER IF EXISTS trg_test_frozen ON attribution_events', 'DROP TRIGGER IF EXISTS trg_test_deferred ON attribution_events',
+      'DELETE FROM attribution_allocations; DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log');
     const ids = await insertPendingEvents(app, tenantA, journeys({ events: 60, touches: 5, conversionRate: 0.2, seed: 62 }));
     const [a, b] = [ids[0]!, ids[1]!];
     // Both at the head of the queue: every first claim gets them.
@@ -625,23 +634,23 @@ describe('one bad event blocks nothing', () => {
     await withWorker(options, async (w) => {
       w.on('set-aside', (e) => setAside.push(e.eventId));
       w.on('batch-error', () => batchErrors++);
-      await until(`SELECT count(*) FILTER (WHERE processing_status = 'processed') = 58 AS ok FROM attribution_events`, [], 30_000);
+      await until(`SELECT count(*) FILTER (WHERE processing_status = 'processed') = 58 AS ok FROM attribution_events`);
       assert.ok(batchErrors >= 2, `${batchErrors} batch errors`);
       assert.deepEqual([...new Set(setAside)].sort(), [a, b].sort(), 'exactly the two bad events were set aside');
       const left = (await su.query(`SELECT id, processing_status, retry_count FROM attribution_events WHERE processing_status <> 'processed' ORDER BY id`)).rows;
       assert.deepEqual(left, [a, b].sort().map((id) => ({ id, processing_status: 'pending', retry_count: 0 })), 'left pending, untouched');
       // Once the database is fixed, the same worker processes them when their time aside (1 s here) is over.
-      await su.query(`DROP TRIGGER trg_test_frozen ON attribution_events`); // one DDL statement per query (Citus)
+      await su.query(`DROP TRIGGER trg_test_frozen ON attribution_events`);
       await su.query(`DROP TRIGGER trg_test_deferred ON attribution_events`);
-      await until(queueEmpty, [], 30_000);
+      await until(queueEmpty);
     });
     await assertProcessedExactlyOnce(su, 60);
-    await su.query(`DELETE FROM attribution_allocations; DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log`);
   });
 });
 
 describe('observability', () => {
-  test('worker --status and /metrics show depth, oldest age, counters and rates, and no tenant data', async () => {
+  test('worker --status and /metrics show depth, oldest age, counters and rates, and no tenant data', async (t) => {
+    cleanUp(t, 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     await insertPendingEvents(app, tenantA, journeys({ events: 3, touches: 3, conversionRate: 0, seed: 41 }));
     await su.query(`UPDATE attribution_events SET created_at = now() - interval '90 seconds'`);
     await insertPendingEvents(app, tenantB, journeys({ events: 2, touches: 2, conversionRate: 0, seed: 42 }));
@@ -720,7 +729,6 @@ describe('observability', () => {
     } finally {
       await guarded.close();
     }
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 });
 
@@ -750,7 +758,8 @@ describe('the worker command', () => {
     assert.match(r.stderr, /--batch-size must be an integer from 1 to 10000, got "0"/);
   });
 
-  test('skeldir start runs the worker next to the API; every line it writes on stdout is a JSON log record', async () => {
+  test('skeldir start runs the worker next to the API; every line it writes on stdout is a JSON log record', async (t) => {
+    cleanUp(t, 'DELETE FROM attribution_events; DELETE FROM test_processed_log');
     const child = spawnCli(['start'], { env: { DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'info', SKELDIR_WORKER_POLL_MS: '50' } });
     let stdout = '';
     let stderr = '';
@@ -776,10 +785,10 @@ describe('the worker command', () => {
     } finally {
       child.kill('SIGKILL');
     }
-    await su.query(`DELETE FROM attribution_events; DELETE FROM test_processed_log`);
   });
 
-  test('SIGTERM lets the batch in flight commit, then exits 0', async () => {
+  test('SIGTERM lets the batch in flight commit, then exits 0', async (t) => {
+    cleanUp(t, 'DROP TRIGGER IF EXISTS trg_test_slow ON attribution_events');
     const ids = await insertPendingEvents(app, tenantA, journeys({ events: 300, touches: 5, conversionRate: 0, seed: 51 }));
     // One slow event keeps a batch in flight for a while.
     await su.query(`CREATE FUNCTION test_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$`);
@@ -812,6 +821,5 @@ describe('the worker command', () => {
     assert.ok(instance.stopped_at instanceof Date, 'it said goodbye');
     const twice = (await su.query(`SELECT count(*)::int AS n FROM (SELECT event_id FROM test_processed_log GROUP BY 1 HAVING count(*) > 1) x`)).rows[0].n;
     assert.equal(twice, 0);
-    await su.query(`DROP TRIGGER trg_test_slow ON attribution_events`);
   });
 });
