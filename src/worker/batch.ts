@@ -1,9 +1,11 @@
 import type pg from 'pg';
 import { attributeConversion } from '../attribution/entry.js';
 import { isConnectionError } from '../db/errors.js';
+import { withLocalSettings } from '../db/local-settings.js';
 import { retryDelayMs } from './backoff.js';
 import { classifyFailure, isRetryableInPlace, WorkerEventError, type ClassifiedFailure } from './classify.js';
 import {
+  CLAIM_TENANT_SETTINGS,
   claimEvents,
   claimTenantEvents,
   deadLetter,
@@ -181,11 +183,15 @@ async function claim(client: pg.ClientBase, s: BatchSettings): Promise<{ events:
   const { tenants, claimedAt } = await dueTenants(client, s.batchSize);
   const events: ClaimedEvent[] = [];
   const skipped = [...skip];
-  for (const tenantId of tenants) {
-    if (events.length >= s.batchSize) break;
-    await setTenant(client, tenantId);
-    events.push(...(await claimTenantEvents(client, tenantId, s.batchSize - events.length, skipped, claimedAt!)));
-  }
+  if (tenants.length === 0) return { events, claimedAt };
+  // The claim's planner settings for the loop only (3 statements a batch), not for the processing after it.
+  await withLocalSettings(client, CLAIM_TENANT_SETTINGS, async () => {
+    for (const tenantId of tenants) {
+      if (events.length >= s.batchSize) break;
+      await setTenant(client, tenantId);
+      events.push(...(await claimTenantEvents(client, tenantId, s.batchSize - events.length, skipped, claimedAt!)));
+    }
+  });
   return { events, claimedAt };
 }
 

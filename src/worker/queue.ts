@@ -63,6 +63,16 @@ export async function dueTenants(client: Queryable, limit: number): Promise<{ te
  * not the shard's now(): the shard's transaction starts later, and a retry due in between would
  * be claimed before the claim time the batch reports.
  */
+/**
+ * The planner settings of the per-tenant claim: those skeldir_claim_due_events has on one server
+ * (202611280313), for the same reason. Only the tenant-led partial indexes give the two branches'
+ * orders without a sort, so with sorts off the plan does not depend on statistics; without them,
+ * inside the whole Citus suite (2026-12-07), the shard took idx_events_processing_status and an
+ * Incremental Sort for the new events' branch, which filters every waiting retry of the shard.
+ * Applied with SET LOCAL around the claim (withLocalSettings), which reaches the shards.
+ */
+export const CLAIM_TENANT_SETTINGS = { enable_bitmapscan: 'off', enable_sort: 'off', enable_incremental_sort: 'off' } as const;
+
 export const CLAIM_TENANT_SQL = `SELECT c.id, c.tenant_id, c.event_type, c.retry_count
   FROM (SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count
                          FROM attribution_events e

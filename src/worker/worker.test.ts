@@ -17,7 +17,8 @@ import { truncate } from './classify.js';
 import { DEFAULT_WORKER_OPTIONS, workerOptions, type WorkerOptions } from './options.js';
 import { assertProcessedExactlyOnce, insertPendingEvents, insertTenants, installAudit, journeys } from './test-fixtures.js';
 import { Worker } from './worker.js';
-import { CLAIM_TENANT_SQL, claimTenantEvents, dueTenants } from './queue.js';
+import { CLAIM_TENANT_SETTINGS, CLAIM_TENANT_SQL, claimTenantEvents, dueTenants } from './queue.js';
+import { withLocalSettings } from '../db/local-settings.js';
 import { INSTANT_TEXT } from '../db/timestamps.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
@@ -191,12 +192,14 @@ describe('the claim', () => {
 
   /**
    * Citus: EXPLAIN of the worker's per-tenant claim (CLAIM_TENANT_SQL, the values in place of its
-   * parameters), as the application role in the tenant's context, as the worker runs it.
+   * parameters), as the application role in the tenant's context with the claim's planner
+   * settings (CLAIM_TENANT_SETTINGS), as the worker runs it.
    */
   async function tenantClaimPlan(tenantId: string, limit: number, analyze: boolean): Promise<string> {
     const sql = CLAIM_TENANT_SQL.replaceAll('$1::uuid', `'${tenantId}'::uuid`).replaceAll('$2::integer', String(limit)).replaceAll('$3::uuid[]', `'{}'::uuid[]`).replaceAll('$4::timestamptz', 'now()');
     return withTenant(app, tenantId, async (c) => {
-      const rows = (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF, TIMING OFF)' : ''} ${sql}`)).rows;
+      const rows = await withLocalSettings(c, CLAIM_TENANT_SETTINGS, async () =>
+        (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF, TIMING OFF)' : ''} ${sql}`)).rows);
       if (analyze) await c.query('ROLLBACK; BEGIN'); // its locks go with it
       return rows.map((r) => r['QUERY PLAN']).join('\n');
     });
