@@ -17,6 +17,7 @@ import { truncate } from './classify.js';
 import { DEFAULT_WORKER_OPTIONS, workerOptions, type WorkerOptions } from './options.js';
 import { assertProcessedExactlyOnce, insertPendingEvents, insertTenants, installAudit, journeys } from './test-fixtures.js';
 import { Worker } from './worker.js';
+import { processBatch } from './batch.js';
 import { CLAIM_TENANT_SETTINGS, CLAIM_TENANT_SQL, claimTenantEvents, dueTenants } from './queue.js';
 import { withLocalSettings } from '../db/local-settings.js';
 import { INSTANT_TEXT } from '../db/timestamps.js';
@@ -277,6 +278,39 @@ describe('the claim', () => {
     const claimed = await withTenant(app, tenantA, async (c) => (await c.query<{ id: string }>('SELECT id FROM skeldir_claim_due_events(100)')).rows.map((r) => r.id));
     assert.deepEqual(new Set(claimed.slice(0, 30)), new Set(due));
     assert.deepEqual(new Set(claimed.slice(30)), new Set(fresh));
+  });
+
+  test('the per-tenant claim runs with the claim function\'s planner settings, and only the claim does', async (t) => {
+    if (!citus) {
+      // One server: the function carries them itself; the per-tenant claim (Citus) must use the same.
+      const config = (await su.query<{ config: string[] }>(`SELECT proconfig AS config FROM pg_proc WHERE proname = 'skeldir_claim_due_events'`)).rows[0]!.config;
+      const planner = Object.fromEntries(config.map((c) => c.split('=') as [string, string]).filter(([n]) => n !== 'search_path'));
+      assert.deepEqual(planner, { ...CLAIM_TENANT_SETTINGS });
+      return;
+    }
+    // A batch of the worker (processBatch, per tenant as on Citus) over two tenants' events, the
+    // settings read on its connection just before each claim and each marking processed.
+    cleanUp(t, 'DELETE FROM attribution_events; DELETE FROM test_processed_log; DELETE FROM test_allocation_log', 'DELETE FROM worker_throughput');
+    await insertPendingEvents(app, tenantA, journeys({ events: 3, touches: 3, conversionRate: 0, seed: 9 }));
+    await insertPendingEvents(app, tenantB, journeys({ events: 3, touches: 3, conversionRate: 0, seed: 10 }));
+    const client = await app.connect();
+    const query = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>;
+    const seen: [string, string][] = [];
+    const names = Object.keys(CLAIM_TENANT_SETTINGS);
+    (client as unknown as { query: typeof query }).query = async (text, values) => {
+      const kind = text === CLAIM_TENANT_SQL ? 'claim' : /SET processing_status = 'processed'/.test(text) ? 'processed' : undefined;
+      if (kind) seen.push([kind, (await query(`SELECT array_to_string(array_agg(current_setting(n) ORDER BY n), ',') AS s FROM unnest($1::text[]) n`, [names])).rows[0].s]);
+      return query(text, values);
+    };
+    try {
+      const r = await processBatch(client, { ...FAST, statementTimeoutMs: 30_000, instanceId: randomUUID(), slot: 0, perTenantClaim: true });
+      assert.equal(r.claimed, 6);
+    } finally {
+      (client as unknown as { query: typeof query }).query = query;
+      client.release();
+    }
+    assert.deepEqual(seen.filter(([k]) => k === 'claim').map(([, v]) => v), ['off,off,off', 'off,off,off'], 'each tenant\'s claim with sorts and bitmap scans off');
+    assert.deepEqual(seen.filter(([k]) => k === 'processed').map(([, v]) => v), ['on,on,on', 'on,on,on'], 'the processing after it with the session\'s settings');
   });
 
   test('the system role sees and locks pending rows only, reads only the claim columns, and can change nothing', async (t) => {
