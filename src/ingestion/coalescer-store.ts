@@ -6,7 +6,8 @@ import type { PreparedEvent } from './prepare.js';
 import { columnLiterals, insertedOutput, insertEventsSql, SHARED_INSTANTS, type InsertedEvent } from './store.js';
 
 /**
- * The write of one coalescer group (POST /events, src/ingestion/coalescer.ts) in ONE round trip:
+ * The write of one coalescer group (POST /events, src/ingestion/coalescer.ts) and of a batch's
+ * valid items (POST /events/batch, src/ingestion/routes.ts) in ONE round trip:
  * `BEGIN; SET LOCAL <tenant>; EXECUTE <insert>(…); COMMIT` as a single simple-protocol query,
  * where the usual path (withTenant + ingestEvents) takes three (BEGIN + SET LOCAL, the insert,
  * COMMIT). The tenant context is still a SET LOCAL in an explicit transaction, so Citus carries

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { loadConfig } from '../config.js';
 import { buildApp, type App } from '../http/app.js';
 import { createTenant } from '../tenants/tenants.js';
-import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
 import { formatInstant } from '../db/timestamps.js';
 import { canonicalJson, parseTimestamp } from './prepare.js';
 
@@ -308,6 +308,42 @@ describe('POST /api/v1/events/batch', () => {
     assert.equal(out.results[5].event.id, out.results[0].event.id);
     assert.deepEqual([out.created, out.replayed, out.failed], [1, 2, 6]);
     assert.equal(await countEvents(), before + 1);
+  });
+
+  test('a batch of new events is one round trip to the server (the usual three on Citus), each item still its own result', async () => {
+    await postBatch([event()]); // the API key and channel rules cached, the insert prepared on the connection
+    // Every query the app's pool sends while the batch is handled (coalescer-store.test.ts counts the same way).
+    const pool = app.appPool;
+    const sent: string[] = [];
+    const connect = pool.connect.bind(pool);
+    const clients = new Set<pg.PoolClient>();
+    (pool as unknown as { connect: () => Promise<pg.PoolClient> }).connect = async () => {
+      const c = await connect();
+      if (!clients.has(c)) {
+        clients.add(c);
+        const query = c.query.bind(c) as (...a: unknown[]) => unknown;
+        (c as unknown as { query: (...a: unknown[]) => unknown }).query = (...a: unknown[]) => {
+          const q = a[0] as string | { text: string };
+          sent.push((typeof q === 'string' ? q : q.text).slice(0, 60));
+          return query(...a);
+        };
+      }
+      return c;
+    };
+    const events = [event(), event({ event_type: 'touchpoint', conversion_value_cents: undefined, currency: undefined }), event()];
+    let res;
+    try {
+      res = await postBatch([...events, { ...event(), currency: 'ZZZ' }]);
+    } finally {
+      (pool as unknown as { connect: typeof connect }).connect = connect;
+      for (const c of clients) delete (c as unknown as { query?: unknown }).query;
+    }
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json().results.map((r: any) => r.status), [201, 201, 201, 422]);
+    assert.equal(sent.length, testsRunOnCitus() ? 3 : 1, JSON.stringify(sent));
+    const keys = events.map((e) => `${tenant}:ext:${e.idempotency_key}`);
+    const { rows } = await su.query('SELECT count(*)::int AS n FROM attribution_events WHERE idempotency_key = ANY($1)', [keys]);
+    assert.equal(rows[0].n, 3);
   });
 
   test('a batch replayed as a whole creates nothing new', async () => {

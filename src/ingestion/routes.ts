@@ -6,7 +6,7 @@ import { bodyAjv, validationProblem } from '../http/app.js';
 import { HttpProblem, problemFor, type ProblemCode } from '../http/problems.js';
 import { IngestCoalescer } from './coalescer.js';
 import { writeGroup } from './coalescer-store.js';
-import { ingestEvents, keyReusedError } from './ingest.js';
+import { keyReusedError } from './ingest.js';
 import { IngestionError, prepareEvent, type PreparedEvent } from './prepare.js';
 import { BatchEnvelope, BatchInput, BatchOutput, EventInput, EventOutput, KEY_PATTERN } from './schema.js';
 import { findById, toOutput } from './store.js';
@@ -133,9 +133,9 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
           results[index] = itemProblem(index, error);
         }
       });
-      const outcomes = valid.length
-        ? await request.inTenant((client) => ingestEvents(client, request.tenantId, valid.map((v) => v.event)))
-        : [];
+      // The stored items in one transaction with the tenant's context, in one round trip on one server
+      // (writeGroup, as for a coalescer group; the usual three on Citus), outcomes exactly ingestEvents'.
+      const outcomes = valid.length ? await writeGroup(app.appPool, request.tenantId, valid.map((v) => v.event)) : [];
       outcomes.forEach((outcome, i) => {
         const { index, event } = valid[i]!;
         results[index] =
