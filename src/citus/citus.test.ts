@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type pg from 'pg';
 import { withTenant } from '../db/tenant-context.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
+import { FIND_BY_ID_SQL, FIND_BY_KEYS_SQL } from '../ingestion/store.js';
 import { insertTenants } from '../worker/test-fixtures.js';
 import { CitusPlanError, LOCAL_TABLES, planTables, REFERENCE_TABLES } from './plan.js';
 
@@ -76,6 +77,20 @@ describe('skeldir citus: the distribution plan', () => {
       const fanout = await withTenant(app, a!, async (c) =>
         (await c.query(`EXPLAIN SELECT count(*) FROM attribution_events`)).rows.map((r) => r['QUERY PLAN']).join('\n'));
       assert.doesNotMatch(fanout, /Task Count: 1\b/, 'without tenant_id the policy alone does not route (docs/scaling.md)');
+    } finally {
+      await app.end();
+    }
+  });
+
+  test("on Citus: the ingestion's look-ups by id and by idempotency key (GET /events/:id, a replay) run on one shard", async (t) => {
+    if (!citus) return t.skip('not a Citus database (npm run test:citus runs this)');
+    const [a] = await insertTenants(su, 1);
+    const app = db.appPool({ max: 1 });
+    try {
+      for (const [sql, values] of [[FIND_BY_ID_SQL, [a, '00000000-0000-4000-8000-000000000001']], [FIND_BY_KEYS_SQL, [a, [`${a}:ext:x`, `${a}:ext:y`]]]] as const) {
+        const plan = await withTenant(app, a!, async (c) => (await c.query(`EXPLAIN ${sql}`, [...values])).rows.map((r) => r['QUERY PLAN']).join('\n'));
+        assert.match(plan, /Task Count: 1\b/, `${sql}\n${plan}`);
+      }
     } finally {
       await app.end();
     }

@@ -3,7 +3,7 @@ import type { Queryable } from '../db/pool.js';
 /**
  * What `skeldir citus distribute` does to each table of a migrated database (docs/scaling.md).
  * Every table of the `public` schema must be named here or carry `tenant_id`: a table added by a
- * later revision without either makes the plan fail (and src/citus/plan.test.ts with it), so no
+ * later revision without either makes the plan fail (and src/citus/citus.test.ts with it), so no
  * table is ever left behind on the coordinator by accident.
  */
 

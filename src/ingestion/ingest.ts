@@ -26,7 +26,7 @@ export async function ingestEvents(client: Queryable, tenantId: string, events: 
     if (attempt === 3) throw new Error(`idempotent insert did not settle for ${pending.length} key(s)`);
     for (const row of await insertEvents(client, tenantId, pending)) created.set(row.idempotency_key, row);
     const missing = pending.filter((e) => !created.has(e.scopedKey)).map((e) => e.scopedKey);
-    for (const row of await findByKeys(client, missing)) existing.set(row.idempotency_key, row);
+    for (const row of await findByKeys(client, tenantId, missing)) existing.set(row.idempotency_key, row);
     pending = pending.filter((e) => !created.has(e.scopedKey) && !existing.has(e.scopedKey));
   }
 

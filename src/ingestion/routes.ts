@@ -176,7 +176,7 @@ export const ingestionRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      const row = await request.inTenant((client) => findById(client, id));
+      const row = await request.inTenant((client) => findById(client, request.tenantId, id));
       // Another tenant's event is indistinguishable from one that does not exist.
       if (!row) throw new HttpProblem('not_found', `no event ${id}`);
       return toOutput(row, request.tenantId);

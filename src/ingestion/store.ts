@@ -146,20 +146,22 @@ export function columnLiterals(events: readonly PreparedEvent[]) {
   return { k: a(k), t: a(t), ts: a(ts), s: a(s), usr: a(usr), ch: a(ch), cmp: a(cmp), v: a(v), cur: a(cur), o: a(o), raw: `[${raw}]`, h: a(h), anon: a(anon) };
 }
 
-/** The stored events with these (tenant-scoped) keys. */
-export async function findByKeys(client: Queryable, keys: readonly string[]): Promise<StoredEvent[]> {
+// Both look-ups name tenant_id although the keys are tenant-scoped and row-level security hides
+// other tenants: on Citus only an explicit tenant_id routes a statement to one shard (the policy's
+// current_setting() does not), so without it each replay or GET ran on every shard.
+export const FIND_BY_KEYS_SQL = `SELECT ${COLUMNS} FROM attribution_events WHERE tenant_id = $1::uuid AND idempotency_key = ANY($2::text[])`;
+export const FIND_BY_ID_SQL = `SELECT ${COLUMNS} FROM attribution_events WHERE tenant_id = $1::uuid AND id = $2::uuid`;
+
+/** The stored events of the tenant with these (tenant-scoped) keys. */
+export async function findByKeys(client: Queryable, tenantId: string, keys: readonly string[]): Promise<StoredEvent[]> {
   if (keys.length === 0) return [];
-  const { rows } = await client.query<StoredEvent>({
-    name: 'skeldir_ingest_find_keys',
-    text: `SELECT ${COLUMNS} FROM attribution_events WHERE idempotency_key = ANY($1::text[])`,
-    values: [keys],
-  });
+  const { rows } = await client.query<StoredEvent>({ name: 'skeldir_ingest_find_keys_v2', text: FIND_BY_KEYS_SQL, values: [tenantId, keys] });
   return rows;
 }
 
-/** One event by id; another tenant's event is simply not there. */
-export async function findById(client: Queryable, id: string): Promise<StoredEvent | undefined> {
-  const { rows } = await client.query<StoredEvent>(`SELECT ${COLUMNS} FROM attribution_events WHERE id = $1`, [id]);
+/** One event of the tenant by id; another tenant's event is simply not there. */
+export async function findById(client: Queryable, tenantId: string, id: string): Promise<StoredEvent | undefined> {
+  const { rows } = await client.query<StoredEvent>(FIND_BY_ID_SQL, [tenantId, id]);
   return rows[0];
 }
 
