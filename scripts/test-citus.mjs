@@ -113,6 +113,7 @@ const LEFT_OUT = {
   'src/http/json-body.test.ts': NO_DB,
   'src/ingestion/store.test.ts': `${NO_DB} (the insert's array literals)`,
   'src/tenants/api-keys.test.ts': NO_DB,
+  'src/citus/test-citus-script.test.ts': 'runs scripts/test-citus.mjs itself against a fake pg_config (no cluster), what npm test covers',
   'src/spend/import-copy.test.ts': 'the COPY staging path of the spend import, which is not taken on Citus (src/spend/store.ts runsCitus: the batch path there is tested by spend.test.ts and import-route.test.ts)',
 };
 
@@ -140,7 +141,12 @@ if (!existsSync(join(pg.lib, 'citus.so'))) {
   if (!existsSync(install)) skip(`Citus is not installed in ${pg.lib} and ${install} does not exist`);
   if (process.getuid?.() !== 0) skip(`Citus is not installed in ${pg.lib}, and installing it from ${shared} needs root`);
   const r = run('bash', [install], { stdio: 'inherit' });
-  if (r.status !== 0 || !existsSync(join(pg.lib, 'citus.so'))) skip(`${install} failed (exit ${r.status}); ${pg.version}`);
+  // An install that was tried and failed is a broken machine, not a missing Citus: fail, so CI
+  // cannot show green without having run the suite on a cluster.
+  if (r.status !== 0 || !existsSync(join(pg.lib, 'citus.so'))) {
+    console.error(`# test:citus: ${install} failed (exit ${r.status}); ${pg.version}`);
+    process.exit(1);
+  }
 }
 const clusterSh = process.env.CITUS_CLUSTER_SH ?? join(shared, 'cluster.sh');
 if (!existsSync(clusterSh)) skip(`no cluster script (${clusterSh})`);
