@@ -4,13 +4,21 @@
 // through deliverWebhook directly; and the share of the time spent in the signature check.
 // Runs on its own embedded PostgreSQL (or TEST_DATABASE_URL). Figures on a shared 2-core
 // machine are noisy: compare ratios measured in the same run.
+//
+// BENCH_WEBHOOKS_KEYS_ROUNDS=n (default 0: off) runs, instead of the above, what revision
+// 202612030600's tenant-scoped unique indexes cost this write path on one server: two databases
+// cloned from the same template, one as migrated, one with the indexes that are pure duplicates of
+// a single-column key for the one-server code dropped (DROPPABLE below), the same deliverWebhook
+// load (BENCH_WEBHOOKS_KEYS_PER_ROUND deliveries, default 1000, at BENCH_CONCURRENCY) on each in
+// turn for n rounds, the order alternating per round so drift hits both alike. Prints
+// deliveries/s per round, the medians and their ratio.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/http/app.js';
 import { withTenant } from '../src/db/tenant-context.js';
 import { createTenant } from '../src/tenants/tenants.js';
-import { createTestDatabase, stopTestServer } from '../src/testing/db.js';
+import { createTestDatabase, stopTestServer, superClient } from '../src/testing/db.js';
 import { deliverWebhook } from '../src/webhooks/deliver.js';
 import { createEndpoint } from '../src/webhooks/endpoints.js';
 import { PayPalVerifier } from '../src/webhooks/paypal.js';
@@ -22,6 +30,84 @@ process.env.SKELDIR_SECRET_KEY = TEST_SECRET_KEY;
 const N = Number(process.env.BENCH_WEBHOOKS ?? 2000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const SECRET = 'whsec_bench_secret_0123456789';
+
+const KEY_ROUNDS = Number(process.env.BENCH_WEBHOOKS_KEYS_ROUNDS ?? 0);
+const KEY_PER_ROUND = Number(process.env.BENCH_WEBHOOKS_KEYS_PER_ROUND ?? 1000);
+/**
+ * Revision 202612030600's unique indexes that a verified delivery writes and that one server can
+ * do without: each restates a single-column unique key with tenant_id in front, and no statement
+ * names it (ON CONFLICT target) nor any foreign key rests on it (checked below). Not here:
+ * idx_revenue_ledger_references_tenant_reference (the reference insert's ON CONFLICT target),
+ * idx_dead_events_tenant_event (the dead-lettering's ON CONFLICT target), and the two a verified
+ * delivery does not write: idx_dead_events_tenant_id_id and idx_attribution_model_runs_tenant_id_id
+ * (the latter also a foreign key's target, fk_attribution_run_totals_run).
+ */
+const DROPPABLE = ['idx_revenue_ledger_tenant_transaction', 'idx_revenue_state_transitions_tenant_id_id', 'idx_webhook_deliveries_tenant_id_id'];
+
+async function tenantKeysPhase(): Promise<void> {
+  const key = loadSecretKey(process.env, '/nonexistent');
+  const paypal = new PayPalVerifier({ allowedHosts: [], pinned: [], extraRoots: [], toleranceSeconds: 300 });
+  const setup = async (drop: boolean) => {
+    const db = await createTestDatabase('head');
+    const su = await superClient(db);
+    const { rows } = await su.query<{ name: string; constraints: string[] }>(
+      `SELECT i.relname AS name, array_remove(array_agg(c.conname::text), NULL) AS constraints
+         FROM pg_class i LEFT JOIN pg_constraint c ON c.conindid = i.oid
+        WHERE i.relname = ANY($1) GROUP BY i.relname`,
+      [DROPPABLE],
+    );
+    if (rows.length !== DROPPABLE.length) throw new Error(`expected the indexes ${DROPPABLE.join(', ')}, found ${rows.map((r) => r.name).join(', ')}`);
+    for (const r of rows) if (r.constraints.length) throw new Error(`${r.name} is used by ${r.constraints.join(', ')}: not droppable`);
+    if (drop) for (const name of DROPPABLE) await su.query(`DROP INDEX ${name}`);
+    await su.end();
+    const owner = db.ownerPool({ max: 1 });
+    const { tenant_id } = await createTenant(owner, { name: 'Bench', email: 'bench@x.example' });
+    const ep = await createEndpoint(owner, key, { tenantId: tenant_id, provider: 'stripe', secret: SECRET });
+    await owner.end();
+    const pool = db.appPool({ max: CONCURRENCY + 2 });
+    const deliver = (items: ReturnType<typeof batch>) => run(items, CONCURRENCY, async ({ body, headers }) => {
+      const r = await deliverWebhook({ pool, key, paypal }, 'stripe', ep.endpoint_id, Buffer.from(body), headers);
+      if (r.status !== 'applied') throw new Error(JSON.stringify(r));
+    });
+    await deliver(batch(200)); // warm-up: connections, plan caches
+    return { db, pool, deliver, rates: [] as number[] };
+  };
+  const withKeys = await setup(false);
+  const without = await setup(true);
+  try {
+    for (let r = 0; r < KEY_ROUNDS; r++) {
+      for (const side of r % 2 === 0 ? [withKeys, without] : [without, withKeys]) {
+        const items = batch(KEY_PER_ROUND);
+        side.rates.push(KEY_PER_ROUND / ((await side.deliver(items)) / 1000));
+      }
+    }
+  } finally {
+    for (const side of [withKeys, without]) {
+      await side.pool.end();
+      await side.db.drop();
+    }
+  }
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const a = median(withKeys.rates);
+  const b = median(without.rates);
+  console.log(`revision 202612030600's droppable tenant-scoped keys on the webhook write path: ${KEY_ROUNDS} rounds of ${KEY_PER_ROUND} Stripe deliveries (deliverWebhook, concurrency ${CONCURRENCY}) per database, order alternating`);
+  console.log(`dropped in the second database: ${DROPPABLE.join(', ')}`);
+  console.log(`with them (as migrated):  median ${a.toFixed(0)} deliveries/s (rounds: ${withKeys.rates.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`without them:             median ${b.toFixed(0)} deliveries/s (rounds: ${without.rates.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(`ratio with/without: ${(a / b).toFixed(3)} (cost ${((1 - a / b) * 100).toFixed(1)} %)`);
+  // The same round's pair ran back to back: its ratio shows the noise the medians' ratio carries.
+  const paired = withKeys.rates.map((x, i) => x / without.rates[i]!);
+  console.log(`per-round ratios: ${paired.map((x) => x.toFixed(3)).join(', ')} (median ${median(paired).toFixed(3)}, range ${Math.min(...paired).toFixed(3)}-${Math.max(...paired).toFixed(3)})`);
+}
+
+if (KEY_ROUNDS > 0) {
+  await tenantKeysPhase();
+  await stopTestServer();
+  process.exit(0);
+}
 
 const db = await createTestDatabase('head');
 const owner = db.ownerPool({ max: 1 });
