@@ -39,8 +39,8 @@ const KEY_PER_ROUND = Number(process.env.BENCH_WEBHOOKS_KEYS_PER_ROUND ?? 1000);
  * names it (ON CONFLICT target) nor any foreign key rests on it (checked below). Not here:
  * idx_revenue_ledger_references_tenant_reference (the reference insert's ON CONFLICT target),
  * idx_dead_events_tenant_event (the dead-lettering's ON CONFLICT target), and the two a verified
- * delivery does not write: idx_dead_events_tenant_id_id and idx_attribution_model_runs_tenant_id_id
- * (the latter also a foreign key's target, fk_attribution_run_totals_run).
+ * delivery does not write: idx_dead_events_tenant_id_id (only a dead-lettered one does) and
+ * idx_attribution_model_runs_tenant_id_id (attribution runs).
  */
 const DROPPABLE = ['idx_revenue_ledger_tenant_transaction', 'idx_revenue_state_transitions_tenant_id_id', 'idx_webhook_deliveries_tenant_id_id'];
 

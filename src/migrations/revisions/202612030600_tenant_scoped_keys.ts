@@ -23,6 +23,14 @@ import type { Revision } from '../revision.js';
  *   runs on this shared machine), for nothing one server needs; `skeldir citus distribute` swaps those keys for
  *   the tenant-scoped ones on Citus only. The ON CONFLICT of ingestion names no target, so it works
  *   with either index.
+ * - The ones a verified webhook writes cost it nothing measurable: with the three that are pure
+ *   duplicates for one server (revenue_ledger (tenant_id, transaction_id), revenue_state_transitions
+ *   and webhook_deliveries (tenant_id, id)) dropped, deliverWebhook ran 115 vs 113 and 113 vs 112
+ *   Stripe deliveries/s (ratio 0.985 and 0.996, medians of 6 and 8 interleaved rounds on two clones;
+ *   per-round ratios 0.92-1.36 at load 8-11: bench/results/2026-12-08-tenant-keys-webhooks.txt).
+ *   The write path is a dozen statements per delivery, not one 100-row INSERT, so three more index
+ *   entries are lost in it; kept. (tenant_id, reference) and dead_events (tenant_id, event_id) are
+ *   ON CONFLICT targets and cannot go.
  */
 const UNIQUE: ReadonlyArray<[name: string, definition: string, comment: string]> = [
   ['idx_attribution_model_runs_tenant_id_id', 'attribution_model_runs (tenant_id, id)', 'Tenant-scoped row identity (the primary key on Citus).'],
