@@ -25,9 +25,10 @@ import type { Revision } from '../revision.js';
  *   with either index.
  * - The ones a verified webhook writes cost it nothing measurable: with the three that are pure
  *   duplicates for one server (revenue_ledger (tenant_id, transaction_id), revenue_state_transitions
- *   and webhook_deliveries (tenant_id, id)) dropped, deliverWebhook ran 115 vs 113 and 113 vs 112
- *   Stripe deliveries/s (ratio 0.985 and 0.996, medians of 6 and 8 interleaved rounds on two clones;
- *   per-round ratios 0.92-1.36 at load 8-11: bench/results/2026-12-08-tenant-keys-webhooks.txt).
+ *   and webhook_deliveries (tenant_id, id)) dropped in one of two clones, deliverWebhook ran with/without
+ *   them 113/115, 112/113 and 118/112 Stripe deliveries/s (ratios 0.985, 0.996, 1.054: medians of
+ *   6, 8 and 8 interleaved rounds; per-round ratios 0.83-1.36 at load 4-11 on 2 cores:
+ *   bench/results/2026-12-08-tenant-keys-webhooks.txt), i.e. within the noise.
  *   The write path is a dozen statements per delivery, not one 100-row INSERT, so three more index
  *   entries are lost in it; kept. (tenant_id, reference) and dead_events (tenant_id, event_id) are
  *   ON CONFLICT targets and cannot go.
