@@ -93,7 +93,7 @@ export function instantText(text: string): string {
   const digits = m[7] ? `${m[7].slice(1)}00000`.slice(0, 6) : '000000';
   // In UTC already (a real date: prepareEvent checked the calendar): the fields as written, no Date.
   if (!m[8]) return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${digits}Z`;
-  const offset = m[8] ? (m[8] === '-' ? -1 : 1) * (Number(m[9]) * 60 + Number(m[10])) * 60_000 : 0;
+  const offset = (m[8] === '-' ? -1 : 1) * (Number(m[9]) * 60 + Number(m[10])) * 60_000;
   const ms = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), Number(digits.slice(0, 3))) - offset;
   return `${new Date(ms).toISOString().slice(0, -1)}${digits.slice(3)}Z`;
 }

@@ -54,16 +54,6 @@ export async function dueTenants(client: Queryable, limit: number): Promise<{ te
 }
 
 /**
- * The claim of one tenant's events on Citus: skeldir_claim_due_events' query for one tenant, run
- * as the application role in the tenant's context (setTenant first), routed to the tenant's shard
- * by the explicit tenant_id. Due retries first, then events due at once, each branch through its
- * tenant-led partial index (idx_events_claim_retry_tenant, idx_events_claim_new_tenant), FOR
- * UPDATE SKIP LOCKED: the locks are the claim, as on one server; `skip` (events set aside) are
- * neither returned nor locked. "Due" is by `claimedAt` (the coordinator's now(), from dueTenants),
- * not the shard's now(): the shard's transaction starts later, and a retry due in between would
- * be claimed before the claim time the batch reports.
- */
-/**
  * The planner settings of the per-tenant claim: those skeldir_claim_due_events has on one server
  * (202611280313), for the same reason. Only the tenant-led partial indexes give the two branches'
  * orders without a sort, so with sorts off the plan does not depend on statistics; without them,
@@ -73,6 +63,16 @@ export async function dueTenants(client: Queryable, limit: number): Promise<{ te
  */
 export const CLAIM_TENANT_SETTINGS = { enable_bitmapscan: 'off', enable_sort: 'off', enable_incremental_sort: 'off' } as const;
 
+/**
+ * The claim of one tenant's events on Citus: skeldir_claim_due_events' query for one tenant, run
+ * as the application role in the tenant's context (setTenant first), routed to the tenant's shard
+ * by the explicit tenant_id. Due retries first, then events due at once, each branch through its
+ * tenant-led partial index (idx_events_claim_retry_tenant, idx_events_claim_new_tenant), FOR
+ * UPDATE SKIP LOCKED: the locks are the claim, as on one server; `skip` (events set aside) are
+ * neither returned nor locked. "Due" is by `claimedAt` (the coordinator's now(), from dueTenants),
+ * not the shard's now(): the shard's transaction starts later, and a retry due in between would
+ * be claimed before the claim time the batch reports.
+ */
 export const CLAIM_TENANT_SQL = `SELECT c.id, c.tenant_id, c.event_type, c.retry_count
   FROM (SELECT * FROM (SELECT e.id, e.tenant_id, e.event_type::text AS event_type, e.retry_count
                          FROM attribution_events e
