@@ -24,6 +24,8 @@ const shared = process.env.CITUS_SHARED_DIR ?? join(root, '..', 'shared', 'citus
 const CITUS_SUITE = [
   'src/citus/citus.test.ts',
   'src/citus/upgrade.test.ts',
+  // Every /api/v1 route driven over a seeded tenant, each multi-shard statement named (skipped on one server: no shards).
+  'src/citus/routing.test.ts',
   'src/tenants/isolation.test.ts',
   'src/ingestion/ingestion.test.ts',
   'src/collect/collect.test.ts',

@@ -1,0 +1,355 @@
+/**
+ * Issue 16, "every tenant query routed to one shard by an explicit tenant_id", checked over every
+ * /api/v1 route on the cluster (npm run test:citus). A tenant is seeded through Skeldir's own
+ * interfaces (events, the worker's allocations, a Bayesian run, Stripe payments in the ledger,
+ * spend, dead events: src/testing/web-seed.ts), then every route the app registers under /api/v1
+ * is driven once or more (the steps below; a route without a step fails the test, so a route added
+ * later is covered or named), as the tenant's API key, a signed-in user's session, or anonymously
+ * (sign-in, webhooks, collection). Around each request Citus counts the statements it executed on
+ * one shard and on several (citus_stat_counters, citus.enable_stat_counters), and
+ * citus.multi_task_query_log_level = notice makes every multi-shard statement send a notice,
+ * caught on the connection that ran it together with its text (and the PL/pgSQL context when it
+ * ran inside a function). A multi-shard statement that is not on ALLOWED, with its reason, fails.
+ * Reference-table statements are one task: they count as single-shard.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { loadConfig } from '../config.js';
+import { ident } from '../db/pool.js';
+import { buildApp, type App } from '../http/app.js';
+import { createTenant } from '../tenants/tenants.js';
+import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } from '../testing/db.js';
+import { seedTenant, type Seeded } from '../testing/web-seed.js';
+import { acceptInvitation, inviteUser } from '../users/users.js';
+import { stripeCharge, stripeEvent, stripeHeaders, TEST_SECRET_KEY } from '../webhooks/test-support.js';
+
+process.env.SKELDIR_SECRET_KEY ??= TEST_SECRET_KEY;
+const citus = testsRunOnCitus();
+const DEV = process.env.ROUTING_DEV === '1';
+
+/**
+ * Multi-shard statements that are meant to be: each names the route, a pattern of the statement
+ * (or of its PL/pgSQL context) and why it cannot name one tenant.
+ */
+const ALLOWED: { route: string; statement: RegExp; why: string }[] = [];
+
+interface Multi {
+  text: string;
+  where: string | undefined;
+}
+interface Capture {
+  statements: number;
+  multi: Multi[];
+}
+let capturing: Capture | null = null;
+
+/**
+ * Every connection of this process (the API's pools, the worker's) reports its multi-shard notices
+ * with the text of the statement it is running; every statement sent while capturing is counted.
+ */
+function instrument(): () => void {
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
+  const original = proto.query;
+  proto.query = function (this: pg.Client & { __routing?: boolean; _activeQuery?: { text?: string } }, ...args: unknown[]) {
+    if (!this.__routing) {
+      this.__routing = true;
+      this.on('notice', (msg) => {
+        if (capturing && /multi-task query about to be executed/.test(msg.message ?? '')) capturing.multi.push({ text: this._activeQuery?.text ?? '(unknown)', where: msg.where });
+      });
+    }
+    if (capturing) capturing.statements++;
+    return original.apply(this, args);
+  };
+  return () => {
+    proto.query = original;
+  };
+}
+
+type As = 'key' | 'session' | 'none';
+interface Step {
+  /** `METHOD /pattern` as the app registers it. */
+  route: string;
+  as: As;
+  url: () => string;
+  payload?: () => unknown;
+  headers?: () => Record<string, string>;
+  /** The statuses that show the route did its work (not a validation answer). */
+  expect: number[];
+  /** Keeps something of the answer for a later step. */
+  keep?: (body: any) => void;
+}
+
+let db: TestDatabase;
+let app: App;
+let su: pg.Client;
+let tenant: { tenant_id: string; api_key: string };
+let seeded: Seeded;
+let session: { token: string; csrf_token: string };
+let restore: (() => void) | undefined;
+const EMAIL = 'owner@routing.example';
+const PASSWORD = 'a long enough password';
+const SHOP = 'https://shop.routing.example';
+const web = loadConfig({}).web;
+const kept: Record<string, string> = {};
+const day = (offsetDays: number) => new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
+
+interface Result {
+  route: string;
+  status: number;
+  statements: number;
+  single: number;
+  multiCount: number;
+  multi: Multi[];
+}
+const results: Result[] = [];
+
+async function counters(): Promise<{ single: number; multi: number }> {
+  if (!citus) return { single: 0, multi: 0 };
+  const { rows } = await su.query<{ single: string; multi: string }>(
+    `SELECT query_execution_single_shard AS single, query_execution_multi_shard AS multi FROM citus_stat_counters WHERE name = current_database()`,
+  );
+  return { single: Number(rows[0]!.single), multi: Number(rows[0]!.multi) };
+}
+
+function steps(): Step[] {
+  const key = () => tenant.api_key;
+  const dead = (i: number) => seeded.deadEvents[i]!;
+  const from = `${day(-30)}T00:00:00Z`;
+  const to = `${day(2)}T00:00:00Z`;
+  const range = `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`;
+  const dayRange = `from=${day(-30)}&to=${day(1)}`;
+  const event = (extra: Record<string, unknown> = {}) => ({
+    idempotency_key: `routing-${randomUUID()}`,
+    event_type: 'conversion',
+    event_timestamp: new Date(Date.now() - 3600_000).toISOString(),
+    session_id: randomUUID(),
+    channel: 'email',
+    conversion_value_cents: 1500,
+    currency: 'USD',
+    order_id: `routing-order-${randomUUID()}`,
+    ...extra,
+  });
+  const stripeBody = () => stripeEvent('charge.succeeded', stripeCharge({ id: `ch_routing_${randomBytes(4).toString('hex')}`, amount: 1500, orderId: seeded.orders[0] }));
+  let webhookBody = '';
+  return [
+    // Reads first, over the seeded data.
+    { route: 'GET /api/v1/tenant', as: 'key', url: () => '/api/v1/tenant', expect: [200] },
+    { route: 'GET /api/v1/events/:id', as: 'key', url: () => `/api/v1/events/${kept.event}`, expect: [200] },
+    { route: 'GET /api/v1/revenue/transactions/:transaction_id', as: 'key', url: () => `/api/v1/revenue/transactions/${seeded.transactions[0]}`, expect: [200] },
+    { route: 'GET /api/v1/reconciliation', as: 'key', url: () => `/api/v1/reconciliation?${range}`, expect: [200] },
+    { route: 'GET /api/v1/dead-events', as: 'key', url: () => '/api/v1/dead-events', expect: [200] },
+    { route: 'GET /api/v1/dead-events/:id', as: 'key', url: () => `/api/v1/dead-events/${dead(0)}`, expect: [200] },
+    { route: 'GET /api/v1/attribution/channels', as: 'key', url: () => `/api/v1/attribution/channels?model=linear&${range}`, expect: [200] },
+    { route: 'GET /api/v1/attribution/channels', as: 'key', url: () => `/api/v1/attribution/channels?model=bayesian&${range}`, expect: [200] },
+    { route: 'GET /api/v1/attribution/models', as: 'key', url: () => '/api/v1/attribution/models', expect: [200] },
+    { route: 'GET /api/v1/attribution/comparison', as: 'key', url: () => `/api/v1/attribution/comparison?${range}`, expect: [200] },
+    { route: 'GET /api/v1/attribution/settings', as: 'key', url: () => '/api/v1/attribution/settings', expect: [200] },
+    { route: 'GET /api/v1/users', as: 'key', url: () => '/api/v1/users', expect: [200] },
+    { route: 'GET /api/v1/webhook-endpoints', as: 'key', url: () => '/api/v1/webhook-endpoints', expect: [200] },
+    { route: 'GET /api/v1/api-keys', as: 'key', url: () => '/api/v1/api-keys', expect: [200] },
+    { route: 'GET /api/v1/reporting-currency', as: 'key', url: () => '/api/v1/reporting-currency', expect: [200] },
+    { route: 'GET /api/v1/reports/paths', as: 'key', url: () => `/api/v1/reports/paths?${range}`, expect: [200] },
+    { route: 'GET /api/v1/worker/health', as: 'key', url: () => '/api/v1/worker/health', expect: [200, 503] },
+    ...(['events', 'allocations', 'ledger', 'spend'] as const).map((d): Step => ({ route: 'GET /api/v1/exports/:dataset', as: 'key', url: () => `/api/v1/exports/${d}?${range}`, expect: [200] })),
+    { route: 'GET /api/v1/exports/performance', as: 'key', url: () => `/api/v1/exports/performance?${dayRange}`, expect: [200] },
+    { route: 'GET /api/v1/channels', as: 'key', url: () => '/api/v1/channels', expect: [200] },
+    { route: 'GET /api/v1/channels/rules', as: 'key', url: () => '/api/v1/channels/rules', expect: [200] },
+    { route: 'GET /api/v1/retention/settings', as: 'key', url: () => '/api/v1/retention/settings', expect: [200] },
+    { route: 'GET /api/v1/publishable-keys', as: 'key', url: () => '/api/v1/publishable-keys', expect: [200] },
+    { route: 'GET /api/v1/spend', as: 'key', url: () => `/api/v1/spend?${dayRange}`, expect: [200] },
+    { route: 'GET /api/v1/spend/summary', as: 'key', url: () => `/api/v1/spend/summary?${dayRange}`, expect: [200] },
+    { route: 'GET /api/v1/performance', as: 'key', url: () => `/api/v1/performance?${dayRange}`, expect: [200] },
+    // Sign-in and the session's own routes.
+    { route: 'POST /api/v1/auth/login', as: 'none', url: () => '/api/v1/auth/login', payload: () => ({ email: EMAIL, password: PASSWORD }), expect: [200] },
+    { route: 'POST /api/v1/auth/login', as: 'none', url: () => '/api/v1/auth/login', payload: () => ({ email: EMAIL, password: PASSWORD, tenant_id: tenant.tenant_id }), expect: [200] },
+    { route: 'GET /api/v1/auth/session', as: 'session', url: () => '/api/v1/auth/session', expect: [200] },
+    { route: 'GET /api/v1/dead-events', as: 'session', url: () => '/api/v1/dead-events', expect: [200] },
+    // Writes.
+    { route: 'POST /api/v1/events', as: 'key', url: () => '/api/v1/events', payload: () => event(), expect: [201] },
+    { route: 'POST /api/v1/events/batch', as: 'key', url: () => '/api/v1/events/batch', payload: () => ({ events: [event(), event({ event_type: 'touchpoint', conversion_value_cents: undefined, currency: undefined, order_id: undefined })] }), expect: [200, 201, 207] },
+    { route: 'PUT /api/v1/attribution/settings', as: 'key', url: () => '/api/v1/attribution/settings', payload: () => ({ models: ['linear', 'first_touch'], lookback_days: 30 }), expect: [200] },
+    { route: 'POST /api/v1/dead-events/:id/start', as: 'key', url: () => `/api/v1/dead-events/${dead(0)}/start`, payload: () => ({}), expect: [200] },
+    { route: 'POST /api/v1/dead-events/:id/resolve', as: 'key', url: () => `/api/v1/dead-events/${dead(0)}/resolve`, payload: () => ({ notes: 'fixed by hand' }), expect: [200] },
+    { route: 'POST /api/v1/dead-events/:id/start', as: 'key', url: () => `/api/v1/dead-events/${dead(1)}/start`, payload: () => ({}), expect: [200] },
+    { route: 'POST /api/v1/dead-events/:id/ignore', as: 'key', url: () => `/api/v1/dead-events/${dead(1)}/ignore`, payload: () => ({ notes: 'a test order' }), expect: [200] },
+    { route: 'POST /api/v1/dead-events/:id/start', as: 'key', url: () => `/api/v1/dead-events/${dead(3)}/start`, payload: () => ({}), expect: [200] },
+    { route: 'POST /api/v1/dead-events/:id/reopen', as: 'key', url: () => `/api/v1/dead-events/${dead(3)}/reopen`, payload: () => ({}), expect: [200] },
+    { route: 'POST /api/v1/dead-events/:id/retry', as: 'session', url: () => `/api/v1/dead-events/${dead(2)}/retry`, payload: () => ({}), expect: [200] },
+    { route: 'POST /api/v1/users/invitations', as: 'key', url: () => '/api/v1/users/invitations', payload: () => ({ email: 'viewer@routing.example', role: 'viewer' }), expect: [201], keep: (b) => (kept.invitation = String(b.invitation_url).split('#')[1]!) },
+    { route: 'POST /api/v1/auth/invitations/accept', as: 'none', url: () => '/api/v1/auth/invitations/accept', payload: () => ({ token: kept.invitation, password: PASSWORD }), expect: [200, 201], keep: (b) => (kept.viewer = b.user?.id ?? b.user_id ?? '') },
+    { route: 'PATCH /api/v1/users/:id', as: 'session', url: () => `/api/v1/users/${kept.viewerId}`, payload: () => ({ role: 'analyst' }), expect: [200] },
+    { route: 'DELETE /api/v1/users/:id', as: 'session', url: () => `/api/v1/users/${kept.viewerId}`, expect: [200, 204] },
+    { route: 'POST /api/v1/webhook-endpoints', as: 'key', url: () => '/api/v1/webhook-endpoints', payload: () => ({ provider: 'stripe', secret: 'whsec_routing_secret_1', description: 'Routing' }), expect: [201], keep: (b) => (kept.endpoint = b.endpoint_id) },
+    {
+      route: 'POST /api/v1/webhooks/:provider/:endpoint_id',
+      as: 'none',
+      url: () => `/api/v1/webhooks/stripe/${kept.endpoint}`,
+      payload: () => (webhookBody = stripeBody()),
+      headers: () => stripeHeaders(webhookBody, 'whsec_routing_secret_1'),
+      expect: [200],
+    },
+    { route: 'POST /api/v1/webhook-endpoints/:id/rotate', as: 'key', url: () => `/api/v1/webhook-endpoints/${kept.endpoint}/rotate`, payload: () => ({ grace_hours: 1 }), expect: [200] },
+    { route: 'DELETE /api/v1/webhook-endpoints/:id', as: 'key', url: () => `/api/v1/webhook-endpoints/${kept.endpoint}`, expect: [200, 204] },
+    { route: 'PUT /api/v1/reporting-currency', as: 'key', url: () => '/api/v1/reporting-currency', payload: () => ({ reporting_currency: 'USD' }), expect: [200] },
+    { route: 'POST /api/v1/channels', as: 'key', url: () => '/api/v1/channels', payload: () => ({ code: 'routing_partner', display_name: 'Routing partner', family: 'referral' }), expect: [201] },
+    { route: 'PATCH /api/v1/channels/:code', as: 'key', url: () => '/api/v1/channels/routing_partner', payload: () => ({ display_name: 'Routing partners' }), expect: [200] },
+    { route: 'POST /api/v1/channels/rules', as: 'key', url: () => '/api/v1/channels/rules', payload: () => ({ name: 'Partner', channel: 'routing_partner', conditions: [{ field: 'utm_source', op: 'equals', value: 'partner' }] }), expect: [201], keep: (b) => (kept.rule = b.id) },
+    { route: 'PUT /api/v1/channels/rules/:id', as: 'key', url: () => `/api/v1/channels/rules/${kept.rule}`, payload: () => ({ name: 'Partners', channel: 'routing_partner', conditions: [{ field: 'utm_source', op: 'in', value: ['partner', 'partners'] }] }), expect: [200] },
+    { route: 'PUT /api/v1/channels/rules/order', as: 'key', url: () => '/api/v1/channels/rules/order', payload: () => ({ ids: [kept.rule] }), expect: [200] },
+    { route: 'POST /api/v1/channels/test', as: 'key', url: () => '/api/v1/channels/test', payload: () => ({ touch: { utm_source: 'partner' } }), expect: [200] },
+    { route: 'POST /api/v1/channels/reclassify', as: 'key', url: () => '/api/v1/channels/reclassify', payload: () => ({}), expect: [200, 202] },
+    { route: 'DELETE /api/v1/channels/rules/:id', as: 'key', url: () => `/api/v1/channels/rules/${kept.rule}`, expect: [200, 204] },
+    { route: 'DELETE /api/v1/channels/:code', as: 'key', url: () => '/api/v1/channels/routing_partner', expect: [200, 204] },
+    { route: 'PUT /api/v1/retention/settings', as: 'key', url: () => '/api/v1/retention/settings', payload: () => ({ payload_days: 3650, event_days: null, dead_event_payload_days: 3650 }), expect: [200] },
+    { route: 'POST /api/v1/publishable-keys', as: 'key', url: () => '/api/v1/publishable-keys', payload: () => ({ name: 'shop', allowed_origins: [SHOP] }), expect: [201], keep: (b) => ((kept.pk = b.key), (kept.pkId = b.id)) },
+    { route: 'PATCH /api/v1/publishable-keys/:id', as: 'key', url: () => `/api/v1/publishable-keys/${kept.pkId}`, payload: () => ({ name: 'the shop' }), expect: [200] },
+    { route: 'OPTIONS /api/v1/collect', as: 'none', url: () => `/api/v1/collect?key=${encodeURIComponent(kept.pk!)}`, headers: () => ({ origin: SHOP, 'access-control-request-method': 'POST' }), expect: [200, 204] },
+    {
+      route: 'POST /api/v1/collect',
+      as: 'none',
+      url: () => `/api/v1/collect?key=${encodeURIComponent(kept.pk!)}`,
+      headers: () => ({ origin: SHOP, 'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36', 'content-type': 'text/plain;charset=UTF-8' }),
+      payload: () =>
+        JSON.stringify({
+          events: [
+            { type: 'touch', event_id: `ev_${randomBytes(8).toString('hex')}`, timestamp: new Date().toISOString(), anonymous_id: 'anon_routing_1', session_id: 'sess_routing_1', url: `${SHOP}/?utm_source=partner` },
+            { type: 'identify', event_id: `ev_${randomBytes(8).toString('hex')}`, timestamp: new Date().toISOString(), anonymous_id: 'anon_routing_1', user_id: 'person-routing-1' },
+          ],
+        }),
+      expect: [200, 202, 204],
+    },
+    { route: 'GET /api/v1/publishable-keys/:id/counts', as: 'key', url: () => `/api/v1/publishable-keys/${kept.pkId}/counts?${dayRange}`, expect: [200] },
+    { route: 'DELETE /api/v1/publishable-keys/:id', as: 'key', url: () => `/api/v1/publishable-keys/${kept.pkId}`, expect: [200, 204] },
+    { route: 'POST /api/v1/identify', as: 'key', url: () => '/api/v1/identify', payload: () => ({ anonymous_id: 'anon_routing_2', user_id: 'person-routing-1' }), expect: [200, 201] },
+    { route: 'GET /api/v1/people/:user_id/links', as: 'key', url: () => '/api/v1/people/person-routing-1/links', expect: [200] },
+    { route: 'DELETE /api/v1/people/:user_id/links/:anonymous_id', as: 'key', url: () => '/api/v1/people/person-routing-1/links/anon_routing_2', expect: [200, 204] },
+    { route: 'DELETE /api/v1/people/:user_id/links', as: 'key', url: () => '/api/v1/people/person-routing-1/links', expect: [200, 204] },
+    { route: 'DELETE /api/v1/people/:user_id', as: 'key', url: () => '/api/v1/people/person-routing-1', expect: [200, 202] },
+    {
+      route: 'POST /api/v1/spend',
+      as: 'key',
+      url: () => '/api/v1/spend',
+      payload: () => ({ rows: [{ day: day(-1), platform: 'other', campaign_id: 'routing-c', campaign_name: 'Routing', channel: 'email', currency: 'USD', spend_cents: 1234, clicks: 3 }] }),
+      expect: [200],
+    },
+    {
+      route: 'POST /api/v1/spend/import',
+      as: 'key',
+      url: () => '/api/v1/spend/import',
+      payload: () => ({ platform: 'other', format: 'generic', currency: 'USD', content_base64: Buffer.from(`day,campaign_id,spend\n${day(-2)},routing-import,12.34\n`).toString('base64') }),
+      expect: [200],
+    },
+    { route: 'DELETE /api/v1/spend', as: 'key', url: () => `/api/v1/spend?platform=other&${dayRange}`, expect: [200] },
+    // Last: the key and the sessions stop working.
+    { route: 'POST /api/v1/auth/logout-everywhere', as: 'session', url: () => '/api/v1/auth/logout-everywhere', payload: () => ({}), expect: [200, 204] },
+    { route: 'POST /api/v1/auth/logout', as: 'session', url: () => '/api/v1/auth/logout', payload: () => ({}), expect: [200, 204, 401] },
+    { route: 'POST /api/v1/api-keys/rotate', as: 'key', url: () => '/api/v1/api-keys/rotate', payload: () => ({ grace: '1h' }), expect: [200], keep: (b) => (kept.newKey = b.api_key) },
+    { route: 'POST /api/v1/api-keys/revoke', as: 'key', url: () => '/api/v1/api-keys/revoke', payload: () => ({ confirm: 'revoke', previous_only: true }), expect: [200] },
+  ];
+}
+
+async function drive(step: Step): Promise<{ status: number; body: string }> {
+  // The payload first: a webhook's signature header is computed over it.
+  const payload = step.payload?.();
+  const headers: Record<string, string> = { ...(step.headers?.() ?? {}) };
+  if (step.as === 'key') headers.authorization = `Bearer ${kept.newKey && step.route !== 'POST /api/v1/api-keys/revoke' ? kept.newKey : tenant.api_key}`;
+  if (step.as === 'session') Object.assign(headers, { cookie: `skeldir_session=${session.token}`, 'x-csrf-token': session.csrf_token });
+  const [method] = step.route.split(' ') as [string];
+  const res = await app.inject({
+    method: method as 'GET',
+    url: step.url(),
+    headers,
+    ...(payload === undefined ? {} : { payload: typeof payload === 'string' ? payload : JSON.stringify(payload) }),
+    ...(payload !== undefined && typeof payload !== 'string' && !headers['content-type'] ? { headers: { ...headers, 'content-type': 'application/json' } } : {}),
+  });
+  return { status: res.statusCode, body: res.body };
+}
+
+describe('every /api/v1 route on the cluster: its statements run on one shard', { skip: citus || DEV ? false : 'needs a Citus cluster (npm run test:citus): on one server there are no shards to fan out to' }, () => {
+  before(async () => {
+    db = await createTestDatabase('head');
+    su = await superClient(db);
+    const owner = db.ownerPool({ max: 1 });
+    tenant = await createTenant(owner, { name: 'Routing', email: 'ops@routing.example' });
+    // A second tenant with data of its own: the shards hold more than the one tenant.
+    const other = await createTenant(owner, { name: 'Other', email: 'ops@other-routing.example' });
+    await owner.end();
+    const seedApp = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
+    try {
+      seeded = await seedTenant(seedApp, db, tenant, { sessions: 60, seed: 1, deadEvents: 4, label: 'routing' });
+      await seedTenant(seedApp, db, other, { sessions: 20, seed: 2, deadEvents: 1, label: 'other' });
+      const inv = await inviteUser(seedApp.appPool, tenant.tenant_id, { email: EMAIL, role: 'owner' }, web);
+      await acceptInvitation(seedApp.appPool, inv.invitation_url.split('#')[1]!, PASSWORD, web);
+    } finally {
+      await seedApp.close();
+    }
+    kept.event = (await su.query(`SELECT id FROM attribution_events WHERE tenant_id = $1 AND event_type = 'conversion' AND processing_status = 'processed' LIMIT 1`, [tenant.tenant_id])).rows[0].id;
+    // For the connections opened from here on (the measured app's pools: it is built after this).
+    if (citus) {
+      await su.query(`ALTER DATABASE ${ident(db.name)} SET citus.enable_stat_counters = on`);
+      await su.query(`ALTER DATABASE ${ident(db.name)} SET citus.multi_task_query_log_level = 'notice'`);
+    }
+    await su.end();
+    su = await superClient(db);
+    restore = instrument();
+    app = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
+  });
+  after(async () => {
+    restore?.();
+    await app?.close();
+    await su?.end();
+    await db?.drop();
+  });
+
+  test('every route registered under /api/v1 has a step, and every step names a registered route', () => {
+    const registered = new Set(app.routeList.filter((r) => r.url.startsWith('/api/v1/')).map((r) => `${r.method} ${r.url}`));
+    const driven = new Set(steps().map((s) => s.route));
+    assert.deepEqual([...registered].filter((r) => !driven.has(r)).sort(), [], 'routes without a step: add one to steps() in src/citus/routing.test.ts');
+    assert.deepEqual([...driven].filter((r) => !registered.has(r)).sort(), [], 'steps naming no registered route');
+  });
+
+  test('driven with real data, no route runs a statement on more than one shard unless ALLOWED says why', async () => {
+    // The seeded session, after the measured app exists (its resolution is measured with the routes).
+    session = await acceptOrLogin();
+    for (const step of steps()) {
+      const before = await counters();
+      const capture: Capture = { statements: 0, multi: [] };
+      capturing = capture;
+      let res: { status: number; body: string };
+      try {
+        res = await drive(step);
+      } finally {
+        capturing = null;
+      }
+      const after = await counters();
+      assert.ok(step.expect.includes(res.status), `${step.route} (${step.url()}): ${res.status} ${res.body.slice(0, 400)}`);
+      if (step.keep) step.keep(JSON.parse(res.body));
+      if (step.route === 'POST /api/v1/auth/invitations/accept') kept.viewerId = (await su.query(`SELECT id FROM tenant_users WHERE tenant_id = $1 AND email = 'viewer@routing.example'`, [tenant.tenant_id])).rows[0].id;
+      results.push({ route: step.route, status: res.status, statements: capture.statements, single: after.single - before.single, multiCount: after.multi - before.multi, multi: capture.multi });
+    }
+    const unexplained: string[] = [];
+    for (const r of results) {
+      for (const m of r.multi) {
+        if (ALLOWED.some((a) => a.route === r.route && (a.statement.test(m.text) || (m.where !== undefined && a.statement.test(m.where))))) continue;
+        unexplained.push(`${r.route}: ${m.text.replace(/\s+/g, ' ').slice(0, 300)}${m.where ? ` [${m.where.replace(/\s+/g, ' ')}]` : ''}`);
+      }
+      // A multi-shard execution without its notice (e.g. from a connection this process did not open) is named too.
+      if (r.multiCount > r.multi.length) unexplained.push(`${r.route}: ${r.multiCount - r.multi.length} multi-shard statement(s) counted by Citus without a notice`);
+    }
+    const totals = results.reduce((t, r) => ({ statements: t.statements + r.statements, single: t.single + r.single, multi: t.multi + r.multiCount }), { statements: 0, single: 0, multi: 0 });
+    console.log(`# routing: ${new Set(results.map((r) => r.route)).size} routes, ${results.length} requests, ${totals.statements} statements sent, ${totals.single} single-shard, ${totals.multi} multi-shard (Citus counters)`);
+    for (const r of results) if (r.multi.length || r.multiCount) console.log(`# routing: ${r.route} ${r.status}: ${r.multiCount} multi-shard: ${r.multi.map((m) => m.text.replace(/\s+/g, ' ').slice(0, 160)).join(' | ')}`);
+    assert.deepEqual(unexplained, [], 'multi-shard statements: name tenant_id in them, or add them to ALLOWED with the reason');
+  });
+});
+
+/** Signs the seeded owner in (a session of the measured app's pool). */
+async function acceptOrLogin(): Promise<{ token: string; csrf_token: string }> {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: EMAIL, password: PASSWORD, tenant_id: tenant.tenant_id } });
+  assert.equal(res.statusCode, 200, res.body);
+  const cookie = [res.headers['set-cookie']].flat().find((c) => String(c).startsWith('skeldir_session='));
+  const body = res.json();
+  return { token: String(cookie).split(';')[0]!.split('=')[1]!, csrf_token: body.csrf_token };
+}
