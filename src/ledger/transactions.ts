@@ -30,6 +30,8 @@ export interface TransactionView {
  * first. The provider's id is resolved within the tenant only (row-level security), through
  * every id that names the row; `provider` narrows it when two providers use the same id. Each
  * query names tenant_id too: on Citus that routes it to the tenant's shard instead of all of them.
+ * The transitions' subquery names the parameter, not `l.tenant_id`: correlated through the outer
+ * row only, Citus ran the whole statement on every shard (src/citus/routing.test.ts found it).
  */
 export async function getTransaction(client: Queryable, tenantId: string, id: string, provider?: Provider): Promise<TransactionView> {
   const candidates = id.startsWith('legacy_') ? [id] : (provider ? [provider] : PROVIDERS).map((p) => scopedId(tenantId, p, id));
@@ -46,7 +48,7 @@ export async function getTransaction(client: Queryable, tenantId: string, id: st
     `SELECT l.*, COALESCE((SELECT json_agg(json_build_object('from_state', t.from_state, 'to_state', t.to_state, 'reason', t.reason,
                                    'transitioned_at', to_char(t.transitioned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
                                    ORDER BY t.transitioned_at, t.id)
-                        FROM revenue_state_transitions t WHERE t.tenant_id = l.tenant_id AND t.ledger_id = l.id), '[]') AS transitions
+                        FROM revenue_state_transitions t WHERE t.tenant_id = $2 AND t.ledger_id = l.id), '[]') AS transitions
        FROM revenue_ledger l WHERE l.tenant_id = $2 AND l.id = $1`,
     [found.rows[0]!.ledger_id, tenantId],
   );

@@ -180,6 +180,20 @@ export async function loginCandidates(c: Queryable, email: string): Promise<Logi
   return rows;
 }
 
+/**
+ * The one tenant's candidate, when the sign-in names its tenant (in that tenant's context): the
+ * same rows skeldir_login_candidates gives for it, read on the tenant's shard only on Citus (the
+ * function's e-mail lookup across tenants runs on every shard).
+ */
+export async function tenantLoginCandidates(c: Queryable, tenantId: string, email: string): Promise<LoginCandidate[]> {
+  const { rows } = await c.query<LoginCandidate>(
+    `SELECT tenant_id, id AS user_id, password_hash FROM tenant_users
+      WHERE tenant_id = $1 AND email = $2 AND password_hash IS NOT NULL AND disabled_at IS NULL`,
+    [tenantId, email],
+  );
+  return rows;
+}
+
 export async function tenantName(c: Queryable, tenantId: string): Promise<string> {
   const { rows } = await c.query<{ name: string }>(`SELECT name FROM tenants WHERE id = $1`, [tenantId]);
   return rows[0]?.name ?? '';

@@ -146,7 +146,12 @@ export async function login(pool: pg.Pool, input: LoginInput, web: WebConfig, no
     throw failed();
   }
   const tenant = input.tenantId === undefined ? undefined : input.tenantId.toLowerCase();
-  const candidates = (await sql.loginCandidates(pool, email)).filter((c) => tenant === undefined || c.tenant_id === tenant);
+  // A sign-in naming its tenant reads that tenant's users only (one shard on Citus); without one, every tenant's.
+  // (A tenant id that is no UUID names no tenant: no candidate, as the filter of every tenant's gave before.)
+  const candidates =
+    tenant === undefined ? await sql.loginCandidates(pool, email)
+    : /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(tenant) ? await withTenant(pool, tenant, (c) => sql.tenantLoginCandidates(c, tenant, email))
+    : [];
   if (candidates.length === 0) {
     await verifyNothing(input.password);
     throw failed();
