@@ -248,6 +248,21 @@ describe('sign-in', () => {
     assert.equal(chosen.json().role, 'admin');
   });
 
+  test('a sign-in naming its tenant reads that tenant\'s users only (one shard on Citus): the same answers as filtering every tenant\'s', async () => {
+    await signedIn(A.tenant_id, 'named@shared.example', 'viewer');
+    const failed = { code: 'login_failed' };
+    const s = await login(appPool, { email: 'Named@Shared.example', password: PASSWORD, tenantId: A.tenant_id.toUpperCase() }, web);
+    assert.equal(s.principal.tenantId, A.tenant_id);
+    await assert.rejects(login(appPool, { email: 'named@shared.example', password: 'not the password', tenantId: A.tenant_id }, web), failed);
+    // A tenant where the e-mail has no user, a tenant id that names no tenant, one that is no UUID: no candidate.
+    for (const tenantId of [B.tenant_id, '00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
+      await assert.rejects(login(appPool, { email: 'named@shared.example', password: PASSWORD, tenantId }, web), failed, tenantId);
+    }
+    // A removed (disabled) user of the named tenant is no candidate either.
+    await su.query(`UPDATE tenant_users SET disabled_at = now() WHERE tenant_id = $1 AND email = 'named@shared.example'`, [A.tenant_id]);
+    await assert.rejects(login(appPool, { email: 'named@shared.example', password: PASSWORD, tenantId: A.tenant_id }, web), failed);
+  });
+
   test('sessions end after the idle timeout and at the absolute expiry; activity is recorded once a minute', async () => {
     const t0 = new Date();
     await inviteUser(appPool, A.tenant_id, { email: 'idle@alpha.example', role: 'viewer' }, web, t0).then((i) => acceptInvitation(appPool, tokenOf(i.invitation_url), PASSWORD, web, t0));
