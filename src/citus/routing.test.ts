@@ -279,27 +279,39 @@ describe('every /api/v1 route on the cluster: its statements run on one shard', 
   before(async () => {
     db = await createTestDatabase('head');
     su = await superClient(db);
+    // For every connection opened from here on (the seeding's and the measured app's pools, the worker's).
+    await su.query(`ALTER DATABASE ${ident(db.name)} SET citus.enable_stat_counters = on`);
+    await su.query(`ALTER DATABASE ${ident(db.name)} SET citus.multi_task_query_log_level = 'notice'`);
+    restore = instrument();
     const owner = db.ownerPool({ max: 1 });
     tenant = await createTenant(owner, { name: 'Routing', email: 'ops@routing.example' });
     // A second tenant with data of its own: the shards hold more than the one tenant.
     const other = await createTenant(owner, { name: 'Other', email: 'ops@other-routing.example' });
     await owner.end();
     const seedApp = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
+    // The seeding is measured too, for the report only (not asserted: the worker, the model run and the CLI-side
+    // helpers are not routes; the worker's claim reads the tenants with due work on every shard by design).
+    const seeding: Capture = { statements: 0, multi: [] };
+    const seedBefore = await counters();
+    capturing = seeding;
     try {
       seeded = await seedTenant(seedApp, db, tenant, { sessions: 60, seed: 1, deadEvents: 4, label: 'routing' });
       await seedTenant(seedApp, db, other, { sessions: 20, seed: 2, deadEvents: 1, label: 'other' });
       const inv = await inviteUser(seedApp.appPool, tenant.tenant_id, { email: EMAIL, role: 'owner' }, web);
       await acceptInvitation(seedApp.appPool, inv.invitation_url.split('#')[1]!, PASSWORD, web);
     } finally {
+      capturing = null;
       await seedApp.close();
     }
+    const seedAfter = await counters();
+    const byText = new Map<string, number>();
+    for (const m of seeding.multi) {
+      const k = `${m.text.replace(/\s+/g, ' ').slice(0, 160)}${m.where ? ` [${m.where.replace(/\s+/g, ' ').slice(0, 120)}]` : ''}`;
+      byText.set(k, (byText.get(k) ?? 0) + 1);
+    }
+    console.log(`# routing: seeding (API, worker, Bayesian run, webhooks, spend): ${seeding.statements} statements sent, ${seedAfter.single - seedBefore.single} single-shard, ${seedAfter.multi - seedBefore.multi} multi-shard`);
+    for (const [k, n] of byText) console.log(`# routing: seeding multi-shard ${n}x: ${k}`);
     kept.event = (await su.query(`SELECT id FROM attribution_events WHERE tenant_id = $1 AND event_type = 'conversion' AND processing_status = 'processed' LIMIT 1`, [tenant.tenant_id])).rows[0].id;
-    // For the connections opened from here on (the measured app's pools: it is built after this).
-    await su.query(`ALTER DATABASE ${ident(db.name)} SET citus.enable_stat_counters = on`);
-    await su.query(`ALTER DATABASE ${ident(db.name)} SET citus.multi_task_query_log_level = 'notice'`);
-    await su.end();
-    su = await superClient(db);
-    restore = instrument();
     app = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
   });
   after(async () => {
