@@ -6,6 +6,7 @@ import { createTestDatabase, superClient, type TestDatabase } from '../testing/d
 import { FIND_BY_ID_SQL, FIND_BY_KEYS_SQL } from '../ingestion/store.js';
 import { insertTenants } from '../worker/test-fixtures.js';
 import { CitusPlanError, LOCAL_TABLES, planTables, REFERENCE_TABLES } from './plan.js';
+import { distribute } from './distribute.js';
 
 // On plain PostgreSQL (npm test): the plan of `skeldir citus distribute` covers every table at head, and a table or
 // key it does not cover fails it. On Citus (npm run test:citus): the test database is distributed by that plan.
@@ -94,5 +95,66 @@ describe('skeldir citus: the distribution plan', () => {
     } finally {
       await app.end();
     }
+  });
+
+  // The allocation trigger: the migration's statement trigger on one server; on Citus its replacement
+  // on each shard (distribute.ts, VERIFY_SHARD_FUNCTION_SQL), which reads the colocated shards.
+  const verificationCase = async () => {
+    const [a, b] = await insertTenants(su, 2);
+    const app = db.appPool({ max: 1 });
+    try {
+      const event = (tenant: string, order: string | null) => withTenant(app, tenant, async (c) => (await c.query<{ id: string }>(
+        `INSERT INTO attribution_events (tenant_id, event_type, channel, session_id, event_timestamp, occurred_at, revenue_cents, conversion_value_cents, idempotency_key, raw_payload, order_id)
+         VALUES ($1::uuid, 'conversion', 'direct', gen_random_uuid(), now(), now(), 1000, 1000, $1::text || ':ext:' || gen_random_uuid()::text, '{}', $2) RETURNING id`,
+        [tenant, order])).rows[0]!.id);
+      const ledger = (tenant: string, order: string, state: string, at: string) => withTenant(app, tenant, (c) => c.query(
+        `INSERT INTO revenue_ledger (tenant_id, transaction_id, order_id, state, revenue_cents, amount_cents, verification_source, verification_timestamp)
+         VALUES ($1::uuid, $1::text || ':stripe:' || $2 || ':' || $4, $2, $3, 1000, 1000, 'stripe', $4::timestamptz)`, [tenant, order, state, at]));
+      await ledger(a!, 'ORD-CAPTURED', 'captured', '2026-11-02T00:00:00Z');
+      await ledger(a!, 'ORD-CAPTURED', 'captured', '2026-11-01T00:00:00Z');
+      await ledger(a!, 'ORD-AUTHORIZED', 'authorized', '2026-11-01T00:00:00Z');
+      await ledger(b!, 'ORD-OF-B', 'captured', '2026-11-01T00:00:00Z');
+      const captured = await event(a!, 'ORD-CAPTURED');
+      const authorized = await event(a!, 'ORD-AUTHORIZED');
+      const none = await event(a!, null);
+      const otherTenants = await event(a!, 'ORD-OF-B');
+      // One statement, several conversions and models (as the worker writes them).
+      await withTenant(app, a!, (c) => c.query(
+        `INSERT INTO attribution_allocations (tenant_id, event_id, channel_code, allocated_revenue_cents, allocation_ratio, model_type, confidence_score)
+         SELECT $1::uuid, e, ch, 500, 0.5, m, 0.9 FROM unnest($2::uuid[]) e CROSS JOIN unnest(ARRAY['direct', 'email']) ch CROSS JOIN unnest(ARRAY['linear', 'last_touch']) m
+         RETURNING id`, [a, [captured, authorized, none, otherTenants]]));
+      const rows = await withTenant(app, a!, async (c) => (await c.query<{ event_id: string; verified: boolean; source: string | null; at: Date | null; n: number }>(
+        `SELECT event_id, verified, verification_source AS source, verification_timestamp AS at, count(*)::int AS n FROM attribution_allocations
+          WHERE tenant_id = $1 GROUP BY 1, 2, 3, 4`, [a])).rows);
+      const of = (id: string) => rows.filter((r) => r.event_id === id).map((r) => [r.verified, r.source, r.at?.toISOString() ?? null, r.n]);
+      assert.deepEqual(of(captured), [[true, 'stripe', '2026-11-01T00:00:00.000Z', 4]], 'verified by the earliest captured row of its order');
+      assert.deepEqual(of(authorized), [[false, null, null, 4]], 'an authorization alone does not verify');
+      assert.deepEqual(of(none), [[false, null, null, 4]]);
+      assert.deepEqual(of(otherTenants), [[false, null, null, 4]], "another tenant's order of the same id does not verify");
+    } finally {
+      await app.end();
+    }
+  };
+
+  test('allocations written after their order is captured are verified in the same statement; authorized, unknown and other tenants\' orders are not', verificationCase);
+
+  test('on Citus: the allocation trigger is a statement trigger on every shard, reading colocated shards; a distribute replaces the earlier row trigger', async (t) => {
+    if (!citus) return t.skip('not a Citus database (npm run test:citus runs this)');
+    const onShards = async () => (await su.query<{ result: string }>(
+      `SELECT result FROM run_command_on_shards('attribution_allocations', $$SELECT string_agg(tgname || ':' || (tgtype & 1)::text, ',' ORDER BY tgname) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND tgname LIKE 'trg_attribution_allocations_verify%%'$$)`)).rows.map((r) => r.result);
+    const shards = await onShards();
+    assert.ok(shards.length > 1);
+    // tgtype bit 0: FOR EACH ROW. The shard's copy of the trigger carries the shard's suffix.
+    for (const r of shards) assert.match(r, /^trg_attribution_allocations_verify_shard_\d+:0$/);
+    // A database distributed by an earlier release has the row trigger (a distributed query per row): put it back, distribute again.
+    await su.query(`DROP TRIGGER trg_attribution_allocations_verify_shard ON attribution_allocations`);
+    await su.query(`CREATE FUNCTION skeldir_allocations_verify_row() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN RETURN NEW; END $fn$`);
+    await su.query(`CREATE TRIGGER trg_attribution_allocations_verify_row BEFORE INSERT ON attribution_allocations FOR EACH ROW EXECUTE FUNCTION skeldir_allocations_verify_row()`);
+    const again = await distribute(su, db.roles);
+    assert.deepEqual(again.changed, []);
+    assert.ok(again.steps.some((s) => s.includes('drop trg_attribution_allocations_verify_row')), again.steps.join('\n'));
+    for (const r of await onShards()) assert.match(r, /^trg_attribution_allocations_verify_shard_\d+:0$/);
+    assert.equal((await su.query(`SELECT 1 FROM pg_proc WHERE proname = 'skeldir_allocations_verify_row'`)).rows.length, 0);
+    await verificationCase();
   });
 });

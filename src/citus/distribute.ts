@@ -106,30 +106,12 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
         : `ALTER TABLE ${ident(table)} ADD CONSTRAINT ${ident(pk.name)} PRIMARY KEY (tenant_id, id)`));
   }
 
+  // The one-server allocation trigger (a statement trigger joining its transition table with
+  // distributed tables) is dropped before distributing; its shard-local replacement is created
+  // once every table is distributed (below), since it names the colocated shards.
   for (const t of REPLACED_TRIGGERS) {
     const exists = (await client.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2`, [`public.${t.table}`, t.name])).rows.length > 0;
-    if (!exists) continue;
-    await run(`${t.table}: ${t.name} → trg_attribution_allocations_verify_row (row trigger)`, `
-      DROP TRIGGER ${ident(t.name)} ON ${ident(t.table)};
-      CREATE OR REPLACE FUNCTION skeldir_allocations_verify_row() RETURNS trigger
-      LANGUAGE plpgsql AS $fn$
-      DECLARE v record;
-      BEGIN
-        IF NOT NEW.verified THEN
-          SELECT l.verification_source, l.verification_timestamp INTO v
-            FROM attribution_events e JOIN revenue_ledger l ON l.tenant_id = e.tenant_id AND l.order_id = e.order_id
-           WHERE e.tenant_id = NEW.tenant_id AND l.tenant_id = NEW.tenant_id AND e.id = NEW.event_id
-             AND e.event_type = 'conversion' AND e.order_id IS NOT NULL AND l.state <> 'authorized'
-           ORDER BY l.verification_timestamp, l.id LIMIT 1;
-          IF FOUND THEN
-            NEW.verified := true; NEW.verification_source := v.verification_source; NEW.verification_timestamp := v.verification_timestamp;
-          END IF;
-        END IF;
-        RETURN NEW;
-      END $fn$;
-      COMMENT ON FUNCTION skeldir_allocations_verify_row() IS 'Citus only (skeldir citus distribute): skeldir_allocations_verify_inserted per row, routed by tenant_id.';
-      CREATE TRIGGER trg_attribution_allocations_verify_row BEFORE INSERT ON attribution_allocations
-        FOR EACH ROW EXECUTE FUNCTION skeldir_allocations_verify_row()`);
+    if (exists) await run(`${t.table}: drop ${t.name} (replaced by ${t.replacement} once distributed)`, `DROP TRIGGER ${ident(t.name)} ON ${ident(t.table)}`);
   }
 
   // The worker's claim, per tenant (src/worker/queue.ts, claimTenantEvents): FOR UPDATE SKIP
@@ -236,11 +218,69 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
     // A statement of its own: Citus forwards a COMMENT as the whole query string, and a worker refuses two commands in one.
     if (f.comment !== null) await client.query(`COMMENT ON CONSTRAINT ${ident(f.name)} ON ${ident(f.table)} IS ${lit(f.comment)}`);
   }
+  for (const t of REPLACED_TRIGGERS) {
+    const has = async (name: string) => (await client.query(`SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = $2`, [`public.${t.table}`, name])).rows.length > 0;
+    for (const old of t.previous) {
+      if (!(await has(old.trigger))) continue;
+      await run(`${t.table}: drop ${old.trigger} (replaced by ${t.replacement})`, `DROP TRIGGER ${ident(old.trigger)} ON ${ident(t.table)}`);
+      await client.query(`DROP FUNCTION IF EXISTS ${old.fn}`);
+    }
+    if (!(await has(t.replacement))) {
+      // One statement per query: Citus forwards some DDL to the workers as the whole query string.
+      await run(`${t.table}: ${t.replacement} (statement trigger on each shard, reading the colocated shards)`, VERIFY_SHARD_FUNCTION_SQL);
+      await client.query(VERIFY_SHARD_TRIGGER_SQL);
+      // A statement of its own: Citus forwards a COMMENT as the whole query string (see the foreign keys above).
+      await client.query(`COMMENT ON FUNCTION skeldir_allocations_verify_shard() IS ${lit(VERIFY_SHARD_COMMENT)}`);
+    }
+  }
   const groups = (await client.query<{ n: string }>(
     `SELECT count(DISTINCT colocationid) AS n FROM pg_dist_partition WHERE partmethod = 'h' AND logicalrelid::regclass::text = ANY($1)`, [distributed])).rows[0]!.n;
   if (Number(groups) !== 1) throw new Error(`distributed tables are in ${groups} colocation groups, not one`);
   return { plan, changed, workers, steps };
 }
+
+/**
+ * Citus's replacement of trg_attribution_allocations_verify (revision 202611280318), which Citus
+ * cannot run: the same UPDATE of the statement's new allocations from its transition table, on
+ * each shard, against the colocated shards of attribution_events and revenue_ledger by their shard
+ * names (get_shard_id_for_distribution_column + shard_name: every row of one shard's statement
+ * hashes to the same shard index, so any one row's tenant names them). A lookup by the distributed
+ * names from inside a shard is a distributed query planned on the worker; the row trigger that did
+ * that per row (until 2026-12-08) was 80-90 % of the allocation INSERT: 12 rows in 19-35 ms of
+ * trigger time against 1.2 ms without, on the shard; this one 1.5-3.5 ms per statement
+ * (bench/results/2026-12-08-citus-allocation-trigger.txt). Not taken here: the order's advisory
+ * lock (a worker's lock is not the coordinator's, where the payment side takes it; docs/scaling.md).
+ * Fired on the table itself (not a shard: not on Citus), it reads the tables by their own names.
+ */
+const VERIFY_SHARD_FUNCTION_SQL = `
+  CREATE OR REPLACE FUNCTION skeldir_allocations_verify_shard() RETURNS trigger
+  LANGUAGE plpgsql AS $fn$
+  DECLARE t uuid; events text := 'attribution_events'; ledger text := 'revenue_ledger';
+  BEGIN
+    SELECT n.tenant_id INTO t FROM inserted n WHERE NOT n.verified LIMIT 1;
+    IF t IS NULL THEN RETURN NULL; END IF;
+    IF TG_TABLE_NAME <> 'attribution_allocations' THEN
+      events := shard_name('attribution_events', get_shard_id_for_distribution_column('attribution_events', t));
+      ledger := shard_name('revenue_ledger', get_shard_id_for_distribution_column('revenue_ledger', t));
+    END IF;
+    EXECUTE format(
+      'UPDATE %s a
+          SET verified = true, verification_source = v.verification_source, verification_timestamp = v.verification_timestamp
+         FROM (SELECT DISTINCT ON (n.id) n.id, n.tenant_id, l.verification_source, l.verification_timestamp
+                 FROM inserted n
+                 JOIN %s e ON e.id = n.event_id AND e.tenant_id = n.tenant_id
+                 JOIN %s l ON l.tenant_id = e.tenant_id AND l.order_id = e.order_id
+                WHERE NOT n.verified AND e.event_type = ''conversion'' AND e.order_id IS NOT NULL AND l.state <> ''authorized''
+                ORDER BY n.id, l.verification_timestamp, l.id) v
+        WHERE a.tenant_id = v.tenant_id AND a.id = v.id',
+      TG_RELID::regclass, events, ledger);
+    RETURN NULL;
+  END $fn$`;
+const VERIFY_SHARD_TRIGGER_SQL = `
+  CREATE TRIGGER trg_attribution_allocations_verify_shard AFTER INSERT ON attribution_allocations
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION skeldir_allocations_verify_shard()`;
+
+const VERIFY_SHARD_COMMENT = "Citus only (skeldir citus distribute): skeldir_allocations_verify_inserted on each shard, reading the colocated shards of attribution_events and revenue_ledger (no distributed query per statement); without the order's advisory lock.";
 
 /** The one-server claim indexes (revision 202611280313) and their tenant-led replacements on Citus. */
 const CLAIM_INDEXES: ReadonlyArray<[string, string, string, string]> = [

@@ -60,9 +60,16 @@ export const DROPPED_FOREIGN_KEYS: ReadonlyArray<{ table: string; name: string; 
   { table: 'webhook_deliveries', name: 'fk_webhook_deliveries_endpoint_id', why: 'ON DELETE SET NULL (endpoint_id) is not supported by Citus (and webhook_endpoints is a reference table); a delivery of a deleted endpoint keeps its id, which no longer resolves' },
 ];
 
-/** Triggers Citus cannot run on shards, replaced on Citus (see distribute.ts). */
-export const REPLACED_TRIGGERS: ReadonlyArray<{ table: string; name: string; why: string }> = [
-  { table: 'attribution_allocations', name: 'trg_attribution_allocations_verify', why: 'a statement trigger joining its transition table with distributed tables is refused; a row trigger (BEFORE INSERT, same rule per row, routed by tenant_id) replaces it' },
+/**
+ * Triggers Citus cannot run on shards, dropped before distributing and replaced once distributed
+ * (distribute.ts); `previous`: replacements of earlier releases, dropped by a later distribute.
+ */
+export const REPLACED_TRIGGERS: ReadonlyArray<{ table: string; name: string; replacement: string; previous: ReadonlyArray<{ trigger: string; fn: string }>; why: string }> = [
+  {
+    table: 'attribution_allocations', name: 'trg_attribution_allocations_verify', replacement: 'trg_attribution_allocations_verify_shard',
+    previous: [{ trigger: 'trg_attribution_allocations_verify_row', fn: 'skeldir_allocations_verify_row()' }],
+    why: "a statement trigger joining its transition table with distributed tables is refused; the same statement trigger on each shard, joining the colocated shards of attribution_events and revenue_ledger, replaces it (without the order's advisory lock)",
+  },
 ];
 
 export interface TablePlan {
@@ -146,7 +153,7 @@ export async function planTables(db: Queryable): Promise<TablePlan[]> {
   )).rows;
   for (const t of triggers) {
     if (!distributed.has(t.table) && plan.find((p) => p.table === t.table)?.kind !== 'reference') continue;
-    if (!REPLACED_TRIGGERS.some((r) => r.table === t.table && r.name === t.name)) problems.push(`trigger ${t.name} of ${t.table} uses a transition table, which Citus cannot run on shards`);
+    if (!REPLACED_TRIGGERS.some((r) => r.table === t.table && (r.name === t.name || r.replacement === t.name))) problems.push(`trigger ${t.name} of ${t.table} uses a transition table, which Citus cannot run on shards`);
   }
 
   if (problems.length) throw new CitusPlanError(`the Citus plan does not cover this schema:\n- ${problems.join('\n- ')}`);
