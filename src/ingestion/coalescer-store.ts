@@ -85,8 +85,7 @@ function committedInsertSql(tenantId: string, events: readonly PreparedEvent[]):
  */
 export function quoteLiteral(text: string): string {
   const backslash = text.includes('\\');
-  // A text without a quote (most: the arrays, the raw JSON) is not run through the regex.
-  const body = text.includes("'") ? text.replace(QUOTES, "''") : text;
+  const body = text.replace(QUOTES, "''");
   return backslash ? ` E'${body.replace(BACKSLASHES, '\\\\')}'` : `'${body}'`;
 }
 const QUOTES = /'/g;
