@@ -24,8 +24,8 @@ export async function writeGroup(pool: pg.Pool, tenantId: string, events: readon
   const usual = () => withTenant(pool, tenantId, (client) => ingestEvents(client, tenantId, events));
   // On Citus the prepared statement would be EXECUTEd on a worker that never saw the PREPARE (measured: every
   // write refused, "prepared statement … does not exist"): the usual path, asked once per pool.
-  if (await onCitus(pool)) return usual();
-  if (new Set(events.map((e) => e.scopedKey)).size !== events.length) return usual();
+  if (citusKnown.get(pool) ?? (await onCitus(pool))) return usual();
+  if (events.length > 1 && new Set(events.map((e) => e.scopedKey)).size !== events.length) return usual();
   const text = committedInsertSql(tenantId, events);
   if (text.includes('\u0000')) return usual();
 
@@ -41,10 +41,13 @@ export async function writeGroup(pool: pg.Pool, tenantId: string, events: readon
 }
 
 const citus = new WeakMap<pg.Pool, Promise<boolean>>();
+/** The answer once known: read without an await (a microtask hop per group write). */
+const citusKnown = new WeakMap<pg.Pool, boolean>();
 function onCitus(pool: pg.Pool): Promise<boolean> {
   let v = citus.get(pool);
   if (!v) {
     v = runsCitus(pool);
+    v.then((known) => citusKnown.set(pool, known), () => undefined);
     // A failed check (the database away) is asked again next time, not remembered.
     v.catch(() => citus.delete(pool));
     citus.set(pool, v);

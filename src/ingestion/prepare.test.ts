@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { formatInstant, instantOf } from '../db/timestamps.js';
-import { canonicalJson, eventTexts, instantText, MAX_FUTURE_MS, MIN_TIMESTAMP_MS, parseTimestamp, requestHash } from './prepare.js';
+import { canonicalJson, eventTexts, instantText, IngestionError, MAX_FUTURE_MS, MIN_TIMESTAMP_MS, parseTimestamp, prepareEvent, requestHash } from './prepare.js';
+import { defaultRuleSet } from '../channels/classify.js';
 import { EventInput } from './schema.js';
 
 const reference = (input: object) => {
@@ -122,7 +123,7 @@ describe('parseTimestamp', () => {
 describe('instantText', () => {
   const digits = (n: number, min: number, max: number) => fc.integer({ min, max }).map((v) => String(v).padStart(n, '0'));
   /** What prepareEvent accepts: real dates from 2000 to a day ahead, any offset PostgreSQL takes, 0-6 fractional digits, either case. */
-  const accepted = fc
+  const shaped = fc
     .tuple(
       digits(4, 1999, 2027),
       digits(2, 1, 12),
@@ -134,8 +135,8 @@ describe('instantText', () => {
       fc.oneof(fc.constant(''), fc.stringMatching(/^\.\d{1,6}$/), fc.constantFrom('.57', '.29', '.999999', '.000001', '.1')),
       fc.oneof(fc.constantFrom('Z', 'z'), fc.tuple(fc.constantFrom('+', '-'), digits(2, 0, 15), digits(2, 0, 59)).map(([s, h, m]) => `${s}${h}:${m}`)),
     )
-    .map(([y, mo, d, t, h, mi, s, f, z]) => `${y}-${mo}-${d}${t}${h}:${mi}:${s}${f}${z}`)
-    .filter((text) => {
+    .map(([y, mo, d, t, h, mi, s, f, z]) => `${y}-${mo}-${d}${t}${h}:${mi}:${s}${f}${z}`);
+  const accepted = shaped.filter((text) => {
       const at = parseTimestamp(text);
       return at !== null && at >= MIN_TIMESTAMP_MS && at <= Date.now() + MAX_FUTURE_MS;
     });
@@ -146,6 +147,23 @@ describe('instantText', () => {
         const expected = formatInstant(instantOf(text.toUpperCase()));
         assert.equal(instantText(text.toUpperCase()), expected, text);
         assert.equal(instantText(text), expected, text);
+      }),
+      { numRuns: 20000 },
+    );
+  });
+
+  test("prepareEvent's instant is instantText of its timestamp, and it accepts exactly what parseTimestamp reads in range", () => {
+    const rules = defaultRuleSet(['email', 'unknown']);
+    const now = Date.now();
+    fc.assert(
+      fc.property(fc.oneof(accepted, shaped, fc.string()), (text) => {
+        const input = { idempotency_key: 'k', event_type: 'touchpoint', event_timestamp: text, session_id: 's-1', channel: 'email' } as EventInput;
+        const at = parseTimestamp(text);
+        if (at === null || at < MIN_TIMESTAMP_MS || at > now + MAX_FUTURE_MS) {
+          assert.throws(() => prepareEvent('t', input, { pointer: 'body', rules, now }), (e: IngestionError) => e.code === (at === null ? 'timestamp_invalid' : 'timestamp_out_of_range'));
+        } else {
+          assert.equal(prepareEvent('t', input, { pointer: 'body', rules, now }).instant, instantText(text), text);
+        }
       }),
       { numRuns: 20000 },
     );

@@ -24,6 +24,11 @@ export interface PreparedEvent {
   eventType: 'touchpoint' | 'conversion';
   /** The timestamp text as given (PostgreSQL parses it, keeping microseconds). */
   timestamp: string;
+  /**
+   * Its instant as the API prints a stored one (instantText), from prepareEvent's one match of the
+   * text: the insert's output no longer matches the pattern a second time.
+   */
+  instant: string;
   sessionId: string;
   anonymousId: string | null;
   userId: string | null;
@@ -53,7 +58,11 @@ const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
  */
 export function parseTimestamp(text: string): number | null {
   const m = TIMESTAMP.exec(text);
-  if (!m) return null;
+  return m ? matchedMs(m) : null;
+}
+
+/** parseTimestamp of a TIMESTAMP match (prepareEvent keeps the match for instantText's part). */
+function matchedMs(m: RegExpExecArray): number | null {
   const year = Number(m[1]);
   const month = Number(m[2]);
   const day = Number(m[3]);
@@ -90,6 +99,11 @@ export function parseTimestamp(text: string): number | null {
 export function instantText(text: string): string {
   const m = TIMESTAMP.exec(text);
   if (!m) throw new RangeError(`not an RFC 3339 timestamp: ${JSON.stringify(text)}`);
+  return matchedInstant(m);
+}
+
+/** instantText of a TIMESTAMP match of an accepted timestamp. */
+function matchedInstant(m: RegExpExecArray): string {
   const digits = m[7] ? `${m[7].slice(1)}00000`.slice(0, 6) : '000000';
   // In UTC already (a real date: prepareEvent checked the calendar): the fields as written, no Date.
   if (!m[8]) return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${digits}Z`;
@@ -191,7 +205,8 @@ export function prepareEvent(
     });
   }
 
-  const at = parseTimestamp(input.event_timestamp);
+  const match = TIMESTAMP.exec(input.event_timestamp);
+  const at = match ? matchedMs(match) : null;
   if (at === null) {
     throw new IngestionError('timestamp_invalid', `event_timestamp ${JSON.stringify(input.event_timestamp)} is not a real date and time`, {
       field: `${pointer}/event_timestamp`,
@@ -239,6 +254,7 @@ export function prepareEvent(
     scopedKey: scopedKey(tenantId, clientKey),
     eventType: input.event_type,
     timestamp: input.event_timestamp.toUpperCase(),
+    instant: matchedInstant(match!),
     sessionId: sessionUuid(input.session_id),
     anonymousId: input.anonymous_id ?? null,
     userId: input.user_id ?? null,

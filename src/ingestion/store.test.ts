@@ -46,6 +46,7 @@ const prepared: fc.Arbitrary<PreparedEvent> = fc.record({
   scopedKey: text,
   eventType: fc.constantFrom('touchpoint' as const, 'conversion' as const),
   timestamp: fc.constantFrom('2026-01-01T00:00:00Z', '2026-03-01T12:00:00.123456+01:00'),
+  instant: fc.constantFrom('2026-01-01T00:00:00.000000Z'),
   sessionId: fc.uuid(),
   anonymousId: maybe,
   userId: maybe,

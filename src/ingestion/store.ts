@@ -3,7 +3,7 @@ import { EVENTS_CHANNEL } from '../worker/channel.js';
 import type { EventOutput } from './schema.js';
 import pg from 'pg';
 import { compareInstants, formatInstant } from '../db/timestamps.js';
-import { instantText, type PreparedEvent } from './prepare.js';
+import type { PreparedEvent } from './prepare.js';
 
 /**
  * The SQL of ingestion, one function per statement. Every statement runs inside the request's
@@ -176,7 +176,7 @@ export function insertedOutput(e: PreparedEvent, row: InsertedEvent, _tenantId: 
     id: row.id,
     idempotency_key: e.clientKey,
     event_type: e.eventType,
-    event_timestamp: instantText(e.timestamp),
+    event_timestamp: e.instant,
     session_id: e.sessionId,
     anonymous_id: e.anonymousId,
     user_id: e.userId,
