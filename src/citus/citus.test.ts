@@ -156,5 +156,14 @@ describe('skeldir citus: the distribution plan', () => {
     for (const r of await onShards()) assert.match(r, /^trg_attribution_allocations_verify_shard_\d+:0$/);
     assert.equal((await su.query(`SELECT 1 FROM pg_proc WHERE proname = 'skeldir_allocations_verify_row'`)).rows.length, 0);
     await verificationCase();
+    // A database distributed before the shard trigger took the order's lock: its function body is replaced (on the workers too), once.
+    await su.query(`CREATE OR REPLACE FUNCTION skeldir_allocations_verify_shard() RETURNS trigger LANGUAGE plpgsql AS $fn$ BEGIN RETURN NULL; END $fn$`);
+    const replaced = await distribute(su, db.roles);
+    assert.ok(replaced.steps.some((s) => s.includes("function replaced (takes the order's advisory lock")), replaced.steps.join('\n'));
+    const bodies = (await su.query<{ result: string }>(
+      `SELECT result FROM run_command_on_workers($$SELECT prosrc LIKE '%pg_advisory_xact_lock_shared%' FROM pg_proc WHERE proname = 'skeldir_allocations_verify_shard'$$)`)).rows.map((r) => r.result);
+    assert.deepEqual(bodies, bodies.map(() => 't'));
+    assert.ok(!(await distribute(su, db.roles)).steps.some((s) => s.includes('function replaced')));
+    await verificationCase();
   });
 });

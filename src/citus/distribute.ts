@@ -231,6 +231,10 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
       await client.query(VERIFY_SHARD_TRIGGER_SQL);
       // A statement of its own: Citus forwards a COMMENT as the whole query string (see the foreign keys above).
       await client.query(`COMMENT ON FUNCTION skeldir_allocations_verify_shard() IS ${lit(VERIFY_SHARD_COMMENT)}`);
+    } else if (!(await shardFunctionCurrent(client))) {
+      // Distributed by an earlier release (its function did not take the order's lock): the body is replaced, the trigger kept.
+      await run(`${t.table}: ${t.replacement}'s function replaced (takes the order's advisory lock on the shard's node)`, VERIFY_SHARD_FUNCTION_SQL);
+      await client.query(`COMMENT ON FUNCTION skeldir_allocations_verify_shard() IS ${lit(VERIFY_SHARD_COMMENT)}`);
     }
   }
   const groups = (await client.query<{ n: string }>(
@@ -248,8 +252,12 @@ export async function distribute(client: pg.ClientBase, roles: { owner: string; 
  * names from inside a shard is a distributed query planned on the worker; the row trigger that did
  * that per row (until 2026-12-08) was 80-90 % of the allocation INSERT: 12 rows in 19-35 ms of
  * trigger time against 1.2 ms without, on the shard; this one 1.5-3.5 ms per statement
- * (bench/results/2026-12-08-citus-allocation-trigger.txt). Not taken here: the order's advisory
- * lock (a worker's lock is not the coordinator's, where the payment side takes it; docs/scaling.md).
+ * (bench/results/2026-12-08-citus-allocation-trigger.txt). It first takes the order's advisory
+ * lock SHARED (same key as revision 202611280318: hashtextextended(tenant_id || ':order:' || order_id, 0)),
+ * sorted, in a statement of its own, so that the UPDATE after it reads the ledger in a fresh
+ * snapshot: that lock is the one of the worker holding the tenant's shards, and the payment side
+ * (src/ledger/apply.ts, verifyOrderAllocations) takes it EXCLUSIVE on the same node through a
+ * statement routed to the tenant's shard of revenue_ledger.
  * Fired on the table itself (not a shard: not on Citus), it reads the tables by their own names.
  */
 const VERIFY_SHARD_FUNCTION_SQL = `
@@ -263,6 +271,13 @@ const VERIFY_SHARD_FUNCTION_SQL = `
       events := shard_name('attribution_events', get_shard_id_for_distribution_column('attribution_events', t));
       ledger := shard_name('revenue_ledger', get_shard_id_for_distribution_column('revenue_ledger', t));
     END IF;
+    EXECUTE format(
+      'SELECT count(pg_advisory_xact_lock_shared(hashtextextended(o.tenant_id::text || '':order:'' || o.order_id, 0)))
+         FROM (SELECT DISTINCT e.tenant_id, e.order_id
+                 FROM inserted n JOIN %s e ON e.id = n.event_id AND e.tenant_id = n.tenant_id
+                WHERE NOT n.verified AND e.event_type = ''conversion'' AND e.order_id IS NOT NULL
+                ORDER BY 1, 2) o',
+      events);
     EXECUTE format(
       'UPDATE %s a
           SET verified = true, verification_source = v.verification_source, verification_timestamp = v.verification_timestamp
@@ -280,7 +295,14 @@ const VERIFY_SHARD_TRIGGER_SQL = `
   CREATE TRIGGER trg_attribution_allocations_verify_shard AFTER INSERT ON attribution_allocations
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION skeldir_allocations_verify_shard()`;
 
-const VERIFY_SHARD_COMMENT = "Citus only (skeldir citus distribute): skeldir_allocations_verify_inserted on each shard, reading the colocated shards of attribution_events and revenue_ledger (no distributed query per statement); without the order's advisory lock.";
+const VERIFY_SHARD_COMMENT = "Citus only (skeldir citus distribute): skeldir_allocations_verify_inserted on each shard, reading the colocated shards of attribution_events and revenue_ledger (no distributed query per statement); takes each order's advisory lock (shared) on the shard's node first, as the payment side does (exclusive, by a statement routed to the tenant's shard).";
+
+/** Whether the database's skeldir_allocations_verify_shard() has this release's body (an earlier distribute may have created an older one). */
+async function shardFunctionCurrent(client: pg.ClientBase): Promise<boolean> {
+  const body = VERIFY_SHARD_FUNCTION_SQL.slice(VERIFY_SHARD_FUNCTION_SQL.indexOf('$fn$') + 4, VERIFY_SHARD_FUNCTION_SQL.lastIndexOf('$fn$'));
+  const r = await client.query(`SELECT 1 FROM pg_proc WHERE oid = to_regprocedure('public.skeldir_allocations_verify_shard()') AND prosrc = $1`, [body]);
+  return r.rows.length > 0;
+}
 
 /** The one-server claim indexes (revision 202611280313) and their tenant-led replacements on Citus. */
 const CLAIM_INDEXES: ReadonlyArray<[string, string, string, string]> = [

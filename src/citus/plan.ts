@@ -68,7 +68,7 @@ export const REPLACED_TRIGGERS: ReadonlyArray<{ table: string; name: string; rep
   {
     table: 'attribution_allocations', name: 'trg_attribution_allocations_verify', replacement: 'trg_attribution_allocations_verify_shard',
     previous: [{ trigger: 'trg_attribution_allocations_verify_row', fn: 'skeldir_allocations_verify_row()' }],
-    why: "a statement trigger joining its transition table with distributed tables is refused; the same statement trigger on each shard, joining the colocated shards of attribution_events and revenue_ledger, replaces it (without the order's advisory lock)",
+    why: "a statement trigger joining its transition table with distributed tables is refused; the same statement trigger on each shard, joining the colocated shards of attribution_events and revenue_ledger, replaces it (taking the order's advisory lock on the shard's node, where the payment side takes it too)",
   },
 ];
 

@@ -79,7 +79,8 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
   // The transition reason for the triggers of this transaction: SET LOCAL, not set_config(), because
   // on Citus the triggers run on the shards and only a SET LOCAL reaches them (as the tenant context,
   // src/db/tenant-context.ts). Then the locks, in sorted order (no deadlock between two facts sharing
-  // ids); advisory locks are the coordinator's on Citus, where every statement of the API starts.
+  // ids); these advisory locks are the coordinator's on Citus, where every statement of the API starts
+  // (the order's lock, below, is not: see verifyOrderAllocations).
   await client.query(transitionReasonSql(ctx.reason));
   await client.query(
     `SELECT count(pg_advisory_xact_lock(hashtextextended(r, 7))) FROM (SELECT r FROM unnest($1::text[]) AS r ORDER BY r) AS s`,
@@ -142,7 +143,7 @@ export async function applyFact(client: Queryable, ctx: ApplyContext, fact: Fact
     );
   }
   if (after.changed && after.order_id && after.state !== 'authorized') {
-    await verifyOrderAllocations(client, { tenant_id: ctx.tenantId, order_id: after.order_id, verification_timestamp: after.verification_timestamp, provider: ctx.provider });
+    await verifyOrderAllocations(client, { id: row.id, tenant_id: ctx.tenantId, order_id: after.order_id, verification_timestamp: after.verification_timestamp, provider: ctx.provider });
   }
   return {
     status: 'applied',
@@ -312,12 +313,16 @@ async function fxFor(client: Queryable, currency: string, reporting: string, dat
  * 202611280318): a conversion written concurrently is then either seen here or sees this
  * payment once it commits. Rows another transaction holds are skipped: they are being replaced,
  * and the trigger checks their replacements after this transaction commits.
+ * The lock is taken by a statement reading the payment's own ledger row (tenant_id named): its
+ * key has a column argument, so on Citus the statement is routed to the tenant's shard and the
+ * lock is taken on the worker holding it, where the shards' allocation trigger takes it too
+ * (skeldir_allocations_verify_shard, src/citus/distribute.ts); on one server it is the same lock.
  */
 export async function verifyOrderAllocations(
   client: Queryable,
-  row: { tenant_id: string; order_id: string; verification_timestamp: Date; provider: Provider },
+  row: { id: string; tenant_id: string; order_id: string; verification_timestamp: Date; provider: Provider },
 ): Promise<number> {
-  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1::text || ':order:' || $2::text, 0))`, [row.tenant_id, row.order_id]);
+  await lockOrder(client, row.tenant_id, row.id, row.order_id);
   const r = await client.query(
     `UPDATE attribution_allocations a
         SET verified = true, verification_source = $2, verification_timestamp = $3
@@ -329,4 +334,14 @@ export async function verifyOrderAllocations(
     [row.order_id, row.provider, row.verification_timestamp, row.tenant_id],
   );
   return r.rowCount ?? 0;
+}
+
+/** The order's advisory lock (exclusive), on the node holding the tenant's shard of the ledger row `ledgerId` (which must exist: it is the payment's). */
+async function lockOrder(client: Queryable, tenantId: string, ledgerId: string, orderId: string): Promise<void> {
+  const r = await client.query<{ n: string }>(
+    `SELECT count(pg_advisory_xact_lock(hashtextextended(l.tenant_id::text || ':order:' || $3::text, 0))) AS n
+       FROM revenue_ledger l WHERE l.tenant_id = $1 AND l.id = $2`,
+    [tenantId, ledgerId, orderId],
+  );
+  if (Number(r.rows[0]?.n) !== 1) throw new Error(`the order lock was not taken: ledger row ${ledgerId} not found`);
 }

@@ -221,10 +221,10 @@ describe('the state machine is enforced by the database (direct SQL as the appli
     assert.equal(seen.rowCount, 0, 'the other tenant updates nothing');
   });
 
-  // Not on Citus: there the allocations' trigger is the per-row one on the shards, which cannot take
-  // the coordinator's advisory lock of the order (docs/scaling.md: this race is not covered on Citus).
-  const raceOnCitus = testsRunOnCitus() && 'on Citus the allocation trigger does not take the order lock (docs/scaling.md)';
-  test('a payment and a conversion of the same order in concurrent transactions: the allocations end verified, whichever commits first', { skip: raceOnCitus }, async () => {
+  // On Citus both sides take the order's lock on the worker holding the tenant's shard (the shards'
+  // statement trigger there, the payment by a statement routed to that shard): the wait is checked
+  // there, an advisory lock of the second transaction not granted on a worker, not on the coordinator.
+  test('a payment and a conversion of the same order in concurrent transactions: the allocations end verified, whichever commits first', async () => {
     const capture = (c: pg.PoolClient, order: string) =>
       applyFact(c, { tenantId: tenant, provider: 'stripe', reason: 'test', reportingCurrency: 'USD' }, {
         target: `ch_${order}`, aliases: [], knowledge: { ...EMPTY, amount: 900, currency: 'USD', captured: true, orderId: order },
@@ -238,15 +238,21 @@ describe('the state machine is enforced by the database (direct SQL as the appli
          VALUES ($1, $2, 'email', 900, 1, 1, 'last_touch')`, [tenant, event]);
       return event as string;
     };
-    // Waits until the other connection is blocked on a lock (or its statement ended: then the race is lost and the assertion says so).
-    const blocked = async (pid: number, pending: Promise<unknown>) => {
+    // Whether the backend (one server: its pid; Citus: its global pid) waits for an advisory lock (Citus: on a worker).
+    const waitsSql = testsRunOnCitus()
+      ? `SELECT count(*)::int AS n FROM citus_locks WHERE global_pid = $1 AND locktype = 'advisory' AND NOT granted
+            AND nodeid IN (SELECT nodeid FROM pg_dist_node WHERE groupid <> 0)`
+      : `SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND NOT granted`;
+    const idSql = testsRunOnCitus() ? 'SELECT citus_backend_gpid() AS pid' : 'SELECT pg_backend_pid() AS pid';
+    // Waits until the other connection is blocked on the order lock (or its statement ended: then the race is lost and the assertion says so).
+    const blocked = async (pid: string, pending: Promise<unknown>) => {
       let settled = false;
       void pending.then(() => (settled = true), () => (settled = true));
-      const probe = await superClient(db); // another role's wait events are visible to a superuser only
+      const probe = await superClient(db); // another role's locks are visible to a superuser only
       try {
         for (;;) {
-          const r = await probe.query(`SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1`, [pid]);
-          if (r.rows[0]?.wait_event_type === 'Lock') return;
+          const r = await probe.query<{ n: number }>(waitsSql, [pid]);
+          if (r.rows[0]!.n > 0) return;
           if (settled) {
             await pending; // surfaces its error
             assert.fail('the second transaction did not wait for the order lock');
@@ -265,7 +271,7 @@ describe('the state machine is enforced by the database (direct SQL as the appli
           await c.query('BEGIN');
           await c.query(tenantContextSql(tenant));
         }
-        const pidB = (await b.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+        const pidB = String((await b.query<{ pid: string }>(idSql)).rows[0]!.pid);
         let event: Promise<string> | string;
         if (first === 'payment') {
           await capture(a, order); // uncommitted capture
