@@ -11,6 +11,10 @@
  * caught on the connection that ran it together with its text (and the PL/pgSQL context when it
  * ran inside a function). A multi-shard statement that is not on ALLOWED, with its reason, fails.
  * Reference-table statements are one task: they count as single-shard.
+ * The seeding (the worker among it) is asserted the same way (SEEDING_ALLOWED), and so are the background and CLI
+ * paths (retention, the attribution scheduler, re-classification, erasure, dlq retry, exports, webhook redelivery),
+ * driven through the functions their commands call, in this process so that their notices are caught
+ * (BACKGROUND_ALLOWED).
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
