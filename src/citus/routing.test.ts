@@ -11,6 +11,10 @@
  * caught on the connection that ran it together with its text (and the PL/pgSQL context when it
  * ran inside a function). A multi-shard statement that is not on ALLOWED, with its reason, fails.
  * Reference-table statements are one task: they count as single-shard.
+ * The seeding (the worker among it) is asserted the same way (SEEDING_ALLOWED), and so are the background and CLI
+ * paths (retention, the attribution scheduler, re-classification, erasure, dlq retry, exports, webhook redelivery),
+ * driven through the functions their commands call, in this process so that their notices are caught
+ * (BACKGROUND_ALLOWED).
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -24,6 +28,23 @@ import { createTestDatabase, superClient, testsRunOnCitus, type TestDatabase } f
 import { seedTenant, type Seeded } from '../testing/web-seed.js';
 import { acceptInvitation, inviteUser } from '../users/users.js';
 import { stripeCharge, stripeEvent, stripeHeaders, TEST_SECRET_KEY } from '../webhooks/test-support.js';
+import { schedulePass } from '../attribution/scheduler.js';
+import { writeSettings } from '../attribution/settings.js';
+import { countEvents, reclassifyAll } from '../channels/reclassify.js';
+import { existingTenant } from '../cli/tenant-flag.js';
+import { withTenant } from '../db/tenant-context.js';
+import { applyRemediation, getDeadEvent } from '../dlq/store.js';
+import { erasePerson } from '../erasure/erase.js';
+import { DATASET_NAMES } from '../exports/datasets.js';
+import { performanceExport } from '../exports/performance.js';
+import { exportChunks } from '../exports/stream.js';
+import { identify } from '../identity/graph.js';
+import { checkPerformanceQuery } from '../performance/check.js';
+import { runRetention, tenantsWithRetention, writeRetentionSettings } from '../retention/retention.js';
+import { deliverWebhook } from '../webhooks/deliver.js';
+import { createEndpoint } from '../webhooks/endpoints.js';
+import { PayPalVerifier, paypalOptionsFromEnv } from '../webhooks/paypal.js';
+import { loadSecretKey } from '../webhooks/secret-key.js';
 
 process.env.SKELDIR_SECRET_KEY ??= TEST_SECRET_KEY;
 const citus = testsRunOnCitus();
@@ -39,6 +60,21 @@ const ALLOWED: { step: string; statement: RegExp; why: string }[] = [
     why: 'sign-in without a tenant: an e-mail may belong to users of several tenants, so the lookup (the system role\'s function) reads every tenant\'s users by design; once per sign-in, not per request (a session names its tenant)',
   },
 ];
+
+/** The seeding phase (API, worker, Bayesian run, webhooks, spend), measured as one step named 'seeding'. */
+const SEEDING_ALLOWED: { step: string; statement: RegExp; why: string }[] = [
+  {
+    step: 'seeding',
+    statement: /skeldir_due_tenants/,
+    why: "by design (docs/scaling.md, the worker's claim): the worker first asks which tenants have due work, a read of every shard that locks nothing (the system role's function), once per batch; each claim that follows names its tenant",
+  },
+];
+
+/**
+ * The background and CLI paths, each step the functions its command calls (the CLI's own body, in
+ * this process so that its notices are caught), for the seeded tenant.
+ */
+const BACKGROUND_ALLOWED: { step: string; statement: RegExp; why: string }[] = [];
 
 interface Multi {
   text: string;
@@ -112,6 +148,41 @@ interface Result {
   multi: Multi[];
 }
 const results: Result[] = [];
+let seedingResult: Result | undefined;
+
+/** The multi-shard statements of `rs` that no entry of `allowed` explains, each named with its step. */
+function unexplainedOf(rs: Result[], allowed: { step: string; statement: RegExp }[]): string[] {
+  const out: string[] = [];
+  for (const r of rs) {
+    for (const m of r.multi) {
+      if (allowed.some((a) => a.step === r.step && (a.statement.test(m.text) || (m.where !== undefined && a.statement.test(m.where))))) continue;
+      out.push(`${r.step}: ${m.text.replace(/\s+/g, ' ').slice(0, 300)}${m.where ? ` [${m.where.replace(/\s+/g, ' ')}]` : ''}`);
+    }
+    // A multi-shard execution without its notice (e.g. from a connection this process did not open) is named too.
+    if (r.multiCount > r.multi.length) out.push(`${r.step}: ${r.multiCount - r.multi.length} multi-shard statement(s) counted by Citus without a notice`);
+  }
+  return out;
+}
+
+/** The entries of `allowed` no multi-shard statement of `rs` needed (the allowlist stays short and true). */
+function unusedOf(rs: Result[], allowed: { step: string; statement: RegExp }[]): string[] {
+  return allowed.filter((a) => !rs.some((r) => r.step === a.step && r.multi.some((m) => a.statement.test(m.text) || (m.where !== undefined && a.statement.test(m.where))))).map((a) => `${a.step}: ${a.statement}`);
+}
+
+/** Runs `fn` as one measured step: the statements this process sent, Citus's counts, the multi-shard notices. */
+async function measure<T>(step: string, fn: () => Promise<T>): Promise<{ result: Result; value: T }> {
+  const before = await counters();
+  const capture: Capture = { statements: 0, multi: [] };
+  capturing = capture;
+  let value: T;
+  try {
+    value = await fn();
+  } finally {
+    capturing = null;
+  }
+  const after = await counters();
+  return { result: { step, status: 0, statements: capture.statements, single: after.single - before.single, multiCount: after.multi - before.multi, multi: capture.multi }, value };
+}
 
 async function counters(): Promise<{ single: number; multi: number }> {
   const { rows } = await su.query<{ single: string; multi: string }>(
@@ -289,8 +360,8 @@ describe('every /api/v1 route on the cluster: its statements run on one shard', 
     const other = await createTenant(owner, { name: 'Other', email: 'ops@other-routing.example' });
     await owner.end();
     const seedApp = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
-    // The seeding is measured too, for the report only (not asserted: the worker, the model run and the CLI-side
-    // helpers are not routes; the worker's claim reads the tenants with due work on every shard by design).
+    // The seeding is measured too, and asserted in its own test: the worker's claim reads the tenants with due
+    // work on every shard by design (SEEDING_ALLOWED); nothing else of it may fan out.
     const seeding: Capture = { statements: 0, multi: [] };
     const seedBefore = await counters();
     capturing = seeding;
@@ -311,6 +382,7 @@ describe('every /api/v1 route on the cluster: its statements run on one shard', 
     }
     console.log(`# routing: seeding (API, worker, Bayesian run, webhooks, spend): ${seeding.statements} statements sent, ${seedAfter.single - seedBefore.single} single-shard, ${seedAfter.multi - seedBefore.multi} multi-shard`);
     for (const [k, n] of byText) console.log(`# routing: seeding multi-shard ${n}x: ${k}`);
+    seedingResult = { step: 'seeding', status: 0, statements: seeding.statements, single: seedAfter.single - seedBefore.single, multiCount: seedAfter.multi - seedBefore.multi, multi: seeding.multi };
     kept.event = (await su.query(`SELECT id FROM attribution_events WHERE tenant_id = $1 AND event_type = 'conversion' AND processing_status = 'processed' LIMIT 1`, [tenant.tenant_id])).rows[0].id;
     app = await buildApp({ db, config: loadConfig({}), logger: false, rateLimit: { max: 0 } });
   });
@@ -348,23 +420,112 @@ describe('every /api/v1 route on the cluster: its statements run on one shard', 
       if (step.route === 'POST /api/v1/auth/invitations/accept') kept.viewerId = (await su.query(`SELECT id FROM tenant_users WHERE tenant_id = $1 AND email = 'viewer@routing.example'`, [tenant.tenant_id])).rows[0].id;
       results.push({ step: step.note ? `${step.route} (${step.note})` : step.route, status: res.status, statements: capture.statements, single: after.single - before.single, multiCount: after.multi - before.multi, multi: capture.multi });
     }
-    const unexplained: string[] = [];
-    for (const r of results) {
-      for (const m of r.multi) {
-        if (ALLOWED.some((a) => a.step === r.step && (a.statement.test(m.text) || (m.where !== undefined && a.statement.test(m.where))))) continue;
-        unexplained.push(`${r.step}: ${m.text.replace(/\s+/g, ' ').slice(0, 300)}${m.where ? ` [${m.where.replace(/\s+/g, ' ')}]` : ''}`);
-      }
-      // A multi-shard execution without its notice (e.g. from a connection this process did not open) is named too.
-      if (r.multiCount > r.multi.length) unexplained.push(`${r.step}: ${r.multiCount - r.multi.length} multi-shard statement(s) counted by Citus without a notice`);
-    }
+    const unexplained = unexplainedOf(results, ALLOWED);
     const totals = results.reduce((t, r) => ({ statements: t.statements + r.statements, single: t.single + r.single, multi: t.multi + r.multiCount }), { statements: 0, single: 0, multi: 0 });
     console.log(`# routing: ${new Set(results.map((r) => r.step.split(' (')[0])).size} routes, ${results.length} requests, ${totals.statements} statements sent, ${totals.single} single-shard, ${totals.multi} multi-shard (Citus counters)`);
     for (const r of results) if (r.multi.length || r.multiCount) console.log(`# routing: ${r.step} ${r.status}: ${r.multiCount} multi-shard: ${r.multi.map((m) => m.text.replace(/\s+/g, ' ').slice(0, 160)).join(' | ')}`);
     for (const r of results) console.log(`# routing: ${r.status} ${r.step}: ${r.statements} statements, ${r.single} single-shard, ${r.multiCount} multi-shard`);
     assert.deepEqual(unexplained, [], 'multi-shard statements: name tenant_id in them, or add them to ALLOWED with the reason');
     // The allowlist stays short and true: an entry no statement needs any more is removed.
-    const unused = ALLOWED.filter((a) => !results.some((r) => r.step === a.step && r.multi.some((m) => a.statement.test(m.text) || (m.where !== undefined && a.statement.test(m.where)))));
-    assert.deepEqual(unused.map((a) => a.step), [], 'ALLOWED entries that no multi-shard statement matched: remove them');
+    assert.deepEqual(unusedOf(results, ALLOWED), [], 'ALLOWED entries that no multi-shard statement matched: remove them');
+  });
+
+  test('the seeding (API, worker, Bayesian run, webhooks, spend) runs on one shard but for the worker\'s due-tenants read', () => {
+    assert.ok(seedingResult, 'the seeding was measured');
+    assert.ok(seedingResult.statements > 0 && seedingResult.single > 0, `the seeding ran statements: ${JSON.stringify({ ...seedingResult, multi: undefined })}`);
+    assert.deepEqual(unexplainedOf([seedingResult], SEEDING_ALLOWED), [], 'multi-shard statements while seeding: name tenant_id in them, or add them to SEEDING_ALLOWED with the reason');
+    assert.deepEqual(unusedOf([seedingResult], SEEDING_ALLOWED), [], 'SEEDING_ALLOWED entries that no multi-shard statement matched: remove them');
+  });
+
+  test('the background and CLI paths (retention, scheduler, re-classification, erasure, dlq retry, exports, webhook redelivery) run on one shard unless BACKGROUND_ALLOWED says why', async () => {
+    const t = tenant.tenant_id;
+    const owner = db.ownerPool({ max: 1, applicationName: 'routing-background-owner' });
+    const appPool = db.appPool({ max: 2, applicationName: 'routing-background-app' });
+    const bg: Result[] = [];
+    const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      const { result, value } = await measure(name, fn);
+      bg.push(result);
+      return value;
+    };
+    try {
+      // skeldir channels reclassify --tenant T (src/channels/cli.ts: tenantPool, countEvents, reclassifyAll).
+      const reclassified = await step('channels reclassify', async () => {
+        await existingTenant(appPool, t);
+        const total = await withTenant(appPool, t, (c) => countEvents(c, t, {}));
+        return { total, result: await reclassifyAll(appPool, t, { limit: 50 }) };
+      });
+      assert.ok(reclassified.total > 0 && reclassified.result.examined === reclassified.total, JSON.stringify(reclassified));
+
+      // skeldir export DATASET --tenant T (src/exports/cli.ts: existingTenant, exportChunks to the end).
+      for (const dataset of DATASET_NAMES) {
+        const rows = await step(`export ${dataset}`, async () => {
+          const stats = { rows: 0 };
+          for await (const _ of exportChunks(appPool, { tenantId: await existingTenant(appPool, t), dataset, format: 'csv', pageSize: 100 }, stats));
+          return stats.rows;
+        });
+        assert.ok(rows >= 0);
+      }
+      const perf = await step('export performance', async () =>
+        performanceExport(appPool, await existingTenant(appPool, t), checkPerformanceQuery({ from: day(-30), to: day(1) }), 'csv'),
+      );
+      assert.ok(perf.rows > 0, 'the performance export has rows');
+
+      // skeldir attribution schedule --once (src/attribution/cli.ts: schedulePass over every tenant), a population model due.
+      await withTenant(appPool, t, (c) => writeSettings(c, t, { models: ['linear', 'markov'] }));
+      const runs = await step('attribution schedule --once', () => schedulePass(owner, appPool, {}));
+      assert.ok(runs.some((r) => r.tenantId === t && r.model === 'markov' && r.status !== 'failed'), JSON.stringify(runs));
+
+      // skeldir dlq retry ID --tenant T (src/dlq/cli.ts: the owner in the tenant's context, getDeadEvent + applyRemediation).
+      const pending = (await su.query<{ id: string }>(`SELECT id FROM dead_events WHERE tenant_id = $1 AND remediation_status = 'pending' ORDER BY id LIMIT 1`, [t])).rows[0];
+      assert.ok(pending, 'a pending dead event to retry');
+      const retried = await step('dlq retry', async () => {
+        const dlqPool = db.ownerPool({ max: 1, applicationName: 'skeldir-dlq' });
+        try {
+          return await withTenant(dlqPool, t, async (c) => {
+            await getDeadEvent(c, t, pending.id);
+            return applyRemediation(c, t, pending.id, 'retry', { actor: 'cli' });
+          });
+        } finally {
+          await dlqPool.end();
+        }
+      });
+      assert.equal(retried.remediation_status, 'in_progress');
+
+      // A provider's redelivery of a webhook already applied (src/webhooks/deliver.ts, the handler of the webhook route):
+      // the first delivery applies it, the redelivery is a duplicate.
+      const key = loadSecretKey(process.env, '/nonexistent', { create: false });
+      const endpoint = await createEndpoint(owner, key, { tenantId: t, provider: 'stripe', secret: 'whsec_routing_redelivery' });
+      const deps = { pool: appPool, key, paypal: new PayPalVerifier(paypalOptionsFromEnv(process.env)) };
+      const body = stripeEvent('charge.succeeded', stripeCharge({ id: `ch_redeliver_${randomBytes(4).toString('hex')}`, amount: 2500, orderId: seeded.orders[1] }));
+      const first = await step('webhook delivery', () => deliverWebhook(deps, 'stripe', endpoint.endpoint_id, Buffer.from(body), stripeHeaders(body, endpoint.secret)));
+      const again = await step('webhook redelivery', () => deliverWebhook(deps, 'stripe', endpoint.endpoint_id, Buffer.from(body), stripeHeaders(body, endpoint.secret)));
+      assert.equal(first.status, 'applied', JSON.stringify(first));
+      assert.equal(again.status, 'duplicate', JSON.stringify(again));
+
+      // skeldir people erase USER --tenant T (src/erasure/cli.ts: existingTenant, erasePerson), for a person with a link.
+      await identify(appPool, t, { anonymousId: 'anon_routing_erase', userId: 'person-routing-erase' }, 'cli');
+      const receipt = await step('people erase', async () => erasePerson(appPool, { tenantId: await existingTenant(appPool, t), userId: 'person-routing-erase', requestedBy: 'cli:routing' }));
+      assert.ok(receipt, 'a receipt');
+
+      // skeldir retention configure / run --tenant T / run (every tenant) (src/retention/cli.ts), last: it deletes old events.
+      await step('retention configure', async () => withTenant(owner, await existingTenant(appPool, t), (c) => writeRetentionSettings(c, t, { payload_days: 7, event_days: 14, dead_event_payload_days: 7 })));
+      const one = await step('retention run --tenant', async () => runRetention(appPool, await existingTenant(appPool, t)));
+      assert.ok(one.events_deleted > 0 || one.payloads_redacted > 0, `retention changed something: ${JSON.stringify(one)}`);
+      const every = await step('retention run (every tenant)', async () => {
+        const reports = [];
+        for (const id of await tenantsWithRetention(owner)) reports.push(await runRetention(appPool, id));
+        return reports;
+      });
+      assert.deepEqual(every.map((r) => r.tenant_id), [t]);
+    } finally {
+      await owner.end();
+      await appPool.end();
+    }
+    const totals = bg.reduce((a, r) => ({ statements: a.statements + r.statements, single: a.single + r.single, multi: a.multi + r.multiCount }), { statements: 0, single: 0, multi: 0 });
+    console.log(`# routing: background and CLI paths: ${bg.length} steps, ${totals.statements} statements sent, ${totals.single} single-shard, ${totals.multi} multi-shard (Citus counters)`);
+    for (const r of bg) console.log(`# routing: background ${r.step}: ${r.statements} statements, ${r.single} single-shard, ${r.multiCount} multi-shard${r.multi.length ? `: ${r.multi.map((m) => `${m.text.replace(/\s+/g, ' ').slice(0, 200)}${m.where ? ` [${m.where.replace(/\s+/g, ' ').slice(0, 120)}]` : ''}`).join(' | ')}` : ''}`);
+    assert.deepEqual(unexplainedOf(bg, BACKGROUND_ALLOWED), [], 'multi-shard statements on a background or CLI path: name tenant_id in them, or add them to BACKGROUND_ALLOWED with the reason');
+    assert.deepEqual(unusedOf(bg, BACKGROUND_ALLOWED), [], 'BACKGROUND_ALLOWED entries that no multi-shard statement matched: remove them');
   });
 });
 
