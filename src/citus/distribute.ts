@@ -305,7 +305,7 @@ async function shardFunctionCurrent(client: pg.ClientBase): Promise<boolean> {
 }
 
 /** The one-server claim indexes (revision 202611280313) and their tenant-led replacements on Citus. */
-const CLAIM_INDEXES: ReadonlyArray<[string, string, string, string]> = [
+export const CLAIM_INDEXES: ReadonlyArray<[string, string, string, string]> = [
   ['idx_events_claim_retry', 'idx_events_claim_retry_tenant', 'tenant_id, next_attempt_at', `processing_status = 'pending' AND next_attempt_at IS NOT NULL`],
   ['idx_events_claim_new', 'idx_events_claim_new_tenant', 'tenant_id, processed_at, created_at', `processing_status = 'pending' AND next_attempt_at IS NULL`],
 ];

@@ -5,6 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import pg from 'pg';
+import { CLAIM_INDEXES } from '../citus/distribute.js';
+import { DROPPED_FOREIGN_KEYS, KEY_SWAPS, REPLACED_TRIGGERS } from '../citus/plan.js';
 import { ROOT } from '../testing/cli.js';
 import { createTestDatabase, superClient, type TestDatabase } from '../testing/db.js';
 import { render } from './formats/index.js';
@@ -84,6 +86,74 @@ describe('skeldir forensics on a distributed (Citus) database', () => {
     assert.match(text, /G7\.5 EQUIVALENT[\s\S]*document: {4}idx_revenue_ledger_transaction_id UNIQUE \(transaction_id\)\n\s+distributed: idx_revenue_ledger_tenant_transaction UNIQUE \(tenant_id, transaction_id\)/);
     assert.match(render(report, 'markdown'), /\| 5 \| G5\.2 idempotency_key UNIQUE constraint enforced \| EQUIVALENT \|/);
     assert.equal(report.lint!.summary.errors, 0, JSON.stringify(report.lint!.findings));
+  });
+
+  test('every difference of src/citus/plan.ts outside the gates is listed and checked, in every format; the two SET NULL keys NOT EQUIVALENT', async (t) => {
+    if (!citus) return t.skip('not a distributed database (npm run test:citus runs this)');
+    const report = await runForensics(db, { phases: phase('4') });
+    assert.ok(validateReport(JSON.parse(render(report, 'json'))), JSON.stringify(validateReport.errors));
+    assert.equal(report.summary.verdict, 'PASS', report.citus?.line);
+    const diffs = report.citus!.differences;
+    const inGates = PHASES.flatMap((p) => p.gates.flatMap((g) => g.tests)).map((x) => x.citus?.difference.document ?? '').join('\n');
+    // Each plan entry is named either by a gate's equivalent or by the section: never a silent pass.
+    for (const name of [...DROPPED_FOREIGN_KEYS.map((f) => f.name), ...REPLACED_TRIGGERS.map((x) => x.name), ...KEY_SWAPS.map((k) => k.name), ...CLAIM_INDEXES.map((c) => c[0])]) {
+      assert.ok(diffs.some((x) => x.object === name) || inGates.includes(name), name);
+    }
+    for (const f of DROPPED_FOREIGN_KEYS.filter((x) => !inGates.includes(x.name))) {
+      const x = diffs.find((d) => d.object === f.name)!;
+      assert.equal(x.why, f.why);
+      if (/SET NULL/.test(f.why)) assert.ok(x.verdict === 'NOT EQUIVALENT' && x.consequence, f.name);
+      else assert.equal(x.verdict, 'EQUIVALENT');
+    }
+    assert.deepEqual(diffs.filter((x) => x.verdict === 'NOT EQUIVALENT').map((x) => x.object), ['fk_dead_events_event_id', 'fk_webhook_deliveries_endpoint_id']);
+    assert.ok(diffs.every((x) => x.verdict !== 'FAIL'), JSON.stringify(diffs.filter((x) => x.verdict === 'FAIL')));
+    assert.equal(diffs.find((x) => x.object === 'trg_attribution_allocations_verify')!.why, REPLACED_TRIGGERS[0]!.why);
+    assert.ok(diffs.some((x) => x.kind === 'primary key' && x.table === 'attribution_events'));
+    assert.ok(!diffs.some((x) => x.object === 'revenue_state_transitions PRIMARY KEY (id)'), 'covered by G8b.1');
+    assert.ok(diffs.some((x) => x.object === 'skeldir_claim_due_events(integer)' && x.verdict === 'EQUIVALENT'));
+    const text = render(report, 'text');
+    assert.match(text, /Citus differences outside the gates[\s\S]*NOT EQUIVALENT {2}foreign key fk_dead_events_event_id \(dead_events\)\n {4}document: {4}fk_dead_events_event_id on dead_events\n {4}distributed: dropped/);
+    assert.match(text, /EQUIVALENT {2}trigger trg_attribution_allocations_verify \(attribution_allocations\)[\s\S]*✓ trg_attribution_allocations_verify_shard, no trg_attribution_allocations_verify, on every shard of attribution_allocations: replacement present, original absent on (\d+)\/\1 shards/);
+    const md = render(report, 'markdown');
+    assert.match(md, /## Citus differences outside the gates/);
+    assert.match(md, /\| NOT EQUIVALENT \| foreign key `fk_webhook_deliveries_endpoint_id` \(webhook_deliveries\) \|/);
+    assert.match(render(report, 'junit'), /<testsuite name="Citus differences outside the gates" tests="\d+" failures="0"/);
+  });
+
+  test("the shard trigger dropped on one shard turns its line into a FAIL, and the run fails", async (t) => {
+    if (!citus) return t.skip('not a distributed database (npm run test:citus runs this)');
+    const restore = await onShard('attribution_allocations', async (c, shard) => {
+      const trg = (await c.query<{ name: string; def: string }>(`SELECT tgname AS name, pg_get_triggerdef(oid) AS def FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname LIKE 'trg_attribution_allocations_verify_shard%'`, [shard])).rows[0]!;
+      await c.query(`DROP TRIGGER ${trg.name} ON ${shard}`);
+      return trg.def;
+    });
+    try {
+      const report = await runForensics(db, { phases: phase('4') });
+      const x = report.citus!.differences.find((d) => d.object === 'trg_attribution_allocations_verify')!;
+      assert.equal(x.verdict, 'FAIL');
+      assert.match(x.checks.find((c) => !c.pass)!.actual, /^\d+\/\d+ shards; missing on shard \d+/);
+      assert.equal(report.summary.verdict, 'FAIL');
+      assert.match(report.summary.line, /1 Citus difference outside the gates failed/);
+      assert.match(render(report, 'text'), /FAIL {2}trigger trg_attribution_allocations_verify/);
+      assert.match(render(report, 'junit'), /<testsuite name="Citus differences outside the gates" tests="\d+" failures="1"/);
+    } finally {
+      await onShard('attribution_allocations', (c) => c.query(restore));
+    }
+  });
+
+  test('a dropped foreign key added back turns its line into a FAIL', async (t) => {
+    if (!citus) return t.skip('not a distributed database (npm run test:citus runs this)');
+    await su.query(`ALTER TABLE webhook_deliveries ADD CONSTRAINT fk_webhook_deliveries_endpoint_id FOREIGN KEY (endpoint_id) REFERENCES webhook_endpoints(id)`);
+    try {
+      const report = await runForensics(db, { phases: phase('4') });
+      const x = report.citus!.differences.find((d) => d.object === 'fk_webhook_deliveries_endpoint_id')!;
+      assert.equal(x.verdict, 'FAIL');
+      assert.match(x.checks[0]!.actual, /^present: FOREIGN KEY \(endpoint_id\) REFERENCES webhook_endpoints\(id\)/);
+      assert.equal(report.summary.verdict, 'FAIL');
+    } finally {
+      await su.query(`ALTER TABLE webhook_deliveries DROP CONSTRAINT fk_webhook_deliveries_endpoint_id`);
+    }
+    assert.equal((await runForensics(db, { phases: phase('4') })).summary.verdict, 'PASS', 'restored');
   });
 
   test('the CHECK that makes the key swap equivalent, dropped on one shard, fails G5.2 naming the shard', async (t) => {

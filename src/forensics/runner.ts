@@ -6,10 +6,11 @@ import { MIGRATION_TABLE, SchemaMigrator } from '../migrations/migrator.js';
 import { REVISIONS } from '../migrations/registry.js';
 import type { Revision } from '../migrations/revision.js';
 import { detectDeployment } from './deployment.js';
+import { citusDifferences } from './differences.js';
 import { lintSchema } from './lint.js';
 import { PHASES, type PhaseSpec } from './protocol.js';
 import { Session } from './session.js';
-import type { Count, ForensicReport, GateResult, PhaseResult, TestResult, Verdict } from './types.js';
+import type { CitusDifference, Count, ForensicReport, GateResult, PhaseResult, TestResult, Verdict } from './types.js';
 
 export const DOCUMENT = 'seed/000_eb3e904667a5ea19.txt';
 
@@ -162,6 +163,18 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
       }
     }
 
+    // On Citus, every difference from the document outside the gates, each checked (differences.ts).
+    let differences: CitusDifference[] | undefined;
+    let citus: ForensicReport['citus'];
+    if (d.kind === 'citus') {
+      session.take();
+      differences = await citusDifferences(session, d.distributed);
+      session.take();
+      const n = (v: CitusDifference['verdict']) => differences!.filter((x) => x.verdict === v).length;
+      citus = { differences, line: `${differences.length} differences outside the gates checked: ${n('EQUIVALENT')} equivalent, ${n('NOT EQUIVALENT')} not equivalent (documented limits), ${n('FAIL')} failed` };
+      for (const x of differences) say(`  ${x.verdict} ${x.kind} ${x.object} (${x.table})`);
+      say(`Citus: ${citus.line}`);
+    }
     const report: ForensicReport = {
       tool: 'skeldir forensics',
       document: DOCUMENT,
@@ -175,7 +188,8 @@ export async function runForensics(db: Database, options: ForensicsOptions = {})
       currentRevision: await migrator.current(),
       deployment: session.deployment,
       phases: results,
-      summary: summarise(results),
+      summary: summarise(results, differences),
+      ...(citus ? { citus } : {}),
       ...(rollback ? { rollback } : {}),
     };
     if (options.lint) report.lint = await lintSchema(session, revisions);
@@ -261,18 +275,20 @@ function count(verdicts: Verdict[]): Count {
   };
 }
 
-export function summarise(phases: PhaseResult[]): ForensicReport['summary'] {
+export function summarise(phases: PhaseResult[], differences: readonly CitusDifference[] = []): ForensicReport['summary'] {
   const gates = count(phases.flatMap((p) => p.gates.map((g) => g.verdict)));
   const equivalent = phases.flatMap((p) => p.gates.filter((g) => g.verdict === 'EQUIVALENT').map((g) => g.id));
   const tests = count(phases.flatMap((p) => p.gates.flatMap((g) => g.tests.map((t) => t.verdict))));
   const failedPhase = phases.some((p) => p.verdict === 'FAIL');
-  const verdict = gates.passed === gates.total && !failedPhase ? 'PASS' : 'FAIL';
+  const failedDifferences = differences.filter((x) => x.verdict === 'FAIL').length;
+  const verdict = gates.passed === gates.total && !failedPhase && failedDifferences === 0 ? 'PASS' : 'FAIL';
   let line = `${gates.passed}/${gates.total} gates, ${tests.passed}/${tests.total} tests passed`;
   const extra = [
     equivalent.length ? `${equivalent.length} as Citus equivalent${equivalent.length === 1 ? '' : 's'}: ${equivalent.join(', ')}` : '',
     ...phases.filter((p) => p.migration?.error).map((p) => `phase ${p.phase} upgrade failed`),
     gates.failed ? `${gates.failed} gate${gates.failed === 1 ? '' : 's'} failed` : '',
     gates.notRun ? `${gates.notRun} not run` : '',
+    failedDifferences ? `${failedDifferences} Citus difference${failedDifferences === 1 ? '' : 's'} outside the gates failed` : '',
   ].filter(Boolean);
   if (extra.length) line += ` (${extra.join(', ')})`;
   return { verdict, equivalent, gates, tests, line };

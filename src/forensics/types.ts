@@ -95,6 +95,24 @@ export interface LintSection {
   summary: { errors: number; warnings: number; tables: number; columns: number; line: string };
 }
 
+/**
+ * A place where the distributed schema differs from the document that no gate covers (Citus only,
+ * derived from src/citus/plan.ts), checked against the catalogue of the coordinator and every shard.
+ * EQUIVALENT: as planned, and nothing is lost; NOT EQUIVALENT: as planned, a documented limit
+ * (`consequence`), not a failure; FAIL: the catalogue does not match the plan, and the run fails.
+ */
+export interface CitusDifference {
+  kind: 'foreign key' | 'trigger' | 'unique key' | 'primary key' | 'function' | 'index';
+  object: string;
+  table: string;
+  document: string;
+  distributed: string;
+  why: string;
+  consequence?: string;
+  verdict: 'EQUIVALENT' | 'NOT EQUIVALENT' | 'FAIL';
+  checks: Check[];
+}
+
 export interface ForensicReport {
   tool: 'skeldir forensics';
   /** Design document the protocol comes from. */
@@ -123,4 +141,6 @@ export interface ForensicReport {
   /** How to undo the phase that failed under --apply. */
   rollback?: { revision: string; command: string; message: string };
   lint?: LintSection;
+  /** Citus only: the differences from the document outside the gates, each checked. */
+  citus?: { differences: CitusDifference[]; line: string };
 }

@@ -23,9 +23,10 @@ const seconds = (ms: number) => (ms / 1000).toFixed(3);
 export function toJunit(r: ForensicReport): string {
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
   const all = r.phases.flatMap((p) => p.gates.flatMap((g) => g.tests));
+  const diffFailures = r.citus ? r.citus.differences.filter((x) => x.verdict === 'FAIL').length : 0;
   const lintFailures = r.lint ? r.lint.rules.filter((rule) => r.lint!.findings.some((f) => f.rule === rule.id && f.severity === 'error')).length : 0;
   out.push(
-    `<testsuites name="skeldir forensics" tests="${all.length + (r.lint?.rules.length ?? 0)}" failures="${all.filter((t) => t.verdict === 'FAIL').length + lintFailures}" ` +
+    `<testsuites name="skeldir forensics" tests="${all.length + (r.lint?.rules.length ?? 0) + (r.citus?.differences.length ?? 0)}" failures="${all.filter((t) => t.verdict === 'FAIL').length + lintFailures + diffFailures}" ` +
       `errors="0" skipped="${all.filter((t) => t.verdict === 'NOT RUN').length}" time="${seconds(r.durationMs)}" timestamp="${xml(r.generatedAt)}">`,
   );
   for (const p of r.phases) {
@@ -58,6 +59,17 @@ export function toJunit(r: ForensicReport): string {
         }
         out.push('    </testcase>');
       }
+    }
+    out.push('  </testsuite>');
+  }
+  if (r.citus) {
+    out.push(`  <testsuite name="Citus differences outside the gates" tests="${r.citus.differences.length}" failures="${diffFailures}" errors="0" skipped="0" time="0.000" timestamp="${xml(r.generatedAt)}">`);
+    for (const x of r.citus.differences) {
+      out.push(`    <testcase classname="forensics.citus" name="${xml(`${x.kind} ${x.object} (${x.table})`)}" time="0.000">`);
+      const checks = x.checks.map((c) => `${c.pass ? '' : '✗ '}${c.label}: ${c.actual}${c.pass ? '' : ` (expected ${c.expected})`}`).join('\n');
+      if (x.verdict === 'FAIL') out.push(`      <failure type="FAIL" message="${xml(`${x.object}: the catalogue does not match src/citus/plan.ts`)}">${xml(checks)}</failure>`);
+      out.push(`      <system-out>${xml(`${x.verdict}: the document has ${x.document}; the distributed database has ${x.distributed}; ${x.why}${x.consequence ? `\nConsequence: ${x.consequence}` : ''}\n\n${checks}`)}</system-out>`);
+      out.push('    </testcase>');
     }
     out.push('  </testsuite>');
   }

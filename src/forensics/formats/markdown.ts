@@ -71,6 +71,20 @@ export function toMarkdown(r: ForensicReport): string {
       }
     }
   }
+  if (r.citus) {
+    out.push('');
+    out.push('## Citus differences outside the gates');
+    out.push('');
+    out.push(`${r.citus.line}. Each is checked on the coordinator and on every shard (src/citus/plan.ts).`);
+    out.push('');
+    out.push('| Verdict | Difference | Document | Distributed | Why | Checks |');
+    out.push('|---|---|---|---|---|---|');
+    for (const x of r.citus.differences) {
+      const why = x.consequence ? `${x.why}<br>**Consequence**: ${cell(x.consequence)}` : cell(x.why);
+      const checks = x.checks.map((c) => cell(`${c.pass ? '✅' : '❌'} ${c.label}: ${c.actual}${c.pass ? '' : ` (expected ${c.expected})`}`)).join('<br>');
+      out.push(`| ${x.verdict} | ${x.kind} \`${x.object}\` (${x.table}) | ${cell(x.document)} | ${cell(x.distributed)} | ${why} | ${checks} |`);
+    }
+  }
   if (r.lint) {
     out.push('');
     out.push('## Schema lint');

@@ -36,6 +36,19 @@ export function toText(r: ForensicReport): string {
       }
     }
   }
+  if (r.citus) {
+    out.push('');
+    out.push('Citus differences outside the gates (src/citus/plan.ts), each checked on the coordinator and on every shard');
+    for (const x of r.citus.differences) {
+      out.push(`  ${x.verdict}  ${x.kind} ${x.object} (${x.table})`);
+      out.push(`    document:    ${x.document}`);
+      out.push(`    distributed: ${x.distributed}`);
+      out.push(`    why:         ${x.why}`);
+      if (x.consequence) out.push(`    consequence: ${x.consequence}`);
+      for (const c of x.checks) out.push(`    ${c.pass ? '✓' : '✗'} ${c.label}: ${c.actual}${c.pass ? '' : ` (expected ${c.expected})`}`);
+    }
+    out.push(`  ${r.citus.line}`);
+  }
   if (r.lint) {
     out.push('');
     out.push('Schema lint');
