@@ -10,7 +10,8 @@ import type { Check, CitusDifference } from './types.js';
  * The places where the distributed schema differs from the document that no gate covers (a gate's
  * Citus equivalent names what it covers in its `difference.document`), derived from
  * src/citus/plan.ts's constants so that a new entry is reported without a change here, each
- * checked against the catalogue of the coordinator and of every shard. A check that does not hold
+ * checked against the catalogue of the coordinator and of every shard (a shard command is a format()
+ * string: `%s` the shard, `%%` a literal %). A check that does not hold
  * (the object is back, or its replacement is missing) is FAIL, and fails the run; the two
  * ON DELETE SET NULL keys Citus refuses are NOT EQUIVALENT: documented limits, reported with
  * their consequence, not failures.
@@ -41,7 +42,7 @@ async function droppedForeignKeys(session: Session): Promise<CitusDifference[]> 
     const checks: Check[] = [
       { label: `${f.name} on ${f.table}`, expected: 'absent', actual: def ? `present: ${def}` : 'absent', pass: def === undefined },
       await onEveryShard(session, f.table, `no ${f.name}`, 'absent', `SELECT CASE WHEN NOT EXISTS (
-          SELECT 1 FROM pg_constraint WHERE conrelid = '%s'::regclass AND contype = 'f' AND conname LIKE ${q(`${f.name}%`)}
+          SELECT 1 FROM pg_constraint WHERE conrelid = '%s'::regclass AND contype = 'f' AND conname LIKE ${q(`${f.name}%%`)}
         ) THEN 1 ELSE 0 END`),
     ];
     // ON DELETE SET NULL is what the document's key does and nothing on Citus does instead: a documented limit.
@@ -71,7 +72,7 @@ async function replacedTriggers(session: Session): Promise<CitusDifference[]> {
       { label: `${t.name} on ${t.table}`, expected: 'absent', actual: original ? 'present' : 'absent', pass: !original },
       { label: `${t.replacement} on ${t.table}`, expected: 'statement trigger', actual: replacement ? (replacement.statement ? 'statement trigger' : 'row trigger') : 'absent', pass: replacement?.statement === true },
       await onEveryShard(session, t.table, `${t.replacement}, no ${t.name}`, 'replacement present, original absent', `SELECT CASE WHEN EXISTS (
-          SELECT 1 FROM pg_trigger g WHERE g.tgrelid = r.oid AND NOT g.tgisinternal AND g.tgname LIKE ${q(`${t.replacement}%`)} AND (g.tgtype & 1) = 0
+          SELECT 1 FROM pg_trigger g WHERE g.tgrelid = r.oid AND NOT g.tgisinternal AND g.tgname LIKE ${q(`${t.replacement}%%`)} AND (g.tgtype & 1) = 0
         ) AND NOT EXISTS (
           SELECT 1 FROM pg_trigger g WHERE g.tgrelid = r.oid AND NOT g.tgisinternal AND (g.tgname = ${q(t.name)} OR g.tgname ~ ${q(`^${t.name}_[0-9]+$`)})
         ) THEN 1 ELSE 0 END FROM (SELECT '%s'::regclass AS oid) r`),
@@ -93,7 +94,7 @@ async function keySwaps(session: Session): Promise<CitusDifference[]> {
     const cols = s.columns.split(',').map((c) => c.trim());
     const uniques = (await session.query<{ name: string; cols: string[]; pred: string | null }>(
       `SELECT i.relname AS name, pg_get_expr(x.indpred, x.indrelid) AS pred,
-              ARRAY(SELECT a.attname::text FROM unnest(x.indkey) k JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k) AS cols
+              ARRAY(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o) AS cols
          FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = to_regclass($1) AND x.indisunique AND x.indisvalid`,
       [`public.${s.table}`])).rows;
     const scoped = uniques.find((u) => u.cols.join(', ') === cols.join(', ') && (s.where ? u.pred !== null : u.pred === null));
@@ -103,7 +104,7 @@ async function keySwaps(session: Session): Promise<CitusDifference[]> {
       { label: `unique keys of ${s.table} without tenant_id`, expected: 'none', actual: unscoped.length ? unscoped.map((u) => `${u.name} (${u.cols.join(', ')})`).join(', ') : 'none', pass: unscoped.length === 0 },
       await onEveryShard(session, s.table, `unique index on (${s.columns})`, 'valid unique index', `SELECT CASE WHEN EXISTS (
           SELECT 1 FROM pg_index x WHERE x.indrelid = '%s'::regclass AND x.indisunique AND x.indisvalid
-             AND ARRAY(SELECT a.attname::text FROM unnest(x.indkey) k JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k) = ARRAY[${cols.map(q).join(', ')}]
+             AND ARRAY(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY k(n, o) JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o) = ARRAY[${cols.map(q).join(', ')}]
         ) THEN 1 ELSE 0 END`),
     ];
     if (s.check) {
@@ -133,6 +134,8 @@ async function primaryKeys(session: Session, distributed: readonly string[]): Pr
   const out: CitusDifference[] = [];
   for (const r of rows) {
     if (coveringGates(word(`${r.table} PRIMARY KEY (id)`)).length) continue;
+    // Another primary key (revenue_ledger_references: (tenant_id, reference), a KEY_SWAPS entry) is not this difference.
+    if (r.pk !== null && r.pk !== 'PRIMARY KEY (id)' && r.pk !== 'PRIMARY KEY (tenant_id, id)') continue;
     const checks: Check[] = [
       { label: `primary key of ${r.table}`, expected: 'PRIMARY KEY (tenant_id, id)', actual: r.pk ?? 'none', pass: r.pk === 'PRIMARY KEY (tenant_id, id)' },
       await onEveryShard(session, r.table, 'PRIMARY KEY (tenant_id, id)', 'primary key (tenant_id, id)', `SELECT CASE WHEN EXISTS (
